@@ -1,0 +1,3 @@
+from gimport.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,268 @@
+"""The command line: parse, build settings, call one function, turn errors into one line and an exit code."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import logging
+import os
+import signal
+import sys
+from pathlib import Path
+
+from gimport import __version__
+from gimport.config import DEFAULT_CONFIG, Settings, load_settings
+from gimport.errors import (
+    EXIT_AUTH,
+    EXIT_GMAIL,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_SOME_FAILED,
+    EXIT_SOURCE,
+    EXIT_USAGE,
+    ConfigError,
+    GimportError,
+)
+
+EXIT_CODES_HELP = f"""\
+exit codes:
+  {EXIT_OK}    everything selected is in Gmail (or the command succeeded)
+  {EXIT_SOME_FAILED}    the run finished but some messages are not in Gmail (recorded; the next run retries them)
+  {EXIT_USAGE}    usage or config error
+  {EXIT_AUTH}    Gmail authorization missing, expired or for the wrong account (run 'gimport auth')
+  {EXIT_SOURCE}    the old IMAP server cannot be reached or refused the login
+  {EXIT_GMAIL}    Gmail refused to go on (unreachable, daily limit, account not usable)
+  {EXIT_INTERRUPTED}  interrupted (Ctrl-C or SIGTERM); run the same command again to continue
+"""
+
+DESCRIPTION = """\
+Move a mailbox from an old IMAP server into Gmail through the Gmail API.
+The old server is only read (never changed); messages go in with users.messages.import,
+so Gmail needs no app password and no IMAP. A run can be stopped at any time and started again.
+"""
+
+EPILOG = f"""\
+typical session:
+  gimport auth                 # once: consent in a browser (or --no-browser over SSH)
+  gimport plan                 # what will land under which label; changes nothing
+  gimport run                  # import; safe to interrupt and run again
+  gimport status               # where things stand, from the state file alone
+  gimport verify               # prove that everything arrived
+  gimport cleanup              # disable IMAP on Gmail, check forwarding
+
+The config file is ./{DEFAULT_CONFIG} unless --config is given; see README.md.
+
+{EXIT_CODES_HELP}"""
+
+
+def _read_password(settings: Settings) -> str:
+    """The source password: file, environment variable, or a prompt. Never a command-line argument."""
+    src = settings.source
+    if src.password_file:
+        try:
+            text = src.password_file.read_text("utf-8")
+        except OSError as exc:
+            raise ConfigError(f"[source] password_file {src.password_file}: {exc.strerror}") from None
+        password = text.rstrip("\r\n")
+        if not password:
+            raise ConfigError(f"[source] password_file {src.password_file} is empty")
+        return password
+    if src.password_env:
+        password = os.environ.get(src.password_env)
+        if not password:
+            raise ConfigError(f"[source] password_env: the environment variable {src.password_env} is not set")
+        return password
+    if not sys.stdin.isatty():
+        raise ConfigError(
+            "no password for the IMAP server: set [source] password_file or password_env (no terminal to ask on)"
+        )
+    return getpass.getpass(f"IMAP password for {src.user}@{src.host}: ")
+
+
+def _setup_log(path: Path, verbose: bool) -> None:
+    logger = logging.getLogger("gimport")
+    logger.setLevel(logging.INFO)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        os.close(fd)
+        handler = logging.FileHandler(path, encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot write the log file {path}: {exc.strerror} (set [state] log_file)") from None
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    logger.addHandler(handler)
+    if verbose:
+        console = logging.StreamHandler(sys.stderr)
+        console.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+        logging.getLogger().addHandler(console)
+        logging.getLogger().setLevel(logging.DEBUG)
+
+
+def _open_gmail(settings: Settings):
+    from gimport.auth import load_credentials
+    from gimport.gmail import GmailClient
+
+    return GmailClient(load_credentials(settings.gmail.token_file), api_url=settings.gmail.api_url)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from gimport.engine import Migration
+    from gimport.imap_source import ImapSource
+    from gimport.pacer import Pacer
+    from gimport.progress import TqdmReporter, format_summary
+    from gimport.state import StateStore
+
+    settings = load_settings(args.config)
+    _setup_log(settings.log_file, args.verbose)
+    gmail = _open_gmail(settings)
+    password = _read_password(settings)
+    state = StateStore(settings.state_path)
+    reporter = TqdmReporter()
+    source = ImapSource(settings.source, password)
+    reporter.phase(f"connecting to {settings.source.host}:{settings.source.port} as {settings.source.user}")
+    source.connect()
+    pacer = Pacer(settings.gmail.quota_units_per_minute)
+    migration = Migration(settings=settings, source=source, gmail=gmail, state=state, pacer=pacer, reporter=reporter)
+
+    def on_signal(signum, frame):  # noqa: ARG001
+        if migration.summary.interrupted:
+            reporter.close()
+            print("gimport: stopped at once; messages in flight will be sent again next time", file=sys.stderr)
+            os._exit(EXIT_INTERRUPTED)
+        reporter.warning("stopping: letting calls in flight finish (press Ctrl-C again to quit at once)")
+        migration.request_stop()
+
+    old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        summary = migration.run()
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+        reporter.close()
+        source.close()
+        state.close()
+    print(format_summary(summary))
+    print(f"Log: {settings.log_file}")
+    if summary.interrupted:
+        return EXIT_INTERRUPTED
+    if summary.fatal is not None:
+        print(f"gimport: {summary.fatal}", file=sys.stderr)
+        return summary.fatal.exit_code
+    return EXIT_OK if summary.complete else EXIT_SOME_FAILED
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from gimport.progress import format_status
+    from gimport.state import StateStore
+
+    settings = load_settings(args.config)
+    state = StateStore.open_existing(settings.state_path)
+    try:
+        account = f"{settings.source.user}@{settings.source.host}"
+        counts = state.folder_counts(account)
+        print(f"Source: {account}    state file: {settings.state_path}")
+        print(format_status(counts, state.get_meta("gmail_account")))
+        problems = state.problems(account, limit=20)
+        if problems:
+            print("\nNot imported (most recent first):")
+            for folder, uid, status, reason in problems:
+                print(f"  {folder} UID {uid}: {status}: {reason}")
+        todo = sum(max(0, c.selected - c.imported - c.duplicate - c.skipped) for c in counts)
+        return EXIT_OK if counts and todo == 0 and not problems else EXIT_SOME_FAILED
+    finally:
+        state.close()
+
+
+def _not_implemented(name: str, issue: str):
+    def run(args: argparse.Namespace) -> int:
+        print(f"gimport {name}: not implemented yet ({issue})", file=sys.stderr)
+        return EXIT_USAGE
+
+    return run
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--config",
+        "-c",
+        metavar="PATH",
+        default=argparse.SUPPRESS,
+        help=f"config file (default: ./{DEFAULT_CONFIG})",
+    )
+    common.add_argument("--verbose", "-v", action="store_true", default=argparse.SUPPRESS, help="debug output")
+
+    parser = argparse.ArgumentParser(
+        prog="gimport",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        parents=[common],
+    )
+    parser.add_argument("--version", action="version", version=f"gimport {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands")
+
+    def add(name: str, func, help_text: str, example: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(
+            name,
+            help=help_text,
+            description=help_text,
+            epilog=f"example:\n  {example}\n\n{EXIT_CODES_HELP}",
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+            parents=[common],
+        )
+        p.set_defaults(func=func)
+        return p
+
+    add(
+        "auth",
+        _not_implemented("auth", "see the OAuth issue"),
+        "authorize gimport to import into your Gmail",
+        "gimport auth --no-browser",
+    )
+    add(
+        "plan",
+        _not_implemented("plan", "see the mapping issue"),
+        "show what would land under which label",
+        "gimport plan --json",
+    )
+    add(
+        "run",
+        cmd_run,
+        "import every selected message; safe to interrupt and run again",
+        "gimport --config ~/gimport.toml run",
+    )
+    add(
+        "verify",
+        _not_implemented("verify", "see the verify/cleanup issue"),
+        "check that everything arrived",
+        "gimport verify",
+    )
+    add("status", cmd_status, "where the migration stands, from the state file alone (no network)", "gimport status")
+    add(
+        "cleanup",
+        _not_implemented("cleanup", "see the verify/cleanup issue"),
+        "after the migration: disable IMAP on Gmail, check forwarding",
+        "gimport cleanup --dry-run",
+    )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return EXIT_USAGE
+    args.config = getattr(args, "config", DEFAULT_CONFIG)
+    args.verbose = getattr(args, "verbose", False)
+    try:
+        return args.func(args)
+    except GimportError as err:
+        print(f"gimport: {err}", file=sys.stderr)
+        return err.exit_code
+    except KeyboardInterrupt:
+        print("gimport: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+__all__ = ["main", "build_parser", "EXIT_AUTH", "EXIT_GMAIL", "EXIT_SOURCE"]

@@ -1,0 +1,256 @@
+"""Gmail, through the Gmail API. The only module that imports googleapiclient.
+
+Every call goes to `api_url` when set (GIMPORT_GMAIL_API_URL; uploads and batch included), else to
+Google. Errors are classified by what the caller should do:
+- RetryableError: try again later (429/403 rate limits, 5xx, transport errors); carries the wait the
+  server asked for, and whether the server may have stored the message anyway (`ambiguous`).
+- MessageRejected: this message cannot be imported as it is (400, 413); record and go on.
+- GmailError / AuthError (gimport.errors): stop the run (daily limit, missing scope, revoked token).
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import http.client
+import io
+import json
+import logging
+import re
+import socket
+import ssl
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+
+import google.auth.exceptions
+import google_auth_httplib2
+import httplib2
+from googleapiclient import discovery
+from googleapiclient.errors import HttpError
+from googleapiclient.http import MediaIoBaseUpload
+
+from gimport.errors import AuthError, GmailError
+
+log = logging.getLogger("gimport.gmail")
+
+MAX_MESSAGE_BYTES = 157_286_400  # Gmail's 150 MB limit for one message
+JSON_LIMIT = 700_000  # bigger messages go by resumable upload (the JSON payload limit is undocumented)
+CHUNK_SIZE = 8 * 1024 * 1024  # resumable chunks; a multiple of 256 KiB
+IMPORT_PARAMS = {"internalDateSource": "dateHeader", "neverMarkSpam": True, "processForCalendar": False}
+# Unit costs of the calls gimport makes (https://developers.google.com/gmail/api/reference/quota)
+UNITS = {"import": 25, "labels.list": 1, "labels.get": 1, "labels.create": 5, "settings.get": 1, "settings.update": 5}
+_RATE_REASONS = {"rateLimitExceeded", "userRateLimitExceeded"}
+_DAILY_REASONS = {"dailyLimitExceeded", "quotaExceeded"}
+_RETRY_AFTER = re.compile(r"Retry after (\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?Z)")
+_TRANSPORT = (
+    OSError,  # ConnectionResetError, TimeoutError, socket.timeout, ...
+    http.client.HTTPException,
+    httplib2.HttpLib2Error,
+    ssl.SSLError,
+    socket.gaierror,
+)
+
+
+class RetryableError(Exception):
+    def __init__(self, message: str, *, wait: float | None = None, rate_limited: bool = False, ambiguous: bool = False):
+        super().__init__(message)
+        self.wait, self.rate_limited, self.ambiguous = wait, rate_limited, ambiguous
+
+
+class MessageRejected(Exception):
+    """Gmail refuses this message as it is; retrying the same bytes will not help."""
+
+
+class LabelConflict(Exception):
+    """A label of that name (case-insensitively) already exists."""
+
+
+@dataclass(frozen=True)
+class ApiError:
+    status: int
+    reason: str
+    message: str
+    retry_after: float | None
+
+
+def _parse_http_error(exc: HttpError, now: Callable[[], dt.datetime]) -> ApiError:
+    status = int(exc.resp.status)
+    reason, message = "", ""
+    try:
+        err = json.loads(exc.content.decode("utf-8", "replace"))["error"]
+        message = str(err.get("message", ""))
+        errors = err.get("errors") or []
+        reason = str(errors[0].get("reason", "")) if errors else str(err.get("status", ""))
+    except (ValueError, KeyError, TypeError, AttributeError):
+        message = exc.content[:200].decode("utf-8", "replace") if exc.content else ""
+    wait = None
+    header = exc.resp.get("retry-after")
+    if header:
+        try:
+            wait = float(header)
+        except ValueError:
+            pass
+    match = _RETRY_AFTER.search(message)
+    if match:
+        when = dt.datetime.fromisoformat(match.group(1).replace("Z", "+00:00"))
+        wait = max(0.0, (when - now()).total_seconds())
+    return ApiError(status, reason, message, wait)
+
+
+def classify(exc: BaseException, *, what: str, now: Callable[[], dt.datetime] | None = None) -> BaseException:
+    """Turn a client-library exception into one of this module's (or gimport.errors') exceptions."""
+    now = now or (lambda: dt.datetime.now(dt.UTC))
+    if isinstance(exc, google.auth.exceptions.RefreshError):
+        return AuthError(
+            f"Gmail authorization is no longer valid ({exc.args[0] if exc.args else exc}): run 'gimport auth' again"
+        )
+    if isinstance(exc, google.auth.exceptions.TransportError):
+        return RetryableError(f"{what}: cannot reach Google's token endpoint: {exc}", ambiguous=False)
+    if isinstance(exc, HttpError):
+        err = _parse_http_error(exc, now)
+        text = f"{what}: HTTP {err.status} {err.reason} {err.message}".strip()
+        if err.status == 429 or (err.status == 403 and err.reason in _RATE_REASONS):
+            return RetryableError(text, wait=err.retry_after, rate_limited=True)
+        if err.status == 403 and err.reason in _DAILY_REASONS:
+            return GmailError(f"Gmail's daily limit for this account is reached ({err.message}): run again tomorrow")
+        if err.status == 403 and err.reason == "insufficientPermissions":
+            return AuthError(f"the Gmail token lacks a permission gimport needs ({what}): run 'gimport auth' again")
+        if err.status == 401:
+            return AuthError(f"Gmail refused the authorization ({err.message}): run 'gimport auth' again")
+        if err.status >= 500 or err.status == 408:
+            return RetryableError(text, wait=err.retry_after, ambiguous=True)
+        if err.status == 409:
+            return LabelConflict(text)
+        if err.status in (400, 413) and err.reason != "failedPrecondition":
+            return MessageRejected(text)
+        if err.status == 404 and what == "import":
+            return GmailError(f"Gmail answered 404 for the import: {err.message}")
+        return GmailError(f"Gmail refused {what}: HTTP {err.status} {err.message or err.reason}")
+    if isinstance(exc, _TRANSPORT):
+        return RetryableError(f"{what}: connection problem: {exc!r}", ambiguous=True)
+    return exc
+
+
+def _discovery_doc(api_url: str | None) -> dict[str, Any]:
+    doc = json.loads(
+        resources.files("googleapiclient").joinpath("discovery_cache/documents/gmail.v1.json").read_text("utf-8")
+    )
+    if api_url:
+        base = api_url if api_url.endswith("/") else api_url + "/"
+        doc["rootUrl"] = doc["baseUrl"] = doc["mtlsRootUrl"] = base
+    return doc
+
+
+class GmailClient:
+    """One Gmail account. Thread-safe: each thread gets its own HTTP connection object."""
+
+    def __init__(self, credentials: Any, *, api_url: str | None = None, timeout: float = 120.0) -> None:
+        self._credentials = credentials
+        self._timeout = timeout
+        self._local = threading.local()
+        self._service = discovery.build_from_document(_discovery_doc(api_url), http=self._http(), static_discovery=True)
+        # building the resources is costly; keep them
+        users = self._service.users()
+        self._messages, self._labels, self._settings = users.messages(), users.labels(), users.settings()
+        self._users = users
+
+    def _http(self) -> google_auth_httplib2.AuthorizedHttp:
+        http = getattr(self._local, "http", None)
+        if http is None:
+            http = google_auth_httplib2.AuthorizedHttp(self._credentials, http=httplib2.Http(timeout=self._timeout))
+            self._local.http = http
+        return http
+
+    def _execute(self, request: Any, what: str) -> Any:
+        try:
+            return request.execute(http=self._http(), num_retries=0)
+        except Exception as exc:  # noqa: BLE001 - classified and re-raised
+            raise classify(exc, what=what) from exc
+
+    # -- account and labels -------------------------------------------------------------------------
+    def primary_address(self) -> str:
+        """The account's primary address (settings.sendAs.list; gmail.settings.basic allows it)."""
+        result = self._execute(self._settings.sendAs().list(userId="me"), "settings.sendAs.list")
+        for entry in result.get("sendAs", []):
+            if entry.get("isPrimary"):
+                return entry["sendAsEmail"]
+        raise GmailError("Gmail reported no primary address for this account")
+
+    def list_labels(self) -> list[dict[str, Any]]:
+        return self._execute(self._labels.list(userId="me"), "labels.list").get("labels", [])
+
+    def get_label(self, label_id: str) -> dict[str, Any]:
+        return self._execute(self._labels.get(userId="me", id=label_id), "labels.get")
+
+    def create_label(self, name: str, visibility: str = "labelShow") -> dict[str, Any]:
+        body = {"name": name, "labelListVisibility": visibility, "messageListVisibility": "show"}
+        return self._execute(self._labels.create(userId="me", body=body), "labels.create")
+
+    # -- settings -----------------------------------------------------------------------------------
+    def get_imap(self) -> dict[str, Any]:
+        return self._execute(self._settings.getImap(userId="me"), "settings.getImap")
+
+    def update_imap(self, body: dict[str, Any]) -> dict[str, Any]:
+        return self._execute(self._settings.updateImap(userId="me", body=body), "settings.updateImap")
+
+    def get_auto_forwarding(self) -> dict[str, Any]:
+        return self._execute(self._settings.getAutoForwarding(userId="me"), "settings.getAutoForwarding")
+
+    def list_forwarding_addresses(self) -> list[dict[str, Any]]:
+        req = self._settings.forwardingAddresses().list(userId="me")
+        return self._execute(req, "settings.forwardingAddresses.list").get("forwardingAddresses", [])
+
+    def list_filters(self) -> list[dict[str, Any]]:
+        return self._execute(self._settings.filters().list(userId="me"), "settings.filters.list").get("filter", [])
+
+    # -- import -------------------------------------------------------------------------------------
+    def import_message(
+        self,
+        raw: bytes,
+        label_ids: list[str],
+        *,
+        chunk_retry: Callable[[int, RetryableError], bool] | None = None,
+    ) -> str:
+        """Import one message byte-exact; returns its Gmail id.
+
+        Small messages go as JSON `raw`; larger ones by resumable upload, whose chunks are retried
+        through `chunk_retry(attempt, error)` (returns False to give up), resuming from what the server
+        says it has. Raises RetryableError, MessageRejected, GmailError or AuthError.
+        """
+        if len(raw) > MAX_MESSAGE_BYTES:
+            raise MessageRejected(f"message is {len(raw):,} bytes, over Gmail's limit of {MAX_MESSAGE_BYTES:,}")
+        if len(raw) <= JSON_LIMIT:
+            body = {"raw": base64.urlsafe_b64encode(raw).decode("ascii"), "labelIds": label_ids}
+            result = self._execute(self._messages.import_(userId="me", body=body, **IMPORT_PARAMS), "import")
+            return result["id"]
+        return self._import_resumable(raw, label_ids, chunk_retry)
+
+    def _import_resumable(
+        self, raw: bytes, label_ids: list[str], chunk_retry: Callable[[int, RetryableError], bool] | None
+    ) -> str:
+        media = MediaIoBaseUpload(io.BytesIO(raw), mimetype="message/rfc822", chunksize=CHUNK_SIZE, resumable=True)
+        request = self._messages.import_(userId="me", body={"labelIds": label_ids}, media_body=media, **IMPORT_PARAMS)
+        attempt = 0
+        response = None
+        while response is None:
+            try:
+                # num_retries=0: the client's own chunk retry does not rewind the stream and hangs
+                _, response = request.next_chunk(http=self._http(), num_retries=0)
+            except Exception as exc:  # noqa: BLE001 - classified below
+                err = classify(exc, what="import")
+                if not isinstance(err, RetryableError):
+                    raise err from exc
+                attempt += 1
+                if request.resumable_uri is None or chunk_retry is None or not chunk_retry(attempt, err):
+                    raise err from exc
+                # the next next_chunk() asks the server what it has and resumes from there
+                request._in_error_state = True
+        return response["id"]
+
+
+def now_monotonic() -> float:
+    return time.monotonic()

@@ -1,0 +1,233 @@
+"""The old mail server, read-only. The only module that imports imapclient.
+
+Folders are opened with EXAMINE (read-only) and bodies fetched with BODY.PEEK[], so neither flags nor
+contents on the server change. A dropped connection is re-opened transparently (a few tries with
+backoff); if the folder's UIDVALIDITY changed meanwhile, FolderChanged is raised so the caller can
+re-scan it instead of trusting stale UIDs.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import imaplib
+import logging
+import socket
+import ssl
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+
+import imapclient
+from imapclient.exceptions import IMAPClientError, LoginError
+
+from gimport.config import SourceSettings
+from gimport.errors import SourceError
+from gimport.mapping import Folder
+
+log = logging.getLogger("gimport.imap")
+
+_TRANSIENT = (OSError, imaplib.IMAP4.abort, ssl.SSLError, EOFError)
+
+
+class FolderGone(Exception):
+    """The folder no longer exists (or cannot be opened) on the server."""
+
+
+class FolderChanged(Exception):
+    """The folder's UIDVALIDITY changed: its UIDs now mean other messages."""
+
+
+@dataclass(frozen=True)
+class MessageMeta:
+    uid: int
+    size: int
+    flags: tuple[str, ...]
+    internaldate: dt.datetime | None
+
+
+@dataclass(frozen=True)
+class FetchedMessage:
+    uid: int
+    raw: bytes
+    flags: tuple[str, ...]
+    internaldate: dt.datetime | None
+
+
+def _flags(value: Sequence[bytes | str]) -> tuple[str, ...]:
+    return tuple(f.decode() if isinstance(f, bytes) else f for f in value)
+
+
+def _date(value: object) -> dt.datetime | None:
+    if not isinstance(value, dt.datetime):
+        return None
+    return value if value.tzinfo else value.astimezone()  # IMAPClient gives naive local time
+
+
+class ImapSource:
+    """A read-only session on the source server. Not thread-safe: one thread uses it."""
+
+    def __init__(
+        self,
+        settings: SourceSettings,
+        password: str,
+        *,
+        reconnect_tries: int = 4,
+        sleep: Callable[[float], object] = time.sleep,
+    ) -> None:
+        self.settings = settings
+        self._password = password
+        self._tries = reconnect_tries
+        self._sleep = sleep
+        self._client: imapclient.IMAPClient | None = None
+        self._folder: str | None = None
+        self._uidvalidity: int | None = None
+        self.reconnects = 0
+
+    @property
+    def account(self) -> str:
+        return f"{self.settings.user}@{self.settings.host}"
+
+    # -- connection ---------------------------------------------------------------------------------
+    def _ssl_context(self) -> ssl.SSLContext:
+        ctx = ssl.create_default_context()
+        if self.settings.ca_file:
+            try:
+                ctx.load_verify_locations(cafile=str(self.settings.ca_file))
+            except (OSError, ssl.SSLError) as exc:
+                raise SourceError(f"[source] ca_file {self.settings.ca_file}: cannot load it ({exc})") from None
+        return ctx
+
+    def connect(self) -> None:
+        """Open and log in. Raises SourceError with what to fix."""
+        s = self.settings
+        where = f"{s.host}:{s.port}"
+        try:
+            if s.security == "ssl":
+                client = imapclient.IMAPClient(
+                    s.host, port=s.port, ssl=True, ssl_context=self._ssl_context(), timeout=s.timeout
+                )
+            else:
+                client = imapclient.IMAPClient(s.host, port=s.port, ssl=False, timeout=s.timeout)
+                if s.security == "starttls":
+                    client.starttls(self._ssl_context())
+        except ssl.SSLCertVerificationError as exc:
+            raise SourceError(
+                f"cannot verify the certificate of {where} ({exc.verify_message}): set [source] ca_file to"
+                " the server's CA certificate"
+            ) from None
+        except (socket.gaierror, ConnectionRefusedError, TimeoutError, OSError, IMAPClientError) as exc:
+            raise SourceError(f"cannot connect to the IMAP server {where} ({s.security}): {exc}") from None
+        try:
+            client.login(s.user, self._password)
+        except LoginError:
+            client.shutdown()
+            raise SourceError(
+                f"the IMAP server {where} refused the login for user {s.user!r}: check [source] user and the password"
+            ) from None
+        except _TRANSIENT as exc:
+            raise SourceError(f"the IMAP server {where} dropped the connection during login: {exc}") from None
+        self._client = client
+
+    def close(self) -> None:
+        client, self._client = self._client, None
+        if client is None:
+            return
+        try:
+            client.logout()
+        except Exception:  # noqa: BLE001 - closing a broken connection must not fail the run
+            try:
+                client.shutdown()
+            except Exception:  # noqa: BLE001
+                pass
+
+    def __enter__(self) -> ImapSource:
+        self.connect()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _call(self, op: Callable[[imapclient.IMAPClient], object]) -> object:
+        """Run `op` on the connection, reconnecting (and re-examining the folder) if it drops."""
+        for attempt in range(self._tries + 1):
+            try:
+                if self._client is None:
+                    self.connect()
+                    if self._folder is not None:
+                        self._examine(self._folder, expect=self._uidvalidity)
+                return op(self._client)
+            except _TRANSIENT as exc:
+                if attempt == self._tries:
+                    raise SourceError(
+                        f"lost the connection to the IMAP server and could not get it back: {exc}"
+                    ) from None
+                log.warning("IMAP connection lost (%s); reconnecting", exc)
+                self.reconnects += 1
+                self._drop()
+                self._sleep(min(2**attempt, 30))
+        raise AssertionError("unreachable")
+
+    def _drop(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            try:
+                client.shutdown()
+            except Exception:  # noqa: BLE001
+                pass
+
+    # -- folders ------------------------------------------------------------------------------------
+    def list_folders(self) -> list[Folder]:
+        rows = self._call(lambda c: c.list_folders())
+        folders = []
+        for flags, delimiter, name in rows:
+            delim = delimiter.decode() if isinstance(delimiter, bytes) else delimiter
+            folders.append(Folder(name=name, delimiter=delim, flags=frozenset(_flags(flags))))
+        return folders
+
+    def _examine(self, folder: str, expect: int | None = None) -> tuple[int, int]:
+        try:
+            info = self._client.select_folder(folder, readonly=True)
+        except IMAPClientError as exc:
+            raise FolderGone(f"{folder}: {exc}") from None
+        uidvalidity = int(info[b"UIDVALIDITY"])
+        if expect is not None and uidvalidity != expect:
+            self._folder = None
+            raise FolderChanged(folder)
+        self._folder, self._uidvalidity = folder, uidvalidity
+        return uidvalidity, int(info.get(b"EXISTS", 0))
+
+    def examine(self, folder: str) -> tuple[int, int]:
+        """Open `folder` read-only. Returns (UIDVALIDITY, message count). Raises FolderGone."""
+        self._folder = None
+        return self._call(lambda c: self._examine(folder))
+
+    def search(self, since: dt.date | None = None, before: dt.date | None = None) -> list[int]:
+        """UIDs in the open folder, optionally by INTERNALDATE range (server-side, by day)."""
+        criteria: list[object] = []
+        if since:
+            criteria += ["SINCE", since]
+        if before:
+            criteria += ["BEFORE", before]
+        return sorted(self._call(lambda c: c.search(criteria or ["ALL"])))
+
+    def fetch_meta(self, uids: Sequence[int], chunk: int = 2000) -> Iterator[MessageMeta]:
+        for i in range(0, len(uids), chunk):
+            part = list(uids[i : i + chunk])
+            data = self._call(lambda c, p=part: c.fetch(p, ["RFC822.SIZE", "FLAGS", "INTERNALDATE"]))
+            for uid in part:
+                item = data.get(uid)
+                if item is None:
+                    continue  # expunged since the search
+                yield MessageMeta(uid, int(item[b"RFC822.SIZE"]), _flags(item[b"FLAGS"]), _date(item[b"INTERNALDATE"]))
+
+    def fetch_bodies(self, uids: Sequence[int]) -> list[FetchedMessage]:
+        """Bodies with BODY.PEEK[] (never sets \\Seen), in the order asked; expunged ones are left out."""
+        data = self._call(lambda c: c.fetch(list(uids), ["BODY.PEEK[]", "FLAGS", "INTERNALDATE"]))
+        out = []
+        for uid in uids:
+            item = data.get(uid)
+            if item is None or b"BODY[]" not in item:
+                continue
+            raw = item[b"BODY[]"] or b""
+            out.append(FetchedMessage(uid, raw, _flags(item[b"FLAGS"]), _date(item[b"INTERNALDATE"])))
+        return out

@@ -1,0 +1,201 @@
+"""Rendering for people: the tqdm progress bar and the tables the CLI prints. No logic of its own."""
+
+from __future__ import annotations
+
+import sys
+import threading
+from typing import TextIO
+
+from tqdm import tqdm
+
+from gimport.engine import DUPLICATE, FAILED, IMPORTED, SKIPPED, RunSummary
+from gimport.state import FolderCounts
+
+
+def human_bytes(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if abs(n) < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} GB"
+
+
+def human_duration(seconds: float) -> str:
+    seconds = int(round(seconds))
+    h, rest = divmod(seconds, 3600)
+    m, s = divmod(rest, 60)
+    return f"{h}h{m:02d}m{s:02d}s" if h else f"{m}m{s:02d}s" if m else f"{s}s"
+
+
+class TqdmReporter:
+    """Progress on a terminal: one bar (messages, with MB and MB/s), warnings above it.
+
+    Turns itself off when the stream is not a terminal (cron, nohup, a log file); phases and warnings
+    are still printed as plain lines then. mininterval keeps redraws cheap over slow SSH links.
+    """
+
+    def __init__(self, stream: TextIO | None = None, enabled: bool | None = None) -> None:
+        self.stream = stream or sys.stderr
+        self.enabled = self.stream.isatty() if enabled is None else enabled
+        self.bar: tqdm | None = None
+        self._lock = threading.Lock()
+        self._bytes = 0
+        self.counts = {IMPORTED: 0, DUPLICATE: 0, FAILED: 0, SKIPPED: 0}
+
+    def _line(self, text: str) -> None:
+        if self.bar is not None:
+            self.bar.write(text, file=self.stream)
+        else:
+            print(text, file=self.stream, flush=True)
+
+    def phase(self, text: str) -> None:
+        self._line(f"gimport: {text}")
+
+    def warning(self, text: str) -> None:
+        self._line(f"warning: {text}")
+
+    def transfer_started(self, messages: int, size: int) -> None:
+        self._line(f"gimport: {messages:,} message(s) to import, {human_bytes(size)}")
+        if self.enabled and messages:
+            self.bar = tqdm(
+                total=messages,
+                unit="msg",
+                file=self.stream,
+                mininterval=0.5,
+                dynamic_ncols=True,
+                smoothing=0.05,
+                bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}, {rate_fmt}{postfix}]",
+            )
+
+    def message_finished(self, folder: str, outcome: str, size: int) -> None:
+        with self._lock:
+            self.counts[outcome] = self.counts.get(outcome, 0) + 1
+            if outcome == IMPORTED:
+                self._bytes += size
+            if self.bar is not None:
+                elapsed = max(self.bar.format_dict["elapsed"], 1e-6)
+                post = f"{human_bytes(self._bytes)} {human_bytes(self._bytes / elapsed)}/s"
+                if self.counts[FAILED]:
+                    post += f" failed {self.counts[FAILED]}"
+                self.bar.set_postfix_str(post, refresh=False)
+                self.bar.update(1)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+def _table(headers: list[str], rows: list[list[str]], right: set[int]) -> str:
+    def width(s: str) -> int:  # East Asian wide characters take two columns
+        import unicodedata
+
+        return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in s)
+
+    cols = [max([width(h)] + [width(r[i]) for r in rows]) for i, h in enumerate(headers)]
+
+    def fmt(row: list[str]) -> str:
+        cells = []
+        for i, cell in enumerate(row):
+            pad = " " * (cols[i] - width(cell))
+            cells.append(pad + cell if i in right else cell + pad)
+        return "  ".join(cells).rstrip()
+
+    lines = [fmt(headers), fmt(["-" * c for c in cols])]
+    lines += [fmt(r) for r in rows]
+    return "\n".join(lines)
+
+
+def format_summary(s: RunSummary) -> str:
+    headers = ["folder", "labels", "found", "imported now", "already there", "skipped", "failed", "bytes"]
+    rows = []
+    for f in s.folders:
+        rows.append(
+            [
+                f.folder,
+                ", ".join(f.plan.labels),
+                str(f.found),
+                str(f.imported),
+                str(f.already + f.duplicates),
+                str(f.skipped + (f.found - f.selected)),
+                str(f.failed),
+                human_bytes(f.bytes),
+            ]
+        )
+    tot = [
+        "total",
+        "",
+        str(s.total("found")),
+        str(s.total("imported")),
+        str(s.total("already") + s.total("duplicates")),
+        str(s.total("skipped") + s.total("found") - s.total("selected")),
+        str(s.total("failed")),
+        human_bytes(s.total("bytes")),
+    ]
+    out = [_table(headers, rows + [tot], right={2, 3, 4, 5, 6, 7})]
+    imported = s.total("imported")
+    rate = imported / s.duration if s.duration > 0 else 0.0
+    out.append(
+        f"\n{imported:,} message(s) imported in {human_duration(s.duration)} ({rate:.1f} msg/s,"
+        f" {human_bytes(s.total('bytes') / max(s.duration, 1e-6))}/s) into {s.gmail_account or '?'}"
+    )
+    resent = s.total("resent")
+    if resent:
+        out.append(f"{resent} message(s) were in flight when an earlier run stopped and were sent again.")
+    ambiguous = s.total("ambiguous")
+    if ambiguous:
+        out.append(
+            f"{ambiguous} call(s) were retried after an answer that may have come after Gmail stored the message"
+            " (Gmail merges re-imports of the same Message-ID)."
+        )
+    if s.rate_limited:
+        out.append(f"Gmail asked gimport to slow down {s.rate_limited} time(s).")
+    for f in s.folders:
+        if f.error:
+            out.append(f"{f.folder}: {f.error}")
+        for reason, n in f.reasons.most_common(5):
+            out.append(f"{f.folder}: {n} x {reason}")
+    if s.interrupted:
+        out.append("Interrupted: run the same command again to continue where it stopped.")
+    elif s.fatal is not None:
+        out.append(f"Stopped: {s.fatal}")
+    elif s.complete:
+        out.append("Everything selected is in Gmail.")
+    else:
+        out.append(
+            "Some messages are not in Gmail (see above and the log file); run 'gimport run' again to retry them."
+        )
+    return "\n".join(out)
+
+
+def format_status(counts: list[FolderCounts], gmail_account: str | None) -> str:
+    headers = ["folder", "labels", "found", "selected", "imported", "in flight", "failed", "skipped", "to do"]
+    rows = []
+    for c in counts:
+        done = c.imported + c.duplicate
+        todo = max(0, c.selected - done - c.skipped)
+        rows.append(
+            [
+                c.folder,
+                c.labels,
+                str(c.found),
+                str(c.selected),
+                str(done),
+                str(c.sending),
+                str(c.failed),
+                str(c.skipped),
+                str(todo),
+            ]
+        )
+    if not rows:
+        return "No folders recorded yet: run 'gimport run' (or 'gimport plan' to preview)."
+    total = [sum(int(r[i]) for r in rows) for i in range(2, 9)]
+    rows.append(["total", "", *map(str, total)])
+    text = _table(headers, rows, right=set(range(2, 9)))
+    todo_total = total[-1]
+    tail = f"\nGmail account: {gmail_account or 'not yet recorded'}"
+    if todo_total == 0 and total[4] == 0 and total[5] == 0:
+        tail += "\nEverything selected at the last run is in Gmail."
+    else:
+        tail += f"\n{todo_total} message(s) still to import: run 'gimport run' to continue."
+    return text + tail

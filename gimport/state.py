@@ -1,0 +1,274 @@
+"""The state file: what was found, what was imported, what failed and why.
+
+The only module that imports sqlite3. WAL journal, one short transaction per change, so a process
+killed at any instant loses nothing that was committed: a message is marked 'sending' *before* its
+import call leaves and 'imported' as soon as Gmail answers. On the next run, messages still marked
+'sending' are the ones that were in flight at the interruption; they are sent again and counted.
+
+Durability: WAL with synchronous=NORMAL survives a killed process (SIGKILL, Ctrl-C, an orderly reboot).
+Only an operating-system crash or power loss could drop the last transactions, and then those messages
+are simply sent again (Gmail merges a re-import of the same Message-ID).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from gimport.errors import StateError
+
+SCHEMA_VERSION = 1
+
+PENDING = "pending"  # found on the source, not yet sent
+SENDING = "sending"  # import call may be in flight
+IMPORTED = "imported"  # Gmail has it (gmail_id set)
+DUPLICATE = "duplicate"  # same content already imported from this folder (e.g. after a UIDVALIDITY change)
+FAILED = "failed"  # last attempt failed; retried by the next run
+SKIPPED = "skipped"  # can never be imported as it is (e.g. over Gmail's 150 MB); reported every run
+DONE_STATUSES = (IMPORTED, DUPLICATE)
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS folders (
+    account TEXT NOT NULL, folder TEXT NOT NULL, uidvalidity INTEGER,
+    found INTEGER NOT NULL DEFAULT 0, selected INTEGER NOT NULL DEFAULT 0,
+    labels TEXT NOT NULL DEFAULT '', last_listed REAL,
+    PRIMARY KEY (account, folder));
+CREATE TABLE IF NOT EXISTS messages (
+    account TEXT NOT NULL, folder TEXT NOT NULL, uidvalidity INTEGER NOT NULL, uid INTEGER NOT NULL,
+    message_id TEXT, size INTEGER, sha256 TEXT, status TEXT NOT NULL, gmail_id TEXT, labels TEXT,
+    attempts INTEGER NOT NULL DEFAULT 0, last_error TEXT, resent INTEGER NOT NULL DEFAULT 0, updated REAL,
+    PRIMARY KEY (account, folder, uidvalidity, uid));
+CREATE INDEX IF NOT EXISTS messages_hash ON messages (account, folder, sha256);
+CREATE INDEX IF NOT EXISTS messages_status ON messages (account, status);
+"""
+
+
+@dataclass(frozen=True)
+class MessageKey:
+    account: str
+    folder: str
+    uidvalidity: int
+    uid: int
+
+
+@dataclass(frozen=True)
+class FolderCounts:
+    folder: str
+    found: int
+    selected: int
+    labels: str
+    imported: int
+    duplicate: int
+    failed: int
+    skipped: int
+    sending: int
+    pending: int
+    bytes_imported: int
+    resent: int
+
+
+class StateStore:
+    """Thread-safe access to the state file (one connection, one lock)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None, timeout=30)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.executescript(_SCHEMA)
+        except sqlite3.DatabaseError as exc:
+            raise StateError(f"cannot use state file {self.path}: {exc} (move it away to start over)") from None
+        except OSError as exc:
+            raise StateError(f"cannot create state file {self.path}: {exc.strerror}") from None
+        self._lock = threading.Lock()
+        version = self.get_meta("schema_version")
+        if version is None:
+            self.set_meta("schema_version", str(SCHEMA_VERSION))
+        elif int(version) > SCHEMA_VERSION:
+            raise StateError(f"state file {self.path} was written by a newer gimport; upgrade gimport")
+
+    @classmethod
+    def open_existing(cls, path: Path) -> StateStore:
+        if not Path(path).exists():
+            raise StateError(f"no state file at {path}: nothing has been run yet with this config")
+        return cls(path)
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    # -- meta ---------------------------------------------------------------------------------------
+    def get_meta(self, key: str) -> str | None:
+        with self._lock:
+            row = self._db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+        return row[0] if row else None
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self._tx() as db:
+            db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (key, value))
+
+    def bind_destination(self, gmail_account: str) -> None:
+        """Remember which Gmail account this state describes; refuse to mix two."""
+        known = self.get_meta("gmail_account")
+        if known is None:
+            self.set_meta("gmail_account", gmail_account)
+        elif known.lower() != gmail_account.lower():
+            raise StateError(
+                f"state file {self.path} records a migration into {known}, but the token is for"
+                f" {gmail_account}: use the matching token, or a fresh [state] path for the new account"
+            )
+
+    # -- folders ------------------------------------------------------------------------------------
+    def record_folder(
+        self, account: str, folder: str, uidvalidity: int | None, found: int, selected: int, labels: str
+    ) -> None:
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO folders(account, folder, uidvalidity, found, selected, labels, last_listed)"
+                " VALUES (?,?,?,?,?,?,?) ON CONFLICT(account, folder) DO UPDATE SET uidvalidity=excluded.uidvalidity,"
+                " found=excluded.found, selected=excluded.selected, labels=excluded.labels,"
+                " last_listed=excluded.last_listed",
+                (account, folder, uidvalidity, found, selected, labels, time.time()),
+            )
+
+    # -- messages -----------------------------------------------------------------------------------
+    def done_uids(self, account: str, folder: str, uidvalidity: int) -> set[int]:
+        """UIDs of this folder generation that need no more work."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT uid FROM messages WHERE account=? AND folder=? AND uidvalidity=? AND status IN (?,?,?)",
+                (account, folder, uidvalidity, IMPORTED, DUPLICATE, SKIPPED),
+            ).fetchall()
+        return {r[0] for r in rows}
+
+    def add_pending(self, account: str, folder: str, uidvalidity: int, items: Iterable[tuple[int, int]]) -> None:
+        """Record (uid, size) pairs found on the source; existing rows are left as they are."""
+        now = time.time()
+        with self._tx() as db:
+            db.executemany(
+                "INSERT OR IGNORE INTO messages(account, folder, uidvalidity, uid, size, status, updated)"
+                " VALUES (?,?,?,?,?,?,?)",
+                [(account, folder, uidvalidity, uid, size, PENDING, now) for uid, size in items],
+            )
+
+    def find_imported_copy(self, account: str, folder: str, sha256: str) -> str | None:
+        """The Gmail id of a message with the same content already imported from this folder, if any."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT gmail_id FROM messages WHERE account=? AND folder=? AND sha256=? AND status=? LIMIT 1",
+                (account, folder, sha256, IMPORTED),
+            ).fetchone()
+        return row[0] if row else None
+
+    def mark_sending(self, key: MessageKey, message_id: str | None, sha256: str, labels: str) -> bool:
+        """Mark a message in flight, just before its import call. Returns True if it was already
+        'sending' before (it was in flight when an earlier run was interrupted: this is a re-send)."""
+        with self._tx() as db:
+            row = db.execute(
+                "SELECT status FROM messages WHERE account=? AND folder=? AND uidvalidity=? AND uid=?",
+                (key.account, key.folder, key.uidvalidity, key.uid),
+            ).fetchone()
+            resend = bool(row and row[0] == SENDING)
+            db.execute(
+                "INSERT INTO messages(account, folder, uidvalidity, uid, message_id, sha256, status, labels,"
+                " attempts, resent, updated) VALUES (?,?,?,?,?,?,?,?,1,?,?)"
+                " ON CONFLICT(account, folder, uidvalidity, uid) DO UPDATE SET message_id=excluded.message_id,"
+                " sha256=excluded.sha256, status=excluded.status, labels=excluded.labels,"
+                " attempts=attempts+1, resent=resent+excluded.resent, updated=excluded.updated",
+                (
+                    key.account,
+                    key.folder,
+                    key.uidvalidity,
+                    key.uid,
+                    message_id,
+                    sha256,
+                    SENDING,
+                    labels,
+                    int(resend),
+                    time.time(),
+                ),
+            )
+        return resend
+
+    def _set(self, key: MessageKey, **cols: object) -> None:
+        cols["updated"] = time.time()
+        assignments = ", ".join(f"{c}=?" for c in cols)
+        with self._tx() as db:
+            db.execute(
+                f"UPDATE messages SET {assignments} WHERE account=? AND folder=? AND uidvalidity=? AND uid=?",
+                (*cols.values(), key.account, key.folder, key.uidvalidity, key.uid),
+            )
+
+    def mark_imported(self, key: MessageKey, gmail_id: str, size: int) -> None:
+        self._set(key, status=IMPORTED, gmail_id=gmail_id, size=size, last_error=None)
+
+    def mark_duplicate(self, key: MessageKey, gmail_id: str, sha256: str, message_id: str | None) -> None:
+        self._set(key, status=DUPLICATE, gmail_id=gmail_id, sha256=sha256, message_id=message_id, last_error=None)
+
+    def mark_failed(self, key: MessageKey, reason: str) -> None:
+        self._set(key, status=FAILED, last_error=reason[:500])
+
+    def mark_skipped(self, key: MessageKey, reason: str) -> None:
+        self._set(key, status=SKIPPED, last_error=reason[:500])
+
+    def count_in_flight(self, account: str) -> int:
+        with self._lock:
+            return self._db.execute(
+                "SELECT count(*) FROM messages WHERE account=? AND status=?", (account, SENDING)
+            ).fetchone()[0]
+
+    # -- reports ------------------------------------------------------------------------------------
+    def accounts(self) -> list[str]:
+        with self._lock:
+            return [r[0] for r in self._db.execute("SELECT DISTINCT account FROM folders ORDER BY account")]
+
+    def folder_counts(self, account: str) -> list[FolderCounts]:
+        """Per-folder numbers for the current generation (UIDVALIDITY) of each folder."""
+        with self._lock:
+            rows = self._db.execute(
+                """
+                SELECT f.folder, f.found, f.selected, f.labels,
+                  count(CASE WHEN m.status='imported' THEN 1 END),
+                  count(CASE WHEN m.status='duplicate' THEN 1 END),
+                  count(CASE WHEN m.status='failed' THEN 1 END),
+                  count(CASE WHEN m.status='skipped' THEN 1 END),
+                  count(CASE WHEN m.status='sending' THEN 1 END),
+                  count(CASE WHEN m.status='pending' THEN 1 END),
+                  coalesce(sum(CASE WHEN m.status='imported' THEN m.size END), 0),
+                  coalesce(sum(m.resent), 0)
+                FROM folders f LEFT JOIN messages m
+                  ON m.account=f.account AND m.folder=f.folder AND m.uidvalidity=f.uidvalidity
+                WHERE f.account=? GROUP BY f.folder ORDER BY f.folder
+                """,
+                (account,),
+            ).fetchall()
+        return [FolderCounts(*r) for r in rows]
+
+    def problems(self, account: str, limit: int = 50) -> list[tuple[str, int, str, str]]:
+        """(folder, uid, status, reason) of messages failed or skipped, newest first."""
+        with self._lock:
+            return self._db.execute(
+                "SELECT folder, uid, status, coalesce(last_error, '') FROM messages m WHERE account=?"
+                " AND status IN (?, ?) AND uidvalidity=(SELECT uidvalidity FROM folders f"
+                " WHERE f.account=m.account AND f.folder=m.folder) ORDER BY updated DESC LIMIT ?",
+                (account, FAILED, SKIPPED, limit),
+            ).fetchall()

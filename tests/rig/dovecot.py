@@ -1,0 +1,694 @@
+"""A throwaway Dovecot IMAP server on loopback, for tests, demos and benchmarks.
+
+Plain library code (no pytest): ``tests/conftest.py``, ``scripts/demo`` and ``scripts/bench`` all use it.
+
+    with Dovecot(workdir) as dv:          # workdir: everything lives under it
+        dv.add_user("alice", "secret", separator="/")
+        dv.start()
+        dv.seed("alice", "仕事/報告書", [SeedMessage(raw, flags=("\\Seen",))])
+        # imapclient.IMAPClient(dv.host, port=dv.tls_port, ssl_context=...) with cafile=dv.ca_file
+
+Needs ``/usr/sbin/dovecot`` (Debian package dovecot-imapd), ``doveadm``, the ``openssl`` CLI, and root: Dovecot
+runs its mail processes as ``nobody:nogroup``, so the workdir must be traversable by ``nobody``.
+
+Folder model (Maildir++ on disk, one namespace with ``inbox = yes`` and an empty prefix):
+
+- A folder is named by a *logical path* with ``/`` between levels whatever the user's IMAP separator is:
+  ``"INBOX"``, ``"Work/2024"``, ``"仕事/報告"``. A level may not contain ``/`` or ``.`` (Maildir++ stores the
+  hierarchy with dots) and may not be empty.
+- ``seed``/``create_folder`` create only the folder named, never its parents. A parent that was not created
+  explicitly is listed by Dovecot as ``\\Noselect \\HasChildren`` (what Dovecot itself does for ``CREATE a/b``);
+  ``create_folder(user, "a")`` makes it an ordinary, selectable, empty folder.
+- ``Sent``, ``Drafts``, ``Junk`` and ``Trash`` carry the RFC 6154 special-use flags of their names; they are not
+  created automatically.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import datetime as dt
+import grp
+import hashlib
+import itertools
+import os
+import pwd
+import re
+import secrets
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import time
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+DOVECOT = "/usr/sbin/dovecot"
+DOVEADM = "/usr/bin/doveadm"
+OPENSSL = "openssl"
+
+START_DEADLINE = 10.0
+STOP_DEADLINE = 10.0
+
+#: Maildir info letters for the IMAP system flags (RFC 3501), as Dovecot writes them.
+FLAG_LETTERS = {
+    "\\flagged": "F",
+    "\\answered": "R",
+    "\\seen": "S",
+    "\\deleted": "T",
+    "\\draft": "D",
+}
+#: The special-use folders configured on every instance (RFC 6154 flag per folder name).
+SPECIAL_USE = {"Sent": "\\Sent", "Drafts": "\\Drafts", "Junk": "\\Junk", "Trash": "\\Trash"}
+
+DEFAULT_INTERNALDATE = dt.datetime(2020, 1, 2, 3, 4, 5, tzinfo=dt.UTC)
+
+_USER_RE = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]*")
+_KEYWORD_RE = re.compile(r"[!#$&'+\-.0-9A-Z^_`a-z|~]+")  # IMAP atom without list/quoted specials
+_MAX_KEYWORDS = 26  # Maildir stores keywords as the letters a..z
+
+
+class DovecotError(RuntimeError):
+    """The rig could not start, stop or drive Dovecot; the message carries the tail of Dovecot's log."""
+
+
+@dataclasses.dataclass(frozen=True)
+class SeedMessage:
+    """One message to put in a folder.
+
+    ``flags`` are IMAP flags: system flags (``\\Seen``, ``\\Answered``, ``\\Flagged``, ``\\Deleted``, ``\\Draft``,
+    any case) or keywords (``$Forwarded``, ``$Junk``, ...; at most 26 distinct keywords per folder).
+    ``internaldate`` must be timezone-aware; it becomes the file's mtime, which Dovecot reports as INTERNALDATE
+    (whole seconds).
+    """
+
+    raw: bytes
+    flags: tuple[str, ...] = ()
+    internaldate: dt.datetime = DEFAULT_INTERNALDATE
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.raw, bytes | bytearray | memoryview):
+            raise TypeError(f"SeedMessage.raw must be bytes, not {type(self.raw).__name__}")
+        if self.internaldate.tzinfo is None or self.internaldate.utcoffset() is None:
+            raise ValueError("SeedMessage.internaldate must be timezone-aware")
+        object.__setattr__(self, "flags", tuple(self.flags))
+
+
+@dataclasses.dataclass(frozen=True)
+class SnapshotEntry:
+    """One message as seen through IMAP: comparable across sessions (no \\Recent)."""
+
+    uid: int
+    flags: tuple[str, ...]
+    sha256: str
+    internaldate: dt.datetime
+
+
+@dataclasses.dataclass(frozen=True)
+class _User:
+    name: str
+    password: str
+    separator: str
+
+
+def _split_folder(folder: str) -> list[str]:
+    """``"A/B"`` -> ``["A", "B"]``; ``"INBOX"`` (any case) -> ``[]``. Raises ValueError on unusable names."""
+    if not isinstance(folder, str) or not folder:
+        raise ValueError(f"folder must be a non-empty str, got {folder!r}")
+    if folder.upper() == "INBOX":
+        return []
+    parts = folder.split("/")
+    for part in parts:
+        if not part or "." in part or part in (".", ".."):
+            raise ValueError(f"folder {folder!r}: levels must be non-empty and contain no '.'")
+    if parts[0].upper() == "INBOX":
+        parts[0] = "INBOX"  # Dovecot treats the INBOX prefix case-insensitively; Maildir++ stores it as .INBOX.x
+    return parts
+
+
+def _flag_info(flags: Iterable[str], keyword_letter) -> str:
+    letters = set()
+    for flag in flags:
+        if isinstance(flag, bytes):
+            flag = flag.decode("ascii")
+        low = flag.lower()
+        if low == "\\recent":
+            continue  # session state, not storable
+        if low in FLAG_LETTERS:
+            letters.add(FLAG_LETTERS[low])
+        elif flag.startswith("\\"):
+            raise ValueError(f"unknown system flag {flag!r}")
+        else:
+            letters.add(keyword_letter(flag))
+    # Dovecot wants the info letters sorted; system flags (upper case) sort before keywords (a..z).
+    return "".join(sorted(letters))
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _tail(path: Path, lines: int = 40) -> str:
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return f"({path} not readable)"
+    return "\n".join(text.splitlines()[-lines:]) or f"({path} empty)"
+
+
+def _proc_children() -> dict[int, list[int]]:
+    """ppid -> [pid] for every process visible in /proc."""
+    children: dict[int, list[int]] = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = Path(entry.path, "stat").read_text()
+        except OSError:
+            continue
+        # comm may contain spaces and parentheses: the fields after the last ')' are safe to split.
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        children.setdefault(ppid, []).append(int(entry.name))
+    return children
+
+
+def _pid_alive(pid: int) -> bool:
+    """True while ``pid`` exists and is not a zombie."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+class Dovecot:
+    """One Dovecot instance listening on two free loopback ports (plain IMAP and IMAP over TLS).
+
+    Not thread-safe. ``add_user`` works before and after ``start`` (Dovecot re-reads the passwd-file when it
+    changes). ``seed``, ``create_folder``, ``delete_folder`` and ``reset_uidvalidity`` write the Maildir++ tree
+    directly and work whether or not the server runs.
+    """
+
+    host = "127.0.0.1"
+
+    def __init__(self, workdir: Path | str) -> None:
+        self.workdir = Path(workdir).absolute()
+        self.plain_port: int | None = None
+        self.tls_port: int | None = None
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._users: dict[str, _User] = {}
+        self._counter = itertools.count()
+        self._nobody_uid = pwd.getpwnam("nobody").pw_uid
+        self._nogroup_gid = grp.getgrnam("nogroup").gr_gid
+        self._make_dirs(self.workdir)
+        self._check_traversable(self.workdir)
+        self.mail_root.mkdir(exist_ok=True)
+        os.chown(self.mail_root, self._nobody_uid, self._nogroup_gid)
+        os.chmod(self.mail_root, 0o755)
+        self._write_passwd()
+
+    # ----------------------------------------------------------------- paths
+
+    @property
+    def config_path(self) -> Path:
+        return self.workdir / "dovecot.conf"
+
+    @property
+    def log_path(self) -> Path:
+        return self.workdir / "dovecot.log"
+
+    @property
+    def ca_file(self) -> Path:
+        """The certificate to trust (self-signed; SAN ``DNS:localhost, IP:127.0.0.1``)."""
+        return self.workdir / "cert.pem"
+
+    @property
+    def key_file(self) -> Path:
+        return self.workdir / "key.pem"
+
+    @property
+    def passwd_path(self) -> Path:
+        return self.workdir / "passwd"
+
+    @property
+    def mail_root(self) -> Path:
+        return self.workdir / "mail"
+
+    def maildir(self, user: str) -> Path:
+        """The user's Maildir++ root (INBOX lives directly in it)."""
+        return self.mail_root / user / "Maildir"
+
+    def folder_path(self, user: str, folder: str) -> Path:
+        """Directory of ``folder`` (logical ``/`` path) for ``user``, on-disk names in modified UTF-7."""
+        from imapclient import imap_utf7
+
+        parts = _split_folder(folder)
+        root = self.maildir(self._user(user).name)
+        if not parts:
+            return root
+        return root / ("." + ".".join(imap_utf7.encode(p).decode("ascii") for p in parts))
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc is not None else None
+
+    @property
+    def running(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    # ----------------------------------------------------------------- users
+
+    def add_user(self, name: str, password: str | None = None, *, separator: str = "/") -> str:
+        """Add a user whose IMAP hierarchy separator is ``separator`` ("/" or "."). Returns the password
+        (a random one when ``password`` is None). Raises ValueError for a duplicate or malformed user."""
+        if not _USER_RE.fullmatch(name):
+            raise ValueError(f"user name {name!r}: use letters, digits, '.', '_' and '-'")
+        if name in self._users:
+            raise ValueError(f"user {name!r} exists already")
+        if separator not in ("/", "."):
+            raise ValueError(f"separator must be '/' or '.', got {separator!r}")
+        if password is None:
+            password = secrets.token_urlsafe(12)
+        if any(c in password for c in ":\n\r\0"):
+            raise ValueError("password may not contain ':', NUL or line breaks (passwd-file format)")
+        self._users[name] = _User(name, password, separator)
+        home = self.mail_root / name
+        for d in (home, self.maildir(name), *(self.maildir(name) / s for s in ("cur", "new", "tmp"))):
+            d.mkdir(exist_ok=True)
+            os.chown(d, self._nobody_uid, self._nogroup_gid)
+            os.chmod(d, 0o700)
+        self._write_passwd()
+        return password
+
+    def password(self, user: str) -> str:
+        return self._user(user).password
+
+    def separator(self, user: str) -> str:
+        return self._user(user).separator
+
+    def _user(self, name: str) -> _User:
+        try:
+            return self._users[name]
+        except KeyError:
+            raise KeyError(f"no such user {name!r}; add_user() first") from None
+
+    def _write_passwd(self) -> None:
+        lines = []
+        for u in self._users.values():
+            extra = "userdb_namespace/inbox/separator=." if u.separator == "." else ""
+            lines.append(f"{u.name}:{{PLAIN}}{u.password}::::::{extra}\n")
+        # Atomic replace: the auth process may read the file at any moment once the server runs.
+        tmp = self.passwd_path.with_name("passwd.tmp")
+        tmp.write_text("".join(lines))
+        os.chmod(tmp, 0o644)  # read by the auth process, which runs as nobody
+        os.replace(tmp, self.passwd_path)
+
+    # ----------------------------------------------------------------- lifecycle
+
+    def start(self) -> None:
+        """Start Dovecot in the foreground and wait until both ports greet with ``* OK``. No-op if running.
+
+        The first start picks two free loopback ports; a restart after ``stop`` reuses them, so clients can
+        reconnect to the same address. Raises DovecotError (with the log tail) if Dovecot exits or does not
+        greet within START_DEADLINE seconds.
+        """
+        if self.running:
+            return
+        for d in ("run", "state"):
+            (self.workdir / d).mkdir(exist_ok=True)
+        if not self.ca_file.exists() or not self.key_file.exists():
+            self._make_cert()
+        restart = self.plain_port is not None
+        for attempt in range(1 if restart else 3):  # a probed free port can be taken before Dovecot binds it
+            if not restart:
+                self.plain_port = _free_port()
+                self.tls_port = _free_port()
+                while self.tls_port == self.plain_port:
+                    self.tls_port = _free_port()
+            self.config_path.write_text(self._config())
+            log_size = self.log_path.stat().st_size if self.log_path.exists() else 0
+            with open(self.workdir / "dovecot.stderr", "ab") as out:
+                try:
+                    self._proc = subprocess.Popen(
+                        [DOVECOT, "-F", "-c", str(self.config_path)],
+                        stdin=subprocess.DEVNULL,
+                        stdout=out,
+                        stderr=out,
+                        cwd=self.workdir,
+                        # Own process group: stop() signals the whole group, and a Ctrl-C in the terminal
+                        # reaches the test runner only.
+                        start_new_session=True,
+                    )
+                except FileNotFoundError as e:
+                    raise DovecotError(f"{DOVECOT} not found: install the Debian package dovecot-imapd") from e
+            try:
+                self._wait_ready(time.monotonic() + START_DEADLINE)
+                return
+            except DovecotError:
+                self._terminate()
+                if restart or attempt == 2 or "in use" not in self._log_since(log_size):
+                    raise
+
+    def stop(self) -> None:
+        """SIGTERM the master, wait for it and every process it had forked; SIGKILL what is left at the
+        deadline. Raises DovecotError if a process of this instance survives even that. Idempotent."""
+        if self._proc is None:
+            return
+        self._terminate()
+
+    def __enter__(self) -> Dovecot:
+        if not self.running:
+            self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def process_ids(self) -> set[int]:
+        """The master and all its descendants (imap-login, auth, imap, log, config, anvil, ...)."""
+        if self._proc is None or self._proc.poll() is not None:
+            return set()
+        children = _proc_children()
+        found, todo = set(), [self._proc.pid]
+        while todo:
+            pid = todo.pop()
+            found.add(pid)
+            todo.extend(children.get(pid, ()))
+        return found
+
+    def kill_connections(self, user: str | None = None) -> None:
+        """Drop the IMAP sessions of ``user`` (all users when None) the way a server restart would: clients
+        see the connection close (after a ``* BYE``). Raises DovecotError if doveadm fails."""
+        names = [user] if user is not None else list(self._users)
+        for name in names:
+            self._user(name)
+            self.doveadm("kick", name)
+
+    def doveadm(self, *args: str) -> str:
+        """Run ``doveadm -c CONF ARGS`` against this instance; returns stdout. Raises DovecotError."""
+        if not self.running:
+            raise DovecotError("not running")
+        res = subprocess.run(
+            [DOVEADM, "-c", str(self.config_path), *args], capture_output=True, text=True, timeout=STOP_DEADLINE
+        )
+        if res.returncode != 0:
+            raise DovecotError(f"doveadm {' '.join(args)} failed ({res.returncode}): {res.stderr.strip()}")
+        return res.stdout
+
+    def _terminate(self) -> None:
+        proc = self._proc
+        assert proc is not None
+        pids = self.process_ids()
+        # SIGTERM to the whole process group (the master leads it, start_new_session=True): every process
+        # stops at once. SIGTERM to the master alone takes ~1 s, and imap processes serving a client
+        # outlive it by ~10 s as orphans.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        deadline = time.monotonic() + STOP_DEADLINE
+        try:
+            proc.wait(STOP_DEADLINE)
+        except subprocess.TimeoutExpired:
+            pass
+        while (alive := {p for p in pids if _pid_alive(p)}) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        for p in alive:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(p, signal.SIGKILL)
+        if proc.poll() is None:
+            proc.wait(STOP_DEADLINE)
+        self._proc = None
+        kill_deadline = time.monotonic() + 2
+        while (alive := {p for p in alive if _pid_alive(p)}) and time.monotonic() < kill_deadline:
+            time.sleep(0.01)
+        if alive:
+            raise DovecotError(f"dovecot processes {sorted(alive)} survived SIGKILL")
+
+    def _wait_ready(self, deadline: float) -> None:
+        ctx = ssl.create_default_context(cafile=str(self.ca_file))
+        pending = {"plain": self.plain_port, "tls": self.tls_port}
+        last = "no attempt"
+        while pending:
+            if self._proc is not None and self._proc.poll() is not None:
+                raise DovecotError(f"dovecot exited with {self._proc.returncode}\n{self._log_tails()}")
+            if time.monotonic() > deadline:
+                raise DovecotError(f"no IMAP greeting on {pending} within {START_DEADLINE}s ({last})\n"
+                                   f"{self._log_tails()}")
+            for kind, port in list(pending.items()):
+                try:
+                    with socket.create_connection((self.host, port), timeout=1) as raw:
+                        sock = ctx.wrap_socket(raw, server_hostname="localhost") if kind == "tls" else raw
+                        greeting = sock.makefile("rb").readline()
+                        if not greeting.startswith(b"* OK"):
+                            raise DovecotError(f"unexpected greeting on {kind} port {port}: {greeting!r}")
+                        del pending[kind]
+                except (ConnectionError, TimeoutError, ssl.SSLError, OSError) as e:
+                    last = f"{kind}: {e}"
+            if pending:
+                time.sleep(0.01)
+
+    def _log_since(self, offset: int) -> str:
+        try:
+            with open(self.log_path, "rb") as f:
+                f.seek(offset)
+                return f.read().decode(errors="replace")
+        except OSError:
+            return ""
+
+    def _log_tails(self) -> str:
+        return (f"--- {self.log_path} (tail)\n{_tail(self.log_path)}\n"
+                f"--- {self.workdir / 'dovecot.stderr'} (tail)\n{_tail(self.workdir / 'dovecot.stderr')}")
+
+    def _make_cert(self) -> None:
+        cmd = [
+            OPENSSL, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+            "-keyout", str(self.key_file), "-out", str(self.ca_file), "-days", "7", "-subj", "/CN=localhost",
+            "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
+            "-addext", "keyUsage=critical,digitalSignature,keyCertSign",
+            "-addext", "extendedKeyUsage=serverAuth",
+        ]  # fmt: skip
+        res = subprocess.run(cmd, capture_output=True, text=True)
+        if res.returncode != 0:
+            raise DovecotError(f"openssl failed: {res.stderr.strip()}")
+
+    def _config(self) -> str:
+        w = self.workdir
+        mailboxes = "".join(
+            f"  mailbox {name} {{\n    special_use = {flag}\n    auto = no\n  }}\n"
+            for name, flag in SPECIAL_USE.items()
+        )
+        return f"""\
+# Written by tests/rig/dovecot.py; nothing under /etc/dovecot is read.
+base_dir = {w}/run
+state_dir = {w}/state
+log_path = {self.log_path}
+protocols = imap
+listen = 127.0.0.1
+ssl = yes
+ssl_cert = <{self.ca_file}
+ssl_key = <{self.key_file}
+disable_plaintext_auth = no
+auth_mechanisms = plain login
+default_internal_user = nobody
+default_login_user = nobody
+mail_uid = nobody
+mail_gid = nogroup
+mail_home = {self.mail_root}/%u
+mail_location = maildir:~/Maildir
+passdb {{
+  driver = passwd-file
+  args = scheme=PLAIN username_format=%u {self.passwd_path}
+}}
+userdb {{
+  driver = passwd-file
+  args = username_format=%u {self.passwd_path}
+}}
+namespace inbox {{
+  inbox = yes
+  separator = /
+{mailboxes}}}
+service imap-login {{
+  inet_listener imap {{
+    address = 127.0.0.1
+    port = {self.plain_port}
+  }}
+  inet_listener imaps {{
+    address = 127.0.0.1
+    port = {self.tls_port}
+    ssl = yes
+  }}
+}}
+"""
+
+    # ----------------------------------------------------------------- mail
+
+    def create_folder(self, user: str, folder: str) -> Path:
+        """Create ``folder`` (empty, selectable) if missing; its parents are not created. Returns its dir."""
+        path = self.folder_path(user, folder)
+        self._ensure_folder(path)
+        return path
+
+    def seed(self, user: str, folder: str, messages: Sequence[SeedMessage]) -> None:
+        """Append ``messages`` to ``folder`` (created if missing) in order: Dovecot gives them increasing UIDs
+        in list order, after any messages already there. Writes the Maildir++ files directly
+        (tmp/ then rename into cur/), so it is fast and works with the server running or not."""
+        path = self.create_folder(user, folder)
+        uid, gid = self._nobody_uid, self._nogroup_gid
+        keywords = _Keywords(path / "dovecot-keywords", uid, gid)
+        infos = [_flag_info(msg.flags, keywords.letter) for msg in messages]
+        keywords.save()  # before any file that uses a new letter becomes visible
+        # One timestamp per call plus a per-instance counter: Dovecot orders new files by the time and then
+        # the M (microseconds) field numerically, so UIDs follow list order, also across calls.
+        ts = int(time.time())
+        pid = os.getpid()
+        tmp_dir, cur_dir = path / "tmp", path / "cur"
+        for msg, info in zip(messages, infos, strict=True):
+            raw = bytes(msg.raw)
+            base = f"{ts}.M{next(self._counter)}P{pid}.gimport,S={len(raw)}"
+            tmp = tmp_dir / base
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            try:
+                _write_all(fd, raw)
+                os.fchown(fd, uid, gid)
+                mtime = msg.internaldate.timestamp()
+                os.utime(fd, (mtime, mtime))
+            finally:
+                os.close(fd)
+            os.rename(tmp, cur_dir / f"{base}:2,{info}")
+
+    def delete_folder(self, user: str, folder: str) -> None:
+        """Remove ``folder`` from disk with its messages (not its subfolders, which then hang under a
+        ``\\Noselect`` parent). For "folder vanishes mid-run" tests. Raises FileNotFoundError if missing."""
+        path = self.folder_path(user, folder)
+        if path == self.maildir(user):
+            raise ValueError("cannot delete INBOX")
+        if not path.is_dir():
+            raise FileNotFoundError(f"{user}: no folder {folder!r} ({path})")
+        shutil.rmtree(path)
+
+    def reset_uidvalidity(self, user: str, folder: str) -> None:
+        """Make Dovecot give ``folder`` a new UIDVALIDITY (and renumber its messages from 1) while keeping the
+        messages, their flags and INTERNALDATEs: drops the folder's dovecot-uidlist and index files.
+
+        Sessions that have the folder selected at that moment are undefined; ``kill_connections`` first.
+        """
+        path = self.folder_path(user, folder)
+        if not (path / "cur").is_dir():
+            raise FileNotFoundError(f"{user}: no folder {folder!r} ({path})")
+        for entry in path.iterdir():
+            if entry.name == "dovecot-uidlist" or entry.name.startswith("dovecot.index"):
+                entry.unlink()
+
+    def message_count(self, user: str, folder: str) -> int:
+        """Messages on disk in ``folder`` (cur/ and new/), without asking Dovecot."""
+        path = self.folder_path(user, folder)
+        return sum(1 for d in ("cur", "new") for e in os.scandir(path / d) if not e.name.startswith("."))
+
+    def snapshot(self, user: str) -> dict[str, list[SnapshotEntry]]:
+        """Every selectable folder of ``user`` through IMAP (read-only: EXAMINE and BODY.PEEK[]).
+
+        Returns folder name as the server lists it (decoded, with the user's separator) -> messages in UID
+        order. For "the source is unchanged" assertions: compare two snapshots with ``==``.
+        """
+        from imapclient import IMAPClient
+
+        snap: dict[str, list[SnapshotEntry]] = {}
+        with IMAPClient(self.host, port=self.plain_port, ssl=False, timeout=30, normalise_times=False) as c:
+            c.login(user, self.password(user))
+            for flags, _delim, name in c.list_folders():
+                if any(f.lower() in (b"\\noselect", b"\\nonexistent") for f in flags):
+                    continue
+                c.select_folder(name, readonly=True)
+                entries = []
+                uids = c.search("ALL")
+                for start in range(0, len(uids), 500):
+                    chunk = uids[start : start + 500]
+                    data = c.fetch(chunk, ["FLAGS", "INTERNALDATE", "BODY.PEEK[]"])
+                    for uid in chunk:
+                        item = data[uid]
+                        fl = tuple(sorted(f.decode() for f in item[b"FLAGS"] if f.lower() != b"\\recent"))
+                        digest = hashlib.sha256(item[b"BODY[]"]).hexdigest()
+                        entries.append(SnapshotEntry(uid, fl, digest, item[b"INTERNALDATE"]))
+                snap[name] = entries
+                c.unselect_folder()
+        return snap
+
+    # ----------------------------------------------------------------- helpers
+
+    def _ensure_folder(self, path: Path) -> None:
+        uid, gid = self._nobody_uid, self._nogroup_gid
+        for d in (path, path / "cur", path / "new", path / "tmp"):
+            if not d.is_dir():
+                d.mkdir()
+                os.chown(d, uid, gid)
+                os.chmod(d, 0o700)
+        if path.name.startswith("."):  # a folder, not the INBOX/root
+            marker = path / "maildirfolder"
+            if not marker.exists():
+                marker.touch()
+                os.chown(marker, uid, gid)
+
+    def _make_dirs(self, path: Path) -> None:
+        """mkdir -p, chmod 0755 on the components created here (Dovecot's mail processes run as nobody)."""
+        missing = []
+        p = path
+        while not p.exists():
+            missing.append(p)
+            p = p.parent
+        for d in reversed(missing):
+            d.mkdir()
+            os.chmod(d, 0o755)
+
+    def _check_traversable(self, path: Path) -> None:
+        for p in (path, *path.parents):
+            st = p.stat()
+            if not st.st_mode & 0o001 and st.st_uid != self._nobody_uid:
+                raise DovecotError(
+                    f"{p} is not traversable by 'nobody' (mode {st.st_mode & 0o7777:o}), which Dovecot's mail "
+                    f"processes run as; use a workdir whose parents all have the o+x bit"
+                )
+
+
+class _Keywords:
+    """The folder's ``dovecot-keywords`` file: keyword <-> Maildir letter (a = 0, b = 1, ...)."""
+
+    def __init__(self, path: Path, uid: int, gid: int) -> None:
+        self.path, self.uid, self.gid = path, uid, gid
+        self.by_name: dict[str, int] = {}
+        self.dirty = False
+        if path.exists():
+            for line in path.read_text().splitlines():
+                idx, _, name = line.partition(" ")
+                if idx.isdigit() and name:
+                    self.by_name[name] = int(idx)
+
+    def letter(self, keyword: str) -> str:
+        if not _KEYWORD_RE.fullmatch(keyword):
+            raise ValueError(f"not a valid IMAP keyword: {keyword!r}")
+        for name, idx in self.by_name.items():
+            if name.lower() == keyword.lower():
+                return chr(ord("a") + idx)
+        used = set(self.by_name.values())
+        idx = next((i for i in range(_MAX_KEYWORDS) if i not in used), None)
+        if idx is None:
+            raise ValueError(f"more than {_MAX_KEYWORDS} keywords in one folder")
+        self.by_name[keyword] = idx
+        self.dirty = True
+        return chr(ord("a") + idx)
+
+    def save(self) -> None:
+        if not self.dirty:
+            return
+        tmp = self.path.with_name("dovecot-keywords.gimport-tmp")
+        tmp.write_text("".join(f"{i} {n}\n" for n, i in sorted(self.by_name.items(), key=lambda kv: kv[1])))
+        os.chown(tmp, self.uid, self.gid)
+        os.replace(tmp, self.path)
+        self.dirty = False
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
