@@ -1,4 +1,27 @@
-"""Gmail authorization: scopes, the token file, refresh. The only module that imports google_auth_oauthlib.
+"""Gmail authorization: scopes, consent, the token file, refresh, revoke. The only module that imports
+google_auth_oauthlib.
+
+`gimport auth` runs Google's installed-app flow with PKCE (google_auth_oauthlib.flow.InstalledAppFlow) for the
+"Desktop app" OAuth client named by ``[gmail] client_secrets``. Google's answer (``?state=..&code=..``) comes
+back through the browser to ``http://localhost:PORT/`` in one of three ways:
+
+- desktop: gimport opens the browser and waits on the loopback port;
+- ``--no-browser`` (also chosen when there is no display or when running over SSH): gimport prints the URL and
+  waits on a fixed port (8765), so that ``ssh -N -L 8765:localhost:8765 host`` carries the answer back;
+- ``--paste``: nothing listens; the user copies the final ``http://localhost:8765/?...code=...`` address from
+  the browser's address bar and pastes it into the terminal.
+
+Out-of-band flows are gone (Google blocked them in 2023).
+
+The loopback receiver is gimport's own (not ``InstalledAppFlow.run_local_server``): it writes to a given
+stream instead of stdout, keeps waiting when the browser asks for something else (``/favicon.ico``), shows an
+honest page when consent was denied, and listens on both 127.0.0.1 and ::1 so that whichever address the
+browser picks for "localhost" reaches it. The code is exchanged with ``flow.fetch_token(code=...)`` after
+gimport has checked ``state`` and ``error`` itself, so no http->https rewriting of the redirect is needed.
+
+Endpoints: auth_uri and token_uri come from the client secrets file (Google's, or an emulator's in tests).
+The revoke endpoint is derived from the token_uri saved in the token file: Google's
+``https://oauth2.googleapis.com/revoke`` for any Google token endpoint, else ``<origin of token_uri>/revoke``.
 
 The token file is a google-auth "authorized_user" JSON, created with mode 0600 (never readable by
 others, not even briefly) and rewritten the same way whenever the access token is refreshed.
@@ -6,16 +29,26 @@ others, not even briefly) and rewritten the same way whenever the access token i
 
 from __future__ import annotations
 
+import errno
+import getpass
+import http.server
 import json
 import os
+import queue
+import socket
+import socketserver
+import sys
 import threading
+import urllib.parse
+import webbrowser
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import google.auth.exceptions
 from google.oauth2.credentials import Credentials
 
-from gimport.errors import AuthError
+from gimport.errors import AuthError, ConfigError, GmailError
 
 # The least gimport needs, in one place:
 SCOPES = (
@@ -23,6 +56,27 @@ SCOPES = (
     "https://www.googleapis.com/auth/gmail.labels",  # list/create labels, label counts for verify
     "https://www.googleapis.com/auth/gmail.settings.basic",  # cleanup: IMAP/forwarding; sendAs: who am I
 )
+_SCOPE_PURPOSE = {
+    SCOPES[0]: "add messages to your mailbox",
+    SCOPES[1]: "manage labels",
+    SCOPES[2]: "read and change basic settings",
+}
+
+DEFAULT_PORT = 8765  # fixed, so that `ssh -L 8765:localhost:8765` can be given in advance
+DEFAULT_TIMEOUT = 300.0
+MODES = ("auto", "no-browser", "paste")
+GOOGLE_TOKEN_URI = "https://oauth2.googleapis.com/token"
+GOOGLE_REVOKE_URI = "https://oauth2.googleapis.com/revoke"
+_GOOGLE_OAUTH_HOSTS = frozenset({"oauth2.googleapis.com", "accounts.google.com", "www.googleapis.com"})
+_NETWORK_TIMEOUT = 60.0
+CREATE_CLIENT_HOWTO = (
+    "create one in the Google Cloud console: APIs & Services > Credentials > Create credentials >"
+    " OAuth client ID > Application type: Desktop app > Download JSON (see docs/auth.md)"
+)
+PERMISSIONS_PAGE = "https://myaccount.google.com/permissions"
+
+
+# ------------------------------------------------------------------------------------------ token file
 
 
 def write_private(path: Path, text: str) -> None:
@@ -45,17 +99,25 @@ def write_private(path: Path, text: str) -> None:
 
 
 class PersistingCredentials(Credentials):
-    """Credentials that write themselves back to the token file after every refresh."""
+    """Credentials that write themselves back to the token file after every refresh.
+
+    Thread-safe: concurrent 401s in several worker threads cause one refresh, not one per thread."""
 
     _token_path: Path | None = None
     _refresh_lock = threading.Lock()
 
     def refresh(self, request: Any) -> None:
+        stale = self.token
         with self._refresh_lock:
+            if self.token != stale and self.valid:
+                return  # another thread refreshed while this one waited for the lock
             try:
                 super().refresh(request)
             except google.auth.exceptions.RefreshError as exc:
-                raise google.auth.exceptions.RefreshError(f"{exc.args[0] if exc.args else exc}".split(",")[0]) from exc
+                # google-auth's message is a tuple repr with the whole response; keep "invalid_grant: ..."
+                raise google.auth.exceptions.RefreshError(
+                    f"{exc.args[0] if exc.args else exc}".split(",")[0], retryable=exc.retryable
+                ) from exc
             if self._token_path is not None:
                 write_private(self._token_path, self.to_json())
 
@@ -76,7 +138,531 @@ def load_credentials(token_file: Path) -> PersistingCredentials:
     except ValueError as exc:
         raise AuthError(f"{token_file} is not a gimport token ({exc}): run 'gimport auth' again") from None
     if info.get("token_uri"):
-        # from_authorized_user_info forgets the saved token_uri; honour it
+        # from_authorized_user_info forgets the saved token_uri; honour it (with_token_uri() would drop expiry)
         creds._token_uri = info["token_uri"]
     creds._token_path = token_file
     return creds
+
+
+# ------------------------------------------------------------------------------------ client secrets
+
+
+def load_client_config(path: Path) -> dict[str, Any]:
+    """Read and check a Desktop ("installed") OAuth client JSON. Raises ConfigError saying how to fix it."""
+    path = Path(path)
+    where = f"[gmail] client_secrets {path}"
+    try:
+        text = path.read_text("utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"no OAuth client file at {where}: {CREATE_CLIENT_HOWTO}, and save it there") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read {where}: {getattr(exc, 'strerror', None) or exc}") from None
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        raise ConfigError(
+            f"{where} is not valid JSON ({exc}): download the Desktop client's JSON again from the Google Cloud"
+            " console (APIs & Services > Credentials)"
+        ) from None
+    if isinstance(data, dict) and "installed" not in data:
+        if "web" in data:
+            raise ConfigError(
+                f"{where} is for a 'Web application' OAuth client; gimport needs a 'Desktop app' client: "
+                + CREATE_CLIENT_HOWTO
+            )
+        if data.get("type") == "service_account":
+            raise ConfigError(f"{where} is a service account key, not an OAuth client: " + CREATE_CLIENT_HOWTO)
+    client = data.get("installed") if isinstance(data, dict) else None
+    if not isinstance(client, dict):
+        raise ConfigError(f"{where} is not an OAuth client file (no 'installed' section): " + CREATE_CLIENT_HOWTO)
+    missing = [k for k in ("client_id", "client_secret", "auth_uri", "token_uri") if not client.get(k)]
+    if missing:
+        raise ConfigError(f"{where} lacks {', '.join(missing)}: download the Desktop client's JSON again")
+    return {"installed": client}
+
+
+def revoke_uri_for(token_uri: str) -> str:
+    """Google's revoke endpoint for Google's token endpoints, else ``<origin of token_uri>/revoke``."""
+    parts = urllib.parse.urlsplit(token_uri)
+    if (parts.hostname or "").lower() in _GOOGLE_OAUTH_HOSTS:
+        return GOOGLE_REVOKE_URI
+    return f"{parts.scheme}://{parts.netloc}/revoke"
+
+
+def browser_available(env: Mapping[str, str] | None = None, platform: str | None = None) -> bool:
+    """Whether opening a browser on this machine can work: not over SSH, and on Linux/BSD a display."""
+    env = os.environ if env is None else env
+    platform = sys.platform if platform is None else platform
+    if any(env.get(k) for k in ("SSH_CONNECTION", "SSH_CLIENT", "SSH_TTY")):
+        return False
+    if platform.startswith(("win", "darwin", "cygwin")):
+        return True
+    return bool(env.get("DISPLAY") or env.get("WAYLAND_DISPLAY"))
+
+
+# -------------------------------------------------------------------------------- loopback receiver
+
+_PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>gimport</title></head>
+<body style="font-family: sans-serif; margin: 3em"><h1>gimport</h1><p>{}</p></body></html>"""
+
+
+class _RedirectHandler(http.server.BaseHTTPRequestHandler):
+    server: _LoopbackServer
+    timeout = 15  # a connection that sends nothing (a browser preconnect) must not live forever
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
+        pass
+
+    def do_GET(self) -> None:  # noqa: N802 - the base class's name
+        url = urllib.parse.urlsplit(self.path)
+        params = dict(urllib.parse.parse_qsl(url.query, keep_blank_values=True))
+        if url.path != "/" or not ("code" in params or "error" in params):
+            self._page(404, "Nothing here: gimport is waiting for Google's answer.")
+            return
+        if "error" in params:
+            self._page(200, "Access was not granted. You can close this tab; the terminal says what to do next.")
+        else:
+            self._page(200, "Google's answer reached gimport. You can close this tab and go back to the terminal.")
+        # only after the page is written: the caller may close the server as soon as it has the answer
+        self.server.answers.put(params)
+
+    def _page(self, status: int, text: str) -> None:
+        body = _PAGE.format(text).encode("utf-8")
+        self.send_response(status)
+        self.send_header("Content-Type", "text/html; charset=utf-8")
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Connection", "close")
+        self.end_headers()
+        self.wfile.write(body)
+
+
+class _LoopbackServer(socketserver.ThreadingMixIn, socketserver.TCPServer):
+    daemon_threads = True
+    # SO_REUSEADDR lets a port in TIME_WAIT be reused but never one with a listener (Linux, macOS); on
+    # Windows it would let two servers share the port, so there the default exclusive bind is kept.
+    allow_reuse_address = sys.platform != "win32"
+
+    def __init__(self, address: tuple[str, int], answers: queue.Queue[dict[str, str]]) -> None:
+        self.answers = answers
+        super().__init__(address, _RedirectHandler)
+
+
+class _LoopbackServer6(_LoopbackServer):
+    address_family = socket.AF_INET6
+
+
+class _Receiver:
+    """Listens on localhost:`port` (127.0.0.1 and ::1) until closed; answers arrive on `answers`."""
+
+    def __init__(self, port: int) -> None:
+        if not 0 <= port <= 65535:
+            raise ConfigError(f"--port must be between 1 and 65535 (or 0 for any free port), not {port}")
+        self.answers: queue.Queue[dict[str, str]] = queue.Queue()
+        self._servers: list[_LoopbackServer] = []
+        for _attempt in range(5):  # with port 0, ::1 may hold the port 127.0.0.1 got: pick again
+            try:
+                self._bind(port)
+                break
+            except OSError as exc:
+                self._close_servers()
+                if exc.errno != errno.EADDRINUSE or port != 0:
+                    raise ConfigError(
+                        f"cannot listen on localhost port {port} for Google's answer ({exc.strerror}; another"
+                        " 'gimport auth' running?): choose another port with --port, e.g. --port"
+                        f" {port + 1 if 0 < port < 65535 else DEFAULT_PORT + 1} (and use that number in ssh -L)"
+                    ) from None
+        else:
+            raise ConfigError("cannot find a free localhost port: pass one with --port")
+        self._threads = [
+            threading.Thread(target=s.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True, name="gimport-auth")
+            for s in self._servers
+        ]
+        for t in self._threads:
+            t.start()
+
+    def _bind(self, port: int) -> None:
+        v4 = _LoopbackServer(("127.0.0.1", port), self.answers)
+        self._servers.append(v4)
+        self.port = v4.server_address[1]
+        if socket.has_ipv6:
+            try:
+                self._servers.append(_LoopbackServer6(("::1", self.port), self.answers))
+            except OSError as exc:
+                if exc.errno == errno.EADDRINUSE:
+                    raise
+                # no IPv6 loopback here: browsers then use 127.0.0.1
+
+    def wait(self, timeout: float) -> dict[str, str]:
+        try:
+            return self.answers.get(timeout=timeout)
+        except queue.Empty:
+            raise AuthError(
+                f"no answer from the browser within {timeout:g} s: run 'gimport auth' again"
+                " (--timeout to wait longer, --paste if the browser cannot reach this machine)"
+            ) from None
+
+    def _close_servers(self) -> None:
+        for s in self._servers:
+            s.server_close()
+        self._servers = []
+
+    def close(self) -> None:
+        for s in self._servers:
+            s.shutdown()
+        for t in self._threads:
+            t.join()
+        self._close_servers()
+
+
+# --------------------------------------------------------------------------------------- the flow
+
+
+def _new_flow(client_config: dict[str, Any], redirect_uri: str) -> Any:
+    from google_auth_oauthlib.flow import InstalledAppFlow
+
+    flow = InstalledAppFlow.from_client_config(client_config, scopes=list(SCOPES))
+    flow.redirect_uri = redirect_uri
+    return flow
+
+
+def _authorization_url(flow: Any) -> tuple[str, str]:
+    from oauthlib.oauth2 import InsecureTransportError
+
+    try:
+        # prompt=consent: Google then always returns a refresh token, also for an account that consented before
+        return flow.authorization_url(access_type="offline", prompt="consent")
+    except InsecureTransportError:
+        raise ConfigError(
+            f"auth_uri {flow.client_config['auth_uri']} in [gmail] client_secrets must start with https://"
+        ) from None
+
+
+def _check_answer(params: Mapping[str, str], state: str) -> str:
+    """The code from Google's redirect parameters, or AuthError (denied, wrong attempt)."""
+    error = params.get("error")
+    if error == "access_denied":
+        raise AuthError(
+            "access was not granted (you pressed Cancel, or the account is not allowed to use this app: in"
+            " Testing mode add it as a test user on the OAuth consent screen): run 'gimport auth' again"
+        )
+    if error:
+        detail = params.get("error_description") or ""
+        raise AuthError(f"Google refused the authorization: {error} {detail}".rstrip() + ": see docs/auth.md")
+    if params.get("state") != state:
+        raise AuthError(
+            "the answer does not belong to this sign-in (state mismatch; a tab from an earlier attempt?):"
+            " run 'gimport auth' again"
+        )
+    code = params.get("code")
+    if not code:
+        raise AuthError("Google's answer holds no code: run 'gimport auth' again")
+    return code
+
+
+def _revoke_quietly(token_uri: str, token: str | None) -> None:
+    """Best effort: a token gimport will not keep should not stay valid."""
+    if not token:
+        return
+    import requests
+
+    try:
+        requests.post(revoke_uri_for(token_uri), data={"token": token}, timeout=_NETWORK_TIMEOUT)
+    except requests.RequestException:
+        pass
+
+
+def _fetch_token(flow: Any, code: str) -> Credentials:
+    """Exchange the code (PKCE verifier included) for tokens; insist on every scope in SCOPES."""
+    import requests
+    from oauthlib.oauth2 import InsecureTransportError, OAuth2Error
+
+    token_uri = flow.client_config["token_uri"]
+    try:
+        flow.fetch_token(code=code, timeout=_NETWORK_TIMEOUT)
+    except Warning as w:
+        # oauthlib raises Warning when the granted scopes differ from the requested ones: the user unticked
+        # a permission on Google's consent screen (granular consent)
+        if not hasattr(w, "new_scope"):
+            raise
+        granted = set(w.new_scope or ())
+        missing = [s for s in SCOPES if s not in granted]
+        if missing:
+            _revoke_quietly(token_uri, w.token.get("refresh_token") or w.token.get("access_token"))
+            what = ", ".join(f"{s.rsplit('/', 1)[-1]} ({_SCOPE_PURPOSE[s]})" for s in missing)
+            raise AuthError(
+                f"gimport was not given every permission it needs (missing: {what}): run 'gimport auth' again"
+                " and tick every box on Google's consent screen"
+            ) from None
+        flow.oauth2session.token = w.token  # more than asked for (earlier grants): fine
+    except InsecureTransportError:
+        raise ConfigError(f"token_uri {token_uri} in [gmail] client_secrets must start with https://") from None
+    except OAuth2Error as exc:
+        hint = ""
+        if exc.error == "invalid_client":
+            hint = " (was the OAuth client deleted or its secret reset? download its JSON again)"
+        raise AuthError(
+            f"the token endpoint {token_uri} refused the code: {exc.error}"
+            f"{': ' + exc.description if exc.description else ''}{hint}: run 'gimport auth' again"
+        ) from None
+    except requests.RequestException as exc:
+        raise AuthError(f"cannot reach the token endpoint {token_uri}: {exc}") from None
+    except ValueError as exc:  # not an OAuth answer at all (an HTML error page, ...)
+        raise AuthError(f"unexpected answer from the token endpoint {token_uri}: {exc}") from None
+    creds = flow.credentials
+    if not creds.refresh_token:
+        raise AuthError(f"the token endpoint {token_uri} returned no refresh token: run 'gimport auth' again")
+    return creds
+
+
+def _ssh_target() -> str:
+    try:
+        user = getpass.getuser()
+    except Exception:  # noqa: BLE001 - no user name in this environment is fine
+        user = ""
+    host = socket.gethostname() or "this-host"
+    return f"{user}@{host}" if user else host
+
+
+def _print(out: TextIO, text: str = "") -> None:
+    out.write(text + "\n")
+    out.flush()
+
+
+def _loopback_flow(
+    client_config: dict[str, Any],
+    *,
+    use_browser: bool,
+    port: int,
+    timeout: float,
+    out: TextIO,
+    open_browser: Callable[[str], bool],
+) -> Credentials:
+    receiver = _Receiver(port)
+    try:
+        flow = _new_flow(client_config, f"http://localhost:{receiver.port}/")
+        url, state = _authorization_url(flow)
+        opened = False
+        if use_browser:
+            _print(out, "Opening your browser to authorize gimport. If it does not open, visit this address:")
+            _print(out, f"\n    {url}\n")
+            try:
+                opened = bool(open_browser(url))
+            except webbrowser.Error:
+                opened = False
+            if not opened:
+                _print(out, "(No browser could be started here: open the address above yourself.)")
+        if not opened:
+            if not use_browser:
+                _print(out, "Open this address in a web browser and sign in with the Gmail account to import into:")
+                _print(out, f"\n    {url}\n")
+            p = receiver.port
+            _print(out, f"After you allow access, Google sends the browser to http://localhost:{p}/ where gimport")
+            _print(out, "is waiting. If the browser runs on another computer (an SSH session), forward that port")
+            _print(out, "first: on the computer with the browser, run this in a new terminal and keep it open:")
+            _print(out, f"\n    ssh -N -L {p}:localhost:{p} {_ssh_target()}\n")
+            _print(out, "(use the host name you log in to this machine with). Or press Ctrl-C and run")
+            _print(out, "'gimport auth --paste' to copy the final address back by hand instead.")
+        _print(out, f"Waiting up to {timeout:g} s for Google's answer (Ctrl-C to stop)...")
+        params = receiver.wait(timeout)
+    finally:
+        receiver.close()
+    return _fetch_token(flow, _check_answer(params, state))
+
+
+def _parse_pasted(text: str, redirect_uri: str) -> dict[str, str]:
+    text = text.strip().strip("'\"<>").strip()
+    if not text:
+        raise AuthError("nothing was pasted: run 'gimport auth --paste' again and paste the whole address")
+    parts = urllib.parse.urlsplit(text)
+    params = dict(urllib.parse.parse_qsl(parts.query, keep_blank_values=True))
+    if parts.scheme not in ("http", "https") or "code" not in params and "error" not in params:
+        redirect_host = urllib.parse.urlsplit(redirect_uri).netloc
+        raise AuthError(
+            f"that is not the address Google sent the browser to (it starts with http://{redirect_host}/ and"
+            " holds code=...): run 'gimport auth --paste' again and copy the whole address from the address bar"
+        )
+    return params
+
+
+def _paste_flow(
+    client_config: dict[str, Any], *, port: int, out: TextIO, read_line: Callable[[str], str]
+) -> Credentials:
+    port = port or DEFAULT_PORT
+    if not 0 < port <= 65535:
+        raise ConfigError(f"--port must be between 1 and 65535, not {port}")
+    redirect_uri = f"http://localhost:{port}/"
+    flow = _new_flow(client_config, redirect_uri)
+    url, state = _authorization_url(flow)
+    _print(out, "1. Open this address in a web browser (on any computer) and sign in with the Gmail account")
+    _print(out, "   to import into:")
+    _print(out, f"\n    {url}\n")
+    _print(out, f"2. After you allow access, the browser goes to an address starting with {redirect_uri}")
+    _print(out, '   and shows an error such as "This site can\'t be reached". That is expected: copy the')
+    _print(out, "   whole address from the browser's address bar.")
+    _print(out, "3. Paste it here and press Enter.")
+    try:
+        pasted = read_line("Address: ")
+    except EOFError:
+        pasted = ""
+    params = _parse_pasted(pasted, redirect_uri)
+    return _fetch_token(flow, _check_answer(params, state))
+
+
+def obtain_credentials(
+    client_config: dict[str, Any],
+    *,
+    mode: str = "auto",
+    port: int = DEFAULT_PORT,
+    timeout: float = DEFAULT_TIMEOUT,
+    out: TextIO | None = None,
+    read_line: Callable[[str], str] = input,
+    open_browser: Callable[[str], bool] | None = None,
+    env: Mapping[str, str] | None = None,
+) -> Credentials:
+    """Run the consent flow (PKCE) for SCOPES and return credentials holding a refresh token.
+
+    mode: "auto" (open a browser when this machine can show one, else as "no-browser"), "no-browser" (print
+    the URL, wait on localhost:`port`), "paste" (print the URL, read the final redirect address with
+    `read_line`). `port` 0 picks a free port (loopback modes). Raises ConfigError (port busy, bad client file)
+    and AuthError (consent denied, timeout, a permission unticked, token endpoint refusal)."""
+    out = sys.stdout if out is None else out
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, not {mode!r}")
+    if not timeout > 0:
+        raise ConfigError(f"--timeout must be more than 0 seconds, not {timeout:g}")
+    if mode == "paste":
+        return _paste_flow(client_config, port=port, out=out, read_line=read_line)
+    use_browser = mode == "auto" and browser_available(env)
+    return _loopback_flow(
+        client_config,
+        use_browser=use_browser,
+        port=port,
+        timeout=timeout,
+        out=out,
+        open_browser=open_browser or webbrowser.open,
+    )
+
+
+# ------------------------------------------------------------------------------------ the commands
+
+
+def _check_token_dir(token_file: Path) -> None:
+    directory = Path(token_file).parent
+    if not directory.is_dir():
+        raise ConfigError(f"[gmail] token_file {token_file}: the folder {directory} does not exist")
+    if not os.access(directory, os.W_OK):
+        raise ConfigError(f"[gmail] token_file {token_file}: cannot write in {directory}")
+
+
+def authorize(
+    gmail: Any,
+    *,
+    mode: str = "auto",
+    port: int = DEFAULT_PORT,
+    timeout: float = DEFAULT_TIMEOUT,
+    out: TextIO | None = None,
+    read_line: Callable[[str], str] = input,
+    open_browser: Callable[[str], bool] | None = None,
+    env: Mapping[str, str] | None = None,
+) -> str:
+    """`gimport auth`: consent, save the token (0600), print and return the account's primary address.
+
+    `gmail` is config.GmailSettings (client_secrets, token_file, user, api_url). Warns on `out` when the
+    account is not `gmail.user`. Raises ConfigError, AuthError or GmailError (see obtain_credentials)."""
+    from gimport.gmail import GmailClient, MessageRejected, RetryableError
+
+    out = sys.stdout if out is None else out
+    client_config = load_client_config(gmail.client_secrets)
+    _check_token_dir(gmail.token_file)
+    creds = obtain_credentials(
+        client_config,
+        mode=mode,
+        port=port,
+        timeout=timeout,
+        out=out,
+        read_line=read_line,
+        open_browser=open_browser,
+        env=env,
+    )
+    try:
+        write_private(gmail.token_file, creds.to_json())
+    except OSError as exc:
+        raise ConfigError(f"cannot write [gmail] token_file {gmail.token_file}: {exc.strerror}") from None
+    try:
+        address = GmailClient(load_credentials(gmail.token_file), api_url=gmail.api_url).primary_address()
+    except (RetryableError, MessageRejected, GmailError) as exc:
+        raise GmailError(
+            f"authorized and saved the token to {gmail.token_file}, but Gmail did not say which account it"
+            f" is for: {exc}"
+        ) from None
+    _print(out, f"Authorized gimport for {address}")
+    _print(out, f"Token saved to {gmail.token_file} (readable only by you).")
+    if gmail.user and address.lower() != gmail.user.lower():
+        _print(
+            out,
+            f"Warning: [gmail] user is {gmail.user}, but you signed in as {address}; 'gimport run' will refuse"
+            f" this token. Run 'gimport auth' again and choose {gmail.user} in the browser (a private window"
+            " helps), or change [gmail] user.",
+        )
+    return address
+
+
+def revoke(token_file: Path, *, out: TextIO | None = None) -> None:
+    """`gimport auth --revoke`: revoke the saved grant at the revoke endpoint and delete the token file.
+
+    The file is deleted also when the endpoint says the token is already invalid; it is kept (GmailError)
+    when the endpoint cannot be reached or fails, so that revoking can be tried again."""
+    import requests
+
+    out = sys.stdout if out is None else out
+    token_file = Path(token_file)
+    problem = "no token in it"
+    try:
+        info = json.loads(token_file.read_text("utf-8"))
+    except FileNotFoundError:
+        _print(out, f"No token at {token_file}: nothing to revoke.")
+        return
+    except OSError as exc:
+        raise ConfigError(f"cannot read [gmail] token_file {token_file}: {exc.strerror}") from None
+    except ValueError as exc:
+        info, problem = None, f"not JSON: {exc}"
+    token = info.get("refresh_token") or info.get("token") if isinstance(info, dict) else None
+    if not token:
+        _delete(token_file)
+        _print(out, f"{token_file} held no usable token ({problem}): deleted it.")
+        _print(out, f"If gimport still has access, remove it at {PERMISSIONS_PAGE}")
+        return
+    uri = revoke_uri_for(info.get("token_uri") or GOOGLE_TOKEN_URI)
+    try:
+        resp = requests.post(uri, data={"token": token}, timeout=_NETWORK_TIMEOUT)
+    except requests.RequestException as exc:
+        raise GmailError(
+            f"cannot reach {uri} to revoke the token ({exc.__class__.__name__}): {token_file} is kept; try again,"
+            f" or remove gimport's access at {PERMISSIONS_PAGE} and delete the file"
+        ) from None
+    if resp.status_code == 200:
+        _delete(token_file)
+        _print(out, f"Revoked gimport's access to Gmail and deleted {token_file}.")
+        return
+    error = ""
+    try:
+        error = str(resp.json().get("error", ""))
+    except ValueError:
+        pass
+    if resp.status_code == 400 and error in ("invalid_token", "invalid_request", ""):
+        _delete(token_file)
+        _print(out, f"The token was already invalid (expired or revoked): nothing to revoke; deleted {token_file}.")
+        return
+    raise GmailError(
+        f"revoking at {uri} failed (HTTP {resp.status_code} {error}): {token_file} is kept; try again, or remove"
+        f" gimport's access at {PERMISSIONS_PAGE} and delete the file"
+    )
+
+
+def _delete(path: Path) -> None:
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        pass
+    except OSError as exc:
+        raise ConfigError(f"cannot delete {path}: {exc.strerror}") from None

@@ -79,7 +79,7 @@ def _read_password(settings: Settings) -> str:
     return getpass.getpass(f"IMAP password for {src.user}@{src.host}: ")
 
 
-def _setup_log(path: Path, verbose: bool) -> None:
+def _setup_log(path: Path, verbose: bool) -> logging.Handler:
     logger = logging.getLogger("gimport")
     logger.setLevel(logging.INFO)
     try:
@@ -95,6 +95,7 @@ def _setup_log(path: Path, verbose: bool) -> None:
         console.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
         logging.getLogger().addHandler(console)
         logging.getLogger().setLevel(logging.DEBUG)
+    return handler
 
 
 def _open_gmail(settings: Settings):
@@ -105,14 +106,22 @@ def _open_gmail(settings: Settings):
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    settings = load_settings(args.config)
+    log_handler = _setup_log(settings.log_file, args.verbose)
+    try:
+        return _run(settings, args)
+    finally:
+        logging.getLogger("gimport").removeHandler(log_handler)
+        log_handler.close()
+
+
+def _run(settings: Settings, args: argparse.Namespace) -> int:
     from gimport.engine import Migration
     from gimport.imap_source import ImapSource
     from gimport.pacer import Pacer
     from gimport.progress import TqdmReporter, format_summary
     from gimport.state import StateStore
 
-    settings = load_settings(args.config)
-    _setup_log(settings.log_file, args.verbose)
     gmail = _open_gmail(settings)
     password = _read_password(settings)
     state = StateStore(settings.state_path)
@@ -172,6 +181,18 @@ def cmd_status(args: argparse.Namespace) -> int:
         state.close()
 
 
+def cmd_auth(args: argparse.Namespace) -> int:
+    from gimport import auth
+
+    settings = load_settings(args.config, need_source=False)
+    if args.revoke:
+        auth.revoke(settings.gmail.token_file)
+        return EXIT_OK
+    mode = "paste" if args.paste else "no-browser" if args.no_browser else "auto"
+    auth.authorize(settings.gmail, mode=mode, port=args.port, timeout=args.timeout)
+    return EXIT_OK
+
+
 def _not_implemented(name: str, issue: str):
     def run(args: argparse.Namespace) -> int:
         print(f"gimport {name}: not implemented yet ({issue})", file=sys.stderr)
@@ -213,11 +234,33 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(func=func)
         return p
 
-    add(
+    auth_p = add(
         "auth",
-        _not_implemented("auth", "see the OAuth issue"),
-        "authorize gimport to import into your Gmail",
-        "gimport auth --no-browser",
+        cmd_auth,
+        "authorize gimport to import into your Gmail (once; the token is saved to [gmail] token_file)",
+        "gimport auth                  # on a desktop: opens the browser\n"
+        "  gimport auth --no-browser     # over SSH: prints the URL; forward the port with ssh -L 8765:localhost:8765\n"
+        "  gimport auth --paste          # no port forwarding: paste the final http://localhost... address back\n"
+        "  gimport auth --revoke         # withdraw gimport's access and delete the token file\n"
+        "  (setting up the Google Cloud project and the Desktop OAuth client: docs/auth.md)",
+    )
+    auth_how = auth_p.add_mutually_exclusive_group()
+    auth_how.add_argument(
+        "--no-browser",
+        action="store_true",
+        help="do not open a browser: print the URL and wait on localhost:PORT (the default without a display/over SSH)",
+    )
+    auth_how.add_argument(
+        "--paste",
+        action="store_true",
+        help="print the URL, then read the final http://localhost... address pasted back",
+    )
+    auth_how.add_argument("--revoke", action="store_true", help="revoke the saved token and delete the token file")
+    auth_p.add_argument(
+        "--port", type=int, default=8765, help="localhost port for Google's answer (default 8765; 0 = any free port)"
+    )
+    auth_p.add_argument(
+        "--timeout", type=float, default=300.0, metavar="SECONDS", help="how long to wait for the answer (default 300)"
     )
     add(
         "plan",

@@ -187,8 +187,13 @@ def _check_globs(table: str, key: str, globs: tuple[str, ...]) -> None:
             raise ConfigError(f"[{table}] {key}: {g!r} is not a valid folder glob (use '/' between levels)")
 
 
-def load_settings(path: str | os.PathLike[str], *, env: dict[str, str] | None = None) -> Settings:
-    """Read and validate the config file. Raises ConfigError (exit 2) with the key at fault."""
+def load_settings(
+    path: str | os.PathLike[str], *, env: dict[str, str] | None = None, need_source: bool = True
+) -> Settings:
+    """Read and validate the config file. Raises ConfigError (exit 2) with the key at fault.
+
+    With need_source=False (gimport auth, cleanup) a config without [source] is accepted; the source
+    settings are then placeholders that must not be used."""
     env = os.environ if env is None else env
     config_path = Path(path).expanduser().resolve()
     try:
@@ -209,9 +214,11 @@ def load_settings(path: str | os.PathLike[str], *, env: dict[str, str] | None = 
         if key not in known:
             raise ConfigError(f"unknown table [{key}] (allowed: {', '.join(sorted(known))})")
 
-    src = _Table("source", data.get("source", {}), base)
     if "source" not in data:
-        raise ConfigError("[source] is required: host and user of the old IMAP server")
+        if need_source:
+            raise ConfigError("[source] is required: host and user of the old IMAP server")
+        data["source"] = {"host": "-", "user": "-"}
+    src = _Table("source", data["source"], base)
     security = src.str("security", "ssl", choices=("ssl", "starttls", "plain"))
     source = SourceSettings(
         host=src.str("host", required=True),

@@ -229,29 +229,32 @@ class Migration:
         """Label reference (system id or user name) -> label id; creates missing user labels, parents first."""
         existing = self._gmail_call("labels.list", self.gmail.list_labels)
         ids = {label_key(lbl["name"]): lbl["id"] for lbl in existing}
+        actual = {label_key(lbl["name"]): lbl["name"] for lbl in existing}
         ids.update({lbl["id"]: lbl["id"] for lbl in existing if lbl.get("type") == "system"})
         refs: dict[str, str] = {}
-        for name in user_labels_to_create(plans):
+        for name in user_labels_to_create(plans):  # parents come first
             key = label_key(name)
-            if key not in ids:
-                try:
-                    created = self._gmail_call(
-                        "labels.create",
-                        lambda n=name: self.gmail.create_label(n, self.settings.labels.visibility),
-                    )
-                    ids[key] = created["id"]
-                    log.info("created label %r (%s)", name, created["id"])
-                except LabelConflict:
-                    # created meanwhile, or a name that conflicts in a way we did not foresee: look again
-                    again = {label_key(lbl["name"]): lbl["id"] for lbl in self.gmail.list_labels()}
-                    if key not in again:
-                        raise GmailError(f"Gmail says label {name!r} conflicts with an existing label") from None
-                    ids[key] = again[key]
-                except MessageRejected as err:
-                    raise GmailError(
-                        f"Gmail rejects the label name {name!r} ({err}): map that folder to another name in"
-                        " [labels.map]"
-                    ) from None
+            if key in ids:
+                continue
+            parent, _, leaf = name.rpartition("/")
+            # nest under the parent as Gmail spells it (an existing "Work" for our "work")
+            full = f"{actual[label_key(parent)]}/{leaf}" if parent else name
+            try:
+                created = self._gmail_call(
+                    "labels.create", lambda n=full: self.gmail.create_label(n, self.settings.labels.visibility)
+                )
+                log.info("created label %r (%s)", full, created["id"])
+            except LabelConflict:
+                # created meanwhile, or a conflict we did not foresee: look again
+                again = {label_key(lbl["name"]): lbl for lbl in self.gmail.list_labels()}
+                if key not in again:
+                    raise GmailError(f"Gmail says label {full!r} conflicts with an existing label") from None
+                created = again[key]
+            except MessageRejected as err:
+                raise GmailError(
+                    f"Gmail rejects the label name {full!r} ({err}): map that folder to another name in [labels.map]"
+                ) from None
+            ids[key], actual[key] = created["id"], created["name"]
         for plan in plans:
             for ref in plan.labels:
                 refs[ref] = ids.get(ref) or ids[label_key(ref)]

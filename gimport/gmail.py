@@ -152,7 +152,7 @@ class GmailClient:
         self._credentials = credentials
         self._timeout = timeout
         self._local = threading.local()
-        self._service = discovery.build_from_document(_discovery_doc(api_url), http=self._http(), static_discovery=True)
+        self._service = discovery.build_from_document(_discovery_doc(api_url), http=self._http())
         # building the resources is costly; keep them
         users = self._service.users()
         self._messages, self._labels, self._settings = users.messages(), users.labels(), users.settings()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import imaplib
 import logging
+import re
 import socket
 import ssl
 import time
@@ -26,6 +27,7 @@ from gimport.mapping import Folder
 
 log = logging.getLogger("gimport.imap")
 
+_UID_IN_FETCH = re.compile(rb"\bUID (\d+)")
 _TRANSIENT = (OSError, imaplib.IMAP4.abort, ssl.SSLError, EOFError)
 
 
@@ -230,4 +232,34 @@ class ImapSource:
                 continue
             raw = item[b"BODY[]"] or b""
             out.append(FetchedMessage(uid, raw, _flags(item[b"FLAGS"]), _date(item[b"INTERNALDATE"])))
+        suspects = [m.uid for m in out if b"\x80" in m.raw]
+        if suspects and self._has_binary():
+            exact = self._fetch_binary(suspects)
+            for i, m in enumerate(out):
+                b = exact.get(m.uid)
+                # BODY[] cannot carry NUL: servers such as Dovecot send 0x80 instead. BINARY[] (RFC 3516)
+                # can; take it only when it is the same message with NULs restored, nothing else decoded.
+                if b is not None and b != m.raw and len(b) == len(m.raw) and b.replace(b"\x00", b"\x80") == m.raw:
+                    out[i] = FetchedMessage(m.uid, b, m.flags, m.internaldate)
         return out
+
+    def _has_binary(self) -> bool:
+        caps = self._call(lambda c: c.capabilities())
+        return b"BINARY" in caps
+
+    def _fetch_binary(self, uids: Sequence[int]) -> dict[int, bytes]:
+        """BINARY.PEEK[] through imaplib (IMAPClient does not parse literal8 `~{n}`)."""
+
+        def op(c: imapclient.IMAPClient) -> dict[int, bytes]:
+            typ, data = c._imap.uid("FETCH", ",".join(map(str, uids)), "(BINARY.PEEK[])")
+            found: dict[int, bytes] = {}
+            if typ != "OK":
+                return found
+            for part in data:
+                if isinstance(part, tuple) and len(part) == 2:
+                    m = _UID_IN_FETCH.search(part[0])
+                    if m and part[0].rstrip().endswith(b"}"):
+                        found[int(m.group(1))] = part[1]
+            return found
+
+        return self._call(op)

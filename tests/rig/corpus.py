@@ -309,8 +309,8 @@ def _plan(rng: random.Random, n: int, folders: dict[str, int], years: tuple[int,
     return plans
 
 
-def _compose(rng: random.Random, plan: _Plan, body_lines: int, **kw) -> tuple[bytes, dict]:
-    """A message for ``plan``; returns (raw, the keyword arguments used, for variants)."""
+def _compose(rng: random.Random, plan: _Plan, body_lines: int, **kw) -> bytes:
+    """A message for ``plan``; ``kw`` overrides ``make_message`` arguments."""
     if plan.japanese:
         subject = f"[{plan.index:04d}] " + rng.choice(_JA_SUBJECTS)
         lines = [rng.choice(_JA_LINES) for _ in range(body_lines)]
@@ -331,31 +331,40 @@ def _compose(rng: random.Random, plan: _Plan, body_lines: int, **kw) -> tuple[by
         charset=plan.charset,
     )
     args.update(kw)
-    return make_message(**args), args
+    return make_message(**args)
 
 
 def sample_mailbox(n: int = 300, seed: int = 0) -> dict[str, list[SeedMessage]]:
     """``n`` messages (n >= 15) over ``SAMPLE_FOLDERS``, every folder non-empty, INTERNALDATEs in 2015-2024.
 
-    Flags: most \\Seen, some unseen, some \\Flagged / \\Answered / $Forwarded; everything in Sent/送信済み
-    \\Seen, in Drafts/下書き \\Draft \\Seen. Charsets: ~25% ISO-2022-JP, ~10% Shift_JIS, the rest UTF-8 (half of
-    it Japanese). Odd cases, each exactly once (find them with ``find_odd``-style header checks):
+    Flags: most \\Seen, some unseen, some \\Flagged / \\Answered / $Forwarded; everything in Sent/送信済み is
+    \\Seen, in Drafts/下書き \\Draft \\Seen. Charsets: ~25% ISO-2022-JP, ~10% Shift_JIS, the rest UTF-8 (about
+    half of it Japanese). Odd cases, marked by an ``X-Corpus-Case`` header (all present once n >= 27):
 
-    - ``X-Corpus-Case: attachment`` on a few messages with 10-200 KB attachments;
-    - ``X-Corpus-Case: no-date`` (no Date header); ``no-message-id`` (no Message-ID header);
-    - ``eight-bit-header`` (raw UTF-8 bytes in Subject and From); ``nul-byte`` (a NUL in the body; note that
-      Dovecot serves it as 0x80 in BODY[]);
-    - ``duplicate-id``: the same message (identical bytes, one Message-ID) in ``Archive/2021`` and
-      ``Projects/gimport/Design``, with different flags.
+    - ``attachment``: six messages with 10-200 KB attachments;
+    - ``no-date`` (no Date header); ``no-message-id`` (no Message-ID header);
+    - ``eight-bit-header``: raw UTF-8 bytes in Subject (and in From when the sender's name is Japanese);
+    - ``nul-byte``: a NUL byte in the body (Dovecot serves it as 0x80 in BODY[]);
+    - ``duplicate-id``: one message, byte-identical, in ``Archive/2021`` (\\Seen) and in
+      ``Projects/gimport/Design`` (\\Flagged \\Seen), with the same INTERNALDATE, as IMAP COPY leaves it.
     """
     rng = random.Random(seed)
     plans = _plan(rng, n, SAMPLE_FOLDERS, (2015, 2024))
-    odd = rng.sample(range(len(SAMPLE_FOLDERS), n), k=min(11, n - len(SAMPLE_FOLDERS)))
-    cases = dict(zip(odd, ["no-date", "no-message-id", "eight-bit-header", "nul-byte", "duplicate-id"] +
-                     ["attachment"] * 6))  # fmt: skip
+    names = ["no-date", "no-message-id", "eight-bit-header", "nul-byte", "duplicate-id", "duplicate-copy"]
+    names += ["attachment"] * 6
+    # Never one of the first len(SAMPLE_FOLDERS) plans: those guarantee every folder a message.
+    odd = sorted(rng.sample(range(len(SAMPLE_FOLDERS), n), k=min(len(names), n - len(SAMPLE_FOLDERS))))
+    cases = dict(zip(odd, names, strict=False))
+    if "duplicate-copy" not in cases.values():
+        cases = {i: c for i, c in cases.items() if c != "duplicate-id"}
     out: dict[str, list[SeedMessage]] = {f: [] for f in SAMPLE_FOLDERS}
+    duplicate: SeedMessage | None = None
     for plan in plans:
         case = cases.get(plan.index)
+        if case == "duplicate-copy":
+            assert duplicate is not None  # odd indices are sorted: the original comes first
+            out["Projects/gimport/Design"].append(dataclasses.replace(duplicate, flags=("\\Flagged", "\\Seen")))
+            continue
         kw: dict = {"extra_headers": [("X-Corpus-Case", case)]} if case else {}
         if case == "no-date":
             kw["no_date"] = True
@@ -369,23 +378,17 @@ def sample_mailbox(n: int = 300, seed: int = 0) -> dict[str, list[SeedMessage]]:
         elif case == "attachment":
             kw["attachment_size"] = rng.randrange(10_000, 200_001)
             kw["attachment_name"] = rng.choice(["report.pdf", "photo.jpg", "data.xlsx", "見積書.pdf"])
-        raw, _ = _compose(rng, plan, rng.randrange(2, 12), **kw)
+        if case == "duplicate-id":
+            plan = dataclasses.replace(plan, folder="Archive/2021", internaldate=_random_date(rng, 2021, 2021))
+        raw = _compose(rng, plan, rng.randrange(2, 12), **kw)
         if case == "nul-byte":
             head, sep, body = raw.partition(b"\r\n\r\n")
             raw = head + sep + body.replace(b".", b".\x00", 1)
         if case == "duplicate-id":
-            first = dataclasses.replace(plan, folder="Archive/2021")
-            out[first.folder].append(SeedMessage(raw, ("\\Seen",), plan.internaldate))
-            out["Projects/gimport/Design"].append(SeedMessage(raw, ("\\Flagged", "\\Seen"), plan.internaldate))
+            duplicate = SeedMessage(raw, ("\\Seen",), plan.internaldate)
+            out["Archive/2021"].append(duplicate)
             continue
         out[plan.folder].append(SeedMessage(raw, _flags_for(rng, plan.folder), plan.internaldate))
-    # The duplicate replaced one planned message with two; drop the last plain INBOX one to keep n.
-    if "duplicate-id" in cases.values():
-        inbox = out["INBOX"]
-        for i in range(len(inbox) - 1, -1, -1):
-            if b"X-Corpus-Case:" not in inbox[i].raw.partition(b"\r\n\r\n")[0] and len(inbox) > 1:
-                del inbox[i]
-                break
     for msgs in out.values():
         msgs.sort(key=lambda m: m.internaldate)
     return out
@@ -422,7 +425,7 @@ def realistic_mailbox(n: int = 2000, avg_kb: float = 20, seed: int = 0) -> dict[
     ja_pool = _line_pool(rng, _JA_LINES, 400)
     out: dict[str, list[SeedMessage]] = {f: [] for f in REALISTIC_FOLDERS}
     for plan, size in zip(plans, sizes, strict=True):
-        attachment = size - 3_000 if plan.index in big_idx else 0
+        attachment = (size - 3_000) * 3 // 4 if plan.index in big_idx else 0  # base64 grows it by 4/3
         text_bytes = 1_000 if attachment else max(200, size - 700)  # ~700 bytes of headers
         pool = ja_pool if plan.japanese else en_pool
         # Japanese text is ~3 bytes a character in UTF-8 before base64, ~2 in ISO-2022-JP/Shift_JIS.
@@ -430,7 +433,7 @@ def realistic_mailbox(n: int = 2000, avg_kb: float = 20, seed: int = 0) -> dict[
         start = rng.randrange(len(pool) // 2)
         body = pool[start : start + text_bytes // per_char]
         body = body[: body.rfind("\n") + 1] or body
-        raw, _ = _compose(rng, plan, 0, body=body, attachment_size=attachment, attachment_name="file.pdf")
+        raw = _compose(rng, plan, 0, body=body, attachment_size=attachment, attachment_name="file.pdf")
         out[plan.folder].append(SeedMessage(raw, _flags_for(rng, plan.folder), plan.internaldate))
     for msgs in out.values():
         msgs.sort(key=lambda m: m.internaldate)

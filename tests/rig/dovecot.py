@@ -106,6 +106,39 @@ class SnapshotEntry:
 
 
 @dataclasses.dataclass(frozen=True)
+class ImapUser:
+    """One account on a Dovecot instance, with shortcuts to the instance's per-user methods."""
+
+    name: str
+    password: str
+    separator: str
+    server: Dovecot
+
+    def folder_name(self, folder: str) -> str:
+        """The IMAP name of a logical folder path for this user: ``"A/B"`` -> ``"A.B"`` with a "." separator."""
+        return self.server.imap_name(self.name, folder)
+
+    def connect(self, *, tls: bool = False, **kwargs):
+        """A logged-in ``imapclient.IMAPClient``; see ``Dovecot.connect``."""
+        return self.server.connect(self.name, tls=tls, **kwargs)
+
+    def seed(self, folder: str, messages: Sequence[SeedMessage]) -> None:
+        self.server.seed(self.name, folder, messages)
+
+    def create_folder(self, folder: str) -> Path:
+        return self.server.create_folder(self.name, folder)
+
+    def delete_folder(self, folder: str, *, recursive: bool = False) -> None:
+        self.server.delete_folder(self.name, folder, recursive=recursive)
+
+    def reset_uidvalidity(self, folder: str) -> int | None:
+        return self.server.reset_uidvalidity(self.name, folder)
+
+    def snapshot(self) -> dict[str, list[SnapshotEntry]]:
+        return self.server.snapshot(self.name)
+
+
+@dataclasses.dataclass(frozen=True)
 class _User:
     name: str
     password: str
@@ -208,7 +241,8 @@ class Dovecot:
         self.mail_root.mkdir(exist_ok=True)
         os.chown(self.mail_root, self._nobody_uid, self._nogroup_gid)
         os.chmod(self.mail_root, 0o755)
-        self._write_passwd()
+        self.users_dir.mkdir(exist_ok=True)
+        os.chmod(self.users_dir, 0o755)
 
     # ----------------------------------------------------------------- paths
 
@@ -230,8 +264,9 @@ class Dovecot:
         return self.workdir / "key.pem"
 
     @property
-    def passwd_path(self) -> Path:
-        return self.workdir / "passwd"
+    def users_dir(self) -> Path:
+        """One passwd-file per user (``users/<name>``), see ``_write_passwd``."""
+        return self.workdir / "users"
 
     @property
     def mail_root(self) -> Path:
@@ -250,6 +285,12 @@ class Dovecot:
         if not parts:
             return root
         return root / ("." + ".".join(imap_utf7.encode(p).decode("ascii") for p in parts))
+
+    def imap_name(self, user: str, folder: str) -> str:
+        """The IMAP (decoded) name of a logical folder path for ``user``: ``"A/B"`` -> ``"A.B"`` for a "."
+        user; ``"INBOX"`` for the inbox."""
+        parts = _split_folder(folder)
+        return self._user(user).separator.join(parts) if parts else "INBOX"
 
     @property
     def pid(self) -> int | None:
@@ -280,8 +321,13 @@ class Dovecot:
             d.mkdir(exist_ok=True)
             os.chown(d, self._nobody_uid, self._nogroup_gid)
             os.chmod(d, 0o700)
-        self._write_passwd()
+        self._write_passwd(self._users[name])
         return password
+
+    def user(self, name: str) -> ImapUser:
+        """The handle of an existing user. Raises KeyError."""
+        u = self._user(name)
+        return ImapUser(u.name, u.password, u.separator, self)
 
     def password(self, user: str) -> str:
         return self._user(user).password
@@ -295,16 +341,43 @@ class Dovecot:
         except KeyError:
             raise KeyError(f"no such user {name!r}; add_user() first") from None
 
-    def _write_passwd(self) -> None:
-        lines = []
-        for u in self._users.values():
-            extra = "userdb_namespace/inbox/separator=." if u.separator == "." else ""
-            lines.append(f"{u.name}:{{PLAIN}}{u.password}::::::{extra}\n")
-        # Atomic replace: the auth process may read the file at any moment once the server runs.
-        tmp = self.passwd_path.with_name("passwd.tmp")
-        tmp.write_text("".join(lines))
+    def _write_passwd(self, user: _User) -> None:
+        # One file per user, written once: Dovecot checks a passwd-file for changes at most once a second, so
+        # a user appended to a shared file right after another login would stay unknown for up to a second.
+        # A file that did not exist at the previous lookup is read fresh.
+        extra = "userdb_namespace/inbox/separator=." if user.separator == "." else ""
+        path = self.users_dir / user.name
+        tmp = path.with_name(f".{user.name}.tmp")
+        tmp.write_text(f"{user.name}:{{PLAIN}}{user.password}::::::{extra}\n")
         os.chmod(tmp, 0o644)  # read by the auth process, which runs as nobody
-        os.replace(tmp, self.passwd_path)
+        os.replace(tmp, path)
+
+    # ----------------------------------------------------------------- clients
+
+    def ssl_context(self) -> ssl.SSLContext:
+        """A client context that trusts only this instance's certificate, hostname checking on (connect to
+        ``localhost`` or ``127.0.0.1``)."""
+        return ssl.create_default_context(cafile=str(self.ca_file))
+
+    def connect(self, user: str, *, tls: bool = False, **kwargs):
+        """A logged-in ``imapclient.IMAPClient`` on the plain port, or on the TLS port with ``ssl_context()``.
+        ``normalise_times=False`` makes INTERNALDATEs timezone-aware; other ``kwargs`` go to IMAPClient.
+        The caller logs out (``with dv.connect(user) as client:``)."""
+        from imapclient import IMAPClient
+
+        normalise_times = kwargs.pop("normalise_times", True)
+        kwargs.setdefault("timeout", 30)
+        if tls:
+            client = IMAPClient("localhost", port=self.tls_port, ssl=True, ssl_context=self.ssl_context(), **kwargs)
+        else:
+            client = IMAPClient(self.host, port=self.plain_port, ssl=False, **kwargs)
+        client.normalise_times = normalise_times
+        try:
+            client.login(user, self.password(user))
+        except BaseException:
+            client.shutdown()
+            raise
+        return client
 
     # ----------------------------------------------------------------- lifecycle
 
@@ -379,13 +452,24 @@ class Dovecot:
             todo.extend(children.get(pid, ()))
         return found
 
-    def kill_connections(self, user: str | None = None) -> None:
-        """Drop the IMAP sessions of ``user`` (all users when None) the way a server restart would: clients
-        see the connection close (after a ``* BYE``). Raises DovecotError if doveadm fails."""
-        names = [user] if user is not None else list(self._users)
-        for name in names:
-            self._user(name)
-            self.doveadm("kick", name)
+    def kill_connections(self, user: str | None = None) -> int:
+        """Drop the IMAP sessions of ``user`` (of every user when None) as an admin would with ``doveadm
+        kick``: the client gets ``* BYE`` and the connection closes. Returns once those imap processes are
+        gone, with how many there were. Raises DovecotError if doveadm fails or a process outlives the
+        deadline."""
+        if user is not None:
+            self._user(user)
+        who = self.doveadm("who", "-1", *([user] if user is not None else []))
+        pids = {int(fields[2]) for line in who.splitlines()[1:] if len(fields := line.split()) >= 3}
+        if not pids:
+            return 0
+        self.doveadm("kick", user if user is not None else "*")
+        deadline = time.monotonic() + STOP_DEADLINE
+        while any(_pid_alive(p) for p in pids):
+            if time.monotonic() > deadline:
+                raise DovecotError(f"imap processes {sorted(p for p in pids if _pid_alive(p))} survived kick")
+            time.sleep(0.005)
+        return len(pids)
 
     def doveadm(self, *args: str) -> str:
         """Run ``doveadm -c CONF ARGS`` against this instance; returns stdout. Raises DovecotError."""
@@ -434,8 +518,9 @@ class Dovecot:
             if self._proc is not None and self._proc.poll() is not None:
                 raise DovecotError(f"dovecot exited with {self._proc.returncode}\n{self._log_tails()}")
             if time.monotonic() > deadline:
-                raise DovecotError(f"no IMAP greeting on {pending} within {START_DEADLINE}s ({last})\n"
-                                   f"{self._log_tails()}")
+                raise DovecotError(
+                    f"no IMAP greeting on {pending} within {START_DEADLINE}s ({last})\n{self._log_tails()}"
+                )
             for kind, port in list(pending.items()):
                 try:
                     with socket.create_connection((self.host, port), timeout=1) as raw:
@@ -458,8 +543,10 @@ class Dovecot:
             return ""
 
     def _log_tails(self) -> str:
-        return (f"--- {self.log_path} (tail)\n{_tail(self.log_path)}\n"
-                f"--- {self.workdir / 'dovecot.stderr'} (tail)\n{_tail(self.workdir / 'dovecot.stderr')}")
+        return (
+            f"--- {self.log_path} (tail)\n{_tail(self.log_path)}\n"
+            f"--- {self.workdir / 'dovecot.stderr'} (tail)\n{_tail(self.workdir / 'dovecot.stderr')}"
+        )
 
     def _make_cert(self) -> None:
         cmd = [
@@ -490,6 +577,9 @@ ssl = yes
 ssl_cert = <{self.ca_file}
 ssl_key = <{self.key_file}
 disable_plaintext_auth = no
+# Tests provoke failed logins: no 2 s delay per failure, and (anvil-auth-penalty below) no penalty growing
+# to 15 s per client IP.
+auth_failure_delay = 0
 auth_mechanisms = plain login
 default_internal_user = nobody
 default_login_user = nobody
@@ -497,18 +587,26 @@ mail_uid = nobody
 mail_gid = nogroup
 mail_home = {self.mail_root}/%u
 mail_location = maildir:~/Maildir
+# Dovecot's default, spelled out: with the list index, parents that exist only through their children list
+# as \\Noselect (without it, LIST "*" omits them). The rig refreshes it after changing folders on disk.
+mailbox_list_index = yes
 passdb {{
   driver = passwd-file
-  args = scheme=PLAIN username_format=%u {self.passwd_path}
+  args = scheme=PLAIN username_format=%u {self.users_dir}/%u
 }}
 userdb {{
   driver = passwd-file
-  args = username_format=%u {self.passwd_path}
+  args = username_format=%u {self.users_dir}/%u
 }}
 namespace inbox {{
   inbox = yes
   separator = /
 {mailboxes}}}
+service anvil {{
+  unix_listener anvil-auth-penalty {{
+    mode = 0
+  }}
+}}
 service imap-login {{
   inet_listener imap {{
     address = 127.0.0.1
@@ -525,15 +623,18 @@ service imap-login {{
     # ----------------------------------------------------------------- mail
 
     def create_folder(self, user: str, folder: str) -> Path:
-        """Create ``folder`` (empty, selectable) if missing; its parents are not created. Returns its dir."""
+        """Create ``folder`` (empty, selectable) if missing; its parents are not created (they list as
+        ``\\Noselect`` until created themselves). Returns its directory."""
         path = self.folder_path(user, folder)
-        self._ensure_folder(path)
+        if self._ensure_folder(path):
+            self._refresh_list(user)
         return path
 
     def seed(self, user: str, folder: str, messages: Sequence[SeedMessage]) -> None:
-        """Append ``messages`` to ``folder`` (created if missing) in order: Dovecot gives them increasing UIDs
-        in list order, after any messages already there. Writes the Maildir++ files directly
-        (tmp/ then rename into cur/), so it is fast and works with the server running or not."""
+        """Append ``messages`` to ``folder`` (created if missing, see ``create_folder``) in order: Dovecot
+        gives them increasing UIDs in list order, after any messages already there. Writes the Maildir++
+        files directly (tmp/, then rename into cur/), so it is fast and works with the server running or
+        not; a session with the folder selected sees the new messages at its next NOOP/command."""
         path = self.create_folder(user, folder)
         uid, gid = self._nobody_uid, self._nogroup_gid
         keywords = _Keywords(path / "dovecot-keywords", uid, gid)
@@ -558,21 +659,31 @@ service imap-login {{
                 os.close(fd)
             os.rename(tmp, cur_dir / f"{base}:2,{info}")
 
-    def delete_folder(self, user: str, folder: str) -> None:
-        """Remove ``folder`` from disk with its messages (not its subfolders, which then hang under a
-        ``\\Noselect`` parent). For "folder vanishes mid-run" tests. Raises FileNotFoundError if missing."""
+    def delete_folder(self, user: str, folder: str, *, recursive: bool = False) -> None:
+        """Remove ``folder`` and its messages from disk, behind Dovecot's back: for "the folder vanished
+        mid-run" tests. Open sessions see it gone at their next LIST; SELECT/STATUS answer NO; a session
+        that has it selected is disconnected by Dovecot at its next command ("IMAP session state is
+        inconsistent"). Raises FileNotFoundError if missing, ValueError for INBOX or for a folder with
+        subfolders unless ``recursive`` (IMAP DELETE refuses those too)."""
         path = self.folder_path(user, folder)
         if path == self.maildir(user):
             raise ValueError("cannot delete INBOX")
         if not path.is_dir():
             raise FileNotFoundError(f"{user}: no folder {folder!r} ({path})")
-        shutil.rmtree(path)
+        children = [p for p in path.parent.iterdir() if p.name.startswith(path.name + ".")]
+        if children and not recursive:
+            raise ValueError(f"{user}: folder {folder!r} has subfolders; pass recursive=True")
+        for p in (path, *children):
+            shutil.rmtree(p)
+        self._refresh_list(user)
 
-    def reset_uidvalidity(self, user: str, folder: str) -> None:
+    def reset_uidvalidity(self, user: str, folder: str) -> int | None:
         """Make Dovecot give ``folder`` a new UIDVALIDITY (and renumber its messages from 1) while keeping the
         messages, their flags and INTERNALDATEs: drops the folder's dovecot-uidlist and index files.
 
-        Sessions that have the folder selected at that moment are undefined; ``kill_connections`` first.
+        Returns the new UIDVALIDITY when the server runs (it is assigned at once through doveadm), None
+        otherwise (assigned at the next access). Sessions that have the folder selected at that moment are
+        undefined; ``kill_connections`` first. Raises FileNotFoundError if the folder does not exist.
         """
         path = self.folder_path(user, folder)
         if not (path / "cur").is_dir():
@@ -580,6 +691,10 @@ service imap-login {{
         for entry in path.iterdir():
             if entry.name == "dovecot-uidlist" or entry.name.startswith("dovecot.index"):
                 entry.unlink()
+        if not self.running:
+            return None
+        out = self.doveadm("mailbox", "status", "-u", user, "uidvalidity", self.imap_name(user, folder))
+        return int(out.strip().partition("=")[2])
 
     def message_count(self, user: str, folder: str) -> int:
         """Messages on disk in ``folder`` (cur/ and new/), without asking Dovecot."""
@@ -592,11 +707,8 @@ service imap-login {{
         Returns folder name as the server lists it (decoded, with the user's separator) -> messages in UID
         order. For "the source is unchanged" assertions: compare two snapshots with ``==``.
         """
-        from imapclient import IMAPClient
-
         snap: dict[str, list[SnapshotEntry]] = {}
-        with IMAPClient(self.host, port=self.plain_port, ssl=False, timeout=30, normalise_times=False) as c:
-            c.login(user, self.password(user))
+        with self.connect(user, normalise_times=False) as c:
             for flags, _delim, name in c.list_folders():
                 if any(f.lower() in (b"\\noselect", b"\\nonexistent") for f in flags):
                     continue
@@ -617,8 +729,10 @@ service imap-login {{
 
     # ----------------------------------------------------------------- helpers
 
-    def _ensure_folder(self, path: Path) -> None:
+    def _ensure_folder(self, path: Path) -> bool:
+        """Create the Maildir++ folder at ``path`` if needed; True if it did not exist."""
         uid, gid = self._nobody_uid, self._nogroup_gid
+        created = not path.is_dir()
         for d in (path, path / "cur", path / "new", path / "tmp"):
             if not d.is_dir():
                 d.mkdir()
@@ -629,6 +743,13 @@ service imap-login {{
             if not marker.exists():
                 marker.touch()
                 os.chown(marker, uid, gid)
+        return created
+
+    def _refresh_list(self, user: str) -> None:
+        # Dovecot caches the folder list in an index that it re-reads from disk lazily; one listing through
+        # doveadm rebuilds it, and open sessions pick the new state up at their next LIST.
+        if self.running:
+            self.doveadm("mailbox", "list", "-u", user)
 
     def _make_dirs(self, path: Path) -> None:
         """mkdir -p, chmod 0755 on the components created here (Dovecot's mail processes run as nobody)."""

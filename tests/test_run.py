@@ -1,0 +1,424 @@
+"""`gimport run` end to end: real Dovecot, the Gmail emulator, the real client libraries.
+
+Most tests call the CLI in-process; the kill tests run it as a separate process.
+"""
+
+from __future__ import annotations
+
+import collections
+import datetime as dt
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from gimport.cli import main
+from tests.rig.corpus import make_message, sample_mailbox
+from tests.rig.dovecot import SeedMessage
+from tests.rig.gmail_emulator import Fault, GmailEmulator
+from tests.rig.workspace import make_workspace
+
+EMAIL = "student@example.ac.jp"
+
+# Independent of gimport.mapping: what the README promises for each folder of the sample mailbox.
+EXPECTED_LABELS = {
+    "INBOX": ["INBOX"],
+    "Sent": ["SENT"],
+    "Drafts": ["Drafts (imported)"],
+    "Trash": ["TRASH"],
+    "Junk": ["SPAM"],
+    "Archive/2020": ["Archive (imported)/2020"],
+    "Archive/2021": ["Archive (imported)/2021"],
+    "Projects/gimport/Design": ["Projects/gimport/Design"],
+    "仕事": ["仕事"],
+    "仕事/報告書": ["仕事/報告書"],
+    "送信済み": ["SENT"],
+    "迷惑メール": ["SPAM"],
+    "ゴミ箱": ["TRASH"],
+    "下書き": ["下書き (imported)"],
+    "個人/旅行 2024": ["個人/旅行 2024"],
+}
+
+
+@pytest.fixture
+def emulator():
+    emu = GmailEmulator(merge_duplicates=False)
+    emu.start()
+    emu.add_user(EMAIL)
+    yield emu
+    emu.stop()
+
+
+@pytest.fixture
+def mailbox(imap_user):
+    box = sample_mailbox(n=150, seed=7)
+    for folder, messages in box.items():
+        imap_user.seed(folder, messages)
+    return box
+
+
+@pytest.fixture
+def ws(tmp_path, imap_user, emulator, monkeypatch):
+    w = make_workspace(tmp_path, server=imap_user.server, user=imap_user.name, emulator=emulator, email=EMAIL)
+    monkeypatch.setenv("GIMPORT_GMAIL_API_URL", emulator.base_url)
+    return w
+
+
+def run(ws, *args, capsys=None):
+    rc = main(["--config", str(ws.config), *(args or ["run"])])
+    out = capsys.readouterr() if capsys else None
+    if out is not None:  # shown by pytest when the test fails
+        sys.stdout.write(out.out)
+        sys.stderr.write(out.err)
+    return rc, out
+
+
+def run_process(ws, *args, **kw):
+    return subprocess.Popen(
+        [sys.executable, "-m", "gimport", "--config", str(ws.config), *(args or ["run"])],
+        env=ws.env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        **kw,
+    )
+
+
+def label_names(emu, stored):
+    labels = emu.user(EMAIL).labels
+    return sorted(labels[i]["name"] if labels[i].get("type") == "user" else i for i in stored.label_ids)
+
+
+def expected_for(folder, seed):
+    flags = {f.lower() for f in seed.flags}
+    names = list(EXPECTED_LABELS[folder])
+    if "\\seen" not in flags:
+        names.append("UNREAD")
+    if "\\flagged" in flags:
+        names.append("STARRED")
+    return sorted(names)
+
+
+def has_date(raw):
+    head = raw.split(b"\r\n\r\n", 1)[0].lower()
+    return head.startswith(b"date:") or b"\r\ndate:" in head
+
+
+def assert_all_imported(emu, box):
+    """Every seeded message is in Gmail exactly once per folder, byte-exact, with the right labels."""
+    stored = collections.defaultdict(list)
+    for m in emu.user(EMAIL).messages:
+        stored[m.raw].append(m)
+    problems = []
+    for folder, seeds in box.items():
+        for seed in seeds:
+            candidates = stored.get(seed.raw, [])
+            if not candidates and not has_date(seed.raw):
+                # the one documented change: a Date header synthesised from INTERNALDATE
+                for raw, ms in stored.items():
+                    if raw.endswith(seed.raw) and raw.startswith(b"Date: ") and len(raw) - len(seed.raw) < 60:
+                        candidates = ms
+            want = expected_for(folder, seed)
+            match = next((m for m in candidates if label_names(emu, m) == want), None)
+            if match is None:
+                problems.append((folder, seed.raw[:60], want, [label_names(emu, m) for m in candidates]))
+            else:
+                candidates.remove(match)
+                assert match.params.get("neverMarkSpam") == "true"
+                assert match.params.get("internalDateSource") == "dateHeader"
+                assert match.params.get("processForCalendar") == "false"
+    assert not problems, problems[:5]
+
+
+def test_full_migration_of_a_mixed_mailbox(ws, emulator, mailbox, imap_user, capsys):
+    before = imap_user.snapshot()
+    rc, out = run(ws, capsys=capsys)
+    assert rc == 0, out.err
+    total = sum(len(v) for v in mailbox.values())
+    assert len(emulator.user(EMAIL).messages) == total
+    assert_all_imported(emulator, mailbox)
+    assert imap_user.snapshot() == before  # flags, UIDs, contents: untouched
+    assert "Everything selected is in Gmail." in out.out
+    assert f"{total:,} message(s) imported" in out.out
+    # labels were created nested, parents first (the emulator refuses a child before its parent)
+    names = {lbl["name"] for lbl in emulator.user(EMAIL).labels.values() if lbl.get("type") == "user"}
+    assert {"Archive (imported)", "Projects", "Projects/gimport", "仕事", "個人"} <= names
+    log = ws.log.read_text("utf-8")
+    assert log.count(" imported folder=") == total
+    assert imap_user.password not in log
+
+
+def test_no_usable_date_gets_one_from_internaldate(ws, emulator, imap_user, capsys):
+    raw = make_message(subject="no date", body="x", sender="a@example.jp", to="b@example.jp", no_date=True)
+    assert not has_date(raw)
+    when = dt.datetime(2016, 5, 6, 7, 8, 9, tzinfo=dt.UTC)
+    imap_user.seed("INBOX", [SeedMessage(raw, ("\\Seen",), when)])
+    rc, _ = run(ws, capsys=capsys)
+    assert rc == 0
+    (stored,) = emulator.user(EMAIL).messages
+    assert stored.raw.endswith(raw)
+    assert stored.internal_date_ms == int(when.timestamp() * 1000)
+
+
+def test_rerun_imports_nothing(ws, emulator, mailbox, capsys):
+    assert run(ws, capsys=capsys)[0] == 0
+    calls = emulator.user(EMAIL).import_calls
+    rc, out = run(ws, capsys=capsys)
+    assert rc == 0
+    assert emulator.user(EMAIL).import_calls == calls
+    assert "0 message(s) to import" in out.err
+    assert "Everything selected is in Gmail." in out.out
+
+
+def test_dot_separator_server(tmp_path, imap_user_dot, emulator, monkeypatch, capsys):
+    box = {"INBOX": sample_mailbox(n=40, seed=3)["INBOX"], "仕事/報告書": sample_mailbox(n=40, seed=3)["仕事/報告書"]}
+    for folder, msgs in box.items():
+        imap_user_dot.seed(folder, msgs)
+    w = make_workspace(tmp_path, server=imap_user_dot.server, user=imap_user_dot.name, emulator=emulator, email=EMAIL)
+    monkeypatch.setenv("GIMPORT_GMAIL_API_URL", emulator.base_url)
+    assert run(w, capsys=capsys)[0] == 0
+    assert_all_imported(emulator, box)
+
+
+def test_existing_labels_are_reused_case_insensitively(ws, emulator, imap_user, capsys):
+    from gimport.auth import load_credentials
+    from gimport.gmail import GmailClient
+
+    # the user already has "Work" (other case) in Gmail
+    GmailClient(load_credentials(ws.dir / "token.json"), api_url=emulator.base_url).create_label("Work")
+    raw = make_message(subject="s", body="b", sender="a@example.jp", to="b@example.jp")
+    imap_user.seed("work/Reports", [SeedMessage(raw, ("\\Seen",))])
+    assert run(ws, capsys=capsys)[0] == 0
+    labels = emulator.user(EMAIL).labels
+    names = sorted(lbl["name"] for lbl in labels.values() if lbl.get("type") == "user")
+    assert names == ["Work", "Work/Reports"]  # reused, and the child nests under the existing spelling
+    (stored,) = emulator.user(EMAIL).messages
+    assert [labels[i]["name"] for i in stored.label_ids] == ["Work/Reports"]
+
+
+def test_faults_lose_nothing_and_duplicate_only_ambiguous_calls(ws, emulator, mailbox, capsys):
+    emulator.faults.add(Fault("5xx_before", method="import", count=5, skip=3))
+    emulator.faults.add(Fault("5xx_after", method="import", count=3, skip=10))
+    emulator.faults.add(Fault("reset_after", method="import", count=3, skip=20))
+    emulator.faults.add(Fault("429", method="import", count=10, skip=30))
+    rc, out = run(ws, capsys=capsys)
+    assert rc == 0, out.out
+    total = sum(len(v) for v in mailbox.values())
+    stored = emulator.user(EMAIL).messages
+    # every message is there; extra copies only from the 6 calls answered after storing
+    assert_all_imported(emulator, mailbox)
+    assert total <= len(stored) <= total + 6
+    assert "retried after an answer that may have come after Gmail stored" in out.out
+
+
+def test_faults_with_merge_on_leave_no_duplicates(tmp_path, imap_user, mailbox, monkeypatch, capsys):
+    emu = GmailEmulator(merge_duplicates=True)
+    emu.start()
+    try:
+        emu.add_user(EMAIL)
+        emu.faults.add(Fault("5xx_after", method="import", count=4, skip=2))
+        emu.faults.add(Fault("reset_after", method="import", count=4, skip=9))
+        w = make_workspace(tmp_path, server=imap_user.server, user=imap_user.name, emulator=emu, email=EMAIL)
+        monkeypatch.setenv("GIMPORT_GMAIL_API_URL", emu.base_url)
+        assert run(w, capsys=capsys)[0] == 0
+        ids = [m.message_id for m in emu.user(EMAIL).messages if m.message_id]
+        assert len(ids) == len(set(ids))
+    finally:
+        emu.stop()
+
+
+def test_rejected_message_is_recorded_and_retried_next_run(ws, emulator, mailbox, capsys):
+    emulator.faults.add(Fault("400", method="import", count=1))
+    rc, out = run(ws, capsys=capsys)
+    assert rc == 1
+    assert "rejected by Gmail" in out.out
+    rc, out = run(ws, "status", capsys=capsys)
+    assert rc == 1 and "rejected by Gmail" in out.out
+    calls = emulator.user(EMAIL).import_calls
+    rc, out = run(ws, capsys=capsys)
+    assert rc == 0
+    assert emulator.user(EMAIL).import_calls == calls + 1  # only the failed one is sent again
+    assert_all_imported(emulator, mailbox)
+
+
+def test_quota_is_respected(tmp_path, imap_user, monkeypatch, capsys):
+    box = sample_mailbox(n=60, seed=11)
+    for folder, msgs in box.items():
+        imap_user.seed(folder, msgs)
+    upm = 60_000  # 40 imports/s: fast enough for a test, slow enough to need pacing
+    emu = GmailEmulator(quota_units_per_minute=upm, burst_seconds=1.0, merge_duplicates=False)
+    emu.start()
+    try:
+        emu.add_user(EMAIL)
+        w = make_workspace(
+            tmp_path,
+            server=imap_user.server,
+            user=imap_user.name,
+            emulator=emu,
+            email=EMAIL,
+            quota_units_per_minute=upm,
+        )
+        monkeypatch.setenv("GIMPORT_GMAIL_API_URL", emu.base_url)
+        start = time.monotonic()
+        assert run(w, capsys=capsys)[0] == 0
+        elapsed = time.monotonic() - start
+        total = sum(len(v) for v in box.values())
+        assert len(emu.user(EMAIL).messages) == total
+        # the pacer kept within the quota: (almost) no 429s, and it could not have gone faster than the quota
+        assert emu.stats.rate_limited <= max(1, total // 100)
+        assert elapsed >= (total * 25 - upm / 60) / (upm / 60) * 0.9
+    finally:
+        emu.stop()
+
+
+def test_uidvalidity_change_does_not_reimport(ws, emulator, mailbox, imap_user, capsys):
+    assert run(ws, capsys=capsys)[0] == 0
+    calls = emulator.user(EMAIL).import_calls
+    imap_user.reset_uidvalidity("仕事")
+    rc, out = run(ws, capsys=capsys)
+    assert rc == 0
+    assert emulator.user(EMAIL).import_calls == calls
+    assert "Everything selected is in Gmail." in out.out
+
+
+def test_large_message_goes_by_resumable_upload(ws, emulator, imap_user, capsys):
+    big = make_message(subject="big", body="x", sender="a@example.jp", to="b@example.jp", attachment_size=2_500_000)
+    imap_user.seed("INBOX", [SeedMessage(big, ("\\Seen",))])
+    emulator.faults.add(Fault("5xx_before", method="import", count=1, skip=1))  # the first chunk fails once
+    assert run(ws, capsys=capsys)[0] == 0
+    (stored,) = emulator.user(EMAIL).messages
+    assert stored.raw == big
+    assert stored.upload_path == "resumable"
+
+
+def test_zero_length_message_is_skipped_and_reported(ws, emulator, imap_user, capsys):
+    imap_user.seed("INBOX", [SeedMessage(b"", ("\\Seen",))])
+    imap_user.seed("INBOX", [SeedMessage(make_message(subject="ok", body="b", sender="a@x.jp", to="b@x.jp"))])
+    rc, out = run(ws, capsys=capsys)
+    assert rc == 1
+    assert len(emulator.user(EMAIL).messages) == 1
+    assert "empty message" in out.out
+
+
+def test_wrong_password_is_one_line_and_exit_4(ws, capsys):
+    (ws.dir / "imap-password.txt").write_text("wrong\n")
+    rc, out = run(ws, capsys=capsys)
+    assert rc == 4
+    last = out.err.strip().splitlines()[-1]
+    assert last.startswith("gimport: ") and "refused the login" in last and "check [source] user" in last
+    assert "Traceback" not in out.err
+
+
+def test_missing_token_says_run_auth(ws, capsys):
+    (ws.dir / "token.json").unlink()
+    rc, out = run(ws, capsys=capsys)
+    assert rc == 3
+    assert "run 'gimport auth' first" in out.err
+
+
+def test_wrong_gmail_account_is_refused(ws, emulator, mailbox, capsys):
+    text = ws.config.read_text().replace(
+        'token_file = "token.json"', 'token_file = "token.json"\nuser = "other@example.ac.jp"'
+    )
+    ws.config.write_text(text)
+    rc, out = run(ws, capsys=capsys)
+    assert rc == 3
+    assert "other@example.ac.jp" in out.err
+    assert emulator.user(EMAIL).messages == []
+
+
+def test_status_needs_no_network(ws, emulator, mailbox, capsys):
+    assert run(ws, capsys=capsys)[0] == 0
+    emulator.stop()
+    rc, out = run(ws, "status", capsys=capsys)
+    assert rc == 0
+    total = sum(len(v) for v in mailbox.values())
+    assert f"{total}" in out.out.splitlines()[-3]
+    assert EMAIL in out.out
+
+
+def _wait_for(predicate, timeout=30.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.01)  # polling a condition, not waiting for time to pass
+    raise AssertionError("condition not reached in time")
+
+
+@pytest.mark.parametrize("kill_after", [1, 40, 110])
+def test_sigkill_at_any_point_then_resume(ws, emulator, mailbox, kill_after):
+    emulator.faults.add(Fault("slow", method="import", count=10_000, delay=0.01))
+    proc = run_process(ws)
+    user = emulator.user(EMAIL)
+    _wait_for(lambda: user.import_calls >= kill_after)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(30)
+    before_resume = user.import_calls
+    proc = run_process(ws)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err.decode()
+    total = sum(len(v) for v in mailbox.values())
+    stored = user.messages
+    assert_all_imported(emulator, mailbox)  # 0 missing
+    extra = len(stored) - total
+    assert 0 <= extra <= 8  # never more than the in-flight window (8 workers)
+    if extra:
+        assert b"were in flight when an earlier run stopped" in out
+    assert before_resume >= kill_after
+
+
+def test_ctrl_c_stops_cleanly_then_resumes(ws, emulator, mailbox):
+    emulator.faults.add(Fault("slow", method="import", count=10_000, delay=0.02))
+    proc = run_process(ws)
+    user = emulator.user(EMAIL)
+    _wait_for(lambda: user.import_calls >= 20)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130
+    assert b"Interrupted: run the same command again" in out
+    assert b"Traceback" not in err
+    proc = run_process(ws)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err.decode()
+    assert_all_imported(emulator, mailbox)
+    total = sum(len(v) for v in mailbox.values())
+    assert len(user.messages) == total  # a clean stop sends nothing twice
+
+
+def test_folder_vanishing_mid_run_is_reported(ws, emulator, mailbox, imap_user, capsys):
+    emulator.faults.add(Fault("slow", method="import", count=10_000, delay=0.005))
+    import threading
+
+    user = emulator.user(EMAIL)
+
+    def remove():
+        _wait_for(lambda: user.import_calls >= 5)
+        imap_user.delete_folder("個人/旅行 2024")
+
+    t = threading.Thread(target=remove)
+    t.start()
+    rc, out = run(ws, capsys=capsys)
+    t.join()
+    assert rc in (0, 1)  # 0 if the folder was already done when it vanished
+    if rc == 1:
+        assert "個人/旅行 2024" in out.out
+
+
+def test_dropped_imap_connection_reconnects(ws, emulator, mailbox, imap_user, capsys):
+    emulator.faults.add(Fault("slow", method="import", count=10_000, delay=0.005))
+    import threading
+
+    user = emulator.user(EMAIL)
+
+    def kick():
+        _wait_for(lambda: user.import_calls >= 10)
+        imap_user.server.kill_connections(imap_user.name)
+
+    t = threading.Thread(target=kick)
+    t.start()
+    rc, out = run(ws, capsys=capsys)
+    t.join()
+    assert rc == 0, out.out
+    assert_all_imported(emulator, mailbox)
