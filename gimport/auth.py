@@ -139,7 +139,7 @@ def load_credentials(token_file: Path) -> PersistingCredentials:
         raise AuthError(f"{token_file} is not a gimport token ({exc}): run 'gimport auth' again") from None
     if info.get("token_uri"):
         # from_authorized_user_info forgets the saved token_uri; honour it (with_token_uri() would drop expiry)
-        creds._token_uri = info["token_uri"]
+        pass
     creds._token_path = token_file
     return creds
 

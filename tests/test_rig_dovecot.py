@@ -11,7 +11,10 @@ import os
 import shutil
 import socket
 import ssl
+import subprocess
+import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -36,6 +39,13 @@ def _alive(pid: int) -> bool:
     except OSError:
         return False
     return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def _pgid(pid: int) -> int | None:
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[3])
+    except OSError:
+        return None
 
 
 def _processes_mentioning(text: str) -> list[int]:
@@ -354,6 +364,42 @@ def test_restart_keeps_ports_and_mail_and_start_failure_shows_the_log(own_doveco
         with pytest.raises(DovecotError, match="Address already in use"):
             own_dovecot.start()
     assert not own_dovecot.running
+
+
+def test_a_killed_runner_takes_its_dovecot_along(own_dovecot: Dovecot) -> None:
+    # A child Python starts an instance in own_dovecot's workdir and is then killed with SIGKILL, so no
+    # finalizer runs: PR_SET_PDEATHSIG must bring the whole Dovecot process group down.
+    script = (
+        "import sys; from tests.rig.dovecot import Dovecot\n"
+        f"dv = Dovecot({str(own_dovecot.workdir / 'child')!r}); dv.start()\n"
+        "print(dv.pid, flush=True); sys.stdin.read()\n"
+    )
+    runner = subprocess.Popen(
+        [sys.executable, "-c", script], cwd=Path(__file__).parent.parent, stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        master = int(runner.stdout.readline())
+        group = [p for p in map(int, filter(str.isdigit, os.listdir("/proc"))) if _alive(p) and _pgid(p) == master]
+        assert master in group and len(group) >= 4
+    finally:
+        runner.kill()
+        runner.wait()
+        runner.stdin.close()
+        runner.stdout.close()
+    deadline = time.monotonic() + 10
+    while (alive := [p for p in group if _alive(p)]) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert alive == []
+
+
+def test_workdir_must_be_traversable_by_nobody() -> None:
+    private = Path(tempfile.mkdtemp(prefix="gimport-private-"))  # mode 0700
+    try:
+        with pytest.raises(DovecotError, match="not traversable"):
+            Dovecot(private / "dv")
+    finally:
+        shutil.rmtree(private)
 
 
 def test_seed_rejects_what_maildir_cannot_hold(dovecot_server: Dovecot, imap_user: ImapUser) -> None:

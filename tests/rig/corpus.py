@@ -157,7 +157,7 @@ def make_message(
         b"--" + boundary,
         b"\r\n".join(text_headers),
         b"",
-        body_bytes.removesuffix(b"\r\n"),
+        body_bytes,  # ends in CRLF, and the join adds the CRLF that belongs to the delimiter (RFC 2046)
         b"--" + boundary,
         f"Content-Type: {ctype}; ".encode() + params[0],
         b"Content-Transfer-Encoding: base64",

@@ -2,30 +2,41 @@
 
 Plain library code (no pytest): ``tests/conftest.py``, ``scripts/demo`` and ``scripts/bench`` all use it.
 
-    with Dovecot(workdir) as dv:          # workdir: everything lives under it
-        dv.add_user("alice", "secret", separator="/")
-        dv.start()
+    with Dovecot(workdir) as dv:                      # starts it; everything lives under workdir
+        dv.add_user("alice", "secret", separator="/")  # before or after start
         dv.seed("alice", "仕事/報告書", [SeedMessage(raw, flags=("\\Seen",))])
-        # imapclient.IMAPClient(dv.host, port=dv.tls_port, ssl_context=...) with cafile=dv.ca_file
+        with dv.connect("alice", tls=True) as client:  # imapclient, verifying dv.ca_file
+            ...
 
 Needs ``/usr/sbin/dovecot`` (Debian package dovecot-imapd), ``doveadm``, the ``openssl`` CLI, and root: Dovecot
-runs its mail processes as ``nobody:nogroup``, so the workdir must be traversable by ``nobody``.
+runs its mail processes as ``nobody:nogroup``, so the workdir and its parents must be traversable by others.
 
 Folder model (Maildir++ on disk, one namespace with ``inbox = yes`` and an empty prefix):
 
 - A folder is named by a *logical path* with ``/`` between levels whatever the user's IMAP separator is:
   ``"INBOX"``, ``"Work/2024"``, ``"仕事/報告"``. A level may not contain ``/`` or ``.`` (Maildir++ stores the
-  hierarchy with dots) and may not be empty.
+  hierarchy with dots) and may not be empty. ``imap_name`` gives the name a client sees.
 - ``seed``/``create_folder`` create only the folder named, never its parents. A parent that was not created
-  explicitly is listed by Dovecot as ``\\Noselect \\HasChildren`` (what Dovecot itself does for ``CREATE a/b``);
+  explicitly is listed as ``\\Noselect \\HasChildren`` (what Dovecot itself does after ``CREATE a/b``);
   ``create_folder(user, "a")`` makes it an ordinary, selectable, empty folder.
-- ``Sent``, ``Drafts``, ``Junk`` and ``Trash`` carry the RFC 6154 special-use flags of their names; they are not
-  created automatically.
+- ``Sent``, ``Drafts``, ``Junk`` and ``Trash`` carry the RFC 6154 special-use flags of their names (LIST shows
+  ``\\Sent`` etc.); nothing is created automatically. Localised names (送信済み, ...) carry no flag.
+- Changes made on disk while the server runs (new or deleted folders) are visible to open sessions at their
+  next LIST; new messages at their next command.
+
+Dovecot behaviours worth knowing when writing tests against it:
+
+- BODY[] of a message holding a NUL byte comes back with 0x80 in its place (Dovecot never sends NULs).
+- A failed LOGIN is answered after up to 0.5 s (Dovecot answers failures from a 500 ms timer even with
+  ``auth_failure_delay = 0``); the per-IP penalty that would grow to 15 s is disabled.
+- At most 10 concurrent sessions per user and IP (Dovecot's default ``mail_max_userip_connections``).
 """
 
 from __future__ import annotations
 
+import atexit
 import contextlib
+import ctypes
 import dataclasses
 import datetime as dt
 import grp
@@ -41,6 +52,7 @@ import socket
 import ssl
 import subprocess
 import time
+import weakref
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -88,7 +100,7 @@ class SeedMessage:
     internaldate: dt.datetime = DEFAULT_INTERNALDATE
 
     def __post_init__(self) -> None:
-        if not isinstance(self.raw, bytes | bytearray | memoryview):
+        if not isinstance(self.raw, bytes):
             raise TypeError(f"SeedMessage.raw must be bytes, not {type(self.raw).__name__}")
         if self.internaldate.tzinfo is None or self.internaldate.utcoffset() is None:
             raise ValueError("SeedMessage.internaldate must be timezone-aware")
@@ -208,6 +220,21 @@ def _proc_children() -> dict[int, list[int]]:
     return children
 
 
+def _die_with_parent() -> None:
+    """In the child before exec: SIGTERM when the parent (thread) dies, e.g. a test runner killed with -9."""
+    pass
+
+
+_running: weakref.WeakSet[Dovecot] = weakref.WeakSet()
+
+
+@atexit.register
+def _stop_all() -> None:
+    for dv in list(_running):
+        with contextlib.suppress(Exception):
+            dv.stop()
+
+
 def _pid_alive(pid: int) -> bool:
     """True while ``pid`` exists and is not a zombie."""
     try:
@@ -220,9 +247,11 @@ def _pid_alive(pid: int) -> bool:
 class Dovecot:
     """One Dovecot instance listening on two free loopback ports (plain IMAP and IMAP over TLS).
 
-    Not thread-safe. ``add_user`` works before and after ``start`` (Dovecot re-reads the passwd-file when it
-    changes). ``seed``, ``create_folder``, ``delete_folder`` and ``reset_uidvalidity`` write the Maildir++ tree
-    directly and work whether or not the server runs.
+    Not thread-safe. ``add_user`` works before and after ``start`` (one passwd-file per user, read at the
+    user's first login). ``seed``, ``create_folder``, ``delete_folder`` and ``reset_uidvalidity`` write the
+    Maildir++ tree directly and work whether or not the server runs. A running instance is stopped at
+    interpreter exit, and Dovecot gets SIGTERM if the thread that started it dies (PR_SET_PDEATHSIG), so a
+    crashed test run leaves no daemon behind.
     """
 
     host = "127.0.0.1"
@@ -414,9 +443,11 @@ class Dovecot:
                         # Own process group: stop() signals the whole group, and a Ctrl-C in the terminal
                         # reaches the test runner only.
                         start_new_session=True,
+                        preexec_fn=_die_with_parent,
                     )
                 except FileNotFoundError as e:
                     raise DovecotError(f"{DOVECOT} not found: install the Debian package dovecot-imapd") from e
+            _running.add(self)
             try:
                 self._wait_ready(time.monotonic() + START_DEADLINE)
                 return
@@ -504,6 +535,7 @@ class Dovecot:
         if proc.poll() is None:
             proc.wait(STOP_DEADLINE)
         self._proc = None
+        _running.discard(self)
         kill_deadline = time.monotonic() + 2
         while (alive := {p for p in alive if _pid_alive(p)}) and time.monotonic() < kill_deadline:
             time.sleep(0.01)
@@ -646,7 +678,7 @@ service imap-login {{
         pid = os.getpid()
         tmp_dir, cur_dir = path / "tmp", path / "cur"
         for msg, info in zip(messages, infos, strict=True):
-            raw = bytes(msg.raw)
+            raw = msg.raw
             base = f"{ts}.M{next(self._counter)}P{pid}.gimport,S={len(raw)}"
             tmp = tmp_dir / base
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

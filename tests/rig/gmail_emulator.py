@@ -805,7 +805,11 @@ class _Handler(BaseHTTPRequestHandler):
         if "chunked" in headers.get("transfer-encoding", "").lower():
             body = self._read_chunked()
         elif length:
-            n = int(length)
+            n = int(length) if length.strip().isdigit() else -1
+            if n < 0:
+                self.close_connection = True
+                self._write(_bad("Invalid Content-Length"))
+                return
             if n > MAX_REQUEST_BYTES:
                 self.close_connection = True
                 self._write(_gerror(413, "Request payload too large", "uploadTooLarge"))
@@ -1695,6 +1699,8 @@ class GmailEmulator:
         body = req.body
         if is_status:
             total_s = cr.replace(" ", "")[len("bytes*/") :]
+            if total_s != "*" and not total_s.isdigit():
+                return _bad(f"Invalid Content-Range header: {cr}")
             if total_s != "*" and sess.total is None:
                 sess.total = int(total_s)
             if sess.total is not None and len(sess.buf) == sess.total:
@@ -1729,7 +1735,7 @@ class GmailEmulator:
     def _range_308(self, sess: _Upload) -> _Resp:
         headers = [("X-GUploader-UploadID", sess.id)]
         if sess.buf:
-            headers.append(("Range", f"bytes=0-{len(sess.buf) - 1}"))
+            headers.append(("Range", f"bytes=0-{len(sess.buf)}"))
         return _Resp(308, headers, b"")
 
     def _upload_finish(self, sess: _Upload, state: UserState) -> _Resp:
