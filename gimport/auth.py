@@ -139,7 +139,7 @@ def load_credentials(token_file: Path) -> PersistingCredentials:
         raise AuthError(f"{token_file} is not a gimport token ({exc}): run 'gimport auth' again") from None
     if info.get("token_uri"):
         # from_authorized_user_info forgets the saved token_uri; honour it (with_token_uri() would drop expiry)
-        pass
+        creds._token_uri = info["token_uri"]
     creds._token_path = token_file
     return creds
 
@@ -266,10 +266,11 @@ class _Receiver:
             except OSError as exc:
                 self._close_servers()
                 if exc.errno != errno.EADDRINUSE or port != 0:
+                    why = "in use: another 'gimport auth' running?" if exc.errno == errno.EADDRINUSE else exc.strerror
                     raise ConfigError(
-                        f"cannot listen on localhost port {port} for Google's answer ({exc.strerror}; another"
-                        " 'gimport auth' running?): choose another port with --port, e.g. --port"
-                        f" {port + 1 if 0 < port < 65535 else DEFAULT_PORT + 1} (and use that number in ssh -L)"
+                        f"cannot listen on localhost port {port} for Google's answer ({why}): choose another port"
+                        f" with --port, e.g. --port {port + 1 if 0 < port < 65535 else DEFAULT_PORT + 1}"
+                        " (and use that number in ssh -L)"
                     ) from None
         else:
             raise ConfigError("cannot find a free localhost port: pass one with --port")

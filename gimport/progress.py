@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import threading
+import unicodedata
 from typing import TextIO
 
 from tqdm import tqdm
@@ -86,10 +87,8 @@ class TqdmReporter:
             self.bar = None
 
 
-def _table(headers: list[str], rows: list[list[str]], right: set[int]) -> str:
+def format_table(headers: list[str], rows: list[list[str]], right: set[int]) -> str:
     def width(s: str) -> int:  # East Asian wide characters take two columns
-        import unicodedata
-
         return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in s)
 
     cols = [max([width(h)] + [width(r[i]) for r in rows]) for i, h in enumerate(headers)]
@@ -109,7 +108,7 @@ def _table(headers: list[str], rows: list[list[str]], right: set[int]) -> str:
 def format_summary(s: RunSummary) -> str:
     headers = ["folder", "labels", "found", "imported now", "already there", "skipped", "failed", "bytes"]
     rows = []
-    for f in s.folders:
+    for f in sorted(s.folders, key=lambda f: (f.folder.upper() != "INBOX", f.folder)):
         rows.append(
             [
                 f.folder,
@@ -132,7 +131,7 @@ def format_summary(s: RunSummary) -> str:
         str(s.total("failed")),
         human_bytes(s.total("bytes")),
     ]
-    out = [_table(headers, rows + [tot], right={2, 3, 4, 5, 6, 7})]
+    out = [format_table(headers, rows + [tot], right={2, 3, 4, 5, 6, 7})]
     imported = s.total("imported")
     rate = imported / s.duration if s.duration > 0 else 0.0
     out.append(
@@ -191,7 +190,7 @@ def format_status(counts: list[FolderCounts], gmail_account: str | None) -> str:
         return "No folders recorded yet: run 'gimport run' (or 'gimport plan' to preview)."
     total = [sum(int(r[i]) for r in rows) for i in range(2, 9)]
     rows.append(["total", "", *map(str, total)])
-    text = _table(headers, rows, right=set(range(2, 9)))
+    text = format_table(headers, rows, right=set(range(2, 9)))
     todo_total = total[-1]
     tail = f"\nGmail account: {gmail_account or 'not yet recorded'}"
     if todo_total == 0 and total[4] == 0 and total[5] == 0:

@@ -31,8 +31,9 @@ def dovecot_server() -> Iterator[Dovecot]:
         if not os.access(tool, os.X_OK):
             pytest.fail(f"{tool} not found: run scripts/test, which installs dovecot-imapd", pytrace=False)
     if os.geteuid() != 0:
-        pytest.fail("the Dovecot rig needs root (its mail processes run as nobody): run scripts/test as root",
-                    pytrace=False)  # fmt: skip
+        pytest.fail(
+            "the Dovecot rig needs root (its mail processes run as nobody): run scripts/test as root", pytrace=False
+        )
     workdir = Path(tempfile.mkdtemp(prefix="gimport-dovecot-"))
     workdir.chmod(0o755)  # Dovecot's mail processes run as nobody
     server = Dovecot(workdir)

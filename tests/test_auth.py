@@ -21,6 +21,7 @@ from pathlib import Path
 
 import google.auth.exceptions
 import google.auth.transport.requests
+import google.oauth2.credentials
 import pytest
 
 from gimport import auth
@@ -223,6 +224,7 @@ def test_no_browser_flow_saves_a_private_token_and_prints_the_account(gmail, emu
     assert query["code_challenge_method"] == ["S256"]  # PKCE
     assert query["scope"][0].split() == list(SCOPES)
     assert query["access_type"] == ["offline"]
+    assert query["prompt"] == ["consent"]  # Google then always returns a refresh token
     port = loopback_port(term)
     assert port != 0
     assert query["redirect_uri"] == [f"http://localhost:{port}/"]
@@ -259,6 +261,37 @@ def test_expired_access_token_is_refreshed_at_the_saved_token_uri_and_written_ba
     assert file_mode(gmail.token_file) == 0o600
     client.get_imap()  # and the calls go on with the new token
     assert emu.stats.requests["oauth.token"] == 2
+
+
+class _AnnouncingLock:
+    """Wraps a lock; `waiting` is set once a thread is about to block on it."""
+
+    def __init__(self, lock) -> None:
+        self.lock, self.waiting = lock, threading.Event()
+
+    def __enter__(self):
+        self.waiting.set()
+        return self.lock.__enter__()
+
+    def __exit__(self, *exc):
+        return self.lock.__exit__(*exc)
+
+
+def test_a_thread_that_waited_for_another_threads_refresh_does_not_refresh_again(gmail, emu):
+    authorize_with_consent(gmail)
+    creds = load_credentials(gmail.token_file)
+    creds.expiry = creds.expiry.replace(year=2000)  # expired: every worker thread wants to refresh
+    request = google.auth.transport.requests.Request()
+    lock = threading.Lock()
+    creds._refresh_lock = _AnnouncingLock(lock)
+    with lock:  # "thread A" holds the lock while it refreshes
+        waiter = threading.Thread(target=creds.refresh, args=(request,))
+        waiter.start()  # "thread B": took note of the stale token, now waits for the lock
+        assert creds._refresh_lock.waiting.wait(WAIT)
+        google.oauth2.credentials.Credentials.refresh(creds, request)  # thread A's refresh
+    waiter.join(WAIT)
+    assert not waiter.is_alive()
+    assert emu.stats.requests["oauth.token"] == 2  # the code exchange and thread A's refresh: B reused it
 
 
 def test_paste_mode_reads_the_final_address_back(gmail, emu):
@@ -395,7 +428,9 @@ def test_cli_port_busy(config, capsys, family, address):
         busy.bind((address, 0))
         busy.listen()
         port = busy.getsockname()[1]
-        rc, out, err = run_cli(capsys, "--config", str(config), "auth", "--no-browser", "--port", str(port), "--timeout", "2")
+        rc, out, err = run_cli(
+            capsys, "--config", str(config), "auth", "--no-browser", "--port", str(port), "--timeout", "2"
+        )
     assert rc == 2
     line = one_line_error(err)
     assert f"port {port}" in line and f"--port {port + 1}" in line

@@ -146,8 +146,9 @@ def make_message(
     if attachment_name.isascii():
         params = f'name="{attachment_name}"'.encode(), f'filename="{attachment_name}"'.encode()
     else:
-        quoted = "".join(c if c.isascii() and c.isalnum() or c in "._-" else f"%{b:02X}"
-                         for c in attachment_name for b in c.encode())  # fmt: skip
+        quoted = "".join(
+            c if c.isascii() and c.isalnum() or c in "._-" else f"%{b:02X}" for c in attachment_name for b in c.encode()
+        )
         params = b"name*=UTF-8''" + quoted.encode(), b"filename*=UTF-8''" + quoted.encode()
     encoded = base64.encodebytes(payload).replace(b"\n", b"\r\n")
     parts = [
@@ -418,8 +419,9 @@ def realistic_mailbox(n: int = 2000, avg_kb: float = 20, seed: int = 0) -> dict[
     target = n * avg_kb * 1024
     base_total = sum(s for i, s in enumerate(small) if i not in big_idx)
     factor = _solve_factor(list(big_raw.values()), target - base_total)
-    sizes = [small[i] if i not in big_idx else int(min(1_000_000 * factor[1], big_raw[i] * factor[0]))
-             for i in range(n)]  # fmt: skip
+    sizes = [
+        small[i] if i not in big_idx else int(min(1_000_000 * factor[1], big_raw[i] * factor[0])) for i in range(n)
+    ]
 
     en_pool = _line_pool(rng, _EN_LINES, 400)
     ja_pool = _line_pool(rng, _JA_LINES, 400)

@@ -222,7 +222,7 @@ def _proc_children() -> dict[int, list[int]]:
 
 def _die_with_parent() -> None:
     """In the child before exec: SIGTERM when the parent (thread) dies, e.g. a test runner killed with -9."""
-    pass
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
 
 
 _running: weakref.WeakSet[Dovecot] = weakref.WeakSet()
