@@ -193,6 +193,31 @@ def cmd_auth(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_plan(args: argparse.Namespace) -> int:
+    import json
+
+    from gimport.imap_source import ImapSource
+    from gimport.plan import preview, to_json
+    from gimport.progress import format_plan
+    from gimport.state import StateStore
+
+    settings = load_settings(args.config)
+    password = _read_password(settings)
+    state = StateStore.open_existing(settings.state_path) if settings.state_path.exists() else None
+    try:
+        with ImapSource(settings.source, password) as source:
+            result = preview(source, settings, state)
+    finally:
+        if state is not None:
+            state.close()
+    if args.json:
+        print(json.dumps(to_json(result), ensure_ascii=False, indent=2))
+    else:
+        print(f"Source: {settings.source.user}@{settings.source.host} (read-only; Gmail is not contacted)")
+        print(format_plan(result))
+    return EXIT_OK
+
+
 def _not_implemented(name: str, issue: str):
     def run(args: argparse.Namespace) -> int:
         print(f"gimport {name}: not implemented yet ({issue})", file=sys.stderr)
@@ -262,12 +287,13 @@ def build_parser() -> argparse.ArgumentParser:
     auth_p.add_argument(
         "--timeout", type=float, default=300.0, metavar="SECONDS", help="how long to wait for the answer (default 300)"
     )
-    add(
+    plan_p = add(
         "plan",
-        _not_implemented("plan", "see the mapping issue"),
-        "show what would land under which label",
-        "gimport plan --json",
+        cmd_plan,
+        "show what would land under which label; reads the source only and changes nothing",
+        "gimport plan            # a table\n  gimport plan --json     # the same as JSON, for scripts",
     )
+    plan_p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     add(
         "run",
         cmd_run,

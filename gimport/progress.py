@@ -198,3 +198,29 @@ def format_status(counts: list[FolderCounts], gmail_account: str | None) -> str:
     else:
         tail += f"\n{todo_total} message(s) still to import: run 'gimport run' to continue."
     return text + tail
+
+
+def format_plan(p) -> str:
+    """The `gimport plan` table (p: gimport.plan.Preview)."""
+    from gimport.plan import action_text
+
+    headers = ["folder", "messages", "size", "labels", "action"]
+    rows = [
+        [fp.folder, str(fp.messages), human_bytes(fp.size), ", ".join(fp.plan.labels) or "-", action_text(fp)]
+        for fp in sorted(p.folders, key=lambda f: (f.folder.upper() != "INBOX", f.folder))
+    ]
+    total_msgs = sum(fp.messages for fp in p.folders)
+    rows.append(["total", str(total_msgs), human_bytes(sum(fp.size for fp in p.folders)), "", ""])
+    out = [format_table(headers, rows, right={1, 2})]
+    if p.labels_needed:
+        out.append("\nUser labels needed (existing ones are reused, case-insensitively; the rest are created):")
+        out += [f"  {name}" for name in p.labels_needed]
+    for w in p.warnings:
+        out.append(f"warning: {w}")
+    out.append(
+        f"\nTo import: {p.to_import:,} message(s), {human_bytes(p.to_import_bytes)}; at"
+        f" {p.quota_units_per_minute:,} quota units/min (25 per import) that takes about"
+        f" {human_duration(p.estimated_seconds)}."
+    )
+    out.append("Nothing was changed. Run 'gimport run' to import.")
+    return "\n".join(out)

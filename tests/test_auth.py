@@ -102,11 +102,14 @@ def redirect_target(url: str) -> str:
 
 
 class Consent(threading.Thread):
-    """The user at the browser: waits for the printed URL, optionally edits it, opens it."""
+    """The user at the browser: waits for the printed URL, optionally edits it, opens it.
 
-    def __init__(self, term: Terminal, edit=None, before=None) -> None:
+    `before(term)` runs first (a stray request); `visit(term, url)` replaces opening the URL."""
+
+    def __init__(self, term: Terminal, edit=None, before=None, visit=None) -> None:
         super().__init__(daemon=True)
         self.term, self.edit, self.before = term, edit, before
+        self.visit = visit or (lambda _term, url: browse(url))
         self.page: tuple[int, str] | None = None
         self.error: BaseException | None = None
 
@@ -115,7 +118,7 @@ class Consent(threading.Thread):
             url = self.term.wait_for(AUTH_URL).group(1)
             if self.before:
                 self.before(self.term)
-            self.page = browse(self.edit(url) if self.edit else url)
+            self.page = self.visit(self.term, self.edit(url) if self.edit else url)
         except BaseException as exc:  # noqa: BLE001 - re-raised in the test thread by finish()
             self.error = exc
 
@@ -356,14 +359,14 @@ def test_unticked_permission_is_refused_and_its_token_revoked(gmail, emu):
 def test_state_mismatch_on_the_loopback_port(gmail):
     term = Terminal()
 
-    def forged(t: Terminal) -> None:
-        browse(f"http://localhost:{loopback_port(t)}/?state=forged&code=4/whatever")
+    def forged(t: Terminal, _url: str) -> tuple[int, str]:  # a redirect gimport did not ask for
+        return browse(f"http://localhost:{loopback_port(t)}/?state=forged&code=4/whatever")
 
-    consent = Consent(term, edit=lambda url: "http://127.0.0.1:9/unused", before=forged)
+    consent = Consent(term, visit=forged)
     consent.start()
     with pytest.raises(AuthError, match="state mismatch"):
         auth.authorize(gmail, mode="no-browser", port=0, timeout=WAIT, out=term)
-    consent.join(WAIT)
+    assert consent.finish()[0] == 200
     assert not gmail.token_file.exists()
 
 

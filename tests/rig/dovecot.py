@@ -204,6 +204,15 @@ def _tail(path: Path, lines: int = 40) -> str:
     return "\n".join(text.splitlines()[-lines:]) or f"({path} empty)"
 
 
+def _read_from(path: Path, offset: int) -> str:
+    try:
+        with open(path, "rb") as f:
+            f.seek(offset)
+            return f.read().decode(errors="replace")
+    except OSError:
+        return ""
+
+
 def _proc_children() -> dict[int, list[int]]:
     """ppid -> [pid] for every process visible in /proc."""
     children: dict[int, list[int]] = {}
@@ -282,6 +291,11 @@ class Dovecot:
     @property
     def log_path(self) -> Path:
         return self.workdir / "dovecot.log"
+
+    @property
+    def stderr_path(self) -> Path:
+        """Dovecot's own stdout/stderr (startup errors land here before the log process runs)."""
+        return self.workdir / "dovecot.stderr"
 
     @property
     def ca_file(self) -> Path:
@@ -432,7 +446,7 @@ class Dovecot:
                     self.tls_port = _free_port()
             self.config_path.write_text(self._config())
             log_size = self.log_path.stat().st_size if self.log_path.exists() else 0
-            with open(self.workdir / "dovecot.stderr", "ab") as out:
+            with open(self.stderr_path, "ab") as out:
                 try:
                     self._proc = subprocess.Popen(
                         [DOVECOT, "-F", "-c", str(self.config_path)],
@@ -452,7 +466,7 @@ class Dovecot:
                 self._wait_ready(time.monotonic() + START_DEADLINE)
                 return
             except DovecotError:
-                self._terminate()
+                self._terminate(signal.SIGKILL)  # nothing to shut down gracefully
                 if restart or attempt == 2 or "in use" not in self._log_since(log_size):
                     raise
 
@@ -513,7 +527,7 @@ class Dovecot:
             raise DovecotError(f"doveadm {' '.join(args)} failed ({res.returncode}): {res.stderr.strip()}")
         return res.stdout
 
-    def _terminate(self) -> None:
+    def _terminate(self, sig: signal.Signals = signal.SIGTERM) -> None:
         proc = self._proc
         assert proc is not None
         pids = self.process_ids()
@@ -521,7 +535,7 @@ class Dovecot:
         # stops at once. SIGTERM to the master alone takes ~1 s, and imap processes serving a client
         # outlive it by ~10 s as orphans.
         with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
+            os.killpg(proc.pid, sig)
         deadline = time.monotonic() + STOP_DEADLINE
         try:
             proc.wait(STOP_DEADLINE)
@@ -567,17 +581,12 @@ class Dovecot:
                 time.sleep(0.01)
 
     def _log_since(self, offset: int) -> str:
-        try:
-            with open(self.log_path, "rb") as f:
-                f.seek(offset)
-                return f.read().decode(errors="replace")
-        except OSError:
-            return ""
+        return _read_from(self.log_path, offset)
 
     def _log_tails(self) -> str:
         return (
             f"--- {self.log_path} (tail)\n{_tail(self.log_path)}\n"
-            f"--- {self.workdir / 'dovecot.stderr'} (tail)\n{_tail(self.workdir / 'dovecot.stderr')}"
+            f"--- {self.stderr_path} (tail)\n{_tail(self.stderr_path)}"
         )
 
     def _make_cert(self) -> None:

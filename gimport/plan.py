@@ -1,0 +1,166 @@
+"""`gimport plan`: what a run would do, from the source alone. Reads; never writes anywhere.
+
+For every folder: how many messages and bytes it holds, what the mapping does with it (import with
+which labels, exclude, not included, \\Noselect), what the [filters] leave out, and, when a state file
+exists, how much an earlier run already imported. Gmail is not contacted: labels are listed as
+"needed" (a run reuses those that exist, case-insensitively, and creates the rest).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from gimport.config import Settings
+from gimport.gmail import MAX_MESSAGE_BYTES, UNITS
+from gimport.imap_source import FolderGone
+from gimport.mapping import IMPORT, FolderPlan, plan_folders, unused_map_entries, user_labels_to_create
+from gimport.state import StateStore
+
+
+@dataclass
+class FolderPreview:
+    plan: FolderPlan
+    messages: int = 0
+    size: int = 0
+    selected: int = 0  # left by [filters]
+    selected_size: int = 0
+    too_large: int = 0  # over Gmail's 150 MB: will be skipped and reported
+    done: int = 0  # already imported by an earlier run (state file)
+    error: str | None = None
+
+    @property
+    def folder(self) -> str:
+        return self.plan.path
+
+    @property
+    def filtered(self) -> int:
+        return self.messages - self.selected
+
+    @property
+    def to_import(self) -> int:
+        return max(0, self.selected - self.done - self.too_large) if self.plan.action == IMPORT else 0
+
+
+@dataclass
+class Preview:
+    folders: list[FolderPreview]
+    labels_needed: list[str]
+    unused_map_entries: list[str]
+    quota_units_per_minute: int
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def to_import(self) -> int:
+        return sum(f.to_import for f in self.folders)
+
+    @property
+    def to_import_bytes(self) -> int:
+        # the bytes of the selected, not yet imported share (done messages are not told apart by size)
+        total = 0
+        for f in self.folders:
+            if f.plan.action == IMPORT and f.selected:
+                total += f.selected_size * f.to_import // f.selected
+        return total
+
+    @property
+    def estimated_seconds(self) -> float:
+        units = self.to_import * UNITS["import"] + len(self.labels_needed) * UNITS["labels.create"]
+        return units / self.quota_units_per_minute * 60.0
+
+
+def preview(source, settings: Settings, state: StateStore | None = None) -> Preview:
+    """Scan the source (read-only) and apply the mapping and filters. `state`, if given, is only read."""
+    folders = source.list_folders()
+    plans = plan_folders(folders, settings.labels)
+    f = settings.filters
+    max_size = int(f.max_size_mb * 1024 * 1024) if f.max_size_mb else None
+    account = source.account
+    out: list[FolderPreview] = []
+    for plan in plans:
+        fp = FolderPreview(plan)
+        out.append(fp)
+        if not plan.folder.selectable:
+            continue
+        try:
+            uidvalidity, _ = source.examine(plan.folder.name)
+            all_uids = source.search()
+            chosen = set(source.search(f.since, f.before)) if (f.since or f.before) else set(all_uids)
+            metas = list(source.fetch_meta(all_uids))
+        except FolderGone as exc:
+            fp.error = f"cannot open the folder: {exc}"
+            continue
+        fp.messages = len(metas)
+        fp.size = sum(m.size for m in metas)
+        for m in metas:
+            if m.uid in chosen and (max_size is None or m.size <= max_size):
+                fp.selected += 1
+                fp.selected_size += m.size
+                if m.size > MAX_MESSAGE_BYTES:
+                    fp.too_large += 1
+        if state is not None and plan.action == IMPORT:
+            done = state.done_uids(account, plan.path, uidvalidity)
+            fp.done = sum(1 for m in metas if m.uid in done and m.uid in chosen)
+    warnings = [
+        f"[labels.map] {k!r} names no folder on the server (folder names are case-sensitive; use '/' between levels)"
+        for k in unused_map_entries(folders, settings.labels)
+    ]
+    for fp in out:
+        warnings += [f"{fp.folder}: {n}" for n in fp.plan.notes if "exclude wins" in n]
+        if fp.too_large:
+            warnings.append(f"{fp.folder}: {fp.too_large} message(s) over Gmail's 150 MB limit will be skipped")
+    return Preview(
+        folders=out,
+        labels_needed=user_labels_to_create(plans),
+        unused_map_entries=unused_map_entries(folders, settings.labels),
+        quota_units_per_minute=settings.gmail.quota_units_per_minute,
+        warnings=warnings,
+    )
+
+
+def action_text(fp: FolderPreview) -> str:
+    """What happens to the folder, in words: import / exclude (why) / filtered out N ..."""
+    a = fp.plan.action
+    if fp.error:
+        return f"error: {fp.error}"
+    if a != IMPORT:
+        why = fp.plan.notes[0] if fp.plan.notes else a
+        return "skip: " + why
+    parts = ["import"]
+    if fp.filtered:
+        parts.append(f"filtered out {fp.filtered}")
+    if fp.done:
+        parts.append(f"{fp.done} already imported")
+    return ", ".join(parts)
+
+
+def to_json(p: Preview) -> dict:
+    return {
+        "folders": [
+            {
+                "folder": fp.folder,
+                "server_name": fp.plan.folder.name,
+                "action": fp.plan.action,
+                "labels": list(fp.plan.labels),
+                "notes": list(fp.plan.notes),
+                "messages": fp.messages,
+                "bytes": fp.size,
+                "selected": fp.selected,
+                "filtered_out": fp.filtered,
+                "already_imported": fp.done,
+                "to_import": fp.to_import,
+                "error": fp.error,
+            }
+            for fp in p.folders
+        ],
+        "labels_needed": p.labels_needed,
+        "unused_map_entries": p.unused_map_entries,
+        "warnings": p.warnings,
+        "totals": {
+            "messages": sum(fp.messages for fp in p.folders),
+            "bytes": sum(fp.size for fp in p.folders),
+            "to_import": p.to_import,
+            "to_import_bytes": p.to_import_bytes,
+        },
+        "quota_units_per_minute": p.quota_units_per_minute,
+        "estimated_seconds": round(p.estimated_seconds, 1),
+    }
