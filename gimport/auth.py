@@ -406,7 +406,7 @@ def _fetch_token(flow: Any, code: str) -> Credentials:
             f"{': ' + exc.description if exc.description else ''}{hint}: run 'gimport auth' again"
         ) from None
     except requests.RequestException as exc:
-        raise AuthError(f"cannot reach the token endpoint {token_uri}: {exc}") from None
+        raise AuthError(f"cannot reach the token endpoint {token_uri} ({type(exc).__name__})") from None
     except ValueError as exc:  # not an OAuth answer at all (an HTML error page, ...)
         raise AuthError(f"unexpected answer from the token endpoint {token_uri}: {exc}") from None
     creds = flow.credentials

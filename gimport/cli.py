@@ -218,6 +218,92 @@ def cmd_plan(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+VERIFY_LIST_LIMIT = 50  # missing messages detailed in the table output (--json lists all)
+
+
+def _verify_report(settings: Settings, list_limit: int | None):
+    """gimport.finish.verify on a read-only state file and a read-only IMAP session."""
+    from gimport.finish import verify
+    from gimport.imap_source import ImapSource
+    from gimport.progress import TqdmReporter
+    from gimport.state import StateStore
+
+    state = StateStore.open_readonly(settings.state_path)
+    try:
+        gmail = _open_gmail(settings)
+        with ImapSource(settings.source, _read_password(settings)) as source:
+            return verify(
+                settings,
+                source=source,
+                gmail=gmail,
+                state=state,
+                list_limit=list_limit,
+                reporter=TqdmReporter(enabled=False),
+            )
+    finally:
+        state.close()
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    import json
+
+    from gimport.finish_render import format_verify, verify_to_json
+
+    settings = load_settings(args.config)
+    report = _verify_report(settings, None if args.json else VERIFY_LIST_LIMIT)
+    if args.json:
+        print(json.dumps(verify_to_json(report), ensure_ascii=False, indent=2))
+    else:
+        print(format_verify(report))
+    return EXIT_OK if report.passed else EXIT_SOME_FAILED
+
+
+def _confirm(question: str, yes: bool) -> bool:
+    if yes:
+        return True
+    if not sys.stdin.isatty():
+        raise ConfigError(
+            "nothing was changed: no terminal to confirm on; pass --yes to go ahead (--dry-run only looks)"
+        )
+    try:
+        return input(f"{question} [y/N] ").strip().lower() in ("y", "yes")
+    except EOFError:
+        return False
+
+
+def cmd_cleanup(args: argparse.Namespace) -> int:
+    from gimport.finish import apply_cleanup, plan_cleanup
+    from gimport.finish_render import format_cleanup_plan, format_cleanup_result
+
+    gated = (args.revoke or args.forget) and not args.force
+    settings = load_settings(args.config, need_source=gated)
+    gmail = _open_gmail(settings)
+    plan = plan_cleanup(
+        settings,
+        gmail,
+        revoke=args.revoke,
+        forget=args.forget,
+        force=args.force,
+        verify_now=lambda: _verify_report(settings, 0),
+    )
+    print(format_cleanup_plan(plan, dry_run=args.dry_run), flush=True)
+    if plan.blocked:
+        return EXIT_SOME_FAILED
+    if args.dry_run:
+        return EXIT_OK
+    imap_off = not plan.gmail.imap_enabled
+    if plan.has_changes:
+        if not _confirm("Make these changes?", args.yes):
+            print("Nothing was changed.")
+            return EXIT_SOME_FAILED
+        result = apply_cleanup(plan, gmail)
+        print(format_cleanup_result(plan, result))
+        if result.error is not None:
+            raise result.error
+        imap_off = result.imap_disabled
+    return EXIT_OK if imap_off and not plan.gmail.warnings else EXIT_SOME_FAILED
+
+
 def _not_implemented(name: str, issue: str):
     def run(args: argparse.Namespace) -> int:
         print(f"gimport {name}: not implemented yet ({issue})", file=sys.stderr)
@@ -300,18 +386,34 @@ def build_parser() -> argparse.ArgumentParser:
         "import every selected message; safe to interrupt and run again",
         "gimport --config ~/gimport.toml run",
     )
-    add(
+    verify_p = add(
         "verify",
-        _not_implemented("verify", "see the verify/cleanup issue"),
-        "check that everything arrived",
-        "gimport verify",
+        cmd_verify,
+        "check that everything arrived: the source now vs the state file vs Gmail's label counts; changes nothing",
+        "gimport verify            # a table; exit 0 only when nothing selected is missing\n"
+        "  gimport verify --json     # the same as JSON, every missing message listed\n"
+        "  (the end of a migration: docs/finishing.md)",
     )
+    verify_p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     add("status", cmd_status, "where the migration stands, from the state file alone (no network)", "gimport status")
-    add(
+    cleanup_p = add(
         "cleanup",
-        _not_implemented("cleanup", "see the verify/cleanup issue"),
-        "after the migration: disable IMAP on Gmail, check forwarding",
-        "gimport cleanup --dry-run",
+        cmd_cleanup,
+        "after the migration: show Gmail's IMAP and forwarding settings, warn about forwarding to the old"
+        " server, disable IMAP",
+        "gimport cleanup --dry-run           # show what would change; change nothing\n"
+        "  gimport cleanup                     # asks before disabling IMAP (--yes: without asking)\n"
+        "  gimport cleanup --revoke --forget   # also revoke the token and delete the state file (verify must pass)\n"
+        "  (the end of a migration: docs/finishing.md)",
+    )
+    cleanup_p.add_argument("--dry-run", action="store_true", help="show what would change and change nothing")
+    cleanup_p.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
+    cleanup_p.add_argument(
+        "--revoke", action="store_true", help="also revoke gimport's Gmail token and delete the token file"
+    )
+    cleanup_p.add_argument("--forget", action="store_true", help="also delete the state file (and its -wal/-shm files)")
+    cleanup_p.add_argument(
+        "--force", action="store_true", help="--revoke/--forget even when 'gimport verify' would not pass"
     )
     return parser
 

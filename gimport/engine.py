@@ -15,12 +15,12 @@ import queue
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from gimport import rfc822
-from gimport.config import Settings
+from gimport.config import FilterSettings, Settings
 from gimport.errors import AuthError, GimportError, GmailError, SourceError
 from gimport.gmail import MAX_MESSAGE_BYTES, UNITS, LabelConflict, MessageRejected, RetryableError
 from gimport.imap_source import FetchedMessage, FolderChanged, FolderGone
@@ -99,6 +99,46 @@ class RunSummary:
             and self.fatal is None
             and all(f.error is None and f.remaining == 0 and f.failed == 0 and f.skipped == 0 for f in self.folders)
         )
+
+
+@dataclass(frozen=True)
+class FolderSelection:
+    """What [filters] select in one folder on the source now; see select_messages."""
+
+    uidvalidity: int
+    found: int  # messages in the folder
+    matched: int  # of those, within [filters] since/before
+    done: list[int]  # matched UIDs that `done` said need no more work (their size is not fetched again)
+    todo: list[tuple[int, int]]  # (uid, size): matched, not done, within [filters] max_size_mb
+    too_big: int  # matched, not done, over max_size_mb
+
+    @property
+    def selected(self) -> int:
+        return self.matched - self.too_big
+
+
+def select_messages(
+    source, folder_name: str, filters: FilterSettings, done: Callable[[int], Collection[int]] | None = None
+) -> FolderSelection:
+    """Open one folder read-only and apply [filters]. Only reads the source; touches no state.
+
+    `done(uidvalidity)` names the UIDs of that folder generation that need no more work: they count as
+    selected without their size being fetched (they were selected when they were done). Used by the run
+    (state: imported, duplicate, skipped) and by `gimport verify` (imported, duplicate).
+    Raises FolderGone (the folder cannot be opened) and SourceError (the server is gone).
+    """
+    max_size = int(filters.max_size_mb * 1024 * 1024) if filters.max_size_mb else None
+    uidvalidity, found = source.examine(folder_name)
+    uids = source.search(filters.since, filters.before)
+    finished = set(done(uidvalidity)) if done else set()
+    done_uids = [u for u in uids if u in finished]
+    todo, too_big = [], 0
+    for meta in source.fetch_meta([u for u in uids if u not in finished]):
+        if max_size is not None and meta.size > max_size:
+            too_big += 1
+            continue
+        todo.append((meta.uid, meta.size))
+    return FolderSelection(uidvalidity, found, len(uids), done_uids, todo, too_big)
 
 
 class Reporter(Protocol):
@@ -263,8 +303,6 @@ class Migration:
         return refs
 
     def _scan(self, plans: list[FolderPlan]) -> list[tuple[FolderResult, list[tuple[int, int]]]]:
-        f = self.settings.filters
-        max_size = int(f.max_size_mb * 1024 * 1024) if f.max_size_mb else None
         account = self.source.account
         work = []
         for plan in plans:
@@ -275,22 +313,20 @@ class Migration:
             result = FolderResult(plan)
             self.summary.folders.append(result)
             try:
-                result.uidvalidity, result.found = self.source.examine(plan.folder.name)
-                uids = self.source.search(f.since, f.before)
+                sel = select_messages(
+                    self.source,
+                    plan.folder.name,
+                    self.settings.filters,
+                    done=lambda v, path=plan.path: self.state.done_uids(account, path, v),
+                )
             except FolderGone as exc:
                 result.error = f"cannot open the folder on the server: {exc}"
                 self._warn(f"{plan.path}: {result.error}")
                 continue
-            done = self.state.done_uids(account, plan.path, result.uidvalidity)
-            todo_uids = [u for u in uids if u not in done]
-            result.already = len(uids) - len(todo_uids)
-            items, too_big = [], 0
-            for meta in self.source.fetch_meta(todo_uids):
-                if max_size is not None and meta.size > max_size:
-                    too_big += 1
-                    continue
-                items.append((meta.uid, meta.size))
-            result.selected = len(uids) - too_big
+            result.uidvalidity, result.found = sel.uidvalidity, sel.found
+            result.already = len(sel.done)
+            items = sel.todo
+            result.selected = sel.selected
             result.todo = len(items)
             result.todo_bytes = sum(size for _, size in items)
             self.state.add_pending(account, plan.path, result.uidvalidity, items)

@@ -105,6 +105,8 @@ def classify(exc: BaseException, *, what: str, now: Callable[[], dt.datetime] | 
     """Turn a client-library exception into one of this module's (or gimport.errors') exceptions."""
     now = now or (lambda: dt.datetime.now(dt.UTC))
     if isinstance(exc, google.auth.exceptions.RefreshError):
+        if getattr(exc, "retryable", False):  # the token endpoint answered 5xx/429: a passing problem
+            return RetryableError(f"{what}: Google's token endpoint is not answering properly: {exc}")
         return AuthError(
             f"Gmail authorization is no longer valid ({exc.args[0] if exc.args else exc}): run 'gimport auth' again"
         )
@@ -161,7 +163,11 @@ class GmailClient:
     def _http(self) -> google_auth_httplib2.AuthorizedHttp:
         http = getattr(self._local, "http", None)
         if http is None:
-            http = google_auth_httplib2.AuthorizedHttp(self._credentials, http=httplib2.Http(timeout=self._timeout))
+            raw = httplib2.Http(timeout=self._timeout)
+            # as googleapiclient.http.build_http() does: 308 is "resume incomplete" for resumable uploads,
+            # not a redirect (a bare Http raises RedirectMissingLocation on it)
+            raw.redirect_codes = raw.redirect_codes - {308}
+            http = google_auth_httplib2.AuthorizedHttp(self._credentials, http=raw)
             self._local.http = http
         return http
 

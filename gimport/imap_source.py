@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import imapclient
 from imapclient.exceptions import IMAPClientError, LoginError
 
+from gimport import rfc822
 from gimport.config import SourceSettings
 from gimport.errors import SourceError
 from gimport.mapping import Folder
@@ -221,6 +222,21 @@ class ImapSource:
                 if item is None:
                     continue  # expunged since the search
                 yield MessageMeta(uid, int(item[b"RFC822.SIZE"]), _flags(item[b"FLAGS"]), _date(item[b"INTERNALDATE"]))
+
+    def fetch_message_ids(self, uids: Sequence[int], chunk: int = 500) -> dict[int, str | None]:
+        """The Message-ID header of each message in the open folder (PEEK: \\Seen is not set); None when
+        it has none. Expunged messages are left out. Fetches that one header only, never the body."""
+        out: dict[int, str | None] = {}
+        for i in range(0, len(uids), chunk):
+            part = list(uids[i : i + chunk])
+            data = self._call(lambda c, p=part: c.fetch(p, ["BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)]"]))
+            for uid in part:
+                item = data.get(uid)
+                if item is None:
+                    continue
+                block = next((v for k, v in item.items() if k.startswith(b"BODY[HEADER")), None) or b""
+                out[uid] = rfc822.message_id(block)
+        return out
 
     def fetch_bodies(self, uids: Sequence[int]) -> list[FetchedMessage]:
         """Bodies with BODY.PEEK[] (never sets \\Seen), in the order asked; expunged ones are left out."""

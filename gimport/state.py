@@ -58,6 +58,15 @@ class MessageKey:
 
 
 @dataclass(frozen=True)
+class MessageRecord:
+    uid: int
+    status: str
+    message_id: str | None
+    gmail_id: str | None
+    last_error: str
+
+
+@dataclass(frozen=True)
 class FolderCounts:
     folder: str
     found: int
@@ -76,8 +85,12 @@ class FolderCounts:
 class StateStore:
     """Thread-safe access to the state file (one connection, one lock)."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, readonly: bool = False) -> None:
         self.path = Path(path)
+        self.readonly = readonly
+        if readonly:
+            self._open_readonly()
+            return
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None, timeout=30)
@@ -100,6 +113,31 @@ class StateStore:
         if not Path(path).exists():
             raise StateError(f"no state file at {path}: nothing has been run yet with this config")
         return cls(path)
+
+    @classmethod
+    def open_readonly(cls, path: Path) -> StateStore:
+        """Open an existing state file for reading only (gimport verify): no schema, no meta, no writes;
+        any write raises. SQLite may still create the -wal/-shm side files of a WAL database it reads.
+        Raises StateError when the file is missing, not a state file, or from a newer gimport."""
+        if not Path(path).exists():
+            raise StateError(f"no state file at {path}: nothing has been run yet with this config")
+        return cls(path, readonly=True)
+
+    def _open_readonly(self) -> None:
+        try:
+            self._db = sqlite3.connect(
+                self.path.resolve().as_uri() + "?mode=ro",
+                uri=True,
+                check_same_thread=False,
+                isolation_level=None,
+                timeout=30,
+            )
+            self._lock = threading.Lock()
+            version = self.get_meta("schema_version")
+        except sqlite3.DatabaseError as exc:
+            raise StateError(f"cannot read state file {self.path}: {exc}") from None
+        if version is not None and int(version) > SCHEMA_VERSION:
+            raise StateError(f"state file {self.path} was written by a newer gimport; upgrade gimport")
 
     def close(self) -> None:
         with self._lock:
@@ -262,6 +300,22 @@ class StateStore:
                 (account,),
             ).fetchall()
         return [FolderCounts(*r) for r in rows]
+
+    def recorded_folders(self, account: str) -> dict[str, int | None]:
+        """Folder path -> the UIDVALIDITY the last run saw, for every folder recorded for `account`."""
+        with self._lock:
+            rows = self._db.execute("SELECT folder, uidvalidity FROM folders WHERE account=?", (account,)).fetchall()
+        return dict(rows)
+
+    def folder_messages(self, account: str, folder: str, uidvalidity: int) -> dict[int, MessageRecord]:
+        """Every message recorded for one generation (UIDVALIDITY) of a folder, by UID."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT uid, status, message_id, gmail_id, coalesce(last_error, '') FROM messages"
+                " WHERE account=? AND folder=? AND uidvalidity=?",
+                (account, folder, uidvalidity),
+            ).fetchall()
+        return {r[0]: MessageRecord(*r) for r in rows}
 
     def problems(self, account: str, limit: int = 50) -> list[tuple[str, int, str, str]]:
         """(folder, uid, status, reason) of messages failed or skipped, newest first."""

@@ -356,6 +356,14 @@ def test_unticked_permission_is_refused_and_its_token_revoked(gmail, emu):
     assert emu.stats.requests["oauth.revoke"] == 1
 
 
+def test_more_scopes_than_asked_for_are_accepted(gmail):
+    """Google may add scopes granted earlier; every scope gimport needs is there, so that is fine."""
+    extra = urllib.parse.quote_plus("https://www.googleapis.com/auth/gmail.readonly")
+    address, term, _ = authorize_with_consent(gmail, edit=lambda url: url.replace("&scope=", f"&scope={extra}+"))
+    assert address == EMAIL
+    assert json.loads(gmail.token_file.read_text())["scopes"] == list(SCOPES)
+
+
 def test_state_mismatch_on_the_loopback_port(gmail):
     term = Terminal()
 

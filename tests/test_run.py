@@ -292,6 +292,21 @@ def test_large_message_goes_by_resumable_upload(ws, emulator, imap_user, capsys)
     assert stored.upload_path == "resumable"
 
 
+def test_message_larger_than_one_chunk_resumes_across_chunks(ws, emulator, imap_user, capsys):
+    from gimport.gmail import CHUNK_SIZE
+
+    big = make_message(
+        subject="huge", body="x", sender="a@example.jp", to="b@example.jp", attachment_size=CHUNK_SIZE + 1_000_000
+    )  # base64: ~1.4 chunks... over two chunks
+    imap_user.seed("INBOX", [SeedMessage(big, ("\\Seen",))])
+    emulator.faults.add(Fault("5xx_before", method="upload.chunk", count=1, skip=1))  # the second chunk fails once
+    rc, out = run(ws, capsys=capsys)
+    assert rc == 0, out.out
+    (stored,) = emulator.user(EMAIL).messages
+    assert stored.raw == big and len(big) > CHUNK_SIZE
+    assert emulator.stats.snapshot()["requests"].get("upload.chunk", 0) >= 3
+
+
 def test_zero_length_message_is_skipped_and_reported(ws, emulator, imap_user, capsys):
     imap_user.seed("INBOX", [SeedMessage(b"", ("\\Seen",))])
     imap_user.seed("INBOX", [SeedMessage(make_message(subject="ok", body="b", sender="a@x.jp", to="b@x.jp"))])

@@ -1735,7 +1735,7 @@ class GmailEmulator:
     def _range_308(self, sess: _Upload) -> _Resp:
         headers = [("X-GUploader-UploadID", sess.id)]
         if sess.buf:
-            headers.append(("Range", f"bytes=0-{len(sess.buf)}"))
+            headers.append(("Range", f"bytes=0-{len(sess.buf) - 1}"))
         return _Resp(308, headers, b"")
 
     def _upload_finish(self, sess: _Upload, state: UserState) -> _Resp:
