@@ -21,8 +21,16 @@ from typing import Protocol
 
 from gimport import rfc822
 from gimport.config import FilterSettings, Settings
-from gimport.errors import AuthError, GimportError, GmailError, SourceError
-from gimport.gmail import MAX_MESSAGE_BYTES, UNITS, LabelConflict, MessageRejected, RetryableError
+from gimport.errors import GimportError, GmailError, Interrupted, SourceError
+from gimport.gmail import (
+    MAX_MESSAGE_BYTES,
+    UNITS,
+    LabelConflict,
+    MessageRejected,
+    RetryableError,
+    check_account,
+    paced_call,
+)
 from gimport.imap_source import FetchedMessage, FolderChanged, FolderGone
 from gimport.mapping import IMPORT, FolderPlan, label_key, message_labels, plan_folders, user_labels_to_create
 from gimport.pacer import Pacer
@@ -226,20 +234,16 @@ class Migration:
     # -- helpers ------------------------------------------------------------------------------------
     def _gmail_call(self, what: str, fn: Callable[[], object]) -> object:
         """A non-import Gmail call with pacing and retry of transient errors."""
-        attempt = 0
-        while True:
-            self.pacer.acquire(UNITS.get(what, 1))
-            try:
-                return fn()
-            except RetryableError as err:
-                attempt += 1
-                if err.rate_limited:
-                    self.pacer.note_rate_limited(err.wait)
-                if attempt >= self.options.max_attempts + (self.options.max_rate_limited if err.rate_limited else 0):
-                    raise GmailError(f"Gmail keeps failing ({err}); run again later") from None
-                self._sleep(self.pacer.backoff_delay(attempt, err.wait))
-                if self._stop.is_set():
-                    raise
+        if self._stop.is_set():
+            raise Interrupted("stopped before the migration began")
+        return paced_call(
+            self.pacer,
+            what,
+            fn,
+            attempts=self.options.max_attempts,
+            rate_limited_attempts=self.options.max_rate_limited,
+            sleep=self._sleep,
+        )
 
     def _warn(self, text: str) -> None:
         log.warning("%s", text)
@@ -256,12 +260,7 @@ class Migration:
     # -- phases -------------------------------------------------------------------------------------
     def _identify(self) -> None:
         address = self._gmail_call("settings.get", self.gmail.primary_address)
-        expected = self.settings.gmail.user
-        if expected and address.lower() != expected.lower():
-            raise AuthError(
-                f"the token is for {address}, but [gmail] user is {expected}: run 'gimport auth' and sign in"
-                f" as {expected}"
-            )
+        check_account(address, self.settings.gmail.user)
         self.state.bind_destination(address)
         self.summary.gmail_account = address
 

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import io
 import ipaddress
-import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,8 +27,8 @@ from typing import Any
 
 from gimport.config import SYSTEM_LABEL_IDS, Settings, SourceSettings
 from gimport.engine import NullReporter, Reporter, select_messages
-from gimport.errors import AuthError, ConfigError, GimportError, GmailError, StateError
-from gimport.gmail import UNITS, LabelConflict, MessageRejected, RetryableError
+from gimport.errors import ConfigError, GimportError, GmailError, StateError
+from gimport.gmail import LabelConflict, check_account, paced_call
 from gimport.imap_source import FolderGone
 from gimport.mapping import IMPORT, label_key, plan_folders
 from gimport.pacer import Pacer
@@ -46,18 +45,6 @@ _SECOND_LEVEL = frozenset("ac co or ne go ed gr lg ad com net org edu gov mil lt
 # ------------------------------------------------------------------------------------------ Gmail calls
 
 
-def _cannot_reach(err: BaseException) -> bool:
-    """True when nothing answered at all (connection refused, unknown host): retrying now will not help."""
-    seen: set[int] = set()
-    e: BaseException | None = err
-    while e is not None and id(e) not in seen:
-        seen.add(id(e))
-        if isinstance(e, ConnectionRefusedError | socket.gaierror):
-            return True
-        e = e.__cause__ or e.__context__
-    return False
-
-
 class _Gmail:
     """Paced Gmail calls with a few retries; every failure becomes a one-line GimportError."""
 
@@ -65,32 +52,16 @@ class _Gmail:
         self.client, self.pacer, self.attempts = client, pacer, attempts
 
     def call(self, what: str, fn: Callable[[], Any]) -> Any:
-        attempt = 0
-        while True:
-            attempt += 1
-            self.pacer.acquire(UNITS.get(what, 1))
-            try:
-                return fn()
-            except RetryableError as err:
-                if err.rate_limited:
-                    self.pacer.note_rate_limited(err.wait)
-                if attempt >= self.attempts or _cannot_reach(err):
-                    raise GmailError(
-                        f"cannot get an answer from Gmail ({err}): check the network and try again"
-                    ) from None
-                self.pacer.sleep(self.pacer.backoff_delay(attempt, err.wait))
-            except (MessageRejected, LabelConflict) as err:
-                raise GmailError(f"Gmail refused {what}: {err}") from None
+        try:
+            return paced_call(self.pacer, what, fn, attempts=self.attempts, rate_limited_attempts=self.attempts * 4)
+        except LabelConflict as err:
+            raise GmailError(f"Gmail refused {what}: {err}") from None
 
 
 def _identify(settings: Settings, gmail: _Gmail, state: StateStore | None) -> str:
     """The token's account; refuses one that differs from [gmail] user or from the state file's."""
     address = gmail.call("settings.get", gmail.client.primary_address)
-    expected = settings.gmail.user
-    if expected and address.lower() != expected.lower():
-        raise AuthError(
-            f"the token is for {address}, but [gmail] user is {expected}: run 'gimport auth' and sign in as {expected}"
-        )
+    check_account(address, settings.gmail.user)
     recorded = state.get_meta("gmail_account") if state is not None else None
     if recorded and recorded.lower() != address.lower():
         raise StateError(

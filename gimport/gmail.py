@@ -56,9 +56,22 @@ _TRANSPORT = (
 
 
 class RetryableError(Exception):
-    def __init__(self, message: str, *, wait: float | None = None, rate_limited: bool = False, ambiguous: bool = False):
+    """Try again later. `wait`: what the server asked for; `rate_limited`: a "slow down" answer;
+    `ambiguous`: the server may have done the work anyway; `unreachable`: nothing answered at all
+    (connection refused, unknown host)."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        wait: float | None = None,
+        rate_limited: bool = False,
+        ambiguous: bool = False,
+        unreachable: bool = False,
+    ):
         super().__init__(message)
         self.wait, self.rate_limited, self.ambiguous = wait, rate_limited, ambiguous
+        self.unreachable = unreachable
 
 
 class MessageRejected(Exception):
@@ -111,7 +124,7 @@ def classify(exc: BaseException, *, what: str, now: Callable[[], dt.datetime] | 
             f"Gmail authorization is no longer valid ({exc.args[0] if exc.args else exc}): run 'gimport auth' again"
         )
     if isinstance(exc, google.auth.exceptions.TransportError):
-        return RetryableError(f"{what}: cannot reach Google's token endpoint: {exc}", ambiguous=False)
+        return RetryableError(f"{what}: cannot reach Google's token endpoint: {exc}", unreachable=_unreachable(exc))
     if isinstance(exc, HttpError):
         err = _parse_http_error(exc, now)
         text = f"{what}: HTTP {err.status} {err.reason} {err.message}".strip()
@@ -133,8 +146,65 @@ def classify(exc: BaseException, *, what: str, now: Callable[[], dt.datetime] | 
             return GmailError(f"Gmail answered 404 for the import: {err.message}")
         return GmailError(f"Gmail refused {what}: HTTP {err.status} {err.message or err.reason}")
     if isinstance(exc, _TRANSPORT):
-        return RetryableError(f"{what}: connection problem: {exc!r}", ambiguous=True)
+        unreachable = _unreachable(exc)
+        return RetryableError(
+            f"{what}: connection problem: {exc!r}", ambiguous=not unreachable, unreachable=unreachable
+        )
     return exc
+
+
+def _unreachable(err: BaseException) -> bool:
+    """True when nothing answered at all (connection refused, unknown host), looking through causes."""
+    seen: set[int] = set()
+    e: BaseException | None = err
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        if isinstance(e, ConnectionRefusedError | socket.gaierror | httplib2.ServerNotFoundError):
+            return True
+        e = e.__cause__ or e.__context__
+    return False
+
+
+def paced_call(
+    pacer: Any,
+    what: str,
+    fn: Callable[[], Any],
+    *,
+    attempts: int = 6,
+    rate_limited_attempts: int = 40,
+    sleep: Callable[[float], object] | None = None,
+) -> Any:
+    """A non-import Gmail call, charged to `pacer` (gimport.pacer.Pacer) and retried on passing errors.
+
+    Gives up at once when nothing answers (connection refused, unknown host), after `attempts` server or
+    network errors, or after `rate_limited_attempts` "slow down" answers: GmailError (exit 5). A label
+    conflict or a rejected request becomes GmailError too; AuthError passes through.
+    """
+    sleep = sleep or pacer.sleep
+    errors = limited = 0
+    while True:
+        pacer.acquire(UNITS.get(what, 1))
+        try:
+            return fn()
+        except RetryableError as err:
+            if err.rate_limited:
+                limited += 1
+                pacer.note_rate_limited(err.wait)
+            else:
+                errors += 1
+            if err.unreachable or errors >= attempts or limited >= rate_limited_attempts:
+                raise GmailError(f"cannot get an answer from Gmail ({err}): check the network and try again") from None
+            sleep(pacer.backoff_delay(max(errors, limited), err.wait))
+        except MessageRejected as err:
+            raise GmailError(f"Gmail refused {what}: {err}") from None
+
+
+def check_account(address: str, expected: str | None) -> None:
+    """Refuse a token for another account than [gmail] user (AuthError, exit 3)."""
+    if expected and address.lower() != expected.lower():
+        raise AuthError(
+            f"the token is for {address}, but [gmail] user is {expected}: run 'gimport auth' and sign in as {expected}"
+        )
 
 
 def _discovery_doc(api_url: str | None) -> dict[str, Any]:
