@@ -203,7 +203,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
     settings = load_settings(args.config)
     password = _read_password(settings)
-    state = StateStore.open_existing(settings.state_path) if settings.state_path.exists() else None
+    state = StateStore.open_readonly(settings.state_path) if settings.state_path.exists() else None
     try:
         with ImapSource(settings.source, password) as source:
             result = preview(source, settings, state)

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from gimport.config import Settings
+from gimport.engine import select_messages
 from gimport.gmail import MAX_MESSAGE_BYTES, UNITS
 from gimport.imap_source import FolderGone
 from gimport.mapping import IMPORT, FolderPlan, plan_folders, unused_map_entries, user_labels_to_create
@@ -72,8 +73,6 @@ def preview(source, settings: Settings, state: StateStore | None = None) -> Prev
     """Scan the source (read-only) and apply the mapping and filters. `state`, if given, is only read."""
     folders = source.list_folders()
     plans = plan_folders(folders, settings.labels)
-    f = settings.filters
-    max_size = int(f.max_size_mb * 1024 * 1024) if f.max_size_mb else None
     account = source.account
     out: list[FolderPreview] = []
     for plan in plans:
@@ -82,24 +81,19 @@ def preview(source, settings: Settings, state: StateStore | None = None) -> Prev
         if not plan.folder.selectable:
             continue
         try:
-            uidvalidity, _ = source.examine(plan.folder.name)
-            all_uids = source.search()
-            chosen = set(source.search(f.since, f.before)) if (f.since or f.before) else set(all_uids)
-            metas = list(source.fetch_meta(all_uids))
+            # the same selection as `gimport run` and `gimport verify`, done messages included with sizes
+            sel = select_messages(source, plan.folder.name, settings.filters)
+            sizes = {m.uid: m.size for m in source.fetch_meta(source.search())}
         except FolderGone as exc:
             fp.error = f"cannot open the folder: {exc}"
             continue
-        fp.messages = len(metas)
-        fp.size = sum(m.size for m in metas)
-        for m in metas:
-            if m.uid in chosen and (max_size is None or m.size <= max_size):
-                fp.selected += 1
-                fp.selected_size += m.size
-                if m.size > MAX_MESSAGE_BYTES:
-                    fp.too_large += 1
+        fp.messages, fp.size = sel.found, sum(sizes.values())
+        fp.selected = sel.selected
+        fp.selected_size = sum(size for _, size in sel.todo)
+        fp.too_large = sum(1 for _, size in sel.todo if size > MAX_MESSAGE_BYTES)
         if state is not None and plan.action == IMPORT:
-            done = state.done_uids(account, plan.path, uidvalidity)
-            fp.done = sum(1 for m in metas if m.uid in done and m.uid in chosen)
+            done = state.done_uids(account, plan.path, sel.uidvalidity)
+            fp.done = sum(1 for uid, _ in sel.todo if uid in done)
     warnings = [
         f"[labels.map] {k!r} names no folder on the server (folder names are case-sensitive; use '/' between levels)"
         for k in unused_map_entries(folders, settings.labels)
