@@ -17,6 +17,7 @@ from gimport.errors import ConfigError
 
 DEFAULT_CONFIG = "gimport.toml"
 DEFAULT_QUOTA = 6000  # units/min/user for Cloud projects created since May 2026 (15000 for older ones)
+DEFAULT_PROJECT_QUOTA = 1_200_000  # units/min for the whole Cloud project (admin mode)
 API_URL_ENV = "GIMPORT_GMAIL_API_URL"
 SYSTEM_LABEL_IDS = frozenset(
     {
@@ -50,6 +51,7 @@ class SourceSettings:
     password_env: str | None = None
     ca_file: Path | None = None
     timeout: float = 60.0
+    login: str | None = None  # the name sent to LOGIN when it differs from `user` (admin mode: master users)
 
 
 @dataclass(frozen=True)
@@ -79,6 +81,22 @@ class FilterSettings:
 
 
 @dataclass(frozen=True)
+class AdminSettings:
+    """[admin]: `gimport admin` (many mailboxes with a service account); see docs/admin.md."""
+
+    state_dir: Path
+    report_file: Path
+    service_account_file: Path | None = None
+    users_file: Path | None = None
+    parallel_users: int = 4
+    project_units_per_minute: int = DEFAULT_PROJECT_QUOTA
+    memory_budget_mb: int = 512  # bytes of fetched messages waiting for import, all users together
+    master_user: str | None = None
+    master_password_file: Path | None = None
+    master_login: str = "{user}*{master}"  # Dovecot's default auth_master_user_separator is "*"
+
+
+@dataclass(frozen=True)
 class Settings:
     config_path: Path
     source: SourceSettings
@@ -87,6 +105,7 @@ class Settings:
     log_file: Path
     labels: LabelSettings = field(default_factory=LabelSettings)
     filters: FilterSettings = field(default_factory=FilterSettings)
+    admin: AdminSettings | None = None  # always set by load_settings
 
 
 class _Table:
@@ -188,12 +207,18 @@ def _check_globs(table: str, key: str, globs: tuple[str, ...]) -> None:
 
 
 def load_settings(
-    path: str | os.PathLike[str], *, env: dict[str, str] | None = None, need_source: bool = True
+    path: str | os.PathLike[str],
+    *,
+    env: dict[str, str] | None = None,
+    need_source: bool = True,
+    admin: bool = False,
 ) -> Settings:
     """Read and validate the config file. Raises ConfigError (exit 2) with the key at fault.
 
     With need_source=False (gimport auth, cleanup) a config without [source] is accepted; the source
-    settings are then placeholders that must not be used."""
+    settings are then placeholders that must not be used. With admin=True (gimport admin) [source] names
+    the server only: user and password come from the users file, so [source] user/password_file/
+    password_env are refused, and source.user is a placeholder."""
     env = os.environ if env is None else env
     config_path = Path(path).expanduser().resolve()
     try:
@@ -209,13 +234,21 @@ def load_settings(
         raise ConfigError(f"cannot read config file {str(path)!r}: {exc.strerror}") from None
     base = config_path.parent
 
-    known = {"source", "gmail", "state", "labels", "filters"}
+    known = {"source", "gmail", "state", "labels", "filters", "admin"}
     for key in data:
         if key not in known:
             raise ConfigError(f"unknown table [{key}] (allowed: {', '.join(sorted(known))})")
 
+    if admin and isinstance(data.get("source"), dict):
+        for key in ("user", "password_file", "password_env"):
+            if key in data["source"]:
+                raise ConfigError(
+                    f"[source] {key} is not used by 'gimport admin': each user's login and password come from"
+                    " the users file; remove it (or use a separate config for admin mode)"
+                )
+        data["source"] = {**data["source"], "user": "-"}
     if "source" not in data:
-        if need_source:
+        if need_source or admin:
             raise ConfigError("[source] is required: host and user of the old IMAP server")
         data["source"] = {"host": "-", "user": "-"}
     src = _Table("source", data["source"], base)
@@ -275,6 +308,7 @@ def load_settings(
         raise ConfigError(f"[filters] since ({filters.since}) must be before 'before' ({filters.before})")
 
     return Settings(
+        admin=_admin_settings(data.get("admin", {}), base),
         config_path=config_path,
         source=source,
         gmail=gmail,
@@ -283,3 +317,34 @@ def load_settings(
         labels=labels,
         filters=filters,
     )
+
+
+def _admin_settings(raw: Any, base: Path) -> AdminSettings:
+    ad = _Table("admin", raw, base)
+    admin = AdminSettings(
+        service_account_file=ad.path("service_account_file"),
+        users_file=ad.path("users_file"),
+        state_dir=ad.path("state_dir", "gimport-admin-state"),
+        report_file=ad.path("report_file", "gimport-admin-report.csv"),
+        parallel_users=ad.int("parallel_users", 4, minimum=1),
+        project_units_per_minute=ad.int("project_units_per_minute", DEFAULT_PROJECT_QUOTA, minimum=25),
+        memory_budget_mb=ad.int("memory_budget_mb", 512, minimum=1),
+        master_user=ad.str("master_user"),
+        master_password_file=ad.path("master_password_file"),
+        master_login=ad.str("master_login", "{user}*{master}"),
+    )
+    ad.finish()
+    if admin.master_user is not None and not admin.master_user.strip():
+        raise ConfigError("[admin] master_user must not be empty")
+    if bool(admin.master_user) != bool(admin.master_password_file):
+        raise ConfigError("[admin] master_user and master_password_file go together: set both or neither")
+    try:
+        sample = admin.master_login.format(user="u", master="m")
+    except (KeyError, IndexError, ValueError):
+        sample = ""
+    if "{user}" not in admin.master_login or not sample:
+        raise ConfigError(
+            f'[admin] master_login must contain {{user}} (and usually {{master}}), like "{{user}}*{{master}}",'
+            f" not {admin.master_login!r}"
+        )
+    return admin

@@ -34,6 +34,7 @@ from gimport.gmail import (
 from gimport.imap_source import FetchedMessage, FolderChanged, FolderGone
 from gimport.mapping import IMPORT, FolderPlan, label_key, message_labels, plan_folders, user_labels_to_create
 from gimport.pacer import Pacer
+from gimport.state import SKIPPED as STATE_SKIPPED
 from gimport.state import MessageKey, StateStore
 
 log = logging.getLogger("gimport")
@@ -49,6 +50,7 @@ class EngineOptions:
     fetch_batch_bytes: int = 8 * 1024 * 1024
     max_attempts: int = 6  # per message, for server errors and connection problems
     max_rate_limited: int = 40  # per message, for "slow down" answers (they say nothing about the message)
+    thread_prefix: str = ""  # prepended to the names of the engine's threads (admin mode: routes log lines)
 
 
 @dataclass
@@ -323,12 +325,27 @@ class Migration:
                 self._warn(f"{plan.path}: {result.error}")
                 continue
             result.uidvalidity, result.found = sel.uidvalidity, sel.found
-            result.already = len(sel.done)
-            items = sel.todo
+            # skipped in an earlier run (e.g. over 150 MB): needs no more work, but is not in Gmail
+            skipped = self.state.done_uids(account, plan.path, sel.uidvalidity, (STATE_SKIPPED,)) & set(sel.done)
+            result.already = len(sel.done) - len(skipped)
+            if skipped:
+                result.todo += len(skipped)
+                result.skipped += len(skipped)
+                result.reasons["skipped in an earlier run (see gimport status)"] += len(skipped)
             result.selected = sel.selected
-            result.todo = len(items)
+            result.todo += len(sel.todo)
+            self.state.add_pending(account, plan.path, result.uidvalidity, sel.todo)
+            items = []
+            for uid, size in sel.todo:
+                if size > MAX_MESSAGE_BYTES:  # known from RFC822.SIZE: not worth fetching
+                    reason = f"too large for Gmail: {size:,} bytes (limit {MAX_MESSAGE_BYTES:,})"
+                    self.state.mark_skipped(MessageKey(account, plan.path, result.uidvalidity, uid), reason)
+                    result.skipped += 1
+                    result.reasons[reason.split(":")[0]] += 1
+                    log.info("skipped folder=%r uid=%d size=%d reason=%r", plan.path, uid, size, reason)
+                else:
+                    items.append((uid, size))
             result.todo_bytes = sum(size for _, size in items)
-            self.state.add_pending(account, plan.path, result.uidvalidity, items)
             self.state.record_folder(
                 account, plan.path, result.uidvalidity, result.found, result.selected, ",".join(plan.labels)
             )
@@ -543,13 +560,18 @@ class Migration:
         budget = _ByteBudget(self.options.memory_budget, self._stop)
         q: queue.Queue = queue.Queue()
         workers = [
-            threading.Thread(target=self._worker, args=(budget, q), name=f"import-{i}", daemon=True)
+            threading.Thread(
+                target=self._worker, args=(budget, q), name=f"{self.options.thread_prefix}import-{i}", daemon=True
+            )
             for i in range(self.options.workers)
         ]
         for t in workers:
             t.start()
         fetcher = threading.Thread(
-            target=self._fetch_loop, args=(work, label_ids, budget, q), name="fetch", daemon=True
+            target=self._fetch_loop,
+            args=(work, label_ids, budget, q),
+            name=f"{self.options.thread_prefix}fetch",
+            daemon=True,
         )
         fetcher.start()
         for t in [fetcher, *workers]:

@@ -40,6 +40,10 @@ class FolderChanged(Exception):
     """The folder's UIDVALIDITY changed: its UIDs now mean other messages."""
 
 
+class LoginRefused(SourceError):
+    """The server answered the login with NO: wrong user name or password (exit 4, like any SourceError)."""
+
+
 @dataclass(frozen=True)
 class MessageMeta:
     uid: int
@@ -121,10 +125,15 @@ class ImapSource:
         except (socket.gaierror, ConnectionRefusedError, TimeoutError, OSError, IMAPClientError) as exc:
             raise SourceError(f"cannot connect to the IMAP server {where} ({s.security}): {exc}") from None
         try:
-            client.login(s.user, self._password)
+            client.login(s.login or s.user, self._password)
         except LoginError:
             client.shutdown()
-            raise SourceError(
+            if s.login and s.login != s.user:
+                raise LoginRefused(
+                    f"the IMAP server {where} refused the login {s.login!r} for user {s.user!r}: check the user"
+                    " name and the master user's login and password"
+                ) from None
+            raise LoginRefused(
                 f"the IMAP server {where} refused the login for user {s.user!r}: check [source] user and the password"
             ) from None
         except _TRANSIENT as exc:

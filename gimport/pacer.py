@@ -119,3 +119,51 @@ class Pacer:
     def sleep(self, seconds: float) -> None:
         if seconds > 0:
             self._sleep(seconds)
+
+
+class ChainedPacer:
+    """Charges every call to several budgets: its own pacer (one account's quota) and shared ones (for
+    example one budget for many accounts together, shared by many ChainedPacers across threads).
+
+    acquire() waits for each budget in turn, so no budget is ever exceeded. "Slow down" signals, server
+    waits and backoff concern the own pacer only: a refusal names one account's quota, and the shared
+    budget is kept below its limit by pacing alone. Offers the Pacer interface the engine uses.
+    """
+
+    def __init__(self, own: Pacer, *shared: Pacer) -> None:
+        self.own, self.shared = own, shared
+        self.max_delay = own.max_delay
+
+    def acquire(self, units: float = 1) -> float:
+        waited = self.own.acquire(units)
+        for pacer in self.shared:
+            waited += pacer.acquire(units)
+        return waited
+
+    def pause_until(self, when: float) -> None:
+        self.own.pause_until(when)
+
+    def note_rate_limited(self, server_wait: float | None = None) -> None:
+        self.own.note_rate_limited(server_wait)
+
+    def backoff_delay(self, attempt: int, server_wait: float | None = None) -> float:
+        return self.own.backoff_delay(attempt, server_wait)
+
+    def sleep(self, seconds: float) -> None:
+        self.own.sleep(seconds)
+
+    @property
+    def rate_per_minute(self) -> float | None:
+        return self.own.rate_per_minute
+
+    @property
+    def rate_limited(self) -> int:
+        return self.own.rate_limited
+
+    @property
+    def units_spent(self) -> float:
+        return self.own.units_spent
+
+    @property
+    def waited(self) -> float:
+        return self.own.waited + sum(p.waited for p in self.shared)

@@ -189,12 +189,15 @@ class StateStore:
             )
 
     # -- messages -----------------------------------------------------------------------------------
-    def done_uids(self, account: str, folder: str, uidvalidity: int) -> set[int]:
-        """UIDs of this folder generation that need no more work."""
+    def done_uids(
+        self, account: str, folder: str, uidvalidity: int, statuses: tuple[str, ...] = (IMPORTED, DUPLICATE, SKIPPED)
+    ) -> set[int]:
+        """UIDs of this folder generation with one of `statuses` (by default: those that need no more work)."""
+        marks = ",".join("?" * len(statuses))
         with self._lock:
             rows = self._db.execute(
-                "SELECT uid FROM messages WHERE account=? AND folder=? AND uidvalidity=? AND status IN (?,?,?)",
-                (account, folder, uidvalidity, IMPORTED, DUPLICATE, SKIPPED),
+                f"SELECT uid FROM messages WHERE account=? AND folder=? AND uidvalidity=? AND status IN ({marks})",
+                (account, folder, uidvalidity, *statuses),
             ).fetchall()
         return {r[0] for r in rows}
 

@@ -307,6 +307,42 @@ def test_message_larger_than_one_chunk_resumes_across_chunks(ws, emulator, imap_
     assert emulator.stats.snapshot()["requests"].get("upload.chunk", 0) >= 3
 
 
+def test_message_over_gmails_limit_is_skipped_without_fetching(ws, emulator, imap_user, capsys, monkeypatch):
+    # Gmail's limit is 150 MB; scaled down here so the test needs no 150 MB message
+    monkeypatch.setattr("gimport.engine.MAX_MESSAGE_BYTES", 50_000)
+    big = make_message(subject="big", body="x", sender="a@example.jp", to="b@example.jp", attachment_size=60_000)
+    small = make_message(subject="small", body="x", sender="a@example.jp", to="b@example.jp")
+    imap_user.seed("INBOX", [SeedMessage(big, ("\\Seen",)), SeedMessage(small, ("\\Seen",))])
+    rc, out = run(ws, capsys=capsys)
+    assert rc == 1
+    assert [m.raw for m in emulator.user(EMAIL).messages] == [small]
+    assert "too large for Gmail" in out.out
+    rc, out = run(ws, "status", capsys=capsys)
+    assert "skipped: too large for Gmail" in out.out
+    calls = emulator.user(EMAIL).import_calls
+    assert run(ws, capsys=capsys)[0] == 1  # still reported, never sent
+    assert emulator.user(EMAIL).import_calls == calls
+
+
+def test_gmail_restarting_mid_run_loses_nothing(ws, emulator, mailbox, capsys):
+    emulator.faults.add(Fault("slow", method="import", count=None, delay=0.01))
+    import threading
+
+    user = emulator.user(EMAIL)
+
+    def restart():
+        _wait_for(lambda: user.import_calls >= 30)
+        emulator.stop()  # connections refused for a moment, calls in flight cut off
+        emulator.start()  # same port, same mailbox
+
+    t = threading.Thread(target=restart)
+    t.start()
+    rc, out = run(ws, capsys=capsys)
+    t.join()
+    assert rc == 0, out.out
+    assert_all_imported(emulator, mailbox)
+
+
 def test_zero_length_message_is_skipped_and_reported(ws, emulator, imap_user, capsys):
     imap_user.seed("INBOX", [SeedMessage(b"", ("\\Seen",))])
     imap_user.seed("INBOX", [SeedMessage(make_message(subject="ok", body="b", sender="a@x.jp", to="b@x.jp"))])
