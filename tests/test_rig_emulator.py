@@ -870,6 +870,9 @@ def test_standalone_process():
         assert stats["requests"]["messages.import"] == 3 and stats["users"][ALICE]["messages"] == 2
         assert stats["faults_fired"] == 1
         assert BOB in stats["users"]
+        resp, content = http.request(base + "_emulator/client_config")  # for a standalone `gimport auth`
+        installed = json.loads(content)["installed"]
+        assert installed["token_uri"] == base + "token" and installed["auth_uri"] == base + "o/oauth2/auth"
     finally:
         proc.send_signal(signal.SIGTERM)
         rc = proc.wait(10)

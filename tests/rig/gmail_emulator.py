@@ -2008,6 +2008,9 @@ class GmailEmulator:
                     for st in self._users.values()
                 }
             return _json(200, snap)
+        if path == "client_config" and req.method == "GET":
+            # the Desktop OAuth client file for `gimport auth` against a standalone emulator
+            return _json(200, self.client_config())
         if path == "users" and req.method == "POST":
             try:
                 body = json.loads(req.body or b"{}")
