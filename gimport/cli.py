@@ -184,7 +184,8 @@ def cmd_status(args: argparse.Namespace) -> int:
 def cmd_auth(args: argparse.Namespace) -> int:
     from gimport import auth
 
-    settings = load_settings(args.config, need_source=False)
+    # without a config file, auth works with the defaults: ./credentials.json -> ./token.json
+    settings = load_settings(args.config, need_source=False, missing_ok=not args.config_given)
     if args.revoke:
         auth.revoke(settings.gmail.token_file)
         return EXIT_OK
@@ -424,6 +425,7 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return EXIT_USAGE
+    args.config_given = hasattr(args, "config")
     args.config = getattr(args, "config", DEFAULT_CONFIG)
     args.verbose = getattr(args, "verbose", False)
     try:

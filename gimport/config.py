@@ -212,22 +212,27 @@ def load_settings(
     env: dict[str, str] | None = None,
     need_source: bool = True,
     admin: bool = False,
+    missing_ok: bool = False,
 ) -> Settings:
     """Read and validate the config file. Raises ConfigError (exit 2) with the key at fault.
 
     With need_source=False (gimport auth, cleanup) a config without [source] is accepted; the source
     settings are then placeholders that must not be used. With admin=True (gimport admin) [source] names
     the server only: user and password come from the users file, so [source] user/password_file/
-    password_env are refused, and source.user is a placeholder."""
+    password_env are refused, and source.user is a placeholder. With missing_ok=True (gimport auth with
+    the default config) a missing file means all defaults, relative to its folder."""
     env = os.environ if env is None else env
     config_path = Path(path).expanduser().resolve()
     try:
         with open(config_path, "rb") as fh:
             data = tomllib.load(fh)
     except FileNotFoundError:
-        raise ConfigError(
-            f"config file {str(path)!r} not found: write one (see README.md, 'Quick start') or pass --config PATH"
-        ) from None
+        if missing_ok:
+            data = {}
+        else:
+            raise ConfigError(
+                f"config file {str(path)!r} not found: write one (see README.md, 'Quick start') or pass --config PATH"
+            ) from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
     except OSError as exc:
