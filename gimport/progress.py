@@ -75,7 +75,7 @@ class TqdmReporter:
                 self._bytes += size
             if self.bar is not None:
                 elapsed = max(self.bar.format_dict["elapsed"], 1e-6)
-                post = f"{human_bytes(self._bytes)} {human_bytes(self._bytes / elapsed)}/s"
+                post = f"{human_bytes(self._bytes)}, {human_bytes(self._bytes / elapsed)}/s"
                 if self.counts[FAILED]:
                     post += f" failed {self.counts[FAILED]}"
                 self.bar.set_postfix_str(post, refresh=False)
@@ -170,7 +170,7 @@ def format_summary(s: RunSummary) -> str:
 def format_status(counts: list[FolderCounts], gmail_account: str | None) -> str:
     headers = ["folder", "labels", "found", "selected", "imported", "in flight", "failed", "skipped", "to do"]
     rows = []
-    for c in counts:
+    for c in sorted(counts, key=lambda c: (c.folder.upper() != "INBOX", c.folder)):
         done = c.imported + c.duplicate
         todo = max(0, c.selected - done - c.skipped)
         rows.append(

@@ -72,10 +72,11 @@ def main() -> int:
         )
         print(f"Config: {ws.config}\n" + "".join(f"  | {line}\n" for line in ws.config.read_text().splitlines()))
 
-        rc = gimport(ws, "run")
-        if rc != 0:
-            print(f"demo: gimport run exited {rc}", file=sys.stderr)
-            return rc
+        for step in (("plan",), ("run",)):
+            rc = gimport(ws, *step)
+            if rc != 0:
+                print(f"demo: gimport {step[0]} exited {rc}", file=sys.stderr)
+                return rc
 
         user = emu.user(EMAIL)
         by_label = collections.Counter()
@@ -93,9 +94,13 @@ def main() -> int:
         rc = gimport(ws, "run")  # the second run finds nothing to do
         if rc != 0:
             return rc
-        rc = gimport(ws, "status")
+        for step in (("status",), ("verify",), ("cleanup", "--yes")):
+            rc = gimport(ws, *step)
+            if rc != 0:
+                print(f"demo: gimport {' '.join(step)} exited {rc}", file=sys.stderr)
+                return rc
         print("\ndemo: done; removing the throwaway server, emulator and files")
-        return rc
+        return 0
     finally:
         emu.stop()
         server.stop()

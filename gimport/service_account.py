@@ -1,0 +1,116 @@
+"""A Google service account with domain-wide delegation, for `gimport admin`. The only module that imports
+google.oauth2.service_account.
+
+The key file is the JSON the Cloud console downloads for a service account (``"type": "service_account"``).
+For each Gmail user, gimport asks the key file's ``token_uri`` (Google's, or the emulator's in tests) for an
+access token that impersonates that user with exactly gimport.auth.SCOPES (the JWT bearer grant, RFC 7523).
+Tokens live in memory only and are minted again when they expire; nothing is written anywhere.
+
+Errors are sorted by whom they concern:
+- DelegationError (exit 3): the service account may not impersonate anyone (delegation not granted, scopes
+  not allowed, key deleted): every user would fail the same way, so `gimport admin run` stops;
+- AuthError (exit 3): Google refuses a token for this one user (no such user, suspended): that user fails;
+- ConfigError (exit 2): the key file is missing or not a service-account key.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import google.auth.exceptions
+import google_auth_httplib2
+import httplib2
+from google.oauth2 import service_account
+
+from gimport.auth import SCOPES
+from gimport.errors import AuthError, ConfigError
+
+log = logging.getLogger("gimport.admin")
+
+DELEGATION_PAGE = "Google Admin console > Security > Access and data control > API controls > Domain-wide delegation"
+# token endpoint errors that concern the service account, not the user (RFC 6749 section 5.2)
+_ACCOUNT_WIDE = ("unauthorized_client", "invalid_client", "invalid_scope", "access_denied")
+
+
+class DelegationError(AuthError):
+    """The service account cannot impersonate users at all: no user can be migrated until this is fixed."""
+
+
+class ServiceAccount:
+    """The key file, loaded once. Thread-safe: credentials_for() returns independent credentials."""
+
+    def __init__(self, path: Path, *, timeout: float = 60.0) -> None:
+        self.path = Path(path)
+        self._timeout = timeout
+        try:
+            info = json.loads(self.path.read_text("utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(
+                f"[admin] service_account_file {self.path} not found: create a key for the service account"
+                " (docs/admin.md, 'Service account')"
+            ) from None
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"[admin] service_account_file {self.path}: cannot read it as JSON ({exc})") from None
+        if not isinstance(info, dict) or info.get("type") != "service_account":
+            what = "an OAuth client" if isinstance(info, dict) and ("installed" in info or "web" in info) else "JSON"
+            raise ConfigError(
+                f"[admin] service_account_file {self.path} is {what}, not a service-account key: in the Cloud"
+                " console, IAM & Admin > Service accounts > the account > Keys > Add key > Create new key > JSON"
+            )
+        missing = [k for k in ("client_email", "private_key", "token_uri") if not info.get(k)]
+        if missing:
+            raise ConfigError(f"[admin] service_account_file {self.path} lacks {', '.join(missing)}")
+        try:
+            # from_service_account_file(...) reads the same info; token_uri comes from the file
+            self._base = service_account.Credentials.from_service_account_info(info)
+        except ValueError as exc:
+            raise ConfigError(f"[admin] service_account_file {self.path}: unusable key ({exc})") from None
+        self.client_email: str = info["client_email"]
+        self.client_id: str = str(info.get("client_id", "?"))
+        self.token_uri: str = info["token_uri"]
+
+    def credentials_for(self, email: str) -> service_account.Credentials:
+        """Credentials that act as `email` with exactly gimport's scopes (no token yet)."""
+        return self._base.with_scopes(list(SCOPES)).with_subject(email)
+
+    def authorize(
+        self, email: str, *, attempts: int = 4, sleep: Callable[[float], object] = time.sleep
+    ) -> service_account.Credentials:
+        """Credentials for `email` holding a fresh access token: a user Google will not issue a token for
+        fails here, before anything else is done for them. Raises DelegationError, AuthError."""
+        creds = self.credentials_for(email)
+        for attempt in range(1, attempts + 1):
+            request = google_auth_httplib2.Request(httplib2.Http(timeout=self._timeout))
+            try:
+                creds.refresh(request)
+                return creds
+            except google.auth.exceptions.RefreshError as exc:
+                if getattr(exc, "retryable", False) and attempt < attempts:
+                    sleep(min(2**attempt, 30))
+                    continue
+                raise self._refused(email, exc) from None
+            except google.auth.exceptions.TransportError as exc:
+                if attempt < attempts:
+                    log.warning("token endpoint %s unreachable (%s); retrying", self.token_uri, exc)
+                    sleep(min(2**attempt, 30))
+                    continue
+                raise AuthError(f"cannot reach the token endpoint {self.token_uri} for {email}: {exc}") from None
+        raise AssertionError("unreachable")
+
+    def _refused(self, email: str, exc: google.auth.exceptions.RefreshError) -> AuthError:
+        details = str(exc.args[0]) if exc.args else str(exc)
+        code = details.split(":", 1)[0].strip()
+        if code in _ACCOUNT_WIDE or "Invalid JWT" in details:
+            return DelegationError(
+                f"Google refuses to let the service account {self.client_email} act for users ({details}): in the"
+                f" {DELEGATION_PAGE}, add client ID {self.client_id} with exactly these scopes: {','.join(SCOPES)}"
+                " (changes can take some minutes to apply)"
+            )
+        return AuthError(
+            f"Google refuses a token for {email} ({details}): the address must be an existing, active user of"
+            " the Google Workspace domain (check the spelling, and that the account is not suspended)"
+        )
