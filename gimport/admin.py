@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from gimport.config import AdminSettings, Settings
-from gimport.engine import FAILED, IMPORTED, EngineOptions, Migration, RunSummary
+from gimport.engine import EngineOptions, Migration, RunSummary
 from gimport.errors import ConfigError, GimportError, Interrupted, StateError
 from gimport.pacer import ChainedPacer, Pacer
 from gimport.state import StateStore
@@ -66,14 +66,15 @@ class UserEntry:
         return PASSWORD if self.password else PASSWORD_FILE if self.password_file else MASTER
 
 
-def read_users(path: Path, *, master_available: bool) -> list[UserEntry]:
+def read_users(path: Path, *, master_available: bool, check_logins: bool = True) -> list[UserEntry]:
     """Parse and check the users file. Raises ConfigError naming the file, the line and what to fix (the
     first problem, and how many more there are).
 
     Format: UTF-8 CSV (a BOM is fine) with a header row naming the columns source_user, gmail_address
     (required) and password, password_file (optional; at most one per line; a relative password_file is
     relative to the users file). A line with neither logs in as [admin] master_user. Blank lines and lines
-    starting with '#' are ignored. Each Gmail address and each source user may appear once."""
+    starting with '#' are ignored. Each Gmail address and each source user may appear once.
+    check_logins=False (admin status) skips the checks of passwords and password files."""
     path = Path(path)
     try:
         text = path.read_text("utf-8-sig")
@@ -93,13 +94,7 @@ def read_users(path: Path, *, master_available: bool) -> list[UserEntry]:
         rows = list(reader)
     except csv.Error as exc:
         raise ConfigError(f"users file {path}: not valid CSV ({exc})") from None
-    line = 0
-    for row in rows:
-        line = reader.line_num if False else line + 1  # csv counts physical lines; see _line_numbers
-        del row
-        break
-    numbered = _line_numbers(text)
-    for row, line in zip(rows, numbered, strict=True):
+    for row, line in zip(rows, _line_numbers(text), strict=True):
         cells = [c.strip() for c in row]
         if not any(cells) or cells[0].startswith("#"):
             continue
@@ -127,7 +122,8 @@ def read_users(path: Path, *, master_available: bool) -> list[UserEntry]:
             continue
         values = dict(zip(header, cells, strict=True))
         source, gmail = values[COL_SOURCE], values[COL_GMAIL]
-        password = values.get(COL_PASSWORD) or None
+        # a password is taken exactly as written (spaces included); every other cell is trimmed
+        password = dict(zip(header, row, strict=True)).get(COL_PASSWORD) or None
         pw_file = values.get(COL_PASSWORD_FILE) or None
         if not source:
             problems.append(f"{where}: {COL_SOURCE} is empty")
@@ -139,7 +135,7 @@ def read_users(path: Path, *, master_available: bool) -> list[UserEntry]:
         if not _ADDRESS.fullmatch(gmail):
             problems.append(f"{where}: {COL_GMAIL} {gmail!r} is not an e-mail address like name@example.edu")
             continue
-        if password and pw_file:
+        if password and pw_file and check_logins:
             problems.append(f"{where}: give {COL_PASSWORD} or {COL_PASSWORD_FILE}, not both")
             continue
         if password and _CONTROL.search(password):
@@ -148,10 +144,10 @@ def read_users(path: Path, *, master_available: bool) -> list[UserEntry]:
         resolved = None
         if pw_file:
             resolved = (path.parent / os.path.expanduser(pw_file)).resolve()
-            if not resolved.is_file():
+            if check_logins and not resolved.is_file():
                 problems.append(f"{where}: {COL_PASSWORD_FILE} {resolved} not found")
                 continue
-        if not password and not resolved and not master_available:
+        if check_logins and not password and not resolved and not master_available:
             problems.append(
                 f"{where}: no {COL_PASSWORD} or {COL_PASSWORD_FILE}, and no [admin] master_user to log in with"
             )
@@ -169,7 +165,9 @@ def read_users(path: Path, *, master_available: bool) -> list[UserEntry]:
         seen_gmail[key], seen_source[source] = line, line
         users.append(UserEntry(line, source, gmail, password, resolved))
     if header is None:
-        raise ConfigError(f"users file {path} is empty: it needs a header row ({','.join(COLUMNS)}) and a line per user")
+        raise ConfigError(
+            f"users file {path} is empty: it needs a header row ({','.join(COLUMNS)}) and a line per user"
+        )
     if problems:
         more = f" (and {len(problems) - 1} more problem(s) in the file)" if len(problems) > 1 else ""
         raise ConfigError(problems[0] + more)
@@ -714,9 +712,7 @@ class AdminRun:
             self.parallel,
             self.project_units_per_minute,
         )
-        slots = [
-            threading.Thread(target=self._slot, name=f"admin-slot-{i}", daemon=True) for i in range(self.parallel)
-        ]
+        slots = [threading.Thread(target=self._slot, name=f"admin-slot-{i}", daemon=True) for i in range(self.parallel)]
         for t in slots:
             t.start()
         for t in slots:
@@ -821,8 +817,10 @@ class AdminRun:
         if summary is not None and summary.fatal is not None:
             error = summary.fatal
         imported_now = summary.total("imported") if summary is not None else 0
-        if isinstance(error, Interrupted) or (summary is not None and summary.interrupted) or (
-            error is None and summary is None
+        if (
+            isinstance(error, Interrupted)
+            or (summary is not None and summary.interrupted)
+            or (error is None and summary is None)
         ):
             outcome = INTERRUPTED
         elif error is not None:
@@ -847,7 +845,12 @@ class AdminRun:
             self.summary.imported_now += imported_now
             self.summary.bytes_now += summary.total("bytes") if summary is not None else 0
         (log.warning if outcome in (USER_FAILED, INCOMPLETE) else log.info)(
-            "%s: %s after %.1f s, %d imported%s", entry.gmail, outcome, duration, imported_now, f": {text}" if text else ""
+            "%s: %s after %.1f s, %d imported%s",
+            entry.gmail,
+            outcome,
+            duration,
+            imported_now,
+            f": {text}" if text else "",
         )
         return row_from_state(state, entry.gmail, entry.source_user)
 
@@ -910,11 +913,12 @@ def _incomplete_reason(summary: RunSummary | None) -> str:
         parts.append(f"{failed} message(s) failed (the next run retries them)")
     if skipped:
         parts.append(f"{skipped} message(s) cannot be imported (skipped)")
-    errors = [f"{f.folder}: {f.error}" for f in summary.folders if f.error]
-    parts += errors[:2]
-    reasons = summary.folders and [r for f in summary.folders for r in f.reasons]
-    if reasons and not errors:
-        parts.append("reasons: " + "; ".join(dict.fromkeys(reasons))[:200])
+    reasons = list(dict.fromkeys(r for f in summary.folders for r in f.reasons))
+    if reasons:
+        parts.append("reasons: " + "; ".join(reasons[:3]))
+    parts += [f"{f.folder}: {f.error}" for f in summary.folders if f.error][:2]
+    if summary.warnings and not parts:
+        parts.append(summary.warnings[0])
     return "; ".join(parts)
 
 
@@ -1067,6 +1071,4 @@ __all__ = [
     "shard_of",
     "read_rows",
     "write_report",
-    "IMPORTED",
-    "FAILED",
 ]

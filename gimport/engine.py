@@ -226,6 +226,7 @@ class Migration:
         self._stop = threading.Event()
         self._sleep = sleep or self._stop.wait
         self._fatal_lock = threading.Lock()
+        self._count_lock = threading.Lock()
         self.summary = RunSummary(source_account=source.account, gmail_account=None)
 
     def request_stop(self) -> None:
@@ -433,7 +434,20 @@ class Migration:
                 budget.release(item.budget)
 
     def _finish(self, item: _Item, outcome: str, size: int, reason: str = "") -> None:
-        r = item.result
+        with self._count_lock:  # workers finish concurrently
+            self._count(item.result, outcome, size, reason)
+        log.info(
+            "%s folder=%r uid=%d size=%d%s",
+            outcome,
+            item.result.folder,
+            item.message.uid,
+            size,
+            f" reason={reason!r}" if reason else "",
+        )
+        self.reporter.message_finished(item.result.folder, outcome, size)
+
+    @staticmethod
+    def _count(r: FolderResult, outcome: str, size: int, reason: str) -> None:
         if outcome == IMPORTED:
             r.imported += 1
             r.bytes += size
@@ -445,15 +459,6 @@ class Migration:
         elif outcome == SKIPPED:
             r.skipped += 1
             r.reasons[reason.split(":")[0]] += 1
-        log.info(
-            "%s folder=%r uid=%d size=%d%s",
-            outcome,
-            r.folder,
-            item.message.uid,
-            size,
-            f" reason={reason!r}" if reason else "",
-        )
-        self.reporter.message_finished(r.folder, outcome, size)
 
     def _import_one(self, item: _Item) -> None:
         r, msg = item.result, item.message
@@ -476,8 +481,12 @@ class Migration:
             return self._finish(item, DUPLICATE, size)
         labels = [item.label_ids[ref] for ref in message_labels(r.plan, msg.flags)]
         data = rfc822.ensure_date(raw, msg.internaldate)
+        self.pacer.acquire(UNITS["import"], sleep=self._sleep)
+        if self._stop.is_set():
+            return  # never sent: stays pending for the next run
         if self.state.mark_sending(key, mid, digest, ",".join(labels)):
-            r.resent += 1
+            with self._count_lock:
+                r.resent += 1
         attempts = rate_limited = 0
 
         def chunk_retry(attempt: int, err: RetryableError) -> bool:
@@ -489,7 +498,6 @@ class Migration:
             return not self._stop.is_set()
 
         while True:
-            self.pacer.acquire(UNITS["import"])
             try:
                 gmail_id = self.gmail.import_message(data, labels, chunk_retry=chunk_retry)
             except RetryableError as err:
@@ -499,7 +507,8 @@ class Migration:
                 else:
                     attempts += 1
                 if err.ambiguous:
-                    r.ambiguous += 1
+                    with self._count_lock:
+                        r.ambiguous += 1
                 if attempts >= self.options.max_attempts or rate_limited >= self.options.max_rate_limited:
                     reason = f"gave up after {attempts + rate_limited} attempts: {err}"
                     self.state.mark_failed(key, reason)
@@ -507,8 +516,13 @@ class Migration:
                 self._sleep(self.pacer.backoff_delay(max(attempts, 1), err.wait))
                 if self._stop.is_set():
                     reason = f"interrupted while waiting to retry: {err}"
-                    self.state.mark_failed(key, reason)
+                    if err.ambiguous:
+                        # Gmail may have it: leave it in flight, so the next run counts the re-send
+                        self.state.note_error(key, reason)
+                    else:
+                        self.state.mark_failed(key, reason)
                     return self._finish(item, FAILED, size, reason)
+                self.pacer.acquire(UNITS["import"], sleep=self._sleep)
                 continue
             except MessageRejected as err:
                 reason = f"rejected by Gmail: {err}"

@@ -81,12 +81,13 @@ class Pacer:
         self.units_spent += units
         return wait
 
-    def acquire(self, units: float = 1) -> float:
-        """Block until `units` may be spent; returns the seconds waited."""
+    def acquire(self, units: float = 1, *, sleep: Callable[[float], object] | None = None) -> float:
+        """Block until `units` may be spent; returns the seconds waited. `sleep` replaces the pacer's
+        own for this call (e.g. an Event.wait that a stop request cuts short)."""
         with self._lock:
             wait = self._reserve(units)
         if wait > 0:
-            self._sleep(wait)
+            (sleep or self._sleep)(wait)
             with self._lock:
                 self.waited += wait
         return wait

@@ -268,6 +268,10 @@ class StateStore:
     def mark_failed(self, key: MessageKey, reason: str) -> None:
         self._set(key, status=FAILED, last_error=reason[:500])
 
+    def note_error(self, key: MessageKey, reason: str) -> None:
+        """Record why the last attempt failed, leaving the status as it is."""
+        self._set(key, last_error=reason[:500])
+
     def mark_skipped(self, key: MessageKey, reason: str) -> None:
         self._set(key, status=SKIPPED, last_error=reason[:500])
 

@@ -438,6 +438,21 @@ def test_ctrl_c_stops_cleanly_then_resumes(ws, emulator, mailbox):
     assert len(user.messages) == total  # a clean stop sends nothing twice
 
 
+def test_ctrl_c_during_a_long_server_given_wait_stops_promptly(ws, emulator, mailbox):
+    # Gmail says "Retry after <2 minutes from now>": every worker waits; Ctrl-C must not wait with them
+    emulator.faults.add(Fault("429", method="import", count=1, skip=5, delay=120))
+    proc = run_process(ws)
+    _wait_for(lambda: emulator.stats.rate_limited >= 1)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=30)  # a bound, far below the 120 s the server asked for
+    assert proc.returncode == 130, err.decode()
+    assert b"Interrupted: run the same command again" in out
+    proc = run_process(ws)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err.decode()
+    assert_all_imported(emulator, mailbox)
+
+
 def test_folder_vanishing_mid_run_is_reported(ws, emulator, mailbox, imap_user, capsys):
     emulator.faults.add(Fault("slow", method="import", count=10_000, delay=0.005))
     import threading

@@ -1,0 +1,240 @@
+"""Rendering for `gimport admin`: one aggregate progress bar, a line per user as it starts and finishes,
+and the final table. No logic of its own.
+
+With hundreds of users there is deliberately no bar per user: the bar counts messages for everybody
+(its total grows as each user's folders are scanned), and each user gets two plain lines that stay
+readable in a scrollback or a `kubectl logs`. When the stream is not a terminal the bar is off and only
+the lines are printed.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+from typing import TextIO
+
+from tqdm import tqdm
+
+from gimport.admin import (
+    BUSY,
+    COMPLETE,
+    INCOMPLETE,
+    INTERRUPTED,
+    NOT_RUN,
+    NOT_STARTED,
+    RUNNING,
+    USER_FAILED,
+    AdminSummary,
+    UserCheck,
+    UserEntry,
+    UserRow,
+    outcome_counts,
+    sort_rows,
+)
+from gimport.engine import FAILED, IMPORTED
+from gimport.progress import format_table, human_bytes, human_duration
+
+TABLE_LIMIT = 40  # above this many users, the table shows only those that need attention
+
+
+class AdminProgress:
+    """The AdminReporter of a terminal (or a log stream)."""
+
+    def __init__(self, total_users: int, stream: TextIO | None = None, enabled: bool | None = None) -> None:
+        self.stream = stream or sys.stderr
+        self.enabled = self.stream.isatty() if enabled is None else enabled
+        self.total_users = total_users
+        self._lock = threading.Lock()
+        self._width = 24
+        self.users_done = self.users_failed = 0
+        self.messages = self.failed = self.bytes = 0
+        self.bar: tqdm | None = None
+        if self.enabled:
+            self.bar = tqdm(
+                total=0,
+                unit="msg",
+                file=self.stream,
+                mininterval=0.5,
+                dynamic_ncols=True,
+                smoothing=0.05,
+                bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}, {rate_fmt}{postfix}]",
+            )
+            self._postfix()
+
+    def _line(self, text: str) -> None:
+        if self.bar is not None:
+            self.bar.write(text, file=self.stream)
+        else:
+            print(text, file=self.stream, flush=True)
+
+    def _postfix(self) -> None:
+        if self.bar is not None:
+            text = f"users {self.users_done}/{self.total_users}"
+            if self.users_failed:
+                text += f", {self.users_failed} failed"
+            text += f", {human_bytes(self.bytes)}"
+            if self.failed:
+                text += f", {self.failed} msg failed"
+            self.bar.set_postfix_str(text, refresh=False)
+
+    def _tag(self, n: int, gmail: str) -> str:
+        digits = len(str(self.total_users))
+        self._width = max(self._width, min(len(gmail), 40))
+        return f"[{n:>{digits}}/{self.total_users}] {gmail:<{self._width}}"
+
+    def phase(self, text: str) -> None:
+        self._line(f"gimport: {text}")
+
+    def warning(self, text: str) -> None:
+        with self._lock:
+            self._line(f"warning: {text}")
+
+    def user_started(self, number: int, total: int, entry: UserEntry) -> None:
+        with self._lock:
+            self._line(f"{self._tag(number, entry.gmail)} started   (source user {entry.source_user})")
+
+    def transfer_added(self, messages: int, size: int) -> None:
+        with self._lock:
+            if self.bar is not None and messages:
+                self.bar.total += messages
+                self.bar.refresh()
+
+    def message_finished(self, outcome: str, size: int) -> None:
+        with self._lock:
+            if outcome == IMPORTED:
+                self.messages += 1
+                self.bytes += size
+            elif outcome == FAILED:
+                self.failed += 1
+            if self.bar is not None:
+                self._postfix()
+                self.bar.update(1)
+
+    def user_warning(self, gmail: str, text: str) -> None:
+        with self._lock:
+            self._line(f"warning: {gmail}: {text}")
+
+    def user_finished(self, done: int, total: int, row: UserRow) -> None:
+        with self._lock:
+            self.users_done = done
+            if row.outcome == USER_FAILED:
+                self.users_failed += 1
+            self._line(f"{self._tag(done, row.gmail)} {_finish_text(row)}")
+            self._postfix()
+            if self.bar is not None:
+                self.bar.refresh()
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+def _finish_text(row: UserRow) -> str:
+    if row.outcome in (USER_FAILED, BUSY):
+        return f"{row.outcome.upper():<9} {row.error}"
+    duration = human_duration(row.duration or 0)
+    text = (
+        f"{row.outcome:<9} {row.imported_last_run:,} imported now ({row.imported:,} in Gmail), {row.failed:,}"
+        f" failed, {human_bytes(row.bytes)}, {duration}"
+    )
+    if row.outcome == INCOMPLETE and row.error:
+        text += f": {row.error}"
+    return text
+
+
+def _short(text: str, n: int = 90) -> str:
+    return text if len(text) <= n else text[: n - 3] + "..."
+
+
+def format_rows(rows: list[UserRow], *, show_all: bool = False, report: str | None = None) -> str:
+    """The per-user table, worst first, then totals and what to do."""
+    rows = sort_rows(rows)
+    shown = rows if show_all or len(rows) <= TABLE_LIMIT else [r for r in rows if r.outcome != COMPLETE]
+    headers = ["gmail address", "source user", "outcome", "found", "imported", "failed", "to do", "bytes", "time"]
+    table = [
+        [
+            r.gmail,
+            r.source_user,
+            r.outcome,
+            str(r.found),
+            str(r.imported),
+            str(r.failed),
+            str(r.to_do),
+            human_bytes(r.bytes),
+            "" if r.duration is None else human_duration(r.duration),
+        ]
+        for r in shown
+    ]
+    table.append(
+        [
+            f"total ({len(rows)} users)",
+            "",
+            "",
+            str(sum(r.found for r in rows)),
+            str(sum(r.imported for r in rows)),
+            str(sum(r.failed for r in rows)),
+            str(sum(r.to_do for r in rows)),
+            human_bytes(sum(r.bytes for r in rows)),
+            "",
+        ]
+    )
+    out = [format_table(headers, table, right={3, 4, 5, 6, 7, 8})]
+    hidden = len(rows) - len(shown)
+    if hidden:
+        where = f" (every user is in {report})" if report else ""
+        out.append(f"{hidden} complete user(s) not shown{where}; --all shows them.")
+    problems = [r for r in rows if r.error and r.outcome not in (COMPLETE, NOT_RUN)]
+    if problems:
+        out.append("\nProblems:")
+        for r in problems[:TABLE_LIMIT]:
+            out.append(f"  {r.gmail}: {r.outcome}: {_short(r.error, 160)}")
+        if len(problems) > TABLE_LIMIT:
+            out.append(f"  ... and {len(problems) - TABLE_LIMIT} more (see the report)")
+    out.append(f"\nUsers: {outcome_counts(rows) or 'none'}.")
+    return "\n".join(out)
+
+
+def format_admin_summary(s: AdminSummary, *, report: str, show_all: bool = False) -> str:
+    out = [format_rows(s.rows, show_all=show_all, report=report)]
+    rate = s.imported_now / s.duration if s.duration > 0 else 0.0
+    out.append(
+        f"{s.imported_now:,} message(s) imported by this run in {human_duration(s.duration)} ({rate:.1f} msg/s,"
+        f" {human_bytes(s.bytes_now)}); shard {s.shard} ({s.shard.origin})."
+    )
+    out.append(f"Report: {report}")
+    if s.interrupted:
+        out.append("Interrupted: run the same command again to continue where each user stopped.")
+    elif s.fatal is not None:
+        out.append(f"Stopped: {s.fatal}")
+    elif s.complete:
+        out.append("Every user is complete: everything selected is in Gmail.")
+    else:
+        out.append(
+            "Some users are not complete (see above): fix what the problems say and run 'gimport admin run' again;"
+            " finished users are skipped quickly and nothing is imported twice."
+        )
+    return "\n".join(out)
+
+
+def format_status_rows(rows: list[UserRow], *, show_all: bool = False) -> str:
+    if not rows:
+        return "No users recorded yet: run 'gimport admin run'."
+    out = [format_rows(rows, show_all=show_all)]
+    if any(r.outcome in (RUNNING,) for r in rows):
+        out.append("Users marked 'running' are being migrated by a gimport process now.")
+    if all(r.ok for r in rows):
+        out.append("Every user is complete: everything selected at each user's last run is in Gmail.")
+    elif any(r.outcome in (NOT_STARTED, INTERRUPTED, INCOMPLETE, USER_FAILED) for r in rows):
+        out.append("Run 'gimport admin run' to continue.")
+    return "\n".join(out)
+
+
+def format_checks(checks: list[UserCheck], title: str) -> str:
+    headers = ["gmail address", "source user", title, "detail"]
+    rows = [[c.gmail, c.source_user, c.outcome, _short(c.detail, 110)] for c in checks]
+    counts: dict[str, int] = {}
+    for c in checks:
+        counts[c.outcome] = counts.get(c.outcome, 0) + 1
+    summary = ", ".join(f"{n} {o}" for o, n in sorted(counts.items()))
+    return format_table(headers, rows, right=set()) + f"\n\nUsers: {summary or 'none'}."
