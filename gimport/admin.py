@@ -34,7 +34,7 @@ from typing import Any, Protocol
 
 from gimport.config import AdminSettings, Settings
 from gimport.engine import EngineOptions, Migration, RunSummary
-from gimport.errors import ConfigError, GimportError, Interrupted, StateError
+from gimport.errors import ConfigError, GimportError, GmailError, Interrupted, StateError
 from gimport.pacer import ChainedPacer, Pacer
 from gimport.state import StateStore
 
@@ -627,6 +627,18 @@ class SourceLogin:
             return f"password_file {entry.password_file}"
         return f"master user {self.admin.master_user!r} (login {self.for_user(entry)[0]!r})"
 
+    def connect(self, source: Any, entry: UserEntry) -> None:
+        """source.connect(), with a refused login explained in terms of the users file (LoginRefused)."""
+        from gimport.imap_source import LoginRefused
+
+        try:
+            source.connect()
+        except LoginRefused:
+            raise LoginRefused(
+                f"the IMAP server refused the login for {entry.source_user!r} with {self.describe(entry)}:"
+                f" fix it in the users file (line {entry.line}) or the config"
+            ) from None
+
 
 def read_secret(path: Path, what: str) -> str:
     try:
@@ -689,7 +701,8 @@ class AdminRun:
         self.project_pacer = Pacer(self.project_units_per_minute, sleep=self._stop.wait)
         self.parallel = max(1, min(self.admin.parallel_users, len(users)))
         per_user = self.admin.memory_budget_mb * 1024 * 1024 // self.parallel
-        self.engine_memory_budget = max(8 * 1024 * 1024, per_user)
+        # an equal share, never more than a single-user run takes, and at least 8 MB (one message always fits)
+        self.engine_memory_budget = min(EngineOptions().memory_budget, max(8 * 1024 * 1024, per_user))
 
     def request_stop(self) -> None:
         with self._lock:
@@ -735,7 +748,11 @@ class AdminRun:
                     return
                 number, entry = self._queue.popleft()
             self.reporter.user_started(number, len(self.users), entry)
-            row = self._one(entry)
+            try:
+                row = self._one(entry)
+            except Exception as err:  # noqa: BLE001 - e.g. the state disk is full: record, go on with others
+                log.exception("%s: unexpected error", entry.gmail)
+                row = UserRow(entry.gmail, entry.source_user, USER_FAILED, error=f"unexpected error: {err!r}")
             with self._lock:
                 self._rows[entry.gmail.lower()] = row
                 self._done += 1
@@ -816,6 +833,16 @@ class AdminRun:
             error = GimportError(f"unexpected error: {err!r}")
         if summary is not None and summary.fatal is not None:
             error = summary.fatal
+            if (
+                summary.gmail_account is None
+                and isinstance(error, GmailError)
+                and str(error).startswith("Gmail refused")
+            ):
+                # Gmail answered the very first call for this account with a refusal: the account is not usable
+                error = GmailError(
+                    f"{error}: check that {entry.gmail} exists, is not suspended and has Gmail enabled"
+                    " (Google Admin console > Users)"
+                )
         imported_now = summary.total("imported") if summary is not None else 0
         if (
             isinstance(error, Interrupted)
@@ -857,8 +884,6 @@ class AdminRun:
     def _migration(self, entry: UserEntry, state: StateStore) -> RunSummary | None:
         if self._stop.is_set():
             return None
-        from gimport.imap_source import LoginRefused
-
         login, password = self._logins.for_user(entry)
         settings = user_settings(self.settings, entry, login)
         credentials = self._authorize(entry.gmail)
@@ -867,13 +892,7 @@ class AdminRun:
         gmail = self._gmail_factory(credentials, api_url=settings.gmail.api_url)
         source = self._source_factory(settings.source, password)
         try:
-            try:
-                source.connect()
-            except LoginRefused:
-                raise LoginRefused(
-                    f"the IMAP server refused the login for {entry.source_user!r} with"
-                    f" {self._logins.describe(entry)}: fix it in the users file (line {entry.line}) or the config"
-                ) from None
+            self._logins.connect(source, entry)
             pacer = ChainedPacer(
                 Pacer(settings.gmail.quota_units_per_minute, sleep=self._stop.wait), self.project_pacer
             )
@@ -995,6 +1014,7 @@ def admin_logging(log_file: Path) -> Iterator[UserLogRouter]:
     logger = logging.getLogger("gimport")
     logger.setLevel(logging.INFO)
     try:
+        Path(log_file).parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(log_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         os.close(fd)
         run_handler = logging.FileHandler(log_file, encoding="utf-8")

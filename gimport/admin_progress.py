@@ -77,10 +77,10 @@ class AdminProgress:
                 text += f", {self.failed} msg failed"
             self.bar.set_postfix_str(text, refresh=False)
 
-    def _tag(self, n: int, gmail: str) -> str:
+    def _tag(self, what: str, n: int, gmail: str) -> str:
         digits = len(str(self.total_users))
         self._width = max(self._width, min(len(gmail), 40))
-        return f"[{n:>{digits}}/{self.total_users}] {gmail:<{self._width}}"
+        return f"[{what:<7} {n:>{digits}}/{self.total_users}] {gmail:<{self._width}}"
 
     def phase(self, text: str) -> None:
         self._line(f"gimport: {text}")
@@ -91,7 +91,7 @@ class AdminProgress:
 
     def user_started(self, number: int, total: int, entry: UserEntry) -> None:
         with self._lock:
-            self._line(f"{self._tag(number, entry.gmail)} started   (source user {entry.source_user})")
+            self._line(f"{self._tag('started', number, entry.gmail)} source user {entry.source_user}")
 
     def transfer_added(self, messages: int, size: int) -> None:
         with self._lock:
@@ -119,7 +119,7 @@ class AdminProgress:
             self.users_done = done
             if row.outcome == USER_FAILED:
                 self.users_failed += 1
-            self._line(f"{self._tag(done, row.gmail)} {_finish_text(row)}")
+            self._line(f"{self._tag('done', done, row.gmail)} {_finish_text(row)}")
             self._postfix()
             if self.bar is not None:
                 self.bar.refresh()

@@ -45,7 +45,7 @@ IMPORTED, DUPLICATE, FAILED, SKIPPED = "imported", "duplicate", "failed", "skipp
 @dataclass
 class EngineOptions:
     workers: int = 8
-    memory_budget: int = 64 * 1024 * 1024  # bytes of fetched messages waiting for import
+    memory_budget: int = 24 * 1024 * 1024  # bytes of fetched messages waiting for import (~1 s of work)
     fetch_batch: int = 100  # messages per IMAP FETCH
     fetch_batch_bytes: int = 8 * 1024 * 1024
     max_attempts: int = 6  # per message, for server errors and connection problems

@@ -135,10 +135,10 @@ class ChainedPacer:
         self.own, self.shared = own, shared
         self.max_delay = own.max_delay
 
-    def acquire(self, units: float = 1) -> float:
-        waited = self.own.acquire(units)
+    def acquire(self, units: float = 1, *, sleep: Callable[[float], object] | None = None) -> float:
+        waited = self.own.acquire(units, sleep=sleep)
         for pacer in self.shared:
-            waited += pacer.acquire(units)
+            waited += pacer.acquire(units, sleep=sleep)
         return waited
 
     def pause_until(self, when: float) -> None:

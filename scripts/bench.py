@@ -3,6 +3,10 @@
 1. unlimited quota: messages/s, MB/s, peak RSS of the gimport process;
 2. the rerun with nothing to do;
 3. against a quota of N units/min: achieved rate / ceiling and the 429s received.
+
+With --admin-users N: instead, `gimport admin run` over N mailboxes of --admin-messages each, a service
+account impersonating each user, the per-user quota on (--admin-quota units/min per user, enforced by the
+emulator too) and --admin-parallel users at a time: aggregate messages/s against the aggregate ceiling.
 """
 
 from __future__ import annotations
@@ -108,12 +112,103 @@ def rate(stamps: list[dt.datetime], skip: float = 0.0) -> float:
     return (len(stamps) - 1) / window if window else 0.0
 
 
+def admin_bench(args: argparse.Namespace) -> int:
+    """`gimport admin run` over many users with the per-user quota on; prints aggregate figures."""
+    import csv
+
+    from tests.rig.admin_workspace import Person, make_admin_workspace
+
+    root = Path(tempfile.mkdtemp(prefix="gimport-bench-admin-"))
+    root.chmod(0o755)
+    server = Dovecot(root / "dovecot")
+    emu = None
+    try:
+        t = time.monotonic()
+        people, sizes = [], []
+        for i in range(args.admin_users):
+            name = f"user{i:04d}"
+            password = server.add_user(name)
+            box = realistic_mailbox(n=args.admin_messages, avg_kb=args.avg_kb, seed=100 + i)
+            for folder, msgs in box.items():
+                server.seed(name, folder, msgs)
+            sizes += [len(m.raw) for msgs in box.values() for m in msgs]
+            people.append(Person(name, f"{name}@campus.example.ac.jp", password))
+        server.start()
+        total_mb = sum(sizes) / 1e6
+        print(
+            f"campus: {args.admin_users} users x {args.admin_messages} messages = {len(sizes)} messages,"
+            f" {total_mb:.1f} MB (avg {sum(sizes) / len(sizes) / 1024:.1f} KiB; seeded in {time.monotonic() - t:.1f} s)"
+        )
+        print(f"machine: {os.cpu_count()} cores, Python {sys.version.split()[0]}")
+        emu = Emulator(quota=args.admin_quota)
+        for p in people:
+            emu.call("POST", "_emulator/users", {"email": p.gmail, "scopes": list(SCOPES)})
+        ws = make_admin_workspace(
+            root / "ws",
+            server=server,
+            emulator_url=emu.base_url,
+            people=people,
+            quota_units_per_minute=args.admin_quota,
+            workers=args.admin_workers,
+            parallel_users=args.admin_parallel,
+            project_units_per_minute=args.admin_project_quota,
+        )
+        secs, rc, rss = run_gimport(ws.config, emu, "admin", "run")
+        st = emu.stats()
+        rows = list(csv.DictReader(ws.report.open(encoding="utf-8")))
+        imported = sum(int(r["imported_last_run"]) for r in rows)
+        outcomes = sorted({r["outcome"] for r in rows})
+        stamps = sorted(t for p in people for t in import_times(ws.state_dir / f"{p.gmail}.log"))
+        parallel = min(args.admin_parallel, args.admin_users)
+        per_user = args.admin_quota / 60 / 25
+        ceiling = min(parallel * per_user, args.admin_project_quota / 60 / 25)
+        calls = st["requests"].get("messages.import", 0)
+        achieved, steady = rate(stamps), rate(stamps, skip=0.2)
+        print(
+            f"\n[admin run: {parallel} users at a time, per-user quota {args.admin_quota} units/min ="
+            f" {per_user:.1f} imports/s each, project budget {args.admin_project_quota} units/min]"
+        )
+        print(f"  aggregate ceiling: {ceiling:.1f} imports/s")
+        print(
+            f"  exit code {rc}, outcomes {outcomes}; {imported} imported in {secs:.1f} s wall"
+            f" = {imported / secs:.1f} msg/s ({imported / secs / ceiling:.1%} of the ceiling) end to end"
+        )
+        print(
+            f"  during the transfer {achieved:.1f} msg/s = {achieved / ceiling:.1%} of the ceiling; steady state"
+            f" (after the first 20%) {steady:.1f} msg/s = {steady / ceiling:.1%}; {total_mb / secs:.1f} MB/s"
+        )
+        print(f"  peak RSS {rss / 1024:.0f} MB")
+        print(
+            f"  429s: {st.get('rate_limited')} of {calls} import calls ({st.get('rate_limited', 0) / max(calls, 1):.2%})"
+        )
+        secs2, rc2, _ = run_gimport(ws.config, emu, "admin", "run")
+        print(
+            f"\n[admin rerun with nothing to do]\n  exit code {rc2}; {secs2:.1f} s for {len(sizes)} recorded messages"
+        )
+        return 0
+    finally:
+        if emu is not None:
+            emu.stop()
+        server.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--messages", type=int, default=2000)
     ap.add_argument("--avg-kb", type=float, default=20)
     ap.add_argument("--quota", type=int, default=120_000, help="units/min for the quota run (default 120000)")
+    ap.add_argument("--admin-users", type=int, default=0, help="run the admin benchmark over this many users")
+    ap.add_argument("--admin-messages", type=int, default=200, help="messages per admin user (default 200)")
+    ap.add_argument("--admin-parallel", type=int, default=25, help="[admin] parallel_users (default 25)")
+    ap.add_argument("--admin-workers", type=int, default=4, help="[gmail] workers per user (default 4)")
+    ap.add_argument(
+        "--admin-quota", type=int, default=15_000, help="per-user quota, units/min (default 15000 = 10 imports/s)"
+    )
+    ap.add_argument("--admin-project-quota", type=int, default=1_200_000, help="project budget, units/min")
     args = ap.parse_args()
+    if args.admin_users:
+        return admin_bench(args)
 
     root = Path(tempfile.mkdtemp(prefix="gimport-bench-"))
     root.chmod(0o755)

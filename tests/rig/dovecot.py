@@ -261,12 +261,17 @@ class Dovecot:
     Maildir++ tree directly and work whether or not the server runs. A running instance is stopped at
     interpreter exit, and Dovecot gets SIGTERM if the thread that started it dies (PR_SET_PDEATHSIG), so a
     crashed test run leaves no daemon behind.
+
+    ``master_user_separator`` (e.g. ``"*"``) turns on Dovecot master users: ``add_master_user`` adds one, and
+    ``alice*admin`` with admin's password then logs in as alice. Off by default (the config is unchanged).
     """
 
     host = "127.0.0.1"
 
-    def __init__(self, workdir: Path | str) -> None:
+    def __init__(self, workdir: Path | str, *, master_user_separator: str | None = None) -> None:
         self.workdir = Path(workdir).absolute()
+        self.master_user_separator = master_user_separator
+        self._masters: dict[str, str] = {}
         self.plain_port: int | None = None
         self.tls_port: int | None = None
         self._proc: subprocess.Popen[bytes] | None = None
@@ -394,6 +399,25 @@ class Dovecot:
         tmp.write_text(f"{user.name}:{{PLAIN}}{user.password}::::::{extra}\n")
         os.chmod(tmp, 0o644)  # read by the auth process, which runs as nobody
         os.replace(tmp, path)
+
+    def add_master_user(self, name: str, password: str | None = None) -> str:
+        """Add a master user (needs ``master_user_separator``); returns the password. Add master users before
+        the first master login: Dovecot re-reads the master passwd-file at most once a second."""
+        if self.master_user_separator is None:
+            raise ValueError("master users need Dovecot(..., master_user_separator='*')")
+        if not _USER_RE.fullmatch(name):
+            raise ValueError(f"master user name {name!r}: use letters, digits, '.', '_' and '-'")
+        if password is None:
+            password = secrets.token_urlsafe(12)
+        if any(c in password for c in ":\n\r\0"):
+            raise ValueError("password may not contain ':', NUL or line breaks (passwd-file format)")
+        self._masters[name] = password
+        path = self.workdir / "master-users"
+        tmp = path.with_name(".master-users.tmp")
+        tmp.write_text("".join(f"{n}:{{PLAIN}}{pw}::::::\n" for n, pw in self._masters.items()))
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+        return password
 
     # ----------------------------------------------------------------- clients
 
@@ -631,7 +655,7 @@ mail_location = maildir:~/Maildir
 # Dovecot's default, spelled out: with the list index, parents that exist only through their children list
 # as \\Noselect (without it, LIST "*" omits them). The rig refreshes it after changing folders on disk.
 mailbox_list_index = yes
-passdb {{
+{self._master_config()}passdb {{
   driver = passwd-file
   args = scheme=PLAIN username_format=%u {self.users_dir}/%u
 }}
@@ -658,6 +682,22 @@ service imap-login {{
     port = {self.tls_port}
     ssl = yes
   }}
+}}
+"""
+
+    def _master_config(self) -> str:
+        if self.master_user_separator is None:
+            return ""
+        path = self.workdir / "master-users"
+        if not path.exists():
+            path.write_text("")
+            os.chmod(path, 0o644)
+        return f"""\
+auth_master_user_separator = {self.master_user_separator}
+passdb {{
+  driver = passwd-file
+  args = scheme=PLAIN username_format=%u {path}
+  master = yes
 }}
 """
 
