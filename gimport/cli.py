@@ -422,22 +422,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _limit_heap_growth() -> None:
-    """Keep memory flat on long runs: glibc serves the many 10-100 KB message buffers from its heap and
-    raises its mmap threshold as they are freed, so the heap fragments and RSS grows with the number of
-    messages (247 MB after 10,000 in the benchmark). A fixed 64 KiB threshold returns large buffers to
-    the system at once. A no-op where glibc's mallopt is not available."""
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL("libc.so.6")
-        libc.mallopt(-3, 64 * 1024)  # M_MMAP_THRESHOLD
-    except (OSError, AttributeError):
-        pass
-
-
 def main(argv: list[str] | None = None) -> int:
-    _limit_heap_growth()
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):

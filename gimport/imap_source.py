@@ -177,6 +177,11 @@ class ImapSource:
                 self.reconnects += 1
                 self._drop()
                 self._sleep(min(2**attempt, 30))
+            except IMAPClientError as exc:
+                if self._folder is None:
+                    raise SourceError(f"the IMAP server refused a command: {exc}") from None
+                # NO/BAD inside a folder (e.g. deleted meanwhile): the folder, not the run, is lost
+                raise FolderGone(f"{self._folder}: {exc}") from None
         raise AssertionError("unreachable")
 
     def _drop(self) -> None:
@@ -199,7 +204,9 @@ class ImapSource:
     def _examine(self, folder: str, expect: int | None = None) -> tuple[int, int]:
         try:
             info = self._client.select_folder(folder, readonly=True)
-        except IMAPClientError as exc:
+        except imaplib.IMAP4.abort:
+            raise  # the connection is gone, not the folder: _call reconnects
+        except IMAPClientError as exc:  # NO / BAD: the server refuses this folder
             raise FolderGone(f"{folder}: {exc}") from None
         uidvalidity = int(info[b"UIDVALIDITY"])
         if expect is not None and uidvalidity != expect:

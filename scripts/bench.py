@@ -21,6 +21,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -80,6 +81,20 @@ def workspace(d: Path, server: Dovecot, user: str, emu: Emulator, quota: int) ->
     return cfg
 
 
+def _watch_peak_rss(pid: int, peak: list[int], done: threading.Event) -> None:
+    """Poll the process's VmHWM (its own high-water mark; ru_maxrss would include the benchmark's memory,
+    which a forked child inherits until exec)."""
+    while not done.is_set():
+        try:
+            with open(f"/proc/{pid}/status") as fh:
+                for line in fh:
+                    if line.startswith("VmHWM:"):
+                        peak[0] = max(peak[0], int(line.split()[1]))
+        except OSError:
+            return
+        done.wait(0.02)
+
+
 def run_gimport(cfg: Path, emu: Emulator, *args: str) -> tuple[float, int, int]:
     """(seconds, exit code, peak RSS in KB) of one gimport process."""
     env = dict(os.environ, GIMPORT_GMAIL_API_URL=emu.base_url)
@@ -90,9 +105,13 @@ def run_gimport(cfg: Path, emu: Emulator, *args: str) -> tuple[float, int, int]:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    _, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    return time.monotonic() - start, proc.returncode, usage.ru_maxrss
+    peak, done = [0], threading.Event()
+    watcher = threading.Thread(target=_watch_peak_rss, args=(proc.pid, peak, done), daemon=True)
+    watcher.start()
+    proc.wait()
+    done.set()
+    watcher.join()
+    return time.monotonic() - start, proc.returncode, peak[0]
 
 
 def import_times(log: Path) -> list[dt.datetime]:
