@@ -37,6 +37,7 @@ from gimport.engine import EngineOptions, Migration, RunSummary
 from gimport.errors import ConfigError, GimportError, GmailError, Interrupted, StateError
 from gimport.pacer import ChainedPacer, Pacer
 from gimport.state import StateStore
+from gimport.terminal import read_secret
 
 log = logging.getLogger("gimport.admin")
 
@@ -638,17 +639,6 @@ class SourceLogin:
                 f"the IMAP server refused the login for {entry.source_user!r} with {self.describe(entry)}:"
                 f" fix it in the users file (line {entry.line}) or the config"
             ) from None
-
-
-def read_secret(path: Path, what: str) -> str:
-    try:
-        text = Path(path).read_text("utf-8")
-    except OSError as exc:
-        raise ConfigError(f"{what} {path}: {exc.strerror}") from None
-    secret = text.rstrip("\r\n")
-    if not secret:
-        raise ConfigError(f"{what} {path} is empty")
-    return secret
 
 
 def user_settings(settings: Settings, entry: UserEntry, login: str | None) -> Settings:

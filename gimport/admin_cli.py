@@ -4,8 +4,6 @@ gimport.admin / gimport.finish, print, return an exit code. gimport.cli register
 from __future__ import annotations
 
 import argparse
-import os
-import signal
 import stat
 import sys
 import threading
@@ -20,6 +18,7 @@ from gimport.errors import (
     EXIT_USAGE,
     ConfigError,
 )
+from gimport.terminal import StopOnSignal, confirm
 
 ADMIN_EXIT_CODES = f"""\
 exit codes:
@@ -92,44 +91,6 @@ def _warn_readable(path: Path, users) -> None:
         )
 
 
-def _confirm(question: str, yes: bool) -> bool:
-    if yes:
-        return True
-    if not sys.stdin.isatty():
-        raise ConfigError(
-            "nothing was changed: no terminal to confirm on; pass --yes to go ahead (--dry-run only looks)"
-        )
-    try:
-        return input(f"{question} [y/N] ").strip().lower() in ("y", "yes")
-    except EOFError:
-        return False
-
-
-class _Signals:
-    """First Ctrl-C/SIGTERM: stop(); the second: quit at once."""
-
-    def __init__(self, stop, say) -> None:
-        self._stop, self._say, self._count = stop, say, 0
-        self._old: dict = {}
-
-    def __enter__(self) -> _Signals:
-        def on_signal(signum, frame):  # noqa: ARG001
-            self._count += 1
-            if self._count > 1:
-                print("gimport: stopped at once; messages in flight will be sent again next time", file=sys.stderr)
-                os._exit(EXIT_INTERRUPTED)
-            self._say("stopping every user: letting calls in flight finish (press Ctrl-C again to quit at once)")
-            self._stop()
-
-        if threading.current_thread() is threading.main_thread():
-            self._old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
-        return self
-
-    def __exit__(self, *exc) -> None:
-        for s, h in self._old.items():
-            signal.signal(s, h)
-
-
 # ----------------------------------------------------------------------------------------------- commands
 
 
@@ -168,7 +129,7 @@ def cmd_admin_run(args: argparse.Namespace) -> int:
             reporter=progress,
             log_router=router,
         )
-        with _Signals(runner.request_stop, progress.warning):
+        with StopOnSignal(runner.request_stop, progress.warning):
             try:
                 summary = runner.run()
             finally:
@@ -332,7 +293,7 @@ def cmd_admin_cleanup(args: argparse.Namespace) -> int:
     if args.dry_run or not todo:
         ok = all(c.outcome == "nothing to do" and "WARNING" not in c.detail for c in plans)
         return EXIT_OK if plans and ok else EXIT_SOME_FAILED
-    if not _confirm(f"Make these changes for {len(todo)} user(s)?", args.yes):
+    if not confirm(f"Make these changes for {len(todo)} user(s)?", args.yes):
         print("Nothing was changed.")
         return EXIT_SOME_FAILED
     by_gmail = {c.gmail: c for c in todo}

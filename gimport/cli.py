@@ -6,7 +6,6 @@ import argparse
 import getpass
 import logging
 import os
-import signal
 import sys
 from pathlib import Path
 
@@ -23,6 +22,7 @@ from gimport.errors import (
     ConfigError,
     GimportError,
 )
+from gimport.terminal import StopOnSignal, confirm, read_secret
 
 EXIT_CODES_HELP = f"""\
 exit codes:
@@ -59,14 +59,7 @@ def _read_password(settings: Settings) -> str:
     """The source password: file, environment variable, or a prompt. Never a command-line argument."""
     src = settings.source
     if src.password_file:
-        try:
-            text = src.password_file.read_text("utf-8")
-        except OSError as exc:
-            raise ConfigError(f"[source] password_file {src.password_file}: {exc.strerror}") from None
-        password = text.rstrip("\r\n")
-        if not password:
-            raise ConfigError(f"[source] password_file {src.password_file} is empty")
-        return password
+        return read_secret(src.password_file, "[source] password_file")
     if src.password_env:
         password = os.environ.get(src.password_env)
         if not password:
@@ -132,20 +125,10 @@ def _run(settings: Settings, args: argparse.Namespace) -> int:
     pacer = Pacer(settings.gmail.quota_units_per_minute)
     migration = Migration(settings=settings, source=source, gmail=gmail, state=state, pacer=pacer, reporter=reporter)
 
-    def on_signal(signum, frame):  # noqa: ARG001
-        if migration.summary.interrupted:
-            reporter.close()
-            print("gimport: stopped at once; messages in flight will be sent again next time", file=sys.stderr)
-            os._exit(EXIT_INTERRUPTED)
-        reporter.warning("stopping: letting calls in flight finish (press Ctrl-C again to quit at once)")
-        migration.request_stop()
-
-    old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
-        summary = migration.run()
+        with StopOnSignal(migration.request_stop, reporter.warning, before_exit=reporter.close):
+            summary = migration.run()
     finally:
-        for s, h in old.items():
-            signal.signal(s, h)
         reporter.close()
         source.close()
         state.close()
@@ -259,19 +242,6 @@ def cmd_verify(args: argparse.Namespace) -> int:
     return EXIT_OK if report.passed else EXIT_SOME_FAILED
 
 
-def _confirm(question: str, yes: bool) -> bool:
-    if yes:
-        return True
-    if not sys.stdin.isatty():
-        raise ConfigError(
-            "nothing was changed: no terminal to confirm on; pass --yes to go ahead (--dry-run only looks)"
-        )
-    try:
-        return input(f"{question} [y/N] ").strip().lower() in ("y", "yes")
-    except EOFError:
-        return False
-
-
 def cmd_cleanup(args: argparse.Namespace) -> int:
     from gimport.finish import apply_cleanup, plan_cleanup
     from gimport.finish_render import format_cleanup_plan, format_cleanup_result
@@ -294,7 +264,7 @@ def cmd_cleanup(args: argparse.Namespace) -> int:
         return EXIT_OK
     imap_off = not plan.gmail.imap_enabled
     if plan.has_changes:
-        if not _confirm("Make these changes?", args.yes):
+        if not confirm("Make these changes?", args.yes):
             print("Nothing was changed.")
             return EXIT_SOME_FAILED
         result = apply_cleanup(plan, gmail)

@@ -1,0 +1,69 @@
+"""Talking to the person at the terminal: confirmations, secrets from files, Ctrl-C handling.
+Shared by the single-user and the admin commands."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+from gimport.errors import EXIT_INTERRUPTED, ConfigError
+
+
+def confirm(question: str, yes: bool) -> bool:
+    """True with --yes; else ask on the terminal. No terminal and no --yes: ConfigError (exit 2)."""
+    if yes:
+        return True
+    if not sys.stdin.isatty():
+        raise ConfigError(
+            "nothing was changed: no terminal to confirm on; pass --yes to go ahead (--dry-run only looks)"
+        )
+    try:
+        return input(f"{question} [y/N] ").strip().lower() in ("y", "yes")
+    except EOFError:
+        return False
+
+
+def read_secret(path: Path, what: str) -> str:
+    """A password from a file (a trailing newline is not part of it). ConfigError naming `what`."""
+    try:
+        text = Path(path).read_text("utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{what} {path}: {exc.strerror}") from None
+    secret = text.rstrip("\r\n")
+    if not secret:
+        raise ConfigError(f"{what} {path} is empty")
+    return secret
+
+
+class StopOnSignal:
+    """While active, the first Ctrl-C/SIGTERM calls `stop` (calls in flight finish and are recorded);
+    the second quits at once (what was in flight is sent again by the next run)."""
+
+    def __init__(
+        self, stop: Callable[[], None], say: Callable[[str], None], before_exit: Callable[[], None] = lambda: None
+    ):
+        self._stop, self._say, self._before_exit = stop, say, before_exit
+        self._count = 0
+        self._old: dict = {}
+
+    def _on_signal(self, signum, frame) -> None:  # noqa: ARG002
+        self._count += 1
+        if self._count > 1:
+            self._before_exit()
+            print("gimport: stopped at once; messages in flight will be sent again next time", file=sys.stderr)
+            os._exit(EXIT_INTERRUPTED)
+        self._say("stopping: letting calls in flight finish (press Ctrl-C again to quit at once)")
+        self._stop()
+
+    def __enter__(self) -> StopOnSignal:
+        if threading.current_thread() is threading.main_thread():
+            self._old = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for s, h in self._old.items():
+            signal.signal(s, h)
