@@ -62,3 +62,30 @@ def imap_user(dovecot_server: Dovecot) -> ImapUser:
 def imap_user_dot(dovecot_server: Dovecot) -> ImapUser:
     """A fresh, empty account (INBOX only) whose hierarchy separator is "."."""
     return _new_user(dovecot_server, ".")
+
+
+# --------------------------------------------------------------------------- Gmail (the emulator) + a workspace
+
+
+@pytest.fixture
+def emulator():
+    """A Gmail API emulator in this process with one account, EMAIL. merge_duplicates is off, so every
+    re-send is a separate stored message the tests can count."""
+    from tests.rig.gmail_emulator import GmailEmulator
+    from tests.rig.workspace import EMAIL
+
+    emu = GmailEmulator(merge_duplicates=False)
+    emu.start()
+    emu.add_user(EMAIL)
+    yield emu
+    emu.stop()
+
+
+@pytest.fixture
+def ws(tmp_path, imap_user, emulator, monkeypatch):
+    """gimport.toml, password file and token for `imap_user` -> EMAIL on `emulator`; GIMPORT_GMAIL_API_URL set."""
+    from tests.rig.workspace import EMAIL, make_workspace
+
+    w = make_workspace(tmp_path, server=imap_user.server, user=imap_user.name, emulator=emulator, email=EMAIL)
+    monkeypatch.setenv("GIMPORT_GMAIL_API_URL", emulator.base_url)
+    return w

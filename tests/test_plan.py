@@ -7,9 +7,10 @@ import json
 
 import pytest
 
+from tests.helpers import run
 from tests.rig.corpus import make_message
 from tests.rig.dovecot import SeedMessage
-from tests.test_run import EMAIL, emulator, run, ws  # noqa: F401  (fixtures)
+from tests.rig.workspace import EMAIL
 
 UTC = dt.UTC
 

@@ -8,19 +8,15 @@ from __future__ import annotations
 import collections
 import datetime as dt
 import signal
-import subprocess
-import sys
 import time
 
 import pytest
 
-from gimport.cli import main
+from tests.helpers import run, run_process, wait_for
 from tests.rig.corpus import make_message, sample_mailbox
 from tests.rig.dovecot import SeedMessage
 from tests.rig.gmail_emulator import Fault, GmailEmulator
-from tests.rig.workspace import make_workspace
-
-EMAIL = "student@example.ac.jp"
+from tests.rig.workspace import EMAIL, make_workspace
 
 # Independent of gimport.mapping: what the README promises for each folder of the sample mailbox.
 EXPECTED_LABELS = {
@@ -43,46 +39,11 @@ EXPECTED_LABELS = {
 
 
 @pytest.fixture
-def emulator():
-    emu = GmailEmulator(merge_duplicates=False)
-    emu.start()
-    emu.add_user(EMAIL)
-    yield emu
-    emu.stop()
-
-
-@pytest.fixture
 def mailbox(imap_user):
     box = sample_mailbox(n=150, seed=7)
     for folder, messages in box.items():
         imap_user.seed(folder, messages)
     return box
-
-
-@pytest.fixture
-def ws(tmp_path, imap_user, emulator, monkeypatch):
-    w = make_workspace(tmp_path, server=imap_user.server, user=imap_user.name, emulator=emulator, email=EMAIL)
-    monkeypatch.setenv("GIMPORT_GMAIL_API_URL", emulator.base_url)
-    return w
-
-
-def run(ws, *args, capsys=None):
-    rc = main(["--config", str(ws.config), *(args or ["run"])])
-    out = capsys.readouterr() if capsys else None
-    if out is not None:  # shown by pytest when the test fails
-        sys.stdout.write(out.out)
-        sys.stderr.write(out.err)
-    return rc, out
-
-
-def run_process(ws, *args, **kw):
-    return subprocess.Popen(
-        [sys.executable, "-m", "gimport", "--config", str(ws.config), *(args or ["run"])],
-        env=ws.env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        **kw,
-    )
 
 
 def label_names(emu, stored):
@@ -331,7 +292,7 @@ def test_gmail_restarting_mid_run_loses_nothing(ws, emulator, mailbox, capsys):
     user = emulator.user(EMAIL)
 
     def restart():
-        _wait_for(lambda: user.import_calls >= 30)
+        wait_for(lambda: user.import_calls >= 30)
         emulator.stop()  # connections refused for a moment, calls in flight cut off
         emulator.start()  # same port, same mailbox
 
@@ -389,21 +350,12 @@ def test_status_needs_no_network(ws, emulator, mailbox, capsys):
     assert EMAIL in out.out
 
 
-def _wait_for(predicate, timeout=30.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.01)  # polling a condition, not waiting for time to pass
-    raise AssertionError("condition not reached in time")
-
-
 @pytest.mark.parametrize("kill_after", [1, 40, 110])
 def test_sigkill_at_any_point_then_resume(ws, emulator, mailbox, kill_after):
     emulator.faults.add(Fault("slow", method="import", count=10_000, delay=0.01))
     proc = run_process(ws)
     user = emulator.user(EMAIL)
-    _wait_for(lambda: user.import_calls >= kill_after)
+    wait_for(lambda: user.import_calls >= kill_after)
     proc.send_signal(signal.SIGKILL)
     proc.wait(30)
     before_resume = user.import_calls
@@ -424,7 +376,7 @@ def test_ctrl_c_stops_cleanly_then_resumes(ws, emulator, mailbox):
     emulator.faults.add(Fault("slow", method="import", count=10_000, delay=0.02))
     proc = run_process(ws)
     user = emulator.user(EMAIL)
-    _wait_for(lambda: user.import_calls >= 20)
+    wait_for(lambda: user.import_calls >= 20)
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130
@@ -442,7 +394,7 @@ def test_ctrl_c_during_a_long_server_given_wait_stops_promptly(ws, emulator, mai
     # Gmail says "Retry after <2 minutes from now>": every worker waits; Ctrl-C must not wait with them
     emulator.faults.add(Fault("429", method="import", count=1, skip=5, delay=120))
     proc = run_process(ws)
-    _wait_for(lambda: emulator.stats.rate_limited >= 1)
+    wait_for(lambda: emulator.stats.rate_limited >= 1)
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=30)  # a bound, far below the 120 s the server asked for
     assert proc.returncode == 130, err.decode()
@@ -460,7 +412,7 @@ def test_folder_vanishing_mid_run_is_reported(ws, emulator, mailbox, imap_user, 
     user = emulator.user(EMAIL)
 
     def remove():
-        _wait_for(lambda: user.import_calls >= 5)
+        wait_for(lambda: user.import_calls >= 5)
         imap_user.delete_folder("個人/旅行 2024")
 
     t = threading.Thread(target=remove)
@@ -479,7 +431,7 @@ def test_dropped_imap_connection_reconnects(ws, emulator, mailbox, imap_user, ca
     user = emulator.user(EMAIL)
 
     def kick():
-        _wait_for(lambda: user.import_calls >= 10)
+        wait_for(lambda: user.import_calls >= 10)
         imap_user.server.kill_connections(imap_user.name)
 
     t = threading.Thread(target=kick)

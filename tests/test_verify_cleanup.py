@@ -17,10 +17,9 @@ from gimport.finish import old_domains, points_at
 from gimport.state import StateStore
 from tests.rig.corpus import make_message
 from tests.rig.dovecot import SeedMessage
-from tests.rig.gmail_emulator import Fault, GmailEmulator
-from tests.rig.workspace import make_workspace
+from tests.rig.gmail_emulator import Fault
+from tests.rig.workspace import EMAIL
 
-EMAIL = "student@example.ac.jp"
 SECRET_SUBJECT = "Quarterly salary review"  # verify must never print message contents
 
 
@@ -36,27 +35,11 @@ def msg(n: int, *, subject: str = "hello", seen: bool = True) -> SeedMessage:
 
 
 @pytest.fixture
-def emulator():
-    emu = GmailEmulator(merge_duplicates=False)
-    emu.start()
-    emu.add_user(EMAIL)
-    yield emu
-    emu.stop()
-
-
-@pytest.fixture
 def mailbox(imap_user):
     imap_user.seed("INBOX", [msg(1), msg(2), msg(3, seen=False)])
     imap_user.seed("Sent", [msg(4), msg(5)])
     imap_user.seed("Work/Reports", [msg(6), msg(7, subject=SECRET_SUBJECT), msg(8)])
     return imap_user
-
-
-@pytest.fixture
-def ws(tmp_path, imap_user, emulator, monkeypatch):
-    w = make_workspace(tmp_path, server=imap_user.server, user=imap_user.name, emulator=emulator, email=EMAIL)
-    monkeypatch.setenv("GIMPORT_GMAIL_API_URL", emulator.base_url)
-    return w
 
 
 def cli(ws, *args, capsys):

@@ -11,6 +11,7 @@ from pathlib import Path
 from gimport.auth import SCOPES, write_private
 
 API_URL_ENV = "GIMPORT_GMAIL_API_URL"
+EMAIL = "student@example.ac.jp"  # the Gmail account of the tests' workspaces
 
 
 @dataclass(frozen=True)
