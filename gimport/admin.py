@@ -17,7 +17,6 @@ from __future__ import annotations
 import csv
 import dataclasses
 import datetime as dt
-import fcntl
 import hashlib
 import io
 import logging
@@ -36,7 +35,7 @@ from gimport.config import AdminSettings, Settings
 from gimport.engine import EngineOptions, Migration, RunSummary
 from gimport.errors import ConfigError, GimportError, GmailError, Interrupted, StateError
 from gimport.pacer import ChainedPacer, Pacer
-from gimport.state import StateStore
+from gimport.state import StateLock, StateStore, lock_path
 from gimport.terminal import read_secret
 
 log = logging.getLogger("gimport.admin")
@@ -285,7 +284,7 @@ class UserPaths:
 
 
 def user_paths(state_dir: Path, gmail: str) -> UserPaths:
-    """Where one user's files live: <state_dir>/<address>.sqlite, .log and .lock. The name is the
+    """Where one user's files live: <state_dir>/<address>.sqlite, .log and .sqlite.lock. The name is the
     lower-cased address when it is plain; otherwise a cleaned one plus a short hash, so two addresses can
     never share a file."""
     name = gmail.strip().lower()
@@ -293,49 +292,9 @@ def user_paths(state_dir: Path, gmail: str) -> UserPaths:
         clean = re.sub(r"[^a-z0-9._+@-]", "_", name).strip(".") or "user"
         name = f"{clean}-{hashlib.sha256(name.encode()).hexdigest()[:10]}"
     base = Path(state_dir) / name
-    return UserPaths(base.with_name(name + ".sqlite"), base.with_name(name + ".log"), base.with_name(name + ".lock"))
-
-
-class UserLock:
-    """An exclusive lock on one user's lock file (flock): two processes never migrate the same user at once,
-    whatever the shard settings. The lock goes with the process (killed or not)."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._fd: int | None = None
-
-    def acquire(self) -> bool:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            os.close(fd)
-            return False
-        os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()} {os.uname().nodename}\n".encode())
-        self._fd = fd
-        return True
-
-    def release(self) -> None:
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
-
-    @staticmethod
-    def held(path: Path) -> bool:
-        """Whether another process holds the lock now."""
-        try:
-            fd = os.open(path, os.O_RDONLY)
-        except OSError:
-            return False
-        try:
-            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except OSError:
-            return True
-        finally:
-            os.close(fd)
-        return False
+    state = base.with_name(name + ".sqlite")
+    # the same lock as a plain `gimport run` on that state file takes
+    return UserPaths(state, base.with_name(name + ".log"), lock_path(state))
 
 
 # ---------------------------------------------------------------------------------------------- outcomes
@@ -495,7 +454,7 @@ def read_row(state_dir: Path, gmail: str, source_user: str = "") -> UserRow:
     except StateError as err:
         return UserRow(gmail=gmail, source_user=source_user, outcome=USER_FAILED, error=str(err))
     try:
-        row = row_from_state(state, gmail, source_user, locked_elsewhere=UserLock.held(paths.lock))
+        row = row_from_state(state, gmail, source_user, locked_elsewhere=StateLock.held(paths.lock))
         if not source_user:
             row.source_user = state.get_meta(META_SOURCE) or ""
         return row
@@ -768,7 +727,7 @@ class AdminRun:
         paths = user_paths(self.admin.state_dir, entry.gmail)
         thread = threading.current_thread()
         thread.name = f"{entry.gmail.lower()}:run"
-        lock = UserLock(paths.lock)
+        lock = StateLock(paths.lock)
         try:
             if not lock.acquire():
                 return UserRow(

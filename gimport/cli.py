@@ -21,6 +21,7 @@ from gimport.errors import (
     EXIT_USAGE,
     ConfigError,
     GimportError,
+    StateError,
 )
 from gimport.terminal import StopOnSignal, confirm, read_secret
 
@@ -109,14 +110,29 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def _run(settings: Settings, args: argparse.Namespace) -> int:
+    from gimport.state import StateLock, lock_path
+
+    gmail = _open_gmail(settings)
+    password = _read_password(settings)
+    lock = StateLock(lock_path(settings.state_path))
+    if not lock.acquire():
+        raise StateError(
+            f"{lock.holder()} is already running gimport with the state file {settings.state_path}:"
+            " let it finish (or stop it) first"
+        )
+    try:
+        return _run_locked(settings, gmail, password)
+    finally:
+        lock.release()
+
+
+def _run_locked(settings: Settings, gmail, password: str) -> int:
     from gimport.engine import Migration
     from gimport.imap_source import ImapSource
     from gimport.pacer import Pacer
     from gimport.progress import TqdmReporter, format_summary
     from gimport.state import StateStore
 
-    gmail = _open_gmail(settings)
-    password = _read_password(settings)
     state = StateStore(settings.state_path)
     reporter = TqdmReporter()
     source = ImapSource(settings.source, password)

@@ -12,6 +12,8 @@ are simply sent again (Gmail merges a re-import of the same Message-ID).
 
 from __future__ import annotations
 
+import fcntl
+import os
 import sqlite3
 import threading
 import time
@@ -93,6 +95,9 @@ class StateStore:
             return
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+            # private from the first byte: folder names and Message-IDs are nobody else's business on a
+            # shared server (SQLite gives the -wal and -shm files the same mode)
+            os.close(os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600))
             self._db = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None, timeout=30)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
@@ -333,3 +338,61 @@ class StateStore:
                 " WHERE f.account=m.account AND f.folder=m.folder) ORDER BY updated DESC LIMIT ?",
                 (account, FAILED, SKIPPED, limit),
             ).fetchall()
+
+
+def lock_path(state_path: Path) -> Path:
+    """The lock file that goes with a state file: <state>.lock."""
+    state_path = Path(state_path)
+    return state_path.with_name(state_path.name + ".lock")
+
+
+class StateLock:
+    """An exclusive lock (flock) on a state file's lock file: two processes never import the same mailbox at
+    once (two `gimport run` in two screens, an overlapping admin shard). The lock goes with the process,
+    killed or not; the file holds the holder's pid and host, for the error message."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self._fd: int | None = None
+
+    def acquire(self) -> bool:
+        """True when this process now holds the lock; False when another one does."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            return False
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()} {os.uname().nodename}\n".encode())
+        self._fd = fd
+        return True
+
+    def holder(self) -> str:
+        """ "pid N on HOST" of the process that wrote the lock file, as far as it can be read."""
+        try:
+            pid, host = self.path.read_text().split()[:2]
+            return f"pid {pid} on {host}"
+        except (OSError, ValueError):
+            return "another process"
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+    @staticmethod
+    def held(path: Path) -> bool:
+        """Whether another process holds the lock now."""
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except OSError:
+            return False
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except OSError:
+            return True
+        finally:
+            os.close(fd)
+        return False

@@ -405,6 +405,27 @@ def test_ctrl_c_during_a_long_server_given_wait_stops_promptly(ws, emulator, mai
     assert_all_imported(emulator, mailbox)
 
 
+def test_a_second_run_on_the_same_state_is_refused(ws, emulator, mailbox, capsys):
+    emulator.faults.add(Fault("slow", method="import", count=None, delay=0.02))
+    first = run_process(ws)
+    try:
+        wait_for(lambda: emulator.user(EMAIL).import_calls >= 3)
+        rc, out = run(ws, capsys=capsys)
+        assert rc == 2
+        assert f"pid {first.pid} on " in out.err and "is already running gimport" in out.err
+    finally:
+        first.send_signal(signal.SIGINT)
+        first.communicate(timeout=60)
+    assert run(ws, capsys=capsys)[0] == 0  # the lock went with the process
+    assert_all_imported(emulator, mailbox)
+
+
+def test_state_and_log_files_are_private(ws, emulator, mailbox, capsys):
+    assert run(ws, capsys=capsys)[0] == 0
+    for path in (ws.state, ws.log, ws.dir / "token.json"):
+        assert path.stat().st_mode & 0o077 == 0, path
+
+
 def test_folder_vanishing_mid_run_is_reported(ws, emulator, mailbox, imap_user, capsys):
     emulator.faults.add(Fault("slow", method="import", count=10_000, delay=0.005))
     import threading
