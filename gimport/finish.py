@@ -32,7 +32,7 @@ from gimport.gmail import LabelConflict, check_account, paced_call
 from gimport.imap_source import FolderGone
 from gimport.mapping import IMPORT, label_key, plan_folders
 from gimport.pacer import Pacer
-from gimport.state import DONE_STATUSES, FAILED, PENDING, SENDING, SKIPPED, StateStore
+from gimport.state import DONE_STATUSES, FAILED, PENDING, SENDING, SKIPPED, StateLock, StateStore, lock_path
 
 RETRY_COMMAND = "gimport run"
 IMAP_KEYS = ("enabled", "autoExpunge", "expungeBehavior", "maxFolderSize")
@@ -390,6 +390,7 @@ def state_files(state_path: Path) -> list[Path]:
         state_path,
         state_path.with_name(state_path.name + "-wal"),
         state_path.with_name(state_path.name + "-shm"),
+        lock_path(state_path),
     ]
     return [p for p in candidates if p.exists()]
 
@@ -434,6 +435,9 @@ def plan_cleanup(
     )
     if forget and plan.forget is None:
         plan.notes.append(f"--forget: there is no state file at {settings.state_path}: nothing to delete")
+    if plan.forget is not None and StateLock.held(lock_path(settings.state_path)):
+        plan.blocked = f"--forget: a gimport run is using {settings.state_path} right now: let it finish first"
+        return plan
     if revoke and not plan.token_file.exists():
         plan.notes.append(f"--revoke: there is no token file at {plan.token_file}: nothing to revoke")
     if (revoke or forget) and not force:
