@@ -34,12 +34,11 @@ from gimport.gmail import (
 from gimport.imap_source import FetchedMessage, FolderChanged, FolderGone
 from gimport.mapping import IMPORT, FolderPlan, label_key, message_labels, plan_folders, user_labels_to_create
 from gimport.pacer import Pacer
-from gimport.state import SKIPPED as STATE_SKIPPED
-from gimport.state import MessageKey, StateStore
+from gimport.state import DUPLICATE, FAILED, IMPORTED, SKIPPED, MessageKey, StateStore
 
 log = logging.getLogger("gimport")
-
-IMPORTED, DUPLICATE, FAILED, SKIPPED = "imported", "duplicate", "failed", "skipped"
+# A message's outcome in a run (reported to the Reporter) is the status the state file records for it:
+# IMPORTED, DUPLICATE, FAILED or SKIPPED.
 
 
 @dataclass
@@ -327,7 +326,7 @@ class Migration:
                 continue
             result.uidvalidity, result.found = sel.uidvalidity, sel.found
             # skipped in an earlier run (e.g. over 150 MB): needs no more work, but is not in Gmail
-            skipped = self.state.done_uids(account, plan.path, sel.uidvalidity, (STATE_SKIPPED,)) & set(sel.done)
+            skipped = self.state.done_uids(account, plan.path, sel.uidvalidity, (SKIPPED,)) & set(sel.done)
             result.already = len(sel.done) - len(skipped)
             if skipped:
                 result.todo += len(skipped)

@@ -183,7 +183,7 @@ def paced_call(
     sleep = sleep or pacer.sleep
     errors = limited = 0
     while True:
-        pacer.acquire(UNITS.get(what, 1))
+        pacer.acquire(UNITS.get(what, 1), sleep=sleep)
         try:
             return fn()
         except RetryableError as err:

@@ -183,8 +183,13 @@ def test_faults_with_merge_on_leave_no_duplicates(tmp_path, imap_user, mailbox, 
         w = make_workspace(tmp_path, server=imap_user.server, user=imap_user.name, emulator=emu, email=EMAIL)
         monkeypatch.setenv("GIMPORT_GMAIL_API_URL", emu.base_url)
         assert run(w, capsys=capsys)[0] == 0
-        ids = [m.message_id for m in emu.user(EMAIL).messages if m.message_id]
+        user = emu.user(EMAIL)
+        ids = [m.message_id for m in user.messages if m.message_id]
         assert len(ids) == len(set(ids))
+        # the corpus has one message in two folders: one Gmail message with both folders' labels
+        (twin,) = [m for m in user.messages if b"X-Corpus-Case: duplicate-id" in m.raw]
+        names = {user.labels[i]["name"] for i in twin.label_ids if user.labels[i]["type"] == "user"}
+        assert names == {"Archive (imported)/2021", "Projects/gimport/Design"}
     finally:
         emu.stop()
 
