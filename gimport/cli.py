@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import getpass
 import logging
 import os
@@ -73,9 +74,11 @@ def _read_password(settings: Settings) -> str:
     return getpass.getpass(f"IMAP password for {src.user}@{src.host}: ")
 
 
-def _setup_log(path: Path, verbose: bool) -> logging.Handler:
+@contextlib.contextmanager
+def _logging_to(path: Path, verbose: bool):
+    """The log file (mode 0600: one line per message outcome) and, with --verbose, the terminal; both are
+    taken down again afterwards."""
     logger = logging.getLogger("gimport")
-    logger.setLevel(logging.INFO)
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         os.close(fd)
@@ -83,13 +86,33 @@ def _setup_log(path: Path, verbose: bool) -> logging.Handler:
     except OSError as exc:
         raise ConfigError(f"cannot write the log file {path}: {exc.strerror} (set [state] log_file)") from None
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    root = logging.getLogger()
+    saved = {"": root.level, "gimport": logger.level}
+    saved.update({name: logging.getLogger(name).level for name in _SECRET_LOGGERS})
     logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    console = None
     if verbose:
         console = logging.StreamHandler(sys.stderr)
         console.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
-        logging.getLogger().addHandler(console)
-        logging.getLogger().setLevel(logging.DEBUG)
-    return handler
+        root.addHandler(console)
+        root.setLevel(logging.INFO)
+        logger.setLevel(logging.DEBUG)
+        # these libraries log tokens and request bodies at DEBUG: never let that reach a terminal or a log
+        for name in _SECRET_LOGGERS:
+            logging.getLogger(name).setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        handler.close()
+        if console is not None:
+            root.removeHandler(console)
+        for name, level in saved.items():
+            logging.getLogger(name or None).setLevel(level)
+
+
+_SECRET_LOGGERS = ("oauthlib", "requests_oauthlib", "google.auth", "google_auth_oauthlib", "urllib3", "httplib2")
 
 
 def _open_gmail(settings: Settings):
@@ -101,12 +124,8 @@ def _open_gmail(settings: Settings):
 
 def cmd_run(args: argparse.Namespace) -> int:
     settings = load_settings(args.config)
-    log_handler = _setup_log(settings.log_file, args.verbose)
-    try:
+    with _logging_to(settings.log_file, args.verbose):
         return _run(settings, args)
-    finally:
-        logging.getLogger("gimport").removeHandler(log_handler)
-        log_handler.close()
 
 
 def _run(settings: Settings, args: argparse.Namespace) -> int:

@@ -466,3 +466,12 @@ def test_dropped_imap_connection_reconnects(ws, emulator, mailbox, imap_user, ca
     t.join()
     assert rc == 0, out.out
     assert_all_imported(emulator, mailbox)
+
+
+def test_verbose_output_carries_no_secrets(ws, imap_user, emulator, mailbox, capsys):
+    rc, out = run(ws, "--verbose", "run", capsys=capsys)
+    assert rc == 0
+    token = __import__("json").loads((ws.dir / "token.json").read_text())
+    for secret in (imap_user.password, token["refresh_token"], token["client_secret"], token.get("token") or "-"):
+        assert secret not in out.err and secret not in out.out and secret not in ws.log.read_text()
+    assert "INFO gimport" in out.err or "DEBUG gimport" in out.err
