@@ -36,7 +36,7 @@ from gimport.engine import EngineOptions, Migration, RunSummary
 from gimport.errors import ConfigError, GimportError, GmailError, Interrupted, StateError
 from gimport.pacer import ChainedPacer, Pacer
 from gimport.state import StateLock, StateStore, lock_path
-from gimport.terminal import read_secret
+from gimport.terminal import private_log_handler, read_secret
 
 log = logging.getLogger("gimport.admin")
 
@@ -962,13 +962,7 @@ def admin_logging(log_file: Path) -> Iterator[UserLogRouter]:
     naming the user's thread) plus one log file per user next to their state file."""
     logger = logging.getLogger("gimport")
     logger.setLevel(logging.INFO)
-    try:
-        Path(log_file).parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(log_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-        os.close(fd)
-        run_handler = logging.FileHandler(log_file, encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"cannot write the log file {log_file}: {exc.strerror} (set [state] log_file)") from None
+    run_handler = private_log_handler(log_file)
     run_handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s [%(threadName)s] %(message)s"))
     run_handler.addFilter(_RunLogFilter())
     router = UserLogRouter()

@@ -18,7 +18,7 @@ from gimport.errors import (
     EXIT_USAGE,
     ConfigError,
 )
-from gimport.terminal import StopOnSignal, confirm
+from gimport.terminal import StopOnSignal, confirm, run_exit_code
 
 ADMIN_EXIT_CODES = f"""\
 exit codes:
@@ -137,12 +137,7 @@ def cmd_admin_run(args: argparse.Namespace) -> int:
     write_report(report, summary.rows)
     print(format_admin_summary(summary, report=str(report), show_all=args.all))
     print(f"Log: {log_file} (and one log per user in {admin.state_dir})")
-    if summary.interrupted:
-        return EXIT_INTERRUPTED
-    if summary.fatal is not None:
-        print(f"gimport: {summary.fatal}", file=sys.stderr)
-        return summary.fatal.exit_code
-    return EXIT_OK if summary.complete else EXIT_SOME_FAILED
+    return run_exit_code(summary)
 
 
 def cmd_admin_status(args: argparse.Namespace) -> int:

@@ -24,7 +24,7 @@ from gimport.errors import (
     GimportError,
     StateError,
 )
-from gimport.terminal import StopOnSignal, confirm, read_secret
+from gimport.terminal import StopOnSignal, confirm, private_log_handler, read_secret, run_exit_code
 
 EXIT_CODES_HELP = f"""\
 exit codes:
@@ -79,12 +79,7 @@ def _logging_to(path: Path, verbose: bool):
     """The log file (mode 0600: one line per message outcome) and, with --verbose, the terminal; both are
     taken down again afterwards."""
     logger = logging.getLogger("gimport")
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-        os.close(fd)
-        handler = logging.FileHandler(path, encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"cannot write the log file {path}: {exc.strerror} (set [state] log_file)") from None
+    handler = private_log_handler(path)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
     root = logging.getLogger()
     saved = {"": root.level, "gimport": logger.level}
@@ -169,12 +164,7 @@ def _run_locked(settings: Settings, gmail, password: str) -> int:
         state.close()
     print(format_summary(summary))
     print(f"Log: {settings.log_file}")
-    if summary.interrupted:
-        return EXIT_INTERRUPTED
-    if summary.fatal is not None:
-        print(f"gimport: {summary.fatal}", file=sys.stderr)
-        return summary.fatal.exit_code
-    return EXIT_OK if summary.complete else EXIT_SOME_FAILED
+    return run_exit_code(summary)
 
 
 def cmd_status(args: argparse.Namespace) -> int:

@@ -1,8 +1,9 @@
-"""Talking to the person at the terminal: confirmations, secrets from files, Ctrl-C handling.
-Shared by the single-user and the admin commands."""
+"""Talking to the person at the terminal: confirmations, secrets from files, Ctrl-C handling, the log
+file, the exit code of a run. Shared by the single-user and the admin commands."""
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import sys
@@ -10,7 +11,7 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
-from gimport.errors import EXIT_INTERRUPTED, ConfigError
+from gimport.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_SOME_FAILED, ConfigError
 
 
 def confirm(question: str, yes: bool) -> bool:
@@ -67,3 +68,25 @@ class StopOnSignal:
     def __exit__(self, *exc: object) -> None:
         for s, h in self._old.items():
             signal.signal(s, h)
+
+
+def private_log_handler(path: Path) -> logging.FileHandler:
+    """A FileHandler appending to `path`, created with mode 0600 (one line per message outcome; nobody
+    else's business on a shared server). ConfigError when it cannot be written."""
+    try:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600))
+        return logging.FileHandler(path, encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot write the log file {path}: {exc.strerror} (set [state] log_file)") from None
+
+
+def run_exit_code(summary) -> int:
+    """The exit code of a finished run (single-user or admin summary: interrupted, fatal, complete);
+    prints the error that stopped it, if any."""
+    if summary.interrupted:
+        return EXIT_INTERRUPTED
+    if summary.fatal is not None:
+        print(f"gimport: {summary.fatal}", file=sys.stderr)
+        return summary.fatal.exit_code
+    return EXIT_OK if summary.complete else EXIT_SOME_FAILED
