@@ -60,6 +60,18 @@ class FetchedMessage:
     internaldate: dt.datetime | None
 
 
+def _same_but_nul(exact: bytes, body: bytes, step: int = 1 << 20) -> bool:
+    """`exact` is `body` with some 0x80 bytes being NULs in truth (compared a MiB at a time, so a large
+    message is not copied whole)."""
+    if len(exact) != len(body):
+        return False
+    view_e, view_b = memoryview(exact), memoryview(body)
+    for i in range(0, len(exact), step):
+        if bytes(view_e[i : i + step]).replace(b"\x00", b"\x80") != view_b[i : i + step]:
+            return False
+    return True
+
+
 def _flags(value: Sequence[bytes | str]) -> tuple[str, ...]:
     return tuple(f.decode() if isinstance(f, bytes) else f for f in value)
 
@@ -124,6 +136,10 @@ class ImapSource:
             ) from None
         except (socket.gaierror, ConnectionRefusedError, TimeoutError, OSError, IMAPClientError) as exc:
             raise SourceError(f"cannot connect to the IMAP server {where} ({s.security}): {exc}") from None
+        # IMAPClient turns imaplib's debug level up to route it to a logger; imaplib then formats a repr()
+        # of every response, message bodies included, whatever the log level: about 2x each message in
+        # memory and CPU. gimport does not log protocol traffic (it could carry mail contents).
+        client._imap.debug = 0
         try:
             client.login(s.login or s.user, self._password)
         except LoginError:
@@ -271,7 +287,7 @@ class ImapSource:
                 b = exact.get(m.uid)
                 # BODY[] cannot carry NUL: servers such as Dovecot send 0x80 instead. BINARY[] (RFC 3516)
                 # can; take it only when it is the same message with NULs restored, nothing else decoded.
-                if b is not None and b != m.raw and len(b) == len(m.raw) and b.replace(b"\x00", b"\x80") == m.raw:
+                if b is not None and b != m.raw and _same_but_nul(b, m.raw):
                     out[i] = FetchedMessage(m.uid, b, m.flags, m.internaldate)
         return out
 

@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from gimport.auth import SCOPES, write_private  # noqa: E402
 from tests.rig.corpus import realistic_mailbox  # noqa: E402
-from tests.rig.dovecot import Dovecot  # noqa: E402
+from tests.rig.dovecot import Dovecot, SeedMessage  # noqa: E402
 
 EMAIL = "bench@example.ac.jp"
 _opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
@@ -112,6 +112,18 @@ def run_gimport(cfg: Path, emu: Emulator, *args: str) -> tuple[float, int, int]:
     done.set()
     watcher.join()
     return time.monotonic() - start, proc.returncode, peak[0]
+
+
+def large_message(mb: float) -> bytes:
+    """One message with a binary (8-bit, NUL and 0x80 bytes) attachment of `mb` MB, Content-Transfer-Encoding
+    binary: the worst case for memory (it takes the BINARY.PEEK[] path too)."""
+    body = bytes(range(256)) * int(mb * 1_000_000 / 256)
+    head = (
+        b"Date: Mon, 01 Jun 2020 10:00:00 +0900\r\nFrom: a@example.ac.jp\r\nTo: b@example.ac.jp\r\n"
+        b"Subject: large\r\nMessage-ID: <large@bench.invalid>\r\nMIME-Version: 1.0\r\n"
+        b"Content-Type: application/octet-stream\r\nContent-Transfer-Encoding: binary\r\n\r\n"
+    )
+    return head + body
 
 
 def import_times(log: Path) -> list[dt.datetime]:
@@ -216,6 +228,12 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--messages", type=int, default=2000)
     ap.add_argument("--avg-kb", type=float, default=20)
+    ap.add_argument(
+        "--large-mb",
+        type=float,
+        default=0,
+        help="add one message with an attachment of this many MB (with 8-bit and NUL bytes), for the memory bound",
+    )
     ap.add_argument("--quota", type=int, default=120_000, help="units/min for the quota run (default 120000)")
     ap.add_argument("--admin-users", type=int, default=0, help="run the admin benchmark over this many users")
     ap.add_argument("--admin-messages", type=int, default=200, help="messages per admin user (default 200)")
@@ -236,6 +254,8 @@ def main() -> int:
     try:
         server.add_user("bench", separator="/")
         box = realistic_mailbox(n=args.messages, avg_kb=args.avg_kb, seed=1)
+        if args.large_mb:
+            box["Large"] = [SeedMessage(large_message(args.large_mb), ("\\Seen",))]
         t = time.monotonic()
         for folder, msgs in box.items():
             server.seed("bench", folder, msgs)
