@@ -172,7 +172,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     from gimport.state import StateStore
 
     settings = load_settings(args.config)
-    state = StateStore.open_existing(settings.state_path)
+    state = StateStore.open_readonly(settings.state_path)
     try:
         account = f"{settings.source.user}@{settings.source.host}"
         counts = state.folder_counts(account)

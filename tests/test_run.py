@@ -238,6 +238,31 @@ def test_quota_is_respected(tmp_path, imap_user, monkeypatch, capsys):
         emu.stop()
 
 
+def test_a_quota_set_too_high_is_found_out(tmp_path, imap_user, monkeypatch, capsys):
+    # the user wrote 15000 units/min, but their project has 6000 (scaled up here x10 to keep it short):
+    # Gmail's 429s slow the pacer down until it fits, instead of hammering on
+    box = sample_mailbox(n=150, seed=5)
+    for folder, msgs in box.items():
+        imap_user.seed(folder, msgs)
+    emu = GmailEmulator(quota_units_per_minute=60_000, burst_seconds=1.0, merge_duplicates=False)
+    emu.start()
+    try:
+        emu.add_user(EMAIL)
+        w = make_workspace(
+            tmp_path, server=imap_user.server, user=imap_user.name, emulator=emu, email=EMAIL,
+            quota_units_per_minute=150_000,
+        )  # fmt: skip
+        monkeypatch.setenv("GIMPORT_GMAIL_API_URL", emu.base_url)
+        rc, out = run(w, capsys=capsys)
+        assert rc == 0
+        total = sum(len(v) for v in box.values())
+        assert len(emu.user(EMAIL).messages) == total
+        assert emu.stats.rate_limited <= total // 10  # it adapted: not one 429 per message
+        assert "Gmail asked gimport to slow down" in out.out
+    finally:
+        emu.stop()
+
+
 def test_uidvalidity_change_does_not_reimport(ws, emulator, mailbox, imap_user, capsys):
     assert run(ws, capsys=capsys)[0] == 0
     calls = emulator.user(EMAIL).import_calls
