@@ -134,10 +134,13 @@ def format_summary(s: RunSummary) -> str:
     out = [format_table(headers, rows + [tot], right={2, 3, 4, 5, 6, 7})]
     imported = s.total("imported")
     rate = imported / s.duration if s.duration > 0 else 0.0
-    out.append(
-        f"\n{imported:,} message(s) imported in {human_duration(s.duration)} ({rate:.1f} msg/s,"
-        f" {human_bytes(s.total('bytes') / max(s.duration, 1e-6))}/s) into {s.gmail_account or '?'}"
-    )
+    if imported or s.total("todo"):
+        out.append(
+            f"\n{imported:,} message(s) imported in {human_duration(s.duration)} ({rate:.1f} msg/s,"
+            f" {human_bytes(s.total('bytes') / max(s.duration, 1e-6))}/s) into {s.gmail_account or '?'}"
+        )
+    else:
+        out.append(f"\nNothing new to import into {s.gmail_account or '?'} (checked in {human_duration(s.duration)}).")
     resent = s.total("resent")
     if resent:
         out.append(f"{resent} message(s) were in flight when an earlier run stopped and were sent again.")

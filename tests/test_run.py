@@ -129,6 +129,7 @@ def test_rerun_imports_nothing(ws, emulator, mailbox, capsys):
     assert rc == 0
     assert emulator.user(EMAIL).import_calls == calls
     assert "0 message(s) to import" in out.err
+    assert "Nothing new to import into student@example.ac.jp" in out.out
     assert "Everything selected is in Gmail." in out.out
 
 
