@@ -143,6 +143,27 @@ def test_dot_separator_server(tmp_path, imap_user_dot, emulator, monkeypatch, ca
     assert_all_imported(emulator, box)
 
 
+@pytest.mark.parametrize("security", ["starttls", "plain"])
+def test_starttls_and_plain_connections(tmp_path, imap_user, emulator, monkeypatch, capsys, security):
+    raw = make_message(subject="s", body="b", sender="a@example.jp", to="b@example.jp")
+    imap_user.seed("INBOX", [SeedMessage(raw, ("\\Seen",))])
+    w = make_workspace(
+        tmp_path, server=imap_user.server, user=imap_user.name, emulator=emulator, email=EMAIL, tls=False
+    )
+    if security == "starttls":
+        text = w.config.read_text().replace('security = "plain"', 'security = "starttls"')
+        text = text.replace('host = "127.0.0.1"', f'host = "localhost"\nca_file = "{imap_user.server.ca_file}"')
+        w.config.write_text(text)
+    monkeypatch.setenv("GIMPORT_GMAIL_API_URL", emulator.base_url)
+    rc, out = run(w, capsys=capsys)
+    assert rc == 0, out.err
+    assert [m.raw for m in emulator.user(EMAIL).messages] == [raw]
+    logins = [
+        line for line in imap_user.server.log_path.read_text().splitlines() if f"Login: user=<{imap_user.name}>" in line
+    ]
+    assert logins and all((", TLS" in line) == (security == "starttls") for line in logins), logins
+
+
 def test_existing_labels_are_reused_case_insensitively(ws, emulator, imap_user, capsys):
     from gimport.auth import load_credentials
     from gimport.gmail import GmailClient
