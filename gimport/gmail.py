@@ -207,6 +207,42 @@ def check_account(address: str, expected: str | None) -> None:
         )
 
 
+class _AnswerOrError:
+    """httplib2 silently sends a request again when the server closes the connection without an answer
+    (it takes that for a stale kept-alive connection). For an import the first copy may be stored already,
+    and the second would go uncounted. Make it an error instead: the caller retries it, counted as a call
+    that may have been stored (RetryableError.ambiguous)."""
+
+    def getresponse(self):
+        try:
+            return super().getresponse()
+        except http.client.BadStatusLine as exc:  # RemoteDisconnected included
+            raise ConnectionAbortedError(f"the server closed the connection without an answer ({exc!r})") from exc
+
+
+class _HTTPConnection(_AnswerOrError, httplib2.HTTPConnectionWithTimeout):
+    pass
+
+
+class _HTTPSConnection(_AnswerOrError, httplib2.HTTPSConnectionWithTimeout):
+    pass
+
+
+class _Http(httplib2.Http):
+    def request(
+        self,
+        uri,
+        method="GET",
+        body=None,
+        headers=None,
+        redirections=httplib2.DEFAULT_MAX_REDIRECTS,
+        connection_type=None,
+    ):
+        if connection_type is None:
+            connection_type = _HTTPSConnection if uri.startswith("https:") else _HTTPConnection
+        return super().request(uri, method, body, headers, redirections, connection_type)
+
+
 def _discovery_doc(api_url: str | None) -> dict[str, Any]:
     doc = json.loads(
         resources.files("googleapiclient").joinpath("discovery_cache/documents/gmail.v1.json").read_text("utf-8")
@@ -233,7 +269,7 @@ class GmailClient:
     def _http(self) -> google_auth_httplib2.AuthorizedHttp:
         http = getattr(self._local, "http", None)
         if http is None:
-            raw = httplib2.Http(timeout=self._timeout)
+            raw = _Http(timeout=self._timeout)
             # as googleapiclient.http.build_http() does: 308 is "resume incomplete" for resumable uploads,
             # not a redirect (a bare Http raises RedirectMissingLocation on it)
             raw.redirect_codes = raw.redirect_codes - {308}

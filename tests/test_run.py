@@ -195,6 +195,18 @@ def test_faults_lose_nothing_and_duplicate_only_ambiguous_calls(ws, emulator, ma
     assert "retried after an answer that may have come after Gmail stored" in out.out
 
 
+def test_a_connection_closed_without_an_answer_is_retried_and_counted(ws, emulator, mailbox, capsys):
+    # httplib2 would send such a request again by itself, uncounted; gimport retries it and counts it
+    emulator.faults.add(Fault("close_after", method="import", count=3, skip=5))
+    rc, out = run(ws, capsys=capsys)
+    assert rc == 0, out.out
+    total = sum(len(v) for v in mailbox.values())
+    extra = len(emulator.user(EMAIL).messages) - total
+    assert extra == 3  # stored, then the connection closed: each was sent again
+    assert "3 call(s) were retried after an answer that may have come after Gmail stored" in out.out
+    assert_all_imported(emulator, mailbox)
+
+
 def test_faults_with_merge_on_leave_no_duplicates(tmp_path, imap_user, mailbox, monkeypatch, capsys):
     emu = GmailEmulator(merge_duplicates=True)
     emu.start()
