@@ -120,10 +120,10 @@ def _open_gmail(settings: Settings):
 def cmd_run(args: argparse.Namespace) -> int:
     settings = load_settings(args.config)
     with _logging_to(settings.log_file, args.verbose):
-        return _run(settings, args)
+        return _run(settings)
 
 
-def _run(settings: Settings, args: argparse.Namespace) -> int:
+def _run(settings: Settings) -> int:
     from gimport.state import StateLock, lock_path
 
     gmail = _open_gmail(settings)
@@ -300,14 +300,6 @@ def cmd_cleanup(args: argparse.Namespace) -> int:
     return EXIT_OK if imap_off and not plan.gmail.warnings else EXIT_SOME_FAILED
 
 
-def _not_implemented(name: str, issue: str):
-    def run(args: argparse.Namespace) -> int:
-        print(f"gimport {name}: not implemented yet ({issue})", file=sys.stderr)
-        return EXIT_USAGE
-
-    return run
-
-
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
@@ -436,4 +428,4 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_INTERRUPTED
 
 
-__all__ = ["main", "build_parser", "EXIT_AUTH", "EXIT_GMAIL", "EXIT_SOURCE"]
+__all__ = ["main", "build_parser"]

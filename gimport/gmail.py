@@ -20,7 +20,6 @@ import re
 import socket
 import ssl
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
@@ -362,7 +361,3 @@ class GmailClient:
                 # the next next_chunk() asks the server what it has and resumes from there
                 request._in_error_state = True
         return response["id"]
-
-
-def now_monotonic() -> float:
-    return time.monotonic()

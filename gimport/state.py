@@ -114,12 +114,6 @@ class StateStore:
             raise StateError(f"state file {self.path} was written by a newer gimport; upgrade gimport")
 
     @classmethod
-    def open_existing(cls, path: Path) -> StateStore:
-        if not Path(path).exists():
-            raise StateError(f"no state file at {path}: nothing has been run yet with this config")
-        return cls(path)
-
-    @classmethod
     def open_readonly(cls, path: Path) -> StateStore:
         """Open an existing state file for reading only (gimport verify): no schema, no meta, no writes;
         any write raises. SQLite may still create the -wal/-shm side files of a WAL database it reads.

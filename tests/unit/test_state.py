@@ -71,4 +71,4 @@ def test_not_a_database(tmp_path):
 
 def test_status_without_state_file(tmp_path):
     with pytest.raises(StateError, match="nothing has been run yet"):
-        StateStore.open_existing(tmp_path / "none.sqlite")
+        StateStore.open_readonly(tmp_path / "none.sqlite")
