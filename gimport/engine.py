@@ -20,9 +20,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from gimport import rfc822
-from gimport.config import FilterSettings, Settings
-from gimport.errors import GimportError, GmailError, Interrupted, SourceError
-from gimport.gmail import (
+from gimport.backends.google.gmail import (
     MAX_MESSAGE_BYTES,
     UNITS,
     LabelConflict,
@@ -31,10 +29,12 @@ from gimport.gmail import (
     check_account,
     paced_call,
 )
-from gimport.imap_source import FetchedMessage, FolderChanged, FolderGone
+from gimport.backends.imap import FetchedMessage, FolderChanged, FolderGone
+from gimport.backends.state import DUPLICATE, FAILED, IMPORTED, SKIPPED, MessageKey, StateStore
+from gimport.errors import GimportError, GmailError, Interrupted, SourceError
 from gimport.mapping import IMPORT, FolderPlan, label_key, message_labels, plan_folders, user_labels_to_create
 from gimport.pacer import Pacer
-from gimport.state import DUPLICATE, FAILED, IMPORTED, SKIPPED, MessageKey, StateStore
+from gimport.settings import FilterSettings, Settings
 
 log = logging.getLogger("gimport")
 # A message's outcome in a run (reported to the Reporter) is the status the state file records for it:

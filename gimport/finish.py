@@ -25,14 +25,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gimport.config import SYSTEM_LABEL_IDS, Settings, SourceSettings
+from gimport.backends.google.gmail import LabelConflict, check_account, paced_call
+from gimport.backends.imap import FolderGone
+from gimport.backends.state import DONE_STATUSES, FAILED, PENDING, SENDING, SKIPPED, StateLock, StateStore, lock_path
 from gimport.engine import NullReporter, Reporter, select_messages
 from gimport.errors import ConfigError, GimportError, GmailError, StateError
-from gimport.gmail import LabelConflict, check_account, paced_call
-from gimport.imap_source import FolderGone
 from gimport.mapping import IMPORT, label_key, plan_folders
 from gimport.pacer import Pacer
-from gimport.state import DONE_STATUSES, FAILED, PENDING, SENDING, SKIPPED, StateLock, StateStore, lock_path
+from gimport.settings import SYSTEM_LABEL_IDS, Settings, SourceSettings
 
 RETRY_COMMAND = "gimport run"
 IMAP_KEYS = ("enabled", "autoExpunge", "expungeBehavior", "maxFolderSize")
@@ -470,7 +470,7 @@ def apply_cleanup(plan: CleanupPlan, gmail: Any, *, pacer: Pacer | None = None) 
     """Carry out a plan the user confirmed: disable IMAP (and read it back), revoke the token, delete the
     state files, in that order. Stops at the first step that fails: the error is in result.error and the
     steps before it stay done (the state file is kept when revoking failed)."""
-    from gimport import auth
+    from gimport.backends.google import oauth as auth
 
     if plan.blocked:
         raise ConfigError(plan.blocked)

@@ -26,7 +26,7 @@ import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from gimport.config import SYSTEM_LABEL_IDS, LabelSettings
+from gimport.settings import SYSTEM_LABEL_IDS, LabelSettings
 
 IMPORT, EXCLUDE, NOT_INCLUDED, NOSELECT = "import", "exclude", "not included", "noselect"
 RESERVED_SUFFIX = " (imported)"

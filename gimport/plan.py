@@ -10,12 +10,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from gimport.config import Settings
+from gimport.backends.google.gmail import MAX_MESSAGE_BYTES, UNITS
+from gimport.backends.imap import FolderGone
+from gimport.backends.state import StateStore
 from gimport.engine import select_messages
-from gimport.gmail import MAX_MESSAGE_BYTES, UNITS
-from gimport.imap_source import FolderGone
 from gimport.mapping import IMPORT, FolderPlan, plan_folders, unused_map_entries, user_labels_to_create
-from gimport.state import StateStore
+from gimport.settings import Settings
 
 
 @dataclass

@@ -28,7 +28,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from gimport.auth import SCOPES, write_private  # noqa: E402
+from gimport.backends.google.oauth import SCOPES, write_private  # noqa: E402
 from tests.rig.corpus import realistic_mailbox  # noqa: E402
 from tests.rig.dovecot import Dovecot, SeedMessage  # noqa: E402
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from gimport.admin import shard_of
+from gimport.admin.legacy import shard_of
 from gimport.cli import main
 from tests.rig.admin_workspace import Person, make_admin_workspace
 from tests.rig.corpus import make_message

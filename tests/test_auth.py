@@ -24,12 +24,12 @@ import google.auth.transport.requests
 import google.oauth2.credentials
 import pytest
 
-from gimport import auth
-from gimport.auth import SCOPES, load_credentials, write_private
+from gimport.backends.google import oauth as auth
+from gimport.backends.google.gmail import GmailClient
+from gimport.backends.google.oauth import SCOPES, load_credentials, write_private
 from gimport.cli import main
-from gimport.config import load_settings
 from gimport.errors import AuthError, ConfigError, GmailError
-from gimport.gmail import GmailClient
+from gimport.settings import load_settings
 from tests.rig.gmail_emulator import GmailEmulator
 
 EMAIL = "alice@example.ac.jp"

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import yaml
 
-from gimport.config import load_settings
+from gimport.settings import load_settings
 
 DEPLOY = Path(__file__).resolve().parents[1] / "deploy"
 

@@ -165,8 +165,8 @@ def test_starttls_and_plain_connections(tmp_path, imap_user, emulator, monkeypat
 
 
 def test_existing_labels_are_reused_case_insensitively(ws, emulator, imap_user, capsys):
-    from gimport.auth import load_credentials
-    from gimport.gmail import GmailClient
+    from gimport.backends.google.gmail import GmailClient
+    from gimport.backends.google.oauth import load_credentials
 
     # the user already has "Work" (other case) in Gmail
     GmailClient(load_credentials(ws.dir / "token.json"), api_url=emulator.base_url).create_label("Work")
@@ -318,7 +318,7 @@ def test_large_message_goes_by_resumable_upload(ws, emulator, imap_user, capsys)
 
 
 def test_message_larger_than_one_chunk_resumes_across_chunks(ws, emulator, imap_user, capsys):
-    from gimport.gmail import CHUNK_SIZE
+    from gimport.backends.google.gmail import CHUNK_SIZE
 
     big = make_message(
         subject="huge", body="x", sender="a@example.jp", to="b@example.jp", attachment_size=CHUNK_SIZE + 1_000_000

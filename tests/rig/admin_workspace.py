@@ -11,7 +11,7 @@ import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
-from gimport.auth import write_private
+from gimport.backends.google.oauth import write_private
 
 
 @functools.cache

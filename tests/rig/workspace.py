@@ -8,7 +8,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from gimport.auth import SCOPES, write_private
+from gimport.backends.google.oauth import SCOPES, write_private
 
 API_URL_ENV = "GIMPORT_GMAIL_API_URL"
 EMAIL = "student@example.ac.jp"  # the Gmail account of the tests' workspaces

@@ -9,11 +9,19 @@ import json
 import google.auth.exceptions
 import pytest
 
-from gimport.admin import UserRow, parse_shard, read_users, resolve_shard, shard_of, sharded_report_path, user_paths
-from gimport.config import load_settings
+from gimport.admin.legacy import (
+    UserRow,
+    parse_shard,
+    read_users,
+    resolve_shard,
+    shard_of,
+    sharded_report_path,
+    user_paths,
+)
+from gimport.backends.google.service_account import DelegationError, ServiceAccount
 from gimport.errors import AuthError, ConfigError
 from gimport.pacer import ChainedPacer, Pacer
-from gimport.service_account import DelegationError, ServiceAccount
+from gimport.settings import load_settings
 from tests.rig.admin_workspace import write_service_account
 
 # ------------------------------------------------------------------------------------------------ sharding
@@ -205,7 +213,7 @@ def test_service_account_key_file_checks(tmp_path):
     info = write_service_account(key, "http://127.0.0.1:9/token")
     sa = ServiceAccount(key)
     creds = sa.credentials_for("alice@x.jp")
-    from gimport.auth import SCOPES
+    from gimport.backends.google.oauth import SCOPES
 
     assert tuple(creds.scopes) == SCOPES
     assert creds._subject == "alice@x.jp" and creds._token_uri == "http://127.0.0.1:9/token"
@@ -280,7 +288,7 @@ def test_user_row_ok():
 
 
 def test_a_delegation_refusal_stops_every_user(tmp_path):
-    from gimport.admin import AdminRun, UserEntry
+    from gimport.admin.legacy import AdminRun, UserEntry
 
     settings = load_settings(_config(tmp_path, "[admin]\nparallel_users = 2\n"), admin=True)
     users = [UserEntry(i + 2, f"u{i}", f"u{i}@x.jp", password="pw") for i in range(6)]

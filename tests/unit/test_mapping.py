@@ -2,7 +2,6 @@
 
 import pytest
 
-from gimport.config import LabelSettings
 from gimport.mapping import (
     EXCLUDE,
     IMPORT,
@@ -17,6 +16,7 @@ from gimport.mapping import (
     unused_map_entries,
     user_labels_to_create,
 )
+from gimport.settings import LabelSettings
 
 DEFAULT = LabelSettings()
 

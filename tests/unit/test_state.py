@@ -2,8 +2,8 @@
 
 import pytest
 
+from gimport.backends.state import MessageKey, StateStore
 from gimport.errors import StateError
-from gimport.state import MessageKey, StateStore
 
 A = "kt@mail"
 

@@ -9,7 +9,7 @@ import sys
 import threading
 from pathlib import Path
 
-from gimport.config import Settings, load_settings
+from gimport.cli.terminal import StopOnSignal, confirm, run_exit_code
 from gimport.errors import (
     EXIT_AUTH,
     EXIT_INTERRUPTED,
@@ -18,7 +18,7 @@ from gimport.errors import (
     EXIT_USAGE,
     ConfigError,
 )
-from gimport.terminal import StopOnSignal, confirm, run_exit_code
+from gimport.settings import Settings, load_settings
 
 ADMIN_EXIT_CODES = f"""\
 exit codes:
@@ -50,7 +50,7 @@ def _users_path(args: argparse.Namespace, settings: Settings) -> Path | None:
 
 
 def _users(args: argparse.Namespace, settings: Settings, *, check_logins: bool = True):
-    from gimport.admin import read_users
+    from gimport.admin.legacy import read_users
 
     path = _users_path(args, settings)
     if path is None:
@@ -60,14 +60,14 @@ def _users(args: argparse.Namespace, settings: Settings, *, check_logins: bool =
 
 
 def _shard_users(args: argparse.Namespace, users, *, from_env: bool = True):
-    from gimport.admin import Shard, resolve_shard
+    from gimport.admin.legacy import Shard, resolve_shard
 
     shard = resolve_shard(args.shard) if from_env else (resolve_shard(args.shard, {}) if args.shard else Shard())
     return shard, [u for u in users if shard.takes(u.gmail)]
 
 
 def _service_account(settings: Settings):
-    from gimport.service_account import ServiceAccount
+    from gimport.backends.google.service_account import ServiceAccount
 
     if settings.admin.service_account_file is None:
         raise ConfigError(
@@ -78,7 +78,7 @@ def _service_account(settings: Settings):
 
 
 def _warn_readable(path: Path, users) -> None:
-    from gimport.admin import has_inline_passwords
+    from gimport.admin.legacy import has_inline_passwords
 
     try:
         mode = path.stat().st_mode
@@ -95,10 +95,10 @@ def _warn_readable(path: Path, users) -> None:
 
 
 def cmd_admin_run(args: argparse.Namespace) -> int:
-    from gimport.admin import AdminRun, admin_logging, sharded_report_path, write_report
-    from gimport.admin_progress import AdminProgress, format_admin_summary
-    from gimport.gmail import GmailClient
-    from gimport.imap_source import ImapSource
+    from gimport.admin.legacy import AdminRun, admin_logging, sharded_report_path, write_report
+    from gimport.backends.google.gmail import GmailClient
+    from gimport.backends.imap import ImapSource
+    from gimport.render.admin import AdminProgress, format_admin_summary
 
     settings = _settings(args)
     admin = settings.admin
@@ -141,8 +141,8 @@ def cmd_admin_run(args: argparse.Namespace) -> int:
 
 
 def cmd_admin_status(args: argparse.Namespace) -> int:
-    from gimport.admin import read_rows, report_csv
-    from gimport.admin_progress import format_status_rows
+    from gimport.admin.legacy import read_rows, report_csv
+    from gimport.render.admin import format_status_rows
 
     settings = _settings(args)
     admin = settings.admin
@@ -164,7 +164,7 @@ def cmd_admin_status(args: argparse.Namespace) -> int:
 
 def _per_user_tools(settings: Settings, shard):
     """What verify/cleanup need for each user: the service account, the source logins, a project pacer."""
-    from gimport.admin import SourceLogin
+    from gimport.admin.legacy import SourceLogin
     from gimport.pacer import Pacer
 
     sa = _service_account(settings)
@@ -175,12 +175,12 @@ def _per_user_tools(settings: Settings, shard):
 
 def _verify_user(settings: Settings, entry, sa, logins, project, list_limit: int | None):
     """gimport.finish.verify for one user (read-only everywhere). Returns a VerifyReport."""
-    from gimport.admin import user_paths, user_settings
+    from gimport.admin.legacy import user_paths, user_settings
+    from gimport.backends.google.gmail import GmailClient
+    from gimport.backends.imap import ImapSource
+    from gimport.backends.state import StateStore
     from gimport.finish import verify
-    from gimport.gmail import GmailClient
-    from gimport.imap_source import ImapSource
     from gimport.pacer import ChainedPacer, Pacer
-    from gimport.state import StateStore
 
     login, password = logins.for_user(entry)
     us = user_settings(settings, entry, login)
@@ -197,8 +197,8 @@ def _verify_user(settings: Settings, entry, sa, logins, project, list_limit: int
 
 
 def cmd_admin_verify(args: argparse.Namespace) -> int:
-    from gimport.admin import UserCheck, for_each_user, user_paths
-    from gimport.admin_progress import format_checks
+    from gimport.admin.legacy import UserCheck, for_each_user, user_paths
+    from gimport.render.admin import format_checks
 
     settings = _settings(args)
     _, users = _users(args, settings)
@@ -249,11 +249,11 @@ def _cleanup_line(plan) -> tuple[str, str]:
 
 
 def cmd_admin_cleanup(args: argparse.Namespace) -> int:
-    from gimport.admin import UserCheck, for_each_user, user_settings
-    from gimport.admin_progress import format_checks
+    from gimport.admin.legacy import UserCheck, for_each_user, user_settings
+    from gimport.backends.google.gmail import GmailClient
     from gimport.finish import apply_cleanup, plan_cleanup
-    from gimport.gmail import GmailClient
     from gimport.pacer import ChainedPacer, Pacer
+    from gimport.render.admin import format_checks
 
     settings = _settings(args)
     _, users = _users(args, settings)

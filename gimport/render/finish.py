@@ -16,7 +16,7 @@ from gimport.finish import (
     LabelCheck,
     VerifyReport,
 )
-from gimport.progress import format_table
+from gimport.render.progress import format_table
 
 LEGEND = """\
 Exact: 'on source' and 'selected' are the source now (after the mapping and [filters]); 'recorded' (imported,

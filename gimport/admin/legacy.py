@@ -31,12 +31,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from gimport.config import AdminSettings, Settings
+from gimport.backends.state import StateLock, StateStore, lock_path
+from gimport.cli.terminal import private_log_handler, read_secret
 from gimport.engine import EngineOptions, Migration, RunSummary
 from gimport.errors import ConfigError, GimportError, GmailError, Interrupted, StateError
 from gimport.pacer import ChainedPacer, Pacer
-from gimport.state import StateLock, StateStore, lock_path
-from gimport.terminal import private_log_handler, read_secret
+from gimport.settings import AdminSettings, Settings
 
 log = logging.getLogger("gimport.admin")
 
@@ -490,7 +490,7 @@ def sort_rows(rows: list[UserRow]) -> list[UserRow]:
 
 
 class AdminReporter(Protocol):
-    """What AdminRun tells the outside (gimport.admin_progress renders it)."""
+    """What AdminRun tells the outside (gimport.render.admin renders it)."""
 
     def user_started(self, number: int, total: int, entry: UserEntry) -> None: ...
     def transfer_added(self, messages: int, size: int) -> None: ...
@@ -589,7 +589,7 @@ class SourceLogin:
 
     def connect(self, source: Any, entry: UserEntry) -> None:
         """source.connect(), with a refused login explained in terms of the users file (LoginRefused)."""
-        from gimport.imap_source import LoginRefused
+        from gimport.backends.imap import LoginRefused
 
         try:
             source.connect()
@@ -722,7 +722,7 @@ class AdminRun:
 
     def _one(self, entry: UserEntry) -> UserRow:
         """Migrate one user; never raises (the row says what happened)."""
-        from gimport.service_account import DelegationError
+        from gimport.backends.google.service_account import DelegationError
 
         paths = user_paths(self.admin.state_dir, entry.gmail)
         thread = threading.current_thread()

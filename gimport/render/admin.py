@@ -15,7 +15,7 @@ from typing import TextIO
 
 from tqdm import tqdm
 
-from gimport.admin import (
+from gimport.admin.legacy import (
     BUSY,
     COMPLETE,
     INCOMPLETE,
@@ -32,7 +32,7 @@ from gimport.admin import (
     sort_rows,
 )
 from gimport.engine import FAILED, IMPORTED
-from gimport.progress import format_table, human_bytes, human_duration
+from gimport.render.progress import format_table, human_bytes, human_duration
 
 TABLE_LIMIT = 40  # above this many users, the table shows only those that need attention
 

@@ -34,7 +34,7 @@ from googleapiclient.http import MediaIoBaseUpload
 
 from gimport.errors import AuthError, GmailError
 
-log = logging.getLogger("gimport.gmail")
+log = logging.getLogger("gimport.backends.google.gmail")
 
 MAX_MESSAGE_BYTES = 157_286_400  # Gmail's 150 MB limit for one message
 JSON_LIMIT = 700_000  # bigger messages go by resumable upload (the JSON payload limit is undocumented)

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from gimport import __version__
-from gimport.config import DEFAULT_CONFIG, Settings, load_settings
+from gimport.cli.terminal import StopOnSignal, confirm, private_log_handler, read_secret, run_exit_code
 from gimport.errors import (
     EXIT_AUTH,
     EXIT_GMAIL,
@@ -24,7 +24,7 @@ from gimport.errors import (
     GimportError,
     StateError,
 )
-from gimport.terminal import StopOnSignal, confirm, private_log_handler, read_secret, run_exit_code
+from gimport.settings import DEFAULT_CONFIG, Settings, load_settings
 
 EXIT_CODES_HELP = f"""\
 exit codes:
@@ -111,8 +111,8 @@ _SECRET_LOGGERS = ("oauthlib", "requests_oauthlib", "google.auth", "google_auth_
 
 
 def _open_gmail(settings: Settings):
-    from gimport.auth import load_credentials
-    from gimport.gmail import GmailClient
+    from gimport.backends.google.gmail import GmailClient
+    from gimport.backends.google.oauth import load_credentials
 
     return GmailClient(load_credentials(settings.gmail.token_file), api_url=settings.gmail.api_url)
 
@@ -124,7 +124,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def _run(settings: Settings) -> int:
-    from gimport.state import StateLock, lock_path
+    from gimport.backends.state import StateLock, lock_path
 
     gmail = _open_gmail(settings)
     password = _read_password(settings)
@@ -141,11 +141,11 @@ def _run(settings: Settings) -> int:
 
 
 def _run_locked(settings: Settings, gmail, password: str) -> int:
+    from gimport.backends.imap import ImapSource
+    from gimport.backends.state import StateStore
     from gimport.engine import Migration
-    from gimport.imap_source import ImapSource
     from gimport.pacer import Pacer
-    from gimport.progress import TqdmReporter, format_summary
-    from gimport.state import StateStore
+    from gimport.render.progress import TqdmReporter, format_summary
 
     state = StateStore(settings.state_path)
     reporter = TqdmReporter()
@@ -168,8 +168,8 @@ def _run_locked(settings: Settings, gmail, password: str) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from gimport.progress import format_status
-    from gimport.state import StateStore
+    from gimport.backends.state import StateStore
+    from gimport.render.progress import format_status
 
     settings = load_settings(args.config)
     state = StateStore.open_readonly(settings.state_path)
@@ -190,7 +190,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_auth(args: argparse.Namespace) -> int:
-    from gimport import auth
+    from gimport.backends.google import oauth as auth
 
     # without a config file, auth works with the defaults: ./credentials.json -> ./token.json
     settings = load_settings(args.config, need_source=False, missing_ok=not args.config_given)
@@ -205,10 +205,10 @@ def cmd_auth(args: argparse.Namespace) -> int:
 def cmd_plan(args: argparse.Namespace) -> int:
     import json
 
-    from gimport.imap_source import ImapSource
+    from gimport.backends.imap import ImapSource
+    from gimport.backends.state import StateStore
     from gimport.plan import preview, to_json
-    from gimport.progress import format_plan
-    from gimport.state import StateStore
+    from gimport.render.progress import format_plan
 
     settings = load_settings(args.config)
     password = _read_password(settings)
@@ -232,10 +232,10 @@ VERIFY_LIST_LIMIT = 50  # missing messages detailed in the table output (--json 
 
 def _verify_report(settings: Settings, list_limit: int | None):
     """gimport.finish.verify on a read-only state file and a read-only IMAP session."""
+    from gimport.backends.imap import ImapSource
+    from gimport.backends.state import StateStore
     from gimport.finish import verify
-    from gimport.imap_source import ImapSource
-    from gimport.progress import TqdmReporter
-    from gimport.state import StateStore
+    from gimport.render.progress import TqdmReporter
 
     state = StateStore.open_readonly(settings.state_path)
     try:
@@ -256,7 +256,7 @@ def _verify_report(settings: Settings, list_limit: int | None):
 def cmd_verify(args: argparse.Namespace) -> int:
     import json
 
-    from gimport.finish_render import format_verify, verify_to_json
+    from gimport.render.finish import format_verify, verify_to_json
 
     settings = load_settings(args.config)
     report = _verify_report(settings, None if args.json else VERIFY_LIST_LIMIT)
@@ -269,7 +269,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 def cmd_cleanup(args: argparse.Namespace) -> int:
     from gimport.finish import apply_cleanup, plan_cleanup
-    from gimport.finish_render import format_cleanup_plan, format_cleanup_result
+    from gimport.render.finish import format_cleanup_plan, format_cleanup_result
 
     gated = (args.revoke or args.forget) and not args.force
     settings = load_settings(args.config, need_source=gated)
@@ -403,7 +403,7 @@ def build_parser() -> argparse.ArgumentParser:
     cleanup_p.add_argument(
         "--force", action="store_true", help="--revoke/--forget even when 'gimport verify' would not pass"
     )
-    from gimport import admin_cli  # gimport admin run/status/verify/cleanup (docs/admin.md)
+    from gimport.cli import admin as admin_cli
 
     admin_cli.add_parser(sub, common)
     return parser

@@ -22,9 +22,9 @@ import imapclient
 from imapclient.exceptions import IMAPClientError, LoginError
 
 from gimport import rfc822
-from gimport.config import SourceSettings
 from gimport.errors import SourceError
 from gimport.mapping import Folder
+from gimport.settings import SourceSettings
 
 log = logging.getLogger("gimport.imap")
 

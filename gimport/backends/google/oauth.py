@@ -570,7 +570,7 @@ def authorize(
 
     `gmail` is config.GmailSettings (client_secrets, token_file, user, api_url). Warns on `out` when the
     account is not `gmail.user`. Raises ConfigError, AuthError or GmailError (see obtain_credentials)."""
-    from gimport.gmail import GmailClient, MessageRejected, RetryableError
+    from gimport.backends.google.gmail import GmailClient, MessageRejected, RetryableError
 
     out = sys.stdout if out is None else out
     client_config = load_client_config(gmail.client_secrets)

@@ -1,0 +1,5 @@
+"""The command line: thin commands over the library; `main` is the console script."""
+
+from gimport.cli.main import build_parser, main
+
+__all__ = ["main", "build_parser"]
