@@ -14,27 +14,40 @@ import logging
 import queue
 import threading
 import time
-from collections import Counter
-from collections.abc import Callable, Collection
-from dataclasses import dataclass, field
-from typing import Protocol
+from dataclasses import dataclass
 
 from gimport import rfc822
-from gimport.backends.google.gmail import (
-    MAX_MESSAGE_BYTES,
-    UNITS,
-    LabelConflict,
+from gimport.account import identify
+from gimport.accounting import FolderResult, RunSummary
+from gimport.calls import StopRequested
+from gimport.contract import (
+    DUPLICATE,
+    FAILED,
+    IMPORTED,
+    SKIPPED,
+    Destination,
+    FetchedMessage,
+    MailSource,
+    MessageKey,
+    NullReporter,
+    Pacer,
+    Reporter,
+    State,
+)
+from gimport.errors import (
+    Conflict,
+    FolderChanged,
+    FolderGone,
+    GimportError,
+    GmailError,
+    Interrupted,
     MessageRejected,
     RetryableError,
-    check_account,
-    paced_call,
+    Unexpected,
 )
-from gimport.backends.imap import FetchedMessage, FolderChanged, FolderGone
-from gimport.backends.state import DUPLICATE, FAILED, IMPORTED, SKIPPED, MessageKey, StateStore
-from gimport.errors import GimportError, GmailError, Interrupted, SourceError
 from gimport.mapping import IMPORT, FolderPlan, label_key, message_labels, plan_folders, user_labels_to_create
-from gimport.pacer import Pacer
-from gimport.settings import FilterSettings, Settings
+from gimport.selection import inbox_first, select_messages
+from gimport.settings import Settings
 
 log = logging.getLogger("gimport")
 # A message's outcome in a run (reported to the Reporter) is the status the state file records for it:
@@ -47,128 +60,7 @@ class EngineOptions:
     memory_budget: int = 24 * 1024 * 1024  # bytes of fetched messages waiting for import (~1 s of work)
     fetch_batch: int = 100  # messages per IMAP FETCH
     fetch_batch_bytes: int = 8 * 1024 * 1024
-    max_attempts: int = 6  # per message, for server errors and connection problems
-    max_rate_limited: int = 40  # per message, for "slow down" answers (they say nothing about the message)
     thread_prefix: str = ""  # prepended to the names of the engine's threads (admin mode: routes log lines)
-
-
-@dataclass
-class FolderResult:
-    plan: FolderPlan
-    uidvalidity: int | None = None
-    found: int = 0  # messages in the folder on the server
-    selected: int = 0  # of those, chosen by [filters]
-    already: int = 0  # done in earlier runs
-    todo: int = 0  # to send in this run
-    todo_bytes: int = 0
-    imported: int = 0
-    duplicates: int = 0  # same content already imported from this folder (e.g. after a UIDVALIDITY change)
-    failed: int = 0
-    skipped: int = 0
-    resent: int = 0  # in flight when an earlier run was interrupted, sent again now
-    ambiguous: int = 0  # retried after an answer that may have come after Gmail stored it
-    bytes: int = 0
-    error: str | None = None
-    reasons: Counter = field(default_factory=Counter)
-
-    @property
-    def folder(self) -> str:
-        return self.plan.path
-
-    @property
-    def remaining(self) -> int:
-        return self.todo - self.imported - self.duplicates - self.skipped - self.failed
-
-
-@dataclass
-class RunSummary:
-    source_account: str
-    gmail_account: str | None
-    folders: list[FolderResult] = field(default_factory=list)
-    started: float = field(default_factory=time.monotonic)
-    finished: float | None = None
-    interrupted: bool = False
-    fatal: GimportError | None = None
-    rate_limited: int = 0
-    imap_reconnects: int = 0
-    warnings: list[str] = field(default_factory=list)
-
-    @property
-    def duration(self) -> float:
-        return (self.finished or time.monotonic()) - self.started
-
-    def total(self, attr: str) -> int:
-        return sum(getattr(f, attr) for f in self.folders)
-
-    @property
-    def complete(self) -> bool:
-        """Everything selected is in Gmail."""
-        return (
-            not self.interrupted
-            and self.fatal is None
-            and all(f.error is None and f.remaining == 0 and f.failed == 0 and f.skipped == 0 for f in self.folders)
-        )
-
-
-@dataclass(frozen=True)
-class FolderSelection:
-    """What [filters] select in one folder on the source now; see select_messages."""
-
-    uidvalidity: int
-    found: int  # messages in the folder
-    matched: int  # of those, within [filters] since/before
-    done: list[int]  # matched UIDs that `done` said need no more work (their size is not fetched again)
-    todo: list[tuple[int, int]]  # (uid, size): matched, not done, within [filters] max_size_mb
-    too_big: int  # matched, not done, over max_size_mb
-
-    @property
-    def selected(self) -> int:
-        return self.matched - self.too_big
-
-
-def select_messages(
-    source, folder_name: str, filters: FilterSettings, done: Callable[[int], Collection[int]] | None = None
-) -> FolderSelection:
-    """Open one folder read-only and apply [filters]. Only reads the source; touches no state.
-
-    `done(uidvalidity)` names the UIDs of that folder generation that need no more work: they count as
-    selected without their size being fetched (they were selected when they were done). Used by the run
-    (state: imported, duplicate, skipped) and by `gimport verify` (imported, duplicate).
-    Raises FolderGone (the folder cannot be opened) and SourceError (the server is gone).
-    """
-    max_size = int(filters.max_size_mb * 1024 * 1024) if filters.max_size_mb else None
-    uidvalidity, found = source.examine(folder_name)
-    uids = source.search(filters.since, filters.before)
-    finished = set(done(uidvalidity)) if done else set()
-    done_uids = [u for u in uids if u in finished]
-    todo, too_big = [], 0
-    for meta in source.fetch_meta([u for u in uids if u not in finished]):
-        if max_size is not None and meta.size > max_size:
-            too_big += 1
-            continue
-        todo.append((meta.uid, meta.size))
-    return FolderSelection(uidvalidity, found, len(uids), done_uids, todo, too_big)
-
-
-class Reporter(Protocol):
-    def phase(self, text: str) -> None: ...
-    def transfer_started(self, messages: int, size: int) -> None: ...
-    def message_finished(self, folder: str, outcome: str, size: int) -> None: ...
-    def warning(self, text: str) -> None: ...
-
-
-class NullReporter:
-    def phase(self, text: str) -> None:
-        pass
-
-    def transfer_started(self, messages: int, size: int) -> None:
-        pass
-
-    def message_finished(self, folder: str, outcome: str, size: int) -> None:
-        pass
-
-    def warning(self, text: str) -> None:
-        pass
 
 
 @dataclass
@@ -210,20 +102,21 @@ class Migration:
         self,
         *,
         settings: Settings,
-        source,
-        gmail,
-        state: StateStore,
+        source: MailSource,
+        gmail: Destination,
+        state: State,
         pacer: Pacer,
         reporter: Reporter | None = None,
         options: EngineOptions | None = None,
-        sleep: Callable[[float], object] | None = None,
+        stop: threading.Event | None = None,
     ) -> None:
+        """`stop` is the event the Gmail destination's call path watches (gimport.wiring passes the same
+        one to both), so that request_stop() also cuts pacing waits and retry waits short."""
         self.settings = settings
         self.source, self.gmail, self.state, self.pacer = source, gmail, state, pacer
         self.reporter = reporter or NullReporter()
         self.options = options or EngineOptions(workers=settings.gmail.workers)
-        self._stop = threading.Event()
-        self._sleep = sleep or self._stop.wait
+        self._stop = stop or threading.Event()
         self._fatal_lock = threading.Lock()
         self._count_lock = threading.Lock()
         self.summary = RunSummary(source_account=source.account, gmail_account=None)
@@ -234,19 +127,6 @@ class Migration:
         self._stop.set()
 
     # -- helpers ------------------------------------------------------------------------------------
-    def _gmail_call(self, what: str, fn: Callable[[], object]) -> object:
-        """A non-import Gmail call with pacing and retry of transient errors."""
-        if self._stop.is_set():
-            raise Interrupted("stopped before the migration began")
-        return paced_call(
-            self.pacer,
-            what,
-            fn,
-            attempts=self.options.max_attempts,
-            rate_limited_attempts=self.options.max_rate_limited,
-            sleep=self._sleep,
-        )
-
     def _warn(self, text: str) -> None:
         log.warning("%s", text)
         self.summary.warnings.append(text)
@@ -261,14 +141,13 @@ class Migration:
 
     # -- phases -------------------------------------------------------------------------------------
     def _identify(self) -> None:
-        address = self._gmail_call("settings.get", self.gmail.primary_address)
-        check_account(address, self.settings.gmail.user)
-        self.state.bind_destination(address)
-        self.summary.gmail_account = address
+        if self._stop.is_set():
+            raise Interrupted("stopped before the migration began")
+        self.summary.gmail_account = identify(self.gmail, self.settings.gmail.user, self.state, bind=True)
 
     def _ensure_labels(self, plans: list[FolderPlan]) -> dict[str, str]:
         """Label reference (system id or user name) -> label id; creates missing user labels, parents first."""
-        existing = self._gmail_call("labels.list", self.gmail.list_labels)
+        existing = self.gmail.list_labels()
         ids = {label_key(lbl["name"]): lbl["id"] for lbl in existing}
         actual = {label_key(lbl["name"]): lbl["name"] for lbl in existing}
         ids.update({lbl["id"]: lbl["id"] for lbl in existing if lbl.get("type") == "system"})
@@ -281,11 +160,9 @@ class Migration:
             # nest under the parent as Gmail spells it (an existing "Work" for our "work")
             full = f"{actual[label_key(parent)]}/{leaf}" if parent else name
             try:
-                created = self._gmail_call(
-                    "labels.create", lambda n=full: self.gmail.create_label(n, self.settings.labels.visibility)
-                )
+                created = self.gmail.create_label(full, self.settings.labels.visibility)
                 log.info("created label %r (%s)", full, created["id"])
-            except LabelConflict:
+            except Conflict:
                 # created meanwhile, or a conflict we did not foresee: look again
                 again = {label_key(lbl["name"]): lbl for lbl in self.gmail.list_labels()}
                 if key not in again:
@@ -305,6 +182,7 @@ class Migration:
 
     def _scan(self, plans: list[FolderPlan]) -> list[tuple[FolderResult, list[tuple[int, int]]]]:
         account = self.source.account
+        limit = self.gmail.max_message_bytes
         work = []
         for plan in plans:
             if plan.action != IMPORT:
@@ -337,8 +215,8 @@ class Migration:
             self.state.add_pending(account, plan.path, result.uidvalidity, sel.todo)
             items = []
             for uid, size in sel.todo:
-                if size > MAX_MESSAGE_BYTES:  # known from RFC822.SIZE: not worth fetching
-                    reason = f"too large for Gmail: {size:,} bytes (limit {MAX_MESSAGE_BYTES:,})"
+                if size > limit:  # known from RFC822.SIZE: not worth fetching
+                    reason = f"too large for Gmail: {size:,} bytes (limit {limit:,})"
                     self.state.mark_skipped(MessageKey(account, plan.path, result.uidvalidity, uid), reason)
                     result.skipped += 1
                     result.reasons[reason.split(":")[0]] += 1
@@ -400,7 +278,7 @@ class Migration:
             self._set_fatal(err)
         except Exception as err:  # noqa: BLE001 - a bug must not leave workers waiting forever
             log.exception("reading the source failed")
-            self._set_fatal(SourceError(f"reading the source failed: {err!r}"))
+            self._set_fatal(Unexpected(f"reading the source failed: {err!r}"))
         finally:
             for _ in range(self.options.workers):
                 q.put(None)
@@ -428,7 +306,7 @@ class Migration:
                 self._set_fatal(err)
             except Exception as err:  # noqa: BLE001
                 log.exception("unexpected error importing a message")
-                self._set_fatal(GmailError(f"unexpected error: {err!r}"))
+                self._set_fatal(Unexpected(f"unexpected error: {err!r}"))
             finally:
                 budget.release(item.budget)
 
@@ -465,11 +343,12 @@ class Migration:
         key = MessageKey(account, r.folder, item.uidvalidity, msg.uid)
         raw = msg.raw
         size = len(raw)
+        limit = self.gmail.max_message_bytes
         if size == 0:
             self.state.mark_skipped(key, "empty message on the server (0 bytes)")
             return self._finish(item, SKIPPED, 0, "empty message on the server (0 bytes)")
-        if size > MAX_MESSAGE_BYTES:
-            reason = f"too large for Gmail: {size:,} bytes (limit {MAX_MESSAGE_BYTES:,})"
+        if size > limit:
+            reason = f"too large for Gmail: {size:,} bytes (limit {limit:,})"
             self.state.mark_skipped(key, reason)
             return self._finish(item, SKIPPED, size, reason)
         digest = rfc822.sha256(raw)
@@ -480,59 +359,47 @@ class Migration:
             return self._finish(item, DUPLICATE, size)
         labels = [item.label_ids[ref] for ref in message_labels(r.plan, msg.flags)]
         data = rfc822.ensure_date(raw, msg.internaldate)
-        self.pacer.acquire(UNITS["import"], sleep=self._sleep)
-        if self._stop.is_set():
-            return  # never sent: stays pending for the next run
-        if self.state.mark_sending(key, mid, digest, ",".join(labels)):
-            with self._count_lock:
-                r.resent += 1
-        attempts = rate_limited = 0
+        attempts = [0]
 
-        def chunk_retry(attempt: int, err: RetryableError) -> bool:
-            if err.rate_limited:
-                self.pacer.note_rate_limited(err.wait)
-            if attempt > self.options.max_attempts or self._stop.is_set():
-                return False
-            self._sleep(self.pacer.backoff_delay(attempt, err.wait))
-            return not self._stop.is_set()
+        def on_attempt(n: int) -> None:
+            attempts[0] = n
+            # recorded before the call leaves: a kill from here on counts as a possible re-send
+            if n == 1 and self.state.mark_sending(key, mid, digest, ",".join(labels)):
+                with self._count_lock:
+                    r.resent += 1
 
-        while True:
-            try:
-                gmail_id = self.gmail.import_message(data, labels, chunk_retry=chunk_retry)
-            except RetryableError as err:
-                if err.rate_limited:
-                    rate_limited += 1
-                    self.pacer.note_rate_limited(err.wait)
-                else:
-                    attempts += 1
-                if err.ambiguous:
-                    with self._count_lock:
-                        r.ambiguous += 1
-                if attempts >= self.options.max_attempts or rate_limited >= self.options.max_rate_limited:
-                    reason = f"gave up after {attempts + rate_limited} attempts: {err}"
-                    self.state.mark_failed(key, reason)
-                    return self._finish(item, FAILED, size, reason)
-                self._sleep(self.pacer.backoff_delay(max(attempts, 1), err.wait))
-                if self._stop.is_set():
-                    reason = f"interrupted while waiting to retry: {err}"
-                    if err.ambiguous:
-                        # Gmail may have it: leave it in flight, so the next run counts the re-send
-                        self.state.note_error(key, reason)
-                    else:
-                        self.state.mark_failed(key, reason)
-                    return self._finish(item, FAILED, size, reason)
-                self.pacer.acquire(UNITS["import"], sleep=self._sleep)
-                continue
-            except MessageRejected as err:
-                reason = f"rejected by Gmail: {err}"
+        def on_retry(err: RetryableError) -> None:
+            if err.ambiguous:
+                with self._count_lock:
+                    r.ambiguous += 1
+
+        try:
+            gmail_id = self.gmail.import_message(data, labels, on_attempt=on_attempt, on_retry=on_retry)
+        except StopRequested as stop:
+            err = stop.last_error
+            if err is None and attempts[0] == 0:
+                return  # never sent: stays pending for the next run
+            reason = f"interrupted while waiting to retry: {err}"
+            if err is not None and err.ambiguous:
+                # Gmail may have it: leave it in flight, so the next run counts the re-send
+                self.state.note_error(key, reason)
+            else:
                 self.state.mark_failed(key, reason)
-                return self._finish(item, FAILED, size, reason)
-            except GimportError as err:
-                self.state.mark_failed(key, str(err))
-                self._finish(item, FAILED, size, str(err))
-                raise
-            self.state.mark_imported(key, gmail_id, size)
-            return self._finish(item, IMPORTED, size)
+            return self._finish(item, FAILED, size, reason)
+        except RetryableError as err:
+            reason = f"gave up after {attempts[0]} attempts: {err}"
+            self.state.mark_failed(key, reason)
+            return self._finish(item, FAILED, size, reason)
+        except MessageRejected as err:
+            reason = f"rejected by Gmail: {err}"
+            self.state.mark_failed(key, reason)
+            return self._finish(item, FAILED, size, reason)
+        except GimportError as err:
+            self.state.mark_failed(key, str(err))
+            self._finish(item, FAILED, size, str(err))
+            raise
+        self.state.mark_imported(key, gmail_id, size)
+        return self._finish(item, IMPORTED, size)
 
     # -- the run ------------------------------------------------------------------------------------
     def run(self) -> RunSummary:
@@ -544,7 +411,7 @@ class Migration:
             self._identify()
             self.reporter.phase("listing folders on the source")
             folders = self.source.list_folders()
-            plans = plan_folders(folders, self.settings.labels)
+            plans = inbox_first(plan_folders(folders, self.settings.labels))
             self.reporter.phase("preparing labels in Gmail")
             label_ids = self._ensure_labels(plans)
             self.reporter.phase("scanning folders")

@@ -26,6 +26,7 @@ import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from gimport.contract import Folder, logical_path  # noqa: F401 - part of the mapping API
 from gimport.settings import SYSTEM_LABEL_IDS, LabelSettings
 
 IMPORT, EXCLUDE, NOT_INCLUDED, NOSELECT = "import", "exclude", "not included", "noselect"
@@ -66,24 +67,6 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 @dataclass(frozen=True)
-class Folder:
-    """A folder as the IMAP server lists it."""
-
-    name: str
-    delimiter: str | None = "/"
-    flags: frozenset[str] = frozenset()
-
-    @property
-    def path(self) -> str:
-        return logical_path(self.name, self.delimiter)
-
-    @property
-    def selectable(self) -> bool:
-        lowered = {f.lower() for f in self.flags}
-        return not ({"\\noselect", "\\nonexistent"} & lowered)
-
-
-@dataclass(frozen=True)
 class FolderPlan:
     folder: Folder
     action: str  # IMPORT | EXCLUDE | NOT_INCLUDED | NOSELECT
@@ -93,14 +76,6 @@ class FolderPlan:
     @property
     def path(self) -> str:
         return self.folder.path
-
-
-def logical_path(name: str, delimiter: str | None) -> str:
-    """The folder name with "/" between levels, whatever the server's delimiter."""
-    if not delimiter or delimiter == "/":
-        return name
-    # a literal "/" inside a level of a "." server would nest in Gmail: keep it visible but flat
-    return "/".join(part.replace("/", "\u2215") for part in name.split(delimiter))
 
 
 def _key(path: str) -> str:

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from gimport.backends.google.gmail import MAX_MESSAGE_BYTES, UNITS
-from gimport.backends.imap import FolderGone
-from gimport.backends.state import StateStore
-from gimport.engine import select_messages
+from gimport.accounting import COSTS, MAX_MESSAGE_BYTES
+from gimport.contract import MailSource, State
+from gimport.errors import FolderGone
 from gimport.mapping import IMPORT, FolderPlan, plan_folders, unused_map_entries, user_labels_to_create
+from gimport.selection import select_messages
 from gimport.settings import Settings
 
 
@@ -65,11 +65,11 @@ class Preview:
 
     @property
     def estimated_seconds(self) -> float:
-        units = self.to_import * UNITS["import"] + len(self.labels_needed) * UNITS["labels.create"]
+        units = self.to_import * COSTS["users.messages.import"] + len(self.labels_needed) * COSTS["users.labels.create"]
         return units / self.quota_units_per_minute * 60.0
 
 
-def preview(source, settings: Settings, state: StateStore | None = None) -> Preview:
+def preview(source: MailSource, settings: Settings, state: State | None = None) -> Preview:
     """Scan the source (read-only) and apply the mapping and filters. `state`, if given, is only read."""
     folders = source.list_folders()
     plans = plan_folders(folders, settings.labels)

@@ -62,6 +62,7 @@ class GmailSettings:
     quota_units_per_minute: int = DEFAULT_QUOTA
     workers: int = 8
     api_url: str | None = None  # from GIMPORT_GMAIL_API_URL only
+    give_up_after: float = 600.0  # seconds with no answer from Gmail before a run stops (exit 5)
 
 
 @dataclass(frozen=True)
@@ -206,6 +207,24 @@ def _check_globs(table: str, key: str, globs: tuple[str, ...]) -> None:
             raise ConfigError(f"[{table}] {key}: {g!r} is not a valid folder glob (use '/' between levels)")
 
 
+def read_secret(path: Path, what: str) -> str:
+    """A password from a file (a trailing newline is not part of it). ConfigError naming `what`."""
+    try:
+        text = Path(path).read_text("utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{what} {path}: {exc.strerror}") from None
+    secret = text.rstrip("\r\n")
+    if not secret:
+        raise ConfigError(f"{what} {path} is empty")
+    return secret
+
+
+def lock_path(state_path: Path) -> Path:
+    """The lock file that goes with a state file: <state>.lock."""
+    state_path = Path(state_path)
+    return state_path.with_name(state_path.name + ".lock")
+
+
 def load_settings(
     path: str | os.PathLike[str],
     *,
@@ -281,6 +300,7 @@ def load_settings(
         user=gm.str("user"),
         quota_units_per_minute=gm.int("quota_units_per_minute", DEFAULT_QUOTA, minimum=25),
         workers=gm.int("workers", 8, minimum=1),
+        give_up_after=float(gm.int("give_up_after", 600, minimum=1)),
         api_url=env.get(API_URL_ENV) or None,
     )
     gm.finish()

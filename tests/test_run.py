@@ -334,7 +334,7 @@ def test_message_larger_than_one_chunk_resumes_across_chunks(ws, emulator, imap_
 
 def test_message_over_gmails_limit_is_skipped_without_fetching(ws, emulator, imap_user, capsys, monkeypatch):
     # Gmail's limit is 150 MB; scaled down here so the test needs no 150 MB message
-    monkeypatch.setattr("gimport.engine.MAX_MESSAGE_BYTES", 50_000)
+    monkeypatch.setattr("gimport.backends.google.gmail.GmailClient.max_message_bytes", 50_000)
     big = make_message(subject="big", body="x", sender="a@example.jp", to="b@example.jp", attachment_size=60_000)
     small = make_message(subject="small", body="x", sender="a@example.jp", to="b@example.jp")
     imap_user.seed("INBOX", [SeedMessage(big, ("\\Seen",)), SeedMessage(small, ("\\Seen",))])

@@ -31,11 +31,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from gimport import wiring
+from gimport.accounting import RunSummary
 from gimport.backends.state import StateLock, StateStore, lock_path
 from gimport.cli.terminal import private_log_handler, read_secret
-from gimport.engine import EngineOptions, Migration, RunSummary
-from gimport.errors import ConfigError, GimportError, GmailError, Interrupted, StateError
-from gimport.pacer import ChainedPacer, Pacer
+from gimport.engine import EngineOptions, Migration
+from gimport.errors import ConfigError, GimportError, GmailRefused, Interrupted, StateError, stops_everything
+from gimport.pacer import Pacer
 from gimport.settings import AdminSettings, Settings
 
 log = logging.getLogger("gimport.admin")
@@ -614,8 +616,8 @@ def user_settings(settings: Settings, entry: UserEntry, login: str | None) -> Se
 class AdminRun:
     """Migrate every user in `users` (already filtered to this shard), `parallel_users` at a time.
 
-    `authorize(email)` returns Gmail credentials for a user (ServiceAccount.authorize); `gmail_factory`
-    and `source_factory` build the Gmail client and the IMAP source (GmailClient, ImapSource). Thread-safe
+    `authorize(email)` returns Gmail credentials for a user (ServiceAccount.authorize); every other piece
+    comes from gimport.wiring, as in single-user mode. Thread-safe
     request_stop() stops every user soon; users not started yet are left for the next run."""
 
     def __init__(
@@ -624,8 +626,6 @@ class AdminRun:
         users: list[UserEntry],
         *,
         authorize: Callable[[str], Any],
-        gmail_factory: Callable[..., Any],
-        source_factory: Callable[..., Any],
         shard: Shard | None = None,
         reporter: AdminReporter | None = None,
         log_router: UserLogRouter | None = None,
@@ -636,7 +636,7 @@ class AdminRun:
         self.users = users
         self.shard = shard or Shard()
         self.reporter = reporter or NullAdminReporter()
-        self._authorize, self._gmail_factory, self._source_factory = authorize, gmail_factory, source_factory
+        self._authorize = authorize
         self._logins = SourceLogin(self.admin)
         self._router = log_router
         self._stop = threading.Event()
@@ -722,8 +722,6 @@ class AdminRun:
 
     def _one(self, entry: UserEntry) -> UserRow:
         """Migrate one user; never raises (the row says what happened)."""
-        from gimport.backends.google.service_account import DelegationError
-
         paths = user_paths(self.admin.state_dir, entry.gmail)
         thread = threading.current_thread()
         thread.name = f"{entry.gmail.lower()}:run"
@@ -746,7 +744,7 @@ class AdminRun:
             except StateError as err:
                 return UserRow(entry.gmail, entry.source_user, USER_FAILED, error=str(err))
             try:
-                return self._migrate(entry, state, DelegationError)
+                return self._migrate(entry, state)
             finally:
                 state.close()
         finally:
@@ -755,7 +753,7 @@ class AdminRun:
             lock.release()
             thread.name = "admin-slot"
 
-    def _migrate(self, entry: UserEntry, state: StateStore, delegation_error: type) -> UserRow:
+    def _migrate(self, entry: UserEntry, state: StateStore) -> UserRow:
         started = time.time()
         t0 = time.monotonic()
         for key, value in (
@@ -772,23 +770,18 @@ class AdminRun:
         error: GimportError | None = None
         try:
             summary = self._migration(entry, state)
-        except delegation_error as err:
-            error = err
-            self._fatal(err)
         except GimportError as err:
             error = err
+            if stops_everything(err):
+                self._fatal(err)
         except Exception as err:  # noqa: BLE001 - one user's bug must not stop the others
             log.exception("%s: unexpected error", entry.gmail)
             error = GimportError(f"unexpected error: {err!r}")
         if summary is not None and summary.fatal is not None:
             error = summary.fatal
-            if (
-                summary.gmail_account is None
-                and isinstance(error, GmailError)
-                and str(error).startswith("Gmail refused")
-            ):
+            if summary.gmail_account is None and isinstance(error, GmailRefused):
                 # Gmail answered the very first call for this account with a refusal: the account is not usable
-                error = GmailError(
+                error = GmailRefused(
                     f"{error}: check that {entry.gmail} exists, is not suspended and has Gmail enabled"
                     " (Google Admin console > Users)"
                 )
@@ -838,26 +831,17 @@ class AdminRun:
         credentials = self._authorize(entry.gmail)
         if self._stop.is_set():
             return None
-        gmail = self._gmail_factory(credentials, api_url=settings.gmail.api_url)
-        source = self._source_factory(settings.source, password)
+        acct = wiring.account(settings, self.project_pacer, credentials=credentials)
+        source = wiring.source(settings.source, password)
         try:
             self._logins.connect(source, entry)
-            pacer = ChainedPacer(
-                Pacer(settings.gmail.quota_units_per_minute, sleep=self._stop.wait), self.project_pacer
-            )
             options = EngineOptions(
                 workers=settings.gmail.workers,
                 memory_budget=self.engine_memory_budget,
                 thread_prefix=f"{entry.gmail.lower()}:",
             )
-            migration = Migration(
-                settings=settings,
-                source=source,
-                gmail=gmail,
-                state=state,
-                pacer=pacer,
-                reporter=_UserReporter(entry.gmail, self.reporter),
-                options=options,
+            migration = acct.migration(
+                source=source, state=state, reporter=_UserReporter(entry.gmail, self.reporter), options=options
             )
             with self._lock:
                 if self._stop.is_set():

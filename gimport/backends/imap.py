@@ -16,14 +16,14 @@ import socket
 import ssl
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
 
 import imapclient
 from imapclient.exceptions import IMAPClientError, LoginError
 
 from gimport import rfc822
-from gimport.errors import SourceError
-from gimport.mapping import Folder
+from gimport.calls import Caller, RetryPolicy
+from gimport.contract import FetchedMessage, Folder, MessageMeta
+from gimport.errors import FolderChanged, FolderGone, LoginRefused, RetryableError, SourceError
 from gimport.settings import SourceSettings
 
 log = logging.getLogger("gimport.imap")
@@ -32,32 +32,7 @@ _UID_IN_FETCH = re.compile(rb"\bUID (\d+)")
 _TRANSIENT = (OSError, imaplib.IMAP4.abort, ssl.SSLError, EOFError)
 
 
-class FolderGone(Exception):
-    """The folder no longer exists (or cannot be opened) on the server."""
-
-
-class FolderChanged(Exception):
-    """The folder's UIDVALIDITY changed: its UIDs now mean other messages."""
-
-
-class LoginRefused(SourceError):
-    """The server answered the login with NO: wrong user name or password (exit 4, like any SourceError)."""
-
-
-@dataclass(frozen=True)
-class MessageMeta:
-    uid: int
-    size: int
-    flags: tuple[str, ...]
-    internaldate: dt.datetime | None
-
-
-@dataclass(frozen=True)
-class FetchedMessage:
-    uid: int
-    raw: bytes
-    flags: tuple[str, ...]
-    internaldate: dt.datetime | None
+__all__ = ["ImapSource", "FolderGone", "FolderChanged", "LoginRefused", "FetchedMessage", "MessageMeta"]
 
 
 def _same_but_nul(exact: bytes, body: bytes, step: int = 1 << 20) -> bool:
@@ -95,8 +70,8 @@ class ImapSource:
     ) -> None:
         self.settings = settings
         self._password = password
-        self._tries = reconnect_tries
-        self._sleep = sleep
+        # reconnecting goes through the one call path, without a quota
+        self._caller = Caller(None, RetryPolicy(attempts=reconnect_tries + 1, give_up_after=None), sleep=sleep)
         self._client: imapclient.IMAPClient | None = None
         self._folder: str | None = None
         self._uidvalidity: int | None = None
@@ -177,28 +152,33 @@ class ImapSource:
 
     def _call(self, op: Callable[[imapclient.IMAPClient], object]) -> object:
         """Run `op` on the connection, reconnecting (and re-examining the folder) if it drops."""
-        for attempt in range(self._tries + 1):
-            try:
-                if self._client is None:
-                    self.connect()
-                    if self._folder is not None:
-                        self._examine(self._folder, expect=self._uidvalidity)
-                return op(self._client)
-            except _TRANSIENT as exc:
-                if attempt == self._tries:
-                    raise SourceError(
-                        f"lost the connection to the IMAP server and could not get it back: {exc}"
-                    ) from None
+
+        def attempt() -> object:
+            if self._client is None:
+                self.connect()
+                if self._folder is not None:
+                    self._examine(self._folder, expect=self._uidvalidity)
+            return op(self._client)
+
+        def classify(exc: BaseException) -> BaseException:
+            if isinstance(exc, _TRANSIENT):
                 log.warning("IMAP connection lost (%s); reconnecting", exc)
-                self.reconnects += 1
                 self._drop()
-                self._sleep(min(2**attempt, 30))
-            except IMAPClientError as exc:
+                return RetryableError(f"{exc}", no_answer=True)
+            if isinstance(exc, IMAPClientError):
                 if self._folder is None:
-                    raise SourceError(f"the IMAP server refused a command: {exc}") from None
+                    return SourceError(f"the IMAP server refused a command: {exc}")
                 # NO/BAD inside a folder (e.g. deleted meanwhile): the folder, not the run, is lost
-                raise FolderGone(f"{self._folder}: {exc}") from None
-        raise AssertionError("unreachable")
+                return FolderGone(f"{self._folder}: {exc}")
+            return exc
+
+        def count(_: RetryableError) -> None:
+            self.reconnects += 1
+
+        try:
+            return self._caller.call(attempt, classify=classify, on_retry=count)
+        except RetryableError as err:
+            raise SourceError(f"lost the connection to the IMAP server and could not get it back: {err}") from None
 
     def _drop(self) -> None:
         client, self._client = self._client, None

@@ -19,20 +19,40 @@ import threading
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
+from gimport.contract import (
+    DONE_STATUSES,
+    DUPLICATE,
+    FAILED,
+    IMPORTED,
+    PENDING,
+    SENDING,
+    SKIPPED,
+    FolderCounts,
+    MessageKey,
+    MessageRecord,
+)
 from gimport.errors import StateError
+from gimport.settings import lock_path
+
+__all__ = [
+    "DONE_STATUSES",
+    "DUPLICATE",
+    "FAILED",
+    "IMPORTED",
+    "PENDING",
+    "SENDING",
+    "SKIPPED",
+    "FolderCounts",
+    "MessageKey",
+    "MessageRecord",
+    "StateStore",
+    "StateLock",
+    "lock_path",
+]
 
 SCHEMA_VERSION = 1
-
-PENDING = "pending"  # found on the source, not yet sent
-SENDING = "sending"  # import call may be in flight
-IMPORTED = "imported"  # Gmail has it (gmail_id set)
-DUPLICATE = "duplicate"  # same content already imported from this folder (e.g. after a UIDVALIDITY change)
-FAILED = "failed"  # last attempt failed; retried by the next run
-SKIPPED = "skipped"  # can never be imported as it is (e.g. over Gmail's 150 MB); reported every run
-DONE_STATUSES = (IMPORTED, DUPLICATE)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -49,39 +69,6 @@ CREATE TABLE IF NOT EXISTS messages (
 CREATE INDEX IF NOT EXISTS messages_hash ON messages (account, folder, sha256);
 CREATE INDEX IF NOT EXISTS messages_status ON messages (account, status);
 """
-
-
-@dataclass(frozen=True)
-class MessageKey:
-    account: str
-    folder: str
-    uidvalidity: int
-    uid: int
-
-
-@dataclass(frozen=True)
-class MessageRecord:
-    uid: int
-    status: str
-    message_id: str | None
-    gmail_id: str | None
-    last_error: str
-
-
-@dataclass(frozen=True)
-class FolderCounts:
-    folder: str
-    found: int
-    selected: int
-    labels: str
-    imported: int
-    duplicate: int
-    failed: int
-    skipped: int
-    sending: int
-    pending: int
-    bytes_imported: int
-    resent: int
 
 
 class StateStore:
@@ -332,12 +319,6 @@ class StateStore:
                 " WHERE f.account=m.account AND f.folder=m.folder) ORDER BY updated DESC LIMIT ?",
                 (account, FAILED, SKIPPED, limit),
             ).fetchall()
-
-
-def lock_path(state_path: Path) -> Path:
-    """The lock file that goes with a state file: <state>.lock."""
-    state_path = Path(state_path)
-    return state_path.with_name(state_path.name + ".lock")
 
 
 class StateLock:

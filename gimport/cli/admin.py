@@ -96,8 +96,6 @@ def _warn_readable(path: Path, users) -> None:
 
 def cmd_admin_run(args: argparse.Namespace) -> int:
     from gimport.admin.legacy import AdminRun, admin_logging, sharded_report_path, write_report
-    from gimport.backends.google.gmail import GmailClient
-    from gimport.backends.imap import ImapSource
     from gimport.render.admin import AdminProgress, format_admin_summary
 
     settings = _settings(args)
@@ -123,8 +121,6 @@ def cmd_admin_run(args: argparse.Namespace) -> int:
             settings,
             mine,
             authorize=sa.authorize,
-            gmail_factory=GmailClient,
-            source_factory=ImapSource,
             shard=shard,
             reporter=progress,
             log_router=router,
@@ -173,24 +169,28 @@ def _per_user_tools(settings: Settings, shard):
     return sa, logins, project
 
 
-def _verify_user(settings: Settings, entry, sa, logins, project, list_limit: int | None):
-    """gimport.finish.verify for one user (read-only everywhere). Returns a VerifyReport."""
-    from gimport.admin.legacy import user_paths, user_settings
-    from gimport.backends.google.gmail import GmailClient
-    from gimport.backends.imap import ImapSource
-    from gimport.backends.state import StateStore
-    from gimport.finish import verify
-    from gimport.pacer import ChainedPacer, Pacer
+def _user_account(settings: Settings, entry, sa, logins, project):
+    """(the user's settings, the source password, the wiring's Account) for one user."""
+    from gimport import wiring
+    from gimport.admin.legacy import user_settings
 
     login, password = logins.for_user(entry)
     us = user_settings(settings, entry, login)
-    gmail = GmailClient(sa.authorize(entry.gmail), api_url=us.gmail.api_url)
-    state = StateStore.open_readonly(user_paths(settings.admin.state_dir, entry.gmail).state)
-    source = ImapSource(us.source, password)
+    return us, password, wiring.account(us, project, credentials=sa.authorize(entry.gmail))
+
+
+def _verify_user(settings: Settings, entry, sa, logins, project, list_limit: int | None):
+    """gimport.verify.verify for one user (read-only everywhere). Returns a VerifyReport."""
+    from gimport import wiring
+    from gimport.admin.legacy import user_paths
+    from gimport.verify import verify
+
+    us, password, acct = _user_account(settings, entry, sa, logins, project)
+    state = wiring.state(user_paths(settings.admin.state_dir, entry.gmail).state, readonly=True)
+    source = wiring.source(us.source, password)
     try:
         logins.connect(source, entry)
-        pacer = ChainedPacer(Pacer(us.gmail.quota_units_per_minute), project)
-        return verify(us, source=source, gmail=gmail, state=state, list_limit=list_limit, pacer=pacer)
+        return verify(us, source=source, gmail=acct.gmail, state=state, list_limit=list_limit)
     finally:
         source.close()
         state.close()
@@ -248,11 +248,16 @@ def _cleanup_line(plan) -> tuple[str, str]:
     return ("would change" if plan.has_changes else "nothing to do"), "; ".join(parts)
 
 
+def _warnings(check) -> list:
+    """The forwarding warnings of a user's cleanup plan (none when the plan could not be made)."""
+    plan = check.report
+    return list(plan.gmail.warnings) if plan is not None and hasattr(plan, "gmail") else []
+
+
 def cmd_admin_cleanup(args: argparse.Namespace) -> int:
-    from gimport.admin.legacy import UserCheck, for_each_user, user_settings
-    from gimport.backends.google.gmail import GmailClient
-    from gimport.finish import apply_cleanup, plan_cleanup
-    from gimport.pacer import ChainedPacer, Pacer
+    from gimport import wiring
+    from gimport.admin.legacy import UserCheck, for_each_user
+    from gimport.cleanup import apply_cleanup, plan_cleanup
     from gimport.render.admin import format_checks
 
     settings = _settings(args)
@@ -263,16 +268,15 @@ def cmd_admin_cleanup(args: argparse.Namespace) -> int:
     gmails: dict[str, object] = {}
 
     def plan_one(entry) -> UserCheck:
-        us = user_settings(settings, entry, logins.for_user(entry)[0])
-        gmail = GmailClient(sa.authorize(entry.gmail), api_url=us.gmail.api_url)
-        gmails[entry.gmail] = gmail
+        us, _, acct = _user_account(settings, entry, sa, logins, project)
+        gmails[entry.gmail] = acct.gmail
         plan = plan_cleanup(
             us,
-            gmail,
+            acct.gmail,
             forget=args.forget,
             force=args.force,
             verify_now=lambda: _verify_user(settings, entry, sa, logins, project, 0),
-            pacer=ChainedPacer(Pacer(us.gmail.quota_units_per_minute), project),
+            run_in_progress=wiring.run_in_progress,
         )
         outcome, detail = _cleanup_line(plan)
         return UserCheck(entry.gmail, entry.source_user, outcome, detail, plan)
@@ -286,7 +290,7 @@ def cmd_admin_cleanup(args: argparse.Namespace) -> int:
     print(format_checks(plans, "cleanup" + (" (dry run)" if args.dry_run else "")))
     todo = [c for c in plans if c.outcome == "would change"]
     if args.dry_run or not todo:
-        ok = all(c.outcome == "nothing to do" and "WARNING" not in c.detail for c in plans)
+        ok = all(c.outcome == "nothing to do" and not _warnings(c) for c in plans)
         return EXIT_OK if plans and ok else EXIT_SOME_FAILED
     if not confirm(f"Make these changes for {len(todo)} user(s)?", args.yes):
         print("Nothing was changed.")
@@ -295,7 +299,8 @@ def cmd_admin_cleanup(args: argparse.Namespace) -> int:
 
     def apply_one(entry) -> UserCheck:
         plan = by_gmail[entry.gmail].report
-        result = apply_cleanup(plan, gmails[entry.gmail], pacer=Pacer(settings.gmail.quota_units_per_minute))
+        # the same chained budget as the plan step (the user's own and the project's)
+        result = apply_cleanup(plan, gmails[entry.gmail], revoke_token=wiring.revoke_token)
         if result.error is not None:
             return UserCheck(entry.gmail, entry.source_user, "failed", str(result.error))
         detail = "IMAP disabled" if result.imap_disabled else "IMAP still ON after the update (check the account)"
@@ -310,7 +315,7 @@ def cmd_admin_cleanup(args: argparse.Namespace) -> int:
     done = for_each_user([u for u in mine if u.gmail in by_gmail], settings.admin.parallel_users, apply_one, stop=stop)
     print()
     print(format_checks(done, "cleanup"))
-    untouched_ok = all(c.outcome == "nothing to do" and "WARNING" not in c.detail for c in plans if c not in todo)
+    untouched_ok = all(c.outcome == "nothing to do" and not _warnings(c) for c in plans if c not in todo)
     return EXIT_OK if untouched_ok and all(c.outcome == "done" for c in done) else EXIT_SOME_FAILED
 
 

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import getpass
 import logging
-import os
 import sys
 from pathlib import Path
 
 from gimport import __version__
-from gimport.cli.terminal import StopOnSignal, confirm, private_log_handler, read_secret, run_exit_code
+from gimport.cli.terminal import StopOnSignal, confirm, private_log_handler, run_exit_code
 from gimport.errors import (
     EXIT_AUTH,
     EXIT_GMAIL,
@@ -20,9 +18,7 @@ from gimport.errors import (
     EXIT_SOME_FAILED,
     EXIT_SOURCE,
     EXIT_USAGE,
-    ConfigError,
     GimportError,
-    StateError,
 )
 from gimport.settings import DEFAULT_CONFIG, Settings, load_settings
 
@@ -55,23 +51,6 @@ typical session:
 The config file is ./{DEFAULT_CONFIG} unless --config is given; see README.md.
 
 {EXIT_CODES_HELP}"""
-
-
-def _read_password(settings: Settings) -> str:
-    """The source password: file, environment variable, or a prompt. Never a command-line argument."""
-    src = settings.source
-    if src.password_file:
-        return read_secret(src.password_file, "[source] password_file")
-    if src.password_env:
-        password = os.environ.get(src.password_env)
-        if not password:
-            raise ConfigError(f"[source] password_env: the environment variable {src.password_env} is not set")
-        return password
-    if not sys.stdin.isatty():
-        raise ConfigError(
-            "no password for the IMAP server: set [source] password_file or password_env (no terminal to ask on)"
-        )
-    return getpass.getpass(f"IMAP password for {src.user}@{src.host}: ")
 
 
 @contextlib.contextmanager
@@ -110,13 +89,6 @@ def _logging_to(path: Path, verbose: bool):
 _SECRET_LOGGERS = ("oauthlib", "requests_oauthlib", "google.auth", "google_auth_oauthlib", "urllib3", "httplib2")
 
 
-def _open_gmail(settings: Settings):
-    from gimport.backends.google.gmail import GmailClient
-    from gimport.backends.google.oauth import load_credentials
-
-    return GmailClient(load_credentials(settings.gmail.token_file), api_url=settings.gmail.api_url)
-
-
 def cmd_run(args: argparse.Namespace) -> int:
     settings = load_settings(args.config)
     with _logging_to(settings.log_file, args.verbose):
@@ -124,55 +96,39 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def _run(settings: Settings) -> int:
-    from gimport.backends.state import StateLock, lock_path
-
-    gmail = _open_gmail(settings)
-    password = _read_password(settings)
-    lock = StateLock(lock_path(settings.state_path))
-    if not lock.acquire():
-        raise StateError(
-            f"{lock.holder()} is already running gimport with the state file {settings.state_path}:"
-            " let it finish (or stop it) first"
-        )
-    try:
-        return _run_locked(settings, gmail, password)
-    finally:
-        lock.release()
-
-
-def _run_locked(settings: Settings, gmail, password: str) -> int:
-    from gimport.backends.imap import ImapSource
-    from gimport.backends.state import StateStore
-    from gimport.engine import Migration
-    from gimport.pacer import Pacer
+    from gimport import wiring
     from gimport.render.progress import TqdmReporter, format_summary
 
-    state = StateStore(settings.state_path)
-    reporter = TqdmReporter()
-    source = ImapSource(settings.source, password)
-    reporter.phase(f"connecting to {settings.source.host}:{settings.source.port} as {settings.source.user}")
-    source.connect()
-    pacer = Pacer(settings.gmail.quota_units_per_minute)
-    migration = Migration(settings=settings, source=source, gmail=gmail, state=state, pacer=pacer, reporter=reporter)
-
+    acct = wiring.account(settings)
+    password = wiring.read_password(settings)
+    lock = wiring.check_lock(settings.state_path)
     try:
-        with StopOnSignal(migration.request_stop, reporter.warning, before_exit=reporter.close):
-            summary = migration.run()
+        state = wiring.state(settings.state_path)
+        reporter = TqdmReporter()
+        source = wiring.source(settings.source, password)
+        try:
+            reporter.phase(f"connecting to {settings.source.host}:{settings.source.port} as {settings.source.user}")
+            source.connect()
+            migration = acct.migration(source=source, state=state, reporter=reporter)
+            with StopOnSignal(migration.request_stop, reporter.warning, before_exit=reporter.close):
+                summary = migration.run()
+        finally:
+            reporter.close()
+            source.close()
+            state.close()
     finally:
-        reporter.close()
-        source.close()
-        state.close()
+        lock.release()
     print(format_summary(summary))
     print(f"Log: {settings.log_file}")
     return run_exit_code(summary)
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from gimport.backends.state import StateStore
+    from gimport import wiring
     from gimport.render.progress import format_status
 
     settings = load_settings(args.config)
-    state = StateStore.open_readonly(settings.state_path)
+    state = wiring.state(settings.state_path, readonly=True)
     try:
         account = f"{settings.source.user}@{settings.source.host}"
         counts = state.folder_counts(account)
@@ -183,14 +139,14 @@ def cmd_status(args: argparse.Namespace) -> int:
             print("\nNot imported (most recent first):")
             for folder, uid, status, reason in problems:
                 print(f"  {folder} UID {uid}: {status}: {reason}")
-        todo = sum(max(0, c.selected - c.imported - c.duplicate - c.skipped) for c in counts)
+        todo = sum(c.to_do for c in counts)
         return EXIT_OK if counts and todo == 0 and not problems else EXIT_SOME_FAILED
     finally:
         state.close()
 
 
 def cmd_auth(args: argparse.Namespace) -> int:
-    from gimport.backends.google import oauth as auth
+    from gimport.backends.google import oauth as auth  # the command is about the OAuth grant itself
 
     # without a config file, auth works with the defaults: ./credentials.json -> ./token.json
     settings = load_settings(args.config, need_source=False, missing_ok=not args.config_given)
@@ -205,16 +161,15 @@ def cmd_auth(args: argparse.Namespace) -> int:
 def cmd_plan(args: argparse.Namespace) -> int:
     import json
 
-    from gimport.backends.imap import ImapSource
-    from gimport.backends.state import StateStore
+    from gimport import wiring
     from gimport.plan import preview, to_json
     from gimport.render.progress import format_plan
 
     settings = load_settings(args.config)
-    password = _read_password(settings)
-    state = StateStore.open_readonly(settings.state_path) if settings.state_path.exists() else None
+    password = wiring.read_password(settings)
+    state = wiring.state_if_exists(settings.state_path)
     try:
-        with ImapSource(settings.source, password) as source:
+        with wiring.source(settings.source, password) as source:
             result = preview(source, settings, state)
     finally:
         if state is not None:
@@ -231,16 +186,15 @@ VERIFY_LIST_LIMIT = 50  # missing messages detailed in the table output (--json 
 
 
 def _verify_report(settings: Settings, list_limit: int | None):
-    """gimport.finish.verify on a read-only state file and a read-only IMAP session."""
-    from gimport.backends.imap import ImapSource
-    from gimport.backends.state import StateStore
-    from gimport.finish import verify
+    """gimport.verify.verify on a read-only state file and a read-only source session."""
+    from gimport import wiring
     from gimport.render.progress import TqdmReporter
+    from gimport.verify import verify
 
-    state = StateStore.open_readonly(settings.state_path)
+    state = wiring.state(settings.state_path, readonly=True)
     try:
-        gmail = _open_gmail(settings)
-        with ImapSource(settings.source, _read_password(settings)) as source:
+        gmail = wiring.account(settings).gmail
+        with wiring.source(settings.source, wiring.read_password(settings)) as source:
             return verify(
                 settings,
                 source=source,
@@ -268,12 +222,13 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_cleanup(args: argparse.Namespace) -> int:
-    from gimport.finish import apply_cleanup, plan_cleanup
+    from gimport import wiring
+    from gimport.cleanup import apply_cleanup, plan_cleanup
     from gimport.render.finish import format_cleanup_plan, format_cleanup_result
 
     gated = (args.revoke or args.forget) and not args.force
     settings = load_settings(args.config, need_source=gated)
-    gmail = _open_gmail(settings)
+    gmail = wiring.account(settings).gmail
     plan = plan_cleanup(
         settings,
         gmail,
@@ -281,6 +236,7 @@ def cmd_cleanup(args: argparse.Namespace) -> int:
         forget=args.forget,
         force=args.force,
         verify_now=lambda: _verify_report(settings, 0),
+        run_in_progress=wiring.run_in_progress,
     )
     print(format_cleanup_plan(plan, dry_run=args.dry_run), flush=True)
     if plan.blocked:
@@ -292,7 +248,7 @@ def cmd_cleanup(args: argparse.Namespace) -> int:
         if not confirm("Make these changes?", args.yes):
             print("Nothing was changed.")
             return EXIT_SOME_FAILED
-        result = apply_cleanup(plan, gmail)
+        result = apply_cleanup(plan, gmail, revoke_token=wiring.revoke_token)
         print(format_cleanup_result(plan, result))
         if result.error is not None:
             raise result.error

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from gimport.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_SOME_FAILED, ConfigError
+from gimport.settings import read_secret  # noqa: F401 - re-exported for the admin CLI
 
 
 def confirm(question: str, yes: bool) -> bool:
@@ -26,18 +27,6 @@ def confirm(question: str, yes: bool) -> bool:
         return input(f"{question} [y/N] ").strip().lower() in ("y", "yes")
     except EOFError:
         return False
-
-
-def read_secret(path: Path, what: str) -> str:
-    """A password from a file (a trailing newline is not part of it). ConfigError naming `what`."""
-    try:
-        text = Path(path).read_text("utf-8")
-    except OSError as exc:
-        raise ConfigError(f"{what} {path}: {exc.strerror}") from None
-    secret = text.rstrip("\r\n")
-    if not secret:
-        raise ConfigError(f"{what} {path} is empty")
-    return secret
 
 
 class StopOnSignal:

@@ -31,7 +31,7 @@ from gimport.admin.legacy import (
     outcome_counts,
     sort_rows,
 )
-from gimport.engine import FAILED, IMPORTED
+from gimport.contract import FAILED, IMPORTED
 from gimport.render.progress import format_table, human_bytes, human_duration
 
 TABLE_LIMIT = 40  # above this many users, the table shows only those that need attention

@@ -1,4 +1,4 @@
-"""Rendering of `gimport verify` and `gimport cleanup` (gimport.finish) for people and for scripts.
+"""Rendering of `gimport verify` and `gimport cleanup` (gimport.verify, gimport.cleanup) for people and for scripts.
 
 No logic of its own, and no message contents: folders, UIDs and Message-IDs only (never a subject).
 """
@@ -7,16 +7,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from gimport.finish import (
-    GMAIL_SETTINGS_PATH,
-    RETRY_COMMAND,
-    CleanupPlan,
-    CleanupResult,
-    GmailSettingsReport,
-    LabelCheck,
-    VerifyReport,
-)
+from gimport.cleanup import GMAIL_SETTINGS_PATH, CleanupPlan, CleanupResult, GmailSettingsReport
 from gimport.render.progress import format_table
+from gimport.verify import RETRY_COMMAND, LabelCheck, VerifyReport
 
 LEGEND = """\
 Exact: 'on source' and 'selected' are the source now (after the mapping and [filters]); 'recorded' (imported,

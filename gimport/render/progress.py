@@ -9,8 +9,8 @@ from typing import TextIO
 
 from tqdm import tqdm
 
-from gimport.backends.state import FolderCounts
-from gimport.engine import DUPLICATE, FAILED, IMPORTED, SKIPPED, RunSummary
+from gimport.accounting import RunSummary
+from gimport.contract import DUPLICATE, FAILED, IMPORTED, SKIPPED, FolderCounts
 
 
 def human_bytes(n: float) -> str:

@@ -298,7 +298,7 @@ def test_a_delegation_refusal_stops_every_user(tmp_path):
         asked.append(email)
         raise DelegationError("Google refuses to let the service account act for users")
 
-    summary = AdminRun(settings, users, authorize=authorize, gmail_factory=None, source_factory=None).run()
+    summary = AdminRun(settings, users, authorize=authorize).run()
     assert isinstance(summary.fatal, DelegationError) and summary.fatal.exit_code == 3
     assert len(asked) <= 2  # only the users already started when the first refusal came
     outcomes = collections.Counter(r.outcome for r in summary.rows)

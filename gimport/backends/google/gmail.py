@@ -1,16 +1,21 @@
 """Gmail, through the Gmail API. The only module that imports googleapiclient.
 
-Every call goes to `api_url` when set (GIMPORT_GMAIL_API_URL; uploads and batch included), else to
-Google. Errors are classified by what the caller should do:
+Offers gimport.contract.Destination. Every call goes to `api_url` when set (GIMPORT_GMAIL_API_URL;
+uploads and batch included), else to Google, and every call -- each method, each resumable-upload
+chunk, the OAuth token refresh inside a request -- goes through the one call path (gimport.calls),
+charged from gimport.accounting.COSTS by the method's real name. `classify` is this backend's
+shouldRetry: it turns the client library's exceptions into gimport.errors by what the caller must do:
 - RetryableError: try again later (429/403 rate limits, 5xx, transport errors); carries the wait the
   server asked for, and whether the server may have stored the message anyway (`ambiguous`).
 - MessageRejected: this message cannot be imported as it is (400, 413); record and go on.
-- GmailError / AuthError (gimport.errors): stop the run (daily limit, missing scope, revoked token).
+- Conflict: a label of that name exists (409).
+- GmailError / AuthError: stop the account (daily limit, missing scope, revoked token).
 """
 
 from __future__ import annotations
 
 import base64
+import dataclasses
 import datetime as dt
 import http.client
 import io
@@ -32,16 +37,16 @@ from googleapiclient import discovery
 from googleapiclient.errors import HttpError
 from googleapiclient.http import MediaIoBaseUpload
 
-from gimport.errors import AuthError, GmailError
+from gimport.accounting import COSTS, MAX_MESSAGE_BYTES
+from gimport.calls import Caller, RetryPolicy
+from gimport.errors import AuthError, Conflict, GmailError, GmailRefused, MessageRejected, RetryableError
+from gimport.i18n import _
 
 log = logging.getLogger("gimport.backends.google.gmail")
 
-MAX_MESSAGE_BYTES = 157_286_400  # Gmail's 150 MB limit for one message
 JSON_LIMIT = 700_000  # bigger messages go by resumable upload (the JSON payload limit is undocumented)
 CHUNK_SIZE = 8 * 1024 * 1024  # resumable chunks; a multiple of 256 KiB
 IMPORT_PARAMS = {"internalDateSource": "dateHeader", "neverMarkSpam": True, "processForCalendar": False}
-# Unit costs of the calls gimport makes (https://developers.google.com/gmail/api/reference/quota)
-UNITS = {"import": 25, "labels.list": 1, "labels.get": 1, "labels.create": 5, "settings.get": 1, "settings.update": 5}
 _RATE_REASONS = {"rateLimitExceeded", "userRateLimitExceeded"}
 _DAILY_REASONS = {"dailyLimitExceeded", "quotaExceeded"}
 _RETRY_AFTER = re.compile(r"Retry after (\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?Z)")
@@ -54,31 +59,7 @@ _TRANSPORT = (
 )
 
 
-class RetryableError(Exception):
-    """Try again later. `wait`: what the server asked for; `rate_limited`: a "slow down" answer;
-    `ambiguous`: the server may have done the work anyway; `unreachable`: nothing answered at all
-    (connection refused, unknown host)."""
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        wait: float | None = None,
-        rate_limited: bool = False,
-        ambiguous: bool = False,
-        unreachable: bool = False,
-    ):
-        super().__init__(message)
-        self.wait, self.rate_limited, self.ambiguous = wait, rate_limited, ambiguous
-        self.unreachable = unreachable
-
-
-class MessageRejected(Exception):
-    """Gmail refuses this message as it is; retrying the same bytes will not help."""
-
-
-class LabelConflict(Exception):
-    """A label of that name (case-insensitively) already exists."""
+LabelConflict = Conflict  # the name this module gave it before gimport.errors held it
 
 
 @dataclass(frozen=True)
@@ -113,41 +94,52 @@ def _parse_http_error(exc: HttpError, now: Callable[[], dt.datetime]) -> ApiErro
     return ApiError(status, reason, message, wait)
 
 
+def short_name(method: str) -> str:
+    """How a method is named in messages: users.messages.import -> import, users.labels.list -> labels.list."""
+    name = method.removeprefix("users.")
+    return name.removeprefix("messages.") if name.startswith("messages.import") else name
+
+
 def classify(exc: BaseException, *, what: str, now: Callable[[], dt.datetime] | None = None) -> BaseException:
-    """Turn a client-library exception into one of this module's (or gimport.errors') exceptions."""
+    """This backend's shouldRetry: turn a client-library exception into gimport.errors' (see the module
+    docstring). `what` is the method (its discovery-document name or the short one)."""
     now = now or (lambda: dt.datetime.now(dt.UTC))
+    what = short_name(what)
     if isinstance(exc, google.auth.exceptions.RefreshError):
         if getattr(exc, "retryable", False):  # the token endpoint answered 5xx/429: a passing problem
             return RetryableError(f"{what}: Google's token endpoint is not answering properly: {exc}")
-        return AuthError(
-            f"Gmail authorization is no longer valid ({exc.args[0] if exc.args else exc}): run 'gimport auth' again"
-        )
+        return AuthError(f"Gmail authorization is no longer valid ({exc.args[0] if exc.args else exc})")
     if isinstance(exc, google.auth.exceptions.TransportError):
-        return RetryableError(f"{what}: cannot reach Google's token endpoint: {exc}", unreachable=_unreachable(exc))
+        return RetryableError(
+            f"{what}: cannot reach Google's token endpoint: {exc}", unreachable=_unreachable(exc), no_answer=True
+        )
     if isinstance(exc, HttpError):
         err = _parse_http_error(exc, now)
         text = f"{what}: HTTP {err.status} {err.reason} {err.message}".strip()
+        if err.status == 429 and "concurrent" in err.message.lower():
+            # "Too many concurrent requests for user": fewer calls at once, not a lower rate
+            return RetryableError(text, wait=err.retry_after, concurrent=True)
         if err.status == 429 or (err.status == 403 and err.reason in _RATE_REASONS):
             return RetryableError(text, wait=err.retry_after, rate_limited=True)
         if err.status == 403 and err.reason in _DAILY_REASONS:
             return GmailError(f"Gmail's daily limit for this account is reached ({err.message}): run again tomorrow")
         if err.status == 403 and err.reason == "insufficientPermissions":
-            return AuthError(f"the Gmail token lacks a permission gimport needs ({what}): run 'gimport auth' again")
+            return AuthError(f"the Gmail token lacks a permission gimport needs ({what})")
         if err.status == 401:
-            return AuthError(f"Gmail refused the authorization ({err.message}): run 'gimport auth' again")
+            return AuthError(f"Gmail refused the authorization ({err.message})")
         if err.status >= 500 or err.status == 408:
             return RetryableError(text, wait=err.retry_after, ambiguous=True)
         if err.status == 409:
-            return LabelConflict(text)
+            return Conflict(text)
         if err.status in (400, 413) and err.reason != "failedPrecondition":
             return MessageRejected(text)
-        if err.status == 404 and what == "import":
+        if err.status == 404 and what.endswith("import"):
             return GmailError(f"Gmail answered 404 for the import: {err.message}")
-        return GmailError(f"Gmail refused {what}: HTTP {err.status} {err.message or err.reason}")
+        return GmailRefused(f"Gmail refused {what}: HTTP {err.status} {err.message or err.reason}")
     if isinstance(exc, _TRANSPORT):
         unreachable = _unreachable(exc)
         return RetryableError(
-            f"{what}: connection problem: {exc!r}", ambiguous=not unreachable, unreachable=unreachable
+            f"{what}: connection problem: {exc!r}", ambiguous=not unreachable, unreachable=unreachable, no_answer=True
         )
     return exc
 
@@ -162,48 +154,6 @@ def _unreachable(err: BaseException) -> bool:
             return True
         e = e.__cause__ or e.__context__
     return False
-
-
-def paced_call(
-    pacer: Any,
-    what: str,
-    fn: Callable[[], Any],
-    *,
-    attempts: int = 6,
-    rate_limited_attempts: int = 40,
-    sleep: Callable[[float], object] | None = None,
-) -> Any:
-    """A non-import Gmail call, charged to `pacer` (gimport.pacer.Pacer) and retried on passing errors.
-
-    Gives up at once when nothing answers (connection refused, unknown host), after `attempts` server or
-    network errors, or after `rate_limited_attempts` "slow down" answers: GmailError (exit 5). A label
-    conflict or a rejected request becomes GmailError too; AuthError passes through.
-    """
-    sleep = sleep or pacer.sleep
-    errors = limited = 0
-    while True:
-        pacer.acquire(UNITS.get(what, 1), sleep=sleep)
-        try:
-            return fn()
-        except RetryableError as err:
-            if err.rate_limited:
-                limited += 1
-                pacer.note_rate_limited(err.wait)
-            else:
-                errors += 1
-            if err.unreachable or errors >= attempts or limited >= rate_limited_attempts:
-                raise GmailError(f"cannot get an answer from Gmail ({err}): check the network and try again") from None
-            sleep(pacer.backoff_delay(max(errors, limited), err.wait))
-        except MessageRejected as err:
-            raise GmailError(f"Gmail refused {what}: {err}") from None
-
-
-def check_account(address: str, expected: str | None) -> None:
-    """Refuse a token for another account than [gmail] user (AuthError, exit 3)."""
-    if expected and address.lower() != expected.lower():
-        raise AuthError(
-            f"the token is for {address}, but [gmail] user is {expected}: run 'gimport auth' and sign in as {expected}"
-        )
 
 
 class _AnswerOrError:
@@ -252,18 +202,41 @@ def _discovery_doc(api_url: str | None) -> dict[str, Any]:
     return doc
 
 
-class GmailClient:
-    """One Gmail account. Thread-safe: each thread gets its own HTTP connection object."""
+# The non-import calls: a setup or bookkeeping call gives up at once when nothing is there to answer.
+SETUP_POLICY = RetryPolicy(fail_fast_unreachable=True)
 
-    def __init__(self, credentials: Any, *, api_url: str | None = None, timeout: float = 120.0) -> None:
+
+class GmailClient:
+    """One Gmail account (gimport.contract.Destination). Thread-safe: each thread gets its own HTTP
+    connection object. Every call goes through `caller` (paced by its pacer, retried by its policy)."""
+
+    max_message_bytes = MAX_MESSAGE_BYTES
+
+    def __init__(
+        self,
+        credentials: Any,
+        *,
+        caller: Caller | None = None,
+        api_url: str | None = None,
+        timeout: float = 120.0,
+    ) -> None:
         self._credentials = credentials
         self._timeout = timeout
+        self.caller = caller or Caller(None)
         self._local = threading.local()
         self._service = discovery.build_from_document(_discovery_doc(api_url), http=self._http())
         # building the resources is costly; keep them
         users = self._service.users()
         self._messages, self._labels, self._settings = users.messages(), users.labels(), users.settings()
         self._users = users
+
+    def with_caller(self, caller: Caller) -> GmailClient:
+        """The same account and credentials, calling through `caller` (e.g. with an engine's stop)."""
+        clone = object.__new__(GmailClient)
+        clone.__dict__.update(self.__dict__)
+        clone.caller = caller
+        clone._local = threading.local()
+        return clone
 
     def _http(self) -> google_auth_httplib2.AuthorizedHttp:
         http = getattr(self._local, "http", None)
@@ -276,47 +249,74 @@ class GmailClient:
             self._local.http = http
         return http
 
-    def _execute(self, request: Any, what: str) -> Any:
+    def _call(self, method: str, request: Any) -> Any:
+        """One non-import call (`method`: its name in Gmail's discovery document), paced and retried;
+        gives up as GmailError (exit 5). Conflict and AuthError pass through."""
         try:
-            return request.execute(http=self._http(), num_retries=0)
-        except Exception as exc:  # noqa: BLE001 - classified and re-raised
-            raise classify(exc, what=what) from exc
+            return self.caller.call(
+                lambda: request.execute(http=self._http(), num_retries=0),
+                cost=COSTS[method],
+                classify=lambda exc: classify(exc, what=method),
+                policy=dataclasses.replace(self.caller.policy, fail_fast_unreachable=True),
+            )
+        except RetryableError as err:
+            raise GmailError(
+                f"cannot get an answer from Gmail ({err})", hint=_("check the network and try again")
+            ) from None
+        except Conflict:
+            raise
+        except MessageRejected as err:
+            raise GmailRefused(f"Gmail refused {method}: {err}") from None
 
     # -- account and labels -------------------------------------------------------------------------
     def primary_address(self) -> str:
         """The account's primary address (settings.sendAs.list; gmail.settings.basic allows it)."""
-        result = self._execute(self._settings.sendAs().list(userId="me"), "settings.sendAs.list")
+        result = self._call("users.settings.sendAs.list", self._settings.sendAs().list(userId="me"))
         for entry in result.get("sendAs", []):
             if entry.get("isPrimary"):
                 return entry["sendAsEmail"]
         raise GmailError("Gmail reported no primary address for this account")
 
     def list_labels(self) -> list[dict[str, Any]]:
-        return self._execute(self._labels.list(userId="me"), "labels.list").get("labels", [])
+        return self._call("users.labels.list", self._labels.list(userId="me")).get("labels", [])
 
     def get_label(self, label_id: str) -> dict[str, Any]:
-        return self._execute(self._labels.get(userId="me", id=label_id), "labels.get")
+        return self._call("users.labels.get", self._labels.get(userId="me", id=label_id))
 
     def create_label(self, name: str, visibility: str = "labelShow") -> dict[str, Any]:
+        """Raises Conflict when the name (case-insensitively) exists, MessageRejected-as-GmailError for a
+        name Gmail refuses."""
         body = {"name": name, "labelListVisibility": visibility, "messageListVisibility": "show"}
-        return self._execute(self._labels.create(userId="me", body=body), "labels.create")
+        request = self._labels.create(userId="me", body=body)
+        try:
+            return self.caller.call(
+                lambda: request.execute(http=self._http(), num_retries=0),
+                cost=COSTS["users.labels.create"],
+                classify=lambda exc: classify(exc, what="users.labels.create"),
+                policy=dataclasses.replace(self.caller.policy, fail_fast_unreachable=True),
+            )
+        except RetryableError as err:
+            raise GmailError(
+                f"cannot get an answer from Gmail ({err})", hint=_("check the network and try again")
+            ) from None
 
     # -- settings -----------------------------------------------------------------------------------
     def get_imap(self) -> dict[str, Any]:
-        return self._execute(self._settings.getImap(userId="me"), "settings.getImap")
+        return self._call("users.settings.getImap", self._settings.getImap(userId="me"))
 
     def update_imap(self, body: dict[str, Any]) -> dict[str, Any]:
-        return self._execute(self._settings.updateImap(userId="me", body=body), "settings.updateImap")
+        return self._call("users.settings.updateImap", self._settings.updateImap(userId="me", body=body))
 
     def get_auto_forwarding(self) -> dict[str, Any]:
-        return self._execute(self._settings.getAutoForwarding(userId="me"), "settings.getAutoForwarding")
+        return self._call("users.settings.getAutoForwarding", self._settings.getAutoForwarding(userId="me"))
 
     def list_forwarding_addresses(self) -> list[dict[str, Any]]:
         req = self._settings.forwardingAddresses().list(userId="me")
-        return self._execute(req, "settings.forwardingAddresses.list").get("forwardingAddresses", [])
+        return self._call("users.settings.forwardingAddresses.list", req).get("forwardingAddresses", [])
 
     def list_filters(self) -> list[dict[str, Any]]:
-        return self._execute(self._settings.filters().list(userId="me"), "settings.filters.list").get("filter", [])
+        req = self._settings.filters().list(userId="me")
+        return self._call("users.settings.filters.list", req).get("filter", [])
 
     # -- import -------------------------------------------------------------------------------------
     def import_message(
@@ -324,40 +324,65 @@ class GmailClient:
         raw: bytes,
         label_ids: list[str],
         *,
-        chunk_retry: Callable[[int, RetryableError], bool] | None = None,
+        on_attempt: Callable[[int], None] | None = None,
+        on_retry: Callable[[RetryableError], None] | None = None,
     ) -> str:
         """Import one message byte-exact; returns its Gmail id.
 
-        Small messages go as JSON `raw`; larger ones by resumable upload, whose chunks are retried
-        through `chunk_retry(attempt, error)` (returns False to give up), resuming from what the server
-        says it has. Raises RetryableError, MessageRejected, GmailError or AuthError.
+        Small messages go as JSON `raw`; larger ones by resumable upload, whose chunks are retried on the
+        same call path, resuming from what the server says it has. `on_attempt(n)` runs right before
+        attempt n of the import leaves; `on_retry(err)` for each error that will be retried. Raises
+        RetryableError (gave up), MessageRejected, GmailError, AuthError or StopRequested.
         """
         if len(raw) > MAX_MESSAGE_BYTES:
             raise MessageRejected(f"message is {len(raw):,} bytes, over Gmail's limit of {MAX_MESSAGE_BYTES:,}")
+        what = "users.messages.import"
         if len(raw) <= JSON_LIMIT:
             body = {"raw": base64.urlsafe_b64encode(raw).decode("ascii"), "labelIds": label_ids}
-            result = self._execute(self._messages.import_(userId="me", body=body, **IMPORT_PARAMS), "import")
+            request = self._messages.import_(userId="me", body=body, **IMPORT_PARAMS)
+            result = self.caller.call(
+                lambda: request.execute(http=self._http(), num_retries=0),
+                cost=COSTS[what],
+                classify=lambda exc: classify(exc, what=what),
+                on_attempt=on_attempt,
+                on_retry=on_retry,
+            )
             return result["id"]
-        return self._import_resumable(raw, label_ids, chunk_retry)
+        return self._import_resumable(raw, label_ids, on_attempt, on_retry)
 
     def _import_resumable(
-        self, raw: bytes, label_ids: list[str], chunk_retry: Callable[[int, RetryableError], bool] | None
+        self,
+        raw: bytes,
+        label_ids: list[str],
+        on_attempt: Callable[[int], None] | None,
+        on_retry: Callable[[RetryableError], None] | None,
     ) -> str:
+        what = "users.messages.import"
         media = MediaIoBaseUpload(io.BytesIO(raw), mimetype="message/rfc822", chunksize=CHUNK_SIZE, resumable=True)
         request = self._messages.import_(userId="me", body={"labelIds": label_ids}, media_body=media, **IMPORT_PARAMS)
-        attempt = 0
-        response = None
-        while response is None:
+        done: list[Any] = []
+
+        def next_chunk() -> None:
             try:
                 # num_retries=0: the client's own chunk retry does not rewind the stream and hangs
                 _, response = request.next_chunk(http=self._http(), num_retries=0)
-            except Exception as exc:  # noqa: BLE001 - classified below
-                err = classify(exc, what="import")
-                if not isinstance(err, RetryableError):
-                    raise err from exc
-                attempt += 1
-                if request.resumable_uri is None or chunk_retry is None or not chunk_retry(attempt, err):
-                    raise err from exc
-                # the next next_chunk() asks the server what it has and resumes from there
-                request._in_error_state = True
-        return response["id"]
+            except Exception:
+                if request.resumable_uri is not None:
+                    # the next next_chunk() asks the server what it has and resumes from there
+                    request._in_error_state = True
+                raise
+            if response is not None:
+                done.append(response)
+
+        first = True
+        while not done:
+            # the upload is one import: charged once, "sending" recorded once; chunks resume, not restart
+            self.caller.call(
+                next_chunk,
+                cost=COSTS[what] if first else 0,
+                classify=lambda exc: classify(exc, what=what),
+                on_attempt=on_attempt if first else None,
+                on_retry=on_retry,
+            )
+            first = False
+        return done[0]["id"]

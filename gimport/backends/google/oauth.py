@@ -49,6 +49,7 @@ import google.auth.exceptions
 from google.oauth2.credentials import Credentials
 
 from gimport.errors import AuthError, ConfigError, GmailError
+from gimport.i18n import _
 
 # The least gimport needs, in one place:
 SCOPES = (
@@ -128,15 +129,15 @@ def load_credentials(token_file: Path) -> PersistingCredentials:
     try:
         info = json.loads(token_file.read_text("utf-8"))
     except FileNotFoundError:
-        raise AuthError(f"no Gmail token at {token_file}: run 'gimport auth' first") from None
+        raise AuthError(f"no Gmail token at {token_file}", hint=_("run 'gimport auth' first")) from None
     except (OSError, ValueError) as exc:
-        raise AuthError(f"cannot read the Gmail token {token_file} ({exc}): run 'gimport auth' again") from None
+        raise AuthError(f"cannot read the Gmail token {token_file} ({exc})") from None
     if not isinstance(info, dict) or not info.get("refresh_token"):
-        raise AuthError(f"{token_file} holds no refresh token: run 'gimport auth' again")
+        raise AuthError(f"{token_file} holds no refresh token")
     try:
         creds = PersistingCredentials.from_authorized_user_info(info)
     except ValueError as exc:
-        raise AuthError(f"{token_file} is not a gimport token ({exc}): run 'gimport auth' again") from None
+        raise AuthError(f"{token_file} is not a gimport token ({exc})") from None
     if info.get("token_uri"):
         # from_authorized_user_info forgets the saved token_uri; honour it (with_token_uri() would drop expiry)
         creds._token_uri = info["token_uri"]
@@ -298,8 +299,9 @@ class _Receiver:
             return self.answers.get(timeout=timeout)
         except queue.Empty:
             raise AuthError(
-                f"no answer from the browser within {timeout:g} s: run 'gimport auth' again"
-                " (--timeout to wait longer, --paste if the browser cannot reach this machine)"
+                f"no answer from the browser within {timeout:g} s"
+                " (--timeout to wait longer, --paste if the browser cannot reach this machine)",
+                hint="",
             ) from None
 
     def _close_servers(self) -> None:
@@ -344,11 +346,14 @@ def _check_answer(params: Mapping[str, str], state: str) -> str:
     if error == "access_denied":
         raise AuthError(
             "access was not granted (you pressed Cancel, or the account is not allowed to use this app: in"
-            " Testing mode add it as a test user on the OAuth consent screen): run 'gimport auth' again"
+            " Testing mode add it as a test user on the OAuth consent screen)",
+            hint="",
         )
     if error:
         detail = params.get("error_description") or ""
-        raise AuthError(f"Google refused the authorization: {error} {detail}".rstrip() + ": see docs/auth.md")
+        raise AuthError(
+            f"Google refused the authorization: {error} {detail}".rstrip(), hint=_("see 'gimport help auth'")
+        )
     if params.get("state") != state:
         raise AuthError(
             "the answer does not belong to this sign-in (state mismatch; a tab from an earlier attempt?):"
@@ -356,7 +361,7 @@ def _check_answer(params: Mapping[str, str], state: str) -> str:
         )
     code = params.get("code")
     if not code:
-        raise AuthError("Google's answer holds no code: run 'gimport auth' again")
+        raise AuthError("Google's answer holds no code")
     return code
 
 
@@ -391,8 +396,8 @@ def _fetch_token(flow: Any, code: str) -> Credentials:
             _revoke_quietly(token_uri, w.token.get("refresh_token") or w.token.get("access_token"))
             what = ", ".join(f"{s.rsplit('/', 1)[-1]} ({_SCOPE_PURPOSE[s]})" for s in missing)
             raise AuthError(
-                f"gimport was not given every permission it needs (missing: {what}): run 'gimport auth' again"
-                " and tick every box on Google's consent screen"
+                f"gimport was not given every permission it needs (missing: {what})"
+                ": run 'gimport auth' again and tick every box on Google's consent screen"
             ) from None
         flow.oauth2session.token = w.token  # more than asked for (earlier grants): fine
     except InsecureTransportError:
@@ -403,15 +408,19 @@ def _fetch_token(flow: Any, code: str) -> Credentials:
             hint = " (was the OAuth client deleted or its secret reset? download its JSON again)"
         raise AuthError(
             f"the token endpoint {token_uri} refused the code: {exc.error}"
-            f"{': ' + exc.description if exc.description else ''}{hint}: run 'gimport auth' again"
+            f"{': ' + exc.description if exc.description else ''}{hint}",
+            hint="" if hint else None,
         ) from None
     except requests.RequestException as exc:
-        raise AuthError(f"cannot reach the token endpoint {token_uri} ({type(exc).__name__})") from None
+        raise AuthError(
+            f"cannot reach the token endpoint {token_uri} ({type(exc).__name__})",
+            hint=_("check the network and try again"),
+        ) from None
     except ValueError as exc:  # not an OAuth answer at all (an HTML error page, ...)
         raise AuthError(f"unexpected answer from the token endpoint {token_uri}: {exc}") from None
     creds = flow.credentials
     if not creds.refresh_token:
-        raise AuthError(f"the token endpoint {token_uri} returned no refresh token: run 'gimport auth' again")
+        raise AuthError(f"the token endpoint {token_uri} returned no refresh token")
     return creds
 
 
@@ -473,14 +482,15 @@ def _loopback_flow(
 def _parse_pasted(text: str, redirect_uri: str) -> dict[str, str]:
     text = text.strip().strip("'\"<>").strip()
     if not text:
-        raise AuthError("nothing was pasted: run 'gimport auth --paste' again and paste the whole address")
+        raise AuthError("nothing was pasted", hint=_("run 'gimport auth --paste' again and paste the whole address"))
     parts = urllib.parse.urlsplit(text)
     params = dict(urllib.parse.parse_qsl(parts.query, keep_blank_values=True))
     if parts.scheme not in ("http", "https") or "code" not in params and "error" not in params:
         redirect_host = urllib.parse.urlsplit(redirect_uri).netloc
         raise AuthError(
             f"that is not the address Google sent the browser to (it starts with http://{redirect_host}/ and"
-            " holds code=...): run 'gimport auth --paste' again and copy the whole address from the address bar"
+            " holds code=...)",
+            hint=_("run 'gimport auth --paste' again and copy the whole address from the address bar"),
         )
     return params
 

@@ -27,17 +27,15 @@ import httplib2
 from google.oauth2 import service_account
 
 from gimport.backends.google.oauth import SCOPES
-from gimport.errors import AuthError, ConfigError
+from gimport.calls import Caller, RetryPolicy
+from gimport.errors import AuthError, ConfigError, DelegationError, RetryableError
+from gimport.i18n import _
 
 log = logging.getLogger("gimport.admin")
 
 DELEGATION_PAGE = "Google Admin console > Security > Access and data control > API controls > Domain-wide delegation"
 # token endpoint errors that concern the service account, not the user (RFC 6749 section 5.2)
 _ACCOUNT_WIDE = ("unauthorized_client", "invalid_client", "invalid_scope", "access_denied")
-
-
-class DelegationError(AuthError):
-    """The service account cannot impersonate users at all: no user can be migrated until this is fixed."""
 
 
 class ServiceAccount:
@@ -83,25 +81,36 @@ class ServiceAccount:
         """Credentials for `email` holding a fresh access token: a user Google will not issue a token for
         fails here, before anything else is done for them. Raises DelegationError, AuthError."""
         creds = self.credentials_for(email)
-        for attempt in range(1, attempts + 1):
-            request = google_auth_httplib2.Request(httplib2.Http(timeout=self._timeout))
-            try:
-                creds.refresh(request)
-                return creds
-            except google.auth.exceptions.RefreshError as exc:
-                if getattr(exc, "retryable", False) and attempt < attempts:
-                    sleep(min(2**attempt, 30))
-                    continue
-                raise self._refused(email, exc) from None
-            except google.auth.exceptions.TransportError as exc:
-                if attempt < attempts:
-                    log.warning("token endpoint %s unreachable (%s); retrying", self.token_uri, exc)
-                    sleep(min(2**attempt, 30))
-                    continue
-                raise AuthError(f"cannot reach the token endpoint {self.token_uri} for {email}: {exc}") from None
-        raise AssertionError("unreachable")
+        last: list[BaseException] = []
 
-    def _refused(self, email: str, exc: google.auth.exceptions.RefreshError) -> AuthError:
+        def refresh() -> service_account.Credentials:
+            creds.refresh(google_auth_httplib2.Request(httplib2.Http(timeout=self._timeout)))
+            return creds
+
+        def classify(exc: BaseException) -> BaseException:
+            last[:] = [exc]
+            if isinstance(exc, google.auth.exceptions.RefreshError):
+                if getattr(exc, "retryable", False):
+                    return RetryableError(str(exc))
+                return self._refused(email, exc)
+            if isinstance(exc, google.auth.exceptions.TransportError):
+                log.warning("token endpoint %s unreachable (%s); retrying", self.token_uri, exc)
+                return RetryableError(str(exc), no_answer=True)
+            return exc
+
+        caller = Caller(None, RetryPolicy(attempts=attempts, give_up_after=None), sleep=sleep)
+        try:
+            return caller.call(refresh, classify=classify)
+        except RetryableError:
+            exc = last[0]
+            if isinstance(exc, google.auth.exceptions.RefreshError):
+                raise self._refused(email, exc) from None
+            raise AuthError(
+                f"cannot reach the token endpoint {self.token_uri} for {email}: {exc}",
+                hint=_("check the network and try again"),
+            ) from None
+
+    def _refused(self, email: str, exc: google.auth.exceptions.RefreshError) -> AuthError | DelegationError:
         details = str(exc.args[0]) if exc.args else str(exc)
         code = details.split(":", 1)[0].strip()
         if code in _ACCOUNT_WIDE or "Invalid JWT" in details:
@@ -112,5 +121,6 @@ class ServiceAccount:
             )
         return AuthError(
             f"Google refuses a token for {email} ({details}): the address must be an existing, active user of"
-            " the Google Workspace domain (check the spelling, and that the account is not suspended)"
+            " the Google Workspace domain (check the spelling, and that the account is not suspended)",
+            hint="",
         )

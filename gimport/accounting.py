@@ -1,0 +1,99 @@
+"""Accounting: what calls cost, and what a run did (rclone's fs/accounting).
+
+COSTS is the one table of Gmail's quota units, keyed by the API's real method names
+(https://developers.google.com/gmail/api/reference/quota); the Gmail backend charges every call from
+it, and plan/admin plan estimate from it. The run's counters (RunSummary, FolderResult) are filled by
+the engine and rendered by gimport.render.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+
+from gimport.errors import GimportError
+from gimport.mapping import FolderPlan
+
+MAX_MESSAGE_BYTES = 157_286_400  # Gmail's 150 MB limit for one message
+
+COSTS: dict[str, int] = {
+    "users.messages.import": 25,
+    "users.messages.insert": 25,
+    "users.messages.list": 5,
+    "users.messages.get": 5,
+    "users.labels.list": 1,
+    "users.labels.get": 1,
+    "users.labels.create": 5,
+    "users.getProfile": 1,
+    "users.settings.sendAs.list": 1,
+    "users.settings.getImap": 1,
+    "users.settings.updateImap": 5,
+    "users.settings.getAutoForwarding": 1,
+    "users.settings.forwardingAddresses.list": 1,
+    "users.settings.filters.list": 1,
+}
+IMPORT_COST = COSTS["users.messages.import"]
+
+
+def cost(method: str) -> int:
+    """Units for one call of `method` (a method name of Gmail's discovery document)."""
+    return COSTS[method]
+
+
+@dataclass
+class FolderResult:
+    plan: FolderPlan
+    uidvalidity: int | None = None
+    found: int = 0  # messages in the folder on the server
+    selected: int = 0  # of those, chosen by [filters]
+    already: int = 0  # done in earlier runs
+    todo: int = 0  # to send in this run
+    todo_bytes: int = 0
+    imported: int = 0
+    duplicates: int = 0  # same content already imported from this folder (e.g. after a UIDVALIDITY change)
+    failed: int = 0
+    skipped: int = 0
+    resent: int = 0  # in flight when an earlier run was interrupted, sent again now
+    ambiguous: int = 0  # retried after an answer that may have come after Gmail stored it
+    bytes: int = 0
+    error: str | None = None
+    reasons: Counter = field(default_factory=Counter)
+
+    @property
+    def folder(self) -> str:
+        return self.plan.path
+
+    @property
+    def remaining(self) -> int:
+        return self.todo - self.imported - self.duplicates - self.skipped - self.failed
+
+
+@dataclass
+class RunSummary:
+    source_account: str
+    gmail_account: str | None
+    folders: list[FolderResult] = field(default_factory=list)
+    started: float = field(default_factory=time.monotonic)
+    finished: float | None = None
+    interrupted: bool = False
+    fatal: GimportError | None = None
+    rate_limited: int = 0
+    imap_reconnects: int = 0
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def duration(self) -> float:
+        return (self.finished or time.monotonic()) - self.started
+
+    def total(self, attr: str) -> int:
+        return sum(getattr(f, attr) for f in self.folders)
+
+    @property
+    def complete(self) -> bool:
+        """Everything selected is in Gmail."""
+        return (
+            not self.interrupted
+            and self.fatal is None
+            and all(f.error is None and f.remaining == 0 and f.failed == 0 and f.skipped == 0 for f in self.folders)
+        )

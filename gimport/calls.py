@@ -1,0 +1,168 @@
+"""The one call path: every remote call gimport makes goes through Caller.call (rclone's pacer.Call).
+
+A backend wraps each call of its library as `caller.call(op, cost=..., classify=should_retry)`: the
+pacer is charged `cost` before each attempt, the backend's `classify` turns the library's exception
+into gimport's (gimport.errors), and only RetryableError is tried again, after the pacer's jittered
+backoff (never shorter than the server's wait). Knows nothing of Gmail or IMAP.
+
+Giving up:
+- after `policy.attempts` server or network errors, or `policy.rate_limited_attempts` "slow down"
+  answers: the last RetryableError is raised (the caller decides what is lost: a message, a call);
+- at once, when nothing answers at all and the policy says so (`fail_fast_unreachable`);
+- when the other side has not answered for `policy.give_up_after` seconds in a row, across all calls
+  and threads of this Caller: `Unreachable` (a GmailError or SourceError, by the backend's choice),
+  which stops the account cleanly, everything resumable;
+- when a stop was requested: Interrupted (before anything is sent, or while waiting to retry; the
+  last error is in `__cause__` and in `Interrupted.last_error`).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TypeVar
+
+from gimport.contract import Pacer
+from gimport.errors import GimportError, Interrupted, RetryableError
+from gimport.i18n import _
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    attempts: int = 6  # server errors and connection problems, per call
+    rate_limited_attempts: int = 40  # "slow down" answers, per call (they say nothing about the call)
+    fail_fast_unreachable: bool = False  # give up at the first "nothing answered" (a setup check)
+    give_up_after: float | None = 600.0  # seconds without any answer, across calls: stop the account
+
+
+class StopRequested(Interrupted):
+    """A stop was requested while a call waited; `last_error` is the error it was waiting to retry."""
+
+    def __init__(self, message: str, last_error: RetryableError | None = None) -> None:
+        super().__init__(message)
+        self.last_error = last_error
+
+
+def _never(_: BaseException) -> BaseException:
+    return _
+
+
+class Caller:
+    """Paced, retried calls for one account (thread-safe). `pacer` may be None (no quota: IMAP, OAuth)."""
+
+    def __init__(
+        self,
+        pacer: Pacer | None,
+        policy: RetryPolicy | None = None,
+        *,
+        stop: threading.Event | None = None,
+        unreachable: Callable[[str], GimportError] | None = None,
+        sleep: Callable[[float], object] | None = None,
+        backoff: Callable[[int, float | None], float] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.pacer = pacer
+        self.policy = policy or RetryPolicy()
+        self.stop = stop or threading.Event()
+        self._unreachable = unreachable
+        self._sleep = sleep or self.stop.wait
+        self._backoff = backoff or (pacer.backoff_delay if pacer is not None else default_backoff)
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._silent_since: float | None = None  # first unanswered call since the last answer
+        self.retries = 0
+
+    def with_stop(self, stop: threading.Event) -> Caller:
+        """The same pacer and policy, stopped by `stop` (an engine's own stop event)."""
+        return Caller(
+            self.pacer,
+            self.policy,
+            stop=stop,
+            unreachable=self._unreachable,
+            backoff=self._backoff,
+            clock=self._clock,
+        )
+
+    def _answered(self) -> None:
+        if self._silent_since is not None:
+            with self._lock:
+                self._silent_since = None
+
+    def _silent_for(self) -> float:
+        now = self._clock()
+        with self._lock:
+            if self._silent_since is None:
+                self._silent_since = now
+            return now - self._silent_since
+
+    def call(
+        self,
+        op: Callable[[], T],
+        *,
+        cost: float = 0,
+        classify: Callable[[BaseException], BaseException] = _never,
+        on_attempt: Callable[[int], None] | None = None,
+        on_retry: Callable[[RetryableError], None] | None = None,
+        policy: RetryPolicy | None = None,
+    ) -> T:
+        """Run `op` until it succeeds or the policy gives up (see the module docstring).
+
+        `on_attempt(n)` runs right before attempt n leaves (after pacing): e.g. record "sending".
+        `on_retry(err)` runs for each RetryableError before the wait. Raises what `classify` returns for
+        errors that are not retryable, the last RetryableError, Unreachable, or StopRequested.
+        """
+        policy = policy or self.policy
+        errors = limited = attempt = 0
+        last: RetryableError | None = None
+        while True:
+            if self.stop.is_set():
+                raise StopRequested(_("stopped on request"), last)
+            if self.pacer is not None and cost:
+                self.pacer.acquire(cost, sleep=self._sleep)
+                if self.stop.is_set():
+                    raise StopRequested(_("stopped on request"), last)
+            attempt += 1
+            if on_attempt is not None:
+                on_attempt(attempt)
+            try:
+                result = op()
+            except Exception as exc:  # noqa: BLE001 - classified by the backend
+                err = classify(exc)
+                if not isinstance(err, RetryableError):
+                    if err is exc:
+                        raise
+                    raise err from exc
+                last = err
+            else:
+                self._answered()
+                return result
+            self.retries += 1
+            if on_retry is not None:
+                on_retry(last)
+            if last.no_answer:
+                silent = self._silent_for()
+                if last.unreachable and policy.fail_fast_unreachable:
+                    raise last
+                if policy.give_up_after is not None and silent >= policy.give_up_after and self._unreachable:
+                    raise self._unreachable(f"{last} ({silent:.0f} s without an answer)") from last
+            else:
+                self._answered()  # something answered, if only with an error
+            if last.rate_limited:
+                limited += 1
+                if self.pacer is not None:
+                    self.pacer.note_rate_limited(last.wait)
+            else:
+                errors += 1
+            if errors >= policy.attempts or limited >= policy.rate_limited_attempts:
+                raise last
+            self._sleep(self._backoff(max(errors, limited, 1), last.wait))
+
+
+def default_backoff(attempt: int, server_wait: float | None = None) -> float:
+    """Without a pacer: min(2**(attempt-1), 30) seconds, never less than the server asked for."""
+    delay = float(min(2 ** max(0, attempt - 1), 30))
+    return max(delay, server_wait or 0.0)

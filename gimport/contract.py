@@ -1,0 +1,234 @@
+"""The contract the engine speaks: what a mail source, the Gmail destination, the state, the pacer and
+the reporter offer, and the values that cross between them (rclone's fs/types.go).
+
+The engine, plan, verify and cleanup import this module and the pure ones (mapping, rfc822,
+selection, accounting) only, never a backend: a new source (Maildir, mbox, ...) plugs in by offering
+MailSource, without a change to the engine. Errors crossing these interfaces are those of
+gimport.errors, typed by what the caller must do.
+
+Which message is meant: a message is named by its per-source key, (account, folder, generation, uid).
+For IMAP the generation is the folder's UIDVALIDITY and uid its UID; a local source gives numbers of
+its own with the same promise: the same message keeps the same key for as long as the generation
+stays the same, and a new generation says "every uid may now mean another message".
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
+
+# A message's status in the state file (and its outcome in a run).
+PENDING = "pending"  # found on the source, not yet sent
+SENDING = "sending"  # import call may be in flight
+IMPORTED = "imported"  # Gmail has it (gmail_id set)
+DUPLICATE = "duplicate"  # same content already imported from this folder (e.g. after a UIDVALIDITY change)
+FAILED = "failed"  # last attempt failed; retried by the next run
+SKIPPED = "skipped"  # can never be imported as it is (e.g. over Gmail's 150 MB); reported every run
+DONE_STATUSES = (IMPORTED, DUPLICATE)
+
+
+# ------------------------------------------------------------------------------------------------ values
+
+
+def logical_path(name: str, delimiter: str | None) -> str:
+    """The folder name with "/" between levels, whatever the server's delimiter."""
+    if not delimiter or delimiter == "/":
+        return name
+    # a literal "/" inside a level of a "." server would nest in Gmail: keep it visible but flat
+    return "/".join(part.replace("/", "\u2215") for part in name.split(delimiter))
+
+
+@dataclass(frozen=True)
+class Folder:
+    """A folder as the source lists it."""
+
+    name: str
+    delimiter: str | None = "/"
+    flags: frozenset[str] = frozenset()
+
+    @property
+    def path(self) -> str:
+        return logical_path(self.name, self.delimiter)
+
+    @property
+    def selectable(self) -> bool:
+        lowered = {f.lower() for f in self.flags}
+        return not ({"\\noselect", "\\nonexistent"} & lowered)
+
+
+@dataclass(frozen=True)
+class MessageMeta:
+    """What a source knows of a message without reading its body."""
+
+    uid: int
+    size: int
+    flags: tuple[str, ...]
+    internaldate: dt.datetime | None
+
+
+@dataclass(frozen=True)
+class FetchedMessage:
+    """A message's bytes exactly as the source serves them, with its flags and internal date."""
+
+    uid: int
+    raw: bytes
+    flags: tuple[str, ...]
+    internaldate: dt.datetime | None
+
+
+@dataclass(frozen=True)
+class MessageKey:
+    """The per-source key of one message (see the module docstring)."""
+
+    account: str
+    folder: str
+    uidvalidity: int
+    uid: int
+
+
+@dataclass(frozen=True)
+class MessageRecord:
+    uid: int
+    status: str
+    message_id: str | None
+    gmail_id: str | None
+    last_error: str
+
+
+@dataclass(frozen=True)
+class FolderCounts:
+    folder: str
+    found: int
+    selected: int
+    labels: str
+    imported: int
+    duplicate: int
+    failed: int
+    skipped: int
+    sending: int
+    pending: int
+    bytes_imported: int
+    resent: int
+
+    @property
+    def to_do(self) -> int:
+        """Selected messages not yet in Gmail and still worth a try (the one "to do" formula)."""
+        return max(0, self.selected - self.imported - self.duplicate - self.skipped)
+
+
+# --------------------------------------------------------------------------------------------- protocols
+
+
+@runtime_checkable
+class MailSource(Protocol):
+    """A mailbox, read-only. One thread uses it. Raises SourceError (the account), FolderGone /
+    FolderChanged (one folder)."""
+
+    @property
+    def account(self) -> str: ...
+
+    reconnects: int
+
+    def connect(self) -> None: ...
+    def close(self) -> None: ...
+    def list_folders(self) -> list[Folder]: ...
+    def examine(self, folder: str) -> tuple[int, int]:
+        """Open `folder` read-only: (generation, message count)."""
+        ...
+
+    def search(self, since: dt.date | None = None, before: dt.date | None = None) -> list[int]: ...
+    def fetch_meta(self, uids: Sequence[int]) -> Iterator[MessageMeta]: ...
+    def fetch_message_ids(self, uids: Sequence[int]) -> dict[int, str | None]: ...
+    def fetch_bodies(self, uids: Sequence[int]) -> list[FetchedMessage]: ...
+
+
+@runtime_checkable
+class Destination(Protocol):
+    """One Gmail account. Every method is one paced, retried call (gimport.calls); errors are
+    gimport.errors: RetryableError (gave up), MessageRejected, Conflict, AuthError, GmailError."""
+
+    max_message_bytes: int
+
+    def primary_address(self) -> str: ...
+    def list_labels(self) -> list[dict[str, Any]]: ...
+    def get_label(self, label_id: str) -> dict[str, Any]: ...
+    def create_label(self, name: str, visibility: str = "labelShow") -> dict[str, Any]: ...
+    def get_imap(self) -> dict[str, Any]: ...
+    def update_imap(self, body: dict[str, Any]) -> dict[str, Any]: ...
+    def get_auto_forwarding(self) -> dict[str, Any]: ...
+    def list_forwarding_addresses(self) -> list[dict[str, Any]]: ...
+    def list_filters(self) -> list[dict[str, Any]]: ...
+    def import_message(
+        self,
+        raw: bytes,
+        label_ids: list[str],
+        *,
+        on_attempt: Callable[[int], None] | None = None,
+        on_retry: Callable[[Any], None] | None = None,
+    ) -> str:
+        """Import byte-exact; returns the Gmail id. `on_attempt(n)` runs before attempt n leaves."""
+        ...
+
+
+class Pacer(Protocol):
+    """Spreads calls over a budget of units per minute (gimport.pacer)."""
+
+    def acquire(self, units: float = 1, *, sleep: Callable[[float], object] | None = None) -> float: ...
+    def note_rate_limited(self, server_wait: float | None = None) -> None: ...
+    def backoff_delay(self, attempt: int, server_wait: float | None = None) -> float: ...
+
+    @property
+    def rate_per_minute(self) -> float | None: ...
+
+    @property
+    def rate_limited(self) -> int: ...
+
+
+class State(Protocol):
+    """What the engine records (gimport.backends.state.StateStore). Raises StateError."""
+
+    path: Any
+
+    def get_meta(self, key: str) -> str | None: ...
+    def bind_destination(self, gmail_account: str) -> None: ...
+    def record_folder(
+        self, account: str, folder: str, uidvalidity: int | None, found: int, selected: int, labels: str
+    ) -> None: ...
+    def done_uids(self, account: str, folder: str, uidvalidity: int, statuses: tuple[str, ...] = ...) -> set[int]: ...
+    def add_pending(self, account: str, folder: str, uidvalidity: int, items: Iterable[tuple[int, int]]) -> None: ...
+    def find_imported_copy(self, account: str, folder: str, sha256: str) -> str | None: ...
+    def mark_sending(self, key: MessageKey, message_id: str | None, sha256: str, labels: str) -> bool: ...
+    def mark_imported(self, key: MessageKey, gmail_id: str, size: int) -> None: ...
+    def mark_duplicate(self, key: MessageKey, gmail_id: str, sha256: str, message_id: str | None) -> None: ...
+    def mark_failed(self, key: MessageKey, reason: str) -> None: ...
+    def note_error(self, key: MessageKey, reason: str) -> None: ...
+    def mark_skipped(self, key: MessageKey, reason: str) -> None: ...
+    def count_in_flight(self, account: str) -> int: ...
+    def folder_counts(self, account: str) -> list[FolderCounts]: ...
+    def recorded_folders(self, account: str) -> dict[str, int | None]: ...
+    def folder_messages(self, account: str, folder: str, uidvalidity: int) -> dict[int, MessageRecord]: ...
+
+
+class Reporter(Protocol):
+    """Where the engine reports; the CLI renders it (gimport.render). The engine never prints."""
+
+    def phase(self, text: str) -> None: ...
+    def transfer_started(self, messages: int, size: int) -> None: ...
+    def message_finished(self, folder: str, outcome: str, size: int) -> None: ...
+    def warning(self, text: str) -> None: ...
+
+
+class NullReporter:
+    def phase(self, text: str) -> None:
+        pass
+
+    def transfer_started(self, messages: int, size: int) -> None:
+        pass
+
+    def message_finished(self, folder: str, outcome: str, size: int) -> None:
+        pass
+
+    def warning(self, text: str) -> None:
+        pass

@@ -1,0 +1,236 @@
+"""`gimport verify`: prove that everything arrived. Returns data; never prints (gimport.render.finish).
+
+verify compares, per selected folder, three things:
+- the source now (exact): the messages the mapping and [filters] select, found with the engine's own
+  selection (gimport.selection.select_messages) on a read-only source session;
+- the state file (exact): which of them are recorded imported (or a duplicate of an imported copy) for
+  the folder's current UIDVALIDITY. Opened read-only: verify writes nothing anywhere;
+- Gmail's label counts (labels.get messagesTotal; approximate for this purpose): a message in two folders
+  is one Gmail message with two labels, the user may have used the label too, and system labels (INBOX,
+  SENT, ...) hold other mail, so those are shown and never compared.
+A message is *missing* when it is selected on the source now and not recorded imported/duplicate; the
+check passes only when nothing is missing and every selected folder could be read.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from gimport.account import identify
+from gimport.contract import (
+    DONE_STATUSES,
+    FAILED,
+    PENDING,
+    SENDING,
+    SKIPPED,
+    Destination,
+    MailSource,
+    NullReporter,
+    Reporter,
+    State,
+)
+from gimport.errors import FolderGone
+from gimport.mapping import IMPORT, label_key, plan_folders
+from gimport.selection import inbox_first, select_messages
+from gimport.settings import SYSTEM_LABEL_IDS, Settings
+
+RETRY_COMMAND = "gimport run"
+
+
+# ------------------------------------------------------------------------------------------------ verify
+
+
+@dataclass(frozen=True)
+class MissingMessage:
+    folder: str
+    uid: int
+    message_id: str | None  # from the state file, else read from the source (one header, PEEK)
+    status: str  # failed | skipped | sending | pending | new
+    reason: str
+    retried_by_run: bool  # whether 'gimport run' will try it again
+
+
+@dataclass(frozen=True)
+class LabelCheck:
+    label: str  # system label id or user label name
+    system: bool
+    gmail_total: int | None  # labels.get messagesTotal; None when Gmail has no such label
+    recorded: int  # distinct Gmail messages the state file records under this label (selected folders)
+
+    @property
+    def verdict(self) -> str:
+        """not compared | ok | fewer | absent | unused"""
+        if self.system:
+            return "not compared"
+        if self.gmail_total is None:
+            return "absent" if self.recorded else "unused"
+        return "ok" if self.gmail_total >= self.recorded else "fewer"
+
+
+@dataclass
+class FolderCheck:
+    folder: str
+    labels: tuple[str, ...]
+    uidvalidity: int | None = None
+    recorded_uidvalidity: int | None = None  # what the last run saw
+    on_source: int = 0  # messages in the folder now
+    selected: int = 0  # of those, selected by [filters]
+    recorded_imported: int = 0  # state file: imported or duplicate, this UIDVALIDITY (may include deleted ones)
+    missing: int = 0  # selected and not recorded imported
+    failed: int = 0  # of missing: last attempt failed
+    skipped: int = 0  # of missing: cannot be imported as it is
+    error: str | None = None  # the folder could not be read
+
+
+@dataclass
+class VerifyReport:
+    source_account: str
+    gmail_account: str
+    state_path: Path
+    folders: list[FolderCheck]
+    labels: dict[str, LabelCheck]
+    missing: list[MissingMessage]  # detailed, at most list_limit
+    missing_total: int
+    not_selected_now: list[tuple[str, int]] = field(default_factory=list)  # recorded folders not selected now
+
+    @property
+    def passed(self) -> bool:
+        return self.missing_total == 0 and all(f.error is None for f in self.folders) and bool(self.folders)
+
+    @property
+    def retry_helps(self) -> bool:
+        return any(f.missing - f.skipped for f in self.folders) or any(f.error for f in self.folders)
+
+
+def _reason(rec, folder_uv: int, recorded_uv: int | None, folder_known: bool) -> tuple[str, str, bool]:
+    """(status, reason, retried by run) for a selected message not recorded imported."""
+    if rec is not None:
+        if rec.status == FAILED:
+            return FAILED, rec.last_error or "the last attempt failed", True
+        if rec.status == SKIPPED:
+            return SKIPPED, f"{rec.last_error or 'cannot be imported'} (gimport run does not retry it)", False
+        if rec.status == SENDING:
+            return SENDING, "was being sent when a run was interrupted; gimport run sends it again", True
+        if rec.status == PENDING:
+            return PENDING, "found by an earlier run that stopped before importing it", True
+    if not folder_known:
+        return "new", "the folder was not scanned by any run yet", True
+    if recorded_uv is not None and recorded_uv != folder_uv:
+        return (
+            "new",
+            f"the folder's UIDVALIDITY changed since the last run ({recorded_uv} -> {folder_uv});"
+            " gimport run re-reads it and skips what it already imported",
+            True,
+        )
+    return "new", "new on the source since the last run (or newly selected by [filters])", True
+
+
+def verify(
+    settings: Settings,
+    *,
+    source: MailSource,
+    gmail: Destination,
+    state: State,
+    list_limit: int | None = None,
+    reporter: Reporter | None = None,
+) -> VerifyReport:
+    """Compare source, state file and Gmail; change nothing. `source` is a connected ImapSource (used
+    read-only), `gmail` a GmailClient (labels.list, labels.get, sendAs.list), `state` ideally opened
+    with StateStore.open_readonly. At most `list_limit` missing messages are detailed (None: all);
+    all are counted. Raises AuthError, GmailError, SourceError, StateError."""
+    reporter = reporter or NullReporter()
+    account = source.account
+    reporter.phase("checking the Gmail account")
+    address = identify(gmail, settings.gmail.user, state)
+    reporter.phase("listing folders on the source")
+    plans = inbox_first([p for p in plan_folders(source.list_folders(), settings.labels) if p.action == IMPORT])
+    recorded_folders = state.recorded_folders(account)
+    checks: list[FolderCheck] = []
+    missing: list[MissingMessage] = []
+    missing_total = 0
+    gmail_ids: dict[str, set[str]] = {}  # label -> Gmail ids recorded for the selected folders
+    reporter.phase(f"comparing {len(plans)} folder(s) with the state file")
+    for plan in plans:
+        check = FolderCheck(plan.path, plan.labels, recorded_uidvalidity=recorded_folders.get(plan.path))
+        checks.append(check)
+        records: dict = {}
+
+        def done(uidvalidity: int, path: str = plan.path, records: dict = records) -> set[int]:
+            records.update(state.folder_messages(account, path, uidvalidity))
+            return {uid for uid, r in records.items() if r.status in DONE_STATUSES}
+
+        try:
+            sel = select_messages(source, plan.folder.name, settings.filters, done)
+        except FolderGone as exc:
+            check.error = f"cannot open the folder on the server: {exc}"
+            continue
+        check.uidvalidity, check.on_source, check.selected = sel.uidvalidity, sel.found, sel.selected
+        done_records = [r for r in records.values() if r.status in DONE_STATUSES]
+        check.recorded_imported = len(done_records)
+        ids = {r.gmail_id for r in done_records if r.gmail_id}
+        for label in plan.labels:
+            gmail_ids.setdefault(label_key(label) if label not in SYSTEM_LABEL_IDS else label, set()).update(ids)
+        check.missing = len(sel.todo)
+        missing_total += check.missing
+        detailed = []
+        for uid, _size in sel.todo:
+            rec = records.get(uid)
+            status, reason, retried = _reason(
+                rec, sel.uidvalidity, check.recorded_uidvalidity, plan.path in recorded_folders
+            )
+            check.failed += status == FAILED
+            check.skipped += status == SKIPPED
+            if list_limit is None or len(missing) + len(detailed) < list_limit:
+                detailed.append(
+                    MissingMessage(plan.path, uid, rec.message_id if rec else None, status, reason, retried)
+                )
+        unknown = [m.uid for m in detailed if m.message_id is None]
+        if unknown:
+            found_ids = source.fetch_message_ids(unknown)
+            detailed = [
+                MissingMessage(m.folder, m.uid, found_ids.get(m.uid), m.status, m.reason, m.retried_by_run)
+                if m.message_id is None
+                else m
+                for m in detailed
+            ]
+        missing.extend(detailed)
+
+    selected_paths = {p.path for p in plans}
+    not_selected = []
+    for c in state.folder_counts(account):
+        if c.folder not in selected_paths and (c.imported or c.duplicate):
+            not_selected.append((c.folder, c.imported + c.duplicate))
+
+    reporter.phase("reading label counts from Gmail")
+    labels = _label_checks(gmail, plans, gmail_ids)
+    return VerifyReport(
+        source_account=account,
+        gmail_account=address,
+        state_path=state.path,
+        folders=checks,
+        labels=labels,
+        missing=missing,
+        missing_total=missing_total,
+        not_selected_now=not_selected,
+    )
+
+
+def _label_checks(gmail: Destination, plans: list, gmail_ids: dict[str, set[str]]) -> dict[str, LabelCheck]:
+    existing = gmail.list_labels()
+    by_key = {label_key(lbl["name"]): lbl["id"] for lbl in existing if lbl.get("type") != "system"}
+    system_ids = {lbl["id"] for lbl in existing if lbl.get("type") == "system"}
+    out: dict[str, LabelCheck] = {}
+    for plan in plans:
+        for label in plan.labels:
+            if label in out:
+                continue
+            system = label in SYSTEM_LABEL_IDS
+            key = label if system else label_key(label)
+            label_id = (label if label in system_ids else None) if system else by_key.get(key)
+            total = None
+            if label_id is not None:
+                info = gmail.get_label(label_id)
+                total = int(info.get("messagesTotal", 0))
+            out[label] = LabelCheck(label, system, total, len(gmail_ids.get(key, ())))
+    return out

@@ -1,0 +1,158 @@
+"""The one place that turns settings into pieces (twine's Settings.create_repository).
+
+Every command -- run, plan, verify, cleanup, status and every admin command -- gets its source, Gmail
+destination, state, pacer and call path from here, so they cannot disagree about how a piece is
+built. This module and the backends are the only ones that import the backends.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import sys
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from gimport.calls import Caller, RetryPolicy
+from gimport.contract import Pacer as PacerProtocol
+from gimport.engine import EngineOptions, Migration
+from gimport.errors import ConfigError, GmailError, StateError
+from gimport.i18n import _
+from gimport.pacer import ChainedPacer, Pacer
+from gimport.settings import Settings, SourceSettings, lock_path, read_secret
+
+
+def read_password(settings: Settings) -> str:
+    """The source password: file, environment variable, or a prompt. Never a command-line argument."""
+    src = settings.source
+    if src.password_file:
+        return read_secret(src.password_file, "[source] password_file")
+    if src.password_env:
+        password = os.environ.get(src.password_env)
+        if not password:
+            raise ConfigError(f"[source] password_env: the environment variable {src.password_env} is not set")
+        return password
+    if not sys.stdin.isatty():
+        raise ConfigError(
+            "no password for the IMAP server",
+            hint=_("set [source] password_file or password_env (no terminal to ask on)"),
+        )
+    return getpass.getpass(_("IMAP password for {user}@{host}: ").format(user=src.user, host=src.host))
+
+
+def retry_policy(settings: Settings) -> RetryPolicy:
+    return RetryPolicy(give_up_after=settings.gmail.give_up_after)
+
+
+def _gmail_unreachable(text: str) -> GmailError:
+    return GmailError(
+        f"Gmail has not answered for too long ({text})",
+        hint=_("check the network, then run the same command again: nothing is lost"),
+    )
+
+
+def pacer(settings: Settings, *shared: Pacer, stop: threading.Event | None = None) -> PacerProtocol:
+    """The account's own budget ([gmail] quota_units_per_minute), chained to shared ones (admin mode)."""
+    own = Pacer(settings.gmail.quota_units_per_minute, sleep=stop.wait if stop is not None else None)
+    return ChainedPacer(own, *shared) if shared else own
+
+
+def caller(settings: Settings, pacer: PacerProtocol | None, stop: threading.Event | None = None) -> Caller:
+    return Caller(pacer, retry_policy(settings), stop=stop or threading.Event(), unreachable=_gmail_unreachable)
+
+
+def gmail(settings: Settings, calls: Caller, credentials: Any = None) -> Any:
+    """The Gmail destination: the user's token ([gmail] token_file) unless `credentials` are given (a
+    service account's for one user)."""
+    from gimport.backends.google.gmail import GmailClient
+
+    if credentials is None:
+        from gimport.backends.google.oauth import load_credentials
+
+        credentials = load_credentials(settings.gmail.token_file)
+    return GmailClient(credentials, caller=calls, api_url=settings.gmail.api_url)
+
+
+def source(source_settings: SourceSettings, password: str) -> Any:
+    """The old server, read-only (not connected yet)."""
+    from gimport.backends.imap import ImapSource
+
+    return ImapSource(source_settings, password)
+
+
+def state(path: Path, *, readonly: bool = False) -> Any:
+    from gimport.backends.state import StateStore
+
+    return StateStore.open_readonly(path) if readonly else StateStore(path)
+
+
+def state_if_exists(path: Path) -> Any:
+    """The state file read-only, or None when there is none yet (plan)."""
+    return state(path, readonly=True) if Path(path).exists() else None
+
+
+def run_lock(path: Path) -> Any:
+    from gimport.backends.state import StateLock
+
+    return StateLock(lock_path(path))
+
+
+def run_in_progress(state_path: Path) -> bool:
+    from gimport.backends.state import StateLock
+
+    return StateLock.held(lock_path(state_path))
+
+
+def revoke_token(token_file: Path) -> str:
+    """Revoke the saved token and delete the file; returns what revoking said."""
+    import io
+
+    from gimport.backends.google import oauth
+
+    out = io.StringIO()
+    oauth.revoke(token_file, out=out)
+    return out.getvalue().strip()
+
+
+@dataclass
+class Account:
+    """The pieces for one mailbox: built together, so the engine's stop reaches every wait."""
+
+    settings: Settings
+    pacer: PacerProtocol
+    calls: Caller
+    gmail: Any
+    stop: threading.Event = field(default_factory=threading.Event)
+
+    def migration(self, *, source: Any, state: Any, reporter: Any = None, options: EngineOptions | None = None):
+        return Migration(
+            settings=self.settings,
+            source=source,
+            gmail=self.gmail,
+            state=state,
+            pacer=self.pacer,
+            reporter=reporter,
+            options=options,
+            stop=self.stop,
+        )
+
+
+def account(settings: Settings, *shared: Pacer, credentials: Any = None) -> Account:
+    """Pacer, call path and Gmail destination for one account, sharing one stop event."""
+    stop = threading.Event()
+    own = pacer(settings, *shared, stop=stop)
+    calls = caller(settings, own, stop)
+    return Account(settings, own, calls, gmail(settings, calls, credentials), stop)
+
+
+def check_lock(path: Path) -> Any:
+    """Take the run lock of a state file, or refuse (StateError) while another run holds it."""
+    lock = run_lock(path)
+    if not lock.acquire():
+        raise StateError(
+            f"{lock.holder()} is already running gimport with the state file {path}",
+            hint=_("let it finish (or stop it) first"),
+        )
+    return lock
