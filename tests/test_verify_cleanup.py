@@ -11,9 +11,9 @@ import sys
 import pytest
 
 from gimport.backends.state import StateStore
+from gimport.cleanup import old_domains, points_at
 from gimport.cli import main
 from gimport.errors import StateError
-from gimport.cleanup import old_domains, points_at
 from gimport.settings import SourceSettings
 from tests.rig.corpus import make_message
 from tests.rig.dovecot import SeedMessage
