@@ -280,7 +280,7 @@ def resolve_shard(arg: str | None, env: Mapping[str, str] | None = None, count: 
                 " the Job's env to the same number as spec.completions (Kubernetes does not export it), or set"
                 " [admin] shard_count"
             )
-        return parse_shard(f"{k8s_index}/{fixed}", f"Kubernetes Indexed Job (JOB_COMPLETION_INDEX of {fixed})")
+        return parse_shard(f"{k8s_index}/{fixed}", f"Kubernetes Indexed Job, index {k8s_index} of {fixed}")
     task = _env_int(env, "SLURM_ARRAY_TASK_ID")
     if task is not None and fixed is not None:
         if not 0 <= task < fixed:

@@ -1,5 +1,6 @@
 """The shipped deployment examples are consistent with gimport: the Kubernetes Indexed Job and the Slurm
-array script (neither can run here: no cluster; these checks are what can be checked)."""
+array script. (They also run: tests/test_slurm.py on a real single-node Slurm, tests/test_kubernetes.py
+validates the manifests and runs the Job's pods as processes.)"""
 
 from __future__ import annotations
 
