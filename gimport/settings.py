@@ -95,6 +95,9 @@ class AdminSettings:
     master_user: str | None = None
     master_password_file: Path | None = None
     master_login: str = "{user}*{master}"  # Dovecot's default auth_master_user_separator is "*"
+    # N shards, fixed: the index alone comes from the job (Slurm array task id, Kubernetes completion index),
+    # so resubmitting or retrying one index keeps its users. None: N comes from the job, as before.
+    shard_count: int | None = None
 
 
 @dataclass(frozen=True)
@@ -357,6 +360,7 @@ def _admin_settings(raw: Any, base: Path) -> AdminSettings:
         master_user=ad.str("master_user"),
         master_password_file=ad.path("master_password_file"),
         master_login=ad.str("master_login", "{user}*{master}"),
+        shard_count=ad.int("shard_count", None, minimum=1),
     )
     ad.finish()
     if admin.master_user is not None and not admin.master_user.strip():

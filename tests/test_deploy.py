@@ -1,5 +1,6 @@
 """The shipped deployment examples are consistent with gimport: the Kubernetes Indexed Job and the Slurm
-array script (neither can run here: no cluster; these checks are what can be checked)."""
+array script. (They also run: tests/test_slurm.py on a real single-node Slurm, tests/test_kubernetes.py
+validates the manifests and runs the Job's pods as processes.)"""
 
 from __future__ import annotations
 
@@ -40,3 +41,8 @@ def test_slurm_array_script_is_valid_bash_and_runs_admin():
     text = script.read_text()
     assert re.search(r"^#SBATCH --array=\d+-\d+", text, re.MULTILINE)
     assert "admin run" in text and "--signal=B:TERM@" in text
+    # one process gets Slurm's signal: gimport replaces the shell (a trap forwarding it sent a second SIGTERM)
+    assert re.search(r"^exec .*gimport.* admin run$", text, re.MULTILINE) and "trap" not in text
+    # the shard count the header tells to configure is the array's size
+    low, high = map(int, re.search(r"^#SBATCH --array=(\d+)-(\d+)", text, re.MULTILINE).groups())
+    assert (low, f"shard_count = {high + 1}") == (0, re.search(r"shard_count = \d+", text).group(0))

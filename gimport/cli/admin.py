@@ -59,10 +59,16 @@ def _users(args: argparse.Namespace, settings: Settings, *, check_logins: bool =
     return path, users
 
 
-def _shard_users(args: argparse.Namespace, users, *, from_env: bool = True):
+def _shard_users(args: argparse.Namespace, settings: Settings, users, *, from_env: bool = True):
+    """This process's shard ([admin] shard_count fixes N) and the users it takes. from_env=False (status):
+    only an explicit --shard counts, never the job environment."""
     from gimport.admin.legacy import Shard, resolve_shard
 
-    shard = resolve_shard(args.shard) if from_env else (resolve_shard(args.shard, {}) if args.shard else Shard())
+    count = settings.admin.shard_count
+    if from_env:
+        shard = resolve_shard(args.shard, count=count)
+    else:
+        shard = resolve_shard(args.shard, {}, count=count) if args.shard else Shard()
     return shard, [u for u in users if shard.takes(u.gmail)]
 
 
@@ -103,7 +109,7 @@ def cmd_admin_run(args: argparse.Namespace) -> int:
     sa = _service_account(settings)
     path, users = _users(args, settings)
     _warn_readable(path, users)
-    shard, mine = _shard_users(args, users)
+    shard, mine = _shard_users(args, settings, users)
     report = sharded_report_path(admin.report_file, shard)
     log_file = sharded_report_path(settings.log_file, shard)
     try:
@@ -146,7 +152,7 @@ def cmd_admin_status(args: argparse.Namespace) -> int:
     if _users_path(args, settings) is not None:
         _, all_users = _users(args, settings, check_logins=False)
         # status reads files only: it follows an explicit --shard, never the job environment
-        _, users = _shard_users(args, all_users, from_env=False)
+        _, users = _shard_users(args, settings, all_users, from_env=False)
     elif not admin.state_dir.is_dir():
         raise ConfigError(f"no state directory {admin.state_dir}: nothing has been run yet with this config")
     rows = read_rows(admin.state_dir, users)
@@ -202,7 +208,7 @@ def cmd_admin_verify(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     _, users = _users(args, settings)
-    shard, mine = _shard_users(args, users)
+    shard, mine = _shard_users(args, settings, users)
     sa, logins, project = _per_user_tools(settings, shard)
     stop = threading.Event()
 
@@ -262,7 +268,7 @@ def cmd_admin_cleanup(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     _, users = _users(args, settings)
-    shard, mine = _shard_users(args, users)
+    shard, mine = _shard_users(args, settings, users)
     sa, logins, project = _per_user_tools(settings, shard)
     stop = threading.Event()
     gmails: dict[str, object] = {}

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from gimport.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_SOME_FAILED, ConfigError
+from gimport.i18n import _
 from gimport.settings import read_secret  # noqa: F401 - re-exported for the admin CLI
 
 
@@ -30,23 +31,42 @@ def confirm(question: str, yes: bool) -> bool:
 
 
 class StopOnSignal:
-    """While active, the first Ctrl-C/SIGTERM calls `stop` (calls in flight finish and are recorded);
-    the second quits at once (what was in flight is sent again by the next run)."""
+    """While active, the first SIGINT (Ctrl-C) or SIGTERM calls `stop`: calls in flight finish and are
+    recorded, nothing is sent twice. Further SIGTERMs are the same stop, never more: orchestrators send them
+    more than once (Slurm signals every process of a job step and may repeat a kill request; a wrapper script
+    may forward one too). Only a second SIGINT — a person pressing Ctrl-C again — quits at once, calling
+    `before_exit` and then os._exit(130); what was in flight is then sent again by the next run.
+
+    Installs handlers only in the main thread (signal.signal's rule); elsewhere it does nothing."""
 
     def __init__(
         self, stop: Callable[[], None], say: Callable[[str], None], before_exit: Callable[[], None] = lambda: None
     ):
         self._stop, self._say, self._before_exit = stop, say, before_exit
-        self._count = 0
+        self._stopping = False
+        self._interrupts = 0  # SIGINTs received
+        self._repeat_noted = False
         self._old: dict = {}
 
     def _on_signal(self, signum, frame) -> None:  # noqa: ARG002
-        self._count += 1
-        if self._count > 1:
-            self._before_exit()
-            print("gimport: stopped at once; messages in flight will be sent again next time", file=sys.stderr)
-            os._exit(EXIT_INTERRUPTED)
-        self._say("stopping: letting calls in flight finish (press Ctrl-C again to quit at once)")
+        if signum == signal.SIGINT:
+            self._interrupts += 1
+            if self._interrupts > 1:
+                self._before_exit()
+                print(_("gimport: stopped at once; messages in flight will be sent again next time"), file=sys.stderr)
+                os._exit(EXIT_INTERRUPTED)
+        if self._stopping:
+            if signum != signal.SIGINT and not self._repeat_noted:
+                self._repeat_noted = True
+                logging.getLogger("gimport").info("SIGTERM again: already stopping cleanly")
+            elif signum == signal.SIGINT:
+                self._say(_("already stopping: press Ctrl-C again to quit at once"))
+            return
+        self._stopping = True
+        if signum == signal.SIGINT:
+            self._say(_("stopping: letting calls in flight finish (press Ctrl-C again to quit at once)"))
+        else:
+            self._say(_("stopping (SIGTERM): letting calls in flight finish"))
         self._stop()
 
     def __enter__(self) -> StopOnSignal:

@@ -82,6 +82,65 @@ def test_resolve_shard_errors(arg, env, message):
         resolve_shard(arg, env)
 
 
+SLURM_0_7 = {"SLURM_ARRAY_TASK_MIN": "0", "SLURM_ARRAY_TASK_MAX": "7", "SLURM_ARRAY_TASK_COUNT": "8"}
+
+
+@pytest.mark.parametrize(
+    ("arg", "env", "count", "want"),
+    [
+        # [admin] shard_count = 8: the Slurm task id is the shard, whatever the array submitted now looks like
+        (None, {"SLURM_ARRAY_TASK_ID": "5", **SLURM_0_7}, 8, (5, 8)),
+        # sbatch --array=5 (a resubmission of one task): still shard 5 of 8, not 0/1
+        (None, {"SLURM_ARRAY_TASK_ID": "5", "SLURM_ARRAY_TASK_MIN": "5", "SLURM_ARRAY_TASK_MAX": "5",
+                "SLURM_ARRAY_TASK_COUNT": "1"}, 8, (5, 8)),
+        # sbatch --array=2,5 (two tasks requeued by hand): their own shards, N from the config
+        (None, {"SLURM_ARRAY_TASK_ID": "2", "SLURM_ARRAY_TASK_MIN": "2", "SLURM_ARRAY_TASK_MAX": "5",
+                "SLURM_ARRAY_TASK_COUNT": "2"}, 8, (2, 8)),
+        # GIMPORT_SHARD_COUNT fixes N the same way (and may agree with the config)
+        (None, {"SLURM_ARRAY_TASK_ID": "5", "SLURM_ARRAY_TASK_COUNT": "1", "GIMPORT_SHARD_COUNT": "8"}, None, (5, 8)),
+        (None, {"SLURM_ARRAY_TASK_ID": "5", "GIMPORT_SHARD_COUNT": "8"}, 8, (5, 8)),
+        # Kubernetes: the config is enough, GIMPORT_SHARD_COUNT is not needed; a retried index keeps its shard
+        (None, {"JOB_COMPLETION_INDEX": "3"}, 4, (3, 4)),
+        # GIMPORT_SHARD=I alone with a fixed N; I/N with the same N
+        (None, {"GIMPORT_SHARD": "2"}, 4, (2, 4)),
+        (None, {"GIMPORT_SHARD": "2/4", "SLURM_ARRAY_TASK_ID": "0"}, 4, (2, 4)),
+        ("1/4", {}, 4, (1, 4)),
+        # nothing names a shard: every user, as before
+        (None, {}, 4, (0, 1)),
+    ],
+)  # fmt: skip
+def test_resolve_shard_with_a_fixed_count(arg, env, count, want):
+    shard = resolve_shard(arg, env, count=count)
+    assert (shard.index, shard.count) == want
+
+
+@pytest.mark.parametrize(
+    ("arg", "env", "count", "message"),
+    [
+        ("1/3", {}, 4, "fixed at 4"),
+        (None, {"GIMPORT_SHARD": "1/3"}, 4, "fixed at 4"),
+        (None, {"GIMPORT_SHARD": "1"}, None, "is not a shard like 0/4"),
+        (None, {"SLURM_ARRAY_TASK_ID": "8", **SLURM_0_7}, 8, "the shards themselves, 0..7"),
+        (None, {"JOB_COMPLETION_INDEX": "4"}, 4, "the index must be 0..3"),
+        (None, {"JOB_COMPLETION_INDEX": "1", "GIMPORT_SHARD_COUNT": "3"}, 4, "set them to the same number"),
+        (None, {"GIMPORT_SHARD_COUNT": "0"}, None, "at least 1"),
+        # without a fixed N, a one-task array other than task 0 is a resubmission: refused, not 0/1
+        (None, {"SLURM_ARRAY_TASK_ID": "5", "SLURM_ARRAY_TASK_MIN": "5", "SLURM_ARRAY_TASK_MAX": "5",
+                "SLURM_ARRAY_TASK_COUNT": "1"}, None, "shard_count"),
+    ],
+)  # fmt: skip
+def test_resolve_shard_with_a_fixed_count_errors(arg, env, count, message):
+    with pytest.raises(ConfigError, match=message):
+        resolve_shard(arg, env, count=count)
+
+
+def test_shard_count_in_the_config(tmp_path):
+    assert load_settings(_config(tmp_path, "[admin]\nshard_count = 8\n"), admin=True).admin.shard_count == 8
+    assert load_settings(_config(tmp_path, "[admin]\n"), admin=True).admin.shard_count is None
+    with pytest.raises(ConfigError, match="shard_count must be at least 1"):
+        load_settings(_config(tmp_path, "[admin]\nshard_count = 0\n"), admin=True)
+
+
 def test_sharded_report_path(tmp_path):
     assert sharded_report_path(tmp_path / "r.csv", parse_shard("0/1", "x")) == tmp_path / "r.csv"
     assert sharded_report_path(tmp_path / "r.csv", parse_shard("2/8", "x")) == tmp_path / "r-shard-2-of-8.csv"

@@ -1,0 +1,137 @@
+"""The Kubernetes Indexed Job: the manifests pass `kubernetes-validate --strict` for every Kubernetes minor
+version from 1.29 on that the validator knows, and N gimport processes started the way the Job starts its pods
+(the manifest's command and env, JOB_COMPLETION_INDEX = 0..N-1) migrate every user exactly once, also when one
+index is stopped with SIGTERM mid-run and retried."""
+
+from __future__ import annotations
+
+import collections
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+import yaml
+from kubernetes_validate import utils as kv_utils
+
+from gimport.admin.legacy import shard_of
+from tests.rig.admin_workspace import Person, make_admin_workspace
+from tests.test_admin import DOMAIN, _wait_for, assert_exactly_once, new_user, report_rows, run_process
+
+KUBERNETES = Path(__file__).resolve().parents[1] / "deploy" / "kubernetes"
+MANIFESTS = sorted(KUBERNETES.glob("*.yaml"))
+
+
+def _supported_minors() -> list[str]:
+    """Every minor version from 1.29 on that the installed kubernetes-validate has schemas for."""
+    minors = {".".join(v.split(".")[:2]) for v in kv_utils.all_versions()}
+    return sorted(
+        (m for m in minors if tuple(map(int, m.split("."))) >= (1, 29)), key=lambda m: tuple(map(int, m.split(".")))
+    )
+
+
+def test_the_validator_knows_the_versions_we_claim():
+    minors = _supported_minors()
+    assert "1.29" in minors and len(minors) >= 3, minors
+    assert MANIFESTS, f"no manifests in {KUBERNETES}"
+
+
+@pytest.mark.parametrize("minor", _supported_minors())
+def test_manifests_validate_strictly(minor):
+    tool = Path(sys.executable).parent / "kubernetes-validate"
+    for manifest in MANIFESTS:
+        done = subprocess.run(
+            [str(tool), "--strict", "--quiet", "-k", f"{minor}.0", str(manifest)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert done.returncode == 0, f"{manifest.name} against Kubernetes {minor}:\n{done.stdout}{done.stderr}"
+
+
+def _job() -> tuple[int, dict[str, str], list[str]]:
+    """(completions, env, command) of the Indexed Job in the shipped manifest."""
+    docs = [d for d in yaml.safe_load_all((KUBERNETES / "indexed-job.yaml").read_text()) if d]
+    job = next(d for d in docs if d["kind"] == "Job")["spec"]
+    (container,) = job["template"]["spec"]["containers"]
+    return job["completions"], {e["name"]: e["value"] for e in container["env"]}, container["command"]
+
+
+@pytest.fixture
+def emulator(monkeypatch):
+    from tests.rig.gmail_emulator import GmailEmulator
+
+    emu = GmailEmulator(merge_duplicates=False)
+    emu.start()
+    for k in ("JOB_COMPLETION_INDEX", "SLURM_ARRAY_TASK_ID", "GIMPORT_SHARD", "GIMPORT_SHARD_COUNT"):
+        monkeypatch.delenv(k, raising=False)
+    yield emu
+    emu.stop()
+
+
+def test_indexed_job_pods_with_a_retried_index_deliver_exactly_once(tmp_path, dovecot_server, emulator):
+    completions, job_env, command = _job()
+    assert command[:2] == ["gimport", "--config"] and command[-2:] == ["admin", "run"]
+    per_shard = collections.Counter()
+    users = []
+    while len(users) < 2 * completions:  # two users per index, so every pod has work
+        name, password, box = new_user(dovecot_server, 24, prefix="k8s")
+        gmail = f"{name}@{DOMAIN}"
+        if per_shard[shard_of(gmail, completions)] >= 2:
+            continue  # (an unused account on the rig costs nothing)
+        per_shard[shard_of(gmail, completions)] += 1
+        users.append((Person(name, gmail, password), box))
+    for p, _ in users:
+        emulator.add_user(p.gmail)
+    ws = make_admin_workspace(
+        tmp_path,
+        server=dovecot_server,
+        emulator_url=emulator.base_url,
+        people=[p for p, _ in users],
+        quota_units_per_minute=6000,  # 4 imports/s per user: a pod takes a few seconds
+        workers=2,
+        parallel_users=2,
+    )
+
+    def pod(index: int) -> subprocess.Popen:
+        # what the Job runs: the manifest's command (config path moved to the test's) and env, plus the index
+        return run_process(ws, emulator.base_url, "run", env={**job_env, "JOB_COMPLETION_INDEX": str(index)})
+
+    victim = 2
+    victims = [p.gmail for p, _ in users if shard_of(p.gmail, completions) == victim]
+    pods = {i: pod(i) for i in range(completions)}
+    _wait_for(lambda: min(len(emulator.user(g).messages) for g in victims) >= 3, timeout=60)
+    # read the pod's stderr as it comes, to see when the first SIGTERM has been taken
+    lines: list[bytes] = []
+    reader = threading.Thread(target=lambda: lines.extend(pods[victim].stderr), daemon=True)
+    reader.start()
+    pods[victim].send_signal(signal.SIGTERM)  # the kubelet stopping the pod (eviction, node drain)
+    _wait_for(lambda: any(b"stopping" in line for line in lines), timeout=30)
+    pods[victim].send_signal(signal.SIGTERM)  # a second one (signals are not queued: sent after the first
+    pods[victim].send_signal(signal.SIGTERM)  # was handled) is the same clean stop
+    out = pods[victim].stdout.read()
+    pods[victim].wait(timeout=60)
+    reader.join(10)
+    err = b"".join(lines)
+    assert pods[victim].returncode == 130, err.decode()
+    assert b"stopped at once" not in err and b"Interrupted" in out
+    assert sum(len(emulator.user(g).messages) for g in victims) < len(victims) * 24  # stopped part-way
+    for i, proc in pods.items():
+        if i != victim:
+            _, err = proc.communicate(timeout=120)
+            assert proc.returncode == 0, err.decode()
+    # the Job retries the index (backoffLimitPerIndex): the same JOB_COMPLETION_INDEX, so the same users
+    retry = pod(victim)
+    out, err = retry.communicate(timeout=120)
+    assert retry.returncode == 0, err.decode()
+    assert f"shard {victim}/{completions} (Kubernetes Indexed Job".encode() in err
+
+    for p, box in users:
+        assert_exactly_once(emulator, p.gmail, box)
+    calls = sum(emulator.user(p.gmail).import_calls for p, _ in users)
+    assert calls == sum(len(msgs) for _, box in users for msgs in box.values())  # nothing re-sent at all
+    for i in range(completions):
+        rows = report_rows(ws.dir / f"report-shard-{i}-of-{completions}.csv")
+        assert len(rows) == 2 and {r["outcome"] for r in rows.values()} == {"complete"}

@@ -1,0 +1,191 @@
+"""The shipped Slurm array script on a real single-node Slurm (tests/rig/slurm.py): 4 array tasks migrate 12
+users from the Dovecot rig into the Gmail emulator (merging off, so every re-send is a stored duplicate). One
+task is cancelled with scancel mid-run and requeued with scontrol requeue; then one task is resubmitted alone
+(sbatch --array=1). Every message must arrive exactly once.
+
+Skipped, with the reason, only where Slurm is not installed (scripts/test installs slurm-wlm and munge with
+apt-get when it can) or its daemons cannot start."""
+
+from __future__ import annotations
+
+import collections
+import os
+import re
+import secrets
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+from gimport.admin.legacy import shard_of
+from tests.rig import slurm as rig_slurm
+from tests.rig.admin_workspace import Person, make_admin_workspace
+from tests.rig.gmail_emulator import GmailEmulator
+from tests.test_admin import DOMAIN, report_rows, small_box
+
+SCRIPT = Path(__file__).resolve().parents[1] / "deploy" / "slurm" / "gimport-array.sbatch"
+SHARDS, PER_SHARD, MESSAGES = 4, 3, 40
+# 2 imports/s per user: a user takes ~20 s, long enough to stop a task in the middle of its users
+PER_USER_UNITS = 3000
+
+
+@pytest.fixture
+def slurm(capsys):
+    if os.geteuid() != 0:
+        pytest.skip("the Slurm rig runs slurmctld/slurmd as root: run scripts/test as root")
+    need = rig_slurm.missing()
+    if need:
+        reason = f"Slurm is not installed ({', '.join(need)} missing; scripts/test installs slurm-wlm and munge)"
+        with capsys.disabled():
+            print(f"\ntest_slurm: SKIPPED: {reason}", file=sys.stderr)
+        pytest.skip(reason)
+    workdir = Path(tempfile.mkdtemp(prefix="gimport-slurm-"))
+    cluster = rig_slurm.SlurmCluster(workdir)
+    try:
+        cluster.start()
+    except rig_slurm.SlurmError as exc:
+        shutil.rmtree(workdir, ignore_errors=True)
+        with capsys.disabled():
+            print(f"\ntest_slurm: SKIPPED: the Slurm daemons did not start: {exc}", file=sys.stderr)
+        pytest.skip(f"the Slurm daemons did not start: {str(exc)[:2000]}")
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+        if os.environ.get("GIMPORT_KEEP_RIG") != "1":
+            shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _balanced_people(server, emulator) -> tuple[list[Person], dict[str, dict]]:
+    """PER_SHARD users in each of the SHARDS shards (the hash decides; names are drawn until it fits)."""
+    people: list[Person] = []
+    boxes: dict[str, dict] = {}
+    per_shard = collections.Counter()
+    while len(people) < SHARDS * PER_SHARD:
+        name = f"slm{secrets.token_hex(3)}"
+        gmail = f"{name}@{DOMAIN}"
+        shard = shard_of(gmail, SHARDS)
+        if per_shard[shard] >= PER_SHARD:
+            continue
+        per_shard[shard] += 1
+        password = server.add_user(name)
+        box = small_box(name, MESSAGES)
+        for folder, msgs in box.items():
+            server.seed(name, folder, msgs)
+        emulator.add_user(gmail)
+        people.append(Person(name, gmail, password))
+        boxes[gmail] = box
+    return people, boxes
+
+
+def _count(emulator: GmailEmulator, boxes: dict[str, dict]) -> tuple[int, int, dict[str, tuple[int, int]]]:
+    """(missing, duplicates, {gmail: (missing, duplicates)}) comparing each account with its seeded box."""
+    per_user = {}
+    for gmail, box in boxes.items():
+        stored = collections.Counter(m.raw for m in emulator.user(gmail).messages)
+        seeded = collections.Counter(m.raw for msgs in box.values() for m in msgs)
+        missing = sum((seeded - stored).values())
+        extra = sum((stored - seeded).values())
+        per_user[gmail] = (missing, extra)
+    return sum(m for m, _ in per_user.values()), sum(d for _, d in per_user.values()), per_user
+
+
+def test_slurm_array_scancel_requeue_resubmit_exactly_once(slurm, dovecot_server, tmp_path, capsys, monkeypatch):
+    started = time.monotonic()
+    for k in ("JOB_COMPLETION_INDEX", "GIMPORT_SHARD", "GIMPORT_SHARD_COUNT", "REQUESTS_CA_BUNDLE"):
+        monkeypatch.delenv(k, raising=False)  # sbatch passes the submitting environment on to the tasks
+    emu = GmailEmulator(merge_duplicates=False)
+    emu.start()
+    try:
+        people, boxes = _balanced_people(dovecot_server, emu)
+        ws = make_admin_workspace(
+            tmp_path,
+            server=dovecot_server,
+            emulator_url=emu.base_url,
+            people=people,
+            quota_units_per_minute=PER_USER_UNITS,
+            workers=2,
+            parallel_users=PER_SHARD,
+            extra_admin=f"shard_count = {SHARDS}\n",
+        )
+        (ws.dir / "logs").mkdir()
+        # only site settings differ from a campus: where gimport and its config are (the script's documented
+        # GIMPORT_VENV / GIMPORT_CONFIG), the array size, and resources for a 2-CPU node
+        env = {
+            "GIMPORT_VENV": sys.prefix,
+            "GIMPORT_CONFIG": str(ws.config),
+            "GIMPORT_GMAIL_API_URL": emu.base_url,
+        }
+        site = [f"--array=0-{SHARDS - 1}", "--cpus-per-task=1", "--mem=512M"]
+        job = slurm.sbatch([*site, str(SCRIPT)], cwd=ws.dir, env=env)
+        victim = f"{job}_1"
+        victims = [p.gmail for p in people if shard_of(p.gmail, SHARDS) == 1]
+        out_file = ws.dir / "logs" / f"gimport-{job}_1.out"
+
+        def victim_midway() -> bool:
+            counts = [len(emu.user(g).messages) for g in victims]
+            return min(counts) >= 5 and sum(counts) < len(victims) * MESSAGES // 2
+
+        slurm.wait_for(victim_midway, deadline=90, what=f"task {victim}'s users to be part-way")
+        slurm.run("scancel", victim)
+        slurm.wait_for(
+            lambda: slurm.tasks(job).get(victim, {}).get("JobState") == "CANCELLED",
+            deadline=rig_slurm.KILL_WAIT - 5,  # before Slurm's SIGKILL: gimport stopped by itself
+            what=f"{victim} to stop",
+        )
+        at_stop = {g: len(emu.user(g).messages) for g in victims}
+        first_run = out_file.read_text()
+        assert "Interrupted" in first_run, first_run  # the clean-stop summary, not a kill
+        assert first_run.count("stopping (SIGTERM)") == 1, first_run
+        assert sum(at_stop.values()) < len(victims) * MESSAGES  # it really was stopped part-way
+        missing, dups, _ = _count(emu, {g: boxes[g] for g in victims})
+        assert dups == 0
+
+        slurm.run("scontrol", "requeue", victim)
+
+        def all_complete() -> bool:
+            tasks = slurm.tasks(job)
+            return all(tasks.get(f"{job}_{i}", {}).get("JobState") == "COMPLETED" for i in range(SHARDS))
+
+        slurm.wait_for(all_complete, deadline=150, what="every array task to complete")
+        tasks = slurm.tasks(job)
+        assert {tasks[f"{job}_{i}"]["ExitCode"] for i in range(SHARDS)} == {"0:0"}
+        assert tasks[victim]["Restarts"] == "1"
+        second = out_file.read_text()[len(first_run) :]
+        assert "shard 1/4 (Slurm array task 1 of 4)" in second, second
+        for i in range(SHARDS):
+            rows = report_rows(ws.dir / f"report-shard-{i}-of-{SHARDS}.csv")
+            assert {r["outcome"] for r in rows.values()} == {"complete"}
+            assert {shard_of(g, SHARDS) for g in rows} == {i} and len(rows) == PER_SHARD
+
+        missing, dups, per_user = _count(emu, boxes)
+        calls = sum(emu.user(g).import_calls for g in boxes)
+        total = len(boxes) * MESSAGES
+        assert (missing, dups) == (0, 0), per_user
+        # nothing re-sent at all: the stop let the calls in flight finish and recorded them
+        assert calls == total, (calls, total)
+
+        # resubmit one task alone, as an operator would: it is still shard 1 of 4, and has nothing to do
+        again = slurm.sbatch(["--array=1", *site[1:], str(SCRIPT)], cwd=ws.dir, env=env)
+        slurm.wait_for(
+            lambda: slurm.tasks(again).get(f"{again}_1", {}).get("JobState") in ("COMPLETED", "FAILED"),
+            deadline=60,
+            what="the resubmitted task",
+        )
+        resubmitted = (ws.dir / "logs" / f"gimport-{again}_1.out").read_text()
+        assert slurm.tasks(again)[f"{again}_1"]["ExitCode"] == "0:0", resubmitted
+        assert re.search(rf"{PER_SHARD} of {len(people)} user\(s\) in shard 1/4", resubmitted), resubmitted
+        assert sum(emu.user(g).import_calls for g in boxes) == total
+        wall = time.monotonic() - started
+        with capsys.disabled():
+            print(
+                f"\ntest_slurm: {len(boxes)} users x {MESSAGES} messages over {SHARDS} array tasks, task 1 cancelled"
+                f" at {sum(at_stop.values())}/{len(victims) * MESSAGES} of its messages and requeued: missing"
+                f" {missing}, duplicates {dups}, import calls {calls} for {total} messages; wall time {wall:.1f} s",
+                file=sys.stderr,
+            )
+    finally:
+        emu.stop()

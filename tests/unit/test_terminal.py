@@ -1,0 +1,74 @@
+"""StopOnSignal: repeated SIGTERMs (an orchestrator) are one clean stop; only a second Ctrl-C quits at once.
+
+Real signals, sent by a child process to itself while the handler is installed (the quit-at-once path ends
+the process, and a regression must not end pytest)."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+from gimport.cli.terminal import StopOnSignal
+
+
+def test_handlers_are_restored():
+    before = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
+    with StopOnSignal(lambda: None, lambda _m: None):
+        assert signal.getsignal(signal.SIGTERM) != before[0]
+    assert (signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)) == before
+
+
+CHILD = textwrap.dedent(
+    """
+    import os, signal, sys
+    from gimport.cli.terminal import StopOnSignal
+    stops = []
+    with StopOnSignal(lambda: stops.append(1), lambda m: print("say:", m, flush=True),
+                      before_exit=lambda: print("before_exit", flush=True)):
+        for name in sys.argv[1:]:
+            os.kill(os.getpid(), getattr(signal, name))
+            signal.pthread_sigmask(signal.SIG_BLOCK, [])
+    print("stops", len(stops), flush=True)
+    """
+)
+
+
+def _child(*signals: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-c", CHILD, *signals],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=Path(__file__).resolve().parents[2],
+    )
+
+
+def test_second_ctrl_c_quits_at_once():
+    done = _child("SIGINT", "SIGINT")
+    assert done.returncode == 130
+    assert "before_exit" in done.stdout and "stops" not in done.stdout
+    assert "sent again next time" in done.stderr
+
+
+def test_repeated_sigterm_is_one_clean_stop():
+    done = _child("SIGTERM", "SIGTERM", "SIGTERM", "SIGTERM", "SIGTERM")
+    assert done.returncode == 0, done.stderr
+    assert "stops 1" in done.stdout and "before_exit" not in done.stdout
+    assert done.stdout.count("say:") == 1
+
+
+def test_sigint_after_sigterm_is_still_the_same_stop():
+    # a person's first Ctrl-C during an orchestrator's stop: told how to quit at once, not quitting
+    done = _child("SIGTERM", "SIGINT", "SIGTERM")
+    assert done.returncode == 0, done.stderr
+    assert "stops 1" in done.stdout
+    assert done.stdout.count("say:") == 2 and "Ctrl-C again" in done.stdout.splitlines()[1]
+
+
+def test_sigint_then_sigterm_does_not_quit():
+    done = _child("SIGINT", "SIGTERM", "SIGTERM")
+    assert done.returncode == 0, done.stderr
+    assert "stops 1" in done.stdout and "before_exit" not in done.stdout
