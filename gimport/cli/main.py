@@ -8,10 +8,11 @@ import logging
 import sys
 from pathlib import Path
 
-from gimport import __version__
+from gimport import __version__, i18n
 from gimport.cli.terminal import StopOnSignal, confirm, private_log_handler, run_exit_code
 from gimport.errors import (
     EXIT_AUTH,
+    EXIT_BUG,
     EXIT_GMAIL,
     EXIT_INTERRUPTED,
     EXIT_OK,
@@ -19,6 +20,7 @@ from gimport.errors import (
     EXIT_SOURCE,
     EXIT_USAGE,
     GimportError,
+    Unexpected,
 )
 from gimport.settings import DEFAULT_CONFIG, Settings, load_settings
 
@@ -30,6 +32,7 @@ exit codes:
   {EXIT_AUTH}    Gmail authorization missing, expired or for the wrong account (run 'gimport auth')
   {EXIT_SOURCE}    the old IMAP server cannot be reached or refused the login
   {EXIT_GMAIL}    Gmail refused to go on (unreachable, daily limit, account not usable)
+  {EXIT_BUG}   an unexpected error (a bug in gimport; the log file has the details)
   {EXIT_INTERRUPTED}  interrupted (Ctrl-C or SIGTERM); run the same command again to continue
 """
 
@@ -366,6 +369,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    i18n.install()  # argparse's own words come from gimport's catalog too
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
@@ -382,6 +386,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("gimport: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except Exception as exc:  # noqa: BLE001 - a bug: one line for the person, the traceback for the log
+        logging.getLogger("gimport").exception("unexpected error")
+        print(f"gimport: {Unexpected(f'unexpected error: {exc!r}')}", file=sys.stderr)
+        return EXIT_BUG
 
 
 __all__ = ["main", "build_parser"]
