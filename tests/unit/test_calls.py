@@ -1,0 +1,157 @@
+"""The one call path (gimport.calls.Caller), on a fake clock: retry, give up, stop, silence."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from gimport.calls import Caller, RetryPolicy, StopRequested
+from gimport.errors import GmailError, MessageRejected, RetryableError
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.slept: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds
+
+
+class FakePacer:
+    def __init__(self) -> None:
+        self.charged: list[float] = []
+        self.limited: list[float | None] = []
+
+    def acquire(self, units=1, *, sleep=None):
+        self.charged.append(units)
+        return 0.0
+
+    def note_rate_limited(self, server_wait=None):
+        self.limited.append(server_wait)
+
+    def backoff_delay(self, attempt, server_wait=None):
+        return max(float(attempt), server_wait or 0.0)
+
+    rate_per_minute = None
+    rate_limited = 0
+
+
+def failing(errors: list[BaseException], result: str = "ok"):
+    """An op that raises the given errors in turn, then returns `result`."""
+    calls = []
+
+    def op():
+        calls.append(1)
+        if errors:
+            raise errors.pop(0)
+        return result
+
+    return op, calls
+
+
+def caller(policy=None, pacer=None, **kw):
+    clock = Clock()
+    return Caller(pacer, policy or RetryPolicy(), sleep=clock.sleep, clock=clock, **kw), clock
+
+
+def test_retries_then_succeeds_charging_each_attempt():
+    pacer = FakePacer()
+    c, clock = caller(pacer=pacer)
+    op, calls = failing([RetryableError("5xx"), RetryableError("5xx")])
+    attempts = []
+    assert c.call(op, cost=25, on_attempt=attempts.append) == "ok"
+    assert len(calls) == 3 and attempts == [1, 2, 3]
+    assert pacer.charged == [25, 25, 25]  # a retry is a new call for the quota
+    assert clock.slept == [1.0, 2.0]
+
+
+def test_gives_up_after_the_policy_attempts_with_the_last_error():
+    c, _ = caller(RetryPolicy(attempts=3))
+    op, calls = failing([RetryableError(f"e{i}") for i in range(10)])
+    with pytest.raises(RetryableError, match="e2"):
+        c.call(op)
+    assert len(calls) == 3
+
+
+def test_rate_limits_are_counted_apart_and_told_to_the_pacer():
+    pacer = FakePacer()
+    c, clock = caller(RetryPolicy(attempts=2, rate_limited_attempts=5), pacer=pacer)
+    op, calls = failing([RetryableError("429", rate_limited=True, wait=7.0)] * 4)
+    assert c.call(op, cost=1) == "ok"
+    assert len(calls) == 5 and pacer.limited == [7.0] * 4
+    assert min(clock.slept) >= 7.0  # never shorter than the server asked
+
+
+def test_what_is_not_retryable_is_raised_at_once_as_classified():
+    c, _ = caller()
+    op, calls = failing([ValueError("400")])
+    with pytest.raises(MessageRejected, match="400"):
+        c.call(op, classify=lambda exc: MessageRejected(str(exc)))
+    assert len(calls) == 1
+
+
+def test_unreachable_fails_fast_only_when_the_policy_says_so():
+    c, _ = caller(RetryPolicy(fail_fast_unreachable=True))
+    op, calls = failing([RetryableError("refused", unreachable=True)] * 3)
+    with pytest.raises(RetryableError):
+        c.call(op)
+    assert len(calls) == 1
+    c2, _ = caller(RetryPolicy(fail_fast_unreachable=False))
+    op2, calls2 = failing([RetryableError("refused", unreachable=True)] * 3)
+    assert c2.call(op2) == "ok" and len(calls2) == 4
+
+
+def test_silence_across_calls_stops_the_account_after_give_up_after():
+    c, clock = caller(
+        RetryPolicy(attempts=3, give_up_after=100.0), unreachable=lambda text: GmailError(f"gone: {text}")
+    )
+    gave_up = 0
+    with pytest.raises(GmailError, match="gone"):
+        for _ in range(200):  # each message gives up after 3 attempts; the account goes on until 100 s of silence
+            op, _ = failing([RetryableError("timed out", no_answer=True)] * 99)
+            try:
+                c.call(op)
+            except RetryableError:
+                gave_up += 1
+    assert gave_up >= 2 and clock.now >= 100.0
+
+
+def test_an_answer_resets_the_silence():
+    c, clock = caller(RetryPolicy(attempts=50, give_up_after=10.0), unreachable=lambda t: GmailError(t))
+    op, _ = failing([RetryableError("reset", no_answer=True)] * 3)
+    assert c.call(op) == "ok"  # 1 + 2 + 3 s of silence, then an answer
+    clock.now += 1000
+    op, _ = failing([RetryableError("reset", no_answer=True)] * 3)
+    assert c.call(op) == "ok"  # the clock moved, but the silence started again at the answer
+
+
+def test_a_stop_before_sending_raises_without_an_attempt():
+    stop = threading.Event()
+    stop.set()
+    c, _ = caller(stop=stop)
+    op, calls = failing([])
+    attempts = []
+    with pytest.raises(StopRequested) as info:
+        c.call(op, on_attempt=attempts.append)
+    assert calls == [] and attempts == [] and info.value.last_error is None
+
+
+def test_a_stop_while_waiting_to_retry_carries_the_last_error():
+    stop = threading.Event()
+    clock = Clock()
+
+    def sleep(seconds):
+        clock.sleep(seconds)
+        stop.set()  # the stop arrives during the backoff wait
+
+    c = Caller(None, RetryPolicy(), stop=stop, sleep=sleep, clock=clock)
+    op, calls = failing([RetryableError("5xx", ambiguous=True)] * 5)
+    with pytest.raises(StopRequested) as info:
+        c.call(op)
+    assert len(calls) == 1 and info.value.last_error is not None and info.value.last_error.ambiguous
