@@ -92,22 +92,26 @@ def test_login_plain_tls_starttls_and_wrong_password(cyrus_user: ImapUser) -> No
         IMAPClient("localhost", port=server.tls_port, ssl=True, ssl_context=ssl.create_default_context(), timeout=10)
 
 
-def test_passwords_never_on_a_command_line(cyrus_server: Cyrus) -> None:
+def test_passwords_never_on_a_command_line(cyrus_server: Cyrus, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.rig import cyrus as rig_cyrus
+
     password = "pw-" + os.urandom(6).hex()
-    seen = []
+    calls = []
+    real_run = subprocess.run
 
-    def scan() -> None:
-        for entry in os.scandir("/proc"):
-            if entry.name.isdigit():
-                try:
-                    seen.append(Path(entry.path, "cmdline").read_bytes())
-                except OSError:
-                    pass
+    def spy(args, **kw):
+        calls.append((list(args), kw.get("input")))
+        return real_run(args, **kw)
 
-    cyrus_server.add_user(f"pw{os.getpid()}", password)
-    scan()
-    assert not any(password.encode() in cmd for cmd in seen)
+    monkeypatch.setattr(rig_cyrus.subprocess, "run", spy)
+    name = f"pw{os.getpid()}"
+    cyrus_server.add_user(name, password)
+    assert [a[0] for a, _ in calls] == [rig_cyrus.SASLPASSWD2]
+    assert not any(password in arg for args, _ in calls for arg in args)
+    assert calls[0][1] == password.encode()  # through the pipe
     assert (cyrus_server.sasldb_path.stat().st_mode & 0o777) == 0o600
+    with cyrus_server.connect(name) as c:  # and it is the password Cyrus checks
+        assert c.list_folders()
 
 
 def test_seed_flags_internaldate_japanese_folder_uid_order(cyrus_user: ImapUser) -> None:

@@ -83,12 +83,12 @@ _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct",
 _APPEND_BATCH = 500
 _APPEND_BYTES = 16_000_000
 
-# A root process between the rig and Cyrus's master. Master drops to the cyrus user, which clears a
-# PR_SET_PDEATHSIG set before exec, so the supervisor (which stays root) holds it instead; it also stops
-# everything when its stdin (a pipe from the rig) reaches EOF, i.e. when the test process dies, even by -9.
+# A root process between the rig and Cyrus's master: it stops the whole process group when its stdin (a pipe
+# whose write end only the rig's process holds) reaches EOF, i.e. when the test process dies, even by SIGKILL.
+# Not PR_SET_PDEATHSIG: master's switch to the cyrus user clears it, and it fires when the *thread* that
+# started the child ends, which a fixture run in a worker thread would do.
 _SUPERVISOR = r"""
-import ctypes, os, signal, subprocess, sys, threading
-ctypes.CDLL(None).prctl(1, signal.SIGTERM)
+import os, signal, subprocess, sys, threading
 master = subprocess.Popen(sys.argv[1:], stdin=subprocess.DEVNULL)
 def stop(*_):
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
@@ -96,7 +96,7 @@ def stop(*_):
 signal.signal(signal.SIGTERM, stop)
 def watch():
     sys.stdin.buffer.read()
-    stop()
+    os.kill(os.getpid(), signal.SIGTERM)  # handled in the main thread: signal.signal() works only there
 threading.Thread(target=watch, daemon=True).start()
 sys.exit(master.wait())
 """
@@ -213,7 +213,7 @@ class Cyrus:
 
     Not thread-safe. ``add_user`` before ``start`` is recorded and applied at start; after, at once. Every mail
     operation goes through IMAP, so it needs the server running. A running instance is stopped at interpreter
-    exit and when the process that started it dies (see ``_SUPERVISOR``).
+    exit and when the process that started it dies, even by SIGKILL (see ``_SUPERVISOR``).
     """
 
     kind = "cyrus"
@@ -547,7 +547,7 @@ class Cyrus:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGTERM)
         deadline = time.monotonic() + STOP_DEADLINE
-        while any(_pid_alive(p) and Path(f"/proc/{p}/cmdline").read_bytes().startswith(b"imapd") for p in pids):
+        while any(_is_imapd(p) for p in pids):
             if time.monotonic() > deadline:
                 raise CyrusError(f"imapd processes {sorted(pids)} survived SIGTERM")
             time.sleep(0.005)
@@ -757,6 +757,14 @@ SERVICES {{
 EVENTS {{
 }}
 """
+
+
+def _is_imapd(pid: int) -> bool:
+    """True while ``pid`` is a live imapd (the pid may be reused by then: compare the command)."""
+    try:
+        return _pid_alive(pid) and Path(f"/proc/{pid}/cmdline").read_bytes().startswith(b"imapd")
+    except OSError:
+        return False
 
 
 def _list_name(line: bytes) -> bytes:

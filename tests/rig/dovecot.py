@@ -124,7 +124,7 @@ class ImapUser:
     name: str
     password: str
     separator: str
-    server: Dovecot
+    server: Dovecot  # or any ImapServerRig (tests/rig/imap_server.py): the Cyrus rig hands out ImapUsers too
 
     def folder_name(self, folder: str) -> str:
         """The IMAP name of a logical folder path for this user: ``"A/B"`` -> ``"A.B"`` with a "." separator."""
