@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import datetime as dt
 import hashlib
 import os
@@ -233,6 +234,7 @@ def test_cyrus_dies_with_the_process_that_started_it(tmp_path: Path) -> None:
         time.sleep(120)
     """)
     proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    pids: list[int] = []
     try:
         pids = [int(p) for p in proc.stdout.readline().split()]  # type: ignore[union-attr]
         assert pids
@@ -242,6 +244,10 @@ def test_cyrus_dies_with_the_process_that_started_it(tmp_path: Path) -> None:
     finally:
         if proc.poll() is None:
             proc.kill()
+        for p in pids:  # a failed test must not leave Cyrus running either
+            if _pid_alive(p):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(p, signal.SIGKILL)
         shutil.rmtree(workdir, ignore_errors=True)
 
 
