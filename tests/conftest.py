@@ -75,8 +75,15 @@ def imap_user_dot(dovecot_server: Dovecot) -> ImapUser:
 def cyrus_server() -> Iterator[Cyrus]:
     """One Cyrus on loopback for the whole session, classic namespace: "." separator, folders under ``INBOX.``
     (tests/rig/cyrus.py). Its files live in a temp dir removed at the end (kept when GIMPORT_KEEP_RIG=1)."""
-    if not rig_cyrus.MASTER.exists() or not os.access(rig_cyrus.SASLPASSWD2, os.X_OK):
-        pytest.fail("Cyrus not found: run scripts/test, which installs cyrus-imapd and sasl2-bin", pytrace=False)
+    if (
+        not rig_cyrus.MASTER.exists()
+        or not rig_cyrus.imapd_path().exists()
+        or not os.access(rig_cyrus.SASLPASSWD2, os.X_OK)
+    ):
+        pytest.fail(
+            "Cyrus not found: run scripts/test, which installs cyrus-common and sasl2-bin and extracts cyrus-imapd",
+            pytrace=False,
+        )
     if os.geteuid() != 0:
         pytest.fail(
             "the Cyrus rig needs root (master drops to the cyrus user): run scripts/test as root", pytrace=False

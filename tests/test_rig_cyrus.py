@@ -23,6 +23,7 @@ import pytest
 from imapclient import IMAPClient
 from imapclient.exceptions import IMAPClientAbortError, IMAPClientError, LoginError
 
+from tests.rig import cyrus as rig_cyrus
 from tests.rig.corpus import make_message
 from tests.rig.cyrus import Cyrus, CyrusError
 from tests.rig.dovecot import ImapUser, SeedMessage, _pid_alive
@@ -94,8 +95,6 @@ def test_login_plain_tls_starttls_and_wrong_password(cyrus_user: ImapUser) -> No
 
 
 def test_passwords_never_on_a_command_line(cyrus_server: Cyrus, monkeypatch: pytest.MonkeyPatch) -> None:
-    from tests.rig import cyrus as rig_cyrus
-
     password = "pw-" + os.urandom(6).hex()
     calls = []
     real_run = subprocess.run
@@ -209,6 +208,8 @@ def test_start_stop_restart_keeps_mail_and_ports(own_cyrus: Cyrus) -> None:
     own_cyrus.start()
     pids = own_cyrus.process_ids()
     assert len(pids) >= 3  # supervisor, master, imapd
+    cmds = [Path(f"/proc/{p}/cmdline").read_bytes().split(b"\0")[0] for p in pids]
+    assert str(rig_cyrus.imapd_path()).encode() in cmds  # the extracted imapd when there is one
     ports = (own_cyrus.plain_port, own_cyrus.tls_port)
     own_cyrus.seed("early", "A/B", [SeedMessage(_msg(1))])
     own_cyrus.stop()
@@ -252,13 +253,11 @@ def test_cyrus_dies_with_the_process_that_started_it(tmp_path: Path) -> None:
 
 
 def test_start_fails_clearly_without_cyrus(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from tests.rig import cyrus as rig_cyrus
-
     workdir = Path(tempfile.mkdtemp(prefix="gimport-cyrus-missing-"))
     workdir.chmod(0o755)
     try:
         monkeypatch.setattr(rig_cyrus, "MASTER", workdir / "no-such-master")
-        with pytest.raises(CyrusError, match="cyrus-imapd"):
+        with pytest.raises(CyrusError, match="scripts/test"):
             Cyrus(workdir).start()
     finally:
         shutil.rmtree(workdir, ignore_errors=True)

@@ -7,8 +7,10 @@
         with cy.connect("alice", tls=True) as client:    # imapclient, verifying cy.ca_file
             ...
 
-Same surface as the Dovecot rig (``tests.rig.imap_server.ImapServerRig``). Needs Debian's ``cyrus-imapd`` (master,
-imapd under /usr/lib/cyrus/bin), ``sasl2-bin`` (saslpasswd2), ``libsasl2-modules`` (PLAIN, LOGIN) and
+Same surface as the Dovecot rig (``tests.rig.imap_server.ImapServerRig``). Needs Debian's ``cyrus-common`` (master,
+ctl_cyrusdb, the ``cyrus`` user), imapd from the ``cyrus-imapd`` package *extracted* into ``GIMPORT_CYRUS_DIR``
+(default /var/cache/gimport-test/cyrus; installing it would remove dovecot-imapd: both conflict on imap-server;
+scripts/test does the extraction), ``sasl2-bin`` (saslpasswd2), ``libsasl2-modules`` (PLAIN, LOGIN) and
 ``libsasl2-modules-db`` (sasldb), the ``openssl`` CLI, and root: Cyrus's master drops to the ``cyrus`` user, so
 the workdir and its parents must be traversable by others. Nothing under /etc is read: master, imapd and
 ctl_cyrusdb get ``-C workdir/imapd.conf`` and ``-M workdir/cyrus.conf``.
@@ -66,7 +68,17 @@ from tests.rig.dovecot import (
 from tests.rig.imap_server import snapshot_via_imap
 
 CYRUS_BIN = Path("/usr/lib/cyrus/bin")
-MASTER = CYRUS_BIN / "master"
+MASTER = CYRUS_BIN / "master"  # from cyrus-common, like ctl_cyrusdb
+#: Where scripts/test extracts the cyrus-imapd package (never installed: it conflicts with dovecot-imapd).
+CYRUS_DIR = Path(os.environ.get("GIMPORT_CYRUS_DIR", "/var/cache/gimport-test/cyrus"))
+
+
+def imapd_path() -> Path:
+    """imapd from the private extraction, else a system one (an installed cyrus-imapd)."""
+    private = CYRUS_DIR / "usr/lib/cyrus/bin/imapd"
+    return private if private.exists() else CYRUS_BIN / "imapd"
+
+
 SASLPASSWD2 = "/usr/sbin/saslpasswd2"
 
 START_DEADLINE = 20.0
@@ -575,7 +587,11 @@ class Cyrus:
             self.config_path.write_text(self._imapd_conf())
             self.cyrus_conf_path.write_text(self._cyrus_conf())
             if not MASTER.exists():
-                raise CyrusError(f"{MASTER} not found: install the Debian package cyrus-imapd")
+                raise CyrusError(f"{MASTER} not found: run scripts/test, which installs cyrus-common")
+            if not imapd_path().exists():
+                raise CyrusError(
+                    f"no imapd in {CYRUS_DIR} or {CYRUS_BIN}: run scripts/test, which extracts cyrus-imapd"
+                )
             with open(self.stderr_path, "ab") as out:
                 self._proc = subprocess.Popen(
                     [
@@ -745,14 +761,15 @@ syslog_prefix: cyrus-rig
 
     def _cyrus_conf(self) -> str:
         c = self.config_path
+        imapd = imapd_path()
         return f"""\
 # Written by tests/rig/cyrus.py.
 START {{
   recover cmd="ctl_cyrusdb -C {c} -r"
 }}
 SERVICES {{
-  imap  cmd="imapd -C {c}" listen="{self.host}:{self.plain_port}" prefork=1
-  imaps cmd="imapd -s -C {c}" listen="{self.host}:{self.tls_port}" prefork=1
+  imap  cmd="{imapd} -C {c}" listen="{self.host}:{self.plain_port}" prefork=1
+  imaps cmd="{imapd} -s -C {c}" listen="{self.host}:{self.tls_port}" prefork=1
 }}
 EVENTS {{
 }}
