@@ -1,7 +1,8 @@
 """Shared fixtures. Each external service gets a session-scoped server fixture and cheap per-test handles on it.
 
 IMAP: ``dovecot_server`` (one real Dovecot for the session), ``imap_user`` / ``imap_user_dot`` (a fresh account
-per test with "/" or "." as hierarchy separator). See tests/rig/dovecot.py.
+per test with "/" or "." as hierarchy separator). See tests/rig/dovecot.py. ``cyrus_server`` / ``cyrus_user``: the
+same on Cyrus (tests/rig/cyrus.py); ``any_imap_server`` / ``any_server_user`` run a test on both servers.
 """
 
 from __future__ import annotations
@@ -15,8 +16,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.rig import cyrus as rig_cyrus
 from tests.rig import dovecot as rig_dovecot
+from tests.rig.cyrus import Cyrus
 from tests.rig.dovecot import Dovecot, ImapUser
+from tests.rig.imap_server import ImapServerRig
 
 # --------------------------------------------------------------------------- IMAP (Dovecot)
 
@@ -46,7 +50,7 @@ def dovecot_server() -> Iterator[Dovecot]:
             shutil.rmtree(workdir, ignore_errors=True)
 
 
-def _new_user(server: Dovecot, separator: str) -> ImapUser:
+def _new_user(server: ImapServerRig, separator: str) -> ImapUser:
     name = f"u{next(_user_numbers)}"
     server.add_user(name, separator=separator)  # random password
     return server.user(name)
@@ -62,6 +66,56 @@ def imap_user(dovecot_server: Dovecot) -> ImapUser:
 def imap_user_dot(dovecot_server: Dovecot) -> ImapUser:
     """A fresh, empty account (INBOX only) whose hierarchy separator is "."."""
     return _new_user(dovecot_server, ".")
+
+
+# --------------------------------------------------------------------------- IMAP (Cyrus), and both servers
+
+
+@pytest.fixture(scope="session")
+def cyrus_server() -> Iterator[Cyrus]:
+    """One Cyrus on loopback for the whole session, classic namespace: "." separator, folders under ``INBOX.``
+    (tests/rig/cyrus.py). Its files live in a temp dir removed at the end (kept when GIMPORT_KEEP_RIG=1)."""
+    if (
+        not rig_cyrus.MASTER.exists()
+        or not rig_cyrus.imapd_path().exists()
+        or not os.access(rig_cyrus.SASLPASSWD2, os.X_OK)
+    ):
+        pytest.fail(
+            "Cyrus not found: run scripts/test, which installs cyrus-common and sasl2-bin and extracts cyrus-imapd",
+            pytrace=False,
+        )
+    if os.geteuid() != 0:
+        pytest.fail(
+            "the Cyrus rig needs root (master drops to the cyrus user): run scripts/test as root", pytrace=False
+        )
+    workdir = Path(tempfile.mkdtemp(prefix="gimport-cyrus-"))
+    workdir.chmod(0o755)  # Cyrus runs as the cyrus user
+    server = Cyrus(workdir)
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
+        if os.environ.get("GIMPORT_KEEP_RIG") != "1":
+            shutil.rmtree(workdir, ignore_errors=True)
+
+
+@pytest.fixture
+def cyrus_user(cyrus_server: Cyrus) -> ImapUser:
+    """A fresh, empty account (INBOX only) on the session's Cyrus ("." separator, ``INBOX.`` prefix)."""
+    return _new_user(cyrus_server, ".")
+
+
+@pytest.fixture(params=["dovecot_server", "cyrus_server"], ids=["dovecot", "cyrus"])
+def any_imap_server(request: pytest.FixtureRequest) -> ImapServerRig:
+    """The test runs once against Dovecot and once against Cyrus (see tests/rig/imap_server.py)."""
+    return request.getfixturevalue(request.param)
+
+
+@pytest.fixture
+def any_server_user(any_imap_server: ImapServerRig) -> ImapUser:
+    """A fresh, empty account on Dovecot ("/") and, in a second run of the test, on Cyrus (".", ``INBOX.``)."""
+    return _new_user(any_imap_server, any_imap_server.default_separator)
 
 
 # --------------------------------------------------------------------------- Gmail (the emulator) + a workspace

@@ -124,7 +124,7 @@ class ImapUser:
     name: str
     password: str
     separator: str
-    server: Dovecot
+    server: Dovecot  # or any ImapServerRig (tests/rig/imap_server.py): the Cyrus rig hands out ImapUsers too
 
     def folder_name(self, folder: str) -> str:
         """The IMAP name of a logical folder path for this user: ``"A/B"`` -> ``"A.B"`` with a "." separator."""
@@ -266,7 +266,11 @@ class Dovecot:
     ``alice*admin`` with admin's password then logs in as alice. Off by default (the config is unchanged).
     """
 
+    #: ``tests.rig.imap_server.ImapServerRig``: which server this is
+    kind = "dovecot"
     host = "127.0.0.1"
+    #: a separator ``add_user`` accepts (any user may also have ".")
+    default_separator = "/"
 
     def __init__(self, workdir: Path | str, *, master_user_separator: str | None = None) -> None:
         self.workdir = Path(workdir).absolute()
@@ -382,6 +386,10 @@ class Dovecot:
 
     def separator(self, user: str) -> str:
         return self._user(user).separator
+
+    def can_store(self, raw: bytes) -> bool:
+        """Always True: Dovecot stores any bytes (it serves a NUL as 0x80, see the module docstring)."""
+        return True
 
     def _user(self, name: str) -> _User:
         try:
