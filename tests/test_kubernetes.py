@@ -95,10 +95,25 @@ def test_indexed_job_pods_with_a_retried_index_deliver_exactly_once(tmp_path, do
         parallel_users=2,
     )
 
+    started: list[subprocess.Popen] = []
+
     def pod(index: int) -> subprocess.Popen:
         # what the Job runs: the manifest's command (config path moved to the test's) and env, plus the index
-        return run_process(ws, emulator.base_url, "run", env={**job_env, "JOB_COMPLETION_INDEX": str(index)})
+        proc = run_process(ws, emulator.base_url, "run", env={**job_env, "JOB_COMPLETION_INDEX": str(index)})
+        started.append(proc)
+        return proc
 
+    try:
+        _run_the_job(emulator, users, ws, completions, pod)
+    finally:  # a failed assertion must not leave pods running
+        for proc in started:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(30)
+
+
+def _run_the_job(emulator, users, ws, completions, pod) -> None:
+    """All indexes at once; index 2 is stopped with SIGTERM part-way and retried; exactly once for all."""
     victim = 2
     victims = [p.gmail for p, _ in users if shard_of(p.gmail, completions) == victim]
     pods = {i: pod(i) for i in range(completions)}

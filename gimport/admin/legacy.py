@@ -262,12 +262,13 @@ def resolve_shard(arg: str | None, env: Mapping[str, str] | None = None, count: 
     """This process's shard. `count` is [admin] shard_count (None or 0: not set).
 
     The shard count N is fixed by `count` or GIMPORT_SHARD_COUNT (both: they must agree). The shard is, in
-    this order: --shard I/N (checked against `count` only: it overrides the environment); GIMPORT_SHARD=I/N (or I with a fixed N); a Kubernetes Indexed Job
-    (JOB_COMPLETION_INDEX / the fixed N); a Slurm job array — with a fixed N the index is SLURM_ARRAY_TASK_ID
-    itself, so a resubmitted subset (sbatch --array=5) keeps shard 5 of N; without one N is derived from the
-    array (SLURM_ARRAY_TASK_COUNT, _MIN, _MAX, _STEP), and a one-task array other than task 0 (which looks like
-    a resubmission) is refused; else 0/1 (every user, the whole project budget; also with a fixed N). An
-    explicit N that differs from the fixed one is an error. Raises ConfigError."""
+    this order: --shard I/N (checked against `count` only: the command line overrides the environment);
+    GIMPORT_SHARD=I/N (or I with a fixed N); a Kubernetes Indexed Job (JOB_COMPLETION_INDEX / the fixed N); a
+    Slurm job array — with a fixed N the index is SLURM_ARRAY_TASK_ID itself, so a resubmitted subset
+    (sbatch --array=5) keeps shard 5 of N; without one, N is derived from the array (SLURM_ARRAY_TASK_COUNT,
+    _MIN, _MAX, _STEP) and a one-task array other than task 0 (which looks like a resubmission) is refused;
+    else 0/1 (every user, the whole project budget; also with a fixed N). An explicit N that differs from the
+    fixed one is an error. Raises ConfigError."""
     env = os.environ if env is None else env
     if arg:  # the command line overrides the environment, not the config
         return parse_shard(arg, "--shard", count or None)

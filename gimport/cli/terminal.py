@@ -37,7 +37,9 @@ class StopOnSignal:
     may forward one too). Only a second SIGINT — a person pressing Ctrl-C again — quits at once, calling
     `before_exit` and then os._exit(130); what was in flight is then sent again by the next run.
 
-    Installs handlers only in the main thread (signal.signal's rule); elsewhere it does nothing."""
+    Once stopping, SIGTERM stays ignored after the block too: the process is on its way out (report, exit
+    code), and a late SIGTERM must not kill it half-way. Installs handlers only in the main thread
+    (signal.signal's rule); elsewhere it does nothing."""
 
     def __init__(
         self, stop: Callable[[], None], say: Callable[[str], None], before_exit: Callable[[], None] = lambda: None
@@ -76,7 +78,8 @@ class StopOnSignal:
 
     def __exit__(self, *exc: object) -> None:
         for s, h in self._old.items():
-            signal.signal(s, h)
+            # after a stop, a late SIGTERM must not kill the process while it writes its report and exits 130
+            signal.signal(s, signal.SIG_IGN if self._stopping and s == signal.SIGTERM else h)
 
 
 def private_log_handler(path: Path) -> logging.FileHandler:

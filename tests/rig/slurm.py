@@ -18,6 +18,7 @@ Plain library code, no pytest: a failure to start raises SlurmError with the dae
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import re
 import secrets
@@ -73,6 +74,11 @@ def _tail(path: Path, lines: int = 30) -> str:
     except OSError:
         return f"({path} not readable)"
     return "\n".join(text.splitlines()[-lines:]) or f"({path} empty)"
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: SIGTERM when the parent (thread) dies."""
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
 
 
 def machine_resources() -> tuple[int, int]:
@@ -175,7 +181,13 @@ class SlurmCluster:
     def _spawn(self, name: str, argv: list[str]) -> None:
         log = open(self.dir / "log" / f"{name}.stderr", "ab")  # noqa: SIM115 - closed with the process
         self._procs[name] = subprocess.Popen(
-            argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=self.env(), start_new_session=True
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=log,
+            env=self.env(),
+            start_new_session=True,
+            preexec_fn=_die_with_parent,  # a test runner killed with -9 leaves no daemons behind
         )
         log.close()
 

@@ -5,6 +5,7 @@ the process, and a regression must not end pytest)."""
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -31,18 +32,22 @@ CHILD = textwrap.dedent(
         for name in sys.argv[1:]:
             os.kill(os.getpid(), getattr(signal, name))
             signal.pthread_sigmask(signal.SIG_BLOCK, [])
+    if os.environ.get("LATE"):  # a SIGTERM after the block, while the process writes its report
+        os.kill(os.getpid(), signal.SIGTERM)
+        signal.pthread_sigmask(signal.SIG_BLOCK, [])
     print("stops", len(stops), flush=True)
     """
 )
 
 
-def _child(*signals: str) -> subprocess.CompletedProcess:
+def _child(*signals: str, late: bool = False) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-c", CHILD, *signals],
         capture_output=True,
         text=True,
         timeout=60,
         cwd=Path(__file__).resolve().parents[2],
+        env={**os.environ, "LATE": "1" if late else ""},
     )
 
 
@@ -72,3 +77,14 @@ def test_sigint_then_sigterm_does_not_quit():
     done = _child("SIGINT", "SIGTERM", "SIGTERM")
     assert done.returncode == 0, done.stderr
     assert "stops 1" in done.stdout and "before_exit" not in done.stdout
+
+
+def test_a_late_sigterm_after_the_stop_does_not_kill_the_process():
+    done = _child("SIGTERM", late=True)
+    assert done.returncode == 0, done.stderr
+    assert "stops 1" in done.stdout
+
+
+def test_without_a_stop_the_old_handlers_come_back():
+    done = _child(late=True)  # no stop was requested: SIGTERM has its default meaning again
+    assert done.returncode == -15
