@@ -9,6 +9,7 @@ import sys
 import threading
 from pathlib import Path
 
+from gimport.cli import ledger as ledger_cli
 from gimport.cli.terminal import StopOnSignal, confirm, run_exit_code
 from gimport.errors import (
     EXIT_AUTH,
@@ -175,28 +176,35 @@ def _per_user_tools(settings: Settings, shard):
     return sa, logins, project
 
 
-def _user_account(settings: Settings, entry, sa, logins, project):
-    """(the user's settings, the source password, the wiring's Account) for one user."""
+def _user_account(settings: Settings, entry, sa, logins, project, *, exact: bool = False):
+    """(the user's settings, the source password, the wiring's Account) for one user. With `exact` the
+    token also carries the metadata scope (admin verify --exact: the delegation grant must list it)."""
     from gimport import wiring
     from gimport.admin.legacy import user_settings
+    from gimport.backends.google.oauth import scopes_for
 
     login, password = logins.for_user(entry)
     us = user_settings(settings, entry, login)
-    return us, password, wiring.account(us, project, credentials=sa.authorize(entry.gmail))
+    creds = sa.authorize(entry.gmail, scopes=scopes_for(exact))
+    return us, password, wiring.account(us, project, credentials=creds)
 
 
-def _verify_user(settings: Settings, entry, sa, logins, project, list_limit: int | None):
+def _verify_user(
+    settings: Settings, entry, sa, logins, project, list_limit: int | None, *, exact: bool = False, strict: bool = False
+):
     """gimport.verify.verify for one user (read-only everywhere). Returns a VerifyReport."""
     from gimport import wiring
     from gimport.admin.legacy import user_paths
     from gimport.verify import verify
 
-    us, password, acct = _user_account(settings, entry, sa, logins, project)
+    us, password, acct = _user_account(settings, entry, sa, logins, project, exact=exact)
     state = wiring.state(user_paths(settings.admin.state_dir, entry.gmail).state, readonly=True)
     source = wiring.source(us.source, password)
     try:
         logins.connect(source, entry)
-        return verify(us, source=source, gmail=acct.gmail, state=state, list_limit=list_limit)
+        return verify(
+            us, source=source, gmail=acct.gmail, state=state, list_limit=list_limit, exact=exact, strict_labels=strict
+        )
     finally:
         source.close()
         state.close()
@@ -215,11 +223,20 @@ def cmd_admin_verify(args: argparse.Namespace) -> int:
     def one(entry) -> UserCheck:
         if not user_paths(settings.admin.state_dir, entry.gmail).state.exists():
             return UserCheck(entry.gmail, entry.source_user, "not started", "no state file: run 'gimport admin run'")
-        rep = _verify_user(settings, entry, sa, logins, project, 3)
+        exact, strict = getattr(args, "exact", False), getattr(args, "strict_labels", False)
+        rep = _verify_user(settings, entry, sa, logins, project, 3, exact=exact, strict=strict)
         selected = sum(f.selected for f in rep.folders)
         if rep.passed:
-            return UserCheck(entry.gmail, entry.source_user, "verified", f"{selected:,} selected, all recorded", rep)
+            detail = f"{selected:,} selected, all recorded"
+            if rep.exact is not None:
+                detail += f", each proven in Gmail ({rep.exact.units:,} units)"
+            if rep.accepted:
+                detail += f"; {len(rep.accepted):,} accepted as not in Gmail"
+            return UserCheck(entry.gmail, entry.source_user, "verified", detail, rep)
         detail = f"{rep.missing_total:,} of {selected:,} selected message(s) missing"
+        if rep.exact is not None and not rep.exact.passed:
+            failing = [g for g in rep.exact.gaps if g.fails]
+            detail += f"; {len(failing):,} not as recorded in Gmail, e.g. {failing[0].key}: {failing[0].detail}"
         if rep.missing:
             m = rep.missing[0]
             detail += f"; e.g. {m.folder} UID {m.uid}: {m.status}: {m.reason}"
@@ -386,12 +403,15 @@ def add_parser(sub, common: argparse.ArgumentParser) -> None:
     )
     status_p.add_argument("--csv", action="store_true", help="print the report as CSV (the columns of report_file)")
     status_p.add_argument("--all", action="store_true", help="list every user (not only problems)")
-    add(
+    verify_p = add(
         "verify",
         cmd_admin_verify,
         "run 'gimport verify' for every user: the source now vs the state file vs Gmail; changes nothing",
-        "gimport admin verify --users users.csv",
+        "gimport admin verify --users users.csv\n  gimport admin verify --users users.csv --exact   # every message by its"
+        " Gmail id (the delegation grant must list the gmail.metadata scope: docs/admin.md)",
     )
+    ledger_cli.add_verify_options(verify_p)
+    ledger_cli.add_admin_commands(add)  # admin report --csv
     cleanup_p = add(
         "cleanup",
         cmd_admin_cleanup,
