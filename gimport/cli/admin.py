@@ -236,7 +236,7 @@ def cmd_admin_verify(args: argparse.Namespace) -> int:
         detail = f"{rep.missing_total:,} of {selected:,} selected message(s) missing"
         if rep.exact is not None and not rep.exact.passed:
             failing = [g for g in rep.exact.gaps if g.fails]
-            detail += f"; {len(failing):,} not as recorded in Gmail, e.g. {failing[0].key}: {failing[0].detail}"
+            detail += f"; {len(failing):,} not as recorded in Gmail, e.g. {failing[0].key} {failing[0].problem}"
         if rep.missing:
             m = rep.missing[0]
             detail += f"; e.g. {m.folder} UID {m.uid}: {m.status}: {m.reason}"

@@ -1977,10 +1977,27 @@ class GmailEmulator:
         scopes = (payload.get("scope") or "").split()
         if not subject or not scopes:
             return _oauth_error(400, "invalid_scope", "Invalid OAuth scope or ID token audience provided.")
+        refused = self._delegation_refuses(scopes)
+        if refused is not None:
+            return refused
         if subject.lower() not in self._users:
             return _oauth_error(400, "invalid_grant", "Invalid email or User ID")
         email = self._users[subject.lower()].email
         return self._token_response(email, scopes, None, None)
+
+    # The domain-wide delegation grant (Admin console > API controls): None = any scope; else the scopes
+    # the service account's client id was given. Asking for one outside it fails for every user, as Google does.
+    delegated_scopes: frozenset | None = None
+
+    def _delegation_refuses(self, scopes) -> _Resp | None:
+        if self.delegated_scopes is None or set(scopes) <= self.delegated_scopes:
+            return None
+        return _oauth_error(
+            401,
+            "unauthorized_client",
+            "Client is unauthorized to retrieve access tokens using this method, or client not authorized for any"
+            " of the scopes requested.",
+        )
 
     def _revoke(self, req: _Req) -> _Resp:
         token = req.q("token")
