@@ -38,7 +38,7 @@ def admin(ws, *args, capsys):
 @pytest.fixture
 def campus(tmp_path, dovecot_server, emulator):
     people = []
-    for u in range(2):
+    for _u in range(2):
         name = f"ex{secrets.token_hex(3)}"
         password = dovecot_server.add_user(name)
         for folder in ("INBOX", "Work"):
