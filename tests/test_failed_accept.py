@@ -107,6 +107,7 @@ def test_accepting_lets_run_and_verify_pass_and_undo_puts_one_back(ws, emulator,
     keys = problem_keys(ws)
     first, rest = keys[0], keys[1:]
     assert cli(ws, "verify", capsys=capsys)[0] == 1
+    assert cli(ws, "cleanup", "--dry-run", "--revoke", "--forget", capsys=capsys)[0] == 1  # blocked
 
     rc, out = cli(ws, "accept", str(first), capsys=capsys)
     assert rc == 0 and f"{first}: accepted as not in Gmail" in out.out
@@ -129,6 +130,8 @@ def test_accepting_lets_run_and_verify_pass_and_undo_puts_one_back(ws, emulator,
     data = json.loads(cli(ws, "verify", "--json", capsys=capsys)[1].out)
     assert data["passed"] and sorted(a["key"] for a in data["accepted"]) == sorted(str(k) for k in keys)
     assert cli(ws, "status", capsys=capsys)[0] == 0
+    rc, out = cli(ws, "cleanup", "--dry-run", "--revoke", "--forget", capsys=capsys)
+    assert rc == 0, out.out  # verify passes: revoking and forgetting are allowed now
 
     # accepting twice, or a key that is not failed, is refused and named
     rc, out = cli(ws, "accept", str(first), "INBOX:1:1", capsys=capsys)

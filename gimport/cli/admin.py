@@ -19,6 +19,7 @@ from gimport.errors import (
     EXIT_USAGE,
     ConfigError,
 )
+from gimport.i18n import _
 from gimport.settings import Settings, load_settings
 
 ADMIN_EXIT_CODES = f"""\
@@ -215,7 +216,7 @@ def cmd_admin_verify(args: argparse.Namespace) -> int:
     from gimport.render.admin import format_checks
 
     settings = _settings(args)
-    _, users = _users(args, settings)
+    _users_file, users = _users(args, settings)  # not "_": that is gettext here
     shard, mine = _shard_users(args, settings, users)
     sa, logins, project = _per_user_tools(settings, shard)
     stop = threading.Event()
@@ -229,14 +230,16 @@ def cmd_admin_verify(args: argparse.Namespace) -> int:
         if rep.passed:
             detail = f"{selected:,} selected, all recorded"
             if rep.exact is not None:
-                detail += f", each proven in Gmail ({rep.exact.units:,} units)"
+                detail += _(", each proven in Gmail ({units:,} units)").format(units=rep.exact.units)
             if rep.accepted:
-                detail += f"; {len(rep.accepted):,} accepted as not in Gmail"
+                detail += _("; {n:,} accepted as not in Gmail").format(n=len(rep.accepted))
             return UserCheck(entry.gmail, entry.source_user, "verified", detail, rep)
         detail = f"{rep.missing_total:,} of {selected:,} selected message(s) missing"
         if rep.exact is not None and not rep.exact.passed:
             failing = [g for g in rep.exact.gaps if g.fails]
-            detail += f"; {len(failing):,} not as recorded in Gmail, e.g. {failing[0].key} {failing[0].problem}"
+            detail += _("; {n:,} not as recorded in Gmail, e.g. {key} {problem}").format(
+                n=len(failing), key=failing[0].key, problem=failing[0].problem
+            )
         if rep.missing:
             m = rep.missing[0]
             detail += f"; e.g. {m.folder} UID {m.uid}: {m.status}: {m.reason}"

@@ -234,8 +234,8 @@ def cmd_admin_report(args: argparse.Namespace) -> int:
     from gimport.render.ledger import ledger_csv
 
     settings = admin_cli._settings(args)
-    _, users = admin_cli._users(args, settings, check_logins=False)
-    _, users = admin_cli._shard_users(args, settings, users, from_env=False)
+    _path, users = admin_cli._users(args, settings, check_logins=False)
+    _shard, users = admin_cli._shard_users(args, settings, users, from_env=False)
     rows = []
     for entry in users:
         path = user_paths(settings.admin.state_dir, entry.gmail).state

@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from gimport.cleanup import GMAIL_SETTINGS_PATH, CleanupPlan, CleanupResult, GmailSettingsReport
+from gimport.i18n import _
 from gimport.render.ledger import verify_json, verify_sections
 from gimport.render.progress import format_table
 from gimport.verify import RETRY_COMMAND, LabelCheck, VerifyReport
@@ -113,13 +114,13 @@ def format_verify(r: VerifyReport, *, shown_limit: int | None = None) -> str:
     if r.passed:
         total = sum(f.selected for f in r.folders)
         proven = (
-            f"are in {r.gmail_account}, each proven by its Gmail id"
+            _("are in {account}, each proven by its Gmail id")
             if r.exact is not None
-            else f"are recorded as imported into {r.gmail_account}"
-        )
+            else _("are recorded as imported into {account}")
+        ).format(account=r.gmail_account)
         out.append(
             f"VERIFIED: all {total - accepted:,} selected message(s) in {len(r.folders)} folder(s) {proven}"
-            + (f"; {accepted:,} accepted as not in Gmail (listed above)." if accepted else ".")
+            + (_("; {n:,} accepted as not in Gmail (listed above).").format(n=accepted) if accepted else ".")
         )
     elif not r.folders:
         out.append("NOT VERIFIED: no folder on the source is selected (see 'gimport plan').")
@@ -127,7 +128,9 @@ def format_verify(r: VerifyReport, *, shown_limit: int | None = None) -> str:
         out.append(f"NOT VERIFIED: {r.missing_total:,} selected message(s) are not recorded as imported.")
     else:
         failing = sum(g.fails for g in r.exact.gaps)
-        out.append(f"NOT VERIFIED: {failing:,} message(s) recorded as imported are not as recorded in Gmail.")
+        out.append(
+            _("NOT VERIFIED: {n:,} message(s) recorded as imported are not as recorded in Gmail.").format(n=failing)
+        )
     return "\n".join(out)
 
 
