@@ -216,3 +216,14 @@ def _b64(raw: bytes) -> str:
     import base64
 
     return base64.urlsafe_b64encode(raw).decode()
+
+
+def test_a_label_deleted_in_gmail_is_named_for_each_of_its_messages(exact_ws, emulator, mailbox, capsys):
+    assert cli(exact_ws, "run", capsys=capsys)[0] == 0
+    full, _ = service_for(emulator, EMAIL)
+    label_id = emulator.label_by_name(EMAIL, "受信/日本")["id"]
+    full.users().labels().delete(userId="me", id=label_id).execute()
+    rc, out = cli(exact_ws, "verify", "--exact", "--strict-labels", "--json", capsys=capsys)
+    (gap,) = json.loads(out.out)["exact_check"]["gaps"]
+    assert rc == 1 and gap["problem"] == "label gone" and "no longer exists" in gap["detail"]
+    assert gap["key"] == str(recorded(exact_ws)[("受信/日本", 1)].key)
