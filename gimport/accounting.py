@@ -56,6 +56,7 @@ class FolderResult:
     skipped: int = 0
     resent: int = 0  # in flight when an earlier run was interrupted, sent again now
     ambiguous: int = 0  # retried after an answer that may have come after Gmail stored it
+    accepted: int = 0  # failed/skipped earlier and accepted as not in Gmail (gimport accept): not tried
     bytes: int = 0
     error: str | None = None
     reasons: Counter = field(default_factory=Counter)

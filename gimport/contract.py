@@ -27,6 +27,12 @@ DUPLICATE = "duplicate"  # same content already imported from this folder (e.g. 
 FAILED = "failed"  # last attempt failed; retried by the next run
 SKIPPED = "skipped"  # can never be imported as it is (e.g. over Gmail's 150 MB); reported every run
 DONE_STATUSES = (IMPORTED, DUPLICATE)
+PROBLEM_STATUSES = (FAILED, SKIPPED)  # what `gimport failed` lists and `gimport accept` may accept
+# A failed or skipped message can be *accepted* (gimport accept): its status stays as it is, the time of
+# the acceptance is recorded beside it; run no longer tries it and verify lists it, never silently.
+ACCEPTED = "accepted"
+# Labels a message carries for its flags: the user changes them by reading; never checked by verify --exact.
+FLAG_LABEL_IDS = frozenset({"UNREAD", "STARRED"})
 
 
 # ------------------------------------------------------------------------------------------------ values
@@ -87,6 +93,20 @@ class MessageKey:
     uidvalidity: int
     uid: int
 
+    def __str__(self) -> str:
+        """The key as the commands print and accept it: FOLDER:UIDVALIDITY:UID (the account is the config's)."""
+        return f"{self.folder}:{self.uidvalidity}:{self.uid}"
+
+
+def parse_key(account: str, text: str) -> MessageKey:
+    """A key printed by `gimport failed` (FOLDER:UIDVALIDITY:UID; the folder may hold ":" itself).
+    Raises ValueError saying what is wrong."""
+    folder, sep1, rest = text.rpartition(":")
+    folder, sep2, uidvalidity = folder.rpartition(":")
+    if not (sep1 and sep2 and folder and uidvalidity.isdigit() and rest.isdigit()):
+        raise ValueError(f"{text!r} is not a message key (FOLDER:UIDVALIDITY:UID, as 'gimport failed' prints it)")
+    return MessageKey(account, folder, int(uidvalidity), int(rest))
+
 
 @dataclass(frozen=True)
 class MessageRecord:
@@ -95,6 +115,23 @@ class MessageRecord:
     message_id: str | None
     gmail_id: str | None
     last_error: str
+    accepted: float | None = None  # when it was accepted as not in Gmail (gimport accept), else None
+    labels: str | None = None  # the label ids it was sent with, comma-separated (None: not sent)
+
+
+@dataclass(frozen=True)
+class LedgerRow:
+    """One message as the state file records it (gimport report --csv, failed, verify --exact)."""
+
+    key: MessageKey
+    message_id: str | None
+    size: int | None
+    status: str
+    gmail_id: str | None
+    labels: tuple[str, ...]  # label ids it was sent with (empty: not sent, or a duplicate of a copy)
+    reason: str
+    updated: float | None
+    accepted: float | None
 
 
 @dataclass(frozen=True)
@@ -111,11 +148,12 @@ class FolderCounts:
     pending: int
     bytes_imported: int
     resent: int
+    accepted: int = 0  # failed or skipped, accepted as not in Gmail (not counted in failed/skipped)
 
     @property
     def to_do(self) -> int:
         """Selected messages not yet in Gmail and still worth a try (the one "to do" formula)."""
-        return max(0, self.selected - self.imported - self.duplicate - self.skipped)
+        return max(0, self.selected - self.imported - self.duplicate - self.skipped - self.accepted)
 
 
 # --------------------------------------------------------------------------------------------- protocols
@@ -160,6 +198,15 @@ class Destination(Protocol):
     def get_auto_forwarding(self) -> dict[str, Any]: ...
     def list_forwarding_addresses(self) -> list[dict[str, Any]]: ...
     def list_filters(self) -> list[dict[str, Any]]: ...
+    def can_list_messages(self) -> bool:
+        """Whether the grant allows users.messages.list (the gmail.metadata scope: verify --exact)."""
+        ...
+
+    def list_message_ids(self, label_id: str | None, *, include_spam_trash: bool = False) -> Iterator[list[str]]:
+        """The ids of the messages carrying `label_id` (None: the whole mailbox), one page (one call, up to
+        500 ids) at a time. Raises AuthError without the scope."""
+        ...
+
     def import_message(
         self,
         raw: bytes,
@@ -209,6 +256,17 @@ class State(Protocol):
     def folder_counts(self, account: str) -> list[FolderCounts]: ...
     def recorded_folders(self, account: str) -> dict[str, int | None]: ...
     def folder_messages(self, account: str, folder: str, uidvalidity: int) -> dict[int, MessageRecord]: ...
+    def ledger(self, account: str, *, statuses: tuple[str, ...] | None = None) -> list[LedgerRow]:
+        """Every message of the folders' current generations (optionally only `statuses`), by key."""
+        ...
+
+    def accept(self, keys: Iterable[MessageKey], when: float) -> list[MessageKey]:
+        """Accept failed/skipped messages as not in Gmail; returns those newly accepted."""
+        ...
+
+    def unaccept(self, key: MessageKey) -> bool:
+        """Undo an acceptance; False when the message was not accepted."""
+        ...
 
 
 class Reporter(Protocol):

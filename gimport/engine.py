@@ -204,8 +204,12 @@ class Migration:
                 continue
             result.uidvalidity, result.found = sel.uidvalidity, sel.found
             # skipped in an earlier run (e.g. over 150 MB): needs no more work, but is not in Gmail
-            skipped = self.state.done_uids(account, plan.path, sel.uidvalidity, (SKIPPED,)) & set(sel.done)
-            result.already = len(sel.done) - len(skipped)
+            skipped = self.state.done_uids(account, plan.path, sel.uidvalidity, (SKIPPED,), accepted=False)
+            skipped &= set(sel.done)
+            # accepted as not in Gmail (gimport accept): no more work, counted apart, never as "already there"
+            accepted = self.state.done_uids(account, plan.path, sel.uidvalidity, (), accepted=True) & set(sel.done)
+            result.accepted = len(accepted)
+            result.already = len(sel.done) - len(skipped) - len(accepted)
             if skipped:
                 result.todo += len(skipped)
                 result.skipped += len(skipped)

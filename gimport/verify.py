@@ -10,6 +10,13 @@ verify compares, per selected folder, three things:
   SENT, ...) hold other mail, so those are shown and never compared.
 A message is *missing* when it is selected on the source now and not recorded imported/duplicate; the
 check passes only when nothing is missing and every selected folder could be read.
+
+Accepted messages (gimport accept: failed or skipped, accepted as not in Gmail) are not missing: they are
+listed as "accepted, not in Gmail", never left out silently.
+
+With `exact` (the gmail.metadata scope, gimport auth --exact-verify), every selected message recorded as
+imported is also proven in Gmail, by its Gmail id and labels (gimport.proof); without the scope the
+report says which level of proof it gave and how to get the exact one.
 """
 
 from __future__ import annotations
@@ -26,12 +33,15 @@ from gimport.contract import (
     SKIPPED,
     Destination,
     MailSource,
+    MessageKey,
     NullReporter,
     Reporter,
     State,
 )
-from gimport.errors import FolderGone
+from gimport.errors import AuthError, FolderGone
+from gimport.i18n import _
 from gimport.mapping import IMPORT, label_key, plan_folders
+from gimport.proof import ExactResult, ProofItem, prove
 from gimport.selection import inbox_first, select_messages
 from gimport.settings import SYSTEM_LABEL_IDS, Settings
 
@@ -49,6 +59,20 @@ class MissingMessage:
     status: str  # failed | skipped | sending | pending | new
     reason: str
     retried_by_run: bool  # whether 'gimport run' will try it again
+
+
+@dataclass(frozen=True)
+class AcceptedMessage:
+    """A selected message accepted as not in Gmail (gimport accept)."""
+
+    key: MessageKey
+    message_id: str | None
+    status: str  # failed | skipped
+    reason: str
+    accepted: float  # when (epoch seconds)
+
+
+EXACT_HOWTO = "gimport auth --exact-verify"
 
 
 @dataclass(frozen=True)
@@ -77,6 +101,7 @@ class FolderCheck:
     on_source: int = 0  # messages in the folder now
     selected: int = 0  # of those, selected by [filters]
     recorded_imported: int = 0  # state file: imported or duplicate, this UIDVALIDITY (may include deleted ones)
+    accepted: int = 0  # selected, accepted as not in Gmail (gimport accept)
     missing: int = 0  # selected and not recorded imported
     failed: int = 0  # of missing: last attempt failed
     skipped: int = 0  # of missing: cannot be imported as it is
@@ -93,10 +118,23 @@ class VerifyReport:
     missing: list[MissingMessage]  # detailed, at most list_limit
     missing_total: int
     not_selected_now: list[tuple[str, int]] = field(default_factory=list)  # recorded folders not selected now
+    accepted: list[AcceptedMessage] = field(default_factory=list)  # all of them (never silently)
+    exact: ExactResult | None = None  # the per-message proof in Gmail (verify --exact), else None
+    exact_available: bool = False  # whether the grant allows it
+
+    @property
+    def proof_level(self) -> str:
+        """exact (every message by its Gmail id) | label counts (state file vs source exact, Gmail approximate)"""
+        return "exact" if self.exact is not None else "label counts"
 
     @property
     def passed(self) -> bool:
-        return self.missing_total == 0 and all(f.error is None for f in self.folders) and bool(self.folders)
+        return (
+            self.missing_total == 0
+            and all(f.error is None for f in self.folders)
+            and bool(self.folders)
+            and (self.exact is None or self.exact.passed)
+        )
 
     @property
     def retry_helps(self) -> bool:
@@ -134,13 +172,25 @@ def verify(
     state: State,
     list_limit: int | None = None,
     reporter: Reporter | None = None,
+    exact: bool = False,
+    strict_labels: bool = False,
 ) -> VerifyReport:
     """Compare source, state file and Gmail; change nothing. `source` is a connected ImapSource (used
     read-only), `gmail` a GmailClient (labels.list, labels.get, sendAs.list), `state` ideally opened
     with StateStore.open_readonly. At most `list_limit` missing messages are detailed (None: all);
-    all are counted. Raises AuthError, GmailError, SourceError, StateError."""
+    all are counted. With `exact`, every selected message recorded imported is proven in Gmail
+    (gimport.proof; `strict_labels`: a label gone since the import fails too). Raises AuthError (also
+    when `exact` is asked without the scope), GmailError, SourceError, StateError."""
     reporter = reporter or NullReporter()
     account = source.account
+    exact_available = gmail.can_list_messages()
+    if exact and not exact_available:
+        raise AuthError(
+            "the Gmail grant cannot list messages, which 'gimport verify --exact' needs",
+            hint=_("run '{command}' once to add the read-only metadata scope").format(command=EXACT_HOWTO),
+        )
+    proof_items: list[ProofItem] = []
+    accepted: list[AcceptedMessage] = []
     reporter.phase("checking the Gmail account")
     address = identify(gmail, settings.gmail.user, state)
     reporter.phase("listing folders on the source")
@@ -158,7 +208,7 @@ def verify(
 
         def done(uidvalidity: int, path: str = plan.path, records: dict = records) -> set[int]:
             records.update(state.folder_messages(account, path, uidvalidity))
-            return {uid for uid, r in records.items() if r.status in DONE_STATUSES}
+            return {uid for uid, r in records.items() if r.status in DONE_STATUSES or r.accepted is not None}
 
         try:
             sel = select_messages(source, plan.folder.name, settings.filters, done)
@@ -168,6 +218,18 @@ def verify(
         check.uidvalidity, check.on_source, check.selected = sel.uidvalidity, sel.found, sel.selected
         done_records = [r for r in records.values() if r.status in DONE_STATUSES]
         check.recorded_imported = len(done_records)
+        selected_done = set(sel.done)
+        by_gmail_id = {r.gmail_id: r.labels for r in done_records if r.gmail_id and r.labels}
+        for uid in sorted(selected_done):
+            r = records[uid]
+            key = MessageKey(account, plan.path, sel.uidvalidity, uid)
+            if r.status not in DONE_STATUSES:
+                check.accepted += 1
+                accepted.append(AcceptedMessage(key, r.message_id, r.status, r.last_error, r.accepted))
+            elif exact:
+                # a duplicate records no labels of its own: those of the copy it duplicates
+                labels = r.labels or by_gmail_id.get(r.gmail_id) or ""
+                proof_items.append(ProofItem(key, r.message_id, r.gmail_id, tuple(x for x in labels.split(",") if x)))
         ids = {r.gmail_id for r in done_records if r.gmail_id}
         for label in plan.labels:
             gmail_ids.setdefault(label_key(label) if label not in SYSTEM_LABEL_IDS else label, set()).update(ids)
@@ -204,6 +266,10 @@ def verify(
 
     reporter.phase("reading label counts from Gmail")
     labels = _label_checks(gmail, plans, gmail_ids)
+    result = None
+    if exact:
+        reporter.phase(f"proving {len(proof_items):,} message(s) in Gmail by their ids")
+        result = prove(gmail, proof_items, strict_labels=strict_labels)
     return VerifyReport(
         source_account=account,
         gmail_account=address,
@@ -213,6 +279,9 @@ def verify(
         missing=missing,
         missing_total=missing_total,
         not_selected_now=not_selected,
+        accepted=accepted,
+        exact=result,
+        exact_available=exact_available,
     )
 
 

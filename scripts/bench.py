@@ -3,6 +3,8 @@
 1. unlimited quota: messages/s, MB/s, peak RSS of the gimport process;
 2. the rerun with nothing to do;
 3. against a quota of N units/min: achieved rate / ceiling and the 429s received.
+With --verify-exact, after 2.: `gimport verify --exact` on the imported mailbox: its calls, quota units
+(against the import's) and time.
 
 With --admin-users N: instead, `gimport admin run` over N mailboxes of --admin-messages each, a service
 account impersonating each user, the per-user quota on (--admin-quota units/min per user, enforced by the
@@ -28,7 +30,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from gimport.backends.google.oauth import SCOPES, write_private  # noqa: E402
+from gimport.backends.google.oauth import SCOPES, scopes_for, write_private  # noqa: E402
 from tests.rig.corpus import realistic_mailbox  # noqa: E402
 from tests.rig.dovecot import Dovecot, SeedMessage  # noqa: E402
 
@@ -58,8 +60,8 @@ class Emulator:
         with _opener.open(req, timeout=30) as resp:
             return json.loads(resp.read())
 
-    def token(self) -> dict:
-        return self.call("POST", "_emulator/users", {"email": EMAIL, "scopes": list(SCOPES)})
+    def token(self, scopes: tuple[str, ...] = SCOPES) -> dict:
+        return self.call("POST", "_emulator/users", {"email": EMAIL, "scopes": list(scopes)})
 
     def stats(self) -> dict:
         return self.call("GET", "_emulator/stats")
@@ -69,10 +71,10 @@ class Emulator:
         self.proc.wait(10)
 
 
-def workspace(d: Path, server: Dovecot, user: str, emu: Emulator, quota: int) -> Path:
+def workspace(d: Path, server: Dovecot, user: str, emu: Emulator, quota: int, scopes=SCOPES) -> Path:
     d.mkdir(parents=True, exist_ok=True)
     write_private(d / "pw.txt", server.password(user))
-    write_private(d / "token.json", json.dumps(emu.token()))
+    write_private(d / "token.json", json.dumps(emu.token(scopes)))
     cfg = d / "gimport.toml"
     cfg.write_text(
         f'[source]\nhost = "localhost"\nport = {server.tls_port}\nca_file = "{server.ca_file}"\n'
@@ -224,6 +226,31 @@ def admin_bench(args: argparse.Namespace) -> int:
         shutil.rmtree(root, ignore_errors=True)
 
 
+def verify_exact_bench(cfg: Path, emu: Emulator) -> None:
+    """`gimport verify --exact --json` on the mailbox just imported: what the proof cost."""
+    before = emu.stats()["requests"]
+    env = dict(os.environ, GIMPORT_GMAIL_API_URL=emu.base_url)
+    start = time.monotonic()
+    proc = subprocess.run(
+        [sys.executable, "-m", "gimport", "--config", str(cfg), "verify", "--exact", "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    secs = time.monotonic() - start
+    x = json.loads(proc.stdout)["exact_check"]
+    after = emu.stats()["requests"]
+    lists = after.get("messages.list", 0) - before.get("messages.list", 0)
+    import_units = 25 * after.get("messages.import", 0)
+    print("\n[verify --exact]")
+    print(
+        f"  exit code {proc.returncode}; {x['checked']} recorded messages ({x['gmail_messages']} Gmail ids) proven"
+        f" with {x['calls']} calls ({lists} messages.list pages) = {x['units']} quota units"
+        f" ({x['units'] / max(import_units, 1):.3%} of the import's {import_units} units);"
+        f" {x['seconds']:.2f} s for the Gmail part, {secs:.2f} s wall (process start and the source scan included)"
+    )
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--messages", type=int, default=2000)
@@ -235,6 +262,9 @@ def main() -> int:
         help="add one message with an attachment of this many MB (with 8-bit and NUL bytes), for the memory bound",
     )
     ap.add_argument("--quota", type=int, default=120_000, help="units/min for the quota run (default 120000)")
+    ap.add_argument(
+        "--verify-exact", action="store_true", help="also measure 'gimport verify --exact' (calls, units, time)"
+    )
     ap.add_argument("--admin-users", type=int, default=0, help="run the admin benchmark over this many users")
     ap.add_argument("--admin-messages", type=int, default=200, help="messages per admin user (default 200)")
     ap.add_argument("--admin-parallel", type=int, default=25, help="[admin] parallel_users (default 25)")
@@ -272,7 +302,8 @@ def main() -> int:
         # 1. unlimited
         emu = Emulator(quota=None)
         emus.append(emu)
-        cfg = workspace(root / "unlimited", server, "bench", emu, quota=100_000_000)
+        scopes = scopes_for(args.verify_exact)  # the metadata scope changes nothing for the import
+        cfg = workspace(root / "unlimited", server, "bench", emu, quota=100_000_000, scopes=scopes)
         secs, rc, rss = run_gimport(cfg, emu)
         stored = emu.stats()
         stamps = import_times(cfg.parent / "gimport.log")
@@ -290,6 +321,8 @@ def main() -> int:
         secs2, rc2, _ = run_gimport(cfg, emu)
         print("\n[rerun with nothing to do]")
         print(f"  exit code {rc2}; {secs2:.2f} s for {len(sizes)} recorded messages (process start included)")
+        if args.verify_exact:
+            verify_exact_bench(cfg, emu)
         emu.stop()
         emus.remove(emu)
 

@@ -628,3 +628,42 @@ def test_run_stops_with_exit_3_when_the_refresh_token_is_revoked(tmp_path, env, 
     assert "Traceback" not in err
     assert re.search(r"gimport: Gmail authorization is no longer valid \(invalid_grant: .*\): run 'gimport auth'", err)
     assert env.user(EMAIL).messages == []
+
+
+# ------------------------------------------------------------------------ auth --exact-verify (issue 14)
+
+
+def test_exact_verify_adds_the_metadata_scope_and_the_token_remembers_it(gmail, emu):
+    address, term, _ = authorize_with_consent(gmail, exact_verify=True)
+    assert address == EMAIL
+    query = urllib.parse.parse_qs(urllib.parse.urlsplit(AUTH_URL.search(term.text).group(1)).query)
+    assert query["scope"][0].split() == [*SCOPES, auth.EXACT_VERIFY_SCOPE]
+    assert auth.granted_scopes(gmail.token_file) == {*SCOPES, auth.EXACT_VERIFY_SCOPE}
+    assert "gimport verify --exact" in term.text
+    from gimport.backends.google.gmail import GmailClient
+
+    assert GmailClient(auth.load_credentials(gmail.token_file), api_url=emu.base_url).can_list_messages()
+    authorize_with_consent(gmail)  # without the flag: back to the three scopes
+    assert auth.granted_scopes(gmail.token_file) == set(SCOPES)
+    assert not GmailClient(auth.load_credentials(gmail.token_file), api_url=emu.base_url).can_list_messages()
+
+
+def test_an_unticked_metadata_scope_is_refused(gmail, emu):
+    def untick(url: str) -> str:
+        return url.replace("+" + urllib.parse.quote_plus(auth.EXACT_VERIFY_SCOPE), "")
+
+    with pytest.raises(AuthError, match=r"missing: gmail\.metadata \(view message ids"):
+        authorize_with_consent(gmail, edit=untick, exact_verify=True)
+    assert not gmail.token_file.exists()
+
+
+def test_cli_auth_exact_verify(config, capsys, monkeypatch):
+    seen = {}
+
+    def fake_authorize(gmail, **kw):
+        seen.update(kw)
+        return EMAIL
+
+    monkeypatch.setattr(auth, "authorize", fake_authorize)
+    assert main(["--config", str(config), "auth", "--exact-verify", "--no-browser"]) == 0
+    assert seen["exact_verify"] is True and seen["mode"] == "no-browser"

@@ -27,9 +27,11 @@ from gimport.contract import (
     FAILED,
     IMPORTED,
     PENDING,
+    PROBLEM_STATUSES,
     SENDING,
     SKIPPED,
     FolderCounts,
+    LedgerRow,
     MessageKey,
     MessageRecord,
 )
@@ -52,7 +54,8 @@ __all__ = [
     "lock_path",
 ]
 
-SCHEMA_VERSION = 1
+# 1: the first. 2: messages.accepted (when a failed/skipped message was accepted as not in Gmail).
+SCHEMA_VERSION = 2
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -65,6 +68,7 @@ CREATE TABLE IF NOT EXISTS messages (
     account TEXT NOT NULL, folder TEXT NOT NULL, uidvalidity INTEGER NOT NULL, uid INTEGER NOT NULL,
     message_id TEXT, size INTEGER, sha256 TEXT, status TEXT NOT NULL, gmail_id TEXT, labels TEXT,
     attempts INTEGER NOT NULL DEFAULT 0, last_error TEXT, resent INTEGER NOT NULL DEFAULT 0, updated REAL,
+    accepted REAL,
     PRIMARY KEY (account, folder, uidvalidity, uid));
 CREATE INDEX IF NOT EXISTS messages_hash ON messages (account, folder, sha256);
 CREATE INDEX IF NOT EXISTS messages_status ON messages (account, status);
@@ -95,10 +99,21 @@ class StateStore:
             raise StateError(f"cannot create state file {self.path}: {exc.strerror}") from None
         self._lock = threading.Lock()
         version = self.get_meta("schema_version")
-        if version is None:
-            self.set_meta("schema_version", str(SCHEMA_VERSION))
-        elif int(version) > SCHEMA_VERSION:
+        if version is not None and int(version) > SCHEMA_VERSION:
             raise StateError(f"state file {self.path} was written by a newer gimport; upgrade gimport")
+        self._migrate(int(version) if version is not None else None)
+
+    def _migrate(self, version: int | None) -> None:
+        """Bring a state file of an older schema up to SCHEMA_VERSION, in one transaction (a file that
+        older gimport versions wrote keeps working; they refuse it afterwards, as a newer one)."""
+        with self._tx() as db:
+            columns = {r[1] for r in db.execute("PRAGMA table_info(messages)")}
+            if "accepted" not in columns:  # schema 1
+                db.execute("ALTER TABLE messages ADD COLUMN accepted REAL")
+            if version != SCHEMA_VERSION:
+                db.execute(
+                    "INSERT OR REPLACE INTO meta(key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
+                )
 
     @classmethod
     def open_readonly(cls, path: Path) -> StateStore:
@@ -120,10 +135,15 @@ class StateStore:
             )
             self._lock = threading.Lock()
             version = self.get_meta("schema_version")
+            columns = {r[1] for r in self._db.execute("PRAGMA table_info(messages)")}
         except sqlite3.DatabaseError as exc:
             raise StateError(f"cannot read state file {self.path}: {exc}") from None
         if version is not None and int(version) > SCHEMA_VERSION:
             raise StateError(f"state file {self.path} was written by a newer gimport; upgrade gimport")
+        if "accepted" not in columns:
+            # a schema-1 file, read as it is (no migration: verify writes nothing): nothing in it was
+            # accepted. A temporary view (in memory, this connection only) shadows the table by name.
+            self._db.execute("CREATE TEMP VIEW messages AS SELECT *, NULL AS accepted FROM main.messages")
 
     def close(self) -> None:
         with self._lock:
@@ -176,13 +196,23 @@ class StateStore:
 
     # -- messages -----------------------------------------------------------------------------------
     def done_uids(
-        self, account: str, folder: str, uidvalidity: int, statuses: tuple[str, ...] = (IMPORTED, DUPLICATE, SKIPPED)
+        self,
+        account: str,
+        folder: str,
+        uidvalidity: int,
+        statuses: tuple[str, ...] = (IMPORTED, DUPLICATE, SKIPPED),
+        *,
+        accepted: bool = True,
     ) -> set[int]:
-        """UIDs of this folder generation with one of `statuses` (by default: those that need no more work)."""
+        """UIDs of this folder generation with one of `statuses` (by default: those that need no more work).
+        Accepted messages (gimport accept) need no more work either: with `accepted` they are included
+        whatever their status, without it they are left out (also when their status is in `statuses`)."""
         marks = ",".join("?" * len(statuses))
+        extra = " OR accepted IS NOT NULL" if accepted else ""
         with self._lock:
             rows = self._db.execute(
-                f"SELECT uid FROM messages WHERE account=? AND folder=? AND uidvalidity=? AND status IN ({marks})",
+                f"SELECT uid FROM messages WHERE account=? AND folder=? AND uidvalidity=?"
+                f" AND ((status IN ({marks}) AND accepted IS NULL){extra})",
                 (account, folder, uidvalidity, *statuses),
             ).fetchall()
         return {r[0] for r in rows}
@@ -280,12 +310,13 @@ class StateStore:
                 SELECT f.folder, f.found, f.selected, f.labels,
                   count(CASE WHEN m.status='imported' THEN 1 END),
                   count(CASE WHEN m.status='duplicate' THEN 1 END),
-                  count(CASE WHEN m.status='failed' THEN 1 END),
-                  count(CASE WHEN m.status='skipped' THEN 1 END),
+                  count(CASE WHEN m.status='failed' AND m.accepted IS NULL THEN 1 END),
+                  count(CASE WHEN m.status='skipped' AND m.accepted IS NULL THEN 1 END),
                   count(CASE WHEN m.status='sending' THEN 1 END),
                   count(CASE WHEN m.status='pending' THEN 1 END),
                   coalesce(sum(CASE WHEN m.status='imported' THEN m.size END), 0),
-                  coalesce(sum(m.resent), 0)
+                  coalesce(sum(m.resent), 0),
+                  count(CASE WHEN m.status IN ('failed', 'skipped') AND m.accepted IS NOT NULL THEN 1 END)
                 FROM folders f LEFT JOIN messages m
                   ON m.account=f.account AND m.folder=f.folder AND m.uidvalidity=f.uidvalidity
                 WHERE f.account=? GROUP BY f.folder ORDER BY f.folder
@@ -304,21 +335,78 @@ class StateStore:
         """Every message recorded for one generation (UIDVALIDITY) of a folder, by UID."""
         with self._lock:
             rows = self._db.execute(
-                "SELECT uid, status, message_id, gmail_id, coalesce(last_error, '') FROM messages"
-                " WHERE account=? AND folder=? AND uidvalidity=?",
+                "SELECT uid, status, message_id, gmail_id, coalesce(last_error, ''), accepted, labels"
+                " FROM messages WHERE account=? AND folder=? AND uidvalidity=?",
                 (account, folder, uidvalidity),
             ).fetchall()
         return {r[0]: MessageRecord(*r) for r in rows}
 
     def problems(self, account: str, limit: int = 50) -> list[tuple[str, int, str, str]]:
-        """(folder, uid, status, reason) of messages failed or skipped, newest first."""
+        """(folder, uid, status, reason) of messages failed or skipped and not accepted, newest first."""
         with self._lock:
             return self._db.execute(
                 "SELECT folder, uid, status, coalesce(last_error, '') FROM messages m WHERE account=?"
-                " AND status IN (?, ?) AND uidvalidity=(SELECT uidvalidity FROM folders f"
-                " WHERE f.account=m.account AND f.folder=m.folder) ORDER BY updated DESC LIMIT ?",
+                " AND status IN (?, ?) AND accepted IS NULL AND uidvalidity=(SELECT uidvalidity"
+                " FROM folders f WHERE f.account=m.account AND f.folder=m.folder) ORDER BY updated DESC LIMIT ?",
                 (account, FAILED, SKIPPED, limit),
             ).fetchall()
+
+    # -- the ledger and acceptances -----------------------------------------------------------------
+    def ledger(self, account: str, *, statuses: tuple[str, ...] | None = None) -> list[LedgerRow]:
+        """Every message recorded for the current generation (UIDVALIDITY) of each folder of `account`,
+        ordered by folder and UID; with `statuses`, only those."""
+        where, args = "", [account]
+        if statuses is not None:
+            where = f" AND m.status IN ({','.join('?' * len(statuses))})"
+            args += list(statuses)
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT m.folder, m.uidvalidity, m.uid, m.message_id, m.size, m.status, m.gmail_id,"
+                f" coalesce(m.labels, ''), coalesce(m.last_error, ''), m.updated, m.accepted"
+                " FROM messages m JOIN folders f ON f.account=m.account AND f.folder=m.folder"
+                f" AND f.uidvalidity=m.uidvalidity WHERE m.account=?{where} ORDER BY m.folder, m.uid",
+                args,
+            ).fetchall()
+        return [
+            LedgerRow(
+                MessageKey(account, folder, uv, uid),
+                mid,
+                size,
+                status,
+                gid,
+                tuple(x for x in labels.split(",") if x),
+                reason,
+                updated,
+                accepted,
+            )
+            for folder, uv, uid, mid, size, status, gid, labels, reason, updated, accepted in rows
+        ]
+
+    def accept(self, keys: Iterable[MessageKey], when: float) -> list[MessageKey]:
+        """Record that these failed or skipped messages are accepted as not in Gmail, at `when` (epoch
+        seconds). Keys of messages not failed/skipped, or accepted already, are left out of the answer."""
+        done = []
+        marks = ",".join("?" * len(PROBLEM_STATUSES))
+        with self._tx() as db:
+            for key in keys:
+                cur = db.execute(
+                    f"UPDATE messages SET accepted=? WHERE account=? AND folder=? AND uidvalidity=? AND uid=?"
+                    f" AND status IN ({marks}) AND accepted IS NULL",
+                    (when, key.account, key.folder, key.uidvalidity, key.uid, *PROBLEM_STATUSES),
+                )
+                if cur.rowcount:
+                    done.append(key)
+        return done
+
+    def unaccept(self, key: MessageKey) -> bool:
+        """Undo an acceptance: the next run tries the message again. False when it was not accepted."""
+        with self._tx() as db:
+            cur = db.execute(
+                "UPDATE messages SET accepted=NULL WHERE account=? AND folder=? AND uidvalidity=? AND uid=?"
+                " AND accepted IS NOT NULL",
+                (key.account, key.folder, key.uidvalidity, key.uid),
+            )
+        return bool(cur.rowcount)
 
 
 class StateLock:

@@ -9,6 +9,7 @@ import sys
 import threading
 from pathlib import Path
 
+from gimport.cli import ledger as ledger_cli
 from gimport.cli.terminal import StopOnSignal, confirm, run_exit_code
 from gimport.errors import (
     EXIT_AUTH,
@@ -18,6 +19,7 @@ from gimport.errors import (
     EXIT_USAGE,
     ConfigError,
 )
+from gimport.i18n import _
 from gimport.settings import Settings, load_settings
 
 ADMIN_EXIT_CODES = f"""\
@@ -175,28 +177,35 @@ def _per_user_tools(settings: Settings, shard):
     return sa, logins, project
 
 
-def _user_account(settings: Settings, entry, sa, logins, project):
-    """(the user's settings, the source password, the wiring's Account) for one user."""
+def _user_account(settings: Settings, entry, sa, logins, project, *, exact: bool = False):
+    """(the user's settings, the source password, the wiring's Account) for one user. With `exact` the
+    token also carries the metadata scope (admin verify --exact: the delegation grant must list it)."""
     from gimport import wiring
     from gimport.admin.legacy import user_settings
+    from gimport.backends.google.oauth import scopes_for
 
     login, password = logins.for_user(entry)
     us = user_settings(settings, entry, login)
-    return us, password, wiring.account(us, project, credentials=sa.authorize(entry.gmail))
+    creds = sa.authorize(entry.gmail, scopes=scopes_for(exact))
+    return us, password, wiring.account(us, project, credentials=creds)
 
 
-def _verify_user(settings: Settings, entry, sa, logins, project, list_limit: int | None):
+def _verify_user(
+    settings: Settings, entry, sa, logins, project, list_limit: int | None, *, exact: bool = False, strict: bool = False
+):
     """gimport.verify.verify for one user (read-only everywhere). Returns a VerifyReport."""
     from gimport import wiring
     from gimport.admin.legacy import user_paths
     from gimport.verify import verify
 
-    us, password, acct = _user_account(settings, entry, sa, logins, project)
+    us, password, acct = _user_account(settings, entry, sa, logins, project, exact=exact)
     state = wiring.state(user_paths(settings.admin.state_dir, entry.gmail).state, readonly=True)
     source = wiring.source(us.source, password)
     try:
         logins.connect(source, entry)
-        return verify(us, source=source, gmail=acct.gmail, state=state, list_limit=list_limit)
+        return verify(
+            us, source=source, gmail=acct.gmail, state=state, list_limit=list_limit, exact=exact, strict_labels=strict
+        )
     finally:
         source.close()
         state.close()
@@ -207,7 +216,7 @@ def cmd_admin_verify(args: argparse.Namespace) -> int:
     from gimport.render.admin import format_checks
 
     settings = _settings(args)
-    _, users = _users(args, settings)
+    _users_file, users = _users(args, settings)  # not "_": that is gettext here
     shard, mine = _shard_users(args, settings, users)
     sa, logins, project = _per_user_tools(settings, shard)
     stop = threading.Event()
@@ -215,11 +224,22 @@ def cmd_admin_verify(args: argparse.Namespace) -> int:
     def one(entry) -> UserCheck:
         if not user_paths(settings.admin.state_dir, entry.gmail).state.exists():
             return UserCheck(entry.gmail, entry.source_user, "not started", "no state file: run 'gimport admin run'")
-        rep = _verify_user(settings, entry, sa, logins, project, 3)
+        exact, strict = getattr(args, "exact", False), getattr(args, "strict_labels", False)
+        rep = _verify_user(settings, entry, sa, logins, project, 3, exact=exact, strict=strict)
         selected = sum(f.selected for f in rep.folders)
         if rep.passed:
-            return UserCheck(entry.gmail, entry.source_user, "verified", f"{selected:,} selected, all recorded", rep)
+            detail = f"{selected:,} selected, all recorded"
+            if rep.exact is not None:
+                detail += _(", each proven in Gmail ({units:,} units)").format(units=rep.exact.units)
+            if rep.accepted:
+                detail += _("; {n:,} accepted as not in Gmail").format(n=len(rep.accepted))
+            return UserCheck(entry.gmail, entry.source_user, "verified", detail, rep)
         detail = f"{rep.missing_total:,} of {selected:,} selected message(s) missing"
+        if rep.exact is not None and not rep.exact.passed:
+            failing = [g for g in rep.exact.gaps if g.fails]
+            detail += _("; {n:,} not as recorded in Gmail, e.g. {key} {problem}").format(
+                n=len(failing), key=failing[0].key, problem=failing[0].problem
+            )
         if rep.missing:
             m = rep.missing[0]
             detail += f"; e.g. {m.folder} UID {m.uid}: {m.status}: {m.reason}"
@@ -386,12 +406,15 @@ def add_parser(sub, common: argparse.ArgumentParser) -> None:
     )
     status_p.add_argument("--csv", action="store_true", help="print the report as CSV (the columns of report_file)")
     status_p.add_argument("--all", action="store_true", help="list every user (not only problems)")
-    add(
+    verify_p = add(
         "verify",
         cmd_admin_verify,
         "run 'gimport verify' for every user: the source now vs the state file vs Gmail; changes nothing",
-        "gimport admin verify --users users.csv",
+        "gimport admin verify --users users.csv\n  gimport admin verify --users users.csv --exact   # every message by its"
+        " Gmail id (the delegation grant must list the gmail.metadata scope: docs/admin.md)",
     )
+    ledger_cli.add_verify_options(verify_p)
+    ledger_cli.add_admin_commands(add)  # admin report --csv
     cleanup_p = add(
         "cleanup",
         cmd_admin_cleanup,

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from gimport import __version__, i18n
+from gimport.cli import ledger as ledger_cli
 from gimport.cli.terminal import StopOnSignal, confirm, private_log_handler, run_exit_code
 from gimport.errors import (
     EXIT_AUTH,
@@ -157,7 +158,8 @@ def cmd_auth(args: argparse.Namespace) -> int:
         auth.revoke(settings.gmail.token_file)
         return EXIT_OK
     mode = "paste" if args.paste else "no-browser" if args.no_browser else "auto"
-    auth.authorize(settings.gmail, mode=mode, port=args.port, timeout=args.timeout)
+    exact = getattr(args, "exact_verify", False)
+    auth.authorize(settings.gmail, mode=mode, port=args.port, timeout=args.timeout, exact_verify=exact)
     return EXIT_OK
 
 
@@ -188,7 +190,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
 VERIFY_LIST_LIMIT = 50  # missing messages detailed in the table output (--json lists all)
 
 
-def _verify_report(settings: Settings, list_limit: int | None):
+def _verify_report(settings: Settings, list_limit: int | None, *, exact: bool = False, strict_labels: bool = False):
     """gimport.verify.verify on a read-only state file and a read-only source session."""
     from gimport import wiring
     from gimport.render.progress import TqdmReporter
@@ -205,6 +207,8 @@ def _verify_report(settings: Settings, list_limit: int | None):
                 state=state,
                 list_limit=list_limit,
                 reporter=TqdmReporter(enabled=False),
+                exact=exact,
+                strict_labels=strict_labels,
             )
     finally:
         state.close()
@@ -216,7 +220,9 @@ def cmd_verify(args: argparse.Namespace) -> int:
     from gimport.render.finish import format_verify, verify_to_json
 
     settings = load_settings(args.config)
-    report = _verify_report(settings, None if args.json else VERIFY_LIST_LIMIT)
+    report = _verify_report(
+        settings, None if args.json else VERIFY_LIST_LIMIT, exact=args.exact, strict_labels=args.strict_labels
+    )
     if args.json:
         print(json.dumps(verify_to_json(report), ensure_ascii=False, indent=2))
     else:
@@ -317,6 +323,7 @@ def build_parser() -> argparse.ArgumentParser:
     auth_p.add_argument(
         "--port", type=int, default=8765, help="localhost port for Google's answer (default 8765; 0 = any free port)"
     )
+    ledger_cli.add_auth_options(auth_p)
     auth_p.add_argument(
         "--timeout", type=float, default=300.0, metavar="SECONDS", help="how long to wait for the answer (default 300)"
     )
@@ -342,6 +349,7 @@ def build_parser() -> argparse.ArgumentParser:
         "  (the end of a migration: docs/finishing.md)",
     )
     verify_p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    ledger_cli.add_verify_options(verify_p)
     add("status", cmd_status, "where the migration stands, from the state file alone (no network)", "gimport status")
     cleanup_p = add(
         "cleanup",
@@ -362,6 +370,7 @@ def build_parser() -> argparse.ArgumentParser:
     cleanup_p.add_argument(
         "--force", action="store_true", help="--revoke/--forget even when 'gimport verify' would not pass"
     )
+    ledger_cli.add_commands(add)  # failed, export-failed, accept, report
     from gimport.cli import admin as admin_cli
 
     admin_cli.add_parser(sub, common)

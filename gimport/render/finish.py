@@ -8,6 +8,8 @@ from __future__ import annotations
 from typing import Any
 
 from gimport.cleanup import GMAIL_SETTINGS_PATH, CleanupPlan, CleanupResult, GmailSettingsReport
+from gimport.i18n import _
+from gimport.render.ledger import verify_json, verify_sections
 from gimport.render.progress import format_table
 from gimport.verify import RETRY_COMMAND, LabelCheck, VerifyReport
 
@@ -104,19 +106,31 @@ def format_verify(r: VerifyReport, *, shown_limit: int | None = None) -> str:
                 f"{skipped:,} of them cannot be imported as they are (skipped, see the reasons): '{RETRY_COMMAND}'"
                 " does not retry them; keep them on the old account or save them elsewhere if you need them."
             )
+    out += verify_sections(r, shown_limit=shown_limit)  # accepted messages, the exact proof (gimport.render.ledger)
     if r.retry_helps:
         out.append(f"To import what is missing (failed ones are retried): {RETRY_COMMAND}   then: gimport verify")
     out.append("")
+    accepted = len(r.accepted)
     if r.passed:
         total = sum(f.selected for f in r.folders)
+        proven = (
+            _("are in {account}, each proven by its Gmail id")
+            if r.exact is not None
+            else _("are recorded as imported into {account}")
+        ).format(account=r.gmail_account)
         out.append(
-            f"VERIFIED: all {total:,} selected message(s) in {len(r.folders)} folder(s) are recorded as imported"
-            f" into {r.gmail_account}."
+            f"VERIFIED: all {total - accepted:,} selected message(s) in {len(r.folders)} folder(s) {proven}"
+            + (_("; {n:,} accepted as not in Gmail (listed above).").format(n=accepted) if accepted else ".")
         )
     elif not r.folders:
         out.append("NOT VERIFIED: no folder on the source is selected (see 'gimport plan').")
-    else:
+    elif r.missing_total or r.exact is None:
         out.append(f"NOT VERIFIED: {r.missing_total:,} selected message(s) are not recorded as imported.")
+    else:
+        failing = sum(g.fails for g in r.exact.gaps)
+        out.append(
+            _("NOT VERIFIED: {n:,} message(s) recorded as imported are not as recorded in Gmail.").format(n=failing)
+        )
     return "\n".join(out)
 
 
@@ -169,6 +183,7 @@ def verify_to_json(r: VerifyReport) -> dict[str, Any]:
         ],
         "not_selected_now": [{"folder": f, "recorded_imported": n} for f, n in r.not_selected_now],
         "retry_command": RETRY_COMMAND if r.retry_helps else None,
+        **verify_json(r),
     }
 
 

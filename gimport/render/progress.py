@@ -11,6 +11,7 @@ from tqdm import tqdm
 
 from gimport.accounting import RunSummary
 from gimport.contract import DUPLICATE, FAILED, IMPORTED, SKIPPED, FolderCounts
+from gimport.i18n import _
 
 
 def human_bytes(n: float) -> str:
@@ -152,6 +153,13 @@ def format_summary(s: RunSummary) -> str:
         )
     if s.rate_limited:
         out.append(f"Gmail asked gimport to slow down {s.rate_limited} time(s).")
+    accepted = s.total("accepted")
+    if accepted:  # never silently: they are not in Gmail
+        out.append(
+            _(
+                "{n:,} message(s) accepted as not in Gmail (gimport failed lists them; gimport accept --undo KEY)"
+            ).format(n=accepted)
+        )
     for f in s.folders:
         if f.error:
             out.append(f"{f.folder}: {f.error}")

@@ -927,8 +927,8 @@ class GmailEmulator:
             "labels.delete": self._labels_delete,
             "messages.import": self._messages_import,
             "messages.insert": self._messages_import,
-            "messages.list": self._messages_list,
-            "messages.get": self._messages_get,
+            "messages.list": self._messages_list_by_label,
+            "messages.get": self._messages_get_scoped,
             "getProfile": self._get_profile,
             "settings.getImap": self._get_imap,
             "settings.updateImap": self._update_imap,
@@ -1977,10 +1977,27 @@ class GmailEmulator:
         scopes = (payload.get("scope") or "").split()
         if not subject or not scopes:
             return _oauth_error(400, "invalid_scope", "Invalid OAuth scope or ID token audience provided.")
+        refused = self._delegation_refuses(scopes)
+        if refused is not None:
+            return refused
         if subject.lower() not in self._users:
             return _oauth_error(400, "invalid_grant", "Invalid email or User ID")
         email = self._users[subject.lower()].email
         return self._token_response(email, scopes, None, None)
+
+    # The domain-wide delegation grant (Admin console > API controls): None = any scope; else the scopes
+    # the service account's client id was given. Asking for one outside it fails for every user, as Google does.
+    delegated_scopes: frozenset | None = None
+
+    def _delegation_refuses(self, scopes) -> _Resp | None:
+        if self.delegated_scopes is None or set(scopes) <= self.delegated_scopes:
+            return None
+        return _oauth_error(
+            401,
+            "unauthorized_client",
+            "Client is unauthorized to retrieve access tokens using this method, or client not authorized for any"
+            " of the scopes requested.",
+        )
 
     def _revoke(self, req: _Req) -> _Resp:
         token = req.q("token")
@@ -1997,9 +2014,121 @@ class GmailEmulator:
                     t.revoked = True
         return _json(200, {})
 
+    # ---- reading back under the metadata scope (verify --exact), and changing messages for the tests ----
+    # users.messages.list as the discovery document gives it (labelIds repeated, includeSpamTrash,
+    # maxResults <= 500, pageToken) and the metadata scope's limits: no `q`, no format=full|raw.
+
+    def _metadata_only(self, call: _Call) -> bool:
+        """The token holds gmail.metadata: Gmail then applies the metadata limits to the call."""
+        return GMAIL_SCOPE_PREFIX + "gmail.metadata" in call.token.scopes
+
+    def _messages_list_by_label(self, call: _Call) -> _Resp:
+        req = call.req
+        if self._metadata_only(call) and req.q("q"):
+            return _gerror(403, "Metadata scope does not support 'q' parameter", "forbidden")
+        want = req.query.get("labelIds", [])
+        include = (req.q("includeSpamTrash", "false") or "false").lower() in ("true", "1")
+        try:
+            max_results = int(req.q("maxResults", "100"))
+        except ValueError:
+            return _bad(f"Invalid value at 'max_results' (TYPE_UINT32), \"{req.q('maxResults')}\"")
+        if max_results < 0:
+            return _bad(f"Invalid value at 'max_results' (TYPE_UINT32), \"{max_results}\"")
+        max_results = min(max_results or 100, 500)
+        if not include and not {"SPAM", "TRASH"} & set(want):
+            # Gmail leaves Spam and Trash out unless asked (or listing those very labels)
+            with self._lock:
+                hidden = {id(x) for x in call.state.messages if {"SPAM", "TRASH"} & set(x.label_ids)}
+        else:
+            hidden = set()
+        token = req.q("pageToken")
+        if token:
+            try:
+                start = int(base64.urlsafe_b64decode(token.encode() + b"==").decode())
+            except (ValueError, binascii.Error, UnicodeDecodeError):
+                return _bad("Invalid pageToken")
+        else:
+            start = 0
+        q = req.q("q", "") or ""
+        rfc_id = None
+        m = re.search(r"rfc822msgid:(\S+)", q)
+        if m:
+            rfc_id = m.group(1).strip("<>")
+        with self._lock:
+            msgs = [
+                x
+                for x in call.state.messages
+                if id(x) not in hidden
+                and all(lid in x.label_ids for lid in want)
+                and (rfc_id is None or (x.message_id or "").strip("<>") == rfc_id)
+            ]
+        msgs.sort(key=lambda x: (x.internal_date_ms, x.id), reverse=True)
+        page = msgs[start : start + max_results]
+        out: dict = {}
+        if page:
+            out["messages"] = [{"id": x.id, "threadId": x.thread_id} for x in page]
+        if start + max_results < len(msgs):
+            out["nextPageToken"] = base64.urlsafe_b64encode(str(start + max_results).encode()).decode().rstrip("=")
+        out["resultSizeEstimate"] = len(msgs)
+        return _json(200, out)
+
+    def _messages_get_scoped(self, call: _Call) -> _Resp:
+        fmt = call.req.q("format", "full") or "full"
+        if self._metadata_only(call) and fmt in ("full", "raw"):
+            return _gerror(403, f"Metadata scope doesn't allow format {fmt.upper()}", "forbidden")
+        return self._messages_get(call)
+
+    def delete_message(self, email: str, message_id: str) -> bool:
+        """Delete a message for good (as emptying Trash does). False when there is no such message."""
+        st = self.user(email)
+        with self._lock:
+            msg = st._by_id.pop(message_id, None)
+            if msg is None:
+                return False
+            st.messages.remove(msg)
+            if msg.message_id is not None and st._by_message_id.get(msg.message_id) is msg:
+                del st._by_message_id[msg.message_id]
+            st.history_id += 1
+        return True
+
+    def change_labels(self, email: str, message_id: str, *, add=(), remove=()) -> bool:
+        """Add/remove label ids on a message (as the user archiving, trashing, relabelling does)."""
+        st = self.user(email)
+        with self._lock:
+            msg = st._by_id.get(message_id)
+            if msg is None:
+                return False
+            msg.label_ids = [x for x in msg.label_ids if x not in set(remove)]
+            msg.label_ids += [x for x in add if x not in msg.label_ids]
+            st.history_id += 1
+        return True
+
+    def _control_messages(self, req: _Req, path: str) -> _Resp | None:
+        """DELETE /_emulator/users/EMAIL/messages/ID: delete it; POST .../messages/ID/labels with
+        {"add": [...], "remove": [...]}: change its labels. None: not one of these."""
+        m = re.fullmatch(r"users/([^/]+)/messages/([^/]+)(/labels)?", path)
+        if not m:
+            return None
+        email, mid = urllib.parse.unquote(m.group(1)), urllib.parse.unquote(m.group(2))
+        if email.lower() not in self._users:
+            return _not_found(f"unknown user {email}")
+        if m.group(3) is None and req.method == "DELETE":
+            return _json(200, {}) if self.delete_message(email, mid) else _not_found()
+        if m.group(3) is not None and req.method == "POST":
+            try:
+                body = json.loads(req.body or b"{}")
+                ok = self.change_labels(email, mid, add=body.get("add", ()), remove=body.get("remove", ()))
+            except (ValueError, TypeError, AttributeError):
+                return _bad('body must be {"add": [...], "remove": [...]}')
+            return _json(200, {}) if ok else _not_found()
+        return None
+
     # ---- control endpoints ------------------------------------------------------------------------
 
     def _control(self, req: _Req, path: str) -> _Resp:
+        resp = self._control_messages(req, path)
+        if resp is not None:
+            return resp
         if path == "stats" and req.method == "GET":
             snap = self.stats.snapshot()
             with self._lock:

@@ -25,7 +25,7 @@ import re
 import socket
 import ssl
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any
@@ -46,6 +46,7 @@ log = logging.getLogger("gimport.backends.google.gmail")
 
 JSON_LIMIT = 700_000  # bigger messages go by resumable upload (the JSON payload limit is undocumented)
 CHUNK_SIZE = 8 * 1024 * 1024  # resumable chunks; a multiple of 256 KiB
+LIST_PAGE_SIZE = 500  # users.messages.list maxResults: the most Gmail gives in one call (5 units)
 IMPORT_PARAMS = {"internalDateSource": "dateHeader", "neverMarkSpam": True, "processForCalendar": False}
 _RATE_REASONS = {"rateLimitExceeded", "userRateLimitExceeded"}
 _DAILY_REASONS = {"dailyLimitExceeded", "quotaExceeded"}
@@ -317,6 +318,35 @@ class GmailClient:
     def list_filters(self) -> list[dict[str, Any]]:
         req = self._settings.filters().list(userId="me")
         return self._call("users.settings.filters.list", req).get("filter", [])
+
+    # -- reading back (verify --exact) ---------------------------------------------------------------
+    def can_list_messages(self) -> bool:
+        """Whether the credentials carry a scope that allows users.messages.list (gimport auth
+        --exact-verify adds gmail.metadata; a service account asks for it with admin verify --exact)."""
+        from gimport.backends.google.oauth import LIST_SCOPES
+
+        scopes = getattr(self._credentials, "scopes", None) or getattr(self._credentials, "_scopes", None) or ()
+        return bool(LIST_SCOPES & set(scopes))
+
+    def list_message_ids(self, label_id: str | None, *, include_spam_trash: bool = False) -> Iterator[list[str]]:
+        """users.messages.list, one page (500 ids, 5 units) per call, each paced and retried on the call
+        path: the ids of the messages carrying `label_id` (None: every message). Only labelIds,
+        includeSpamTrash, maxResults and pageToken are sent: the metadata scope refuses `q`.
+        Raises AuthError (no scope for it), GmailError."""
+        token: str | None = None
+        while True:
+            params: dict[str, Any] = {"userId": "me", "maxResults": LIST_PAGE_SIZE}
+            if label_id is not None:
+                params["labelIds"] = [label_id]
+            if include_spam_trash:
+                params["includeSpamTrash"] = True
+            if token:
+                params["pageToken"] = token
+            page = self._call("users.messages.list", self._messages.list(**params))
+            yield [m["id"] for m in page.get("messages", [])]
+            token = page.get("nextPageToken")
+            if not token:
+                return
 
     # -- import -------------------------------------------------------------------------------------
     def import_message(

@@ -57,11 +57,42 @@ SCOPES = (
     "https://www.googleapis.com/auth/gmail.labels",  # list/create labels, label counts for verify
     "https://www.googleapis.com/auth/gmail.settings.basic",  # cleanup: IMAP/forwarding; sendAs: who am I
 )
+# Opt in (gimport auth --exact-verify, gimport admin verify --exact): message and label ids, never
+# contents, so that verify --exact can prove each imported message is in Gmail. A restricted scope.
+EXACT_VERIFY_SCOPE = "https://www.googleapis.com/auth/gmail.metadata"
+# any of these allows users.messages.list (Gmail's discovery document)
+LIST_SCOPES = frozenset(
+    {
+        EXACT_VERIFY_SCOPE,
+        "https://mail.google.com/",
+        "https://www.googleapis.com/auth/gmail.modify",
+        "https://www.googleapis.com/auth/gmail.readonly",
+    }
+)
 _SCOPE_PURPOSE = {
     SCOPES[0]: "add messages to your mailbox",
     SCOPES[1]: "manage labels",
     SCOPES[2]: "read and change basic settings",
+    EXACT_VERIFY_SCOPE: "view message ids and labels (verify --exact)",
 }
+
+
+def scopes_for(exact_verify: bool = False) -> tuple[str, ...]:
+    """The scopes gimport asks for: SCOPES, plus the metadata scope for exact verification."""
+    return (*SCOPES, EXACT_VERIFY_SCOPE) if exact_verify else SCOPES
+
+
+def granted_scopes(token_file: Path) -> frozenset[str]:
+    """The scopes the token file says were granted (empty when it cannot be read)."""
+    try:
+        info = json.loads(Path(token_file).read_text("utf-8"))
+    except (OSError, ValueError):
+        return frozenset()
+    scopes = info.get("scopes") if isinstance(info, dict) else None
+    if isinstance(scopes, str):
+        scopes = scopes.split()
+    return frozenset(scopes or ())
+
 
 DEFAULT_PORT = 8765  # fixed, so that `ssh -L 8765:localhost:8765` can be given in advance
 DEFAULT_TIMEOUT = 300.0
@@ -320,10 +351,10 @@ class _Receiver:
 # --------------------------------------------------------------------------------------- the flow
 
 
-def _new_flow(client_config: dict[str, Any], redirect_uri: str) -> Any:
+def _new_flow(client_config: dict[str, Any], redirect_uri: str, scopes: tuple[str, ...] = SCOPES) -> Any:
     from google_auth_oauthlib.flow import InstalledAppFlow
 
-    flow = InstalledAppFlow.from_client_config(client_config, scopes=list(SCOPES))
+    flow = InstalledAppFlow.from_client_config(client_config, scopes=list(scopes))
     flow.redirect_uri = redirect_uri
     return flow
 
@@ -378,7 +409,7 @@ def _revoke_quietly(token_uri: str, token: str | None) -> None:
 
 
 def _fetch_token(flow: Any, code: str) -> Credentials:
-    """Exchange the code (PKCE verifier included) for tokens; insist on every scope in SCOPES."""
+    """Exchange the code (PKCE verifier included) for tokens; insist on every scope asked for."""
     import requests
     from oauthlib.oauth2 import InsecureTransportError, OAuth2Error
 
@@ -391,7 +422,7 @@ def _fetch_token(flow: Any, code: str) -> Credentials:
         if not hasattr(w, "new_scope"):
             raise
         granted = set(w.new_scope or ())
-        missing = [s for s in SCOPES if s not in granted]
+        missing = [s for s in flow.oauth2session.scope or SCOPES if s not in granted]
         if missing:
             _revoke_quietly(token_uri, w.token.get("refresh_token") or w.token.get("access_token"))
             what = ", ".join(f"{s.rsplit('/', 1)[-1]} ({_SCOPE_PURPOSE[s]})" for s in missing)
@@ -446,10 +477,11 @@ def _loopback_flow(
     timeout: float,
     out: TextIO,
     open_browser: Callable[[str], bool],
+    scopes: tuple[str, ...] = SCOPES,
 ) -> Credentials:
     receiver = _Receiver(port)
     try:
-        flow = _new_flow(client_config, f"http://localhost:{receiver.port}/")
+        flow = _new_flow(client_config, f"http://localhost:{receiver.port}/", scopes)
         url, state = _authorization_url(flow)
         opened = False
         if use_browser:
@@ -496,13 +528,18 @@ def _parse_pasted(text: str, redirect_uri: str) -> dict[str, str]:
 
 
 def _paste_flow(
-    client_config: dict[str, Any], *, port: int, out: TextIO, read_line: Callable[[str], str]
+    client_config: dict[str, Any],
+    *,
+    port: int,
+    out: TextIO,
+    read_line: Callable[[str], str],
+    scopes: tuple[str, ...] = SCOPES,
 ) -> Credentials:
     port = port or DEFAULT_PORT
     if not 0 < port <= 65535:
         raise ConfigError(f"--port must be between 1 and 65535, not {port}")
     redirect_uri = f"http://localhost:{port}/"
-    flow = _new_flow(client_config, redirect_uri)
+    flow = _new_flow(client_config, redirect_uri, scopes)
     url, state = _authorization_url(flow)
     _print(out, "1. Open this address in a web browser (on any computer) and sign in with the Gmail account")
     _print(out, "   to import into:")
@@ -529,8 +566,10 @@ def obtain_credentials(
     read_line: Callable[[str], str] = input,
     open_browser: Callable[[str], bool] | None = None,
     env: Mapping[str, str] | None = None,
+    scopes: tuple[str, ...] = SCOPES,
 ) -> Credentials:
-    """Run the consent flow (PKCE) for SCOPES and return credentials holding a refresh token.
+    """Run the consent flow (PKCE) for `scopes` (SCOPES, or scopes_for(exact_verify=True)) and return
+    credentials holding a refresh token.
 
     mode: "auto" (open a browser when this machine can show one, else as "no-browser"), "no-browser" (print
     the URL, wait on localhost:`port`), "paste" (print the URL, read the final redirect address with
@@ -542,7 +581,7 @@ def obtain_credentials(
     if not timeout > 0:
         raise ConfigError(f"--timeout must be more than 0 seconds, not {timeout:g}")
     if mode == "paste":
-        return _paste_flow(client_config, port=port, out=out, read_line=read_line)
+        return _paste_flow(client_config, port=port, out=out, read_line=read_line, scopes=scopes)
     use_browser = mode == "auto" and browser_available(env)
     return _loopback_flow(
         client_config,
@@ -551,6 +590,7 @@ def obtain_credentials(
         timeout=timeout,
         out=out,
         open_browser=open_browser or webbrowser.open,
+        scopes=scopes,
     )
 
 
@@ -575,8 +615,10 @@ def authorize(
     read_line: Callable[[str], str] = input,
     open_browser: Callable[[str], bool] | None = None,
     env: Mapping[str, str] | None = None,
+    exact_verify: bool = False,
 ) -> str:
     """`gimport auth`: consent, save the token (0600), print and return the account's primary address.
+    With `exact_verify`, the grant also holds the metadata scope (gimport verify --exact).
 
     `gmail` is config.GmailSettings (client_secrets, token_file, user, api_url). Warns on `out` when the
     account is not `gmail.user`. Raises ConfigError, AuthError or GmailError (see obtain_credentials)."""
@@ -594,6 +636,7 @@ def authorize(
         read_line=read_line,
         open_browser=open_browser,
         env=env,
+        scopes=scopes_for(exact_verify),
     )
     try:
         write_private(gmail.token_file, creds.to_json())
@@ -608,6 +651,8 @@ def authorize(
         ) from None
     _print(out, f"Authorized gimport for {address}")
     _print(out, f"Token saved to {gmail.token_file} (readable only by you).")
+    if exact_verify:
+        _print(out, _("The token may also list message and label ids (never contents): 'gimport verify --exact'."))
     if gmail.user and address.lower() != gmail.user.lower():
         _print(
             out,

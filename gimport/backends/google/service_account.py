@@ -71,16 +71,22 @@ class ServiceAccount:
         self.client_id: str = str(info.get("client_id", "?"))
         self.token_uri: str = info["token_uri"]
 
-    def credentials_for(self, email: str) -> service_account.Credentials:
-        """Credentials that act as `email` with exactly gimport's scopes (no token yet)."""
-        return self._base.with_scopes(list(SCOPES)).with_subject(email)
+    def credentials_for(self, email: str, scopes: tuple[str, ...] = SCOPES) -> service_account.Credentials:
+        """Credentials that act as `email` with exactly `scopes` (gimport's; admin verify --exact adds the
+        metadata scope) (no token yet)."""
+        return self._base.with_scopes(list(scopes)).with_subject(email)
 
     def authorize(
-        self, email: str, *, attempts: int = 4, sleep: Callable[[float], object] = time.sleep
+        self,
+        email: str,
+        *,
+        attempts: int = 4,
+        sleep: Callable[[float], object] = time.sleep,
+        scopes: tuple[str, ...] = SCOPES,
     ) -> service_account.Credentials:
         """Credentials for `email` holding a fresh access token: a user Google will not issue a token for
         fails here, before anything else is done for them. Raises DelegationError, AuthError."""
-        creds = self.credentials_for(email)
+        creds = self.credentials_for(email, scopes)
         last: list[BaseException] = []
 
         def refresh() -> service_account.Credentials:
@@ -92,7 +98,7 @@ class ServiceAccount:
             if isinstance(exc, google.auth.exceptions.RefreshError):
                 if getattr(exc, "retryable", False):
                     return RetryableError(str(exc))
-                return self._refused(email, exc)
+                return self._refused(email, exc, scopes)
             if isinstance(exc, google.auth.exceptions.TransportError):
                 log.warning("token endpoint %s unreachable (%s); retrying", self.token_uri, exc)
                 return RetryableError(str(exc), no_answer=True)
@@ -104,19 +110,21 @@ class ServiceAccount:
         except RetryableError:
             exc = last[0]
             if isinstance(exc, google.auth.exceptions.RefreshError):
-                raise self._refused(email, exc) from None
+                raise self._refused(email, exc, scopes) from None
             raise AuthError(
                 f"cannot reach the token endpoint {self.token_uri} for {email}: {exc}",
                 hint=_("check the network and try again"),
             ) from None
 
-    def _refused(self, email: str, exc: google.auth.exceptions.RefreshError) -> AuthError | DelegationError:
+    def _refused(
+        self, email: str, exc: google.auth.exceptions.RefreshError, scopes: tuple[str, ...] = SCOPES
+    ) -> AuthError | DelegationError:
         details = str(exc.args[0]) if exc.args else str(exc)
         code = details.split(":", 1)[0].strip()
         if code in _ACCOUNT_WIDE or "Invalid JWT" in details:
             return DelegationError(
                 f"Google refuses to let the service account {self.client_email} act for users ({details}): in the"
-                f" {DELEGATION_PAGE}, add client ID {self.client_id} with exactly these scopes: {','.join(SCOPES)}"
+                f" {DELEGATION_PAGE}, add client ID {self.client_id} with exactly these scopes: {','.join(scopes)}"
                 " (changes can take some minutes to apply)"
             )
         return AuthError(
