@@ -526,7 +526,7 @@ def _loopback_flow(
                     "first: on the computer with the browser, run this in a new terminal and keep it open:"
                 ).format(port=p),
             )
-            _print(out, f"\n    ssh -N -L {p}:localhost:{p} {_ssh_target()}\n")
+            _print(out, f"\n    ssh -N -L {p}:localhost:{p} {_ssh_target()}\n")  # i18n-ok: a command to copy
             _print(
                 out,
                 _(
