@@ -168,7 +168,7 @@ class Migration:
             key = label_key(name)
             if key in ids:
                 continue
-            parent, _, leaf = name.rpartition("/")
+            parent, _sep, leaf = name.rpartition("/")
             # nest under the parent as Gmail spells it (an existing "Work" for our "work")
             full = f"{actual[label_key(parent)]}/{leaf}" if parent else name
             try:
@@ -262,7 +262,7 @@ class Migration:
                 if self._stop.is_set():
                     return
                 try:
-                    uidvalidity, _ = self.source.examine(result.plan.folder.name)
+                    uidvalidity, _count = self.source.examine(result.plan.folder.name)
                 except FolderGone as exc:
                     result.error = _("the folder disappeared during the run: {error}").format(error=exc)
                     self._warn(_("{folder}: {problem}").format(folder=result.folder, problem=result.error))
@@ -299,7 +299,7 @@ class Migration:
             log.exception("reading the source failed")
             self._set_fatal(Unexpected(_("reading the source failed: {error!r}").format(error=err)))
         finally:
-            for _ in range(self.options.workers):
+            for _worker in range(self.options.workers):
                 q.put(None)
 
     def _chunks(self, items: list[tuple[int, int]]):

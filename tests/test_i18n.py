@@ -356,3 +356,39 @@ def test_format_table_aligns_japanese_cells():
     assert len({display(line) for line in lines}) == 1, lines
     # the dashes under each header are exactly as wide as the widest cell of the column
     assert lines[1].split("  ")[0] == "-" * max(display(r[0]) for r in [headers, *rows])
+
+
+def _own_scope_binds(func: ast.FunctionDef | ast.AsyncFunctionDef) -> list[int]:
+    """Lines where `func` itself (not a nested comprehension, lambda or function) binds the name `_`."""
+    lines = []
+    stack = list(ast.iter_child_nodes(func))
+    while stack:
+        node = stack.pop()
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda | ast.ClassDef):
+            continue
+        if isinstance(node, ast.ListComp | ast.SetComp | ast.DictComp | ast.GeneratorExp):
+            continue
+        if isinstance(node, ast.Name) and node.id == "_" and isinstance(node.ctx, ast.Store):
+            lines.append(node.lineno)
+        if isinstance(node, ast.arg) and node.arg == "_":
+            lines.append(node.lineno)
+        stack.extend(ast.iter_child_nodes(node))
+    return lines
+
+
+def test_no_function_hides_the_translation_function():
+    """`x, _ = ...` in a function that also calls `_()` makes `_` a local there: UnboundLocalError or a
+    tuple called as a function, and only on the error path that shows the message."""
+    bad = []
+    for path in sorted((ROOT / "gimport").rglob("*.py")):
+        tree = ast.parse(path.read_text("utf-8"))
+        for func in ast.walk(tree):
+            if not isinstance(func, ast.FunctionDef | ast.AsyncFunctionDef):
+                continue
+            calls = any(
+                isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id == "_" for n in ast.walk(func)
+            )
+            binds = _own_scope_binds(func)
+            if calls and binds:
+                bad += [f"{path.relative_to(ROOT)}:{line} ({func.name})" for line in binds]
+    assert not bad, "use another name than `_` for unused values there: " + ", ".join(bad)
