@@ -175,6 +175,8 @@ def _words(node: ast.expr) -> bool:
         return any(_words(v) for v in node.values if isinstance(v, ast.Constant))
     if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add):
         return _words(node.left) or _words(node.right)
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):  # "...".format(), f"...".rstrip()
+        return _words(node.func.value)
     return False
 
 
@@ -229,10 +231,13 @@ x = _(f"cannot read {path}")
 log.warning("stays English %s", x)
 raise ConfigError(_("[source] host is required"))
 raise RetryableError(f"{exc}")
+raise AuthError(f"Google refused: {error}".rstrip())
+raise AuthError("cannot read {path}".format(path=p))
+raise AuthError(_("cannot read {path}").format(path=p))
 _print(out, f"\\n    {url}\\n")
 """
     found = unwrapped(snippet)
-    assert sorted(int(f.split(":")[1]) for f in found) == [2, 3, 3, 4, 5, 6], found
+    assert sorted(int(f.split(":")[1]) for f in found) == [2, 3, 3, 4, 5, 6, 10, 11], found
 
 
 def test_no_f_string_msgid_anywhere_in_gimport():

@@ -390,7 +390,8 @@ def _check_answer(params: Mapping[str, str], state: str) -> str:
     if error:
         detail = params.get("error_description") or ""
         raise AuthError(
-            f"Google refused the authorization: {error} {detail}".rstrip(), hint=_("see 'gimport help auth'")
+            _("Google refused the authorization: {reason}").format(reason=f"{error} {detail}".rstrip()),
+            hint=_("see 'gimport help auth'"),
         )
     if params.get("state") != state:
         raise AuthError(
