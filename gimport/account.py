@@ -12,7 +12,7 @@ def check_account(address: str, expected: str | None) -> None:
     """Refuse a token for another account than [gmail] user (AuthError, exit 3)."""
     if expected and address.lower() != expected.lower():
         raise AuthError(
-            f"the token is for {address}, but [gmail] user is {expected}",
+            _("the token is for {address}, but [gmail] user is {expected}").format(address=address, expected=expected),
             hint=_("run 'gimport auth' and sign in as {expected}").format(expected=expected),
         )
 
@@ -31,7 +31,9 @@ def identify(gmail: Destination, expected: str | None, state: State | None = Non
     recorded = state.get_meta("gmail_account")
     if recorded and recorded.lower() != address.lower():
         raise StateError(
-            f"state file {state.path} records a migration into {recorded}, but the token is for {address}",
+            _("state file {path} records a migration into {recorded}, but the token is for {address}").format(
+                path=state.path, recorded=recorded, address=address
+            ),
             hint=_("use the matching token or config"),
         )
     return address

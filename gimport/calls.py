@@ -148,7 +148,9 @@ class Caller:
                 if last.unreachable and policy.fail_fast_unreachable:
                     raise last
                 if policy.give_up_after is not None and silent >= policy.give_up_after and self._unreachable:
-                    raise self._unreachable(f"{last} ({silent:.0f} s without an answer)") from last
+                    raise self._unreachable(
+                        _("{error} ({seconds:.0f} s without an answer)").format(error=last, seconds=silent)
+                    ) from last
             else:
                 self._answered()  # something answered, if only with an error
             if last.rate_limited:

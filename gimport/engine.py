@@ -45,6 +45,7 @@ from gimport.errors import (
     RetryableError,
     Unexpected,
 )
+from gimport.i18n import _, english, ngettext
 from gimport.mapping import IMPORT, FolderPlan, label_key, message_labels, plan_folders, user_labels_to_create
 from gimport.selection import inbox_first, select_messages
 from gimport.settings import Settings
@@ -52,6 +53,16 @@ from gimport.settings import Settings
 log = logging.getLogger("gimport")
 # A message's outcome in a run (reported to the Reporter) is the status the state file records for it:
 # IMPORTED, DUPLICATE, FAILED or SKIPPED.
+
+
+def _too_large(size: int, limit: int) -> str:
+    return _("too large for Gmail: {size:,} bytes (limit {limit:,})").format(size=size, limit=limit)
+
+
+def _reason_kind(reason: str) -> str:
+    """The group a reason is counted under in the summary: its text before the first ':' (translations
+    keep that ASCII colon)."""
+    return reason.split(":")[0]
 
 
 @dataclass
@@ -128,7 +139,8 @@ class Migration:
 
     # -- helpers ------------------------------------------------------------------------------------
     def _warn(self, text: str) -> None:
-        log.warning("%s", text)
+        """Log the English, show and keep (summary) the reader's language."""
+        log.warning("%s", english(text))
         self.summary.warnings.append(text)
         self.reporter.warning(text)
 
@@ -136,13 +148,13 @@ class Migration:
         with self._fatal_lock:
             if self.summary.fatal is None:
                 self.summary.fatal = err
-                log.error("stopping: %s", err)
+                log.error("stopping: %s", english(err))
         self._stop.set()
 
     # -- phases -------------------------------------------------------------------------------------
     def _identify(self) -> None:
         if self._stop.is_set():
-            raise Interrupted("stopped before the migration began")
+            raise Interrupted(_("stopped before the migration began"))
         self.summary.gmail_account = identify(self.gmail, self.settings.gmail.user, self.state, bind=True)
 
     def _ensure_labels(self, plans: list[FolderPlan]) -> dict[str, str]:
@@ -156,7 +168,7 @@ class Migration:
             key = label_key(name)
             if key in ids:
                 continue
-            parent, _, leaf = name.rpartition("/")
+            parent, _sep, leaf = name.rpartition("/")
             # nest under the parent as Gmail spells it (an existing "Work" for our "work")
             full = f"{actual[label_key(parent)]}/{leaf}" if parent else name
             try:
@@ -166,11 +178,16 @@ class Migration:
                 # created meanwhile, or a conflict we did not foresee: look again
                 again = {label_key(lbl["name"]): lbl for lbl in self.gmail.list_labels()}
                 if key not in again:
-                    raise GmailError(f"Gmail says label {full!r} conflicts with an existing label") from None
+                    raise GmailError(
+                        _("Gmail says label {label!r} conflicts with an existing label").format(label=full)
+                    ) from None
                 created = again[key]
             except MessageRejected as err:
                 raise GmailError(
-                    f"Gmail rejects the label name {full!r} ({err}): map that folder to another name in [labels.map]"
+                    _(
+                        "Gmail rejects the label name {label!r} ({error}): map that folder to another name in"
+                        " [labels.map]"
+                    ).format(label=full, error=err)
                 ) from None
             ids[key], actual[key] = created["id"], created["name"]
         for plan in plans:
@@ -199,8 +216,8 @@ class Migration:
                     done=lambda v, path=plan.path: self.state.done_uids(account, path, v),
                 )
             except FolderGone as exc:
-                result.error = f"cannot open the folder on the server: {exc}"
-                self._warn(f"{plan.path}: {result.error}")
+                result.error = _("cannot open the folder on the server: {error}").format(error=exc)
+                self._warn(_("{folder}: {problem}").format(folder=plan.path, problem=result.error))
                 continue
             result.uidvalidity, result.found = sel.uidvalidity, sel.found
             # skipped in an earlier run (e.g. over 150 MB): needs no more work, but is not in Gmail
@@ -213,18 +230,18 @@ class Migration:
             if skipped:
                 result.todo += len(skipped)
                 result.skipped += len(skipped)
-                result.reasons["skipped in an earlier run (see gimport status)"] += len(skipped)
+                result.reasons[_("skipped in an earlier run (see gimport status)")] += len(skipped)
             result.selected = sel.selected
             result.todo += len(sel.todo)
             self.state.add_pending(account, plan.path, result.uidvalidity, sel.todo)
             items = []
             for uid, size in sel.todo:
                 if size > limit:  # known from RFC822.SIZE: not worth fetching
-                    reason = f"too large for Gmail: {size:,} bytes (limit {limit:,})"
-                    self.state.mark_skipped(MessageKey(account, plan.path, result.uidvalidity, uid), reason)
+                    reason = _too_large(size, limit)
+                    self.state.mark_skipped(MessageKey(account, plan.path, result.uidvalidity, uid), english(reason))
                     result.skipped += 1
-                    result.reasons[reason.split(":")[0]] += 1
-                    log.info("skipped folder=%r uid=%d size=%d reason=%r", plan.path, uid, size, reason)
+                    result.reasons[_reason_kind(reason)] += 1
+                    log.info("skipped folder=%r uid=%d size=%d reason=%r", plan.path, uid, size, english(reason))
                 else:
                     items.append((uid, size))
             result.todo_bytes = sum(size for _, size in items)
@@ -249,14 +266,14 @@ class Migration:
                 if self._stop.is_set():
                     return
                 try:
-                    uidvalidity, _ = self.source.examine(result.plan.folder.name)
+                    uidvalidity, _count = self.source.examine(result.plan.folder.name)
                 except FolderGone as exc:
-                    result.error = f"the folder disappeared during the run: {exc}"
-                    self._warn(f"{result.folder}: {result.error}")
+                    result.error = _("the folder disappeared during the run: {error}").format(error=exc)
+                    self._warn(_("{folder}: {problem}").format(folder=result.folder, problem=result.error))
                     continue
                 if uidvalidity != result.uidvalidity:
-                    result.error = "the folder's UIDVALIDITY changed during the run: run again to pick it up"
-                    self._warn(f"{result.folder}: {result.error}")
+                    result.error = _("the folder's UIDVALIDITY changed during the run: run again to pick it up")
+                    self._warn(_("{folder}: {problem}").format(folder=result.folder, problem=result.error))
                     continue
                 for chunk in self._chunks(items):
                     need = sum(size for _, size in chunk)
@@ -266,8 +283,10 @@ class Migration:
                         fetched = self.source.fetch_bodies([uid for uid, _ in chunk])
                     except (FolderGone, FolderChanged) as exc:
                         budget.release(need)
-                        result.error = f"the folder changed during the run ({exc}): run again to pick it up"
-                        self._warn(f"{result.folder}: {result.error}")
+                        result.error = _("the folder changed during the run ({error}): run again to pick it up").format(
+                            error=exc
+                        )
+                        self._warn(_("{folder}: {problem}").format(folder=result.folder, problem=result.error))
                         break
                     sizes = dict(chunk)
                     budget.release(need - sum(sizes[m.uid] for m in fetched))
@@ -282,9 +301,9 @@ class Migration:
             self._set_fatal(err)
         except Exception as err:  # noqa: BLE001 - a bug must not leave workers waiting forever
             log.exception("reading the source failed")
-            self._set_fatal(Unexpected(f"reading the source failed: {err!r}"))
+            self._set_fatal(Unexpected(_("reading the source failed: {error!r}").format(error=err)))
         finally:
-            for _ in range(self.options.workers):
+            for _worker in range(self.options.workers):
                 q.put(None)
 
     def _chunks(self, items: list[tuple[int, int]]):
@@ -310,11 +329,12 @@ class Migration:
                 self._set_fatal(err)
             except Exception as err:  # noqa: BLE001
                 log.exception("unexpected error importing a message")
-                self._set_fatal(Unexpected(f"unexpected error: {err!r}"))
+                self._set_fatal(Unexpected(_("unexpected error: {error!r}").format(error=err)))
             finally:
                 budget.release(item.budget)
 
     def _finish(self, item: _Item, outcome: str, size: int, reason: str = "") -> None:
+        """Count, log (in English) and report one message's outcome; `reason` in the reader's language."""
         with self._count_lock:  # workers finish concurrently
             self._count(item.result, outcome, size, reason)
         log.info(
@@ -323,7 +343,7 @@ class Migration:
             item.result.folder,
             item.message.uid,
             size,
-            f" reason={reason!r}" if reason else "",
+            f" reason={english(reason)!r}" if reason else "",
         )
         self.reporter.message_finished(item.result.folder, outcome, size)
 
@@ -336,10 +356,10 @@ class Migration:
             r.duplicates += 1
         elif outcome == FAILED:
             r.failed += 1
-            r.reasons[reason.split(":")[0]] += 1
+            r.reasons[_reason_kind(reason)] += 1
         elif outcome == SKIPPED:
             r.skipped += 1
-            r.reasons[reason.split(":")[0]] += 1
+            r.reasons[_reason_kind(reason)] += 1
 
     def _import_one(self, item: _Item) -> None:
         r, msg = item.result, item.message
@@ -349,11 +369,12 @@ class Migration:
         size = len(raw)
         limit = self.gmail.max_message_bytes
         if size == 0:
-            self.state.mark_skipped(key, "empty message on the server (0 bytes)")
-            return self._finish(item, SKIPPED, 0, "empty message on the server (0 bytes)")
+            reason = _("empty message on the server (0 bytes)")
+            self.state.mark_skipped(key, english(reason))
+            return self._finish(item, SKIPPED, 0, reason)
         if size > limit:
-            reason = f"too large for Gmail: {size:,} bytes (limit {limit:,})"
-            self.state.mark_skipped(key, reason)
+            reason = _too_large(size, limit)
+            self.state.mark_skipped(key, english(reason))
             return self._finish(item, SKIPPED, size, reason)
         digest = rfc822.sha256(raw)
         mid = rfc822.message_id(raw)
@@ -383,23 +404,23 @@ class Migration:
             err = stop.last_error
             if err is None and attempts[0] == 0:
                 return  # never sent: stays pending for the next run
-            reason = f"interrupted while waiting to retry: {err}"
+            reason = _("interrupted while waiting to retry: {error}").format(error=err)
             if err is not None and err.ambiguous:
                 # Gmail may have it: leave it in flight, so the next run counts the re-send
-                self.state.note_error(key, reason)
+                self.state.note_error(key, english(reason))
             else:
-                self.state.mark_failed(key, reason)
+                self.state.mark_failed(key, english(reason))
             return self._finish(item, FAILED, size, reason)
         except RetryableError as err:
-            reason = f"gave up after {attempts[0]} attempts: {err}"
-            self.state.mark_failed(key, reason)
+            reason = _("gave up after {attempts} attempts: {error}").format(attempts=attempts[0], error=err)
+            self.state.mark_failed(key, english(reason))
             return self._finish(item, FAILED, size, reason)
         except MessageRejected as err:
-            reason = f"rejected by Gmail: {err}"
-            self.state.mark_failed(key, reason)
+            reason = _("rejected by Gmail: {error}").format(error=err)
+            self.state.mark_failed(key, english(reason))
             return self._finish(item, FAILED, size, reason)
         except GimportError as err:
-            self.state.mark_failed(key, str(err))
+            self.state.mark_failed(key, english(err))
             self._finish(item, FAILED, size, str(err))
             raise
         self.state.mark_imported(key, gmail_id, size)
@@ -411,14 +432,14 @@ class Migration:
         when they happen before anything was sent)."""
         s = self.summary
         try:
-            self.reporter.phase("checking the Gmail account")
+            self.reporter.phase(_("checking the Gmail account"))
             self._identify()
-            self.reporter.phase("listing folders on the source")
+            self.reporter.phase(_("listing folders on the source"))
             folders = self.source.list_folders()
             plans = inbox_first(plan_folders(folders, self.settings.labels))
-            self.reporter.phase("preparing labels in Gmail")
+            self.reporter.phase(_("preparing labels in Gmail"))
             label_ids = self._ensure_labels(plans)
-            self.reporter.phase("scanning folders")
+            self.reporter.phase(_("scanning folders"))
             work = self._scan(plans)
         except GimportError as err:
             s.fatal = err
@@ -427,8 +448,13 @@ class Migration:
         in_flight = self.state.count_in_flight(self.source.account)
         if in_flight:
             self._warn(
-                f"{in_flight} message(s) were in flight when an earlier run stopped: they are sent again"
-                " (Gmail merges a re-import of the same Message-ID)"
+                ngettext(
+                    "{n} message was in flight when an earlier run stopped: it is sent again"
+                    " (Gmail merges a re-import of the same Message-ID)",
+                    "{n} messages were in flight when an earlier run stopped: they are sent again"
+                    " (Gmail merges a re-import of the same Message-ID)",
+                    in_flight,
+                ).format(n=in_flight)
             )
         total = sum(len(items) for _, items in work)
         total_bytes = sum(size for _, items in work for _, size in items)

@@ -20,7 +20,7 @@ behaviour or an exit code from message text. The CLI is the only place that prin
 
 from __future__ import annotations
 
-from gimport.i18n import _
+from gimport.i18n import _, english
 
 # Exit codes, documented in each command's --help and in README.md.
 EXIT_OK = 0
@@ -52,10 +52,20 @@ class GimportError(Exception):
         self._hint = hint
 
     def __str__(self) -> str:
+        """The one line a person reads, in their language."""
         hint = self.default_hint() if self._hint is None else self._hint
         if hint and hint not in self.detail:
-            return f"{self.detail}: {hint}" if self.detail else hint
+            # TRANSLATORS: an error's detail, then what to do about it
+            return _("{detail}: {hint}").format(detail=self.detail, hint=hint) if self.detail else hint
         return self.detail
+
+    def english(self) -> str:
+        """The same line in English, for log files and the state file."""
+        detail = english(self.detail)
+        hint = english(self.default_hint() if self._hint is None else self._hint)
+        if hint and hint not in detail:
+            return f"{detail}: {hint}" if detail else hint
+        return detail
 
     def default_hint(self) -> str:
         """The class's fix-it text, translated when it is read (the language may be chosen later)."""

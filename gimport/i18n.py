@@ -2,20 +2,29 @@
 
 The language is chosen as GNU gettext does, from LANGUAGE, LC_ALL, LC_MESSAGES and LANG (so
 `LANG=ja_JP.UTF-8 gimport ...` speaks Japanese and `LANG=C` English). Catalogs are
-`gimport/locale/<lang>/LC_MESSAGES/gimport.mo`, compiled from the `.po` sources beside them.
+`gimport/locale/<lang>/LC_MESSAGES/gimport.mo`, compiled from the `.po` sources beside them by
+`scripts/i18n` (and by the wheel build and scripts/test); `.mo` files are not in git.
 
 install() also makes gimport's catalog the process's default text domain, so that argparse's own
 words ("usage:", "options:", its error messages), which argparse looks up through the module-level
-gettext functions, are translated from the same catalog.
+gettext functions, are translated from the same catalog (scripts/i18n extracts them from the running
+Python's argparse.py into gimport's catalog).
 
 Log files, JSON output, exit codes and config keys are machine-readable and stay English: never pass
-them through `_()`.
+them through `_()`. A text that is both logged and shown keeps its English: `_()` returns a `Text`, a
+str in the reader's language that remembers the English (`english(text)`, also through `.format()`),
+so a log line or the state file can record `english(x)` while the terminal shows `x`.
+
+Conventions for msgids: constant strings only (no f-strings); placeholders by name,
+`_("cannot read {path}").format(path=p)`; `N_()` marks a constant defined before the language is
+known (module level) and translated where it is shown, `_(CONSTANT)`.
 """
 
 from __future__ import annotations
 
 import gettext
 from pathlib import Path
+from typing import Any
 
 DOMAIN = "gimport"
 LOCALE_DIR = Path(__file__).resolve().parent / "locale"
@@ -37,13 +46,55 @@ def reset() -> None:
     _translation = None
 
 
-def _(message: str) -> str:
-    """The translation of `message` (itself when there is none)."""
-    return translation().gettext(message)
+class Text(str):
+    """A translated string that remembers its English original (`.english`).
+
+    `.format()` formats both, using the English of arguments that are Text or gimport errors, so
+    `english(_("x {a}").format(a=_("y")))` is all English. Any other str operation gives a plain str."""
+
+    english: str
+
+    def __new__(cls, translated: str, english: str) -> Text:
+        obj = super().__new__(cls, translated)
+        obj.english = english
+        return obj
+
+    def __getnewargs__(self) -> tuple[str, str]:  # copy / pickle keep both
+        return (str(self), self.english)
+
+    def format(self, *args: Any, **kwargs: Any) -> Text:  # noqa: A003 - str's name
+        en_args = [english(a) if _has_english(a) else a for a in args]
+        en_kwargs = {k: english(v) if _has_english(v) else v for k, v in kwargs.items()}
+        return Text(str.format(self, *args, **kwargs), str.format(self.english, *en_args, **en_kwargs))
 
 
-def ngettext(singular: str, plural: str, n: int) -> str:
-    return translation().ngettext(singular, plural, n)
+def _has_english(value: object) -> bool:
+    return isinstance(value, Text) or callable(getattr(value, "english", None))
+
+
+def english(value: object) -> str:
+    """The English of `value`: a Text's original, a gimport error's English (`err.english()`), else str()."""
+    if isinstance(value, Text):
+        return value.english
+    method = getattr(value, "english", None)
+    if callable(method):
+        return method()
+    return str(value)
+
+
+def _(message: str) -> Text:
+    """The translation of `message` (itself when there is none), remembering the English."""
+    return Text(translation().gettext(message), message)
+
+
+def ngettext(singular: str, plural: str, n: int) -> Text:
+    """The translation of `singular` or `plural`, as `n` needs (the English is chosen the English way)."""
+    return Text(translation().ngettext(singular, plural, n), singular if n == 1 else plural)
+
+
+def N_(message: str) -> str:  # noqa: N802 - gettext's conventional name
+    """Mark `message` for extraction without translating it now (translate where it is shown)."""
+    return message
 
 
 def install() -> None:
@@ -58,4 +109,16 @@ def is_japanese() -> bool:
     return info.get("language", "").startswith("ja")
 
 
-__all__ = ["_", "ngettext", "install", "translation", "reset", "is_japanese", "DOMAIN", "LOCALE_DIR"]
+__all__ = [
+    "_",
+    "ngettext",
+    "N_",
+    "Text",
+    "english",
+    "install",
+    "translation",
+    "reset",
+    "is_japanese",
+    "DOMAIN",
+    "LOCALE_DIR",
+]

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from gimport.errors import ConfigError
+from gimport.i18n import N_, _
 
 DEFAULT_CONFIG = "gimport.toml"
 DEFAULT_QUOTA = 6000  # units/min/user for Cloud projects created since May 2026 (15000 for older ones)
@@ -36,8 +37,8 @@ SYSTEM_LABEL_IDS = frozenset(
     }
 )
 UNUSABLE_SYSTEM_LABELS = {
-    "DRAFT": "Gmail does not let an import set DRAFT; map the folder to a user label such as 'Drafts (imported)'",
-    "CHAT": "Gmail does not let an import set CHAT; map the folder to a user label",
+    "DRAFT": N_("Gmail does not let an import set DRAFT; map the folder to a user label such as 'Drafts (imported)'"),
+    "CHAT": N_("Gmail does not let an import set CHAT; map the folder to a user label"),
 }
 
 
@@ -117,39 +118,53 @@ class _Table:
 
     def __init__(self, name: str, data: Any, base: Path) -> None:
         if not isinstance(data, dict):
-            raise ConfigError(f"[{name}] must be a table")
+            raise ConfigError(_("[{name}] must be a table").format(name=name))
         self.name, self.data, self.base, self.used = name, data, base, set()
 
     def _get(self, key: str, kinds: tuple[type, ...], what: str, required: bool, default: Any) -> Any:
         self.used.add(key)
         if key not in self.data:
             if required:
-                raise ConfigError(f"[{self.name}] {key} is required ({what})")
+                raise ConfigError(_("[{name}] {key} is required ({what})").format(name=self.name, key=key, what=what))
             return default
         value = self.data[key]
         # bool is an int in Python; never accept it where a number is meant
         if isinstance(value, bool) and bool not in kinds or not isinstance(value, kinds):
-            raise ConfigError(f"[{self.name}] {key} must be {what}, not {value!r}")
+            raise ConfigError(
+                _("[{name}] {key} must be {what}, not {value!r}").format(
+                    name=self.name, key=key, what=what, value=value
+                )
+            )
         return value
 
     def str(self, key: str, default: str | None = None, *, required: bool = False, choices=None) -> Any:
-        value = self._get(key, (str,), "a string", required, default)
+        value = self._get(key, (str,), _("a string"), required, default)
         if choices and value is not None and value not in choices:
-            raise ConfigError(f"[{self.name}] {key} must be one of {', '.join(choices)}, not {value!r}")
+            raise ConfigError(
+                _("[{name}] {key} must be one of {choices}, not {value!r}").format(
+                    name=self.name, key=key, choices=", ".join(choices), value=value
+                )
+            )
         if required and not value.strip():
-            raise ConfigError(f"[{self.name}] {key} must not be empty")
+            raise ConfigError(_("[{name}] {key} must not be empty").format(name=self.name, key=key))
         return value
 
     def int(self, key: str, default: int | None = None, *, minimum: int = 0) -> Any:
-        value = self._get(key, (int,), "a whole number", False, default)
+        value = self._get(key, (int,), _("a whole number"), False, default)
         if value is not None and value < minimum:
-            raise ConfigError(f"[{self.name}] {key} must be at least {minimum}, not {value}")
+            raise ConfigError(
+                _("[{name}] {key} must be at least {minimum}, not {value}").format(
+                    name=self.name, key=key, minimum=minimum, value=value
+                )
+            )
         return value
 
     def number(self, key: str, default: float | None = None) -> Any:
-        value = self._get(key, (int, float), "a number", False, default)
+        value = self._get(key, (int, float), _("a number"), False, default)
         if value is not None and value <= 0:
-            raise ConfigError(f"[{self.name}] {key} must be greater than 0, not {value}")
+            raise ConfigError(
+                _("[{name}] {key} must be greater than 0, not {value}").format(name=self.name, key=key, value=value)
+            )
         return value
 
     def path(self, key: str, default: str | None = None) -> Path | None:
@@ -159,46 +174,66 @@ class _Table:
         return (self.base / os.path.expanduser(value)).resolve()
 
     def str_list(self, key: str) -> tuple[str, ...]:
-        value = self._get(key, (list,), "a list of strings", False, [])
+        value = self._get(key, (list,), _("a list of strings"), False, [])
         if not all(isinstance(v, str) and v for v in value):
-            raise ConfigError(f"[{self.name}] {key} must be a list of non-empty strings, not {value!r}")
+            raise ConfigError(
+                _("[{name}] {key} must be a list of non-empty strings, not {value!r}").format(
+                    name=self.name, key=key, value=value
+                )
+            )
         return tuple(value)
 
     def date(self, key: str) -> dt.date | None:
-        value = self._get(key, (dt.date, str), "a date like 2015-01-01", False, None)
+        value = self._get(key, (dt.date, str), _("a date like 2015-01-01"), False, None)
         if isinstance(value, dt.datetime):
             return value.date()
         if isinstance(value, str):
             try:
                 return dt.date.fromisoformat(value)
             except ValueError:
-                raise ConfigError(f"[{self.name}] {key} must be a date like 2015-01-01, not {value!r}") from None
+                raise ConfigError(
+                    _("[{name}] {key} must be a date like 2015-01-01, not {value!r}").format(
+                        name=self.name, key=key, value=value
+                    )
+                ) from None
         return value
 
     def finish(self) -> None:
         unknown = sorted(set(self.data) - self.used)
         if unknown:
             allowed = ", ".join(sorted(self.used))
-            raise ConfigError(f"[{self.name}] unknown key {unknown[0]!r} (allowed: {allowed})")
+            raise ConfigError(
+                _("[{name}] unknown key {unknown!r} (allowed: {allowed})").format(
+                    name=self.name, unknown=unknown[0], allowed=allowed
+                )
+            )
 
 
 def _label_map(raw: Any) -> dict[str, tuple[str, ...]]:
     if not isinstance(raw, dict):
-        raise ConfigError("[labels.map] must be a table of folder = label (or a list of labels)")
+        raise ConfigError(_("[labels.map] must be a table of folder = label (or a list of labels)"))
     result: dict[str, tuple[str, ...]] = {}
     for folder, target in raw.items():
         targets = [target] if isinstance(target, str) else target
         if not isinstance(targets, list) or not all(isinstance(t, str) and t.strip() for t in targets):
             raise ConfigError(
-                f"[labels.map] {folder!r} must be a label name, a system label id, or a list of them, not {target!r}"
+                _(
+                    "[labels.map] {folder!r} must be a label name, a system label id, or a list of them, not {target!r}"
+                ).format(folder=folder, target=target)
             )
         for t in targets:
             if t in UNUSABLE_SYSTEM_LABELS:
-                raise ConfigError(f"[labels.map] {folder!r} = {t!r}: {UNUSABLE_SYSTEM_LABELS[t]}")
+                raise ConfigError(
+                    _("[labels.map] {folder!r} = {label!r}: {why}").format(
+                        folder=folder, label=t, why=_(UNUSABLE_SYSTEM_LABELS[t])
+                    )
+                )
             if t.isupper() and "_" in t and t not in SYSTEM_LABEL_IDS and "/" not in t:
                 raise ConfigError(
-                    f"[labels.map] {folder!r} = {t!r} is not a Gmail system label id"
-                    f" (allowed: {', '.join(sorted(SYSTEM_LABEL_IDS))}); write a user label name otherwise"
+                    _(
+                        "[labels.map] {folder!r} = {label!r} is not a Gmail system label id (allowed:"
+                        " {system_label_ids}); write a user label name otherwise"
+                    ).format(folder=folder, label=t, system_label_ids=", ".join(sorted(SYSTEM_LABEL_IDS)))
                 )
         result[folder] = tuple(targets)
     return result
@@ -207,7 +242,11 @@ def _label_map(raw: Any) -> dict[str, tuple[str, ...]]:
 def _check_globs(table: str, key: str, globs: tuple[str, ...]) -> None:
     for g in globs:
         if g.count("[") != g.count("]") or "//" in g or g.startswith("/"):
-            raise ConfigError(f"[{table}] {key}: {g!r} is not a valid folder glob (use '/' between levels)")
+            raise ConfigError(
+                _("[{table}] {key}: {glob!r} is not a valid folder glob (use '/' between levels)").format(
+                    table=table, key=key, glob=g
+                )
+            )
 
 
 def read_secret(path: Path, what: str) -> str:
@@ -215,10 +254,10 @@ def read_secret(path: Path, what: str) -> str:
     try:
         text = Path(path).read_text("utf-8")
     except OSError as exc:
-        raise ConfigError(f"{what} {path}: {exc.strerror}") from None
+        raise ConfigError(_("{what} {path}: {strerror}").format(what=what, path=path, strerror=exc.strerror)) from None
     secret = text.rstrip("\r\n")
     if not secret:
-        raise ConfigError(f"{what} {path} is empty")
+        raise ConfigError(_("{what} {path} is empty").format(what=what, path=path))
     return secret
 
 
@@ -253,30 +292,38 @@ def load_settings(
             data = {}
         else:
             raise ConfigError(
-                f"config file {str(path)!r} not found: write one (see README.md, 'Quick start') or pass --config PATH"
+                _(
+                    "config file {path!r} not found: write one (see README.md, 'Quick start') or pass --config PATH"
+                ).format(path=str(path))
             ) from None
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+        raise ConfigError(_("{path}: not valid TOML: {exc}").format(path=path, exc=exc)) from None
     except OSError as exc:
-        raise ConfigError(f"cannot read config file {str(path)!r}: {exc.strerror}") from None
+        raise ConfigError(
+            _("cannot read config file {path!r}: {strerror}").format(path=str(path), strerror=exc.strerror)
+        ) from None
     base = config_path.parent
 
     known = {"source", "gmail", "state", "labels", "filters", "admin"}
     for key in data:
         if key not in known:
-            raise ConfigError(f"unknown table [{key}] (allowed: {', '.join(sorted(known))})")
+            raise ConfigError(
+                _("unknown table [{key}] (allowed: {known})").format(key=key, known=", ".join(sorted(known)))
+            )
 
     if admin and isinstance(data.get("source"), dict):
         for key in ("user", "password_file", "password_env"):
             if key in data["source"]:
                 raise ConfigError(
-                    f"[source] {key} is not used by 'gimport admin': each user's login and password come from"
-                    " the users file; remove it (or use a separate config for admin mode)"
+                    _(
+                        "[source] {key} is not used by 'gimport admin': each user's login and password come from"
+                        " the users file; remove it (or use a separate config for admin mode)"
+                    ).format(key=key)
                 )
         data["source"] = {**data["source"], "user": "-"}
     if "source" not in data:
         if need_source or admin:
-            raise ConfigError("[source] is required: host and user of the old IMAP server")
+            raise ConfigError(_("[source] is required: host and user of the old IMAP server"))
         data["source"] = {"host": "-", "user": "-"}
     src = _Table("source", data["source"], base)
     security = src.str("security", "ssl", choices=("ssl", "starttls", "plain"))
@@ -292,9 +339,9 @@ def load_settings(
     )
     src.finish()
     if source.port > 65535:
-        raise ConfigError(f"[source] port must be at most 65535, not {source.port}")
+        raise ConfigError(_("[source] port must be at most 65535, not {port}").format(port=source.port))
     if source.password_file and source.password_env:
-        raise ConfigError("[source] set password_file or password_env, not both")
+        raise ConfigError(_("[source] set password_file or password_env, not both"))
 
     gm = _Table("gmail", data.get("gmail", {}), base)
     gmail = GmailSettings(
@@ -327,13 +374,19 @@ def load_settings(
     _check_globs("labels", "exclude", labels.exclude)
     _check_globs("labels", "include", labels.include)
     if labels.prefix and (labels.prefix.startswith("/") or "//" in labels.prefix):
-        raise ConfigError(f"[labels] prefix {labels.prefix!r} must not start with '/' or contain '//'")
+        raise ConfigError(
+            _("[labels] prefix {prefix!r} must not start with '/' or contain '//'").format(prefix=labels.prefix)
+        )
 
     fl = _Table("filters", data.get("filters", {}), base)
     filters = FilterSettings(since=fl.date("since"), before=fl.date("before"), max_size_mb=fl.number("max_size_mb"))
     fl.finish()
     if filters.since and filters.before and filters.since >= filters.before:
-        raise ConfigError(f"[filters] since ({filters.since}) must be before 'before' ({filters.before})")
+        raise ConfigError(
+            _("[filters] since ({since}) must be before 'before' ({before})").format(
+                since=filters.since, before=filters.before
+            )
+        )
 
     return Settings(
         admin=_admin_settings(data.get("admin", {}), base),
@@ -364,16 +417,18 @@ def _admin_settings(raw: Any, base: Path) -> AdminSettings:
     )
     ad.finish()
     if admin.master_user is not None and not admin.master_user.strip():
-        raise ConfigError("[admin] master_user must not be empty")
+        raise ConfigError(_("[admin] master_user must not be empty"))
     if bool(admin.master_user) != bool(admin.master_password_file):
-        raise ConfigError("[admin] master_user and master_password_file go together: set both or neither")
+        raise ConfigError(_("[admin] master_user and master_password_file go together: set both or neither"))
     try:
         sample = admin.master_login.format(user="u", master="m")
     except (KeyError, IndexError, ValueError):
         sample = ""
     if "{user}" not in admin.master_login or not sample:
         raise ConfigError(
-            f'[admin] master_login must contain {{user}} (and usually {{master}}), like "{{user}}*{{master}}",'
-            f" not {admin.master_login!r}"
+            _(
+                '[admin] master_login must contain {{user}} (and usually {{master}}), like "{{user}}*{{master}}",'
+                " not {master_login!r}"
+            ).format(master_login=admin.master_login)
         )
     return admin

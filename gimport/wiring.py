@@ -32,11 +32,15 @@ def read_password(settings: Settings) -> str:
     if src.password_env:
         password = os.environ.get(src.password_env)
         if not password:
-            raise ConfigError(f"[source] password_env: the environment variable {src.password_env} is not set")
+            raise ConfigError(
+                _("[source] password_env: the environment variable {password_env} is not set").format(
+                    password_env=src.password_env
+                )
+            )
         return password
     if not sys.stdin.isatty():
         raise ConfigError(
-            "no password for the IMAP server",
+            _("no password for the IMAP server"),
             hint=_("set [source] password_file or password_env (no terminal to ask on)"),
         )
     return getpass.getpass(_("IMAP password for {user}@{host}: ").format(user=src.user, host=src.host))
@@ -48,7 +52,7 @@ def retry_policy(settings: Settings) -> RetryPolicy:
 
 def _gmail_unreachable(text: str) -> GmailError:
     return GmailError(
-        f"Gmail has not answered for too long ({text})",
+        _("Gmail has not answered for too long ({text})").format(text=text),
         hint=_("check the network, then run the same command again: nothing is lost"),
     )
 
@@ -152,7 +156,7 @@ def check_lock(path: Path) -> Any:
     lock = run_lock(path)
     if not lock.acquire():
         raise StateError(
-            f"{lock.holder()} is already running gimport with the state file {path}",
+            _("{holder} is already running gimport with the state file {path}").format(holder=lock.holder(), path=path),
             hint=_("let it finish (or stop it) first"),
         )
     return lock

@@ -24,6 +24,7 @@ from gimport import rfc822
 from gimport.calls import Caller, RetryPolicy
 from gimport.contract import FetchedMessage, Folder, MessageMeta
 from gimport.errors import FolderChanged, FolderGone, LoginRefused, RetryableError, SourceError
+from gimport.i18n import _
 from gimport.settings import SourceSettings
 
 log = logging.getLogger("gimport.imap")
@@ -88,7 +89,11 @@ class ImapSource:
             try:
                 ctx.load_verify_locations(cafile=str(self.settings.ca_file))
             except (OSError, ssl.SSLError) as exc:
-                raise SourceError(f"[source] ca_file {self.settings.ca_file}: cannot load it ({exc})") from None
+                raise SourceError(
+                    _("[source] ca_file {ca_file}: cannot load it ({exc})").format(
+                        ca_file=self.settings.ca_file, exc=exc
+                    )
+                ) from None
         return ctx
 
     def connect(self) -> None:
@@ -106,11 +111,17 @@ class ImapSource:
                     client.starttls(self._ssl_context())
         except ssl.SSLCertVerificationError as exc:
             raise SourceError(
-                f"cannot verify the certificate of {where} ({exc.verify_message}): set [source] ca_file to"
-                " the server's CA certificate"
+                _(
+                    "cannot verify the certificate of {where} ({verify_message}): set [source] ca_file to the"
+                    " server's CA certificate"
+                ).format(where=where, verify_message=exc.verify_message)
             ) from None
         except (socket.gaierror, ConnectionRefusedError, TimeoutError, OSError, IMAPClientError) as exc:
-            raise SourceError(f"cannot connect to the IMAP server {where} ({s.security}): {exc}") from None
+            raise SourceError(
+                _("cannot connect to the IMAP server {where} ({security}): {exc}").format(
+                    where=where, security=s.security, exc=exc
+                )
+            ) from None
         # IMAPClient turns imaplib's debug level up to route it to a logger; imaplib then formats a repr()
         # of every response, message bodies included, whatever the log level: about 2x each message in
         # memory and CPU. gimport does not log protocol traffic (it could carry mail contents).
@@ -121,14 +132,20 @@ class ImapSource:
             client.shutdown()
             if s.login and s.login != s.user:
                 raise LoginRefused(
-                    f"the IMAP server {where} refused the login {s.login!r} for user {s.user!r}: check the user"
-                    " name and the master user's login and password"
+                    _(
+                        "the IMAP server {where} refused the login {login!r} for user {user!r}: check the user"
+                        " name and the master user's login and password"
+                    ).format(where=where, login=s.login, user=s.user)
                 ) from None
             raise LoginRefused(
-                f"the IMAP server {where} refused the login for user {s.user!r}: check [source] user and the password"
+                _(
+                    "the IMAP server {where} refused the login for user {user!r}: check [source] user and the password"
+                ).format(where=where, user=s.user)
             ) from None
         except _TRANSIENT as exc:
-            raise SourceError(f"the IMAP server {where} dropped the connection during login: {exc}") from None
+            raise SourceError(
+                _("the IMAP server {where} dropped the connection during login: {exc}").format(where=where, exc=exc)
+            ) from None
         self._client = client
 
     def close(self) -> None:
@@ -167,9 +184,9 @@ class ImapSource:
                 return RetryableError(f"{exc}", no_answer=True)
             if isinstance(exc, IMAPClientError):
                 if self._folder is None:
-                    return SourceError(f"the IMAP server refused a command: {exc}")
+                    return SourceError(_("the IMAP server refused a command: {exc}").format(exc=exc))
                 # NO/BAD inside a folder (e.g. deleted meanwhile): the folder, not the run, is lost
-                return FolderGone(f"{self._folder}: {exc}")
+                return FolderGone(_("{folder}: {exc}").format(folder=self._folder, exc=exc))
             return exc
 
         def count(_: RetryableError) -> None:
@@ -178,7 +195,9 @@ class ImapSource:
         try:
             return self._caller.call(attempt, classify=classify, on_retry=count)
         except RetryableError as err:
-            raise SourceError(f"lost the connection to the IMAP server and could not get it back: {err}") from None
+            raise SourceError(
+                _("lost the connection to the IMAP server and could not get it back: {err}").format(err=err)
+            ) from None
 
     def _drop(self) -> None:
         client, self._client = self._client, None
@@ -203,7 +222,7 @@ class ImapSource:
         except imaplib.IMAP4.abort:
             raise  # the connection is gone, not the folder: _call reconnects
         except IMAPClientError as exc:  # NO / BAD: the server refuses this folder
-            raise FolderGone(f"{folder}: {exc}") from None
+            raise FolderGone(_("{folder}: {exc}").format(folder=folder, exc=exc)) from None
         uidvalidity = int(info[b"UIDVALIDITY"])
         if expect is not None and uidvalidity != expect:
             self._folder = None

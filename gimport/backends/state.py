@@ -36,6 +36,7 @@ from gimport.contract import (
     MessageRecord,
 )
 from gimport.errors import StateError
+from gimport.i18n import _
 from gimport.settings import lock_path
 
 __all__ = [
@@ -94,13 +95,19 @@ class StateStore:
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.executescript(_SCHEMA)
         except sqlite3.DatabaseError as exc:
-            raise StateError(f"cannot use state file {self.path}: {exc} (move it away to start over)") from None
+            raise StateError(
+                _("cannot use state file {path}: {exc} (move it away to start over)").format(path=self.path, exc=exc)
+            ) from None
         except OSError as exc:
-            raise StateError(f"cannot create state file {self.path}: {exc.strerror}") from None
+            raise StateError(
+                _("cannot create state file {path}: {strerror}").format(path=self.path, strerror=exc.strerror)
+            ) from None
         self._lock = threading.Lock()
         version = self.get_meta("schema_version")
         if version is not None and int(version) > SCHEMA_VERSION:
-            raise StateError(f"state file {self.path} was written by a newer gimport; upgrade gimport")
+            raise StateError(
+                _("state file {path} was written by a newer gimport; upgrade gimport").format(path=self.path)
+            )
         self._migrate(int(version) if version is not None else None)
 
     def _migrate(self, version: int | None) -> None:
@@ -121,7 +128,7 @@ class StateStore:
         any write raises. SQLite may still create the -wal/-shm side files of a WAL database it reads.
         Raises StateError when the file is missing, not a state file, or from a newer gimport."""
         if not Path(path).exists():
-            raise StateError(f"no state file at {path}: nothing has been run yet with this config")
+            raise StateError(_("no state file at {path}: nothing has been run yet with this config").format(path=path))
         return cls(path, readonly=True)
 
     def _open_readonly(self) -> None:
@@ -137,9 +144,11 @@ class StateStore:
             version = self.get_meta("schema_version")
             columns = {r[1] for r in self._db.execute("PRAGMA table_info(messages)")}
         except sqlite3.DatabaseError as exc:
-            raise StateError(f"cannot read state file {self.path}: {exc}") from None
+            raise StateError(_("cannot read state file {path}: {exc}").format(path=self.path, exc=exc)) from None
         if version is not None and int(version) > SCHEMA_VERSION:
-            raise StateError(f"state file {self.path} was written by a newer gimport; upgrade gimport")
+            raise StateError(
+                _("state file {path} was written by a newer gimport; upgrade gimport").format(path=self.path)
+            )
         if "accepted" not in columns:
             # a schema-1 file, read as it is (no migration: verify writes nothing): nothing in it was
             # accepted. A temporary view (in memory, this connection only) shadows the table by name.
@@ -177,8 +186,10 @@ class StateStore:
             self.set_meta("gmail_account", gmail_account)
         elif known.lower() != gmail_account.lower():
             raise StateError(
-                f"state file {self.path} records a migration into {known}, but the token is for"
-                f" {gmail_account}: use the matching token, or a fresh [state] path for the new account"
+                _(
+                    "state file {path} records a migration into {known}, but the token is for {gmail_account}: use"
+                    " the matching token, or a fresh [state] path for the new account"
+                ).format(path=self.path, known=known, gmail_account=gmail_account)
             )
 
     # -- folders ------------------------------------------------------------------------------------

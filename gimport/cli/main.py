@@ -23,27 +23,38 @@ from gimport.errors import (
     GimportError,
     Unexpected,
 )
+from gimport.i18n import N_, _
 from gimport.settings import DEFAULT_CONFIG, Settings, load_settings
 
-EXIT_CODES_HELP = f"""\
+EXIT_CODES_HELP = N_("""\
 exit codes:
-  {EXIT_OK}    everything selected is in Gmail (or the command succeeded)
-  {EXIT_SOME_FAILED}    the run finished but some messages are not in Gmail (recorded; the next run retries them)
-  {EXIT_USAGE}    usage or config error
-  {EXIT_AUTH}    Gmail authorization missing, expired or for the wrong account (run 'gimport auth')
-  {EXIT_SOURCE}    the old IMAP server cannot be reached or refused the login
-  {EXIT_GMAIL}    Gmail refused to go on (unreachable, daily limit, account not usable)
-  {EXIT_BUG}   an unexpected error (a bug in gimport; the log file has the details)
-  {EXIT_INTERRUPTED}  interrupted (Ctrl-C or SIGTERM); run the same command again to continue
-"""
+  {ok}    everything selected is in Gmail (or the command succeeded)
+  {some_failed}    the run finished but some messages are not in Gmail (recorded; the next run retries them)
+  {usage}    usage or config error
+  {auth}    Gmail authorization missing, expired or for the wrong account (run 'gimport auth')
+  {source}    the old IMAP server cannot be reached or refused the login
+  {gmail}    Gmail refused to go on (unreachable, daily limit, account not usable)
+  {bug}   an unexpected error (a bug in gimport; the log file has the details)
+  {interrupted}  interrupted (Ctrl-C or SIGTERM); run the same command again to continue
+""")
+_EXIT_CODES = {
+    "ok": EXIT_OK,
+    "some_failed": EXIT_SOME_FAILED,
+    "usage": EXIT_USAGE,
+    "auth": EXIT_AUTH,
+    "source": EXIT_SOURCE,
+    "gmail": EXIT_GMAIL,
+    "bug": EXIT_BUG,
+    "interrupted": EXIT_INTERRUPTED,
+}
 
-DESCRIPTION = """\
+DESCRIPTION = N_("""\
 Move a mailbox from an old IMAP server into Gmail through the Gmail API.
 The old server is only read (never changed); messages go in with users.messages.import,
 so Gmail needs no app password and no IMAP. A run can be stopped at any time and started again.
-"""
+""")
 
-EPILOG = f"""\
+EPILOG = N_("""\
 typical session:
   gimport auth                 # once: consent in a browser (or --no-browser over SSH)
   gimport plan                 # what will land under which label; changes nothing
@@ -52,9 +63,9 @@ typical session:
   gimport verify               # prove that everything arrived
   gimport cleanup              # disable IMAP on Gmail, check forwarding
 
-The config file is ./{DEFAULT_CONFIG} unless --config is given; see README.md.
+The config file is ./{config} unless --config is given; see README.md.
 
-{EXIT_CODES_HELP}"""
+{exit_codes}""")
 
 
 @contextlib.contextmanager
@@ -272,26 +283,31 @@ def build_parser() -> argparse.ArgumentParser:
         "-c",
         metavar="PATH",
         default=argparse.SUPPRESS,
-        help=f"config file (default: ./{DEFAULT_CONFIG})",
+        help=_("config file (default: ./{config})").format(config=DEFAULT_CONFIG),
     )
-    common.add_argument("--verbose", "-v", action="store_true", default=argparse.SUPPRESS, help="debug output")
+    common.add_argument("--verbose", "-v", action="store_true", default=argparse.SUPPRESS, help=_("debug output"))
 
     parser = argparse.ArgumentParser(
         prog="gimport",
-        description=DESCRIPTION,
-        epilog=EPILOG,
+        description=_(DESCRIPTION),
+        epilog=_(EPILOG).format(config=DEFAULT_CONFIG, exit_codes=_(EXIT_CODES_HELP).format(**_EXIT_CODES)),
         formatter_class=argparse.RawDescriptionHelpFormatter,
         parents=[common],
     )
-    parser.add_argument("--version", action="version", version=f"gimport {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands")
+    parser.add_argument(
+        "--version",
+        action="version",
+        version=f"gimport {__version__}",
+        help=_("show program's version number and exit"),
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", title=_("commands"))
 
     def add(name: str, func, help_text: str, example: str) -> argparse.ArgumentParser:
         p = sub.add_parser(
             name,
             help=help_text,
             description=help_text,
-            epilog=f"example:\n  {example}\n\n{EXIT_CODES_HELP}",
+            epilog=_("example:") + f"\n  {example}\n\n" + _(EXIT_CODES_HELP).format(**_EXIT_CODES),
             formatter_class=argparse.RawDescriptionHelpFormatter,
             parents=[common],
         )
@@ -301,74 +317,97 @@ def build_parser() -> argparse.ArgumentParser:
     auth_p = add(
         "auth",
         cmd_auth,
-        "authorize gimport to import into your Gmail (once; the token is saved to [gmail] token_file)",
-        "gimport auth                  # on a desktop: opens the browser\n"
-        "  gimport auth --no-browser     # over SSH: prints the URL; forward the port with ssh -L 8765:localhost:8765\n"
-        "  gimport auth --paste          # no port forwarding: paste the final http://localhost... address back\n"
-        "  gimport auth --revoke         # withdraw gimport's access and delete the token file\n"
-        "  (setting up the Google Cloud project and the Desktop OAuth client: docs/auth.md)",
+        _("authorize gimport to import into your Gmail (once; the token is saved to [gmail] token_file)"),
+        _(
+            "gimport auth                  # on a desktop: opens the browser\n"
+            "  gimport auth --no-browser     # over SSH: prints the URL; forward the port with ssh -L"
+            " 8765:localhost:8765\n"
+            "  gimport auth --paste          # no port forwarding: paste the final http://localhost... address back\n"
+            "  gimport auth --revoke         # withdraw gimport's access and delete the token file\n"
+            "  (setting up the Google Cloud project and the Desktop OAuth client: docs/auth.md)"
+        ),
     )
     auth_how = auth_p.add_mutually_exclusive_group()
     auth_how.add_argument(
         "--no-browser",
         action="store_true",
-        help="do not open a browser: print the URL and wait on localhost:PORT (the default without a display/over SSH)",
+        help=_(
+            "do not open a browser: print the URL and wait on localhost:PORT (the default without a display/over SSH)"
+        ),
     )
     auth_how.add_argument(
         "--paste",
         action="store_true",
-        help="print the URL, then read the final http://localhost... address pasted back",
+        help=_("print the URL, then read the final http://localhost... address pasted back"),
     )
-    auth_how.add_argument("--revoke", action="store_true", help="revoke the saved token and delete the token file")
+    auth_how.add_argument("--revoke", action="store_true", help=_("revoke the saved token and delete the token file"))
     auth_p.add_argument(
-        "--port", type=int, default=8765, help="localhost port for Google's answer (default 8765; 0 = any free port)"
+        "--port", type=int, default=8765, help=_("localhost port for Google's answer (default 8765; 0 = any free port)")
     )
     ledger_cli.add_auth_options(auth_p)
     auth_p.add_argument(
-        "--timeout", type=float, default=300.0, metavar="SECONDS", help="how long to wait for the answer (default 300)"
+        "--timeout",
+        type=float,
+        default=300.0,
+        metavar="SECONDS",
+        help=_("how long to wait for the answer (default 300)"),
     )
     plan_p = add(
         "plan",
         cmd_plan,
-        "show what would land under which label; reads the source only and changes nothing",
-        "gimport plan            # a table\n  gimport plan --json     # the same as JSON, for scripts",
+        _("show what would land under which label; reads the source only and changes nothing"),
+        _("gimport plan            # a table\n  gimport plan --json     # the same as JSON, for scripts"),
     )
-    plan_p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    plan_p.add_argument("--json", action="store_true", help=_("print JSON instead of a table"))
     add(
         "run",
         cmd_run,
-        "import every selected message; safe to interrupt and run again",
+        _("import every selected message; safe to interrupt and run again"),
         "gimport --config ~/gimport.toml run",
     )
     verify_p = add(
         "verify",
         cmd_verify,
-        "check that everything arrived: the source now vs the state file vs Gmail's label counts; changes nothing",
-        "gimport verify            # a table; exit 0 only when nothing selected is missing\n"
-        "  gimport verify --json     # the same as JSON, every missing message listed\n"
-        "  (the end of a migration: docs/finishing.md)",
+        _("check that everything arrived: the source now vs the state file vs Gmail's label counts; changes nothing"),
+        _(
+            "gimport verify            # a table; exit 0 only when nothing selected is missing\n"
+            "  gimport verify --json     # the same as JSON, every missing message listed\n"
+            "  (the end of a migration: docs/finishing.md)"
+        ),
     )
-    verify_p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    verify_p.add_argument("--json", action="store_true", help=_("print JSON instead of a table"))
     ledger_cli.add_verify_options(verify_p)
-    add("status", cmd_status, "where the migration stands, from the state file alone (no network)", "gimport status")
+    add(
+        "status",
+        cmd_status,
+        _("where the migration stands, from the state file alone (no network)"),
+        "gimport status",
+    )
     cleanup_p = add(
         "cleanup",
         cmd_cleanup,
-        "after the migration: show Gmail's IMAP and forwarding settings, warn about forwarding to the old"
-        " server, disable IMAP",
-        "gimport cleanup --dry-run           # show what would change; change nothing\n"
-        "  gimport cleanup                     # asks before disabling IMAP (--yes: without asking)\n"
-        "  gimport cleanup --revoke --forget   # also revoke the token and delete the state file (verify must pass)\n"
-        "  (the end of a migration: docs/finishing.md)",
+        _(
+            "after the migration: show Gmail's IMAP and forwarding settings, warn about forwarding to the old"
+            " server, disable IMAP"
+        ),
+        _(
+            "gimport cleanup --dry-run           # show what would change; change nothing\n"
+            "  gimport cleanup                     # asks before disabling IMAP (--yes: without asking)\n"
+            "  gimport cleanup --revoke --forget   # also revoke the token and delete the state file (verify must"
+            " pass)\n"
+            "  (the end of a migration: docs/finishing.md)"
+        ),
     )
-    cleanup_p.add_argument("--dry-run", action="store_true", help="show what would change and change nothing")
-    cleanup_p.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
+    cleanup_p.add_argument("--dry-run", action="store_true", help=_("show what would change and change nothing"))
+    cleanup_p.add_argument("--yes", "-y", action="store_true", help=_("do not ask for confirmation"))
     cleanup_p.add_argument(
-        "--revoke", action="store_true", help="also revoke gimport's Gmail token and delete the token file"
+        "--revoke", action="store_true", help=_("also revoke gimport's Gmail token and delete the token file")
     )
-    cleanup_p.add_argument("--forget", action="store_true", help="also delete the state file (and its -wal/-shm files)")
     cleanup_p.add_argument(
-        "--force", action="store_true", help="--revoke/--forget even when 'gimport verify' would not pass"
+        "--forget", action="store_true", help=_("also delete the state file (and its -wal/-shm files)")
+    )
+    cleanup_p.add_argument(
+        "--force", action="store_true", help=_("--revoke/--forget even when 'gimport verify' would not pass")
     )
     ledger_cli.add_commands(add)  # failed, export-failed, accept, report
     from gimport.cli import admin as admin_cli

@@ -22,7 +22,7 @@ def confirm(question: str, yes: bool) -> bool:
         return True
     if not sys.stdin.isatty():
         raise ConfigError(
-            "nothing was changed: no terminal to confirm on; pass --yes to go ahead (--dry-run only looks)"
+            _("nothing was changed: no terminal to confirm on; pass --yes to go ahead (--dry-run only looks)")
         )
     try:
         return input(f"{question} [y/N] ").strip().lower() in ("y", "yes")
@@ -90,7 +90,11 @@ def private_log_handler(path: Path) -> logging.FileHandler:
         os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600))
         return logging.FileHandler(path, encoding="utf-8")
     except OSError as exc:
-        raise ConfigError(f"cannot write the log file {path}: {exc.strerror} (set [state] log_file)") from None
+        raise ConfigError(
+            _("cannot write the log file {path}: {strerror} (set [state] log_file)").format(
+                path=path, strerror=exc.strerror
+            )
+        ) from None
 
 
 def run_exit_code(summary) -> int:

@@ -108,11 +108,17 @@ def classify(exc: BaseException, *, what: str, now: Callable[[], dt.datetime] | 
     what = short_name(what)
     if isinstance(exc, google.auth.exceptions.RefreshError):
         if getattr(exc, "retryable", False):  # the token endpoint answered 5xx/429: a passing problem
-            return RetryableError(f"{what}: Google's token endpoint is not answering properly: {exc}")
-        return AuthError(f"Gmail authorization is no longer valid ({exc.args[0] if exc.args else exc})")
+            return RetryableError(
+                _("{what}: Google's token endpoint is not answering properly: {exc}").format(what=what, exc=exc)
+            )
+        return AuthError(
+            _("Gmail authorization is no longer valid ({reason})").format(reason=exc.args[0] if exc.args else exc)
+        )
     if isinstance(exc, google.auth.exceptions.TransportError):
         return RetryableError(
-            f"{what}: cannot reach Google's token endpoint: {exc}", unreachable=_unreachable(exc), no_answer=True
+            _("{what}: cannot reach Google's token endpoint: {exc}").format(what=what, exc=exc),
+            unreachable=_unreachable(exc),
+            no_answer=True,
         )
     if isinstance(exc, HttpError):
         err = _parse_http_error(exc, now)
@@ -123,11 +129,15 @@ def classify(exc: BaseException, *, what: str, now: Callable[[], dt.datetime] | 
         if err.status == 429 or (err.status == 403 and err.reason in _RATE_REASONS):
             return RetryableError(text, wait=err.retry_after, rate_limited=True)
         if err.status == 403 and err.reason in _DAILY_REASONS:
-            return GmailError(f"Gmail's daily limit for this account is reached ({err.message}): run again tomorrow")
+            return GmailError(
+                _("Gmail's daily limit for this account is reached ({message}): run again tomorrow").format(
+                    message=err.message
+                )
+            )
         if err.status == 403 and err.reason == "insufficientPermissions":
-            return AuthError(f"the Gmail token lacks a permission gimport needs ({what})")
+            return AuthError(_("the Gmail token lacks a permission gimport needs ({what})").format(what=what))
         if err.status == 401:
-            return AuthError(f"Gmail refused the authorization ({err.message})")
+            return AuthError(_("Gmail refused the authorization ({message})").format(message=err.message))
         if err.status >= 500 or err.status == 408:
             return RetryableError(text, wait=err.retry_after, ambiguous=True)
         if err.status == 409:
@@ -135,12 +145,19 @@ def classify(exc: BaseException, *, what: str, now: Callable[[], dt.datetime] | 
         if err.status in (400, 413) and err.reason != "failedPrecondition":
             return MessageRejected(text)
         if err.status == 404 and what.endswith("import"):
-            return GmailError(f"Gmail answered 404 for the import: {err.message}")
-        return GmailRefused(f"Gmail refused {what}: HTTP {err.status} {err.message or err.reason}")
+            return GmailError(_("Gmail answered 404 for the import: {message}").format(message=err.message))
+        return GmailRefused(
+            _("Gmail refused {what}: HTTP {status} {message}").format(
+                what=what, status=err.status, message=err.message or err.reason
+            )
+        )
     if isinstance(exc, _TRANSPORT):
         unreachable = _unreachable(exc)
         return RetryableError(
-            f"{what}: connection problem: {exc!r}", ambiguous=not unreachable, unreachable=unreachable, no_answer=True
+            _("{what}: connection problem: {exc!r}").format(what=what, exc=exc),
+            ambiguous=not unreachable,
+            unreachable=unreachable,
+            no_answer=True,
         )
     return exc
 
@@ -262,12 +279,12 @@ class GmailClient:
             )
         except RetryableError as err:
             raise GmailError(
-                f"cannot get an answer from Gmail ({err})", hint=_("check the network and try again")
+                _("cannot get an answer from Gmail ({err})").format(err=err), hint=_("check the network and try again")
             ) from None
         except Conflict:
             raise
         except MessageRejected as err:
-            raise GmailRefused(f"Gmail refused {method}: {err}") from None
+            raise GmailRefused(_("Gmail refused {method}: {err}").format(method=method, err=err)) from None
 
     # -- account and labels -------------------------------------------------------------------------
     def primary_address(self) -> str:
@@ -276,7 +293,7 @@ class GmailClient:
         for entry in result.get("sendAs", []):
             if entry.get("isPrimary"):
                 return entry["sendAsEmail"]
-        raise GmailError("Gmail reported no primary address for this account")
+        raise GmailError(_("Gmail reported no primary address for this account"))
 
     def list_labels(self) -> list[dict[str, Any]]:
         return self._call("users.labels.list", self._labels.list(userId="me")).get("labels", [])
@@ -298,7 +315,7 @@ class GmailClient:
             )
         except RetryableError as err:
             raise GmailError(
-                f"cannot get an answer from Gmail ({err})", hint=_("check the network and try again")
+                _("cannot get an answer from Gmail ({err})").format(err=err), hint=_("check the network and try again")
             ) from None
 
     # -- settings -----------------------------------------------------------------------------------
@@ -365,7 +382,11 @@ class GmailClient:
         RetryableError (gave up), MessageRejected, GmailError, AuthError or StopRequested.
         """
         if len(raw) > MAX_MESSAGE_BYTES:
-            raise MessageRejected(f"message is {len(raw):,} bytes, over Gmail's limit of {MAX_MESSAGE_BYTES:,}")
+            raise MessageRejected(
+                _("message is {size:,} bytes, over Gmail's limit of {limit:,}").format(
+                    size=len(raw), limit=MAX_MESSAGE_BYTES
+                )
+            )
         what = "users.messages.import"
         if len(raw) <= JSON_LIMIT:
             body = {"raw": base64.urlsafe_b64encode(raw).decode("ascii"), "labelIds": label_ids}

@@ -49,7 +49,7 @@ import google.auth.exceptions
 from google.oauth2.credentials import Credentials
 
 from gimport.errors import AuthError, ConfigError, GmailError
-from gimport.i18n import _
+from gimport.i18n import N_, _
 
 # The least gimport needs, in one place:
 SCOPES = (
@@ -70,10 +70,10 @@ LIST_SCOPES = frozenset(
     }
 )
 _SCOPE_PURPOSE = {
-    SCOPES[0]: "add messages to your mailbox",
-    SCOPES[1]: "manage labels",
-    SCOPES[2]: "read and change basic settings",
-    EXACT_VERIFY_SCOPE: "view message ids and labels (verify --exact)",
+    SCOPES[0]: N_("add messages to your mailbox"),
+    SCOPES[1]: N_("manage labels"),
+    SCOPES[2]: N_("read and change basic settings"),
+    EXACT_VERIFY_SCOPE: N_("view message ids and labels (verify --exact)"),
 }
 
 
@@ -101,7 +101,7 @@ GOOGLE_TOKEN_URI = "https://oauth2.googleapis.com/token"
 GOOGLE_REVOKE_URI = "https://oauth2.googleapis.com/revoke"
 _GOOGLE_OAUTH_HOSTS = frozenset({"oauth2.googleapis.com", "accounts.google.com", "www.googleapis.com"})
 _NETWORK_TIMEOUT = 60.0
-CREATE_CLIENT_HOWTO = (
+CREATE_CLIENT_HOWTO = N_(
     "create one in the Google Cloud console: APIs & Services > Credentials > Create credentials >"
     " OAuth client ID > Application type: Desktop app > Download JSON (see docs/auth.md)"
 )
@@ -160,15 +160,21 @@ def load_credentials(token_file: Path) -> PersistingCredentials:
     try:
         info = json.loads(token_file.read_text("utf-8"))
     except FileNotFoundError:
-        raise AuthError(f"no Gmail token at {token_file}", hint=_("run 'gimport auth' first")) from None
+        raise AuthError(
+            _("no Gmail token at {token_file}").format(token_file=token_file), hint=_("run 'gimport auth' first")
+        ) from None
     except (OSError, ValueError) as exc:
-        raise AuthError(f"cannot read the Gmail token {token_file} ({exc})") from None
+        raise AuthError(
+            _("cannot read the Gmail token {token_file} ({exc})").format(token_file=token_file, exc=exc)
+        ) from None
     if not isinstance(info, dict) or not info.get("refresh_token"):
-        raise AuthError(f"{token_file} holds no refresh token")
+        raise AuthError(_("{token_file} holds no refresh token").format(token_file=token_file))
     try:
         creds = PersistingCredentials.from_authorized_user_info(info)
     except ValueError as exc:
-        raise AuthError(f"{token_file} is not a gimport token ({exc})") from None
+        raise AuthError(
+            _("{token_file} is not a gimport token ({exc})").format(token_file=token_file, exc=exc)
+        ) from None
     if info.get("token_uri"):
         # from_authorized_user_info forgets the saved token_uri; honour it (with_token_uri() would drop expiry)
         creds._token_uri = info["token_uri"]
@@ -186,30 +192,51 @@ def load_client_config(path: Path) -> dict[str, Any]:
     try:
         text = path.read_text("utf-8")
     except FileNotFoundError:
-        raise ConfigError(f"no OAuth client file at {where}: {CREATE_CLIENT_HOWTO}, and save it there") from None
+        raise ConfigError(
+            _("no OAuth client file at {where}: {create_client_howto}, and save it there").format(
+                where=where, create_client_howto=_(CREATE_CLIENT_HOWTO)
+            )
+        ) from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"cannot read {where}: {getattr(exc, 'strerror', None) or exc}") from None
+        raise ConfigError(
+            _("cannot read {where}: {reason}").format(where=where, reason=getattr(exc, "strerror", None) or exc)
+        ) from None
     try:
         data = json.loads(text)
     except ValueError as exc:
         raise ConfigError(
-            f"{where} is not valid JSON ({exc}): download the Desktop client's JSON again from the Google Cloud"
-            " console (APIs & Services > Credentials)"
+            _(
+                "{where} is not valid JSON ({exc}): download the Desktop client's JSON again from the Google Cloud"
+                " console (APIs & Services > Credentials)"
+            ).format(where=where, exc=exc)
         ) from None
     if isinstance(data, dict) and "installed" not in data:
         if "web" in data:
             raise ConfigError(
-                f"{where} is for a 'Web application' OAuth client; gimport needs a 'Desktop app' client: "
-                + CREATE_CLIENT_HOWTO
+                _(
+                    "{where} is for a 'Web application' OAuth client; gimport needs a 'Desktop app' client: {howto}"
+                ).format(where=where, howto=_(CREATE_CLIENT_HOWTO))
             )
         if data.get("type") == "service_account":
-            raise ConfigError(f"{where} is a service account key, not an OAuth client: " + CREATE_CLIENT_HOWTO)
+            raise ConfigError(
+                _("{where} is a service account key, not an OAuth client: {howto}").format(
+                    where=where, howto=_(CREATE_CLIENT_HOWTO)
+                )
+            )
     client = data.get("installed") if isinstance(data, dict) else None
     if not isinstance(client, dict):
-        raise ConfigError(f"{where} is not an OAuth client file (no 'installed' section): " + CREATE_CLIENT_HOWTO)
+        raise ConfigError(
+            _("{where} is not an OAuth client file (no 'installed' section): {howto}").format(
+                where=where, howto=_(CREATE_CLIENT_HOWTO)
+            )
+        )
     missing = [k for k in ("client_id", "client_secret", "auth_uri", "token_uri") if not client.get(k)]
     if missing:
-        raise ConfigError(f"{where} lacks {', '.join(missing)}: download the Desktop client's JSON again")
+        raise ConfigError(
+            _("{where} lacks {missing}: download the Desktop client's JSON again").format(
+                where=where, missing=", ".join(missing)
+            )
+        )
     return {"installed": client}
 
 
@@ -249,12 +276,12 @@ class _RedirectHandler(http.server.BaseHTTPRequestHandler):
         url = urllib.parse.urlsplit(self.path)
         params = dict(urllib.parse.parse_qsl(url.query, keep_blank_values=True))
         if url.path != "/" or not ("code" in params or "error" in params):
-            self._page(404, "Nothing here: gimport is waiting for Google's answer.")
+            self._page(404, _("Nothing here: gimport is waiting for Google's answer."))
             return
         if "error" in params:
-            self._page(200, "Access was not granted. You can close this tab; the terminal says what to do next.")
+            self._page(200, _("Access was not granted. You can close this tab; the terminal says what to do next."))
         else:
-            self._page(200, "Google's answer reached gimport. You can close this tab and go back to the terminal.")
+            self._page(200, _("Google's answer reached gimport. You can close this tab and go back to the terminal."))
         # only after the page is written: the caller may close the server as soon as it has the answer
         self.server.answers.put(params)
 
@@ -288,7 +315,9 @@ class _Receiver:
 
     def __init__(self, port: int) -> None:
         if not 0 <= port <= 65535:
-            raise ConfigError(f"--port must be between 1 and 65535 (or 0 for any free port), not {port}")
+            raise ConfigError(
+                _("--port must be between 1 and 65535 (or 0 for any free port), not {port}").format(port=port)
+            )
         self.answers: queue.Queue[dict[str, str]] = queue.Queue()
         self._servers: list[_LoopbackServer] = []
         for _attempt in range(5):  # with port 0, ::1 may hold the port 127.0.0.1 got: pick again
@@ -298,14 +327,17 @@ class _Receiver:
             except OSError as exc:
                 self._close_servers()
                 if exc.errno != errno.EADDRINUSE or port != 0:
-                    why = "in use: another 'gimport auth' running?" if exc.errno == errno.EADDRINUSE else exc.strerror
+                    why = (
+                        _("in use: another 'gimport auth' running?") if exc.errno == errno.EADDRINUSE else exc.strerror
+                    )
                     raise ConfigError(
-                        f"cannot listen on localhost port {port} for Google's answer ({why}): choose another port"
-                        f" with --port, e.g. --port {port + 1 if 0 < port < 65535 else DEFAULT_PORT + 1}"
-                        " (and use that number in ssh -L)"
+                        _(
+                            "cannot listen on localhost port {port} for Google's answer ({why}): choose another"
+                            " port with --port, e.g. --port {other} (and use that number in ssh -L)"
+                        ).format(port=port, why=why, other=port + 1 if 0 < port < 65535 else DEFAULT_PORT + 1)
                     ) from None
         else:
-            raise ConfigError("cannot find a free localhost port: pass one with --port")
+            raise ConfigError(_("cannot find a free localhost port: pass one with --port"))
         self._threads = [
             threading.Thread(target=s.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True, name="gimport-auth")
             for s in self._servers
@@ -330,8 +362,10 @@ class _Receiver:
             return self.answers.get(timeout=timeout)
         except queue.Empty:
             raise AuthError(
-                f"no answer from the browser within {timeout:g} s"
-                " (--timeout to wait longer, --paste if the browser cannot reach this machine)",
+                _(
+                    "no answer from the browser within {timeout:g} s (--timeout to wait longer, --paste if the"
+                    " browser cannot reach this machine)"
+                ).format(timeout=timeout),
                 hint="",
             ) from None
 
@@ -367,7 +401,9 @@ def _authorization_url(flow: Any) -> tuple[str, str]:
         return flow.authorization_url(access_type="offline", prompt="consent")
     except InsecureTransportError:
         raise ConfigError(
-            f"auth_uri {flow.client_config['auth_uri']} in [gmail] client_secrets must start with https://"
+            _("auth_uri {client_config} in [gmail] client_secrets must start with https://").format(
+                client_config=flow.client_config["auth_uri"]
+            )
         ) from None
 
 
@@ -376,23 +412,28 @@ def _check_answer(params: Mapping[str, str], state: str) -> str:
     error = params.get("error")
     if error == "access_denied":
         raise AuthError(
-            "access was not granted (you pressed Cancel, or the account is not allowed to use this app: in"
-            " Testing mode add it as a test user on the OAuth consent screen)",
+            _(
+                "access was not granted (you pressed Cancel, or the account is not allowed to use this app: in"
+                " Testing mode add it as a test user on the OAuth consent screen)"
+            ),
             hint="",
         )
     if error:
         detail = params.get("error_description") or ""
         raise AuthError(
-            f"Google refused the authorization: {error} {detail}".rstrip(), hint=_("see 'gimport help auth'")
+            _("Google refused the authorization: {reason}").format(reason=f"{error} {detail}".rstrip()),
+            hint=_("see 'gimport help auth'"),
         )
     if params.get("state") != state:
         raise AuthError(
-            "the answer does not belong to this sign-in (state mismatch; a tab from an earlier attempt?):"
-            " run 'gimport auth' again"
+            _(
+                "the answer does not belong to this sign-in (state mismatch; a tab from an earlier attempt?): run"
+                " 'gimport auth' again"
+            )
         )
     code = params.get("code")
     if not code:
-        raise AuthError("Google's answer holds no code")
+        raise AuthError(_("Google's answer holds no code"))
     return code
 
 
@@ -425,33 +466,45 @@ def _fetch_token(flow: Any, code: str) -> Credentials:
         missing = [s for s in flow.oauth2session.scope or SCOPES if s not in granted]
         if missing:
             _revoke_quietly(token_uri, w.token.get("refresh_token") or w.token.get("access_token"))
-            what = ", ".join(f"{s.rsplit('/', 1)[-1]} ({_SCOPE_PURPOSE[s]})" for s in missing)
+            what = ", ".join(f"{s.rsplit('/', 1)[-1]} ({_(_SCOPE_PURPOSE[s])})" for s in missing)
             raise AuthError(
-                f"gimport was not given every permission it needs (missing: {what})"
-                ": run 'gimport auth' again and tick every box on Google's consent screen"
+                _(
+                    "gimport was not given every permission it needs (missing: {what}): run 'gimport auth' again"
+                    " and tick every box on Google's consent screen"
+                ).format(what=what)
             ) from None
         flow.oauth2session.token = w.token  # more than asked for (earlier grants): fine
     except InsecureTransportError:
-        raise ConfigError(f"token_uri {token_uri} in [gmail] client_secrets must start with https://") from None
+        raise ConfigError(
+            _("token_uri {token_uri} in [gmail] client_secrets must start with https://").format(token_uri=token_uri)
+        ) from None
     except OAuth2Error as exc:
         hint = ""
         if exc.error == "invalid_client":
-            hint = " (was the OAuth client deleted or its secret reset? download its JSON again)"
+            hint = _(" (was the OAuth client deleted or its secret reset? download its JSON again)")
         raise AuthError(
-            f"the token endpoint {token_uri} refused the code: {exc.error}"
-            f"{': ' + exc.description if exc.description else ''}{hint}",
+            _("the token endpoint {token_uri} refused the code: {error}{description}{hint}").format(
+                token_uri=token_uri,
+                error=exc.error,
+                description=": " + exc.description if exc.description else "",
+                hint=hint,
+            ),
             hint="" if hint else None,
         ) from None
     except requests.RequestException as exc:
         raise AuthError(
-            f"cannot reach the token endpoint {token_uri} ({type(exc).__name__})",
+            _("cannot reach the token endpoint {token_uri} ({name})").format(
+                token_uri=token_uri, name=type(exc).__name__
+            ),
             hint=_("check the network and try again"),
         ) from None
     except ValueError as exc:  # not an OAuth answer at all (an HTML error page, ...)
-        raise AuthError(f"unexpected answer from the token endpoint {token_uri}: {exc}") from None
+        raise AuthError(
+            _("unexpected answer from the token endpoint {token_uri}: {exc}").format(token_uri=token_uri, exc=exc)
+        ) from None
     creds = flow.credentials
     if not creds.refresh_token:
-        raise AuthError(f"the token endpoint {token_uri} returned no refresh token")
+        raise AuthError(_("the token endpoint {token_uri} returned no refresh token").format(token_uri=token_uri))
     return creds
 
 
@@ -485,26 +538,36 @@ def _loopback_flow(
         url, state = _authorization_url(flow)
         opened = False
         if use_browser:
-            _print(out, "Opening your browser to authorize gimport. If it does not open, visit this address:")
+            _print(out, _("Opening your browser to authorize gimport. If it does not open, visit this address:"))
             _print(out, f"\n    {url}\n")
             try:
                 opened = bool(open_browser(url))
             except webbrowser.Error:
                 opened = False
             if not opened:
-                _print(out, "(No browser could be started here: open the address above yourself.)")
+                _print(out, _("(No browser could be started here: open the address above yourself.)"))
         if not opened:
             if not use_browser:
-                _print(out, "Open this address in a web browser and sign in with the Gmail account to import into:")
+                _print(out, _("Open this address in a web browser and sign in with the Gmail account to import into:"))
                 _print(out, f"\n    {url}\n")
             p = receiver.port
-            _print(out, f"After you allow access, Google sends the browser to http://localhost:{p}/ where gimport")
-            _print(out, "is waiting. If the browser runs on another computer (an SSH session), forward that port")
-            _print(out, "first: on the computer with the browser, run this in a new terminal and keep it open:")
-            _print(out, f"\n    ssh -N -L {p}:localhost:{p} {_ssh_target()}\n")
-            _print(out, "(use the host name you log in to this machine with). Or press Ctrl-C and run")
-            _print(out, "'gimport auth --paste' to copy the final address back by hand instead.")
-        _print(out, f"Waiting up to {timeout:g} s for Google's answer (Ctrl-C to stop)...")
+            _print(
+                out,
+                _(
+                    "After you allow access, Google sends the browser to http://localhost:{port}/ where gimport\n"
+                    "is waiting. If the browser runs on another computer (an SSH session), forward that port\n"
+                    "first: on the computer with the browser, run this in a new terminal and keep it open:"
+                ).format(port=p),
+            )
+            _print(out, f"\n    ssh -N -L {p}:localhost:{p} {_ssh_target()}\n")  # i18n-ok: a command to copy
+            _print(
+                out,
+                _(
+                    "(use the host name you log in to this machine with). Or press Ctrl-C and run\n"
+                    "'gimport auth --paste' to copy the final address back by hand instead."
+                ),
+            )
+        _print(out, _("Waiting up to {timeout:g} s for Google's answer (Ctrl-C to stop)...").format(timeout=timeout))
         params = receiver.wait(timeout)
     finally:
         receiver.close()
@@ -514,14 +577,16 @@ def _loopback_flow(
 def _parse_pasted(text: str, redirect_uri: str) -> dict[str, str]:
     text = text.strip().strip("'\"<>").strip()
     if not text:
-        raise AuthError("nothing was pasted", hint=_("run 'gimport auth --paste' again and paste the whole address"))
+        raise AuthError(_("nothing was pasted"), hint=_("run 'gimport auth --paste' again and paste the whole address"))
     parts = urllib.parse.urlsplit(text)
     params = dict(urllib.parse.parse_qsl(parts.query, keep_blank_values=True))
     if parts.scheme not in ("http", "https") or "code" not in params and "error" not in params:
         redirect_host = urllib.parse.urlsplit(redirect_uri).netloc
         raise AuthError(
-            f"that is not the address Google sent the browser to (it starts with http://{redirect_host}/ and"
-            " holds code=...)",
+            _(
+                "that is not the address Google sent the browser to (it starts with http://{redirect_host}/ and"
+                " holds code=...)"
+            ).format(redirect_host=redirect_host),
             hint=_("run 'gimport auth --paste' again and copy the whole address from the address bar"),
         )
     return params
@@ -537,19 +602,29 @@ def _paste_flow(
 ) -> Credentials:
     port = port or DEFAULT_PORT
     if not 0 < port <= 65535:
-        raise ConfigError(f"--port must be between 1 and 65535, not {port}")
+        raise ConfigError(_("--port must be between 1 and 65535, not {port}").format(port=port))
     redirect_uri = f"http://localhost:{port}/"
     flow = _new_flow(client_config, redirect_uri, scopes)
     url, state = _authorization_url(flow)
-    _print(out, "1. Open this address in a web browser (on any computer) and sign in with the Gmail account")
-    _print(out, "   to import into:")
+    _print(
+        out,
+        _(
+            "1. Open this address in a web browser (on any computer) and sign in with the Gmail account\n"
+            "   to import into:"
+        ),
+    )
     _print(out, f"\n    {url}\n")
-    _print(out, f"2. After you allow access, the browser goes to an address starting with {redirect_uri}")
-    _print(out, '   and shows an error such as "This site can\'t be reached". That is expected: copy the')
-    _print(out, "   whole address from the browser's address bar.")
-    _print(out, "3. Paste it here and press Enter.")
+    _print(
+        out,
+        _(
+            "2. After you allow access, the browser goes to an address starting with {redirect_uri}\n"
+            '   and shows an error such as "This site can\'t be reached". That is expected: copy the\n'
+            "   whole address from the browser's address bar.\n"
+            "3. Paste it here and press Enter."
+        ).format(redirect_uri=redirect_uri),
+    )
     try:
-        pasted = read_line("Address: ")
+        pasted = read_line(_("Address: "))
     except EOFError:
         pasted = ""
     params = _parse_pasted(pasted, redirect_uri)
@@ -577,9 +652,9 @@ def obtain_credentials(
     and AuthError (consent denied, timeout, a permission unticked, token endpoint refusal)."""
     out = sys.stdout if out is None else out
     if mode not in MODES:
-        raise ValueError(f"mode must be one of {MODES}, not {mode!r}")
+        raise ValueError(f"mode must be one of {MODES}, not {mode!r}")  # a bug, not a user error
     if not timeout > 0:
-        raise ConfigError(f"--timeout must be more than 0 seconds, not {timeout:g}")
+        raise ConfigError(_("--timeout must be more than 0 seconds, not {timeout:g}").format(timeout=timeout))
     if mode == "paste":
         return _paste_flow(client_config, port=port, out=out, read_line=read_line, scopes=scopes)
     use_browser = mode == "auto" and browser_available(env)
@@ -600,9 +675,17 @@ def obtain_credentials(
 def _check_token_dir(token_file: Path) -> None:
     directory = Path(token_file).parent
     if not directory.is_dir():
-        raise ConfigError(f"[gmail] token_file {token_file}: the folder {directory} does not exist")
+        raise ConfigError(
+            _("[gmail] token_file {token_file}: the folder {directory} does not exist").format(
+                token_file=token_file, directory=directory
+            )
+        )
     if not os.access(directory, os.W_OK):
-        raise ConfigError(f"[gmail] token_file {token_file}: cannot write in {directory}")
+        raise ConfigError(
+            _("[gmail] token_file {token_file}: cannot write in {directory}").format(
+                token_file=token_file, directory=directory
+            )
+        )
 
 
 def authorize(
@@ -641,24 +724,31 @@ def authorize(
     try:
         write_private(gmail.token_file, creds.to_json())
     except OSError as exc:
-        raise ConfigError(f"cannot write [gmail] token_file {gmail.token_file}: {exc.strerror}") from None
+        raise ConfigError(
+            _("cannot write [gmail] token_file {token_file}: {strerror}").format(
+                token_file=gmail.token_file, strerror=exc.strerror
+            )
+        ) from None
     try:
         address = GmailClient(load_credentials(gmail.token_file), api_url=gmail.api_url).primary_address()
     except (RetryableError, MessageRejected, GmailError) as exc:
         raise GmailError(
-            f"authorized and saved the token to {gmail.token_file}, but Gmail did not say which account it"
-            f" is for: {exc}"
+            _(
+                "authorized and saved the token to {token_file}, but Gmail did not say which account it is for: {exc}"
+            ).format(token_file=gmail.token_file, exc=exc)
         ) from None
-    _print(out, f"Authorized gimport for {address}")
-    _print(out, f"Token saved to {gmail.token_file} (readable only by you).")
+    _print(out, _("Authorized gimport for {address}").format(address=address))
+    _print(out, _("Token saved to {token_file} (readable only by you).").format(token_file=gmail.token_file))
     if exact_verify:
         _print(out, _("The token may also list message and label ids (never contents): 'gimport verify --exact'."))
     if gmail.user and address.lower() != gmail.user.lower():
         _print(
             out,
-            f"Warning: [gmail] user is {gmail.user}, but you signed in as {address}; 'gimport run' will refuse"
-            f" this token. Run 'gimport auth' again and choose {gmail.user} in the browser (a private window"
-            " helps), or change [gmail] user.",
+            _(
+                "Warning: [gmail] user is {user}, but you signed in as {address}; 'gimport run' will refuse this"
+                " token. Run 'gimport auth' again and choose {user} in the browser (a private window helps), or"
+                " change [gmail] user."
+            ).format(user=gmail.user, address=address),
         )
     return address
 
@@ -672,33 +762,47 @@ def revoke(token_file: Path, *, out: TextIO | None = None) -> None:
 
     out = sys.stdout if out is None else out
     token_file = Path(token_file)
-    problem = "no token in it"
+    problem = _("no token in it")
     try:
         info = json.loads(token_file.read_text("utf-8"))
     except FileNotFoundError:
-        _print(out, f"No token at {token_file}: nothing to revoke.")
+        _print(out, _("No token at {token_file}: nothing to revoke.").format(token_file=token_file))
         return
     except OSError as exc:
-        raise ConfigError(f"cannot read [gmail] token_file {token_file}: {exc.strerror}") from None
+        raise ConfigError(
+            _("cannot read [gmail] token_file {token_file}: {strerror}").format(
+                token_file=token_file, strerror=exc.strerror
+            )
+        ) from None
     except ValueError as exc:
-        info, problem = None, f"not JSON: {exc}"
+        info, problem = None, _("not JSON: {exc}").format(exc=exc)
     token = info.get("refresh_token") or info.get("token") if isinstance(info, dict) else None
     if not token:
         _delete(token_file)
-        _print(out, f"{token_file} held no usable token ({problem}): deleted it.")
-        _print(out, f"If gimport still has access, remove it at {PERMISSIONS_PAGE}")
+        _print(
+            out,
+            _("{token_file} held no usable token ({problem}): deleted it.").format(
+                token_file=token_file, problem=problem
+            ),
+        )
+        _print(
+            out,
+            _("If gimport still has access, remove it at {permissions_page}").format(permissions_page=PERMISSIONS_PAGE),
+        )
         return
     uri = revoke_uri_for(info.get("token_uri") or GOOGLE_TOKEN_URI)
     try:
         resp = requests.post(uri, data={"token": token}, timeout=_NETWORK_TIMEOUT)
     except requests.RequestException as exc:
         raise GmailError(
-            f"cannot reach {uri} to revoke the token ({exc.__class__.__name__}): {token_file} is kept; try again,"
-            f" or remove gimport's access at {PERMISSIONS_PAGE} and delete the file"
+            _(
+                "cannot reach {uri} to revoke the token ({name}): {token_file} is kept; try again, or remove"
+                " gimport's access at {permissions_page} and delete the file"
+            ).format(uri=uri, name=exc.__class__.__name__, token_file=token_file, permissions_page=PERMISSIONS_PAGE)
         ) from None
     if resp.status_code == 200:
         _delete(token_file)
-        _print(out, f"Revoked gimport's access to Gmail and deleted {token_file}.")
+        _print(out, _("Revoked gimport's access to Gmail and deleted {token_file}.").format(token_file=token_file))
         return
     error = ""
     try:
@@ -707,11 +811,20 @@ def revoke(token_file: Path, *, out: TextIO | None = None) -> None:
         pass
     if resp.status_code == 400 and error in ("invalid_token", "invalid_request", ""):
         _delete(token_file)
-        _print(out, f"The token was already invalid (expired or revoked): nothing to revoke; deleted {token_file}.")
+        _print(
+            out,
+            _("The token was already invalid (expired or revoked): nothing to revoke; deleted {token_file}.").format(
+                token_file=token_file
+            ),
+        )
         return
     raise GmailError(
-        f"revoking at {uri} failed (HTTP {resp.status_code} {error}): {token_file} is kept; try again, or remove"
-        f" gimport's access at {PERMISSIONS_PAGE} and delete the file"
+        _(
+            "revoking at {uri} failed (HTTP {status_code} {error}): {token_file} is kept; try again, or remove"
+            " gimport's access at {permissions_page} and delete the file"
+        ).format(
+            uri=uri, status_code=resp.status_code, error=error, token_file=token_file, permissions_page=PERMISSIONS_PAGE
+        )
     )
 
 
@@ -721,4 +834,4 @@ def _delete(path: Path) -> None:
     except FileNotFoundError:
         pass
     except OSError as exc:
-        raise ConfigError(f"cannot delete {path}: {exc.strerror}") from None
+        raise ConfigError(_("cannot delete {path}: {strerror}").format(path=path, strerror=exc.strerror)) from None

@@ -48,25 +48,37 @@ class ServiceAccount:
             info = json.loads(self.path.read_text("utf-8"))
         except FileNotFoundError:
             raise ConfigError(
-                f"[admin] service_account_file {self.path} not found: create a key for the service account"
-                " (docs/admin.md, section 1)"
+                _(
+                    "[admin] service_account_file {path} not found: create a key for the service account"
+                    " (docs/admin.md, section 1)"
+                ).format(path=self.path)
             ) from None
         except (OSError, ValueError) as exc:
-            raise ConfigError(f"[admin] service_account_file {self.path}: cannot read it as JSON ({exc})") from None
+            raise ConfigError(
+                _("[admin] service_account_file {path}: cannot read it as JSON ({exc})").format(path=self.path, exc=exc)
+            ) from None
         if not isinstance(info, dict) or info.get("type") != "service_account":
             what = "an OAuth client" if isinstance(info, dict) and ("installed" in info or "web" in info) else "JSON"
             raise ConfigError(
-                f"[admin] service_account_file {self.path} is {what}, not a service-account key: in the Cloud"
-                " console, IAM & Admin > Service accounts > the account > Keys > Add key > Create new key > JSON"
+                _(
+                    "[admin] service_account_file {path} is {what}, not a service-account key: in the Cloud"
+                    " console, IAM & Admin > Service accounts > the account > Keys > Add key > Create new key > JSON"
+                ).format(path=self.path, what=what)
             )
         missing = [k for k in ("client_email", "private_key", "token_uri") if not info.get(k)]
         if missing:
-            raise ConfigError(f"[admin] service_account_file {self.path} lacks {', '.join(missing)}")
+            raise ConfigError(
+                _("[admin] service_account_file {path} lacks {missing}").format(
+                    path=self.path, missing=", ".join(missing)
+                )
+            )
         try:
             # from_service_account_file(...) reads the same info; token_uri comes from the file
             self._base = service_account.Credentials.from_service_account_info(info)
         except ValueError as exc:
-            raise ConfigError(f"[admin] service_account_file {self.path}: unusable key ({exc})") from None
+            raise ConfigError(
+                _("[admin] service_account_file {path}: unusable key ({exc})").format(path=self.path, exc=exc)
+            ) from None
         self.client_email: str = info["client_email"]
         self.client_id: str = str(info.get("client_id", "?"))
         self.token_uri: str = info["token_uri"]
@@ -112,7 +124,9 @@ class ServiceAccount:
             if isinstance(exc, google.auth.exceptions.RefreshError):
                 raise self._refused(email, exc, scopes) from None
             raise AuthError(
-                f"cannot reach the token endpoint {self.token_uri} for {email}: {exc}",
+                _("cannot reach the token endpoint {token_uri} for {email}: {exc}").format(
+                    token_uri=self.token_uri, email=email, exc=exc
+                ),
                 hint=_("check the network and try again"),
             ) from None
 
@@ -123,12 +137,22 @@ class ServiceAccount:
         code = details.split(":", 1)[0].strip()
         if code in _ACCOUNT_WIDE or "Invalid JWT" in details:
             return DelegationError(
-                f"Google refuses to let the service account {self.client_email} act for users ({details}): in the"
-                f" {DELEGATION_PAGE}, add client ID {self.client_id} with exactly these scopes: {','.join(scopes)}"
-                " (changes can take some minutes to apply)"
+                _(
+                    "Google refuses to let the service account {client_email} act for users ({details}): in the"
+                    " {delegation_page}, add client ID {client_id} with exactly these scopes: {scopes} (changes can"
+                    " take some minutes to apply)"
+                ).format(
+                    client_email=self.client_email,
+                    details=details,
+                    delegation_page=DELEGATION_PAGE,
+                    client_id=self.client_id,
+                    scopes=",".join(scopes),
+                )
             )
         return AuthError(
-            f"Google refuses a token for {email} ({details}): the address must be an existing, active user of"
-            " the Google Workspace domain (check the spelling, and that the account is not suspended)",
+            _(
+                "Google refuses a token for {email} ({details}): the address must be an existing, active user of"
+                " the Google Workspace domain (check the spelling, and that the account is not suspended)"
+            ).format(email=email, details=details),
             hint="",
         )
