@@ -1,0 +1,96 @@
+"""Thunderbird's folders, read-only: [source] type = "thunderbird", path = a profile folder, its Mail/
+or ImapMail/ folder, or one account's folder in them (e.g. "Mail/Local Folders").
+
+A Thunderbird folder is an mbox file without an extension; its subfolders are in "<name>.sbd/". The
+.msf files (Mork summaries, rebuilt by Thunderbird) and every other file are ignored. Read as mbox
+(gimport.backends.local.mbox: the same streaming, escaping and identity), with:
+- X-Mozilla-Status: 0x0001 read (\\Seen), 0x0002 replied (\\Answered), 0x0004 marked (\\Flagged); a
+  message with 0x0008 (expunged: deleted, not yet compacted away) is skipped;
+- X-Mozilla-Status, X-Mozilla-Status2 and X-Mozilla-Keys are removed from what is imported (they are
+  Thunderbird's bookkeeping, rewritten in place), and are not part of a message's identity, so marking
+  a message read or compacting the folder between two runs changes no key.
+Folder names: the path below the root with "/" between levels; with a profile or Mail/ as the root,
+the account folder is the first level ("Local Folders/Archives/2020").
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from gimport.backends.local.common import ANSWERED, FLAGGED, SEEN
+from gimport.backends.local.mbox import MboxFile, MboxSource, looks_like_mbox, status_flags
+from gimport.contract import Folder
+from gimport.errors import SourceError
+
+READ, REPLIED, MARKED, EXPUNGED = 0x0001, 0x0002, 0x0004, 0x0008
+_IGNORED_EXT = (".msf", ".dat", ".json", ".sqlite", ".html", ".js", ".txt", ".lock", ".bak", ".mab", ".log")
+
+
+class ThunderbirdSource(MboxSource):
+    kind = "thunderbird"
+    remove_fields = frozenset({b"x-mozilla-status", b"x-mozilla-status2", b"x-mozilla-keys"})
+
+    def _list(self) -> list[tuple[Folder, Any]]:
+        root = self.path
+        if not root.is_dir():
+            raise SourceError(f"[source] path {root} is not a folder (a Thunderbird profile or a folder in it)")
+        out: list[tuple[Folder, Any]] = []
+        stores = [root / d for d in ("Mail", "ImapMail") if (root / d).is_dir()]
+        if stores:  # a profile: every account of Mail/ and ImapMail/
+            for store in stores:
+                for account in sorted(p for p in store.iterdir() if p.is_dir()):
+                    _walk(account, account.name + "/", out)
+        elif _has_folders(root):  # one account's folder
+            _walk(root, "", out)
+        else:  # Mail/ or ImapMail/ itself
+            for account in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.endswith(".sbd")):
+                _walk(account, account.name + "/", out)
+        if not out:
+            raise SourceError(
+                f"[source] path {root}: no Thunderbird mail folders found (point it at the profile, or at"
+                " Mail/Local Folders)"
+            )
+        return out
+
+    def _flags(self, fields: dict[str, str]) -> tuple[str, ...] | None:
+        value = fields.get("x-mozilla-status")
+        if value is None:
+            return status_flags(fields)
+        try:
+            bits = int(value.strip()[:4], 16)
+        except ValueError:
+            return status_flags(fields)
+        if bits & EXPUNGED:
+            return None
+        flags = []
+        if bits & READ:
+            flags.append(SEEN)
+        if bits & REPLIED:
+            flags.append(ANSWERED)
+        if bits & MARKED:
+            flags.append(FLAGGED)
+        return tuple(flags)
+
+
+def _is_folder_file(p: Path) -> bool:
+    if p.name.startswith(".") or p.name.lower().endswith(_IGNORED_EXT) or not p.is_file():
+        return False
+    # an empty folder is an empty file with its summary next to it
+    return looks_like_mbox(p) or (p.stat().st_size == 0 and p.with_name(p.name + ".msf").exists())
+
+
+def _has_folders(d: Path) -> bool:
+    return any(_is_folder_file(p) or (p.is_dir() and p.name.endswith(".sbd")) for p in d.iterdir())
+
+
+def _walk(d: Path, prefix: str, out: list[tuple[Folder, Any]]) -> None:
+    for p in sorted(d.iterdir()):
+        if _is_folder_file(p):
+            out.append((Folder(prefix + p.name), MboxFile(p)))
+    for p in sorted(d.iterdir()):
+        if p.is_dir() and p.name.endswith(".sbd"):
+            name = p.name[:-4]
+            if not (d / name).is_file():  # a subfolder's parent that holds no mail itself
+                out.append((Folder(prefix + name, flags=frozenset({"\\Noselect"})), None))
+            _walk(p, prefix + name + "/", out)
