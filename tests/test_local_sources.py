@@ -189,3 +189,177 @@ def test_mbox_single_file_with_status_headers(tmp_path, local, emulator, capsys)
     assert only(emulator, b"Status: RO\n" + read) == ["Archive 2019"]
     assert only(emulator, b"Status: O\n" + unread) == ["Archive 2019", "UNREAD"]
     assert only(emulator, b"Status: RO\nX-Status: F\n" + starred) == ["Archive 2019", "STARRED"]
+
+
+# ----------------------------------------------------------------------------------------- Thunderbird
+
+READ, REPLIED, MARKED, EXPUNGED = 0x1, 0x2, 0x4, 0x8
+
+
+def thunderbird_profile(tmp_path):
+    """A profile with Local Folders (Inbox with a subfolder, Sent, Trash, an Archives parent that holds
+    no mail itself, an empty folder, the .msf summaries and Thunderbird's other files) and an IMAP
+    account's cache."""
+    profile = tmp_path / "profile.default-release"
+    local = profile / "Mail" / "Local Folders"
+    msgs = {
+        "read": message(1),
+        "unread": message(2),
+        "flagged": message(3),
+        "replied": message(4),
+        "expunged": message(5),
+        "project": message(6),
+        "sent": message(7),
+        "y2020": message(8, body="From the archive.\n"),
+        "imap": message(9),
+    }
+    local.mkdir(parents=True)
+    inbox = [
+        ("read", READ),
+        ("unread", 0),
+        ("flagged", READ | MARKED),
+        ("expunged", READ | EXPUNGED),
+        ("replied", READ | REPLIED),
+    ]
+    (local / "Inbox").write_bytes(b"".join(thunderbird_entry(msgs[k], s) for k, s in inbox))
+    (local / "Inbox.sbd").mkdir()
+    (local / "Inbox.sbd" / "Projects").write_bytes(thunderbird_entry(msgs["project"], READ, "$label1"))
+    (local / "Sent").write_bytes(thunderbird_entry(msgs["sent"], READ))
+    (local / "Archives.sbd").mkdir()
+    (local / "Archives.sbd" / "2020").write_bytes(thunderbird_entry(msgs["y2020"], READ))
+    (local / "Unsent Messages").write_bytes(b"")
+    for name in ("Inbox", "Sent", "Trash", "Unsent Messages", "Inbox.sbd/Projects", "Archives.sbd/2020"):
+        (local / (name + ".msf")).write_text("// <!-- <mdb:mork:z v=\"1.4\"/> -->\n")
+    (local / "Trash").write_bytes(b"")
+    (local / "msgFilterRules.dat").write_text('version="9"\n')
+    imap = profile / "ImapMail" / "imap.example.ac.jp"
+    imap.mkdir(parents=True)
+    (imap / "INBOX").write_bytes(thunderbird_entry(msgs["imap"], 0))
+    (profile / "prefs.js").write_text("// prefs\n")
+    return profile, local, msgs, inbox
+
+
+def test_thunderbird_local_folders_flags_expunged_and_compacting(tmp_path, local, emulator, capsys):
+    profile, folders, msgs, inbox = thunderbird_profile(tmp_path)
+    before = tree_snapshot(profile)
+    ws = local("thunderbird", folders)
+    rc, out = run(ws, capsys=capsys)
+    assert rc == 0, out.err
+    # X-Mozilla-* removed: what Gmail gets is the message as it was received
+    assert only(emulator, msgs["read"]) == ["INBOX"]
+    assert only(emulator, msgs["unread"]) == ["INBOX", "UNREAD"]
+    assert only(emulator, msgs["flagged"]) == ["INBOX", "STARRED"]
+    assert only(emulator, msgs["replied"]) == ["INBOX"]
+    assert msgs["expunged"] not in stored_by_raw(emulator)
+    assert only(emulator, msgs["project"]) == ["Projects"]  # the mapping treats INBOX/x as top-level
+    assert only(emulator, msgs["sent"]) == ["SENT"]
+    assert only(emulator, msgs["y2020"]) == ["Archives/2020"]
+    assert len(emulator.user(EMAIL).messages) == 7
+    assert not any(b"X-Mozilla" in m.raw for m in emulator.user(EMAIL).messages)
+    assert tree_snapshot(profile) == before
+
+    # Thunderbird compacts Inbox (the expunged message goes, every offset moves), marks one read in place
+    # and a new one arrives
+    compacted = [("unread", READ), ("read", READ), ("flagged", READ | MARKED), ("replied", READ | REPLIED)]
+    newer = message(30)
+    (folders / "Inbox").write_bytes(
+        b"".join(thunderbird_entry(msgs[k], s) for k, s in compacted) + thunderbird_entry(newer, 0)
+    )
+    calls = emulator.user(EMAIL).import_calls
+    rc, out = run(ws, capsys=capsys)
+    assert rc == 0, out.err
+    assert emulator.user(EMAIL).import_calls == calls + 1
+    assert only(emulator, newer) == ["INBOX", "UNREAD"]
+    rc, out = run(ws, "verify", capsys=capsys)
+    assert rc == 0, out.out + out.err
+
+
+def test_thunderbird_profile_lists_every_account(tmp_path, local, emulator, capsys):
+    profile, _, msgs, _ = thunderbird_profile(tmp_path)
+    ws = local("thunderbird", profile)
+    rc, out = run(ws, "plan", "--json", capsys=capsys)
+    assert rc == 0, out.err
+    plan = {f["folder"]: f for f in json.loads(out.out)["folders"]}
+    assert {"Local Folders/Inbox", "Local Folders/Inbox/Projects", "Local Folders/Archives/2020"} <= set(plan)
+    assert plan["imap.example.ac.jp/INBOX"]["selected"] == 1
+    assert plan["Local Folders/Inbox"]["selected"] == 4
+    assert plan["Local Folders/Archives"]["action"] == "noselect"
+    assert not any(name.endswith((".msf", ".dat", "prefs.js")) for name in plan)
+
+
+# --------------------------------------------------------------------------------------------- Takeout
+
+TAKEOUT = {
+    # name: (labels as Takeout writes them, the labels Gmail must show)
+    "work": (["Inbox", "Important", "Opened", "Category Updates", "Work/Projects"], ["CATEGORY_UPDATES", "IMPORTANT", "INBOX", "Work/Projects"]),
+    "ja_inbox": (["受信トレイ", "スター付き", "未読", "重要"], ["IMPORTANT", "INBOX", "STARRED", "UNREAD"]),
+    "ja_sent": (["送信済みメール", "開封済み"], ["SENT"]),
+    "ja_spam": (["迷惑メール", "開封済み"], ["SPAM"]),
+    "ja_trash": (["ゴミ箱"], ["TRASH"]),
+    "archived": (["Archived", "Opened"], []),
+    "ja_report": (["仕事/報告書", "カテゴリ: ソーシャル", "開封済み"], ["CATEGORY_SOCIAL", "仕事/報告書"]),
+    "comma": (["Clients, 2024", "Opened"], ["Clients, 2024"]),
+    "draft": (["下書き", "Opened"], ["Drafts (imported)"]),
+    "project_only": (["Work/Projects", "Unread"], ["UNREAD", "Work/Projects"]),
+    "ja_promo": (["カテゴリ プロモーション", "受信トレイ"], ["CATEGORY_PROMOTIONS", "INBOX"]),
+}
+
+
+def takeout_mbox():
+    msgs = {name: message(i) for i, name in enumerate(TAKEOUT, 1)}
+    chat = message(99, subject="chat")
+    data = b"".join(takeout_entry(msgs[n], TAKEOUT[n][0], thread=i) for i, n in enumerate(TAKEOUT, 1))
+    data += takeout_entry(chat, ["Chat", "Opened"], thread=99)
+    return msgs, chat, data
+
+
+
+@pytest.mark.parametrize("form", ["zip", "tgz", "mbox"])
+def test_takeout_labels_system_japanese_nested_once_each(tmp_path, local, emulator, capsys, form):
+    msgs, chat, data = takeout_mbox()
+    export = tmp_path / "export"
+    export.mkdir()
+    if form == "zip":
+        path = takeout_zip(export / "takeout-20261201T000000Z-001.zip", data)
+    elif form == "tgz":
+        path = takeout_tgz(export / "takeout-20261201T000000Z-001.tgz", data)
+    else:
+        path = export / "All mail Including Spam and Trash.mbox"
+        path.write_bytes(data)
+    before = tree_snapshot(export)
+    ws = local("takeout", path)
+    rc, out = run(ws, capsys=capsys)
+    assert rc == 0, out.err
+    stored = stored_by_raw(emulator)
+    for i, name in enumerate(TAKEOUT, 1):
+        raw = [r for r in stored if r.endswith(msgs[name])]
+        assert len(raw) == 1, name
+        assert stored[raw[0]] == [sorted(TAKEOUT[name][1])], name  # once, with all its labels
+    assert not any(r.endswith(chat) for r in stored)
+    assert len(emulator.user(EMAIL).messages) == len(TAKEOUT)
+    assert tree_snapshot(export) == before
+    rc, out = run(ws, capsys=capsys)  # again: nothing to do
+    assert rc == 0 and len(emulator.user(EMAIL).messages) == len(TAKEOUT)
+    rc, out = run(ws, "verify", capsys=capsys)
+    assert rc == 0, out.out + out.err
+
+
+def test_takeout_mapping_excludes_renames_and_prefixes(tmp_path, local, emulator, capsys):
+    msgs, _, data = takeout_mbox()
+    path = tmp_path / "All mail.mbox"
+    path.write_bytes(data)
+    extra = '[labels]\nprefix = "Old"\nexclude = ["Work/*", "Spam"]\n\n[labels.map]\n"仕事/報告書" = "Reports"\n'
+    ws = local("takeout", path, extra_toml=extra)
+    rc, out = run(ws, capsys=capsys)
+    assert rc == 0, out.err
+    stored = stored_by_raw(emulator)
+
+    def labels_of(name):
+        found = [v for r, v in stored.items() if r.endswith(msgs[name])]
+        return found[0] if found else None
+
+    assert labels_of("work") == [["CATEGORY_UPDATES", "IMPORTANT", "INBOX"]]  # still imported, without Work/*
+    assert labels_of("project_only") is None  # its only label is excluded
+    assert labels_of("ja_spam") is None
+    assert labels_of("ja_report") == [["CATEGORY_SOCIAL", "Old/Reports"]]
+    assert labels_of("comma") == [["Old/Clients, 2024"]]

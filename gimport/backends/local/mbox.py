@@ -271,7 +271,7 @@ class MboxSource(LocalSource):
         entries, any_status = [], False
         for m in scan(fh):
             fields = header_fields(m.head, ("date", "status", "x-status", "x-mozilla-status"))
-            any_status = any_status or "status" in fields
+            any_status = any_status or "status" in fields or "x-mozilla-status" in fields
             flags = self._flags(fields)
             if flags is None:
                 continue  # deleted (Thunderbird's expunged bit): not a message any more
