@@ -150,3 +150,26 @@ def tree_snapshot(root: Path) -> dict[str, tuple]:
     st = root.lstat()
     out["."] = ("", st.st_size, st.st_mode, st.st_mtime_ns)
     return out
+
+
+def big_mbox(path: Path, total_bytes: int, message_bytes: int = 256 * 1024) -> int:
+    """An mbox of about `total_bytes`, written in large blocks: messages of `message_bytes` with a base64
+    attachment (76-character lines, as mail programs write them), each unique. Returns the message count."""
+    line = (b"QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVphYmNkZWZnaGlqa2xtbm9wcXJzdHV2d3h5ejAxMjM0NTY3" [:76]) + b"\n"
+    body = line * (message_bytes // len(line))
+    n = 0
+    written = 0
+    with open(path, "wb", buffering=8 << 20) as fh:
+        while written < total_bytes:
+            head = (
+                f"From big@example.ac.jp Tue Dec  1 09:00:00 2026\nDate: Tue, 01 Dec 2026 09:00:00 +0900\n"
+                f"From: big@example.ac.jp\nTo: student@example.ac.jp\nSubject: big {n}\n"
+                f"Message-ID: <big-{n}@example.ac.jp>\nMIME-Version: 1.0\n"
+                f'Content-Type: multipart/mixed; boundary="b"\n\n--b\nContent-Type: application/octet-stream\n'
+                f"Content-Transfer-Encoding: base64\n\n"
+            ).encode()
+            chunk = head + body + b"--b--\n\n"
+            fh.write(chunk)
+            written += len(chunk)
+            n += 1
+    return n
