@@ -7,7 +7,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import signal
-import signal
 import sqlite3
 import subprocess
 import sys
@@ -234,7 +233,7 @@ def thunderbird_profile(tmp_path):
     (local / "Archives.sbd" / "2020").write_bytes(thunderbird_entry(msgs["y2020"], READ))
     (local / "Unsent Messages").write_bytes(b"")
     for name in ("Inbox", "Sent", "Trash", "Unsent Messages", "Inbox.sbd/Projects", "Archives.sbd/2020"):
-        (local / (name + ".msf")).write_text("// <!-- <mdb:mork:z v=\"1.4\"/> -->\n")
+        (local / (name + ".msf")).write_text('// <!-- <mdb:mork:z v="1.4"/> -->\n')
     (local / "Trash").write_bytes(b"")
     (local / "msgFilterRules.dat").write_text('version="9"\n')
     imap = profile / "ImapMail" / "imap.example.ac.jp"
@@ -296,7 +295,10 @@ def test_thunderbird_profile_lists_every_account(tmp_path, local, emulator, caps
 
 TAKEOUT = {
     # name: (labels as Takeout writes them, the labels Gmail must show)
-    "work": (["Inbox", "Important", "Opened", "Category Updates", "Work/Projects"], ["CATEGORY_UPDATES", "IMPORTANT", "INBOX", "Work/Projects"]),
+    "work": (
+        ["Inbox", "Important", "Opened", "Category Updates", "Work/Projects"],
+        ["CATEGORY_UPDATES", "IMPORTANT", "INBOX", "Work/Projects"],
+    ),
     "ja_inbox": (["受信トレイ", "スター付き", "未読", "重要"], ["IMPORTANT", "INBOX", "STARRED", "UNREAD"]),
     "ja_sent": (["送信済みメール", "開封済み"], ["SENT"]),
     "ja_spam": (["迷惑メール", "開封済み"], ["SPAM"]),
@@ -316,7 +318,6 @@ def takeout_mbox():
     data = b"".join(takeout_entry(msgs[n], TAKEOUT[n][0], thread=i) for i, n in enumerate(TAKEOUT, 1))
     data += takeout_entry(chat, ["Chat", "Opened"], thread=99)
     return msgs, chat, data
-
 
 
 @pytest.mark.parametrize("form", ["zip", "tgz", "mbox"])

@@ -100,9 +100,7 @@ def write_maildir(root: Path, folders: dict[str, Sequence[MaildirMessage]]) -> d
 
 def mozilla_headers(status: int, keys: str = "") -> bytes:
     """What Thunderbird writes at the top of each message it stores."""
-    return (
-        f"X-Mozilla-Status: {status:04x}\nX-Mozilla-Status2: 00000000\nX-Mozilla-Keys: {keys:<80}\n".encode()
-    )
+    return f"X-Mozilla-Status: {status:04x}\nX-Mozilla-Status2: 00000000\nX-Mozilla-Keys: {keys:<80}\n".encode()
 
 
 def thunderbird_entry(raw: bytes, status: int, keys: str = "") -> bytes:
@@ -116,7 +114,9 @@ def takeout_entry(raw: bytes, labels: Sequence[str], thread: int = 1) -> bytes:
     """A message as Takeout writes it: X-GM-THRID and X-Gmail-Labels (UTF-8) in front."""
     value = ",".join(f'"{lbl}"' if "," in lbl else lbl for lbl in labels)
     head = f"X-GM-THRID: {1700000000000000000 + thread}\nX-Gmail-Labels: {value}\n".encode()
-    return mbox_entry(raw, separator=f"From {1700000000000000000 + thread}@xxx Tue Dec 01 09:00:00 +0000 2026".encode(), headers=head)
+    return mbox_entry(
+        raw, separator=f"From {1700000000000000000 + thread}@xxx Tue Dec 01 09:00:00 +0000 2026".encode(), headers=head
+    )
 
 
 def takeout_zip(path: Path, mbox: bytes, member: str = "Takeout/Mail/All mail Including Spam and Trash.mbox") -> Path:
@@ -155,7 +155,7 @@ def tree_snapshot(root: Path) -> dict[str, tuple]:
 def big_mbox(path: Path, total_bytes: int, message_bytes: int = 256 * 1024) -> int:
     """An mbox of about `total_bytes`, written in large blocks: messages of `message_bytes` with a base64
     attachment (76-character lines, as mail programs write them), each unique. Returns the message count."""
-    line = (b"QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVphYmNkZWZnaGlqa2xtbm9wcXJzdHV2d3h5ejAxMjM0NTY3" [:76]) + b"\n"
+    line = (b"QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVphYmNkZWZnaGlqa2xtbm9wcXJzdHV2d3h5ejAxMjM0NTY3"[:76]) + b"\n"
     body = line * (message_bytes // len(line))
     n = 0
     written = 0
