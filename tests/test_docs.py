@@ -33,7 +33,7 @@ def test_every_command_has_help_with_an_example_and_is_in_the_readme(name):
 @pytest.mark.parametrize(
     ("table", "cls", "skip"),
     [
-        ("source", SourceSettings, {"login"}),  # login: set by admin mode, not a config key
+        ("source", SourceSettings, {"login", "labels"}),  # login: set by admin mode; labels: [labels] itself
         ("gmail", GmailSettings, {"api_url"}),  # from GIMPORT_GMAIL_API_URL, documented separately
         ("labels", LabelSettings, {"map"}),
         ("filters", FilterSettings, set()),
