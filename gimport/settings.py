@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from gimport.errors import ConfigError
+from gimport.i18n import _
 
 DEFAULT_CONFIG = "gimport.toml"
 DEFAULT_QUOTA = 6000  # units/min/user for Cloud projects created since May 2026 (15000 for older ones)
@@ -365,8 +366,10 @@ def _imap_source(src: _Table) -> SourceSettings:
     src.used.add("path")
     if "path" in src.data:
         raise ConfigError(
-            '[source] path is for mail on this computer (type = "maildir", "mbox", "thunderbird" or "takeout");'
-            " an IMAP server is named by host and user"
+            _(
+                '[source] path is for mail on this computer (type = "maildir", "mbox", "thunderbird" or "takeout");'
+                " an IMAP server is named by host and user"
+            )
         )
     security = src.str("security", "ssl", choices=("ssl", "starttls", "plain"))
     source = SourceSettings(
@@ -392,13 +395,17 @@ def _local_source(src: _Table, kind: str, admin: bool) -> SourceSettings:
     for key in _IMAP_ONLY_KEYS:
         if key in src.data:
             raise ConfigError(
-                f"[source] {key} is not used with type = {kind!r}: the mail is read from the files at [source] path;"
-                " remove it"
+                _(
+                    "[source] {key} is not used with type = {kind!r}: the mail is read from the files at"
+                    " [source] path; remove it"
+                ).format(key=key, kind=kind)
             )
     path = src.path("path")
     src.finish()
     if path is None and not admin:
-        raise ConfigError(f"[source] path is required with type = {kind!r}: {LOCAL_PATH_HINT[kind]}")
+        raise ConfigError(
+            _("[source] path is required with type = {kind!r}: {hint}").format(kind=kind, hint=_(LOCAL_PATH_HINT[kind]))
+        )
     return SourceSettings(host=LOCAL_HOST, user=kind, type=kind, path=path, port=0)
 
 

@@ -152,6 +152,6 @@ def test_takeout_flags_and_chat_are_not_folders():
 
 
 def test_takeout_label_header():
-    utf8 = "Inbox,仕事/報告書,\"Clients, 2024\"".encode().decode("latin-1")
+    utf8 = 'Inbox,仕事/報告書,"Clients, 2024"'.encode().decode("latin-1")
     assert parse_labels(utf8) == ["Inbox", "仕事/報告書", "Clients, 2024"]
     assert parse_labels("=?UTF-8?B?5LuV5LqL?=,Opened") == ["仕事", "Opened"]

@@ -26,6 +26,7 @@ from typing import Any
 from gimport import rfc822
 from gimport.contract import FetchedMessage, Folder, MessageMeta
 from gimport.errors import FolderGone, SourceError
+from gimport.i18n import _
 
 log = logging.getLogger("gimport.local")
 
@@ -115,11 +116,11 @@ class LocalSource:
         try:
             os.stat(self.path)
         except FileNotFoundError:
-            raise SourceError(f"[source] path {self.path} does not exist") from None
+            raise SourceError(_("[source] path {path} does not exist").format(path=self.path)) from None
         except OSError as exc:
-            raise SourceError(f"[source] path {self.path}: {exc.strerror}") from None
+            raise SourceError(_("[source] path {path}: {error}").format(path=self.path, error=exc.strerror)) from None
         if not os.access(self.path, os.R_OK):
-            raise SourceError(f"[source] path {self.path} cannot be read (permissions)")
+            raise SourceError(_("[source] path {path} cannot be read (permissions)").format(path=self.path))
 
     def close(self) -> None:
         self._indexes.clear()
@@ -136,10 +137,10 @@ class LocalSource:
         try:
             listed = self._list()
         except OSError as exc:
-            raise SourceError(f"cannot read {self.path}: {exc}") from None
+            raise SourceError(_("cannot read {path}: {error}").format(path=self.path, error=exc)) from None
         self._folders = {f.name: where for f, where in listed}
-        self._listed = {f.name: f for f, _ in listed}
-        return [f for f, _ in listed]
+        self._listed = {f.name: f for f, _where in listed}
+        return [f for f, _where in listed]
 
     def examine(self, folder: str) -> tuple[int, int]:
         """Index `folder` (again only if its files changed): (KEY_SCHEME, message count). FolderGone."""

@@ -37,6 +37,7 @@ from gimport.backends.local.common import (
 )
 from gimport.contract import Folder
 from gimport.errors import SourceError
+from gimport.i18n import _
 
 _FLAG_LETTERS = {"S": SEEN, "R": ANSWERED, "F": FLAGGED, "D": DRAFT}
 
@@ -64,7 +65,9 @@ class MaildirSource(LocalSource):
     def _list(self) -> list[tuple[Folder, Any]]:
         root = self.path
         if not (root / "cur").is_dir() and not (root / "new").is_dir():
-            raise SourceError(f"[source] path {root} is not a Maildir (it has no cur/ or new/ folder)")
+            raise SourceError(
+                _("[source] path {path} is not a Maildir (it has no cur/ or new/ folder)").format(path=root)
+            )
         # create=False: mailbox.Maildir then only reads
         box = mailbox.Maildir(str(root), factory=None, create=False)
         out: list[tuple[Folder, Any]] = [(Folder("INBOX", "."), root)]

@@ -49,6 +49,7 @@ from gimport.backends.local.common import (
 )
 from gimport.contract import Folder
 from gimport.errors import FolderChanged, SourceError
+from gimport.i18n import _
 
 # header fields rewritten in place when a message's flags change: not part of its identity
 VOLATILE = frozenset(
@@ -123,7 +124,9 @@ def scan(fh: IO[bytes]) -> Iterator[Scanned]:
             h, in_head, dropping, head, head_len = hashlib.blake2b(digest_size=16), True, False, [], 0
         elif start < 0:
             if not blank:
-                raise NotMbox(f"not an mbox file: byte {pos} is not in a message (no 'From ' line before it)")
+                raise NotMbox(
+                    _("not an mbox file: byte {pos} is not in a message (no 'From ' line before it)").format(pos=pos)
+                )
         else:
             if pending:
                 feed(pending)
@@ -240,10 +243,14 @@ class MboxSource(LocalSource):
     def _list(self) -> list[tuple[Folder, Any]]:
         if self.path.is_file():
             if not looks_like_mbox(self.path) and self.path.stat().st_size:
-                raise SourceError(f"[source] path {self.path} is not an mbox file (it does not start with 'From ')")
+                raise SourceError(
+                    _("[source] path {path} is not an mbox file (it does not start with 'From ')").format(
+                        path=self.path
+                    )
+                )
             return [(Folder(_folder_name(self.path.name)), MboxFile(self.path))]
         if not self.path.is_dir():
-            raise SourceError(f"[source] path {self.path} is neither a file nor a folder")
+            raise SourceError(_("[source] path {path} is neither a file nor a folder").format(path=self.path))
         out = []
         for file in sorted(self.path.rglob("*")):
             rel = file.relative_to(self.path)

@@ -57,6 +57,7 @@ from gimport.backends.local.mbox import (
 )
 from gimport.contract import Folder
 from gimport.errors import SourceError
+from gimport.i18n import _
 from gimport.mapping import IMPORT, plan_folder
 from gimport.settings import LabelSettings
 
@@ -224,9 +225,11 @@ class TakeoutSource(MboxSource):
             finally:
                 fh.close()
         if not found:
-            raise SourceError(f"[source] path {self.path}: no .mbox file found in this Takeout export")
+            raise SourceError(
+                _("[source] path {path}: no .mbox file found in this Takeout export").format(path=self.path)
+            )
         listed: dict[str, Folder] = {}
-        for folders, _ in messages:
+        for folders, _entry in messages:
             for name in folders:
                 if name not in listed:
                     listed[name] = Folder(name, "/", labels=SYSTEM_FOLDERS.get(name))
@@ -270,9 +273,9 @@ class TakeoutSource(MboxSource):
         if p.is_file():
             if p.name.lower().endswith((".zip", ".tgz", ".tar.gz", ".tar")) or looks_like_mbox(p):
                 return [p]
-            raise SourceError(f"[source] path {p} is not a Takeout .zip, .tgz or .mbox file")
+            raise SourceError(_("[source] path {path} is not a Takeout .zip, .tgz or .mbox file").format(path=p))
         if not p.is_dir():
-            raise SourceError(f"[source] path {p} is neither a file nor a folder")
+            raise SourceError(_("[source] path {path} is neither a file nor a folder").format(path=p))
         return sorted(
             f
             for f in p.rglob("*")

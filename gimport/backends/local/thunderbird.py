@@ -22,6 +22,7 @@ from gimport.backends.local.common import ANSWERED, FLAGGED, SEEN
 from gimport.backends.local.mbox import MboxFile, MboxSource, looks_like_mbox, status_flags
 from gimport.contract import Folder
 from gimport.errors import SourceError
+from gimport.i18n import _
 
 READ, REPLIED, MARKED, EXPUNGED = 0x0001, 0x0002, 0x0004, 0x0008
 _IGNORED_EXT = (".msf", ".dat", ".json", ".sqlite", ".html", ".js", ".txt", ".lock", ".bak", ".mab", ".log")
@@ -34,7 +35,9 @@ class ThunderbirdSource(MboxSource):
     def _list(self) -> list[tuple[Folder, Any]]:
         root = self.path
         if not root.is_dir():
-            raise SourceError(f"[source] path {root} is not a folder (a Thunderbird profile or a folder in it)")
+            raise SourceError(
+                _("[source] path {path} is not a folder (a Thunderbird profile or a folder in it)").format(path=root)
+            )
         out: list[tuple[Folder, Any]] = []
         stores = [root / d for d in ("Mail", "ImapMail") if (root / d).is_dir()]
         if stores:  # a profile: every account of Mail/ and ImapMail/
@@ -48,8 +51,10 @@ class ThunderbirdSource(MboxSource):
                 _walk(account, account.name + "/", out)
         if not out:
             raise SourceError(
-                f"[source] path {root}: no Thunderbird mail folders found (point it at the profile, or at"
-                " Mail/Local Folders)"
+                _(
+                    "[source] path {path}: no Thunderbird mail folders found (point it at the profile, or at"
+                    " Mail/Local Folders)"
+                ).format(path=root)
             )
         return out
 
