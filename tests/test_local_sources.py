@@ -446,3 +446,46 @@ def test_a_gigabyte_mbox_is_streamed_within_the_engines_memory_bound(tmp_path, l
     peak_mb = peak[0] / 1024
     assert 0 < peak_mb < 200, peak_mb
     print(f"{BIG_MBOX_MB} MB mbox, {count} messages: peak RSS {peak_mb:.0f} MB")
+
+
+# ------------------------------------------------------------------------------------------ admin mode
+
+
+def test_admin_mode_reads_each_users_files_from_the_source_path_column(tmp_path, emulator, monkeypatch, capsys):
+    from gimport.cli import main
+    from tests.rig.admin_workspace import Person, make_admin_workspace
+
+    monkeypatch.setenv("GIMPORT_GMAIL_API_URL", emulator.base_url)
+    people = {"alice": "alice@campus.example.ac.jp", "bob": "bob@campus.example.ac.jp"}
+    boxes = {}
+    for i, (name, gmail) in enumerate(people.items()):
+        emulator.add_user(gmail)
+        boxes[name] = [message(100 * i + n) for n in range(3)]
+        write_maildir(tmp_path / "homes" / name / "Maildir", {"INBOX": [MaildirMessage(m, "S") for m in boxes[name]]})
+
+    class NoServer:
+        plain_port = 1
+
+    ws = make_admin_workspace(
+        tmp_path / "adm",
+        server=NoServer(),
+        emulator_url=emulator.base_url,
+        people=[Person(n, g, "unused") for n, g in people.items()],
+        tls=False,
+    )
+    text = ws.config.read_text("utf-8").replace(
+        'host = "127.0.0.1"\nport = 1\nsecurity = "plain"\n', 'type = "maildir"\n'
+    )
+    ws.config.write_text(text, encoding="utf-8")
+    ws.users_csv.write_text(
+        "source_user,gmail_address,source_path\n"
+        + "".join(f"{n},{g},../homes/{n}/Maildir\n" for n, g in people.items()),
+        encoding="utf-8",
+    )
+    before = tree_snapshot(tmp_path / "homes")
+    rc = main(["--config", str(ws.config), "admin", "run"])
+    out = capsys.readouterr()
+    assert rc == 0, out.out + out.err
+    for name, gmail in people.items():
+        assert sorted(m.raw for m in emulator.user(gmail).messages) == sorted(boxes[name])
+    assert tree_snapshot(tmp_path / "homes") == before
