@@ -5,14 +5,19 @@ Only this package reads those files; it never writes, renames, locks or touches 
 from __future__ import annotations
 
 from gimport.backends.local.common import LocalSource
+from gimport.i18n import _
 from gimport.settings import SourceSettings
 
 
 def local_source(settings: SourceSettings) -> LocalSource:
     """The source for [source] type = maildir | mbox | thunderbird | takeout (not opened yet: connect()
     checks the path). Raises ConfigError for another type."""
+    import sys
+
     from gimport.errors import ConfigError
 
+    if sys.platform == "win32":
+        raise ConfigError(_("local sources ([source] type = {kind!r}) need Linux or macOS").format(kind=settings.type))
     if settings.path is None:
         raise ConfigError(f"[source] path is required with type = {settings.type!r}")
     account = settings.account

@@ -168,7 +168,10 @@ def read_message(fh: IO[bytes], start: int, end: int, identity: bytes, where: st
     nl = data.find(b"\n")
     if not data.startswith(b"From ") or nl < 0:
         raise FolderChanged(f"{where}: the file changed since it was read (run again)")
-    content = _UNESCAPE.sub(rb"\1", data[nl + 1 :]) if b">" in data else data[nl + 1 :]
+    content = data[nl + 1 :]
+    del data  # a large message is held once, not twice
+    if _UNESCAPE.search(content):
+        content = _UNESCAPE.sub(rb"\1", content)
     if identity_of(content) != identity:
         raise FolderChanged(f"{where}: the file changed since it was read (run again)")
     return content
