@@ -489,3 +489,13 @@ def test_admin_mode_reads_each_users_files_from_the_source_path_column(tmp_path,
     for name, gmail in people.items():
         assert sorted(m.raw for m in emulator.user(gmail).messages) == sorted(boxes[name])
     assert tree_snapshot(tmp_path / "homes") == before
+
+
+def test_a_missing_path_is_one_line_naming_it(tmp_path, local, capsys):
+    from gimport.errors import SourceError
+
+    ws = local("mbox", tmp_path / "no-such-mail")
+    rc, out = run(ws, "plan", capsys=capsys)
+    assert rc == SourceError.exit_code
+    assert "no-such-mail does not exist" in out.err
+    assert "Traceback" not in out.err

@@ -155,3 +155,56 @@ def test_takeout_label_header():
     utf8 = 'Inbox,仕事/報告書,"Clients, 2024"'.encode().decode("latin-1")
     assert parse_labels(utf8) == ["Inbox", "仕事/報告書", "Clients, 2024"]
     assert parse_labels("=?UTF-8?B?5LuV5LqL?=,Opened") == ["仕事", "Opened"]
+
+
+# ------------------------------------------------------------------------------- sources, files changing
+
+
+def test_sources_offer_the_contract_and_notice_a_file_rewritten_under_them(tmp_path):
+    from gimport.backends.local.mbox import MboxSource
+    from gimport.contract import MailSource
+    from gimport.errors import FolderChanged
+
+    path = tmp_path / "inbox"
+    one = b"From a@b Tue Dec  1 09:00:00 2026\nSubject: one\n\nbody\n\n"
+    two = b"From a@b Tue Dec  1 09:00:01 2026\nSubject: two\n\nbody\n\n"
+    path.write_bytes(one + two)
+    src = MboxSource(path, "mbox@local")
+    assert isinstance(src, MailSource)
+    src.connect()
+    (folder,) = src.list_folders()
+    assert folder.name == "inbox"
+    src.examine("inbox")
+    uids = src.search()
+    path.write_bytes(two + one)  # rewritten between the scan and the fetch
+    with pytest.raises(FolderChanged):
+        src.fetch_bodies(uids)
+    src.examine("inbox")  # indexed again: the same keys
+    assert sorted(src.search()) == sorted(uids)
+    assert [m.raw for m in src.fetch_bodies(uids)] == [b"Subject: one\n\nbody\n", b"Subject: two\n\nbody\n"]
+
+
+def test_maildir_message_renamed_between_scan_and_fetch_is_still_read(tmp_path):
+    from gimport.backends.local.maildir import MaildirSource
+
+    for d in ("cur", "new", "tmp"):
+        (tmp_path / d).mkdir()
+    (tmp_path / "new" / "1.M1P1.host").write_bytes(b"Subject: x\n\nbody\n")
+    src = MaildirSource(tmp_path, "maildir@local")
+    src.connect()
+    src.list_folders()
+    src.examine("INBOX")
+    (uid,) = src.search()
+    (tmp_path / "new" / "1.M1P1.host").rename(tmp_path / "cur" / "1.M1P1.host:2,S")
+    (m,) = src.fetch_bodies([uid])
+    assert m.raw == b"Subject: x\n\nbody\n"
+    src.examine("INBOX")
+    assert src.search() == [uid]  # the same key after the rename
+
+
+def test_missing_path_is_a_source_error(tmp_path):
+    from gimport.backends.local.maildir import MaildirSource
+    from gimport.errors import SourceError
+
+    with pytest.raises(SourceError, match="does not exist"):
+        MaildirSource(tmp_path / "nope", "maildir@local").connect()
