@@ -499,3 +499,18 @@ def test_a_missing_path_is_one_line_naming_it(tmp_path, local, capsys):
     assert rc == SourceError.exit_code
     assert "no-such-mail does not exist" in out.err
     assert "Traceback" not in out.err
+
+
+def test_takeout_folder_with_one_mbox_per_label_imports_a_shared_message_once(tmp_path, local, emulator, capsys):
+    shared, solo = message(1), message(2)
+    export = tmp_path / "Takeout" / "Mail"
+    export.mkdir(parents=True)
+    labels = ["Inbox", "Work", "Opened"]
+    (export / "Inbox.mbox").write_bytes(takeout_entry(shared, labels) + takeout_entry(solo, ["Inbox", "Opened"], 2))
+    (export / "Work.mbox").write_bytes(takeout_entry(shared, labels))
+    ws = local("takeout", tmp_path / "Takeout")
+    rc, out = run(ws, capsys=capsys)
+    assert rc == 0, out.err
+    stored = stored_by_raw(emulator)
+    assert [v for r, v in stored.items() if r.endswith(shared)] == [[["INBOX", "Work"]]]
+    assert len(emulator.user(EMAIL).messages) == 2

@@ -22,7 +22,8 @@ still leaves its messages imported under their other labels, and a message is le
 its labels are excluded. Which labels are imported comes from [labels] (SourceSettings.labels).
 
 What identifies a message: as for mbox (its bytes without volatile headers, X-Gmail-Labels included,
-numbered among identical ones) under its home folder; changing [labels] exclude/include between runs,
+numbered among identical ones in its mbox file; the same message in a second mbox of the export, as
+when Takeout writes one file per label, is that message again and read once) under its home folder; changing [labels] exclude/include between runs,
 or importing a newer export in which a message's labels changed, can move a message to another home,
 and so import it again.
 Reading: the archive is read once to list the labels, then once per folder that has messages (forward
@@ -202,11 +203,12 @@ class TakeoutSource(MboxSource):
     # -- listing: one pass over every mbox of the export --------------------------------------------
     def _list(self) -> list[tuple[Folder, Any]]:
         messages = []  # (folders by rank, Entry without also_in)
-        occurrences = Occurrences()
+        taken: set[int] = set()  # uids of earlier mbox files of the export
         mtime = file_time(os.stat(self.path))
         found = False
         for stream, fh in self._each_stream():
             found = True
+            occurrences, mine = Occurrences(), set()
             try:
                 for m in scan(fh):
                     fields = header_fields(m.head, ("x-gmail-labels", "date"))
@@ -217,6 +219,9 @@ class TakeoutSource(MboxSource):
                     folders = sorted(names - {STARRED, UNREAD, OPENED, ARCHIVED}, key=_rank) or [ARCHIVED]
                     when = separator_date(m.separator) or date_header(fields.get("date")) or mtime
                     uid = occurrences.uid(m.identity)
+                    if uid in taken:
+                        continue  # in an earlier mbox of the export too (one per label): the same message
+                    mine.add(uid)
                     messages.append(
                         (folders, Entry(uid, m.size, flags, when, (str(stream), m.start, m.end, m.identity)))
                     )
@@ -224,6 +229,7 @@ class TakeoutSource(MboxSource):
                 raise SourceError(f"{stream}: {exc}") from None
             finally:
                 fh.close()
+            taken |= mine
         if not found:
             raise SourceError(
                 _("[source] path {path}: no .mbox file found in this Takeout export").format(path=self.path)
