@@ -6,6 +6,8 @@ A Thunderbird folder is an mbox file without an extension; its subfolders are in
 (gimport.backends.local.mbox: the same streaming, escaping and identity), with:
 - X-Mozilla-Status: 0x0001 read (\\Seen), 0x0002 replied (\\Answered), 0x0004 marked (\\Flagged); a
   message with 0x0008 (expunged: deleted, not yet compacted away) is skipped;
+- a message marked partial (0x0400: POP "download headers only") is imported as stored, with a warning
+  in the log: Thunderbird never had the rest of it;
 - X-Mozilla-Status, X-Mozilla-Status2 and X-Mozilla-Keys are removed from what is imported (they are
   Thunderbird's bookkeeping, rewritten in place), and are not part of a message's identity, so marking
   a message read or compacting the folder between two runs changes no key.
@@ -18,13 +20,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from gimport.backends.local.common import ANSWERED, FLAGGED, SEEN
+from gimport.backends.local.common import ANSWERED, FLAGGED, SEEN, log
 from gimport.backends.local.mbox import MboxFile, MboxSource, looks_like_mbox, status_flags
 from gimport.contract import Folder
 from gimport.errors import SourceError
 from gimport.i18n import _
 
-READ, REPLIED, MARKED, EXPUNGED = 0x0001, 0x0002, 0x0004, 0x0008
+READ, REPLIED, MARKED, EXPUNGED, PARTIAL = 0x0001, 0x0002, 0x0004, 0x0008, 0x0400
 _IGNORED_EXT = (".msf", ".dat", ".json", ".sqlite", ".html", ".js", ".txt", ".lock", ".bak", ".mab", ".log")
 
 
@@ -68,6 +70,9 @@ class ThunderbirdSource(MboxSource):
             return status_flags(fields)
         if bits & EXPUNGED:
             return None
+        if bits & PARTIAL:
+            # POP "headers only": Thunderbird never had the rest; imported as it is, and said in the log
+            log.warning("a message marked partial (headers only) in Thunderbird is imported as Thunderbird has it")
         flags = []
         if bits & READ:
             flags.append(SEEN)
