@@ -46,6 +46,7 @@ from gimport.backends.local.common import (
     file_time,
     header_fields,
     log,
+    remove_fields,
 )
 from gimport.contract import Folder
 from gimport.errors import FolderChanged, SourceError
@@ -231,7 +232,7 @@ class MboxSource(LocalSource):
     """mbox files (see the module docstring). Subclasses change `_listing`, `_flags` and `_keep`."""
 
     kind = "mbox"
-    remove_fields: frozenset[bytes] = frozenset()  # header fields left out of what is imported
+    strip_fields: frozenset[bytes] = frozenset()  # header fields left out of what is imported
 
     def __init__(self, path: Path, account: str) -> None:
         super().__init__(path, account)
@@ -308,10 +309,8 @@ class MboxSource(LocalSource):
         start, end, identity = entry.where
         where = self._folders[self._open().folder.name]
         raw = read_message(self._handle(where.path), start, end, identity, str(where.path))
-        if self.remove_fields:
-            from gimport.backends.local.common import remove_fields
-
-            raw = remove_fields(raw, self.remove_fields)
+        if self.strip_fields:
+            raw = remove_fields(raw, self.strip_fields)
         return raw
 
 

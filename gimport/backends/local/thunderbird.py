@@ -32,7 +32,7 @@ _IGNORED_EXT = (".msf", ".dat", ".json", ".sqlite", ".html", ".js", ".txt", ".lo
 
 class ThunderbirdSource(MboxSource):
     kind = "thunderbird"
-    remove_fields = frozenset({b"x-mozilla-status", b"x-mozilla-status2", b"x-mozilla-keys"})
+    strip_fields = frozenset({b"x-mozilla-status", b"x-mozilla-status2", b"x-mozilla-keys"})
 
     def _list(self) -> list[tuple[Folder, Any]]:
         root = self.path
