@@ -10,6 +10,10 @@ Which message is meant: a message is named by its per-source key, (account, fold
 For IMAP the generation is the folder's UIDVALIDITY and uid its UID; a local source gives numbers of
 its own with the same promise: the same message keeps the same key for as long as the generation
 stays the same, and a new generation says "every uid may now mean another message".
+
+One message, several folders: a source whose folders are labels (Google Takeout) lists every label as
+a folder but serves a message in one of them only, naming the others in FetchedMessage.also_in; the
+engine adds those folders' labels, so the message is imported once with all of them.
 """
 
 from __future__ import annotations
@@ -53,6 +57,10 @@ class Folder:
     name: str
     delimiter: str | None = "/"
     flags: frozenset[str] = frozenset()
+    # Gmail system label ids this folder stands for when the source knows them (Takeout's "Important",
+    # "Category Social", ...; () for "no label": archived). None: the mapping decides from the name.
+    # [labels.map] still wins.
+    labels: tuple[str, ...] | None = None
 
     @property
     def path(self) -> str:
@@ -82,6 +90,7 @@ class FetchedMessage:
     raw: bytes
     flags: tuple[str, ...]
     internaldate: dt.datetime | None
+    also_in: tuple[str, ...] = ()  # names of other folders the message is in (see the module docstring)
 
 
 @dataclass(frozen=True)

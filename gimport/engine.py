@@ -131,6 +131,7 @@ class Migration:
         self._fatal_lock = threading.Lock()
         self._count_lock = threading.Lock()
         self.summary = RunSummary(source_account=source.account, gmail_account=None)
+        self._importing: dict[str, FolderPlan] = {}  # folder name -> plan, for FetchedMessage.also_in
 
     def request_stop(self) -> None:
         """Stop soon: calls in flight finish and are recorded; nothing new starts."""
@@ -382,7 +383,10 @@ class Migration:
         if copy:
             self.state.mark_duplicate(key, copy, digest, mid)
             return self._finish(item, DUPLICATE, size)
-        labels = [item.label_ids[ref] for ref in message_labels(r.plan, msg.flags)]
+        refs = list(message_labels(r.plan, msg.flags))
+        for name in msg.also_in:  # the message's other folders (Takeout labels): imported once, with them all
+            refs += self._importing[name].labels if name in self._importing else ()
+        labels = list(dict.fromkeys(item.label_ids[ref] for ref in refs))
         data = rfc822.ensure_date(raw, msg.internaldate)
         attempts = [0]
 
@@ -437,6 +441,7 @@ class Migration:
             self.reporter.phase(_("listing folders on the source"))
             folders = self.source.list_folders()
             plans = inbox_first(plan_folders(folders, self.settings.labels))
+            self._importing = {p.folder.name: p for p in plans if p.action == IMPORT}
             self.reporter.phase(_("preparing labels in Gmail"))
             label_ids = self._ensure_labels(plans)
             self.reporter.phase(_("scanning folders"))

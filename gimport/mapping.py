@@ -6,7 +6,8 @@ UNREAD, STARRED, ...) or user label names with "/" for nesting.
 
 Default rules, in order:
 1. `[labels] exclude` globs (exclude always wins), then `include` (when non-empty, only those folders).
-2. `[labels.map]` entries: folder path -> label name(s) and/or system label id(s).
+2. `[labels.map]` entries: folder path -> label name(s) and/or system label id(s); then the system
+   label ids a source gives with the folder (Folder.labels: Takeout's Important, Category ...).
 3. INBOX -> INBOX. Folders below INBOX (Courier/Cyrus style "INBOX.Sent") are treated as top-level.
 4. Special folders, by RFC 6154 special-use flag or well-known name (English and Japanese):
    Sent -> SENT, Junk/Spam -> SPAM, Trash/Deleted -> TRASH, Drafts -> the user label "<name> (imported)"
@@ -162,6 +163,8 @@ def plan_folder(folder: Folder, settings: LabelSettings) -> FolderPlan:
     if path in settings.map:
         labels = tuple(t if t in SYSTEM_LABEL_IDS else _user_label(t, settings, notes) for t in settings.map[path])
         return FolderPlan(folder, IMPORT, labels, tuple(notes))
+    if folder.labels is not None:  # the source knows which system labels the folder stands for
+        return FolderPlan(folder, IMPORT, folder.labels, tuple(notes))
     labels = _default_labels(folder, settings, notes)
     if labels is None:
         return FolderPlan(folder, EXCLUDE, notes=("virtual folder (\\All or \\Flagged): its messages are elsewhere",))

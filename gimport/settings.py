@@ -6,6 +6,7 @@ allowed, so the CLI can print one line and exit 2.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import os
 import tomllib
@@ -42,8 +43,20 @@ UNUSABLE_SYSTEM_LABELS = {
 }
 
 
+SOURCE_TYPES = ("imap", "maildir", "mbox", "thunderbird", "takeout")
+LOCAL_HOST = "local"  # the "host" of a local source: its account is "<user>@local" (see SourceSettings.account)
+_IMAP_ONLY_KEYS = ("host", "user", "port", "security", "password_file", "password_env", "ca_file", "timeout")
+
+
 @dataclass(frozen=True)
 class SourceSettings:
+    """[source]: the old IMAP server (type "imap"), or mail on this computer's disk (the local types).
+
+    For a local type, `host` is LOCAL_HOST and `user` the type's name (admin mode: the users file's
+    source_user), so the account naming the source in the state file does not change when the files
+    move; `path` is where the mail is. `labels` is the [labels] table, which a Takeout source needs to
+    know which label a message with several is read under (see gimport.backends.local.takeout)."""
+
     host: str
     user: str
     port: int = 993
@@ -53,6 +66,18 @@ class SourceSettings:
     ca_file: Path | None = None
     timeout: float = 60.0
     login: str | None = None  # the name sent to LOGIN when it differs from `user` (admin mode: master users)
+    type: str = "imap"  # imap | maildir | mbox | thunderbird | takeout
+    path: Path | None = None  # local types: the Maildir, mbox file or folder, Thunderbird folder, Takeout export
+    labels: LabelSettings | None = field(default=None, repr=False)
+
+    @property
+    def local(self) -> bool:
+        return self.type != "imap"
+
+    @property
+    def account(self) -> str:
+        """How the state file names this source: "user@host" ("maildir@local" for a local source)."""
+        return f"{self.user}@{self.host}"
 
 
 @dataclass(frozen=True)
@@ -320,28 +345,15 @@ def load_settings(
                         " the users file; remove it (or use a separate config for admin mode)"
                     ).format(key=key)
                 )
-        data["source"] = {**data["source"], "user": "-"}
+        if data["source"].get("type", "imap") == "imap":
+            data["source"] = {**data["source"], "user": "-"}
     if "source" not in data:
         if need_source or admin:
             raise ConfigError(_("[source] is required: host and user of the old IMAP server"))
         data["source"] = {"host": "-", "user": "-"}
     src = _Table("source", data["source"], base)
-    security = src.str("security", "ssl", choices=("ssl", "starttls", "plain"))
-    source = SourceSettings(
-        host=src.str("host", required=True),
-        user=src.str("user", required=True),
-        security=security,
-        port=src.int("port", 993 if security == "ssl" else 143, minimum=1),
-        password_file=src.path("password_file"),
-        password_env=src.str("password_env"),
-        ca_file=src.path("ca_file"),
-        timeout=src.number("timeout", 60.0),
-    )
-    src.finish()
-    if source.port > 65535:
-        raise ConfigError(_("[source] port must be at most 65535, not {port}").format(port=source.port))
-    if source.password_file and source.password_env:
-        raise ConfigError(_("[source] set password_file or password_env, not both"))
+    kind = src.str("type", "imap", choices=SOURCE_TYPES)
+    source = _imap_source(src) if kind == "imap" else _local_source(src, kind, admin)
 
     gm = _Table("gmail", data.get("gmail", {}), base)
     gmail = GmailSettings(
@@ -388,6 +400,8 @@ def load_settings(
             )
         )
 
+    if source.local:
+        source = dataclasses.replace(source, labels=labels)
     return Settings(
         admin=_admin_settings(data.get("admin", {}), base),
         config_path=config_path,
@@ -398,6 +412,61 @@ def load_settings(
         labels=labels,
         filters=filters,
     )
+
+
+def _imap_source(src: _Table) -> SourceSettings:
+    src.used.add("path")
+    if "path" in src.data:
+        raise ConfigError(
+            _(
+                '[source] path is for mail on this computer (type = "maildir", "mbox", "thunderbird" or "takeout");'
+                " an IMAP server is named by host and user"
+            )
+        )
+    security = src.str("security", "ssl", choices=("ssl", "starttls", "plain"))
+    source = SourceSettings(
+        host=src.str("host", required=True),
+        user=src.str("user", required=True),
+        security=security,
+        port=src.int("port", 993 if security == "ssl" else 143, minimum=1),
+        password_file=src.path("password_file"),
+        password_env=src.str("password_env"),
+        ca_file=src.path("ca_file"),
+        timeout=src.number("timeout", 60.0),
+    )
+    src.finish()
+    if source.port > 65535:
+        raise ConfigError(_("[source] port must be at most 65535, not {port}").format(port=source.port))
+    if source.password_file and source.password_env:
+        raise ConfigError(_("[source] set password_file or password_env, not both"))
+    return source
+
+
+def _local_source(src: _Table, kind: str, admin: bool) -> SourceSettings:
+    """[source] of a local type: `path` only (in admin mode it may come from the users file instead)."""
+    for key in _IMAP_ONLY_KEYS:
+        if key in src.data:
+            raise ConfigError(
+                _(
+                    "[source] {key} is not used with type = {kind!r}: the mail is read from the files at"
+                    " [source] path; remove it"
+                ).format(key=key, kind=kind)
+            )
+    path = src.path("path")
+    src.finish()
+    if path is None and not admin:
+        raise ConfigError(
+            _("[source] path is required with type = {kind!r}: {hint}").format(kind=kind, hint=_(LOCAL_PATH_HINT[kind]))
+        )
+    return SourceSettings(host=LOCAL_HOST, user=kind, type=kind, path=path, port=0)
+
+
+LOCAL_PATH_HINT = {
+    "maildir": "the Maildir folder (the one holding cur/ new/ tmp/)",
+    "mbox": "an mbox file, or a folder of mbox files",
+    "thunderbird": "a Thunderbird profile, or a folder in it such as Mail/Local Folders",
+    "takeout": "the Google Takeout export: its .zip or .tgz, its folder, or the .mbox file",
+}
 
 
 def _admin_settings(raw: Any, base: Path) -> AdminSettings:

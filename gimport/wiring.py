@@ -25,8 +25,11 @@ from gimport.settings import Settings, SourceSettings, lock_path, read_secret
 
 
 def read_password(settings: Settings) -> str:
-    """The source password: file, environment variable, or a prompt. Never a command-line argument."""
+    """The source password: file, environment variable, or a prompt. Never a command-line argument.
+    A local source (Maildir, mbox, ...) needs none: ""."""
     src = settings.source
+    if src.local:
+        return ""
     if src.password_file:
         return read_secret(src.password_file, "[source] password_file")
     if src.password_env:
@@ -80,7 +83,12 @@ def gmail(settings: Settings, calls: Caller, credentials: Any = None) -> Any:
 
 
 def source(source_settings: SourceSettings, password: str) -> Any:
-    """The old server, read-only (not connected yet)."""
+    """The mail source, read-only (not connected yet): the old IMAP server, or for [source] type =
+    "maildir" | "mbox" | "thunderbird" | "takeout" the files at [source] path (password unused)."""
+    if source_settings.local:
+        from gimport.backends.local import local_source
+
+        return local_source(source_settings)
     from gimport.backends.imap import ImapSource
 
     return ImapSource(source_settings, password)

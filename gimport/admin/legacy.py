@@ -45,7 +45,8 @@ log = logging.getLogger("gimport.admin")
 # ----------------------------------------------------------------------------------------- the users file
 
 COL_SOURCE, COL_GMAIL, COL_PASSWORD, COL_PASSWORD_FILE = "source_user", "gmail_address", "password", "password_file"
-COLUMNS = (COL_SOURCE, COL_GMAIL, COL_PASSWORD, COL_PASSWORD_FILE)
+COL_SOURCE_PATH = "source_path"  # a local source ([source] type = "maildir", ...): the user's files
+COLUMNS = (COL_SOURCE, COL_GMAIL, COL_PASSWORD, COL_PASSWORD_FILE, COL_SOURCE_PATH)
 REQUIRED_COLUMNS = (COL_SOURCE, COL_GMAIL)
 _ADDRESS = re.compile(r"[^@\s,;<>]+@[^@\s,;<>]+\.[^@\s,;<>.]+")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -62,6 +63,7 @@ class UserEntry:
     gmail: str
     password: str | None = field(default=None, repr=False)
     password_file: Path | None = None
+    source_path: Path | None = None
 
     @property
     def login_method(self) -> str:
@@ -149,7 +151,10 @@ def read_users(path: Path, *, master_available: bool, check_logins: bool = True)
             if check_logins and not resolved.is_file():
                 problems.append(f"{where}: {COL_PASSWORD_FILE} {resolved} not found")
                 continue
-        if check_logins and not password and not resolved and not master_available:
+        src_path = values.get(COL_SOURCE_PATH) or None
+        if src_path:
+            src_path = (path.parent / os.path.expanduser(src_path)).resolve()
+        if check_logins and not password and not resolved and not src_path and not master_available:
             problems.append(
                 f"{where}: no {COL_PASSWORD} or {COL_PASSWORD_FILE}, and no [admin] master_user to log in with"
             )
@@ -165,7 +170,7 @@ def read_users(path: Path, *, master_available: bool, check_logins: bool = True)
             problems.append(f"{where}: source user {source!r} is also on line {seen_source[source]}")
             continue
         seen_gmail[key], seen_source[source] = line, line
-        users.append(UserEntry(line, source, gmail, password, resolved))
+        users.append(UserEntry(line, source, gmail, password, resolved, src_path))
     if header is None:
         raise ConfigError(
             f"users file {path} is empty: it needs a header row ({','.join(COLUMNS)}) and a line per user"
@@ -615,6 +620,8 @@ class SourceLogin:
 
     def for_user(self, entry: UserEntry) -> tuple[str | None, str]:
         """(login name or None for the user name itself, password). Raises ConfigError."""
+        if entry.source_path:
+            return None, ""  # local files: no login
         if entry.password:
             return None, entry.password
         if entry.password_file:
@@ -648,7 +655,9 @@ def user_settings(settings: Settings, entry: UserEntry, login: str | None) -> Se
     """The single-user settings of one user: the same [source] server, mapping and filters, the user's
     own source login, state file and log file."""
     paths = user_paths(settings.admin.state_dir, entry.gmail)
-    source = dataclasses.replace(settings.source, user=entry.source_user, login=login)
+    source = dataclasses.replace(
+        settings.source, user=entry.source_user, login=login, path=entry.source_path or settings.source.path
+    )
     # [gmail] user stays unset: the token is minted for entry.gmail, and the state file is bound to the
     # account Gmail reports (its primary address), which catches a mix-up on later runs
     gmail = dataclasses.replace(settings.gmail, user=None)

@@ -122,7 +122,13 @@ def _run(settings: Settings) -> int:
         reporter = TqdmReporter()
         source = wiring.source(settings.source, password)
         try:
-            reporter.phase(f"connecting to {settings.source.host}:{settings.source.port} as {settings.source.user}")
+            src = settings.source
+            if src.local:
+                reporter.phase(_("reading {kind} at {path}").format(kind=src.type, path=src.path))
+            else:
+                reporter.phase(
+                    _("connecting to {host}:{port} as {user}").format(host=src.host, port=src.port, user=src.user)
+                )
             source.connect()
             migration = acct.migration(source=source, state=state, reporter=reporter)
             with StopOnSignal(migration.request_stop, reporter.warning, before_exit=reporter.close):
@@ -145,7 +151,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     settings = load_settings(args.config)
     state = wiring.state(settings.state_path, readonly=True)
     try:
-        account = f"{settings.source.user}@{settings.source.host}"
+        account = settings.source.account
         counts = state.folder_counts(account)
         print(f"Source: {account}    state file: {settings.state_path}")
         print(format_status(counts, state.get_meta("gmail_account")))
@@ -193,7 +199,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(to_json(result), ensure_ascii=False, indent=2))
     else:
-        print(f"Source: {settings.source.user}@{settings.source.host} (read-only; Gmail is not contacted)")
+        print(_("Source: {account} (read-only; Gmail is not contacted)").format(account=settings.source.account))
         print(format_plan(result))
     return EXIT_OK
 

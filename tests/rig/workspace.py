@@ -71,3 +71,36 @@ def make_workspace(
     return Workspace(
         directory, config, directory / "gimport-state.sqlite", directory / "gimport.log", emulator.base_url
     )
+
+
+def make_local_workspace(
+    directory: Path,
+    *,
+    kind: str,
+    path: Path,
+    emulator,
+    email: str = EMAIL,
+    workers: int | None = None,
+    extra_toml: str = "",
+) -> Workspace:
+    """gimport.toml (+ token) for a local source ([source] type = `kind`, path = `path`) -> `email`."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    if email not in getattr(emulator, "users", {}):
+        try:
+            emulator.add_user(email)
+        except ValueError:
+            pass
+    write_private(directory / "token.json", json.dumps(emulator.authorized_user_info(email, list(SCOPES))))
+    write_private(directory / "credentials.json", json.dumps(emulator.client_config()))
+    gmail = "quota_units_per_minute = 100000000\n" + (f"workers = {workers}\n" if workers else "")
+    text = (
+        f'[source]\ntype = "{kind}"\npath = {json.dumps(str(path))}\n\n'
+        f'[gmail]\nclient_secrets = "credentials.json"\ntoken_file = "token.json"\n{gmail}\n'
+        f'[state]\npath = "gimport-state.sqlite"\nlog_file = "gimport.log"\n\n{extra_toml}'
+    )
+    config = directory / "gimport.toml"
+    config.write_text(text, encoding="utf-8")
+    return Workspace(
+        directory, config, directory / "gimport-state.sqlite", directory / "gimport.log", emulator.base_url
+    )
