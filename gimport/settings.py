@@ -7,18 +7,30 @@ allowed, so the CLI can print one line and exit 2.
 from __future__ import annotations
 
 import datetime as dt
+import math
 import os
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from gimport.errors import ConfigError
+from gimport.i18n import _
 
 DEFAULT_CONFIG = "gimport.toml"
 DEFAULT_QUOTA = 6000  # units/min/user for Cloud projects created since May 2026 (15000 for older ones)
 DEFAULT_PROJECT_QUOTA = 1_200_000  # units/min for the whole Cloud project (admin mode)
 API_URL_ENV = "GIMPORT_GMAIL_API_URL"
+# Bounds of numeric keys: beyond them a value is a typo, and some (workers) would exhaust the machine
+MAX_WORKERS = 64  # import threads; Gmail allows a few concurrent imports per user anyway
+MAX_TIMEOUT = 3600.0  # seconds, [source] timeout
+MAX_GIVE_UP_AFTER = 7 * 86400  # seconds, [gmail] give_up_after
+MAX_UNITS = 10**10  # quota units per minute
+MAX_SIZE_MB = 100_000.0  # [filters] max_size_mb (Gmail's own limit is 150 MB)
+MAX_PARALLEL_USERS = 1024
+MAX_MEMORY_MB = 1_048_576
+MAX_SHARDS = 100_000
 SYSTEM_LABEL_IDS = frozenset(
     {
         "INBOX",
@@ -140,16 +152,27 @@ class _Table:
             raise ConfigError(f"[{self.name}] {key} must not be empty")
         return value
 
-    def int(self, key: str, default: int | None = None, *, minimum: int = 0) -> Any:
+    def int(self, key: str, default: int | None = None, *, minimum: int = 0, maximum: int) -> Any:
         value = self._get(key, (int,), "a whole number", False, default)
         if value is not None and value < minimum:
-            raise ConfigError(f"[{self.name}] {key} must be at least {minimum}, not {value}")
+            raise ConfigError(f"[{self.name}] {key} must be at least {minimum}, not {_short(value)}")
+        if value is not None and value > maximum:
+            raise ConfigError(
+                _("[{table}] {key} must be at most {maximum:,}, not {value}").format(
+                    table=self.name, key=key, maximum=maximum, value=_short(value)
+                )
+            )
         return value
 
-    def number(self, key: str, default: float | None = None) -> Any:
+    def number(self, key: str, default: float | None = None, *, maximum: float) -> Any:
+        """A number above 0 and at most `maximum` (never nan or infinity)."""
         value = self._get(key, (int, float), "a number", False, default)
-        if value is not None and value <= 0:
-            raise ConfigError(f"[{self.name}] {key} must be greater than 0, not {value}")
+        if value is not None and not (math.isfinite(value) and 0 < value <= maximum):
+            raise ConfigError(
+                _("[{table}] {key} must be greater than 0 and at most {maximum:,}, not {value}").format(
+                    table=self.name, key=key, maximum=maximum, value=_short(value)
+                )
+            )
         return value
 
     def path(self, key: str, default: str | None = None) -> Path | None:
@@ -180,6 +203,49 @@ class _Table:
         if unknown:
             allowed = ", ".join(sorted(self.used))
             raise ConfigError(f"[{self.name}] unknown key {unknown[0]!r} (allowed: {allowed})")
+
+
+def _short(value: Any) -> str:
+    """A value for an error message, cut to a readable length (a 10^20 or a 300-character string)."""
+    text = str(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _check_user(user: str) -> None:
+    # IMAP LOGIN carries ASCII; a control character (CR, LF) would end the command early
+    if not all(" " < ch < "\x7f" for ch in user):
+        raise ConfigError(
+            _(
+                "[source] user must be plain ASCII letters, digits and signs (no spaces, no control characters), not {value!r}"
+            ).format(value=_short(user))
+        )
+
+
+def _check_host(host: str) -> None:
+    """A host name (IDNA), an IPv4 address or an IPv6 address, or ConfigError."""
+    if ":" in host:  # IPv6
+        import ipaddress
+
+        try:
+            ipaddress.IPv6Address(host.strip("[]"))
+            return
+        except ValueError:
+            pass
+    else:
+        try:
+            encoded = host.rstrip(".").encode("idna")
+        except UnicodeError:
+            encoded = b""
+        labels = encoded.split(b".")
+        if 0 < len(encoded) <= 253 and all(
+            re.fullmatch(rb"[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?", lb) for lb in labels
+        ):
+            return
+    raise ConfigError(
+        _(
+            "[source] host must be a host name (at most 253 characters, 63 between dots) or an IP address, not {value!r}"
+        ).format(value=_short(host))
+    )
 
 
 def _label_map(raw: Any) -> dict[str, tuple[str, ...]]:
@@ -216,6 +282,8 @@ def read_secret(path: Path, what: str) -> str:
         text = Path(path).read_text("utf-8")
     except OSError as exc:
         raise ConfigError(f"{what} {path}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(_("{what} {path} is not UTF-8 text").format(what=what, path=path)) from None
     secret = text.rstrip("\r\n")
     if not secret:
         raise ConfigError(f"{what} {path} is empty")
@@ -223,9 +291,9 @@ def read_secret(path: Path, what: str) -> str:
 
 
 def lock_path(state_path: Path) -> Path:
-    """The lock file that goes with a state file: <state>.lock."""
-    state_path = Path(state_path)
-    return state_path.with_name(state_path.name + ".lock")
+    """The file whose flock is the run lock: the state file itself (gimport.backends.state.StateLock).
+    A separate lock file could be deleted while a run holds it."""
+    return Path(state_path)
 
 
 def load_settings(
@@ -257,6 +325,14 @@ def load_settings(
             ) from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            _("{path}: not UTF-8 text (byte {position}): save the config file as UTF-8").format(
+                path=path, position=exc.start
+            )
+        ) from None
+    except RecursionError:
+        raise ConfigError(_("{path}: not valid TOML: nested too deeply").format(path=path)) from None
     except OSError as exc:
         raise ConfigError(f"cannot read config file {str(path)!r}: {exc.strerror}") from None
     base = config_path.parent
@@ -284,15 +360,17 @@ def load_settings(
         host=src.str("host", required=True),
         user=src.str("user", required=True),
         security=security,
-        port=src.int("port", 993 if security == "ssl" else 143, minimum=1),
+        port=src.int("port", 993 if security == "ssl" else 143, minimum=1, maximum=65535),
         password_file=src.path("password_file"),
         password_env=src.str("password_env"),
         ca_file=src.path("ca_file"),
-        timeout=src.number("timeout", 60.0),
+        timeout=src.number("timeout", 60.0, maximum=MAX_TIMEOUT),
     )
     src.finish()
-    if source.port > 65535:
-        raise ConfigError(f"[source] port must be at most 65535, not {source.port}")
+    if not (admin or not need_source and source.user == "-"):
+        _check_user(source.user)
+    if source.host != "-":
+        _check_host(source.host)
     if source.password_file and source.password_env:
         raise ConfigError("[source] set password_file or password_env, not both")
 
@@ -301,9 +379,9 @@ def load_settings(
         client_secrets=gm.path("client_secrets", "credentials.json"),
         token_file=gm.path("token_file", "token.json"),
         user=gm.str("user"),
-        quota_units_per_minute=gm.int("quota_units_per_minute", DEFAULT_QUOTA, minimum=25),
-        workers=gm.int("workers", 8, minimum=1),
-        give_up_after=float(gm.int("give_up_after", 600, minimum=1)),
+        quota_units_per_minute=gm.int("quota_units_per_minute", DEFAULT_QUOTA, minimum=25, maximum=MAX_UNITS),
+        workers=gm.int("workers", 8, minimum=1, maximum=MAX_WORKERS),
+        give_up_after=float(gm.int("give_up_after", 600, minimum=1, maximum=MAX_GIVE_UP_AFTER)),
         api_url=env.get(API_URL_ENV) or None,
     )
     gm.finish()
@@ -330,7 +408,9 @@ def load_settings(
         raise ConfigError(f"[labels] prefix {labels.prefix!r} must not start with '/' or contain '//'")
 
     fl = _Table("filters", data.get("filters", {}), base)
-    filters = FilterSettings(since=fl.date("since"), before=fl.date("before"), max_size_mb=fl.number("max_size_mb"))
+    filters = FilterSettings(
+        since=fl.date("since"), before=fl.date("before"), max_size_mb=fl.number("max_size_mb", maximum=MAX_SIZE_MB)
+    )
     fl.finish()
     if filters.since and filters.before and filters.since >= filters.before:
         raise ConfigError(f"[filters] since ({filters.since}) must be before 'before' ({filters.before})")
@@ -354,13 +434,15 @@ def _admin_settings(raw: Any, base: Path) -> AdminSettings:
         users_file=ad.path("users_file"),
         state_dir=ad.path("state_dir", "gimport-admin-state"),
         report_file=ad.path("report_file", "gimport-admin-report.csv"),
-        parallel_users=ad.int("parallel_users", 4, minimum=1),
-        project_units_per_minute=ad.int("project_units_per_minute", DEFAULT_PROJECT_QUOTA, minimum=25),
-        memory_budget_mb=ad.int("memory_budget_mb", 512, minimum=1),
+        parallel_users=ad.int("parallel_users", 4, minimum=1, maximum=MAX_PARALLEL_USERS),
+        project_units_per_minute=ad.int(
+            "project_units_per_minute", DEFAULT_PROJECT_QUOTA, minimum=25, maximum=MAX_UNITS
+        ),
+        memory_budget_mb=ad.int("memory_budget_mb", 512, minimum=1, maximum=MAX_MEMORY_MB),
         master_user=ad.str("master_user"),
         master_password_file=ad.path("master_password_file"),
         master_login=ad.str("master_login", "{user}*{master}"),
-        shard_count=ad.int("shard_count", None, minimum=1),
+        shard_count=ad.int("shard_count", None, minimum=1, maximum=MAX_SHARDS),
     )
     ad.finish()
     if admin.master_user is not None and not admin.master_user.strip():
