@@ -179,7 +179,9 @@ class _Table:
         value = self.str(key, default)
         if value is None:
             return None
-        return (self.base / os.path.expanduser(value)).resolve()
+        # made absolute without following symbolic links: gimport opens its own files with O_NOFOLLOW, so a
+        # link someone else planted where the state or log file goes is refused, not followed here
+        return Path(os.path.abspath(self.base / os.path.expanduser(value)))
 
     def str_list(self, key: str) -> tuple[str, ...]:
         value = self._get(key, (list,), "a list of strings", False, [])

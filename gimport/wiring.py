@@ -149,18 +149,13 @@ def account(settings: Settings, *shared: Pacer, credentials: Any = None) -> Acco
 
 def check_lock(path: Path) -> Any:
     """Take the run lock of a state file, or refuse (StateError) while another run holds it."""
-    from gimport.files import PrivateFileError
-
     lock = run_lock(path)
     try:
         acquired = lock.acquire()
-    except PrivateFileError as exc:
-        raise StateError(_("cannot use the state file {path}: {why}").format(path=path, why=exc.strerror)) from None
     except OSError as exc:
-        raise StateError(
-            _("cannot lock the state file {path}: {why}").format(path=path, why=exc.strerror),
-            hint=_("keep the state file on a local disk (network filesystems may not support locks)"),
-        ) from None
+        from gimport.backends.state import lock_error
+
+        raise lock_error(path, exc) from None
     if not acquired:
         raise StateError(
             f"{lock.holder()} is already running gimport with the state file {path}",

@@ -110,6 +110,18 @@ def _open_error(path: Path, exc: OSError) -> StateError:
     return StateError(_("cannot create the state file {path}: {why}").format(path=path, why=exc.strerror))
 
 
+def lock_error(path: Path, exc: OSError) -> StateError:
+    """The StateError for a StateLock.acquire that raised `exc`."""
+    if isinstance(exc, PrivateFileError):
+        return StateError(_("cannot use the state file {path}: {why}").format(path=path, why=exc.strerror), hint="")
+    if exc.errno in (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL):
+        return StateError(
+            _("cannot lock the state file {path}: {why}").format(path=path, why=exc.strerror),
+            hint=_("keep the state file on a local disk (network filesystems may not support locks)"),
+        )
+    return _open_error(path, exc)
+
+
 def _not_writable_hint(path: Path) -> str:
     return _(
         "make its folder writable (SQLite writes {name}-wal and {name}-shm next to it), then run again; do not"
