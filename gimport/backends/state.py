@@ -76,7 +76,18 @@ CREATE INDEX IF NOT EXISTS messages_status ON messages (account, status);
 HOLDER_KEY = "run.holder"  # "<pid> <host> <started>" of the run holding the lock (information, not the lock)
 
 # SQLite's own error codes (the low byte of sqlite_errorcode)
-_SQLITE_PERM, _SQLITE_READONLY, _SQLITE_CORRUPT, _SQLITE_FULL, _SQLITE_CANTOPEN, _SQLITE_NOTADB = 3, 8, 11, 13, 14, 26
+_SQLITE_PERM, _SQLITE_READONLY, _SQLITE_IOERR, _SQLITE_CORRUPT, _SQLITE_FULL = 3, 8, 10, 11, 13
+_SQLITE_CANTOPEN, _SQLITE_NOTADB = 14, 26
+
+
+def _nearly_full(path: Path) -> bool:
+    """Whether the disk of `path` is (about) full: SQLite reports some writes that fail for want of space
+    (growing the -shm file) as a disk I/O error, without the errno."""
+    try:
+        st = os.statvfs(path.parent)
+    except OSError:
+        return False
+    return st.f_bavail * st.f_frsize < 1024 * 1024
 
 
 def lost_state_hint() -> str:
@@ -138,7 +149,7 @@ def _full_hint() -> str:
 def _sqlite_error(path: Path, exc: sqlite3.Error) -> StateError:
     """One line for a person, from what SQLite said about the state file (never a traceback)."""
     code = (getattr(exc, "sqlite_errorcode", None) or 0) & 0xFF
-    if code == _SQLITE_FULL:
+    if code == _SQLITE_FULL or code == _SQLITE_IOERR and _nearly_full(path):
         return StateError(_("no space left for the state file {path}").format(path=path), hint=_full_hint())
     if code in (_SQLITE_CORRUPT, _SQLITE_NOTADB):
         return StateError(
