@@ -119,6 +119,7 @@ def test_deleting_files_cannot_start_a_second_run_and_status_still_reads(ws, emu
         # status reads the state while the run holds the lock (SQLite WAL lets a reader in)
         rc, out, err = gimport(ws, "status")
         assert rc == 1 and "Source: " in out, err
+        assert f"A run is going on now (pid {first.pid} on " in out
         assert first.poll() is None  # all of this while the first run was going
     finally:
         first.send_signal(signal.SIGINT)

@@ -286,9 +286,15 @@ class StateStore:
         except sqlite3.Error as exc:
             raise _sqlite_error(self.path, exc) from None
         try:
+            # registered like a writable store (see _release_fd), but never checked: a reader changes nothing
+            self._reader_ident = _identity(os.stat(self.path))
+            _register(self._reader_ident)
+        except OSError:
+            self._reader_ident = None
+        try:
             version = self.get_meta("schema_version")
         except StateError:
-            self._db.close()
+            self.close()
             raise
         if version is not None and int(version) > SCHEMA_VERSION:
             raise StateError(f"state file {self.path} was written by a newer gimport; upgrade gimport")
@@ -296,9 +302,11 @@ class StateStore:
     def close(self) -> None:
         with self._lock:
             self._db.close()
-        if self._ident is not None:
-            _unregister(self._ident)
-            self._ident = None
+        for attr in ("_ident", "_reader_ident"):
+            ident = getattr(self, attr, None)
+            if ident is not None:
+                _unregister(ident)
+                setattr(self, attr, None)
 
     def _check_file(self) -> None:
         """Stop a run whose state file was deleted, replaced or emptied under it: its writes would go

@@ -139,6 +139,9 @@ def cmd_status(args: argparse.Namespace) -> int:
         account = f"{settings.source.user}@{settings.source.host}"
         counts = state.folder_counts(account)
         print(f"Source: {account}    state file: {settings.state_path}")
+        if wiring.run_in_progress(settings.state_path):
+            holder = wiring.run_lock(settings.state_path).holder()
+            print(_("A run is going on now ({holder}): these numbers are moving.").format(holder=holder))
         print(format_status(counts, state.get_meta("gmail_account")))
         problems = state.problems(account, limit=20)
         if problems:
