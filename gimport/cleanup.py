@@ -17,7 +17,7 @@ from typing import Any
 from gimport.account import identify
 from gimport.contract import Destination
 from gimport.errors import ConfigError, GimportError
-from gimport.settings import Settings, SourceSettings, lock_path
+from gimport.settings import Settings, SourceSettings
 from gimport.verify import VerifyReport
 
 IMAP_KEYS = ("enabled", "autoExpunge", "expungeBehavior", "maxFolderSize")
@@ -144,7 +144,7 @@ def state_files(state_path: Path) -> list[Path]:
         state_path,
         state_path.with_name(state_path.name + "-wal"),
         state_path.with_name(state_path.name + "-shm"),
-        lock_path(state_path),
+        state_path.with_name(state_path.name + ".lock"),  # the lock file of gimport before the flock on the state
     ]
     return [p for p in candidates if p.exists()]
 

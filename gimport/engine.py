@@ -35,6 +35,7 @@ from gimport.contract import (
     State,
 )
 from gimport.errors import (
+    AccountError,
     Conflict,
     FolderChanged,
     FolderGone,
@@ -46,7 +47,16 @@ from gimport.errors import (
     Unexpected,
 )
 from gimport.i18n import _, english, ngettext
-from gimport.mapping import IMPORT, FolderPlan, label_key, message_labels, plan_folders, user_labels_to_create
+from gimport.mapping import (
+    IMPORT,
+    FolderPlan,
+    label_key,
+    label_limit_problem,
+    message_labels,
+    plan_folders,
+    user_labels_to_create,
+)
+from gimport.newstate import check_new_state
 from gimport.selection import inbox_first, select_messages
 from gimport.settings import Settings
 
@@ -72,6 +82,7 @@ class EngineOptions:
     fetch_batch: int = 100  # messages per IMAP FETCH
     fetch_batch_bytes: int = 8 * 1024 * 1024
     thread_prefix: str = ""  # prepended to the names of the engine's threads (admin mode: routes log lines)
+    new_state: bool = False  # `run --new-state`: go on with a new state even if the labels hold mail already
 
 
 @dataclass
@@ -161,6 +172,9 @@ class Migration:
     def _ensure_labels(self, plans: list[FolderPlan]) -> dict[str, str]:
         """Label reference (system id or user name) -> label id; creates missing user labels, parents first."""
         existing = self.gmail.list_labels()
+        too_many = label_limit_problem(plans, [lbl["name"] for lbl in existing if lbl.get("type") != "system"])
+        if too_many:
+            raise AccountError(too_many)
         ids = {label_key(lbl["name"]): lbl["id"] for lbl in existing}
         actual = {label_key(lbl["name"]): lbl["name"] for lbl in existing}
         ids.update({lbl["id"]: lbl["id"] for lbl in existing if lbl.get("type") == "system"})
@@ -442,6 +456,8 @@ class Migration:
             folders = self.source.list_folders()
             plans = inbox_first(plan_folders(folders, self.settings.labels))
             self._importing = {p.folder.name: p for p in plans if p.action == IMPORT}
+            if not self.options.new_state:  # a lost state file must not mean a silent full re-import
+                check_new_state(self.gmail, self.state, self.source.account, plans)
             self.reporter.phase(_("preparing labels in Gmail"))
             label_ids = self._ensure_labels(plans)
             self.reporter.phase(_("scanning folders"))

@@ -24,15 +24,18 @@ from __future__ import annotations
 import fnmatch
 import re
 import unicodedata
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from gimport.contract import Folder, logical_path  # noqa: F401 - part of the mapping API
+from gimport.i18n import _
 from gimport.settings import SYSTEM_LABEL_IDS, LabelSettings
 
 IMPORT, EXCLUDE, NOT_INCLUDED, NOSELECT = "import", "exclude", "not included", "noselect"
 RESERVED_SUFFIX = " (imported)"
 MAX_LABEL_LENGTH = 225
+MAX_USER_LABELS = 10_000  # Gmail's limit of labels per account (user labels; nested ones count one each)
 
 # Gmail rejects these names for user labels (compared case-insensitively, whole name).
 RESERVED_NAMES = frozenset(
@@ -212,3 +215,29 @@ def user_labels_to_create(plans: Iterable[FolderPlan]) -> list[str]:
 def label_key(name: str) -> str:
     """How Gmail compares label names (case-insensitively)."""
     return _key(name)
+
+
+def label_limit_problem(plans: Iterable[FolderPlan], existing_user_labels: Iterable[str] = ()) -> str | None:
+    """None when the user labels the plans need, with those the account has already (`existing_user_labels`;
+    none known to `gimport plan`), fit in Gmail's MAX_USER_LABELS; otherwise one line for a person: the
+    count, and the folders whose sub-folders need the most labels, to merge with [labels.map] or leave
+    out with [labels] exclude."""
+    plans = list(plans)
+    have = {_key(n) for n in existing_user_labels}
+    new = [n for n in user_labels_to_create(plans) if _key(n) not in have]
+    total = len(have) + len(new)
+    if total <= MAX_USER_LABELS:
+        return None
+    # where the labels come from: the top-level folders, by the number of labels their sub-folders need
+    by_top: Counter[str] = Counter()
+    for plan in plans:
+        if plan.action == IMPORT and any(label not in SYSTEM_LABEL_IDS for label in plan.labels):
+            by_top[plan.path.split("/")[0]] += 1
+    examples = ", ".join(f"'{top}' ({count:,} folders)" for top, count in by_top.most_common(3))
+    first = next((top for top, _count in by_top.most_common(1)), "Lists")
+    return _(
+        "this mailbox needs {total:,} Gmail labels ({new:,} new, {have:,} there already), more than the"
+        " {limit:,} Gmail allows: merge folders into fewer labels with [labels.map] (for example"
+        ' "{first}/a" = "{first}") or leave some out with [labels] exclude (for example "{first}/*");'
+        " most come from {examples}"
+    ).format(total=total, new=len(new), have=len(have), limit=MAX_USER_LABELS, first=first, examples=examples)

@@ -12,8 +12,15 @@ from dataclasses import dataclass, field
 
 from gimport.accounting import COSTS, MAX_MESSAGE_BYTES
 from gimport.contract import MailSource, State
-from gimport.errors import FolderGone
-from gimport.mapping import IMPORT, FolderPlan, plan_folders, unused_map_entries, user_labels_to_create
+from gimport.errors import ConfigError, FolderGone
+from gimport.mapping import (
+    IMPORT,
+    FolderPlan,
+    label_limit_problem,
+    plan_folders,
+    unused_map_entries,
+    user_labels_to_create,
+)
 from gimport.selection import select_messages
 from gimport.settings import Settings
 
@@ -73,6 +80,9 @@ def preview(source: MailSource, settings: Settings, state: State | None = None) 
     """Scan the source (read-only) and apply the mapping and filters. `state`, if given, is only read."""
     folders = source.list_folders()
     plans = plan_folders(folders, settings.labels)
+    too_many = label_limit_problem(plans)
+    if too_many:  # before scanning thousands of folders
+        raise ConfigError(too_many)
     account = source.account
     out: list[FolderPreview] = []
     for plan in plans:

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import math
 import os
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +23,15 @@ DEFAULT_CONFIG = "gimport.toml"
 DEFAULT_QUOTA = 6000  # units/min/user for Cloud projects created since May 2026 (15000 for older ones)
 DEFAULT_PROJECT_QUOTA = 1_200_000  # units/min for the whole Cloud project (admin mode)
 API_URL_ENV = "GIMPORT_GMAIL_API_URL"
+# Bounds of numeric keys: beyond them a value is a typo, and some (workers) would exhaust the machine
+MAX_WORKERS = 64  # import threads; Gmail allows a few concurrent imports per user anyway
+MAX_TIMEOUT = 3600.0  # seconds, [source] timeout
+MAX_GIVE_UP_AFTER = 7 * 86400  # seconds, [gmail] give_up_after
+MAX_UNITS = 10**10  # quota units per minute
+MAX_SIZE_MB = 100_000.0  # [filters] max_size_mb (Gmail's own limit is 150 MB)
+MAX_PARALLEL_USERS = 1024
+MAX_MEMORY_MB = 1_048_576
+MAX_SHARDS = 100_000
 SYSTEM_LABEL_IDS = frozenset(
     {
         "INBOX",
@@ -174,21 +185,30 @@ class _Table:
             raise ConfigError(_("[{name}] {key} must not be empty").format(name=self.name, key=key))
         return value
 
-    def int(self, key: str, default: int | None = None, *, minimum: int = 0) -> Any:
+    def int(self, key: str, default: int | None = None, *, minimum: int = 0, maximum: int) -> Any:
         value = self._get(key, (int,), _("a whole number"), False, default)
         if value is not None and value < minimum:
             raise ConfigError(
                 _("[{name}] {key} must be at least {minimum}, not {value}").format(
-                    name=self.name, key=key, minimum=minimum, value=value
+                    name=self.name, key=key, minimum=minimum, value=_short(value)
+                )
+            )
+        if value is not None and value > maximum:
+            raise ConfigError(
+                _("[{table}] {key} must be at most {maximum:,}, not {value}").format(
+                    table=self.name, key=key, maximum=maximum, value=_short(value)
                 )
             )
         return value
 
-    def number(self, key: str, default: float | None = None) -> Any:
+    def number(self, key: str, default: float | None = None, *, maximum: float) -> Any:
+        """A number above 0 and at most `maximum` (never nan or infinity)."""
         value = self._get(key, (int, float), _("a number"), False, default)
-        if value is not None and value <= 0:
+        if value is not None and not (math.isfinite(value) and 0 < value <= maximum):
             raise ConfigError(
-                _("[{name}] {key} must be greater than 0, not {value}").format(name=self.name, key=key, value=value)
+                _("[{table}] {key} must be greater than 0 and at most {maximum:,}, not {value}").format(
+                    table=self.name, key=key, maximum=maximum, value=_short(value)
+                )
             )
         return value
 
@@ -196,7 +216,9 @@ class _Table:
         value = self.str(key, default)
         if value is None:
             return None
-        return (self.base / os.path.expanduser(value)).resolve()
+        # made absolute without following symbolic links: gimport opens its own files with O_NOFOLLOW, so a
+        # link someone else planted where the state or log file goes is refused, not followed here
+        return Path(os.path.abspath(self.base / os.path.expanduser(value)))
 
     def str_list(self, key: str) -> tuple[str, ...]:
         value = self._get(key, (list,), _("a list of strings"), False, [])
@@ -232,6 +254,49 @@ class _Table:
                     name=self.name, unknown=unknown[0], allowed=allowed
                 )
             )
+
+
+def _short(value: Any) -> str:
+    """A value for an error message, cut to a readable length (a 10^20 or a 300-character string)."""
+    text = str(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _check_user(user: str) -> None:
+    # IMAP LOGIN carries ASCII; a control character (CR, LF) would end the command early
+    if not all(" " < ch < "\x7f" for ch in user):
+        raise ConfigError(
+            _(
+                "[source] user must be plain ASCII letters, digits and signs (no spaces, no control characters), not {value!r}"
+            ).format(value=_short(user))
+        )
+
+
+def _check_host(host: str) -> None:
+    """A host name (IDNA), an IPv4 address or an IPv6 address, or ConfigError."""
+    if ":" in host:  # IPv6
+        import ipaddress
+
+        try:
+            ipaddress.IPv6Address(host.strip("[]"))
+            return
+        except ValueError:
+            pass
+    else:
+        try:
+            encoded = host.rstrip(".").encode("idna")
+        except UnicodeError:
+            encoded = b""
+        labels = encoded.split(b".")
+        if 0 < len(encoded) <= 253 and all(
+            re.fullmatch(rb"[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?", lb) for lb in labels
+        ):
+            return
+    raise ConfigError(
+        _(
+            "[source] host must be a host name (at most 253 characters, 63 between dots) or an IP address, not {value!r}"
+        ).format(value=_short(host))
+    )
 
 
 def _label_map(raw: Any) -> dict[str, tuple[str, ...]]:
@@ -280,6 +345,8 @@ def read_secret(path: Path, what: str) -> str:
         text = Path(path).read_text("utf-8")
     except OSError as exc:
         raise ConfigError(_("{what} {path}: {strerror}").format(what=what, path=path, strerror=exc.strerror)) from None
+    except UnicodeDecodeError:
+        raise ConfigError(_("{what} {path} is not UTF-8 text").format(what=what, path=path)) from None
     secret = text.rstrip("\r\n")
     if not secret:
         raise ConfigError(_("{what} {path} is empty").format(what=what, path=path))
@@ -287,9 +354,9 @@ def read_secret(path: Path, what: str) -> str:
 
 
 def lock_path(state_path: Path) -> Path:
-    """The lock file that goes with a state file: <state>.lock."""
-    state_path = Path(state_path)
-    return state_path.with_name(state_path.name + ".lock")
+    """The file whose flock is the run lock: the state file itself (gimport.backends.state.StateLock).
+    A separate lock file could be deleted while a run holds it."""
+    return Path(state_path)
 
 
 def load_settings(
@@ -323,6 +390,14 @@ def load_settings(
             ) from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(_("{path}: not valid TOML: {exc}").format(path=path, exc=exc)) from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            _("{path}: not UTF-8 text (byte {position}): save the config file as UTF-8").format(
+                path=path, position=exc.start
+            )
+        ) from None
+    except RecursionError:
+        raise ConfigError(_("{path}: not valid TOML: nested too deeply").format(path=path)) from None
     except OSError as exc:
         raise ConfigError(
             _("cannot read config file {path!r}: {strerror}").format(path=str(path), strerror=exc.strerror)
@@ -353,16 +428,17 @@ def load_settings(
         data["source"] = {"host": "-", "user": "-"}
     src = _Table("source", data["source"], base)
     kind = src.str("type", "imap", choices=SOURCE_TYPES)
-    source = _imap_source(src) if kind == "imap" else _local_source(src, kind, admin)
+    imap_user = not (admin or not need_source and data["source"].get("user") == "-")
+    source = _imap_source(src, check_user=imap_user) if kind == "imap" else _local_source(src, kind, admin)
 
     gm = _Table("gmail", data.get("gmail", {}), base)
     gmail = GmailSettings(
         client_secrets=gm.path("client_secrets", "credentials.json"),
         token_file=gm.path("token_file", "token.json"),
         user=gm.str("user"),
-        quota_units_per_minute=gm.int("quota_units_per_minute", DEFAULT_QUOTA, minimum=25),
-        workers=gm.int("workers", 8, minimum=1),
-        give_up_after=float(gm.int("give_up_after", 600, minimum=1)),
+        quota_units_per_minute=gm.int("quota_units_per_minute", DEFAULT_QUOTA, minimum=25, maximum=MAX_UNITS),
+        workers=gm.int("workers", 8, minimum=1, maximum=MAX_WORKERS),
+        give_up_after=float(gm.int("give_up_after", 600, minimum=1, maximum=MAX_GIVE_UP_AFTER)),
         api_url=env.get(API_URL_ENV) or None,
     )
     gm.finish()
@@ -391,7 +467,9 @@ def load_settings(
         )
 
     fl = _Table("filters", data.get("filters", {}), base)
-    filters = FilterSettings(since=fl.date("since"), before=fl.date("before"), max_size_mb=fl.number("max_size_mb"))
+    filters = FilterSettings(
+        since=fl.date("since"), before=fl.date("before"), max_size_mb=fl.number("max_size_mb", maximum=MAX_SIZE_MB)
+    )
     fl.finish()
     if filters.since and filters.before and filters.since >= filters.before:
         raise ConfigError(
@@ -414,7 +492,7 @@ def load_settings(
     )
 
 
-def _imap_source(src: _Table) -> SourceSettings:
+def _imap_source(src: _Table, *, check_user: bool = True) -> SourceSettings:
     src.used.add("path")
     if "path" in src.data:
         raise ConfigError(
@@ -428,15 +506,17 @@ def _imap_source(src: _Table) -> SourceSettings:
         host=src.str("host", required=True),
         user=src.str("user", required=True),
         security=security,
-        port=src.int("port", 993 if security == "ssl" else 143, minimum=1),
+        port=src.int("port", 993 if security == "ssl" else 143, minimum=1, maximum=65535),
         password_file=src.path("password_file"),
         password_env=src.str("password_env"),
         ca_file=src.path("ca_file"),
-        timeout=src.number("timeout", 60.0),
+        timeout=src.number("timeout", 60.0, maximum=MAX_TIMEOUT),
     )
     src.finish()
-    if source.port > 65535:
-        raise ConfigError(_("[source] port must be at most 65535, not {port}").format(port=source.port))
+    if check_user:
+        _check_user(source.user)
+    if source.host != "-":
+        _check_host(source.host)
     if source.password_file and source.password_env:
         raise ConfigError(_("[source] set password_file or password_env, not both"))
     return source
@@ -476,13 +556,15 @@ def _admin_settings(raw: Any, base: Path) -> AdminSettings:
         users_file=ad.path("users_file"),
         state_dir=ad.path("state_dir", "gimport-admin-state"),
         report_file=ad.path("report_file", "gimport-admin-report.csv"),
-        parallel_users=ad.int("parallel_users", 4, minimum=1),
-        project_units_per_minute=ad.int("project_units_per_minute", DEFAULT_PROJECT_QUOTA, minimum=25),
-        memory_budget_mb=ad.int("memory_budget_mb", 512, minimum=1),
+        parallel_users=ad.int("parallel_users", 4, minimum=1, maximum=MAX_PARALLEL_USERS),
+        project_units_per_minute=ad.int(
+            "project_units_per_minute", DEFAULT_PROJECT_QUOTA, minimum=25, maximum=MAX_UNITS
+        ),
+        memory_budget_mb=ad.int("memory_budget_mb", 512, minimum=1, maximum=MAX_MEMORY_MB),
         master_user=ad.str("master_user"),
         master_password_file=ad.path("master_password_file"),
         master_login=ad.str("master_login", "{user}*{master}"),
-        shard_count=ad.int("shard_count", None, minimum=1),
+        shard_count=ad.int("shard_count", None, minimum=1, maximum=MAX_SHARDS),
     )
     ad.finish()
     if admin.master_user is not None and not admin.master_user.strip():

@@ -162,7 +162,13 @@ def account(settings: Settings, *shared: Pacer, credentials: Any = None) -> Acco
 def check_lock(path: Path) -> Any:
     """Take the run lock of a state file, or refuse (StateError) while another run holds it."""
     lock = run_lock(path)
-    if not lock.acquire():
+    try:
+        acquired = lock.acquire()
+    except OSError as exc:
+        from gimport.backends.state import lock_error
+
+        raise lock_error(path, exc) from None
+    if not acquired:
         raise StateError(
             _("{holder} is already running gimport with the state file {path}").format(holder=lock.holder(), path=path),
             hint=_("let it finish (or stop it) first"),

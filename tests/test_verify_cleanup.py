@@ -376,7 +376,7 @@ def test_readonly_state_refuses_writes(tmp_path):
     before = path.read_bytes()
     st = StateStore.open_readonly(path)
     try:
-        with pytest.raises(sqlite3.OperationalError, match="readonly"):
+        with pytest.raises(StateError, match="readonly database"):
             st.set_meta("gmail_account", "x@example.jp")
         assert st.get_meta("gmail_account") is None
     finally:

@@ -12,6 +12,7 @@ are simply sent again (Gmail merges a re-import of the same Message-ID).
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
 import sqlite3
@@ -36,6 +37,7 @@ from gimport.contract import (
     MessageRecord,
 )
 from gimport.errors import StateError
+from gimport.files import PrivateFileError, check_existing_private, open_private
 from gimport.i18n import _
 from gimport.settings import lock_path
 
@@ -75,40 +77,183 @@ CREATE INDEX IF NOT EXISTS messages_hash ON messages (account, folder, sha256);
 CREATE INDEX IF NOT EXISTS messages_status ON messages (account, status);
 """
 
+HOLDER_KEY = "run.holder"  # "<pid> <host> <started>" of the run holding the lock (information, not the lock)
+
+# SQLite's own error codes (the low byte of sqlite_errorcode)
+_SQLITE_PERM, _SQLITE_READONLY, _SQLITE_IOERR, _SQLITE_CORRUPT, _SQLITE_FULL = 3, 8, 10, 11, 13
+_SQLITE_CANTOPEN, _SQLITE_NOTADB = 14, 26
+
+
+def _nearly_full(path: Path) -> bool:
+    """Whether the disk of `path` is (about) full: SQLite reports some writes that fail for want of space
+    (growing the -shm file) as a disk I/O error, without the errno."""
+    try:
+        st = os.statvfs(path.parent)
+    except OSError:
+        return False
+    return st.f_bavail * st.f_frsize < 1024 * 1024
+
+
+def lost_state_hint() -> str:
+    """What to do when the state file is lost, emptied or damaged: without it gimport does not know what
+    is in Gmail, and a new state file makes the next run stop before importing into labels that already
+    hold mail (README: "A lost or damaged state file")."""
+    return _(
+        "put the file back from a backup if you can; without it the next run stops before importing into"
+        " labels that already hold mail, so nothing is sent twice by accident (README: 'A lost or damaged"
+        " state file'; 'gimport run --new-state' imports anyway)"
+    )
+
+
+def _identity(st: os.stat_result) -> tuple[int, int]:
+    return (st.st_dev, st.st_ino)
+
+
+def _side_files(path: Path) -> list[Path]:
+    return [path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")]
+
+
+def _open_error(path: Path, exc: OSError) -> StateError:
+    """The StateError for a state file that cannot be created or opened (a read-only folder, a full disk)."""
+    if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+        return StateError(
+            _("cannot write the state file {path}: {why}").format(path=path, why=exc.strerror),
+            hint=_not_writable_hint(path),
+        )
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return StateError(_("no space left for the state file {path}").format(path=path), hint=_full_hint())
+    return StateError(_("cannot create the state file {path}: {why}").format(path=path, why=exc.strerror))
+
+
+def lock_error(path: Path, exc: OSError) -> StateError:
+    """The StateError for a StateLock.acquire that raised `exc`."""
+    if isinstance(exc, PrivateFileError):
+        return StateError(_("cannot use the state file {path}: {why}").format(path=path, why=exc.strerror), hint="")
+    if exc.errno in (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL):
+        return StateError(
+            _("cannot lock the state file {path}: {why}").format(path=path, why=exc.strerror),
+            hint=_("keep the state file on a local disk (network filesystems may not support locks)"),
+        )
+    return _open_error(path, exc)
+
+
+def _not_writable_hint(path: Path) -> str:
+    return _(
+        "make its folder writable (SQLite writes {name}-wal and {name}-shm next to it), then run again; do not"
+        " move the state file away: it records what is in Gmail already"
+    ).format(name=path.name)
+
+
+def _full_hint() -> str:
+    return _(
+        "free some space on that disk (or move the state file and set [state] path), then run the same command again: nothing is lost"
+    )
+
+
+def _sqlite_error(path: Path, exc: sqlite3.Error) -> StateError:
+    """One line for a person, from what SQLite said about the state file (never a traceback)."""
+    code = (getattr(exc, "sqlite_errorcode", None) or 0) & 0xFF
+    if code == _SQLITE_FULL or code == _SQLITE_IOERR and _nearly_full(path):
+        return StateError(_("no space left for the state file {path}").format(path=path), hint=_full_hint())
+    if code in (_SQLITE_CORRUPT, _SQLITE_NOTADB):
+        return StateError(
+            _("the state file {path} is damaged or not a gimport state file ({why})").format(path=path, why=exc),
+            hint=_(
+                "keep a copy of it ('sqlite3 FILE .recover' may rescue most of it); without it gimport does not"
+                " know what is in Gmail: see README 'A lost or damaged state file' before starting a new one"
+            ),
+        )
+    if code in (_SQLITE_READONLY, _SQLITE_CANTOPEN, _SQLITE_PERM):
+        return StateError(
+            _("cannot write the state file {path} ({why})").format(path=path, why=exc), hint=_not_writable_hint(path)
+        )
+    return StateError(_("cannot use the state file {path}: {why}").format(path=path, why=exc), hint="")
+
+
+# Descriptors gimport opens on a state file itself (the lock, a lock probe). Closing ANY descriptor of a file
+# drops every POSIX lock the process holds on it, SQLite's included; so, as SQLite does with its own, the
+# close waits while a StateStore of this process has the file open.
+_registry_lock = threading.Lock()
+_open_stores: dict[tuple[int, int], int] = {}
+_deferred: dict[tuple[int, int], list[int]] = {}
+
+
+def _register(ident: tuple[int, int]) -> None:
+    with _registry_lock:
+        _open_stores[ident] = _open_stores.get(ident, 0) + 1
+
+
+def _unregister(ident: tuple[int, int]) -> None:
+    with _registry_lock:
+        left = _open_stores.get(ident, 1) - 1
+        if left > 0:
+            _open_stores[ident] = left
+            return
+        _open_stores.pop(ident, None)
+        fds = _deferred.pop(ident, [])
+    for fd in fds:
+        os.close(fd)
+
+
+def _release_fd(fd: int) -> None:
+    """Close `fd` (a descriptor of a state file) now, or when the last StateStore on that file closes."""
+    ident = _identity(os.fstat(fd))
+    with _registry_lock:
+        if _open_stores.get(ident):
+            _deferred.setdefault(ident, []).append(fd)
+            return
+    os.close(fd)
+
 
 class StateStore:
     """Thread-safe access to the state file (one connection, one lock)."""
 
     def __init__(self, path: Path, *, readonly: bool = False) -> None:
+        """Open (creating when missing) the state file for a run; the caller holds its StateLock.
+        Raises StateError: another user's file or a symlink, not a state file, damaged, not writable."""
         self.path = Path(path)
         self.readonly = readonly
+        self._lock = threading.Lock()
+        self._ident: tuple[int, int] | None = None
         if readonly:
             self._open_readonly()
             return
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
             # private from the first byte: folder names and Message-IDs are nobody else's business on a
-            # shared server (SQLite gives the -wal and -shm files the same mode)
-            os.close(os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600))
-            self._db = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None, timeout=30)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.executescript(_SCHEMA)
-        except sqlite3.DatabaseError as exc:
+            # shared server (SQLite gives the -wal and -shm files the same mode); never another user's file
+            fd = open_private(self.path, os.O_RDWR | os.O_CREAT)
+            ident = _identity(os.fstat(fd))
+            _release_fd(fd)
+            for side in _side_files(self.path):
+                check_existing_private(side)
+        except PrivateFileError as exc:
             raise StateError(
-                _("cannot use state file {path}: {exc} (move it away to start over)").format(path=self.path, exc=exc)
+                _("cannot use the state file {path}: {why}").format(path=self.path, why=exc.strerror), hint=""
             ) from None
         except OSError as exc:
-            raise StateError(
-                _("cannot create state file {path}: {strerror}").format(path=self.path, strerror=exc.strerror)
-            ) from None
-        self._lock = threading.Lock()
-        version = self.get_meta("schema_version")
-        if version is not None and int(version) > SCHEMA_VERSION:
-            raise StateError(
-                _("state file {path} was written by a newer gimport; upgrade gimport").format(path=self.path)
-            )
-        self._migrate(int(version) if version is not None else None)
+            raise _open_error(self.path, exc) from None
+        try:
+            self._db = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None, timeout=30)
+        except sqlite3.Error as exc:
+            raise _sqlite_error(self.path, exc) from None
+        _register(ident)
+        self._ident = ident
+        try:
+            with self._reading():
+                self._db.execute("PRAGMA journal_mode=WAL")
+                self._db.execute("PRAGMA synchronous=NORMAL")
+                self._db.executescript(_SCHEMA)
+            version = self.get_meta("schema_version")
+            if version is not None and int(version) > SCHEMA_VERSION:
+                raise StateError(
+                    _("state file {path} was written by a newer gimport; upgrade gimport").format(path=self.path)
+                )
+            self._migrate(int(version) if version is not None else None)
+            # who holds the run lock, for the message another run prints (the lock itself is a flock)
+            self.set_meta(HOLDER_KEY, f"{os.getpid()} {os.uname().nodename} {time.strftime('%Y-%m-%dT%H:%M:%S')}")
+        except BaseException:
+            self.close()
+            raise
 
     def _migrate(self, version: int | None) -> None:
         """Bring a state file of an older schema up to SCHEMA_VERSION, in one transaction (a file that
@@ -126,12 +271,29 @@ class StateStore:
     def open_readonly(cls, path: Path) -> StateStore:
         """Open an existing state file for reading only (gimport verify): no schema, no meta, no writes;
         any write raises. SQLite may still create the -wal/-shm side files of a WAL database it reads.
-        Raises StateError when the file is missing, not a state file, or from a newer gimport."""
+        Raises StateError when the file is missing, empty, not a state file, or from a newer gimport."""
         if not Path(path).exists():
             raise StateError(_("no state file at {path}: nothing has been run yet with this config").format(path=path))
         return cls(path, readonly=True)
 
     def _open_readonly(self) -> None:
+        try:
+            empty = (
+                self.path.is_file()
+                and self.path.stat().st_size == 0
+                and not self.path.resolve().is_relative_to("/proc")
+            )
+        except OSError as exc:
+            raise StateError(
+                _("cannot read state file {path}: {strerror}").format(path=self.path, strerror=exc.strerror)
+            ) from None
+        if empty:
+            raise StateError(
+                _("the state file {path} is empty (0 bytes): it was truncated, or never written").format(
+                    path=self.path
+                ),
+                hint=lost_state_hint(),
+            )
         try:
             self._db = sqlite3.connect(
                 self.path.resolve().as_uri() + "?mode=ro",
@@ -140,11 +302,21 @@ class StateStore:
                 isolation_level=None,
                 timeout=30,
             )
-            self._lock = threading.Lock()
+        except sqlite3.Error as exc:
+            raise _sqlite_error(self.path, exc) from None
+        try:
+            # registered like a writable store (see _release_fd), but never checked: a reader changes nothing
+            self._reader_ident = _identity(os.stat(self.path))
+            _register(self._reader_ident)
+        except OSError:
+            self._reader_ident = None
+        try:
             version = self.get_meta("schema_version")
-            columns = {r[1] for r in self._db.execute("PRAGMA table_info(messages)")}
-        except sqlite3.DatabaseError as exc:
-            raise StateError(_("cannot read state file {path}: {exc}").format(path=self.path, exc=exc)) from None
+            with self._reading():
+                columns = {r[1] for r in self._db.execute("PRAGMA table_info(messages)")}
+        except StateError:
+            self.close()
+            raise
         if version is not None and int(version) > SCHEMA_VERSION:
             raise StateError(
                 _("state file {path} was written by a newer gimport; upgrade gimport").format(path=self.path)
@@ -157,21 +329,59 @@ class StateStore:
     def close(self) -> None:
         with self._lock:
             self._db.close()
+        for attr in ("_ident", "_reader_ident"):
+            ident = getattr(self, attr, None)
+            if ident is not None:
+                _unregister(ident)
+                setattr(self, attr, None)
+
+    def _check_file(self) -> None:
+        """Stop a run whose state file was deleted, replaced or emptied under it: its writes would go
+        nowhere, and the next run would not know what is in Gmail. Raises StateError."""
+        if self._ident is None:
+            return
+        try:
+            st = os.stat(self.path)
+        except FileNotFoundError:
+            what = _("was deleted during the run")
+        else:
+            if _identity(st) != self._ident:
+                what = _("was replaced by another file during the run")
+            elif st.st_size == 0:
+                what = _("was emptied (truncated to 0 bytes) during the run")
+            else:
+                return
+        raise StateError(
+            _("the state file {path} {what}: stopping").format(path=self.path, what=what), hint=lost_state_hint()
+        )
+
+    @contextmanager
+    def _reading(self) -> Iterator[None]:
+        """The connection's lock, with SQLite's errors turned into one-line StateErrors."""
+        with self._lock:
+            try:
+                yield
+            except sqlite3.Error as exc:
+                raise _sqlite_error(self.path, exc) from None
 
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
+        with self._reading():
+            self._check_file()
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 yield self._db
             except BaseException:
-                self._db.execute("ROLLBACK")
+                try:
+                    self._db.execute("ROLLBACK")
+                except sqlite3.Error:
+                    pass  # SQLite rolled back by itself (a full disk, say): the first error is the one to tell
                 raise
             self._db.execute("COMMIT")
 
     # -- meta ---------------------------------------------------------------------------------------
     def get_meta(self, key: str) -> str | None:
-        with self._lock:
+        with self._reading():
             row = self._db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
         return row[0] if row else None
 
@@ -220,7 +430,7 @@ class StateStore:
         whatever their status, without it they are left out (also when their status is in `statuses`)."""
         marks = ",".join("?" * len(statuses))
         extra = " OR accepted IS NOT NULL" if accepted else ""
-        with self._lock:
+        with self._reading():
             rows = self._db.execute(
                 f"SELECT uid FROM messages WHERE account=? AND folder=? AND uidvalidity=?"
                 f" AND ((status IN ({marks}) AND accepted IS NULL){extra})",
@@ -240,7 +450,7 @@ class StateStore:
 
     def find_imported_copy(self, account: str, folder: str, sha256: str) -> str | None:
         """The Gmail id of a message with the same content already imported from this folder, if any."""
-        with self._lock:
+        with self._reading():
             row = self._db.execute(
                 "SELECT gmail_id FROM messages WHERE account=? AND folder=? AND sha256=? AND status=? LIMIT 1",
                 (account, folder, sha256, IMPORTED),
@@ -303,19 +513,19 @@ class StateStore:
         self._set(key, status=SKIPPED, last_error=reason[:500])
 
     def count_in_flight(self, account: str) -> int:
-        with self._lock:
+        with self._reading():
             return self._db.execute(
                 "SELECT count(*) FROM messages WHERE account=? AND status=?", (account, SENDING)
             ).fetchone()[0]
 
     # -- reports ------------------------------------------------------------------------------------
     def accounts(self) -> list[str]:
-        with self._lock:
+        with self._reading():
             return [r[0] for r in self._db.execute("SELECT DISTINCT account FROM folders ORDER BY account")]
 
     def folder_counts(self, account: str) -> list[FolderCounts]:
         """Per-folder numbers for the current generation (UIDVALIDITY) of each folder."""
-        with self._lock:
+        with self._reading():
             rows = self._db.execute(
                 """
                 SELECT f.folder, f.found, f.selected, f.labels,
@@ -338,13 +548,13 @@ class StateStore:
 
     def recorded_folders(self, account: str) -> dict[str, int | None]:
         """Folder path -> the UIDVALIDITY the last run saw, for every folder recorded for `account`."""
-        with self._lock:
+        with self._reading():
             rows = self._db.execute("SELECT folder, uidvalidity FROM folders WHERE account=?", (account,)).fetchall()
         return dict(rows)
 
     def folder_messages(self, account: str, folder: str, uidvalidity: int) -> dict[int, MessageRecord]:
         """Every message recorded for one generation (UIDVALIDITY) of a folder, by UID."""
-        with self._lock:
+        with self._reading():
             rows = self._db.execute(
                 "SELECT uid, status, message_id, gmail_id, coalesce(last_error, ''), accepted, labels"
                 " FROM messages WHERE account=? AND folder=? AND uidvalidity=?",
@@ -354,7 +564,7 @@ class StateStore:
 
     def problems(self, account: str, limit: int = 50) -> list[tuple[str, int, str, str]]:
         """(folder, uid, status, reason) of messages failed or skipped and not accepted, newest first."""
-        with self._lock:
+        with self._reading():
             return self._db.execute(
                 "SELECT folder, uid, status, coalesce(last_error, '') FROM messages m WHERE account=?"
                 " AND status IN (?, ?) AND accepted IS NULL AND uidvalidity=(SELECT uidvalidity"
@@ -370,7 +580,7 @@ class StateStore:
         if statuses is not None:
             where = f" AND m.status IN ({','.join('?' * len(statuses))})"
             args += list(statuses)
-        with self._lock:
+        with self._reading():
             rows = self._db.execute(
                 "SELECT m.folder, m.uidvalidity, m.uid, m.message_id, m.size, m.status, m.gmail_id,"
                 f" coalesce(m.labels, ''), coalesce(m.last_error, ''), m.updated, m.accepted"
@@ -421,52 +631,71 @@ class StateStore:
 
 
 class StateLock:
-    """An exclusive lock (flock) on a state file's lock file: two processes never import the same mailbox at
-    once (two `gimport run` in two screens, an overlapping admin shard). The lock goes with the process,
-    killed or not; the file holds the holder's pid and host, for the error message."""
+    """The run lock: a BSD flock, exclusive, on the state file itself, held for the whole run. Two processes
+    never import the same mailbox at once (two `gimport run` in two screens, an overlapping admin shard).
+
+    Why this shape: a separate lock file can be deleted while a run holds it (it looks like a stale pid
+    file), and the next run would start beside the first; the state file cannot be deleted without
+    losing what it protects, and a run notices when it is (StateStore). A BSD flock, not a POSIX fcntl
+    lock: SQLite uses fcntl locks on the same file, and closing any descriptor of it would drop those.
+    flock does not keep SQLite's readers out (WAL), so `gimport status` reads the state during a run. The
+    lock goes with the process, killed or not. Who holds it (pid, host, since) is in the state's meta
+    table, for the message. flock is unreliable on some network filesystems (NFS, SMB): keep state files
+    on a local disk; admin mode does not depend on it (each user's state file belongs to one shard).
+
+    `path` is the state file (gimport.settings.lock_path of it)."""
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         self._fd: int | None = None
 
     def acquire(self) -> bool:
-        """True when this process now holds the lock; False when another one does."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        """True when this process now holds the lock; False when another one does. Creates the state file
+        (empty, 0600, folders 0700) when missing. Raises OSError when the file cannot be opened or locked
+        (PrivateFileError: another user's file, a symlink)."""
+        fd = open_private(self.path, os.O_RDWR | os.O_CREAT)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            os.close(fd)
+        except BlockingIOError:
+            _release_fd(fd)
             return False
-        os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()} {os.uname().nodename}\n".encode())
+        except BaseException:
+            _release_fd(fd)
+            raise
         self._fd = fd
         return True
 
     def holder(self) -> str:
-        """ "pid N on HOST" of the process that wrote the lock file, as far as it can be read."""
+        """ "pid N on HOST (since T)" of the run that holds the lock, as far as the state file tells."""
         try:
-            pid, host = self.path.read_text().split()[:2]
-            return f"pid {pid} on {host}"
-        except (OSError, ValueError):
-            return "another process"
+            db = sqlite3.connect(self.path.resolve().as_uri() + "?mode=ro", uri=True, timeout=5)
+            try:
+                row = db.execute("SELECT value FROM meta WHERE key=?", (HOLDER_KEY,)).fetchone()
+            finally:
+                db.close()
+            pid, host, since = row[0].split()[:3]
+            return _("pid {pid} on {host} (since {since})").format(pid=pid, host=host, since=since)
+        except (sqlite3.Error, OSError, TypeError, ValueError):
+            return _("another process")
 
     def release(self) -> None:
         if self._fd is not None:
-            os.close(self._fd)
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            _release_fd(self._fd)
             self._fd = None
 
     @staticmethod
     def held(path: Path) -> bool:
-        """Whether another process holds the lock now."""
+        """Whether a process (another one, or another StateLock of this one) holds the lock now."""
         try:
-            fd = os.open(path, os.O_RDONLY)
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NOCTTY)
         except OSError:
             return False
         try:
             fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            fcntl.flock(fd, fcntl.LOCK_UN)  # the close may wait (see _release_fd): the probe must not
         except OSError:
             return True
         finally:
-            os.close(fd)
+            _release_fd(fd)
         return False

@@ -107,11 +107,12 @@ _SECRET_LOGGERS = ("oauthlib", "requests_oauthlib", "google.auth", "google_auth_
 def cmd_run(args: argparse.Namespace) -> int:
     settings = load_settings(args.config)
     with _logging_to(settings.log_file, args.verbose):
-        return _run(settings)
+        return _run(settings, new_state=args.new_state)
 
 
-def _run(settings: Settings) -> int:
+def _run(settings: Settings, *, new_state: bool = False) -> int:
     from gimport import wiring
+    from gimport.engine import EngineOptions
     from gimport.render.progress import TqdmReporter, format_summary
 
     acct = wiring.account(settings)
@@ -130,7 +131,8 @@ def _run(settings: Settings) -> int:
                     _("connecting to {host}:{port} as {user}").format(host=src.host, port=src.port, user=src.user)
                 )
             source.connect()
-            migration = acct.migration(source=source, state=state, reporter=reporter)
+            options = EngineOptions(workers=settings.gmail.workers, new_state=new_state)
+            migration = acct.migration(source=source, state=state, reporter=reporter, options=options)
             with StopOnSignal(migration.request_stop, reporter.warning, before_exit=reporter.close):
                 summary = migration.run()
         finally:
@@ -154,6 +156,9 @@ def cmd_status(args: argparse.Namespace) -> int:
         account = settings.source.account
         counts = state.folder_counts(account)
         print(f"Source: {account}    state file: {settings.state_path}")
+        if wiring.run_in_progress(settings.state_path):
+            holder = wiring.run_lock(settings.state_path).holder()
+            print(_("A run is going on now ({holder}): these numbers are moving.").format(holder=holder))
         print(format_status(counts, state.get_meta("gmail_account")))
         problems = state.problems(account, limit=20)
         if problems:
@@ -274,7 +279,13 @@ def cmd_cleanup(args: argparse.Namespace) -> int:
         if not confirm("Make these changes?", args.yes):
             print("Nothing was changed.")
             return EXIT_SOME_FAILED
-        result = apply_cleanup(plan, gmail, revoke_token=wiring.revoke_token)
+        # --forget deletes the state file under the run lock: no run can start on it meanwhile
+        lock = wiring.check_lock(settings.state_path) if plan.forget is not None else None
+        try:
+            result = apply_cleanup(plan, gmail, revoke_token=wiring.revoke_token)
+        finally:
+            if lock is not None:
+                lock.release()
         print(format_cleanup_result(plan, result))
         if result.error is not None:
             raise result.error
@@ -365,11 +376,19 @@ def build_parser() -> argparse.ArgumentParser:
         _("gimport plan            # a table\n  gimport plan --json     # the same as JSON, for scripts"),
     )
     plan_p.add_argument("--json", action="store_true", help=_("print JSON instead of a table"))
-    add(
+    run_p = add(
         "run",
         cmd_run,
         _("import every selected message; safe to interrupt and run again"),
         "gimport --config ~/gimport.toml run",
+    )
+    run_p.add_argument(
+        "--new-state",
+        action="store_true",
+        help=_(
+            "go on with a new (or lost) state file even when the labels this run uses already hold mail in Gmail"
+            " (that mail may then be imported again)"
+        ),
     )
     verify_p = add(
         "verify",

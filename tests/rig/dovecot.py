@@ -140,6 +140,9 @@ class ImapUser:
     def create_folder(self, folder: str) -> Path:
         return self.server.create_folder(self.name, folder)
 
+    def create_folders(self, folders: Sequence[str]) -> None:
+        self.server.create_folders(self.name, folders)
+
     def delete_folder(self, folder: str, *, recursive: bool = False) -> None:
         self.server.delete_folder(self.name, folder, recursive=recursive)
 
@@ -548,12 +551,12 @@ class Dovecot:
             time.sleep(0.005)
         return len(pids)
 
-    def doveadm(self, *args: str) -> str:
+    def doveadm(self, *args: str, timeout: float = STOP_DEADLINE) -> str:
         """Run ``doveadm -c CONF ARGS`` against this instance; returns stdout. Raises DovecotError."""
         if not self.running:
             raise DovecotError("not running")
         res = subprocess.run(
-            [DOVEADM, "-c", str(self.config_path), *args], capture_output=True, text=True, timeout=STOP_DEADLINE
+            [DOVEADM, "-c", str(self.config_path), *args], capture_output=True, text=True, timeout=timeout
         )
         if res.returncode != 0:
             raise DovecotError(f"doveadm {' '.join(args)} failed ({res.returncode}): {res.stderr.strip()}")
@@ -710,6 +713,12 @@ passdb {{
 """
 
     # ----------------------------------------------------------------- mail
+
+    def create_folders(self, user: str, folders: Sequence[str]) -> None:
+        """``create_folder`` for many folders at once (thousands: the folder list is rebuilt once)."""
+        created = [self._ensure_folder(self.folder_path(user, f)) for f in folders]
+        if any(created) and self.running:
+            self.doveadm("mailbox", "list", "-u", user, timeout=300)  # see _refresh_list
 
     def create_folder(self, user: str, folder: str) -> Path:
         """Create ``folder`` (empty, selectable) if missing; its parents are not created (they list as

@@ -65,7 +65,7 @@ def test_destination_is_bound(tmp_path):
 def test_not_a_database(tmp_path):
     bad = tmp_path / "s.sqlite"
     bad.write_bytes(b"this is not sqlite" * 100)
-    with pytest.raises(StateError, match="cannot use state file"):
+    with pytest.raises(StateError, match="is damaged or not a gimport state file"):
         StateStore(bad)
 
 
