@@ -490,7 +490,7 @@ class Migration:
 
         def chunk_retry(attempt: int, err: RetryableError) -> bool:
             if err.rate_limited:
-                self.pacer.note_rate_limited(err.wait)
+                self.pacer.note_rate_limited(err.wait, concurrent=err.concurrent)
             if attempt > self.options.max_attempts or self._stop.is_set():
                 return False
             self._sleep(self.pacer.backoff_delay(attempt, err.wait))
@@ -498,11 +498,12 @@ class Migration:
 
         while True:
             try:
-                gmail_id = self.gmail.import_message(data, labels, chunk_retry=chunk_retry)
+                with self.pacer.slot():
+                    gmail_id = self.gmail.import_message(data, labels, chunk_retry=chunk_retry)
             except RetryableError as err:
                 if err.rate_limited:
                     rate_limited += 1
-                    self.pacer.note_rate_limited(err.wait)
+                    self.pacer.note_rate_limited(err.wait, concurrent=err.concurrent)
                 else:
                     attempts += 1
                 if err.ambiguous:

@@ -44,6 +44,7 @@ IMPORT_PARAMS = {"internalDateSource": "dateHeader", "neverMarkSpam": True, "pro
 UNITS = {"import": 25, "labels.list": 1, "labels.get": 1, "labels.create": 5, "settings.get": 1, "settings.update": 5}
 _RATE_REASONS = {"rateLimitExceeded", "userRateLimitExceeded"}
 _DAILY_REASONS = {"dailyLimitExceeded", "quotaExceeded"}
+_CONCURRENT = "too many concurrent requests"  # "Too many concurrent requests for user."
 _RETRY_AFTER = re.compile(r"Retry after (\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?Z)")
 _TRANSPORT = (
     OSError,  # ConnectionResetError, TimeoutError, socket.timeout, ...
@@ -56,6 +57,7 @@ _TRANSPORT = (
 
 class RetryableError(Exception):
     """Try again later. `wait`: what the server asked for; `rate_limited`: a "slow down" answer;
+    `concurrent`: of those, "too many concurrent requests" (fewer calls at once, not a slower rate);
     `ambiguous`: the server may have done the work anyway; `unreachable`: nothing answered at all
     (connection refused, unknown host)."""
 
@@ -65,11 +67,13 @@ class RetryableError(Exception):
         *,
         wait: float | None = None,
         rate_limited: bool = False,
+        concurrent: bool = False,
         ambiguous: bool = False,
         unreachable: bool = False,
     ):
         super().__init__(message)
         self.wait, self.rate_limited, self.ambiguous = wait, rate_limited, ambiguous
+        self.concurrent = concurrent
         self.unreachable = unreachable
 
 
@@ -128,7 +132,9 @@ def classify(exc: BaseException, *, what: str, now: Callable[[], dt.datetime] | 
         err = _parse_http_error(exc, now)
         text = f"{what}: HTTP {err.status} {err.reason} {err.message}".strip()
         if err.status == 429 or (err.status == 403 and err.reason in _RATE_REASONS):
-            return RetryableError(text, wait=err.retry_after, rate_limited=True)
+            # Gmail gives both kinds the same status and reason: only the message tells them apart
+            concurrent = _CONCURRENT in err.message.lower()
+            return RetryableError(text, wait=err.retry_after, rate_limited=True, concurrent=concurrent)
         if err.status == 403 and err.reason in _DAILY_REASONS:
             return GmailError(f"Gmail's daily limit for this account is reached ({err.message}): run again tomorrow")
         if err.status == 403 and err.reason == "insufficientPermissions":
@@ -184,11 +190,12 @@ def paced_call(
     while True:
         pacer.acquire(UNITS.get(what, 1), sleep=sleep)
         try:
-            return fn()
+            with pacer.slot():
+                return fn()
         except RetryableError as err:
             if err.rate_limited:
                 limited += 1
-                pacer.note_rate_limited(err.wait)
+                pacer.note_rate_limited(err.wait, concurrent=err.concurrent)
             else:
                 errors += 1
             if err.unreachable or errors >= attempts or limited >= rate_limited_attempts:
