@@ -109,12 +109,14 @@ class ConcurrencyLimit:
 class Pacer:
     """Thread-safe even spacing of calls, adaptive to "slow down" answers.
 
-    Calls are spaced by cost/rate: one call may go at once, the next waits its turn (no burst). A "slow
-    down" answer (note_rate_limited) cuts the rate to `decrease` of what it was (never below `floor` of the
-    configured rate), once per congestion event: answers to calls that were given their turn before the cut
-    (they were in flight, or already scheduled at the old rate) do not cut again. Without further cuts the
-    rate climbs back linearly to the configured rate in `recovery_seconds`. A server-given wait holds every
-    caller, the ones already waiting included, until then. Also owns the ConcurrencyLimit (`concurrency`,
+    Calls are spaced by cost/rate: one call may go at once, each next one waits its own cost after the
+    previous one (no burst). A "slow down" answer (note_rate_limited) cuts the rate, once per congestion
+    event: answers to calls that were given their turn before the cut (they were in flight, or already
+    scheduled at the old rate) do not cut again. The cut is to `light_decrease` of the rate when the rate had
+    recovered from any earlier cut, else to `decrease` (never below `floor` of the configured rate). Without
+    further cuts the rate climbs back linearly to the configured rate in `recovery_seconds` (counted from
+    the end of the server's wait). A server-given wait holds every caller, the ones already waiting
+    included, until then. Also owns the ConcurrencyLimit (`concurrency`,
     slot()) that "too many at once" answers lower.
 
     note_rate_limited() is matched to the calling thread's last acquire(): call it from the thread that
@@ -125,8 +127,8 @@ class Pacer:
         self,
         units_per_minute: float | None,
         *,
-        burst_seconds: float = 0.0,
         headroom: float = 0.98,
+        light_decrease: float = 0.95,
         decrease: float = 0.85,
         floor: float = 0.1,
         recovery_seconds: float = 10.0,
@@ -136,16 +138,14 @@ class Pacer:
         rand: Callable[[], float] = random.random,
     ) -> None:
         self._configured = None if units_per_minute is None else units_per_minute * headroom / 60.0
-        self._burst = burst_seconds  # seconds of rate a caller may be ahead of the schedule (0: one call)
-        self._decrease, self._floor = decrease, floor
+        self._light, self._decrease, self._floor = light_decrease, decrease, floor
         self._recovery = recovery_seconds
         self.max_delay = max_delay
         self._clock, self._sleep, self._rand = clock, sleep, rand
         self._lock = threading.Lock()
         self._local = threading.local()
         now = clock()
-        self._next = now  # when the next call may start: the schedule
-        self._last_units = 0.0
+        self._last = float("-inf")  # when the last call was given its turn
         self._paused_until = 0.0
         self._cut_rate: float | None = None  # the rate right after the last cut (None: not recovering)
         self._cut_at = now
@@ -177,9 +177,10 @@ class Pacer:
         if rate is None:
             start = max(now, self._paused_until)
         else:
-            start = max(now, self._next - self._burst, self._paused_until)
-            self._next = max(start, self._next) + units / rate
-        self._last_units = units
+            # a call waits its own cost after the previous one: a small call just before a dear one then
+            # cannot share a window with a full rate's worth of dear ones after it
+            start = max(now, self._last + units / rate, self._paused_until)
+            self._last = start
         self._local.generation = self._generation
         return start - now, self._epoch
 
@@ -219,15 +220,17 @@ class Pacer:
                 void = True
             rate = self._rate(now)
             if rate is not None and getattr(self._local, "generation", self._generation) == self._generation:
-                self._cut_rate = max(self._configured * self._floor, rate * self._decrease)
-                self._cut_at = now
+                # an isolated event (the rate had recovered) may be jitter at the edge of the quota: a light
+                # cut; one that follows a recent cut means the rate is well over what the server allows
+                isolated = self._cut_rate is None
+                cut = self._light if isolated else self._decrease
+                self._cut_rate = max(self._configured * self._floor, rate * cut)
+                self._cut_at = max(now, self._paused_until)  # the climb back starts when the pause ends
                 self._generation += 1
                 void = True
             if void:
                 self._epoch += 1
-                new_rate = self._rate(now)
-                step = self._last_units / new_rate if new_rate else 0.0
-                self._next = max(self._paused_until, now + step)
+                self._last = min(self._last, now)  # turns given for later are void: they are taken anew
 
     @contextmanager
     def slot(self) -> Iterator[None]:

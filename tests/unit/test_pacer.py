@@ -47,7 +47,7 @@ def test_rate_converges_to_quota_with_headroom(upm):
 
 
 def test_burst_is_bounded():
-    pacer, clock = make(6000, burst_seconds=0.5)
+    pacer, clock = make(6000)
     # 100 units/s * 0.98 * 0.5 s = 49 units of burst: only one 25-unit call goes without waiting... plus one
     waits = [pacer.acquire(25) for _ in range(4)]
     assert waits[0] == 0
@@ -98,7 +98,7 @@ def test_first_call_goes_at_once_and_every_next_one_waits_its_turn():
 
 def test_many_429s_at_once_are_one_congestion_event():
     """Changed with issue 10 item 4: each 429 used to cut the rate by 15% (four at once: to 52%)."""
-    pacer, clock = make(12000, decrease=0.85)
+    pacer, clock = make(12000, light_decrease=0.95, decrease=0.85)
     full = pacer.rate_per_minute
     barrier = threading.Barrier(8)
 
@@ -113,21 +113,30 @@ def test_many_429s_at_once_are_one_congestion_event():
     for t in threads:
         t.join()
     assert pacer.rate_limited == 8
-    assert pacer.rate_per_minute == pytest.approx(full * 0.85)  # one cut
-    pacer.acquire(25)  # sent after the cut, refused too: a new event
+    assert pacer.rate_per_minute == pytest.approx(full * 0.95)  # one light cut
+    pacer.acquire(25)  # sent after the cut, refused too: a new event, and the congestion persists
     pacer.note_rate_limited()
-    assert pacer.rate_per_minute == pytest.approx(full * 0.85 * 0.85, rel=0.01)
+    assert pacer.rate_per_minute == pytest.approx(full * 0.95 * 0.85, rel=0.01)
 
 
 def test_back_to_the_configured_rate_within_ten_seconds_of_quiet():
-    pacer, clock = make(12000, decrease=0.85, recovery_seconds=10)
+    pacer, clock = make(12000, light_decrease=0.95, decrease=0.85, recovery_seconds=10)
     full = pacer.rate_per_minute
+    for _ in range(3):  # persisting congestion: three cuts, each from a call sent after the one before
+        pacer.acquire(25)
+        pacer.note_rate_limited()
+    low = pacer.rate_per_minute
+    assert low == pytest.approx(full * 0.95 * 0.85 * 0.85, rel=0.01)
+    clock.sleep(5)
+    assert low < pacer.rate_per_minute < full
+    clock.sleep(5)
+    assert pacer.rate_per_minute == pytest.approx(full)
     pacer.acquire(25)
-    pacer.note_rate_limited()
-    assert pacer.rate_per_minute == pytest.approx(full * 0.85)
-    clock.sleep(5)
-    assert full * 0.85 < pacer.rate_per_minute < full
-    clock.sleep(5)
+    pacer.note_rate_limited(server_wait=20)  # recovered: an isolated event, a light cut; the climb waits
+    assert pacer.rate_per_minute == pytest.approx(full * 0.95)
+    clock.sleep(20)
+    assert pacer.rate_per_minute == pytest.approx(full * 0.95)
+    clock.sleep(10)
     assert pacer.rate_per_minute == pytest.approx(full)
 
 
