@@ -113,11 +113,15 @@ class Pacer:
     previous one (no burst). A "slow down" answer (note_rate_limited) cuts the rate, once per congestion
     event: answers to calls that were given their turn before the cut (they were in flight, or already
     scheduled at the old rate) do not cut again. The cut is to `light_decrease` of the rate when the rate had
-    recovered from any earlier cut, else to `decrease` (never below `floor` of the configured rate). Without
-    further cuts the rate climbs back linearly to the configured rate in `recovery_seconds` (counted from
-    the end of the server's wait). A server-given wait holds every caller, the ones already waiting
-    included, until then. Also owns the ConcurrencyLimit (`concurrency`,
-    slot()) that "too many at once" answers lower.
+    climbed back from any earlier cut, else to `decrease` (never below `floor` of the configured rate).
+    Without further cuts the rate climbs back linearly in `recovery_seconds` (counted from the end of the
+    server's wait) to the rate that was refused, capped at the configured rate, and from there on by
+    `probe` of the configured rate per second up to the configured rate. So an isolated refusal at the
+    configured rate (jitter at the edge of the quota) costs a light dip and the configured rate is back in
+    `recovery_seconds`, while a configured rate above what the server allows settles near the allowed rate
+    instead of being hit again every few seconds. A server-given wait holds every caller, the ones already
+    waiting included, until then. Also owns the ConcurrencyLimit (`concurrency`, slot()) that "too many at
+    once" answers lower.
 
     note_rate_limited() is matched to the calling thread's last acquire(): call it from the thread that
     made the refused call.
@@ -132,6 +136,7 @@ class Pacer:
         decrease: float = 0.85,
         floor: float = 0.1,
         recovery_seconds: float = 10.0,
+        probe: float = 0.005,
         max_delay: float = 64.0,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
@@ -139,7 +144,7 @@ class Pacer:
     ) -> None:
         self._configured = None if units_per_minute is None else units_per_minute * headroom / 60.0
         self._light, self._decrease, self._floor = light_decrease, decrease, floor
-        self._recovery = recovery_seconds
+        self._recovery, self._probe = recovery_seconds, probe
         self.max_delay = max_delay
         self._clock, self._sleep, self._rand = clock, sleep, rand
         self._lock = threading.Lock()
@@ -147,8 +152,9 @@ class Pacer:
         now = clock()
         self._last = float("-inf")  # when the last call was given its turn
         self._paused_until = 0.0
-        self._cut_rate: float | None = None  # the rate right after the last cut (None: not recovering)
-        self._cut_at = now
+        self._cut_rate: float | None = None  # the rate right after the last cut (None: back to configured)
+        self._cut_at = now  # when the climb back from it starts
+        self._ceiling = 0.0  # the rate last refused, capped at the configured rate: the climb's first goal
         self._generation = 0  # one per cut: which congestion event a call belongs to
         self._epoch = 0  # one per cut or longer pause: the schedule waiting callers hold is void
         self.concurrency = ConcurrencyLimit(clock=clock)
@@ -159,11 +165,14 @@ class Pacer:
         """Units per second now (under the lock)."""
         if self._configured is None or self._cut_rate is None:
             return self._configured
-        elapsed = now - self._cut_at
-        if elapsed >= self._recovery:
+        elapsed = max(0.0, now - self._cut_at)
+        if elapsed < self._recovery:
+            return self._cut_rate + (self._ceiling - self._cut_rate) * elapsed / self._recovery
+        probed = self._ceiling + self._configured * self._probe * (elapsed - self._recovery)
+        if probed >= self._configured:
             self._cut_rate = None
             return self._configured
-        return self._cut_rate + (self._configured - self._cut_rate) * max(0.0, elapsed) / self._recovery
+        return probed
 
     @property
     def rate_per_minute(self) -> float | None:
@@ -220,10 +229,11 @@ class Pacer:
                 void = True
             rate = self._rate(now)
             if rate is not None and getattr(self._local, "generation", self._generation) == self._generation:
-                # an isolated event (the rate had recovered) may be jitter at the edge of the quota: a light
-                # cut; one that follows a recent cut means the rate is well over what the server allows
-                isolated = self._cut_rate is None
+                # an isolated event (the rate had climbed back) may be jitter at the edge of the quota: a light
+                # cut; one during the climb means the rate is well over what the server allows
+                isolated = self._cut_rate is None or now - self._cut_at >= self._recovery
                 cut = self._light if isolated else self._decrease
+                self._ceiling = min(rate, self._configured)
                 self._cut_rate = max(self._configured * self._floor, rate * cut)
                 self._cut_at = max(now, self._paused_until)  # the climb back starts when the pause ends
                 self._generation += 1

@@ -120,23 +120,38 @@ def test_many_429s_at_once_are_one_congestion_event():
 
 
 def test_back_to_the_configured_rate_within_ten_seconds_of_quiet():
-    pacer, clock = make(12000, light_decrease=0.95, decrease=0.85, recovery_seconds=10)
+    pacer, clock = make(12000, light_decrease=0.95, recovery_seconds=10)
     full = pacer.rate_per_minute
-    for _ in range(3):  # persisting congestion: three cuts, each from a call sent after the one before
-        pacer.acquire(25)
-        pacer.note_rate_limited()
-    low = pacer.rate_per_minute
-    assert low == pytest.approx(full * 0.95 * 0.85 * 0.85, rel=0.01)
+    pacer.acquire(25)
+    pacer.note_rate_limited()  # refused at the configured rate: an isolated event, a light cut
+    assert pacer.rate_per_minute == pytest.approx(full * 0.95)
     clock.sleep(5)
-    assert low < pacer.rate_per_minute < full
+    assert full * 0.95 < pacer.rate_per_minute < full
     clock.sleep(5)
     assert pacer.rate_per_minute == pytest.approx(full)
     pacer.acquire(25)
-    pacer.note_rate_limited(server_wait=20)  # recovered: an isolated event, a light cut; the climb waits
+    pacer.note_rate_limited(server_wait=20)  # the climb back starts when the server's wait is over
     assert pacer.rate_per_minute == pytest.approx(full * 0.95)
     clock.sleep(20)
     assert pacer.rate_per_minute == pytest.approx(full * 0.95)
     clock.sleep(10)
+    assert pacer.rate_per_minute == pytest.approx(full)
+
+
+def test_persisting_congestion_climbs_back_to_the_rate_last_refused_then_probes():
+    pacer, clock = make(12000, light_decrease=0.95, decrease=0.85, recovery_seconds=10, probe=0.005)
+    full = pacer.rate_per_minute
+    for _ in range(3):  # three cuts, each from a call sent after the one before: the quota is lower
+        pacer.acquire(25)
+        refused = pacer.rate_per_minute
+        pacer.note_rate_limited()
+    assert refused == pytest.approx(full * 0.95 * 0.85, rel=0.01)
+    assert pacer.rate_per_minute == pytest.approx(refused * 0.85)
+    clock.sleep(10)
+    assert pacer.rate_per_minute == pytest.approx(refused)  # not the configured rate, refused there
+    clock.sleep(10)
+    assert pacer.rate_per_minute == pytest.approx(refused + full * 0.005 * 10)  # 0.5% of it a second
+    clock.sleep(60)
     assert pacer.rate_per_minute == pytest.approx(full)
 
 
