@@ -3,7 +3,8 @@
 Test rig only (stdlib only). It speaks the wire protocol the client uses against gmail.googleapis.com and
 oauth2.googleapis.com: OAuth (authorize redirect, code grant with PKCE, refresh grant, jwt-bearer grant,
 revoke), the Gmail REST calls the product needs (labels, messages.import/insert in every upload flavour,
-profile, settings), batch, per-user quota (token bucket or sliding window), a per-user concurrency cap, and injected faults.
+profile, settings), batch, per-user quota (token bucket or sliding window), a per-user concurrency cap,
+and injected faults.
 
 Usage from a test::
 
