@@ -4,9 +4,10 @@ Callers charge each call its cost in units with acquire(); the pacer spaces call
 `units_per_minute` (times `headroom`) are spent per minute, with no burst beyond one call: however the
 server measures its quota (a token bucket, a short or a long sliding window), evenly spaced calls under the
 rate fit. When the server says "slow down" the pacer cuts its rate once per congestion event and climbs back
-to the configured rate within `recovery_seconds` of quiet; a server-given wait holds every caller until
-then. "Too many calls at once" lowers the concurrency instead (ConcurrencyLimit). Jittered exponential
-backoff delays honour a server-given wait. Clock, sleep and randomness are injectable for tests.
+(to the configured rate within `recovery_seconds` of quiet after an isolated refusal; see Pacer); a
+server-given wait holds every caller until then. "Too many calls at once" lowers the concurrency instead
+(ConcurrencyLimit). Jittered exponential backoff delays honour a server-given wait. Clock, sleep and
+randomness are injectable for tests.
 """
 
 from __future__ import annotations
