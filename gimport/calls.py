@@ -129,7 +129,11 @@ class Caller:
             if on_attempt is not None:
                 on_attempt(attempt)
             try:
-                result = op()
+                if self.pacer is not None:
+                    with self.pacer.slot():  # the concurrency limit ("too many at once" lowers it)
+                        result = op()
+                else:
+                    result = op()
             except Exception as exc:  # noqa: BLE001 - classified by the backend
                 err = classify(exc)
                 if not isinstance(err, RetryableError):
@@ -156,7 +160,8 @@ class Caller:
             if last.rate_limited:
                 limited += 1
                 if self.pacer is not None:
-                    self.pacer.note_rate_limited(last.wait)
+                    # from the thread that made the call: the pacer tells one congestion event from many
+                    self.pacer.note_rate_limited(last.wait, concurrent=last.concurrent)
             else:
                 errors += 1
             if errors >= policy.attempts or limited >= policy.rate_limited_attempts:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
@@ -232,7 +233,14 @@ class Pacer(Protocol):
     """Spreads calls over a budget of units per minute (gimport.pacer)."""
 
     def acquire(self, units: float = 1, *, sleep: Callable[[float], object] | None = None) -> float: ...
-    def note_rate_limited(self, server_wait: float | None = None) -> None: ...
+    def note_rate_limited(self, server_wait: float | None = None, *, concurrent: bool = False) -> None:
+        """The server refused this thread's last call: slow down, or with `concurrent` fewer calls at once."""
+        ...
+
+    def slot(self) -> AbstractContextManager[None]:
+        """Hold a place in the concurrency limit for one call."""
+        ...
+
     def backoff_delay(self, attempt: int, server_wait: float | None = None) -> float: ...
 
     @property

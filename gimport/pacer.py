@@ -1,9 +1,13 @@
-"""A rate limiter with backoff that knows nothing of Gmail.
+"""A rate limiter with backoff, and a concurrency limiter, that know nothing of Gmail.
 
-Callers charge each call its cost in units with acquire(); the pacer spreads calls so that at most
-`units_per_minute` are spent per minute (a token bucket with a small burst), lets every caller wait
-together after the server said "slow down" (pause_until), and computes jittered exponential backoff
-delays that honour a server-given wait. Clock, sleep and randomness are injectable for tests.
+Callers charge each call its cost in units with acquire(); the pacer spaces calls so that at most
+`units_per_minute` (times `headroom`) are spent per minute, with no burst beyond one call: however the
+server measures its quota (a token bucket, a short or a long sliding window), evenly spaced calls under the
+rate fit. When the server says "slow down" the pacer cuts its rate once per congestion event and climbs back
+(to the configured rate within `recovery_seconds` of quiet after an isolated refusal; see Pacer); a
+server-given wait holds every caller until then. "Too many calls at once" lowers the concurrency instead
+(ConcurrencyLimit). Jittered exponential backoff delays honour a server-given wait. Clock, sleep and
+randomness are injectable for tests.
 """
 
 from __future__ import annotations
@@ -11,103 +15,239 @@ from __future__ import annotations
 import random
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+
+class ConcurrencyLimit:
+    """How many calls may be in flight at once: unlimited until the server says "too many at once".
+
+    AIMD: a refusal (note_too_many_concurrent) sets the limit to `decrease` times the number of calls
+    that were in flight when the refused call started (at least `minimum`), once per congestion event:
+    refusals of calls that started before that cut do not cut again. Each `increase_seconds` without a
+    refusal the limit rises by one; once it is above the most calls ever seen in flight it is lifted.
+    Thread-safe. note_too_many_concurrent() belongs to the thread whose call was refused (it is matched
+    to that thread's last slot()).
+    """
+
+    def __init__(
+        self,
+        *,
+        decrease: float = 0.75,
+        minimum: int = 1,
+        increase_seconds: float = 5.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._decrease, self._minimum, self._increase = decrease, max(1, minimum), increase_seconds
+        self._clock = clock
+        self._cond = threading.Condition()
+        self._local = threading.local()
+        self._limit: int | None = None
+        self._in_use = self._peak = 0
+        self._generation = 0  # one per cut
+        self._changed = clock()
+        self.refusals = 0
+
+    @property
+    def limit(self) -> int | None:
+        """The current limit; None = no limit."""
+        with self._cond:
+            self._raise(self._clock())
+            return self._limit
+
+    @property
+    def in_use(self) -> int:
+        with self._cond:
+            return self._in_use
+
+    def _raise(self, now: float) -> None:
+        if self._limit is None:
+            return
+        steps = int((now - self._changed) / self._increase)
+        if steps > 0:
+            self._limit += steps
+            self._changed += steps * self._increase
+            if self._limit > self._peak:
+                self._limit = None  # it no longer binds: stop counting
+            self._cond.notify_all()
+
+    @contextmanager
+    def slot(self) -> Iterator[None]:
+        """Hold one of the limited places for the duration of a call; blocks while all are taken."""
+        with self._cond:
+            while True:
+                self._raise(self._clock())
+                if self._limit is None or self._in_use < self._limit:
+                    break
+                # woken by a release; the timeout lets a rise of the limit in by itself
+                self._cond.wait(self._increase)
+            self._in_use += 1
+            self._peak = max(self._peak, self._in_use)
+            self._local.generation, self._local.in_use = self._generation, self._in_use
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._in_use -= 1
+                self._cond.notify()
+
+    def note_too_many_concurrent(self) -> None:
+        """The server refused this thread's last call for having too many calls in flight."""
+        with self._cond:
+            self.refusals += 1
+            if getattr(self._local, "generation", self._generation) != self._generation:
+                return  # it started before the last cut: the same congestion event
+            now = self._clock()
+            self._raise(now)
+            started_with = getattr(self._local, "in_use", 0) or self._in_use + 1
+            if self._limit is not None:
+                started_with = min(started_with, self._limit)
+            self._limit = max(self._minimum, int(started_with * self._decrease))
+            self._generation += 1
+            self._changed = now
 
 
 class Pacer:
-    """Thread-safe token bucket plus a shared pause.
+    """Thread-safe even spacing of calls, adaptive to "slow down" answers.
 
-    Adaptive: each rate-limit signal (note_rate_limited) lowers the rate by `decrease` (never below
-    `floor` of the configured rate); each quiet `recovery_seconds` raises it back by 5% steps. This
-    keeps a run close to the quota even when the configured quota is higher than the real one.
+    Calls are spaced by cost/rate: one call may go at once, each next one waits its own cost after the
+    previous one (no burst). A "slow down" answer (note_rate_limited) cuts the rate, once per congestion
+    event: answers to calls that were given their turn before the cut (they were in flight, or already
+    scheduled at the old rate) do not cut again. The cut is to `light_decrease` of the rate when the rate had
+    climbed back from any earlier cut, else to `decrease` (never below `floor` of the configured rate).
+    Without further cuts the rate climbs back linearly in `recovery_seconds` (counted from the end of the
+    server's wait) to the rate that was refused, capped at the configured rate, and from there on by
+    `probe` of the configured rate per second up to the configured rate. So an isolated refusal at the
+    configured rate (jitter at the edge of the quota) costs a light dip and the configured rate is back in
+    `recovery_seconds`, while a configured rate above what the server allows settles near the allowed rate
+    instead of being hit again every few seconds. A server-given wait holds every caller, the ones already
+    waiting included, until then. Also owns the ConcurrencyLimit (`concurrency`, slot()) that "too many at
+    once" answers lower.
+
+    note_rate_limited() is matched to the calling thread's last acquire(): call it from the thread that
+    made the refused call.
     """
 
     def __init__(
         self,
         units_per_minute: float | None,
         *,
-        burst_seconds: float = 0.5,
         headroom: float = 0.98,
+        light_decrease: float = 0.95,
         decrease: float = 0.85,
         floor: float = 0.1,
-        recovery_seconds: float = 30.0,
+        recovery_seconds: float = 10.0,
+        probe: float = 0.005,
         max_delay: float = 64.0,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
         rand: Callable[[], float] = random.random,
     ) -> None:
         self._configured = None if units_per_minute is None else units_per_minute * headroom / 60.0
-        self._rate = self._configured  # units per second, None = unlimited
-        self._burst_seconds = burst_seconds
-        self._decrease, self._floor = decrease, floor
-        self._recovery = recovery_seconds
+        self._light, self._decrease, self._floor = light_decrease, decrease, floor
+        self._recovery, self._probe = recovery_seconds, probe
         self.max_delay = max_delay
         self._clock, self._sleep, self._rand = clock, sleep, rand
         self._lock = threading.Lock()
+        self._local = threading.local()
         now = clock()
-        self._tokens = self._capacity(0)
-        self._stamp = now
+        self._last = float("-inf")  # when the last call was given its turn
         self._paused_until = 0.0
-        self._last_limited = now
+        self._cut_rate: float | None = None  # the rate right after the last cut (None: back to configured)
+        self._cut_at = now  # when the climb back from it starts
+        self._ceiling = 0.0  # the rate last refused, capped at the configured rate: the climb's first goal
+        self._generation = 0  # one per cut: which congestion event a call belongs to
+        self._epoch = 0  # one per cut or longer pause: the schedule waiting callers hold is void
+        self.concurrency = ConcurrencyLimit(clock=clock)
         self.units_spent = 0
         self.rate_limited = 0
-        self.waited = 0.0
+
+    def _rate(self, now: float) -> float | None:
+        """Units per second now (under the lock)."""
+        if self._configured is None or self._cut_rate is None:
+            return self._configured
+        elapsed = max(0.0, now - self._cut_at)
+        if elapsed < self._recovery:
+            return self._cut_rate + (self._ceiling - self._cut_rate) * elapsed / self._recovery
+        probed = self._ceiling + self._configured * self._probe * (elapsed - self._recovery)
+        if probed >= self._configured:
+            self._cut_rate = None
+            return self._configured
+        return probed
 
     @property
     def rate_per_minute(self) -> float | None:
-        return None if self._rate is None else self._rate * 60.0
+        with self._lock:
+            rate = self._rate(self._clock())
+        return None if rate is None else rate * 60.0
 
-    def _capacity(self, units: float) -> float:
-        if self._rate is None:
-            return float("inf")
-        # a call must always fit, however small the rate
-        return max(self._rate * self._burst_seconds, units)
-
-    def _reserve(self, units: float) -> float:
-        """Take `units` now; returns how long the caller must wait before using them (under the lock)."""
-        now = self._clock()
-        wait = max(0.0, self._paused_until - now)
-        if self._rate is None:
-            self.units_spent += units
-            return wait
-        if self._rate < self._configured and now - self._last_limited >= self._recovery:
-            self._rate = min(self._configured, self._rate * 1.05)
-            self._last_limited = now
-        self._tokens = min(self._capacity(units), self._tokens + (now - self._stamp) * self._rate)
-        self._stamp = now
-        self._tokens -= units  # may go negative: the debt is the wait
-        if self._tokens < 0:
-            wait = max(wait, -self._tokens / self._rate)
-        self.units_spent += units
-        return wait
+    def _reserve(self, units: float, now: float) -> tuple[float, int]:
+        """Give the caller its turn (under the lock): (seconds to wait for it, epoch)."""
+        rate = self._rate(now)
+        if rate is None:
+            start = max(now, self._paused_until)
+        else:
+            # a call waits its own cost after the previous one: a small call just before a dear one then
+            # cannot share a window with a full rate's worth of dear ones after it
+            start = max(now, self._last + units / rate, self._paused_until)
+            self._last = start
+        self._local.generation = self._generation
+        return start - now, self._epoch
 
     def acquire(self, units: float = 1, *, sleep: Callable[[float], object] | None = None) -> float:
         """Block until `units` may be spent; returns the seconds waited. `sleep` replaces the pacer's
         own for this call (e.g. an Event.wait that a stop request cuts short)."""
+        sleep = sleep or self._sleep
+        waited = 0.0
         with self._lock:
-            wait = self._reserve(units)
-        if wait > 0:
-            (sleep or self._sleep)(wait)
+            self.units_spent += units
+            wait, epoch = self._reserve(units, self._clock())
+        while wait > 0:
+            sleep(wait)  # a stop-aware sleep may return early: then the caller is stopping anyway
+            waited += wait
             with self._lock:
-                self.waited += wait
-        return wait
+                if self._epoch == epoch:
+                    break
+                # a cut or a server-given pause came while waiting: the turn was given at the old pace
+                wait, epoch = self._reserve(units, self._clock())
+        return waited
 
-    def pause_until(self, when: float) -> None:
-        """Make every later acquire() wait until the clock reads `when` (a server asked us to wait)."""
-        with self._lock:
-            self._paused_until = max(self._paused_until, when)
-
-    def note_rate_limited(self, server_wait: float | None = None) -> None:
-        """The server refused a call for rate: slow down for everybody."""
+    def note_rate_limited(self, server_wait: float | None = None, *, concurrent: bool = False) -> None:
+        """The server refused this thread's last call: "slow down" (cut the rate, once per congestion
+        event, and hold everyone for `server_wait` seconds), or with `concurrent` "too many calls at once"
+        (lower the concurrency, not the rate)."""
+        if concurrent:
+            with self._lock:
+                self.rate_limited += 1
+            self.concurrency.note_too_many_concurrent()
+            return
         with self._lock:
             now = self._clock()
             self.rate_limited += 1
-            self._last_limited = now
-            if self._rate is not None:
-                self._rate = max(self._configured * self._floor, self._rate * self._decrease)
-                self._tokens = min(self._tokens, 0.0)
-            if server_wait:
-                self._paused_until = max(self._paused_until, now + server_wait)
+            void = False
+            if server_wait and now + server_wait > self._paused_until:
+                self._paused_until = now + server_wait
+                void = True
+            rate = self._rate(now)
+            if rate is not None and getattr(self._local, "generation", self._generation) == self._generation:
+                # an isolated event (the rate had climbed back) may be jitter at the edge of the quota: a light
+                # cut; one during the climb means the rate is well over what the server allows
+                isolated = self._cut_rate is None or now - self._cut_at >= self._recovery
+                cut = self._light if isolated else self._decrease
+                self._ceiling = min(rate, self._configured)
+                self._cut_rate = max(self._configured * self._floor, rate * cut)
+                self._cut_at = max(now, self._paused_until)  # the climb back starts when the pause ends
+                self._generation += 1
+                void = True
+            if void:
+                self._epoch += 1
+                self._last = min(self._last, now)  # turns given for later are void: they are taken anew
+
+    @contextmanager
+    def slot(self) -> Iterator[None]:
+        """Hold a place in the concurrency limit for one call (see ConcurrencyLimit.slot)."""
+        with self.concurrency.slot():
+            yield
 
     def backoff_delay(self, attempt: int, server_wait: float | None = None) -> float:
         """Delay before retry number `attempt` (1-based): min(2**(attempt-1) + jitter, max_delay),
@@ -127,8 +267,9 @@ class ChainedPacer:
     example one budget for many accounts together, shared by many ChainedPacers across threads).
 
     acquire() waits for each budget in turn, so no budget is ever exceeded. "Slow down" signals, server
-    waits and backoff concern the own pacer only: a refusal names one account's quota, and the shared
-    budget is kept below its limit by pacing alone. Offers the Pacer interface the engine uses.
+    waits, the concurrency limit and backoff concern the own pacer only: a refusal names one account's
+    quota, and the shared budget is kept below its limit by pacing alone. Offers the Pacer interface the
+    engine uses.
     """
 
     def __init__(self, own: Pacer, *shared: Pacer) -> None:
@@ -141,11 +282,13 @@ class ChainedPacer:
             waited += pacer.acquire(units, sleep=sleep)
         return waited
 
-    def pause_until(self, when: float) -> None:
-        self.own.pause_until(when)
+    def note_rate_limited(self, server_wait: float | None = None, *, concurrent: bool = False) -> None:
+        self.own.note_rate_limited(server_wait, concurrent=concurrent)
 
-    def note_rate_limited(self, server_wait: float | None = None) -> None:
-        self.own.note_rate_limited(server_wait)
+    @contextmanager
+    def slot(self) -> Iterator[None]:
+        with self.own.slot():
+            yield
 
     def backoff_delay(self, attempt: int, server_wait: float | None = None) -> float:
         return self.own.backoff_delay(attempt, server_wait)
@@ -160,11 +303,3 @@ class ChainedPacer:
     @property
     def rate_limited(self) -> int:
         return self.own.rate_limited
-
-    @property
-    def units_spent(self) -> float:
-        return self.own.units_spent
-
-    @property
-    def waited(self) -> float:
-        return self.own.waited + sum(p.waited for p in self.shared)

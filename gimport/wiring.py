@@ -15,12 +15,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from gimport import pacer as pacing
 from gimport.calls import Caller, RetryPolicy
 from gimport.contract import Pacer as PacerProtocol
 from gimport.engine import EngineOptions, Migration
 from gimport.errors import ConfigError, GmailError, StateError
 from gimport.i18n import _
-from gimport.pacer import ChainedPacer, Pacer
 from gimport.settings import Settings, SourceSettings, lock_path, read_secret
 
 
@@ -60,10 +60,10 @@ def _gmail_unreachable(text: str) -> GmailError:
     )
 
 
-def pacer(settings: Settings, *shared: Pacer, stop: threading.Event | None = None) -> PacerProtocol:
+def pacer(settings: Settings, *shared: pacing.Pacer, stop: threading.Event | None = None) -> PacerProtocol:
     """The account's own budget ([gmail] quota_units_per_minute), chained to shared ones (admin mode)."""
-    own = Pacer(settings.gmail.quota_units_per_minute, sleep=stop.wait if stop is not None else None)
-    return ChainedPacer(own, *shared) if shared else own
+    own = pacing.Pacer(settings.gmail.quota_units_per_minute, sleep=stop.wait if stop is not None else None)
+    return pacing.ChainedPacer(own, *shared) if shared else own
 
 
 def caller(settings: Settings, pacer: PacerProtocol | None, stop: threading.Event | None = None) -> Caller:
@@ -151,7 +151,7 @@ class Account:
         )
 
 
-def account(settings: Settings, *shared: Pacer, credentials: Any = None) -> Account:
+def account(settings: Settings, *shared: pacing.Pacer, credentials: Any = None) -> Account:
     """Pacer, call path and Gmail destination for one account, sharing one stop event."""
     stop = threading.Event()
     own = pacer(settings, *shared, stop=stop)

@@ -433,6 +433,67 @@ def test_quota_429_retry_after_and_refill(emu, svc):
     assert snap["units_charged"][ALICE] == 25 * (stored_before + 1)  # refused calls cost nothing
 
 
+def _retry_at(exc: HttpError) -> float:
+    """The wall-clock time of Gmail's "Retry after <ts>" in a 429's message."""
+    err = error_of(exc)
+    assert exc.resp.status == 429 and err["errors"][0]["reason"] == "rateLimitExceeded", err
+    m = re.fullmatch(
+        r"User-rate limit exceeded\.  Retry after (\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z)", err["message"]
+    )
+    assert m, err["message"]
+    when = datetime.datetime.strptime(m.group(1), "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=datetime.UTC)
+    return when.timestamp()
+
+
+def test_sliding_window_quota_refuses_until_the_oldest_charge_ages_out(emu, svc):
+    # 1,500 units/min over a 2 s window: 50 units in any 2 s, i.e. two imports. A token bucket at that rate
+    # would let the next call through as it refills; the window frees nothing until a charge ages out.
+    emu.set_quota(1500, mode="sliding", window=2.0)
+    imports = svc.users().messages()
+    sent = []
+    for n in range(2):
+        if n:
+            time.sleep(0.5)  # not a wait for anything: spaces the two charges so they age out 0.5 s apart
+        sent.append(time.time())
+        imports.import_(userId="me", body={"raw": b64url(make_message(n))}).execute()
+    with pytest.raises(HttpError) as ei:
+        imports.import_(userId="me", body={"raw": b64url(make_message(2))}).execute()
+    refused_at = time.time()
+    first_out = _retry_at(ei.value)
+    # the first charge leaves the window 2 s after it was made (between sending it and the refusal)
+    assert sent[0] + 2 - 0.01 <= first_out <= refused_at + 2
+    with pytest.raises(HttpError) as ei:  # the units in the window plus this call's: 50 + 1 > 50
+        svc.users().labels().list(userId="me").execute()
+    assert _retry_at(ei.value) == pytest.approx(first_out, abs=0.002)
+
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            imports.import_(userId="me", body={"raw": b64url(make_message(3))}).execute()
+            break
+        except HttpError as e:
+            assert _retry_at(e) == pytest.approx(first_out, abs=0.002)
+            assert time.monotonic() < deadline
+    assert time.time() >= first_out - 0.002  # nothing passed before the announced time
+    # the window now holds the second import and this one: the next call waits for the second to age out
+    with pytest.raises(HttpError) as ei:
+        imports.import_(userId="me", body={"raw": b64url(make_message(4))}).execute()
+    second_out = _retry_at(ei.value)
+    assert sent[1] + 2 - 0.01 <= second_out <= first_out + 2 and second_out > first_out + 0.4
+    snap = emu.stats.snapshot()
+    assert snap["units_charged"][ALICE] == 3 * 25  # refused calls cost nothing
+    assert snap["rate_limited"] == snap["quota_limited"] >= 4 and snap["concurrency_limited"] == 0
+
+
+def test_quota_mode_is_checked_and_bucket_stays_the_default():
+    with pytest.raises(ValueError, match="quota_mode"):
+        GmailEmulator(quota_units_per_minute=6000, quota_mode="fixed")
+    with pytest.raises(ValueError, match="quota_window"):
+        GmailEmulator(quota_units_per_minute=6000, quota_mode="sliding", quota_window=0)
+    emu = GmailEmulator(quota_units_per_minute=6000)
+    assert emu.quota_mode == "bucket" and emu.burst_seconds == 1.0
+
+
 def test_injected_429_then_execute_num_retries_succeeds(emu, svc):
     emu.faults.add(Fault("429", count=2, delay=30))
     request = svc.users().messages().import_(userId="me", body={"raw": b64url(make_message(1))})
@@ -878,3 +939,28 @@ def test_standalone_process():
         rc = proc.wait(10)
         proc.stdout.close()
     assert rc == 0
+
+
+def test_standalone_process_with_a_sliding_window_quota():
+    cmd = [sys.executable, "-m", "tests.rig.gmail_emulator", "--port", "0", "--quota-units-per-minute", "100"]
+    cmd += ["--quota-mode", "sliding", "--quota-window", "30"]  # 50 units in any 30 s: two imports
+    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE)
+    try:
+        base = re.fullmatch(r"gmail emulator listening on (http://\S+/)\n", _read_line(proc, 20)).group(1)
+        resp, content = plain_http().request(
+            base + "_emulator/users", "POST", body=json.dumps({"email": ALICE, "scopes": [INSERT]})
+        )
+        svc = build_service(base, credentials_from_info(json.loads(content)))
+        first = time.time()
+        for n in range(2):
+            svc.users().messages().import_(userId="me", body={"raw": b64url(make_message(n))}).execute()
+        with pytest.raises(HttpError) as ei:
+            svc.users().messages().import_(userId="me", body={"raw": b64url(make_message(2))}).execute()
+        assert first + 30 - 0.01 <= _retry_at(ei.value) <= time.time() + 30  # a 30 s window, not a bucket
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        rc = proc.wait(10)
+        proc.stdout.close()
+    assert rc == 0
+    bad = subprocess.run([*cmd[:3], "--quota-mode", "fixed"], cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and "--quota-mode" in bad.stderr

@@ -297,6 +297,42 @@ def test_a_quota_set_too_high_is_found_out(tmp_path, imap_user, monkeypatch, cap
         emu.stop()
 
 
+def test_too_many_concurrent_requests_lower_the_concurrency_not_the_rate(tmp_path, imap_user, monkeypatch, capsys):
+    import gimport.pacer
+
+    box = sample_mailbox(n=60, seed=7)
+    for folder, msgs in box.items():
+        imap_user.seed(folder, msgs)
+    emu = GmailEmulator(max_concurrent=2, merge_duplicates=False)  # 8 workers, 2 calls at once allowed
+    emu.start()
+    pacers = []
+
+    class Recorded(gimport.pacer.Pacer):
+        def __init__(self, *a, **kw):
+            super().__init__(*a, **kw)
+            pacers.append(self)
+
+    monkeypatch.setattr(gimport.pacer, "Pacer", Recorded)
+    try:
+        emu.add_user(EMAIL)
+        emu.faults.add(Fault("slow", method="import", count=None, delay=0.03))  # calls overlap
+        w = make_workspace(
+            tmp_path, server=imap_user.server, user=imap_user.name, emulator=emu, email=EMAIL,
+            quota_units_per_minute=600_000, workers=8,
+        )  # fmt: skip
+        monkeypatch.setenv("GIMPORT_GMAIL_API_URL", emu.base_url)
+        assert run(w, capsys=capsys)[0] == 0
+        total = sum(len(v) for v in box.values())
+        assert len(emu.user(EMAIL).messages) == total
+        refused = emu.stats.snapshot()["concurrency_limited"]
+        (pacer,) = pacers
+        assert refused >= 1 and pacer.concurrency.refusals == refused == pacer.rate_limited  # each one told
+        assert pacer.concurrency.limit is not None and pacer.concurrency.limit <= 6  # fewer at once
+        assert pacer.rate_per_minute == pytest.approx(600_000 * 0.98)  # and the rate never cut
+    finally:
+        emu.stop()
+
+
 def test_uidvalidity_change_does_not_reimport(ws, emulator, mailbox, imap_user, capsys):
     assert run(ws, capsys=capsys)[0] == 0
     calls = emulator.user(EMAIL).import_calls

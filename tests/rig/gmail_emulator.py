@@ -3,7 +3,8 @@
 Test rig only (stdlib only). It speaks the wire protocol the client uses against gmail.googleapis.com and
 oauth2.googleapis.com: OAuth (authorize redirect, code grant with PKCE, refresh grant, jwt-bearer grant,
 revoke), the Gmail REST calls the product needs (labels, messages.import/insert in every upload flavour,
-profile, settings), batch, per-user quota, a per-user concurrency cap, and injected faults.
+profile, settings), batch, per-user quota (token bucket or sliding window), a per-user concurrency cap,
+and injected faults.
 
 Usage from a test::
 
@@ -13,7 +14,9 @@ Usage from a test::
         ...  # point the client at emu.base_url (see tests/rig/gmail_client.py)
 
 Standalone: ``python -m tests.rig.gmail_emulator --port 0 --user alice@example.ac.jp`` prints
-``gmail emulator listening on http://127.0.0.1:PORT/`` and serves until SIGTERM/SIGINT.
+``gmail emulator listening on http://127.0.0.1:PORT/`` and serves until SIGTERM/SIGINT. The quota:
+``--quota-units-per-minute N`` with ``--quota-mode bucket`` (default; ``--burst-seconds``) or
+``--quota-mode sliding --quota-window SECONDS`` (see GmailEmulator).
 
 Method names (for faults and stats): the discovery-document method id without the ``gmail.users.`` prefix,
 e.g. ``messages.import``, ``labels.list``, ``labels.create``, ``getProfile``, ``settings.getImap``.
@@ -77,6 +80,7 @@ MAX_REQUEST_BYTES = MAX_MESSAGE_BYTES * 4 // 3 + (4 << 20)
 MAX_BATCH_PARTS = 100
 
 GMAIL_SCOPE_PREFIX = "https://www.googleapis.com/auth/"
+QUOTA_MODES = frozenset({"bucket", "sliding"})
 FAULT_KINDS = frozenset({"5xx_before", "5xx_after", "reset_after", "close_after", "slow", "400", "429"})
 PSEUDO_METHODS = frozenset({"upload.chunk", "upload.status", "batch", "oauth.token", "oauth.authorize", "oauth.revoke"})
 _METHOD_ALIASES = {
@@ -394,6 +398,8 @@ class UserState:
     _next_label: int = dataclasses.field(default=1, repr=False)
     _bucket_tokens: float | None = dataclasses.field(default=None, repr=False)
     _bucket_time: float = dataclasses.field(default=0.0, repr=False)
+    _window: collections.deque = dataclasses.field(default_factory=collections.deque, repr=False)  # (t, units)
+    _window_units: float = dataclasses.field(default=0.0, repr=False)
     _in_flight: int = dataclasses.field(default=0, repr=False)
 
     def __post_init__(self) -> None:
@@ -879,8 +885,13 @@ class _Handler(BaseHTTPRequestHandler):
 class GmailEmulator:
     """In-process Gmail API + Google OAuth emulator; see the module docstring.
 
-    quota_units_per_minute: None = unlimited, else a per-user token bucket refilled at upm/60 units/s
-    holding upm/60*burst_seconds units (a call dearer than the whole bucket passes when it is full).
+    quota_units_per_minute: None = unlimited, else enforced per user as `quota_mode` says:
+    ``"bucket"`` (default): a token bucket refilled at upm/60 units/s holding upm/60*burst_seconds units
+    (a call dearer than the whole bucket passes when it is full);
+    ``"sliding"``: a sliding window of `quota_window` seconds: a call is refused when the units charged
+    in the last quota_window seconds plus its own exceed upm*quota_window/60 (a call dearer than the
+    whole window passes when the window is empty). Both refuse with Gmail's 429 "Retry after <time>",
+    the time at which the same call would pass; refused calls cost nothing.
     max_concurrent: per-user cap on requests in flight (None = no cap); a batch is one request.
     merge_duplicates: a messages.import of a Message-ID already imported for that user returns the
     existing message (labels merged) instead of storing a second copy. messages.insert never merges.
@@ -890,6 +901,8 @@ class GmailEmulator:
         self,
         quota_units_per_minute: float | None = None,
         burst_seconds: float = 1.0,
+        quota_mode: str = "bucket",
+        quota_window: float = 60.0,
         max_concurrent: int | None = 10,
         merge_duplicates: bool = True,
         access_token_lifetime: int = 3600,
@@ -899,6 +912,12 @@ class GmailEmulator:
         self._specs = _load_specs()
         self.quota_units_per_minute = quota_units_per_minute
         self.burst_seconds = burst_seconds
+        if quota_mode not in QUOTA_MODES:
+            raise ValueError(f"quota_mode must be one of {sorted(QUOTA_MODES)}, not {quota_mode!r}")
+        if quota_window <= 0:
+            raise ValueError("quota_window must be positive")
+        self.quota_mode = quota_mode
+        self.quota_window = quota_window
         self.max_concurrent = max_concurrent
         self.merge_duplicates = merge_duplicates
         self.access_token_lifetime = access_token_lifetime
@@ -1009,13 +1028,31 @@ class GmailEmulator:
                     return lab
         return None
 
-    def set_quota(self, quota_units_per_minute: float | None, burst_seconds: float | None = None) -> None:
+    def set_quota(
+        self,
+        quota_units_per_minute: float | None,
+        burst_seconds: float | None = None,
+        *,
+        mode: str | None = None,
+        window: float | None = None,
+    ) -> None:
+        """Change the quota (and optionally its mode, burst or window); every user starts afresh."""
+        if mode is not None and mode not in QUOTA_MODES:
+            raise ValueError(f"mode must be one of {sorted(QUOTA_MODES)}, not {mode!r}")
+        if window is not None and window <= 0:
+            raise ValueError("window must be positive")
         with self._lock:
             self.quota_units_per_minute = quota_units_per_minute
             if burst_seconds is not None:
                 self.burst_seconds = burst_seconds
+            if mode is not None:
+                self.quota_mode = mode
+            if window is not None:
+                self.quota_window = window
             for st in self._users.values():
                 st._bucket_tokens = None  # refilled to capacity on next use
+                st._window.clear()
+                st._window_units = 0.0
 
     def client_config(self) -> dict:
         return {
@@ -1250,28 +1287,54 @@ class GmailEmulator:
         if upm is None or units <= 0:
             self.stats._charge(state.email, units)
             return None
-        rate = upm / 60.0
-        cap = rate * self.burst_seconds
         with self._lock:
             now = time.monotonic()
-            if state._bucket_tokens is None:
-                tokens = cap
+            if self.quota_mode == "sliding":
+                wait = self._charge_window(state, units, upm, now)
             else:
-                tokens = min(cap, state._bucket_tokens + (now - state._bucket_time) * rate)
-            need = min(units, cap)  # a call dearer than the whole bucket passes when the bucket is full
-            if tokens + 1e-9 < need:
-                state._bucket_tokens = tokens
-                state._bucket_time = now
-                retry_at = time.time() + (need - tokens) / rate
-            else:
-                state._bucket_tokens = tokens - units
-                state._bucket_time = now
-                retry_at = None
-        if retry_at is not None:
+                wait = self._charge_bucket(state, units, upm, now)
+        if wait is not None:
             self.stats._inc("rate_limited")
             self.stats._inc("quota_limited")
-            return _rate_limited(retry_at)
+            return _rate_limited(time.time() + wait)
         self.stats._charge(state.email, units)
+        return None
+
+    def _charge_bucket(self, state: UserState, units: int, upm: float, now: float) -> float | None:
+        """Token bucket (under the lock): None = charged, else seconds until the call would pass."""
+        rate = upm / 60.0
+        cap = rate * self.burst_seconds
+        if state._bucket_tokens is None:
+            tokens = cap
+        else:
+            tokens = min(cap, state._bucket_tokens + (now - state._bucket_time) * rate)
+        need = min(units, cap)  # a call dearer than the whole bucket passes when the bucket is full
+        state._bucket_time = now
+        if tokens + 1e-9 < need:
+            state._bucket_tokens = tokens
+            return (need - tokens) / rate
+        state._bucket_tokens = tokens - units
+        return None
+
+    def _charge_window(self, state: UserState, units: int, upm: float, now: float) -> float | None:
+        """Sliding window (under the lock): None = charged, else seconds until the call would pass, i.e.
+        until enough of the charges in the window have aged out of it."""
+        window, entries = self.quota_window, state._window
+        limit = upm * window / 60.0
+        while entries and entries[0][0] <= now - window:
+            state._window_units -= entries.popleft()[1]
+        if not entries:
+            state._window_units = 0.0  # no float drift
+        need = min(units, limit)  # a call dearer than the whole window passes when the window is empty
+        if state._window_units + need > limit + 1e-9:
+            left = state._window_units
+            for stamp, charged in entries:
+                left -= charged
+                if left + need <= limit + 1e-9:
+                    return max(0.0, stamp + window - now)
+            return max(0.0, entries[-1][0] + window - now)  # not reached: the empty window fits `need`
+        entries.append((now, units))
+        state._window_units += units
         return None
 
     # ---- Gmail handlers ---------------------------------------------------------------------------
@@ -2259,7 +2322,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--host", default="127.0.0.1")
     ap.add_argument("--port", type=int, default=8080)
     ap.add_argument("--quota-units-per-minute", type=float, default=None)
-    ap.add_argument("--burst-seconds", type=float, default=1.0)
+    ap.add_argument("--burst-seconds", type=float, default=1.0, help="bucket mode: seconds of burst (default 1)")
+    ap.add_argument(
+        "--quota-mode",
+        choices=sorted(QUOTA_MODES),
+        default="bucket",
+        help="how the per-user quota is measured: a token bucket (default) or a sliding window",
+    )
+    ap.add_argument("--quota-window", type=float, default=60.0, help="sliding mode: the window in seconds (default 60)")
     ap.add_argument("--max-concurrent", type=int, default=10, help="per-user cap; 0 = none")
     ap.add_argument("--no-merge", action="store_true", help="store re-imports of a Message-ID as new messages")
     ap.add_argument("--user", action="extend", nargs="+", default=[], metavar="EMAIL")
@@ -2267,6 +2337,8 @@ def main(argv: list[str] | None = None) -> int:
     emu = GmailEmulator(
         quota_units_per_minute=args.quota_units_per_minute,
         burst_seconds=args.burst_seconds,
+        quota_mode=args.quota_mode,
+        quota_window=args.quota_window,
         max_concurrent=args.max_concurrent if args.max_concurrent > 0 else None,
         merge_duplicates=not args.no_merge,
         host=args.host,

@@ -241,6 +241,7 @@ class FakeClock:
 
 
 def test_chained_pacer_respects_the_tighter_budget_and_slows_only_its_own():
+    """Changed with issue 10 item 4: a pacer bursts no more than one call (it allowed half a second)."""
     clock = FakeClock()
     kw = {"clock": clock, "sleep": clock.sleep, "rand": lambda: 0.5, "headroom": 1.0}
     project = Pacer(60 * 100, **kw)  # 100 units/s for everybody
@@ -250,8 +251,8 @@ def test_chained_pacer_respects_the_tighter_budget_and_slows_only_its_own():
     for _ in range(40):
         alice.acquire(25)
         bob.acquire(25)
-    # 2000 units through a 100 units/s budget with a 50-unit burst
-    assert clock.now - start == pytest.approx((2000 - 50) / 100, rel=0.01)
+    # 2000 units through a 100 units/s budget, the first call without waiting
+    assert clock.now - start == pytest.approx((2000 - 25) / 100, rel=0.01)
     alice.note_rate_limited(5.0)
     assert alice.rate_limited == 1 and bob.rate_limited == 0 and project.rate_limited == 0
     assert alice.rate_per_minute < 60 * 1000 and project.rate_per_minute == 60 * 100

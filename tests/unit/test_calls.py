@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 
 import pytest
@@ -32,8 +33,12 @@ class FakePacer:
         self.charged.append(units)
         return 0.0
 
-    def note_rate_limited(self, server_wait=None):
+    def note_rate_limited(self, server_wait=None, *, concurrent=False):
         self.limited.append(server_wait)
+
+    @contextlib.contextmanager
+    def slot(self):
+        yield
 
     def backoff_delay(self, attempt, server_wait=None):
         return max(float(attempt), server_wait or 0.0)

@@ -30,6 +30,14 @@ def test_user_rate_limit_with_the_wait_only_in_the_text():
     assert err.wait == pytest.approx(12.5)
 
 
+def test_too_many_concurrent_requests_is_told_apart_from_the_rate_limit():
+    # same status and reason as the rate limit: the caller must lower its concurrency, not its rate
+    err = classify(http_error(429, "rateLimitExceeded", "Too many concurrent requests for user."), what="import")
+    assert isinstance(err, RetryableError) and err.rate_limited and err.concurrent and err.wait is None
+    rate = classify(http_error(429, "rateLimitExceeded", "User-rate limit exceeded."), what="import")
+    assert rate.rate_limited and not rate.concurrent
+
+
 @pytest.mark.parametrize("reason", ["rateLimitExceeded", "userRateLimitExceeded"])
 def test_403_rate_limits_are_retried(reason):
     err = classify(http_error(403, reason, "slow down"), what="import")

@@ -1,10 +1,11 @@
-"""The pacer with a fake clock: no real waiting."""
+"""The pacer and the concurrency limit with a fake clock: no real waiting."""
 
 import threading
+from contextlib import ExitStack
 
 import pytest
 
-from gimport.pacer import Pacer
+from gimport.pacer import ConcurrencyLimit, Pacer
 
 
 class FakeClock:
@@ -46,7 +47,7 @@ def test_rate_converges_to_quota_with_headroom(upm):
 
 
 def test_burst_is_bounded():
-    pacer, clock = make(6000, burst_seconds=0.5)
+    pacer, clock = make(6000)
     # 100 units/s * 0.98 * 0.5 s = 49 units of burst: only one 25-unit call goes without waiting... plus one
     waits = [pacer.acquire(25) for _ in range(4)]
     assert waits[0] == 0
@@ -76,10 +77,128 @@ def test_rate_recovers_after_quiet_period():
 
 
 def test_rate_never_drops_below_floor():
-    pacer, _ = make(6000, floor=0.1)
+    """Changed with issue 10 item 4: it took a hundred 429s at once to reach the floor; now every cut needs
+    a refusal of a call sent after the previous cut."""
+    pacer, _ = make(6000, floor=0.1, recovery_seconds=1e9)  # no recovery between the cuts
     for _ in range(100):
+        pacer.acquire(25)
         pacer.note_rate_limited()
     assert pacer.rate_per_minute == pytest.approx(6000 * 0.98 * 0.1)
+
+
+def test_first_call_goes_at_once_and_every_next_one_waits_its_turn():
+    pacer, clock = make(6000)  # 98 units/s: one import every 25/98 s, no burst
+    assert pacer.acquire(25) == 0
+    for _ in range(5):
+        assert pacer.acquire(25) == pytest.approx(25 / 98)
+    clock.sleep(60)  # a quiet minute earns no burst either
+    assert pacer.acquire(25) == 0
+    assert pacer.acquire(25) == pytest.approx(25 / 98)
+
+
+def test_many_429s_at_once_are_one_congestion_event():
+    """Changed with issue 10 item 4: each 429 used to cut the rate by 15% (four at once: to 52%)."""
+    pacer, clock = make(12000, light_decrease=0.95, decrease=0.85)
+    full = pacer.rate_per_minute
+    barrier = threading.Barrier(8)
+
+    def call_refused():
+        pacer.acquire(25)
+        barrier.wait()  # all eight are in flight before the first refusal arrives
+        pacer.note_rate_limited(0.05)
+
+    threads = [threading.Thread(target=call_refused) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert pacer.rate_limited == 8
+    assert pacer.rate_per_minute == pytest.approx(full * 0.95)  # one light cut
+    pacer.acquire(25)  # sent after the cut, refused too: a new event, and the congestion persists
+    pacer.note_rate_limited()
+    assert pacer.rate_per_minute == pytest.approx(full * 0.95 * 0.85, rel=0.01)
+
+
+def test_back_to_the_configured_rate_within_ten_seconds_of_quiet():
+    pacer, clock = make(12000, light_decrease=0.95, recovery_seconds=10)
+    full = pacer.rate_per_minute
+    pacer.acquire(25)
+    pacer.note_rate_limited()  # refused at the configured rate: an isolated event, a light cut
+    assert pacer.rate_per_minute == pytest.approx(full * 0.95)
+    clock.sleep(5)
+    assert full * 0.95 < pacer.rate_per_minute < full
+    clock.sleep(5)
+    assert pacer.rate_per_minute == pytest.approx(full)
+    pacer.acquire(25)
+    pacer.note_rate_limited(server_wait=20)  # the climb back starts when the server's wait is over
+    assert pacer.rate_per_minute == pytest.approx(full * 0.95)
+    clock.sleep(20)
+    assert pacer.rate_per_minute == pytest.approx(full * 0.95)
+    clock.sleep(10)
+    assert pacer.rate_per_minute == pytest.approx(full)
+
+
+def test_persisting_congestion_climbs_back_to_the_rate_last_refused_then_probes():
+    pacer, clock = make(12000, light_decrease=0.95, decrease=0.85, recovery_seconds=10, probe=0.005)
+    full = pacer.rate_per_minute
+    for _ in range(3):  # three cuts, each from a call sent after the one before: the quota is lower
+        pacer.acquire(25)
+        refused = pacer.rate_per_minute
+        pacer.note_rate_limited()
+    assert refused == pytest.approx(full * 0.95 * 0.85, rel=0.01)
+    assert pacer.rate_per_minute == pytest.approx(refused * 0.85)
+    clock.sleep(10)
+    assert pacer.rate_per_minute == pytest.approx(refused)  # not the configured rate, refused there
+    clock.sleep(10)
+    assert pacer.rate_per_minute == pytest.approx(refused + full * 0.005 * 10)  # 0.5% of it a second
+    clock.sleep(60)
+    assert pacer.rate_per_minute == pytest.approx(full)
+
+
+def test_a_pause_that_comes_while_callers_wait_holds_them_and_they_resume_one_by_one():
+    pacer, clock = make(12000)  # 196 units/s
+    done = threading.Event()
+    calls = {"n": 0}
+
+    def sleep(seconds):
+        calls["n"] += 1
+        if calls["n"] == 1:  # while the second caller waits for its turn, the server says "wait 5 s"
+            t = threading.Thread(target=pacer.note_rate_limited, args=(5.0,))
+            t.start()
+            t.join()
+            done.set()
+        clock.sleep(seconds)
+
+    t0 = clock.now
+    pacer.acquire(25, sleep=sleep)
+    pacer.acquire(25, sleep=sleep)
+    assert done.is_set() and clock.now - t0 >= 5  # it did not go at its old turn
+    cut = pacer.rate_per_minute / 60
+    starts = []
+    for _ in range(3):
+        pacer.acquire(25, sleep=sleep)
+        starts.append(clock.now)
+    gaps = [b - a for a, b in zip(starts, starts[1:], strict=False)]
+    assert all(g == pytest.approx(25 / cut, rel=0.05) for g in gaps)  # spaced, not a burst after the pause
+
+
+def test_a_stop_aware_sleep_cut_short_returns_at_once():
+    pacer, clock = make(6000)
+    pacer.note_rate_limited(server_wait=120)
+    slept = []
+    pacer.acquire(25, sleep=slept.append)  # returns at once, as an Event.wait does on a stop request
+    assert len(slept) == 1 and slept[0] >= 119
+
+
+def test_too_many_concurrent_lowers_the_concurrency_not_the_rate():
+    pacer, clock = make(12000)
+    full = pacer.rate_per_minute
+    with ExitStack() as stack:
+        for _ in range(8):
+            stack.enter_context(pacer.slot())
+        pacer.note_rate_limited(concurrent=True)
+    assert pacer.rate_per_minute == full and pacer.rate_limited == 1
+    assert pacer.concurrency.limit == 6
 
 
 def test_backoff_is_exponential_capped_and_honours_server_wait():
@@ -106,3 +225,86 @@ def test_threads_share_the_budget():
     assert pacer.units_spent == 8 * 50 * 25
     # 10,000 units at 98 units/s cannot take less than ~100 s of (fake) time
     assert clock.now - start >= (10_000 - 49) / 98 - 1
+
+
+def limit(**kw):
+    clock = FakeClock()
+    return ConcurrencyLimit(clock=clock, **kw), clock
+
+
+def test_concurrency_is_unlimited_until_the_server_complains():
+    lim, _ = limit()
+    with ExitStack() as stack:
+        for _ in range(50):
+            stack.enter_context(lim.slot())
+        assert lim.in_use == 50 and lim.limit is None
+    assert lim.in_use == 0
+
+
+def test_one_cut_per_congestion_event_then_one_more_each_quiet_period_until_lifted():
+    lim, clock = limit(decrease=0.75, increase_seconds=5)
+    barrier = threading.Barrier(8)
+
+    def refused():
+        with lim.slot():
+            barrier.wait()  # eight in flight together
+        lim.note_too_many_concurrent()
+
+    threads = [threading.Thread(target=refused) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert lim.refusals == 8 and lim.limit == 6  # 8 * 0.75, once
+    clock.sleep(5)
+    assert lim.limit == 7
+    clock.sleep(5)
+    assert lim.limit == 8
+    clock.sleep(5)
+    assert lim.limit is None  # above the most ever in flight: lifted
+    with lim.slot():
+        pass
+    with lim.slot():  # started after the cut: a refusal now is a new event
+        lim.note_too_many_concurrent()
+    assert lim.limit == 1
+
+
+def test_a_full_limit_blocks_until_a_slot_is_released():
+    lim, _ = limit(decrease=0.5)
+    with ExitStack() as stack:
+        for _ in range(4):
+            stack.enter_context(lim.slot())
+        lim.note_too_many_concurrent()
+        assert lim.limit == 2
+        entered = threading.Event()
+
+        def another():
+            with lim.slot():
+                entered.set()
+
+        t = threading.Thread(target=another)
+        t.start()
+        stack.close()  # four released: in use 0 < 2
+        assert entered.wait(10)
+        t.join(10)
+    assert lim.in_use == 0
+
+
+def test_waiting_for_a_slot_really_waits():
+    lim, _ = limit(decrease=0.5, increase_seconds=3600)
+    first = lim.slot()
+    first.__enter__()
+    lim.note_too_many_concurrent()  # one in flight, refused: limit 1
+    assert lim.limit == 1
+    entered = threading.Event()
+
+    def another():
+        with lim.slot():
+            entered.set()
+
+    t = threading.Thread(target=another)
+    t.start()
+    assert not entered.wait(0.2)  # a bound for something that must not happen, not a wait for it
+    first.__exit__(None, None, None)
+    assert entered.wait(10)
+    t.join(10)

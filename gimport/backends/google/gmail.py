@@ -123,11 +123,11 @@ def classify(exc: BaseException, *, what: str, now: Callable[[], dt.datetime] | 
     if isinstance(exc, HttpError):
         err = _parse_http_error(exc, now)
         text = f"{what}: HTTP {err.status} {err.reason} {err.message}".strip()
-        if err.status == 429 and "concurrent" in err.message.lower():
-            # "Too many concurrent requests for user": fewer calls at once, not a lower rate
-            return RetryableError(text, wait=err.retry_after, concurrent=True)
         if err.status == 429 or (err.status == 403 and err.reason in _RATE_REASONS):
-            return RetryableError(text, wait=err.retry_after, rate_limited=True)
+            # Gmail gives "too many concurrent requests" the same status and reason as "slow down": only
+            # the message tells them apart. The first lowers the concurrency, not the rate.
+            concurrent = "too many concurrent requests" in err.message.lower()
+            return RetryableError(text, wait=err.retry_after, rate_limited=True, concurrent=concurrent)
         if err.status == 403 and err.reason in _DAILY_REASONS:
             return GmailError(
                 _("Gmail's daily limit for this account is reached ({message}): run again tomorrow").format(
