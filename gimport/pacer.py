@@ -33,11 +33,11 @@ class Pacer:
         recovery_seconds: float = 30.0,
         max_delay: float = 64.0,
         clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], None] = time.sleep,
+        sleep: Callable[[float], object] = time.sleep,
         rand: Callable[[], float] = random.random,
     ) -> None:
-        self._configured = None if units_per_minute is None else units_per_minute * headroom / 60.0
-        self._rate = self._configured  # units per second, None = unlimited
+        self._configured: float | None = None if units_per_minute is None else units_per_minute * headroom / 60.0
+        self._rate: float | None = self._configured  # units per second, None = unlimited
         self._burst_seconds = burst_seconds
         self._decrease, self._floor = decrease, floor
         self._recovery = recovery_seconds
@@ -49,7 +49,7 @@ class Pacer:
         self._stamp = now
         self._paused_until = 0.0
         self._last_limited = now
-        self.units_spent = 0
+        self.units_spent = 0.0
         self.rate_limited = 0
         self.waited = 0.0
 
@@ -67,7 +67,7 @@ class Pacer:
         """Take `units` now; returns how long the caller must wait before using them (under the lock)."""
         now = self._clock()
         wait = max(0.0, self._paused_until - now)
-        if self._rate is None:
+        if self._rate is None or self._configured is None:
             self.units_spent += units
             return wait
         if self._rate < self._configured and now - self._last_limited >= self._recovery:
@@ -103,7 +103,7 @@ class Pacer:
             now = self._clock()
             self.rate_limited += 1
             self._last_limited = now
-            if self._rate is not None:
+            if self._rate is not None and self._configured is not None:
                 self._rate = max(self._configured * self._floor, self._rate * self._decrease)
                 self._tokens = min(self._tokens, 0.0)
             if server_wait:

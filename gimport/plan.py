@@ -4,6 +4,8 @@ For every folder: how many messages and bytes it holds, what the mapping does wi
 which labels, exclude, not included, \\Noselect), what the [filters] leave out, and, when a state file
 exists, how much an earlier run already imported. Gmail is not contacted: labels are listed as
 "needed" (a run reuses those that exist, case-insensitively, and creates the rest).
+
+Returns data only; gimport.render.plan renders it (table and JSON).
 """
 
 from __future__ import annotations
@@ -109,52 +111,3 @@ def preview(source: MailSource, settings: Settings, state: State | None = None) 
         quota_units_per_minute=settings.gmail.quota_units_per_minute,
         warnings=warnings,
     )
-
-
-def action_text(fp: FolderPreview) -> str:
-    """What happens to the folder, in words: import / exclude (why) / filtered out N ..."""
-    a = fp.plan.action
-    if fp.error:
-        return f"error: {fp.error}"
-    if a != IMPORT:
-        why = fp.plan.notes[0] if fp.plan.notes else a
-        return "skip: " + why
-    parts = ["import"]
-    if fp.filtered:
-        parts.append(f"filtered out {fp.filtered}")
-    if fp.done:
-        parts.append(f"{fp.done} already imported")
-    return ", ".join(parts)
-
-
-def to_json(p: Preview) -> dict:
-    return {
-        "folders": [
-            {
-                "folder": fp.folder,
-                "server_name": fp.plan.folder.name,
-                "action": fp.plan.action,
-                "labels": list(fp.plan.labels),
-                "notes": list(fp.plan.notes),
-                "messages": fp.messages,
-                "bytes": fp.size,
-                "selected": fp.selected,
-                "filtered_out": fp.filtered,
-                "already_imported": fp.done,
-                "to_import": fp.to_import,
-                "error": fp.error,
-            }
-            for fp in p.folders
-        ],
-        "labels_needed": p.labels_needed,
-        "unused_map_entries": p.unused_map_entries,
-        "warnings": p.warnings,
-        "totals": {
-            "messages": sum(fp.messages for fp in p.folders),
-            "bytes": sum(fp.size for fp in p.folders),
-            "to_import": p.to_import,
-            "to_import_bytes": p.to_import_bytes,
-        },
-        "quota_units_per_minute": p.quota_units_per_minute,
-        "estimated_seconds": round(p.estimated_seconds, 1),
-    }

@@ -6,9 +6,11 @@ allowed, so the CLI can print one line and exit 2.
 
 from __future__ import annotations
 
+import builtins
 import datetime as dt
 import os
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -109,7 +111,9 @@ class Settings:
     log_file: Path
     labels: LabelSettings = field(default_factory=LabelSettings)
     filters: FilterSettings = field(default_factory=FilterSettings)
-    admin: AdminSettings | None = None  # always set by load_settings
+    admin: AdminSettings = field(
+        default_factory=lambda: AdminSettings(Path("gimport-admin-state"), Path("gimport-admin-report.csv"))
+    )
 
 
 class _Table:
@@ -118,7 +122,8 @@ class _Table:
     def __init__(self, name: str, data: Any, base: Path) -> None:
         if not isinstance(data, dict):
             raise ConfigError(f"[{name}] must be a table")
-        self.name, self.data, self.base, self.used = name, data, base, set()
+        self.name, self.data, self.base = name, data, base
+        self.used: set[str] = set()
 
     def _get(self, key: str, kinds: tuple[type, ...], what: str, required: bool, default: Any) -> Any:
         self.used.add(key)
@@ -132,7 +137,7 @@ class _Table:
             raise ConfigError(f"[{self.name}] {key} must be {what}, not {value!r}")
         return value
 
-    def str(self, key: str, default: str | None = None, *, required: bool = False, choices=None) -> Any:
+    def str(self, key: str, default: Any = None, *, required: bool = False, choices: Any = None) -> Any:
         value = self._get(key, (str,), "a string", required, default)
         if choices and value is not None and value not in choices:
             raise ConfigError(f"[{self.name}] {key} must be one of {', '.join(choices)}, not {value!r}")
@@ -140,31 +145,32 @@ class _Table:
             raise ConfigError(f"[{self.name}] {key} must not be empty")
         return value
 
-    def int(self, key: str, default: int | None = None, *, minimum: int = 0) -> Any:
+    def int(self, key: builtins.str, default: int | None = None, *, minimum: int = 0) -> Any:
         value = self._get(key, (int,), "a whole number", False, default)
         if value is not None and value < minimum:
             raise ConfigError(f"[{self.name}] {key} must be at least {minimum}, not {value}")
         return value
 
-    def number(self, key: str, default: float | None = None) -> Any:
+    def number(self, key: builtins.str, default: float | None = None) -> Any:
         value = self._get(key, (int, float), "a number", False, default)
         if value is not None and value <= 0:
             raise ConfigError(f"[{self.name}] {key} must be greater than 0, not {value}")
         return value
 
-    def path(self, key: str, default: str | None = None) -> Path | None:
+    def path(self, key: builtins.str, default: Any = None) -> Any:
+        """The path relative to the config file's folder; None when unset without a default."""
         value = self.str(key, default)
         if value is None:
             return None
         return (self.base / os.path.expanduser(value)).resolve()
 
-    def str_list(self, key: str) -> tuple[str, ...]:
+    def str_list(self, key: builtins.str) -> tuple[builtins.str, ...]:
         value = self._get(key, (list,), "a list of strings", False, [])
         if not all(isinstance(v, str) and v for v in value):
             raise ConfigError(f"[{self.name}] {key} must be a list of non-empty strings, not {value!r}")
         return tuple(value)
 
-    def date(self, key: str) -> dt.date | None:
+    def date(self, key: builtins.str) -> dt.date | None:
         value = self._get(key, (dt.date, str), "a date like 2015-01-01", False, None)
         if isinstance(value, dt.datetime):
             return value.date()
@@ -243,7 +249,7 @@ def load_settings(
     the server only: user and password come from the users file, so [source] user/password_file/
     password_env are refused, and source.user is a placeholder. With missing_ok=True (gimport auth with
     the default config) a missing file means all defaults, relative to its folder."""
-    env = os.environ if env is None else env
+    environ: Mapping[str, str] = os.environ if env is None else env
     config_path = Path(path).expanduser().resolve()
     try:
         with open(config_path, "rb") as fh:
@@ -304,7 +310,7 @@ def load_settings(
         quota_units_per_minute=gm.int("quota_units_per_minute", DEFAULT_QUOTA, minimum=25),
         workers=gm.int("workers", 8, minimum=1),
         give_up_after=float(gm.int("give_up_after", 600, minimum=1)),
-        api_url=env.get(API_URL_ENV) or None,
+        api_url=environ.get(API_URL_ENV) or None,
     )
     gm.finish()
 

@@ -173,7 +173,7 @@ def verify(
             gmail_ids.setdefault(label_key(label) if label not in SYSTEM_LABEL_IDS else label, set()).update(ids)
         check.missing = len(sel.todo)
         missing_total += check.missing
-        detailed = []
+        detailed: list[MissingMessage] = []
         for uid, _size in sel.todo:
             rec = records.get(uid)
             status, reason, retried = _reason(

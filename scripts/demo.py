@@ -14,7 +14,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from gimport.render.progress import format_table  # noqa: E402
+from gimport.render.text import format_table  # noqa: E402
 from tests.rig.corpus import sample_mailbox  # noqa: E402
 from tests.rig.dovecot import Dovecot  # noqa: E402
 from tests.rig.gmail_emulator import GmailEmulator  # noqa: E402

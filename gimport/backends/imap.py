@@ -16,6 +16,7 @@ import socket
 import ssl
 import time
 from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
 import imapclient
 from imapclient.exceptions import IMAPClientError, LoginError
@@ -150,10 +151,10 @@ class ImapSource:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _call(self, op: Callable[[imapclient.IMAPClient], object]) -> object:
+    def _call(self, op: Callable[[Any], Any]) -> Any:
         """Run `op` on the connection, reconnecting (and re-examining the folder) if it drops."""
 
-        def attempt() -> object:
+        def attempt() -> Any:
             if self._client is None:
                 self.connect()
                 if self._folder is not None:
@@ -198,8 +199,11 @@ class ImapSource:
         return folders
 
     def _examine(self, folder: str, expect: int | None = None) -> tuple[int, int]:
+        client = self._client
+        if client is None:  # _call connects first; a direct caller without a connection is a bug
+            raise imaplib.IMAP4.abort("not connected")
         try:
-            info = self._client.select_folder(folder, readonly=True)
+            info = client.select_folder(folder, readonly=True)
         except imaplib.IMAP4.abort:
             raise  # the connection is gone, not the folder: _call reconnects
         except IMAPClientError as exc:  # NO / BAD: the server refuses this folder
@@ -228,7 +232,7 @@ class ImapSource:
     def fetch_meta(self, uids: Sequence[int], chunk: int = 2000) -> Iterator[MessageMeta]:
         for i in range(0, len(uids), chunk):
             part = list(uids[i : i + chunk])
-            data = self._call(lambda c, p=part: c.fetch(p, ["RFC822.SIZE", "FLAGS", "INTERNALDATE"]))
+            data = self._call(_fetching(part, ["RFC822.SIZE", "FLAGS", "INTERNALDATE"]))
             for uid in part:
                 item = data.get(uid)
                 if item is None:
@@ -241,7 +245,7 @@ class ImapSource:
         out: dict[int, str | None] = {}
         for i in range(0, len(uids), chunk):
             part = list(uids[i : i + chunk])
-            data = self._call(lambda c, p=part: c.fetch(p, ["BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)]"]))
+            data = self._call(_fetching(part, ["BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)]"]))
             for uid in part:
                 item = data.get(uid)
                 if item is None:
@@ -291,3 +295,8 @@ class ImapSource:
             return found
 
         return self._call(op)
+
+
+def _fetching(uids: list[int], items: list[str]) -> Callable[[Any], Any]:
+    """The FETCH of `items` for `uids`, as an operation for ImapSource._call (bound now, not in a loop)."""
+    return lambda client: client.fetch(uids, items)

@@ -97,7 +97,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def _run(settings: Settings) -> int:
     from gimport import wiring
-    from gimport.render.progress import TqdmReporter, format_summary
+    from gimport.render.progress import TqdmReporter
+    from gimport.render.run import format_summary
+    from gimport.render.text import terminal_width
 
     acct = wiring.account(settings)
     password = wiring.read_password(settings)
@@ -118,14 +120,15 @@ def _run(settings: Settings) -> int:
             state.close()
     finally:
         lock.release()
-    print(format_summary(summary))
+    print(format_summary(summary, width=terminal_width(sys.stdout)))
     print(f"Log: {settings.log_file}")
     return run_exit_code(summary)
 
 
 def cmd_status(args: argparse.Namespace) -> int:
     from gimport import wiring
-    from gimport.render.progress import format_status
+    from gimport.render.run import format_status
+    from gimport.render.text import terminal_width
 
     settings = load_settings(args.config)
     state = wiring.state(settings.state_path, readonly=True)
@@ -133,7 +136,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         account = f"{settings.source.user}@{settings.source.host}"
         counts = state.folder_counts(account)
         print(f"Source: {account}    state file: {settings.state_path}")
-        print(format_status(counts, state.get_meta("gmail_account")))
+        print(format_status(counts, state.get_meta("gmail_account"), width=terminal_width(sys.stdout)))
         problems = state.problems(account, limit=20)
         if problems:
             print("\nNot imported (most recent first):")
@@ -162,8 +165,9 @@ def cmd_plan(args: argparse.Namespace) -> int:
     import json
 
     from gimport import wiring
-    from gimport.plan import preview, to_json
-    from gimport.render.progress import format_plan
+    from gimport.plan import preview
+    from gimport.render.plan import format_plan, plan_to_json
+    from gimport.render.text import terminal_width
 
     settings = load_settings(args.config)
     password = wiring.read_password(settings)
@@ -175,10 +179,10 @@ def cmd_plan(args: argparse.Namespace) -> int:
         if state is not None:
             state.close()
     if args.json:
-        print(json.dumps(to_json(result), ensure_ascii=False, indent=2))
+        print(json.dumps(plan_to_json(result), ensure_ascii=False, indent=2))
     else:
         print(f"Source: {settings.source.user}@{settings.source.host} (read-only; Gmail is not contacted)")
-        print(format_plan(result))
+        print(format_plan(result, width=terminal_width(sys.stdout)))
     return EXIT_OK
 
 

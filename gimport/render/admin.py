@@ -9,11 +9,9 @@ the lines are printed.
 
 from __future__ import annotations
 
-import sys
-import threading
-from typing import TextIO
-
-from tqdm import tqdm
+import time
+from collections.abc import Callable
+from typing import Any, TextIO
 
 from gimport.admin.legacy import (
     BUSY,
@@ -32,40 +30,42 @@ from gimport.admin.legacy import (
     sort_rows,
 )
 from gimport.contract import FAILED, IMPORTED
-from gimport.render.progress import format_table, human_bytes, human_duration
+from gimport.render.bar import BarReporter, Translate
+from gimport.render.text import format_table, human_bytes, human_duration
 
 TABLE_LIMIT = 40  # above this many users, the table shows only those that need attention
 
 
-class AdminProgress:
-    """The AdminReporter of a terminal (or a log stream)."""
+class AdminProgress(BarReporter):
+    """The AdminReporter of a terminal (or a log stream), on the shared tqdm base (render.bar).
 
-    def __init__(self, total_users: int, stream: TextIO | None = None, enabled: bool | None = None) -> None:
-        self.stream = stream or sys.stderr
-        self.enabled = self.stream.isatty() if enabled is None else enabled
+    `stats`: seconds between one-line status lines when the stream is not a terminal (0: none; the admin
+    CLI passes `--stats`); the same lines go to the log. `rate_limited`: how often Gmail asked to slow down.
+    """
+
+    bar_format = "{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}, {rate_fmt}{postfix}]"
+
+    def __init__(
+        self,
+        total_users: int,
+        stream: TextIO | None = None,
+        enabled: bool | None = None,
+        *,
+        stats: float = 0,
+        on_tick: Callable[[dict[str, Any]], None] | None = None,
+        rate_limited: Callable[[], int] | None = None,
+    ) -> None:
+        super().__init__(stream, enabled, stats=stats, on_tick=on_tick, rate_limited=rate_limited)
         self.total_users = total_users
-        self._lock = threading.Lock()
         self._width = 24
         self.users_done = self.users_failed = 0
         self.messages = self.failed = self.bytes = 0
-        self.bar: tqdm | None = None
-        if self.enabled:
-            self.bar = tqdm(
-                total=0,
-                unit="msg",
-                file=self.stream,
-                mininterval=0.5,
-                dynamic_ncols=True,
-                smoothing=0.05,
-                bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}, {rate_fmt}{postfix}]",
-            )
+        self.total_messages = 0
+        self.finished = 0  # messages with an outcome, whatever it is
+        with self._lock:
+            self._open_bar(0)
             self._postfix()
-
-    def _line(self, text: str) -> None:
-        if self.bar is not None:
-            self.bar.write(text, file=self.stream)
-        else:
-            print(text, file=self.stream, flush=True)
+        self.start_stats()
 
     def _postfix(self) -> None:
         if self.bar is not None:
@@ -75,19 +75,12 @@ class AdminProgress:
             text += f", {human_bytes(self.bytes)}"
             if self.failed:
                 text += f", {self.failed} msg failed"
-            self.bar.set_postfix_str(text, refresh=False)
+            self._set_postfix(text)
 
     def _tag(self, what: str, n: int, gmail: str) -> str:
         digits = len(str(self.total_users))
         self._width = max(self._width, min(len(gmail), 40))
         return f"[{what:<7} {n:>{digits}}/{self.total_users}] {gmail:<{self._width}}"
-
-    def phase(self, text: str) -> None:
-        self._line(f"gimport: {text}")
-
-    def warning(self, text: str) -> None:
-        with self._lock:
-            self._line(f"warning: {text}")
 
     def user_started(self, number: int, total: int, entry: UserEntry) -> None:
         with self._lock:
@@ -95,12 +88,14 @@ class AdminProgress:
 
     def transfer_added(self, messages: int, size: int) -> None:
         with self._lock:
+            self.total_messages += messages
             if self.bar is not None and messages:
-                self.bar.total += messages
+                self.bar.total = (self.bar.total or 0) + messages
                 self.bar.refresh()
 
     def message_finished(self, outcome: str, size: int) -> None:
         with self._lock:
+            self.finished += 1
             if outcome == IMPORTED:
                 self.messages += 1
                 self.bytes += size
@@ -108,7 +103,7 @@ class AdminProgress:
                 self.failed += 1
             if self.bar is not None:
                 self._postfix()
-                self.bar.update(1)
+                self._advance()
 
     def user_warning(self, gmail: str, text: str) -> None:
         with self._lock:
@@ -124,10 +119,36 @@ class AdminProgress:
             if self.bar is not None:
                 self.bar.refresh()
 
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-            self.bar = None
+    def status_line(self, tr: Translate) -> str:
+        with self._lock:
+            elapsed = max(time.time() - self.started, 1e-6)
+            parts = [
+                tr("users {done}/{total} done").format(done=self.users_done, total=self.total_users),
+                tr("{done}/{total} messages").format(done=f"{self.finished:,}", total=f"{self.total_messages:,}"),
+                human_bytes(self.bytes),
+                tr("{rate} msg/s").format(rate=f"{self.finished / elapsed:.1f}"),
+            ]
+            if self.users_failed:
+                parts.append(tr("{n} user(s) failed").format(n=self.users_failed))
+            if self.failed:
+                parts.append(tr("{n} failed").format(n=self.failed))
+            if self.rate_limited():
+                parts.append(tr("Gmail asked to slow down ({n} times)").format(n=self.rate_limited()))
+            return tr("gimport: status: {parts}").format(parts=", ".join(parts))
+
+    def snapshot(self) -> dict[str, Any]:
+        with self._lock:
+            return {
+                "started": round(self.started, 1),
+                "updated": round(time.time(), 1),
+                "users_done": self.users_done,
+                "users_total": self.total_users,
+                "users_failed": self.users_failed,
+                "done": self.finished,
+                "total": self.total_messages,
+                "failed": self.failed,
+                "bytes_done": self.bytes,
+            }
 
 
 def _finish_text(row: UserRow) -> str:

@@ -8,7 +8,8 @@ from __future__ import annotations
 from typing import Any
 
 from gimport.cleanup import GMAIL_SETTINGS_PATH, CleanupPlan, CleanupResult, GmailSettingsReport
-from gimport.render.progress import format_table
+from gimport.render.text import format_table
+from gimport.selection import inbox_first
 from gimport.verify import RETRY_COMMAND, LabelCheck, VerifyReport
 
 LEGEND = """\
@@ -37,7 +38,7 @@ def format_verify(r: VerifyReport, *, shown_limit: int | None = None) -> str:
     out = [f"Verify: {r.source_account} -> {r.gmail_account}    state file: {r.state_path}", ""]
     headers = ["folder", "labels", "on source", "selected", "recorded", "missing", "Gmail label count"]
     rows = []
-    for f in sorted(r.folders, key=lambda f: (f.folder.upper() != "INBOX", f.folder)):
+    for f in inbox_first(r.folders, key=lambda f: f.folder):
         if f.error:
             rows.append([f.folder, ", ".join(f.labels), "?", "?", "?", "?", "folder not readable"])
             continue

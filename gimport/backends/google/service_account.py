@@ -26,7 +26,7 @@ import google_auth_httplib2
 import httplib2
 from google.oauth2 import service_account
 
-from gimport.backends.google.oauth import SCOPES
+from gimport.backends.google.tokens import SCOPES
 from gimport.calls import Caller, RetryPolicy
 from gimport.errors import AuthError, ConfigError, DelegationError, RetryableError
 from gimport.i18n import _

@@ -1,0 +1,222 @@
+"""The Gmail token file and the OAuth client file: scopes, reading, writing (0600), refresh, revoke.
+
+The token file is a google-auth "authorized_user" JSON, created with mode 0600 (never readable by
+others, not even briefly) and rewritten the same way whenever the access token is refreshed.
+
+The revoke endpoint is derived from the token_uri saved in the token file: Google's
+``https://oauth2.googleapis.com/revoke`` for any Google token endpoint, else ``<origin of token_uri>/revoke``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import threading
+import urllib.parse
+from pathlib import Path
+from typing import Any, TextIO
+
+import google.auth.exceptions
+from google.oauth2.credentials import Credentials
+
+from gimport.errors import AuthError, ConfigError, GmailError
+from gimport.i18n import _
+
+# The least gimport needs, in one place:
+SCOPES = (
+    "https://www.googleapis.com/auth/gmail.insert",  # users.messages.import
+    "https://www.googleapis.com/auth/gmail.labels",  # list/create labels, label counts for verify
+    "https://www.googleapis.com/auth/gmail.settings.basic",  # cleanup: IMAP/forwarding; sendAs: who am I
+)
+_SCOPE_PURPOSE = {
+    SCOPES[0]: "add messages to your mailbox",
+    SCOPES[1]: "manage labels",
+    SCOPES[2]: "read and change basic settings",
+}
+
+GOOGLE_TOKEN_URI = "https://oauth2.googleapis.com/token"
+GOOGLE_REVOKE_URI = "https://oauth2.googleapis.com/revoke"
+_GOOGLE_OAUTH_HOSTS = frozenset({"oauth2.googleapis.com", "accounts.google.com", "www.googleapis.com"})
+_NETWORK_TIMEOUT = 60.0
+CREATE_CLIENT_HOWTO = (
+    "create one in the Google Cloud console: APIs & Services > Credentials > Create credentials >"
+    " OAuth client ID > Application type: Desktop app > Download JSON (see docs/auth.md)"
+)
+PERMISSIONS_PAGE = "https://myaccount.google.com/permissions"
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write `text` to `path` atomically with mode 0600 from the moment the file exists."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+class PersistingCredentials(Credentials):
+    """Credentials that write themselves back to the token file after every refresh.
+
+    Thread-safe: concurrent 401s in several worker threads cause one refresh, not one per thread."""
+
+    _token_path: Path | None = None
+    _refresh_lock = threading.Lock()
+
+    def refresh(self, request: Any) -> None:
+        stale = self.token
+        with self._refresh_lock:
+            if self.token != stale and self.valid:
+                return  # another thread refreshed while this one waited for the lock
+            try:
+                super().refresh(request)
+            except google.auth.exceptions.RefreshError as exc:
+                # google-auth's message is a tuple repr with the whole response; keep "invalid_grant: ..."
+                raise google.auth.exceptions.RefreshError(
+                    f"{exc.args[0] if exc.args else exc}".split(",")[0], retryable=exc.retryable
+                ) from exc
+            if self._token_path is not None:
+                write_private(self._token_path, self.to_json())
+
+
+def load_credentials(token_file: Path) -> PersistingCredentials:
+    """Read the token file written by `gimport auth`. Raises AuthError with what to do."""
+    token_file = Path(token_file)
+    try:
+        info = json.loads(token_file.read_text("utf-8"))
+    except FileNotFoundError:
+        raise AuthError(f"no Gmail token at {token_file}", hint=_("run 'gimport auth' first")) from None
+    except (OSError, ValueError) as exc:
+        raise AuthError(f"cannot read the Gmail token {token_file} ({exc})") from None
+    if not isinstance(info, dict) or not info.get("refresh_token"):
+        raise AuthError(f"{token_file} holds no refresh token")
+    try:
+        creds = PersistingCredentials.from_authorized_user_info(info)
+    except ValueError as exc:
+        raise AuthError(f"{token_file} is not a gimport token ({exc})") from None
+    if info.get("token_uri"):
+        # from_authorized_user_info forgets the saved token_uri; honour it (with_token_uri() would drop expiry)
+        creds._token_uri = info["token_uri"]
+    creds._token_path = token_file
+    return creds
+
+
+# ------------------------------------------------------------------------------------ client secrets
+
+
+def load_client_config(path: Path) -> dict[str, Any]:
+    """Read and check a Desktop ("installed") OAuth client JSON. Raises ConfigError saying how to fix it."""
+    path = Path(path)
+    where = f"[gmail] client_secrets {path}"
+    try:
+        text = path.read_text("utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"no OAuth client file at {where}: {CREATE_CLIENT_HOWTO}, and save it there") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read {where}: {getattr(exc, 'strerror', None) or exc}") from None
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        raise ConfigError(
+            f"{where} is not valid JSON ({exc}): download the Desktop client's JSON again from the Google Cloud"
+            " console (APIs & Services > Credentials)"
+        ) from None
+    if isinstance(data, dict) and "installed" not in data:
+        if "web" in data:
+            raise ConfigError(
+                f"{where} is for a 'Web application' OAuth client; gimport needs a 'Desktop app' client: "
+                + CREATE_CLIENT_HOWTO
+            )
+        if data.get("type") == "service_account":
+            raise ConfigError(f"{where} is a service account key, not an OAuth client: " + CREATE_CLIENT_HOWTO)
+    client = data.get("installed") if isinstance(data, dict) else None
+    if not isinstance(client, dict):
+        raise ConfigError(f"{where} is not an OAuth client file (no 'installed' section): " + CREATE_CLIENT_HOWTO)
+    missing = [k for k in ("client_id", "client_secret", "auth_uri", "token_uri") if not client.get(k)]
+    if missing:
+        raise ConfigError(f"{where} lacks {', '.join(missing)}: download the Desktop client's JSON again")
+    return {"installed": client}
+
+
+def revoke_uri_for(token_uri: str) -> str:
+    """Google's revoke endpoint for Google's token endpoints, else ``<origin of token_uri>/revoke``."""
+    parts = urllib.parse.urlsplit(token_uri)
+    if (parts.hostname or "").lower() in _GOOGLE_OAUTH_HOSTS:
+        return GOOGLE_REVOKE_URI
+    return f"{parts.scheme}://{parts.netloc}/revoke"
+
+
+def revoke(token_file: Path, *, out: TextIO | None = None) -> None:
+    """`gimport auth --revoke`: revoke the saved grant at the revoke endpoint and delete the token file.
+
+    The file is deleted also when the endpoint says the token is already invalid; it is kept (GmailError)
+    when the endpoint cannot be reached or fails, so that revoking can be tried again."""
+    import requests
+
+    out = sys.stdout if out is None else out
+    token_file = Path(token_file)
+    problem = "no token in it"
+    try:
+        info = json.loads(token_file.read_text("utf-8"))
+    except FileNotFoundError:
+        _print(out, f"No token at {token_file}: nothing to revoke.")
+        return
+    except OSError as exc:
+        raise ConfigError(f"cannot read [gmail] token_file {token_file}: {exc.strerror}") from None
+    except ValueError as exc:
+        info, problem = None, f"not JSON: {exc}"
+    token = info.get("refresh_token") or info.get("token") if isinstance(info, dict) else None
+    if not token:
+        _delete(token_file)
+        _print(out, f"{token_file} held no usable token ({problem}): deleted it.")
+        _print(out, f"If gimport still has access, remove it at {PERMISSIONS_PAGE}")
+        return
+    uri = revoke_uri_for(info.get("token_uri") or GOOGLE_TOKEN_URI)
+    try:
+        resp = requests.post(uri, data={"token": token}, timeout=_NETWORK_TIMEOUT)
+    except requests.RequestException as exc:
+        raise GmailError(
+            f"cannot reach {uri} to revoke the token ({exc.__class__.__name__}): {token_file} is kept; try again,"
+            f" or remove gimport's access at {PERMISSIONS_PAGE} and delete the file"
+        ) from None
+    if resp.status_code == 200:
+        _delete(token_file)
+        _print(out, f"Revoked gimport's access to Gmail and deleted {token_file}.")
+        return
+    error = ""
+    try:
+        error = str(resp.json().get("error", ""))
+    except ValueError:
+        pass
+    if resp.status_code == 400 and error in ("invalid_token", "invalid_request", ""):
+        _delete(token_file)
+        _print(out, f"The token was already invalid (expired or revoked): nothing to revoke; deleted {token_file}.")
+        return
+    raise GmailError(
+        f"revoking at {uri} failed (HTTP {resp.status_code} {error}): {token_file} is kept; try again, or remove"
+        f" gimport's access at {PERMISSIONS_PAGE} and delete the file"
+    )
+
+
+def _delete(path: Path) -> None:
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        pass
+    except OSError as exc:
+        raise ConfigError(f"cannot delete {path}: {exc.strerror}") from None
+
+
+def _print(out: TextIO, text: str = "") -> None:
+    out.write(text + "\n")
+    out.flush()
