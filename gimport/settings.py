@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from gimport.errors import ConfigError
+from gimport.i18n import _
 
 DEFAULT_CONFIG = "gimport.toml"
 DEFAULT_QUOTA = 6000  # units/min/user for Cloud projects created since May 2026 (15000 for older ones)
@@ -216,8 +217,28 @@ def _check_globs(table: str, key: str, globs: tuple[str, ...]) -> None:
             raise ConfigError(f"[{table}] {key}: {g!r} is not a valid folder glob (use '/' between levels)")
 
 
-def read_secret(path: Path, what: str) -> str:
-    """A password from a file (a trailing newline is not part of it). ConfigError naming `what`."""
+def check_private(path: Path, what: str, *, group_ok: bool = False) -> None:
+    """Refuse (ConfigError, exit 2) a secret file that others can read, as ssh does for keys: on a shared
+    server it hands the password or the mailbox to everybody. Group-readable is refused too unless
+    `group_ok` (admin mode: the Kubernetes Job mounts secrets 0440 with an fsGroup). A missing file is
+    left to the reader to report."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return
+    loose = mode & (0o004 if group_ok else 0o044)
+    if loose:
+        who = "others" if mode & 0o004 else "its group"
+        raise ConfigError(
+            f"{what} {path} can be read by {who} (mode {mode & 0o777:03o})",
+            hint=_("make it private: chmod 600 {path}").format(path=path),
+        )
+
+
+def read_secret(path: Path, what: str, *, group_ok: bool = False) -> str:
+    """A password from a file (a trailing newline is not part of it). ConfigError naming `what`, also when
+    the file is readable by others (or by its group, unless `group_ok`: see check_private)."""
+    check_private(path, what, group_ok=group_ok)
     try:
         text = Path(path).read_text("utf-8")
     except OSError as exc:

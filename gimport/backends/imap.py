@@ -25,6 +25,7 @@ from gimport import rfc822
 from gimport.calls import Caller, RetryPolicy
 from gimport.contract import FetchedMessage, Folder, MessageMeta
 from gimport.errors import FolderChanged, FolderGone, LoginRefused, RetryableError, SourceError
+from gimport.i18n import _
 from gimport.settings import SourceSettings
 
 log = logging.getLogger("gimport.imap")
@@ -111,7 +112,9 @@ class ImapSource:
                 " the server's CA certificate"
             ) from None
         except (socket.gaierror, ConnectionRefusedError, TimeoutError, OSError, IMAPClientError) as exc:
-            raise SourceError(f"cannot connect to the IMAP server {where} ({s.security}): {exc}") from None
+            raise SourceError(
+                f"cannot connect to the IMAP server {where} ({s.security}): {exc}", hint=_security_hint(s, exc)
+            ) from None
         # IMAPClient turns imaplib's debug level up to route it to a logger; imaplib then formats a repr()
         # of every response, message bodies included, whatever the log level: about 2x each message in
         # memory and CPU. gimport does not log protocol traffic (it could carry mail contents).
@@ -300,3 +303,18 @@ class ImapSource:
 def _fetching(uids: list[int], items: list[str]) -> Callable[[Any], Any]:
     """The FETCH of `items` for `uids`, as an operation for ImapSource._call (bound now, not in a loop)."""
     return lambda client: client.fetch(uids, items)
+
+
+def _security_hint(s: SourceSettings, exc: BaseException) -> str | None:
+    """What to try when TLS and plain IMAP are mixed up: TLS spoken to a plain port fails the handshake
+    (WRONG_VERSION_NUMBER), plain IMAP to a TLS port waits for a greeting that never comes."""
+    if s.security == "ssl" and isinstance(exc, ssl.SSLError):
+        return _(
+            "port {port} does not speak TLS from the start: if it is the plain IMAP port (143), set [source]"
+            ' security = "starttls"; for TLS use port 993'
+        ).format(port=s.port)
+    if s.security != "ssl" and isinstance(exc, (TimeoutError, socket.timeout, ConnectionResetError, IMAPClientError)):
+        return _('no IMAP greeting on port {port}: if it is a TLS port (993), set [source] security = "ssl"').format(
+            port=s.port
+        )
+    return None

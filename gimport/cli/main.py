@@ -9,6 +9,9 @@ import sys
 from pathlib import Path
 
 from gimport import __version__
+from gimport.cli import auth, check, init
+from gimport.cli import help as help_topics
+from gimport.cli.options import FittingHelpFormatter, add_command, add_stats_option, exit_codes_help
 from gimport.cli.terminal import StopOnSignal, confirm, private_log_handler, run_exit_code
 from gimport.errors import (
     EXIT_AUTH,
@@ -20,18 +23,8 @@ from gimport.errors import (
     EXIT_USAGE,
     GimportError,
 )
+from gimport.i18n import _
 from gimport.settings import DEFAULT_CONFIG, Settings, load_settings
-
-EXIT_CODES_HELP = f"""\
-exit codes:
-  {EXIT_OK}    everything selected is in Gmail (or the command succeeded)
-  {EXIT_SOME_FAILED}    the run finished but some messages are not in Gmail (recorded; the next run retries them)
-  {EXIT_USAGE}    usage or config error
-  {EXIT_AUTH}    Gmail authorization missing, expired or for the wrong account (run 'gimport auth')
-  {EXIT_SOURCE}    the old IMAP server cannot be reached or refused the login
-  {EXIT_GMAIL}    Gmail refused to go on (unreachable, daily limit, account not usable)
-  {EXIT_INTERRUPTED}  interrupted (Ctrl-C or SIGTERM); run the same command again to continue
-"""
 
 DESCRIPTION = """\
 Move a mailbox from an old IMAP server into Gmail through the Gmail API.
@@ -41,16 +34,18 @@ so Gmail needs no app password and no IMAP. A run can be stopped at any time and
 
 EPILOG = f"""\
 typical session:
+  gimport init                 # once: a commented gimport.toml to start from
   gimport auth                 # once: consent in a browser (or --no-browser over SSH)
+  gimport check                # both logins, what a run would import and how long it takes
   gimport plan                 # what will land under which label; changes nothing
   gimport run                  # import; safe to interrupt and run again
   gimport status               # where things stand, from the state file alone
   gimport verify               # prove that everything arrived
   gimport cleanup              # disable IMAP on Gmail, check forwarding
 
-The config file is ./{DEFAULT_CONFIG} unless --config is given; see README.md.
-
-{EXIT_CODES_HELP}"""
+The config file is ./{DEFAULT_CONFIG} unless --config is given ('gimport init' writes one;
+'gimport help config' lists every key). The documentation: 'gimport help'.
+"""
 
 
 @contextlib.contextmanager
@@ -92,13 +87,13 @@ _SECRET_LOGGERS = ("oauthlib", "requests_oauthlib", "google.auth", "google_auth_
 def cmd_run(args: argparse.Namespace) -> int:
     settings = load_settings(args.config)
     with _logging_to(settings.log_file, args.verbose):
-        return _run(settings)
+        return _run(settings, stats=args.stats)
 
 
-def _run(settings: Settings) -> int:
+def _run(settings: Settings, *, stats: float = 0) -> int:
     from gimport import wiring
     from gimport.render.progress import TqdmReporter
-    from gimport.render.run import format_summary
+    from gimport.render.run import format_summary, stopped_before_importing
     from gimport.render.text import terminal_width
 
     acct = wiring.account(settings)
@@ -106,12 +101,15 @@ def _run(settings: Settings) -> int:
     lock = wiring.check_lock(settings.state_path)
     try:
         state = wiring.state(settings.state_path)
-        reporter = TqdmReporter()
+        record = _progress_record(state)
+        reporter = TqdmReporter(stats=stats, on_tick=record, rate_limited=lambda: acct.pacer.rate_limited)
+        record(reporter.snapshot())  # `gimport status` tells a run in progress from the start
         source = wiring.source(settings.source, password)
         try:
             reporter.phase(f"connecting to {settings.source.host}:{settings.source.port} as {settings.source.user}")
             source.connect()
             migration = acct.migration(source=source, state=state, reporter=reporter)
+            reporter.follow(migration.summary)
             with StopOnSignal(migration.request_stop, reporter.warning, before_exit=reporter.close):
                 summary = migration.run()
         finally:
@@ -120,23 +118,51 @@ def _run(settings: Settings) -> int:
             state.close()
     finally:
         lock.release()
+    if summary.fatal is not None and stopped_before_importing(summary):
+        # one line, once: what stopped it says what to do
+        logging.getLogger("gimport").error("stopped before importing: %s", summary.fatal)
+        print(_("gimport: {error} (log: {path})").format(error=summary.fatal, path=settings.log_file), file=sys.stderr)
+        return summary.fatal.exit_code
     print(format_summary(summary, width=terminal_width(sys.stdout)))
-    print(f"Log: {settings.log_file}")
+    print(_("Log: {path}").format(path=settings.log_file))
     return run_exit_code(summary)
 
 
+def _progress_record(state: object):
+    """on_tick for the reporter: the run's progress in the state's meta table, for `gimport status`."""
+    import json
+
+    def record(snapshot: dict) -> None:
+        state.set_meta("run_progress", json.dumps(snapshot))  # type: ignore[attr-defined]
+
+    return record
+
+
 def cmd_status(args: argparse.Namespace) -> int:
+    import json
+
     from gimport import wiring
-    from gimport.render.run import format_status
-    from gimport.render.text import terminal_width
+    from gimport.render.run import format_run_progress, format_status
+    from gimport.render.text import terminal_width, wrap
 
     settings = load_settings(args.config)
+    width = terminal_width(sys.stdout)
     state = wiring.state(settings.state_path, readonly=True)
     try:
         account = f"{settings.source.user}@{settings.source.host}"
+        running = wiring.run_in_progress(settings.state_path)
         counts = state.folder_counts(account)
-        print(f"Source: {account}    state file: {settings.state_path}")
-        print(format_status(counts, state.get_meta("gmail_account"), width=terminal_width(sys.stdout)))
+        print(
+            wrap(_("Source: {account}    state file: {path}").format(account=account, path=settings.state_path), width)
+        )
+        if running:
+            try:
+                progress = json.loads(state.get_meta("run_progress") or "null")
+            except ValueError:
+                progress = None
+            print(format_run_progress(progress, wiring.run_lock(settings.state_path).holder(), width=width))
+            print()
+        print(format_status(counts, state.get_meta("gmail_account"), width=width, in_progress=running))
         problems = state.problems(account, limit=20)
         if problems:
             print("\nNot imported (most recent first):")
@@ -148,26 +174,13 @@ def cmd_status(args: argparse.Namespace) -> int:
         state.close()
 
 
-def cmd_auth(args: argparse.Namespace) -> int:
-    from gimport.backends.google import oauth as auth  # the command is about the OAuth grant itself
-
-    # without a config file, auth works with the defaults: ./credentials.json -> ./token.json
-    settings = load_settings(args.config, need_source=False, missing_ok=not args.config_given)
-    if args.revoke:
-        auth.revoke(settings.gmail.token_file)
-        return EXIT_OK
-    mode = "paste" if args.paste else "no-browser" if args.no_browser else "auto"
-    auth.authorize(settings.gmail, mode=mode, port=args.port, timeout=args.timeout)
-    return EXIT_OK
-
-
 def cmd_plan(args: argparse.Namespace) -> int:
     import json
 
     from gimport import wiring
     from gimport.plan import preview
     from gimport.render.plan import format_plan, plan_to_json
-    from gimport.render.text import terminal_width
+    from gimport.render.text import terminal_width, wrap
 
     settings = load_settings(args.config)
     password = wiring.read_password(settings)
@@ -181,7 +194,14 @@ def cmd_plan(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(plan_to_json(result), ensure_ascii=False, indent=2))
     else:
-        print(f"Source: {settings.source.user}@{settings.source.host} (read-only; Gmail is not contacted)")
+        print(
+            wrap(
+                _("Source: {account} (read-only; Gmail is not contacted)").format(
+                    account=f"{settings.source.user}@{settings.source.host}"
+                ),
+                terminal_width(sys.stdout),
+            )
+        )
         print(format_plan(result, width=terminal_width(sys.stdout)))
     return EXIT_OK
 
@@ -215,13 +235,14 @@ def cmd_verify(args: argparse.Namespace) -> int:
     import json
 
     from gimport.render.finish import format_verify, verify_to_json
+    from gimport.render.text import terminal_width
 
     settings = load_settings(args.config)
     report = _verify_report(settings, None if args.json else VERIFY_LIST_LIMIT)
     if args.json:
         print(json.dumps(verify_to_json(report), ensure_ascii=False, indent=2))
     else:
-        print(format_verify(report))
+        print(format_verify(report, width=terminal_width(sys.stdout)))
     return EXIT_OK if report.passed else EXIT_SOME_FAILED
 
 
@@ -229,6 +250,7 @@ def cmd_cleanup(args: argparse.Namespace) -> int:
     from gimport import wiring
     from gimport.cleanup import apply_cleanup, plan_cleanup
     from gimport.render.finish import format_cleanup_plan, format_cleanup_result
+    from gimport.render.text import terminal_width
 
     gated = (args.revoke or args.forget) and not args.force
     settings = load_settings(args.config, need_source=gated)
@@ -242,7 +264,8 @@ def cmd_cleanup(args: argparse.Namespace) -> int:
         verify_now=lambda: _verify_report(settings, 0),
         run_in_progress=wiring.run_in_progress,
     )
-    print(format_cleanup_plan(plan, dry_run=args.dry_run), flush=True)
+    width = terminal_width(sys.stdout)
+    print(format_cleanup_plan(plan, dry_run=args.dry_run, width=width), flush=True)
     if plan.blocked:
         return EXIT_SOME_FAILED
     if args.dry_run:
@@ -253,11 +276,14 @@ def cmd_cleanup(args: argparse.Namespace) -> int:
             print("Nothing was changed.")
             return EXIT_SOME_FAILED
         result = apply_cleanup(plan, gmail, revoke_token=wiring.revoke_token)
-        print(format_cleanup_result(plan, result))
+        print(format_cleanup_result(plan, result, width=width))
         if result.error is not None:
             raise result.error
         imap_off = result.imap_disabled
     return EXIT_OK if imap_off and not plan.gmail.warnings else EXIT_SOME_FAILED
+
+
+ALL_CODES = (EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, EXIT_AUTH, EXIT_SOURCE, EXIT_GMAIL, EXIT_INTERRUPTED)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -274,94 +300,77 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="gimport",
         description=DESCRIPTION,
-        epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=EPILOG + "\n" + exit_codes_help(ALL_CODES),
+        formatter_class=FittingHelpFormatter,
         parents=[common],
     )
     parser.add_argument("--version", action="version", version=f"gimport {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands")
 
-    def add(name: str, func, help_text: str, example: str) -> argparse.ArgumentParser:
-        p = sub.add_parser(
-            name,
-            help=help_text,
-            description=help_text,
-            epilog=f"example:\n  {example}\n\n{EXIT_CODES_HELP}",
-            formatter_class=argparse.RawDescriptionHelpFormatter,
-            parents=[common],
-        )
-        p.set_defaults(func=func)
-        return p
+    def add(name: str, func, help_text: str, example: str, codes: tuple[int, ...]) -> argparse.ArgumentParser:
+        return add_command(sub, common, name, func, help_text, example, codes)
 
-    auth_p = add(
-        "auth",
-        cmd_auth,
-        "authorize gimport to import into your Gmail (once; the token is saved to [gmail] token_file)",
-        "gimport auth                  # on a desktop: opens the browser\n"
-        "  gimport auth --no-browser     # over SSH: prints the URL; forward the port with ssh -L 8765:localhost:8765\n"
-        "  gimport auth --paste          # no port forwarding: paste the final http://localhost... address back\n"
-        "  gimport auth --revoke         # withdraw gimport's access and delete the token file\n"
-        "  (setting up the Google Cloud project and the Desktop OAuth client: docs/auth.md)",
-    )
-    auth_how = auth_p.add_mutually_exclusive_group()
-    auth_how.add_argument(
-        "--no-browser",
-        action="store_true",
-        help="do not open a browser: print the URL and wait on localhost:PORT (the default without a display/over SSH)",
-    )
-    auth_how.add_argument(
-        "--paste",
-        action="store_true",
-        help="print the URL, then read the final http://localhost... address pasted back",
-    )
-    auth_how.add_argument("--revoke", action="store_true", help="revoke the saved token and delete the token file")
-    auth_p.add_argument(
-        "--port", type=int, default=8765, help="localhost port for Google's answer (default 8765; 0 = any free port)"
-    )
-    auth_p.add_argument(
-        "--timeout", type=float, default=300.0, metavar="SECONDS", help="how long to wait for the answer (default 300)"
-    )
+    auth.add_parser(sub, common)
+    check.add_parser(sub, common)
+    init.add_parser(sub, common)
+    help_topics.add_parser(sub, common)
     plan_p = add(
         "plan",
         cmd_plan,
-        "show what would land under which label; reads the source only and changes nothing",
+        _("show what would land under which label; reads the source only and changes nothing"),
         "gimport plan            # a table\n  gimport plan --json     # the same as JSON, for scripts",
+        (EXIT_OK, EXIT_USAGE, EXIT_SOURCE, EXIT_INTERRUPTED),
     )
-    plan_p.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    add(
+    plan_p.add_argument("--json", action="store_true", help=_("print JSON instead of a table"))
+    run_p = add(
         "run",
         cmd_run,
-        "import every selected message; safe to interrupt and run again",
-        "gimport --config ~/gimport.toml run",
+        _("import every selected message; safe to interrupt and run again"),
+        "gimport --config ~/gimport.toml run\n"
+        "  nohup gimport run --stats 300 >> run.out 2>&1 &    # unattended: a status line every 5 minutes",
+        ALL_CODES,
     )
+    add_stats_option(run_p)
     verify_p = add(
         "verify",
         cmd_verify,
-        "check that everything arrived: the source now vs the state file vs Gmail's label counts; changes nothing",
+        _("check that everything arrived: the source now vs the state file vs Gmail's label counts; changes nothing"),
         "gimport verify            # a table; exit 0 only when nothing selected is missing\n"
         "  gimport verify --json     # the same as JSON, every missing message listed\n"
-        "  (the end of a migration: docs/finishing.md)",
+        "  (the end of a migration: gimport help finishing)",
+        ALL_CODES,
     )
-    verify_p.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    add("status", cmd_status, "where the migration stands, from the state file alone (no network)", "gimport status")
+    verify_p.add_argument("--json", action="store_true", help=_("print JSON instead of a table"))
+    add(
+        "status",
+        cmd_status,
+        _("where the migration stands, from the state file alone (no network); also while a run is going"),
+        "gimport status",
+        (EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE),
+    )
     cleanup_p = add(
         "cleanup",
         cmd_cleanup,
-        "after the migration: show Gmail's IMAP and forwarding settings, warn about forwarding to the old"
-        " server, disable IMAP",
+        _(
+            "after the migration: show Gmail's IMAP and forwarding settings, warn about forwarding to the old"
+            " server, disable IMAP"
+        ),
         "gimport cleanup --dry-run           # show what would change; change nothing\n"
         "  gimport cleanup                     # asks before disabling IMAP (--yes: without asking)\n"
         "  gimport cleanup --revoke --forget   # also revoke the token and delete the state file (verify must pass)\n"
-        "  (the end of a migration: docs/finishing.md)",
+        "  (the end of a migration: gimport help finishing)",
+        (EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, EXIT_AUTH, EXIT_SOURCE, EXIT_GMAIL, EXIT_INTERRUPTED),
     )
-    cleanup_p.add_argument("--dry-run", action="store_true", help="show what would change and change nothing")
-    cleanup_p.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
+    cleanup_p.add_argument("--dry-run", action="store_true", help=_("show what would change and change nothing"))
+    cleanup_p.add_argument("--yes", "-y", action="store_true", help=_("do not ask for confirmation"))
     cleanup_p.add_argument(
-        "--revoke", action="store_true", help="also revoke gimport's Gmail token and delete the token file"
+        "--revoke", action="store_true", help=_("also revoke gimport's Gmail token and delete the token file")
     )
-    cleanup_p.add_argument("--forget", action="store_true", help="also delete the state file (and its -wal/-shm files)")
     cleanup_p.add_argument(
-        "--force", action="store_true", help="--revoke/--forget even when 'gimport verify' would not pass"
+        "--forget", action="store_true", help=_("also delete the state file (and its -wal/-shm files)")
+    )
+    cleanup_p.add_argument(
+        "--force", action="store_true", help=_("--revoke/--forget even when 'gimport verify' would not pass")
     )
     from gimport.cli import admin as admin_cli
 

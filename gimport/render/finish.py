@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from gimport.cleanup import GMAIL_SETTINGS_PATH, CleanupPlan, CleanupResult, GmailSettingsReport
-from gimport.render.text import format_table
+from gimport.render.text import format_table, wrap
 from gimport.selection import inbox_first
 from gimport.verify import RETRY_COMMAND, LabelCheck, VerifyReport
 
@@ -34,8 +34,10 @@ def _label_cell(check: LabelCheck | None) -> str:
     }[check.verdict]
 
 
-def format_verify(r: VerifyReport, *, shown_limit: int | None = None) -> str:
-    out = [f"Verify: {r.source_account} -> {r.gmail_account}    state file: {r.state_path}", ""]
+def format_verify(r: VerifyReport, *, shown_limit: int | None = None, width: int | None = None) -> str:
+    """The verify report for people; `width`: fit the terminal (None: full names, unwrapped)."""
+    head = [f"Verify: {r.source_account} -> {r.gmail_account}    state file: {r.state_path}", ""]
+    out: list[str] = []
     headers = ["folder", "labels", "on source", "selected", "recorded", "missing", "Gmail label count"]
     rows = []
     for f in inbox_first(r.folders, key=lambda f: f.folder):
@@ -66,8 +68,8 @@ def format_verify(r: VerifyReport, *, shown_limit: int | None = None) -> str:
             "",
         ]
     )
-    out.append(format_table(headers, rows, right={2, 3, 4, 5}))
-    out += ["", LEGEND]
+    table = format_table(headers, rows, right={2, 3, 4, 5}, width=width)
+    out += ["", LEGEND if width is None else " ".join(LEGEND.split("\n")).replace(" Approximate:", "\nApproximate:")]
 
     notes = []
     for f in r.folders:
@@ -118,7 +120,7 @@ def format_verify(r: VerifyReport, *, shown_limit: int | None = None) -> str:
         out.append("NOT VERIFIED: no folder on the source is selected (see 'gimport plan').")
     else:
         out.append(f"NOT VERIFIED: {r.missing_total:,} selected message(s) are not recorded as imported.")
-    return "\n".join(out)
+    return wrap("\n".join(head), width, indent="  ") + "\n" + table + "\n" + wrap("\n".join(out), width, indent="    ")
 
 
 def verify_to_json(r: VerifyReport) -> dict[str, Any]:
@@ -210,7 +212,7 @@ def format_gmail_settings(s: GmailSettingsReport) -> str:
     return "\n".join(out)
 
 
-def format_cleanup_plan(p: CleanupPlan, *, dry_run: bool) -> str:
+def format_cleanup_plan(p: CleanupPlan, *, dry_run: bool, width: int | None = None) -> str:
     out = [format_gmail_settings(p.gmail), ""]
     if p.verify is not None:
         if p.verify.passed:
@@ -232,7 +234,7 @@ def format_cleanup_plan(p: CleanupPlan, *, dry_run: bool) -> str:
         changes.append(f"delete the state file {p.forget} (and its -wal/-shm files): gimport forgets what it imported")
     if p.blocked:
         out.append(f"Refused: {p.blocked}. Nothing was changed.")
-        return "\n".join(out)
+        return wrap("\n".join(out), width, indent="    ")
     if not changes:
         out.append("Nothing to change: IMAP access is already disabled.")
     else:
@@ -240,10 +242,10 @@ def format_cleanup_plan(p: CleanupPlan, *, dry_run: bool) -> str:
         out += [f"  - {c}" for c in changes]
     if dry_run:
         out.append("Dry run: nothing was changed.")
-    return "\n".join(out)
+    return wrap("\n".join(out), width, indent="    ")
 
 
-def format_cleanup_result(p: CleanupPlan, r: CleanupResult) -> str:
+def format_cleanup_result(p: CleanupPlan, r: CleanupResult, *, width: int | None = None) -> str:
     out = []
     if p.disable_imap:
         if r.imap_disabled:
@@ -260,4 +262,4 @@ def format_cleanup_result(p: CleanupPlan, r: CleanupResult) -> str:
         out.append(f"Deleted {path}")
     if p.gmail.warnings:
         out.append(f"Still to do by you: {len(p.gmail.warnings)} forwarding setting(s) above point at the old server.")
-    return "\n".join(out)
+    return wrap("\n".join(out), width, indent="    ")

@@ -77,6 +77,7 @@ class TqdmReporter(BarReporter):
         with self._lock:
             if messages:
                 self._open_bar(messages)
+        self._tick()  # the totals are known now: record them at once for `gimport status`
         self.start_stats()
 
     def message_finished(self, folder: str, outcome: str, size: int) -> None:
@@ -107,7 +108,7 @@ class TqdmReporter(BarReporter):
             parts.append(_("{n} failed").format(n=self.counts[FAILED]))
         if self.rate_limited():
             parts.append(_("slowed down"))
-        return ", " + ", ".join(parts)
+        return ", ".join(parts)  # tqdm puts ", " before the postfix itself
 
     def status_line(self, tr: Translate) -> str:
         with self._lock:

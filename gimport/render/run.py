@@ -108,8 +108,11 @@ def format_summary(s: RunSummary, *, width: int | None = None) -> str:
     return out[0] + "\n" + wrap("\n".join(out[1:]), width)
 
 
-def format_status(counts: list[FolderCounts], gmail_account: str | None, *, width: int | None = None) -> str:
-    """The state file's table. A run in progress is told by format_run_progress instead of the advice."""
+def format_status(
+    counts: list[FolderCounts], gmail_account: str | None, *, width: int | None = None, in_progress: bool = False
+) -> str:
+    """The state file's table and what to do next; `in_progress`: a run holds the state file now
+    (format_run_progress tells it), so there is no advice to start one."""
     headers = [
         _("folder"),
         _("labels"),
@@ -137,13 +140,17 @@ def format_status(counts: list[FolderCounts], gmail_account: str | None, *, widt
             ]
         )
     if not rows:
+        if in_progress:
+            return wrap(_("No folders recorded yet: the run in progress is still scanning."), width)
         return wrap(_("No folders recorded yet: run 'gimport run' (or 'gimport plan' to preview)."), width)
     total = [sum(int(r[i]) for r in rows) for i in range(2, 9)]
     rows.append([_("total"), "", *map(str, total)])
     text = format_table(headers, rows, right=set(range(2, 9)), width=width)
     todo_total = total[-1]
     tail = "\n" + _("Gmail account: {account}").format(account=gmail_account or _("not yet recorded"))
-    if todo_total == 0 and total[4] == 0 and total[5] == 0:
+    if in_progress:
+        tail += "\n" + _("{n} message(s) still to import by the run in progress.").format(n=todo_total)
+    elif todo_total == 0 and total[4] == 0 and total[5] == 0:
         tail += "\n" + _("Everything selected at the last run is in Gmail.")
     else:
         tail += "\n" + _("{n} message(s) still to import: run 'gimport run' to continue.").format(n=todo_total)

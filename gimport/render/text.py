@@ -148,8 +148,9 @@ def format_table(
     """Columns separated by two spaces, a dashed line under the headers; `right`: the columns aligned right.
 
     With `width`, a table wider than that is fitted: headers wider than their column's values are wrapped
-    onto two lines first, then the text columns (all but `right` and `keep`) are shortened, widest first,
-    down to MIN_CELL, their values elided in the middle. Numbers are never shortened. width None: as wide
+    onto two lines first, then the text columns (all but `right` and `keep`) are shortened:
+    the widest first, one column at a time (so they end up about equally wide), down to MIN_CELL, their
+    values elided in the middle. Numbers are never shortened. width None: as wide
     as the values (full names).
     """
     rows = [list(r) for r in rows]
@@ -168,11 +169,12 @@ def format_table(
                 cols[i] = max(natural[i], *(display_width(x) for x in head_lines[i]))
         fixed = right | (keep or set())
         shrinkable = [i for i in range(n) if i not in fixed]
+        # one column at a time off the widest text column: they come down to a common width together
         while total() > width and shrinkable:
             i = max(shrinkable, key=lambda k: cols[k])
             if cols[i] <= MIN_CELL:
                 break
-            cols[i] = max(MIN_CELL, cols[i] - (total() - width))
+            cols[i] -= 1
         for i in shrinkable:
             if any(display_width(x) > cols[i] for x in head_lines[i]):
                 head_lines[i] = [elide(x, cols[i]) for x in head_lines[i]]

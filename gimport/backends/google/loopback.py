@@ -71,17 +71,37 @@ class LoopbackServer6(LoopbackServer):
 
 
 class Receiver:
-    """Listens on localhost:`port` (127.0.0.1 and ::1) until closed; answers arrive on `answers`."""
+    """Listens on localhost:`port` (127.0.0.1 and ::1) until closed; answers arrive on `answers`.
 
-    def __init__(self, port: int) -> None:
-        if not 0 <= port <= 65535:
-            raise ConfigError(f"--port must be between 1 and 65535 (or 0 for any free port), not {port}")
+    port None: DEFAULT_PORT when it is free, else any free port (another user's `gimport auth` on a shared
+    server may hold 8765); `self.port` is the port actually used. An explicit port that is busy is a
+    ConfigError."""
+
+    def __init__(self, port: int | None) -> None:
         self.answers: queue.Queue[dict[str, str]] = queue.Queue()
         self._servers: list[LoopbackServer] = []
+        self.port = 0
+        if port is None:
+            try:
+                self._listen(DEFAULT_PORT)
+            except ConfigError:  # busy (another user's listener?): any free port will do
+                self._listen(0)
+        else:
+            self._listen(port)
+        self._threads = [
+            threading.Thread(target=s.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True, name="gimport-auth")
+            for s in self._servers
+        ]
+        for t in self._threads:
+            t.start()
+
+    def _listen(self, port: int) -> None:
+        if not 0 <= port <= 65535:
+            raise ConfigError(f"--port must be between 1 and 65535 (or 0 for any free port), not {port}")
         for _attempt in range(5):  # with port 0, ::1 may hold the port 127.0.0.1 got: pick again
             try:
                 self._bind(port)
-                break
+                return
             except OSError as exc:
                 self._close_servers()
                 if exc.errno != errno.EADDRINUSE or port != 0:
@@ -89,16 +109,9 @@ class Receiver:
                     raise ConfigError(
                         f"cannot listen on localhost port {port} for Google's answer ({why}): choose another port"
                         f" with --port, e.g. --port {port + 1 if 0 < port < 65535 else DEFAULT_PORT + 1}"
-                        " (and use that number in ssh -L)"
+                        " (and use that number in ssh -L), or leave --port out to take a free one"
                     ) from None
-        else:
-            raise ConfigError("cannot find a free localhost port: pass one with --port")
-        self._threads = [
-            threading.Thread(target=s.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True, name="gimport-auth")
-            for s in self._servers
-        ]
-        for t in self._threads:
-            t.start()
+        raise ConfigError("cannot find a free localhost port: pass one with --port")
 
     def _bind(self, port: int) -> None:
         v4 = LoopbackServer(("127.0.0.1", port), self.answers)

@@ -199,7 +199,7 @@ def _loopback_flow(
     client_config: dict[str, Any],
     *,
     use_browser: bool,
-    port: int,
+    port: int | None,
     timeout: float,
     out: TextIO,
     open_browser: Callable[[str], bool],
@@ -211,7 +211,9 @@ def _loopback_flow(
         opened = False
         if use_browser:
             _print(out, "Opening your browser to authorize gimport. If it does not open, visit this address:")
-            _print(out, f"\n    {url}\n")
+            _print(out)
+            _print(out, url)  # unwrapped, alone on its line: a terminal wraps it, copying keeps it whole
+            _print(out)
             try:
                 opened = bool(open_browser(url))
             except webbrowser.Error:
@@ -221,8 +223,17 @@ def _loopback_flow(
         if not opened:
             if not use_browser:
                 _print(out, "Open this address in a web browser and sign in with the Gmail account to import into:")
-                _print(out, f"\n    {url}\n")
+                _print(out)
+                _print(out, url)  # unwrapped, alone on its line: a terminal wraps it, copying keeps it whole
+                _print(out)
             p = receiver.port
+            if port is None and p != DEFAULT_PORT:
+                _print(
+                    out,
+                    _("(Port {default} is taken on this machine, so gimport listens on {port} this time.)").format(
+                        default=DEFAULT_PORT, port=p
+                    ),
+                )
             _print(out, f"After you allow access, Google sends the browser to http://localhost:{p}/ where gimport")
             _print(out, "is waiting. If the browser runs on another computer (an SSH session), forward that port")
             _print(out, "first: on the computer with the browser, run this in a new terminal and keep it open:")
@@ -253,7 +264,7 @@ def _parse_pasted(text: str, redirect_uri: str) -> dict[str, str]:
 
 
 def _paste_flow(
-    client_config: dict[str, Any], *, port: int, out: TextIO, read_line: Callable[[str], str]
+    client_config: dict[str, Any], *, port: int | None, out: TextIO, read_line: Callable[[str], str]
 ) -> Credentials:
     port = port or DEFAULT_PORT
     if not 0 < port <= 65535:
@@ -263,7 +274,9 @@ def _paste_flow(
     url, state = _authorization_url(flow)
     _print(out, "1. Open this address in a web browser (on any computer) and sign in with the Gmail account")
     _print(out, "   to import into:")
-    _print(out, f"\n    {url}\n")
+    _print(out)
+    _print(out, url)  # unwrapped, alone on its line
+    _print(out)
     _print(out, f"2. After you allow access, the browser goes to an address starting with {redirect_uri}")
     _print(out, '   and shows an error such as "This site can\'t be reached". That is expected: copy the')
     _print(out, "   whole address from the browser's address bar.")
@@ -280,7 +293,7 @@ def obtain_credentials(
     client_config: dict[str, Any],
     *,
     mode: str = "auto",
-    port: int = DEFAULT_PORT,
+    port: int | None = None,
     timeout: float = DEFAULT_TIMEOUT,
     out: TextIO | None = None,
     read_line: Callable[[str], str] = input,
@@ -326,7 +339,7 @@ def authorize(
     gmail: Any,
     *,
     mode: str = "auto",
-    port: int = DEFAULT_PORT,
+    port: int | None = None,
     timeout: float = DEFAULT_TIMEOUT,
     out: TextIO | None = None,
     read_line: Callable[[str], str] = input,
@@ -353,23 +366,22 @@ def authorize(
         env=env,
     )
     try:
+        # which account, before anything is saved: a token for another account is never kept
+        address = GmailClient(creds, api_url=gmail.api_url).primary_address()
+    except (RetryableError, MessageRejected, GmailError) as exc:
+        raise GmailError(f"authorized, but Gmail did not say which account it is for (nothing saved): {exc}") from None
+    if gmail.user and address.lower() != gmail.user.lower():
+        raise AuthError(
+            f"you signed in as {address}, but [gmail] user is {gmail.user}: the token was not saved",
+            hint=_(
+                "run 'gimport auth' again and choose {user} in the browser (a private window helps), or change"
+                " [gmail] user"
+            ).format(user=gmail.user),
+        )
+    try:
         write_private(gmail.token_file, creds.to_json())
     except OSError as exc:
         raise ConfigError(f"cannot write [gmail] token_file {gmail.token_file}: {exc.strerror}") from None
-    try:
-        address = GmailClient(load_credentials(gmail.token_file), api_url=gmail.api_url).primary_address()
-    except (RetryableError, MessageRejected, GmailError) as exc:
-        raise GmailError(
-            f"authorized and saved the token to {gmail.token_file}, but Gmail did not say which account it"
-            f" is for: {exc}"
-        ) from None
     _print(out, f"Authorized gimport for {address}")
     _print(out, f"Token saved to {gmail.token_file} (readable only by you).")
-    if gmail.user and address.lower() != gmail.user.lower():
-        _print(
-            out,
-            f"Warning: [gmail] user is {gmail.user}, but you signed in as {address}; 'gimport run' will refuse"
-            f" this token. Run 'gimport auth' again and choose {gmail.user} in the browser (a private window"
-            " helps), or change [gmail] user.",
-        )
     return address

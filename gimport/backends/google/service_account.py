@@ -30,6 +30,7 @@ from gimport.backends.google.tokens import SCOPES
 from gimport.calls import Caller, RetryPolicy
 from gimport.errors import AuthError, ConfigError, DelegationError, RetryableError
 from gimport.i18n import _
+from gimport.settings import check_private
 
 log = logging.getLogger("gimport.admin")
 
@@ -62,6 +63,9 @@ class ServiceAccount:
         missing = [k for k in ("client_email", "private_key", "token_uri") if not info.get(k)]
         if missing:
             raise ConfigError(f"[admin] service_account_file {self.path} lacks {', '.join(missing)}")
+        # the key impersonates every user of the domain: refused when others can read it (group: the
+        # Kubernetes Job mounts secrets 0440 with an fsGroup)
+        check_private(self.path, "[admin] service_account_file", group_ok=True)
         try:
             # from_service_account_file(...) reads the same info; token_uri comes from the file
             self._base = service_account.Credentials.from_service_account_info(info)

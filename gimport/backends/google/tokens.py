@@ -9,6 +9,7 @@ The revoke endpoint is derived from the token_uri saved in the token file: Googl
 
 from __future__ import annotations
 
+import datetime
 import json
 import os
 import sys
@@ -22,6 +23,7 @@ from google.oauth2.credentials import Credentials
 
 from gimport.errors import AuthError, ConfigError, GmailError
 from gimport.i18n import _
+from gimport.settings import check_private
 
 # The least gimport needs, in one place:
 SCOPES = (
@@ -90,8 +92,11 @@ class PersistingCredentials(Credentials):
 
 
 def load_credentials(token_file: Path) -> PersistingCredentials:
-    """Read the token file written by `gimport auth`. Raises AuthError with what to do."""
+    """Read the token file written by `gimport auth`. Raises AuthError with what to do, ConfigError when
+    its group or others can read it (chmod 600)."""
     token_file = Path(token_file)
+    # whoever reads the token reads nothing of the mail, but may import into it and change its settings
+    check_private(token_file, "[gmail] token_file")
     try:
         info = json.loads(token_file.read_text("utf-8"))
     except FileNotFoundError:
@@ -215,6 +220,47 @@ def _delete(path: Path) -> None:
         pass
     except OSError as exc:
         raise ConfigError(f"cannot delete {path}: {exc.strerror}") from None
+
+
+def token_status(gmail: Any, *, out: TextIO | None = None) -> str:
+    """`gimport auth --status`: the account, the scopes and whether the token still refreshes. Refreshes it
+    now (and saves the new access token, as every command does); changes nothing else. Returns the
+    account. Raises AuthError (no token, it no longer refreshes, a scope missing, another account than
+    [gmail] user), ConfigError (the token file is readable by others) and GmailError (Gmail unreachable)."""
+    import google.auth.exceptions
+    import google.auth.transport.requests
+    import requests
+
+    from gimport.backends.google.gmail import GmailClient, MessageRejected, RetryableError
+
+    out = sys.stdout if out is None else out
+    creds = load_credentials(gmail.token_file)
+    try:
+        creds.refresh(google.auth.transport.requests.Request())
+    except google.auth.exceptions.RefreshError as exc:
+        raise AuthError(
+            f"the token in {gmail.token_file} no longer refreshes ({exc}); Testing-mode grants expire after 7 days"
+        ) from None
+    except (requests.RequestException, google.auth.exceptions.TransportError) as exc:
+        raise GmailError(f"cannot reach Google's token endpoint ({type(exc).__name__})") from None
+    try:
+        address = GmailClient(creds, api_url=gmail.api_url).primary_address()
+    except (RetryableError, MessageRejected) as exc:
+        raise GmailError(f"Gmail did not say which account the token is for: {exc}") from None
+    granted = set(creds.scopes or ())
+    _print(out, _("Account: {address}").format(address=address))
+    _print(out, _("Token file: {path}").format(path=gmail.token_file))
+    names = ", ".join(s.rsplit("/", 1)[-1] for s in SCOPES if s in granted) or "?"
+    _print(out, _("Scopes: {names}").format(names=names))
+    expiry = creds.expiry.replace(tzinfo=datetime.UTC).astimezone() if creds.expiry else None
+    until = _(", access token good until {clock}").format(clock=expiry.strftime("%H:%M")) if expiry else ""
+    _print(out, _("Token: refreshes{until}").format(until=until))
+    missing = [s for s in SCOPES if granted and s not in granted]
+    if missing:
+        raise AuthError(f"the token lacks {', '.join(s.rsplit('/', 1)[-1] for s in missing)}")
+    if gmail.user and address.lower() != gmail.user.lower():
+        raise AuthError(f"the token is for {address}, but [gmail] user is {gmail.user}")
+    return address
 
 
 def _print(out: TextIO, text: str = "") -> None:
