@@ -264,3 +264,32 @@ def test_a_resumed_run_says_how_much_was_already_in_gmail(ws, imap_user, capsys)
     err = out.err.split("gimport: connecting")[-1]  # run() echoes what it captured: the last run only
     assert "gimport: 3 message(s) to import" in err
     assert "gimport: resumed: 5 message(s) already in Gmail" in err
+
+
+def test_the_status_line_says_when_gmail_asked_to_slow_down(tmp_path, imap_user):
+    from tests.rig.gmail_emulator import GmailEmulator
+
+    seed(imap_user, 24)
+    emu = GmailEmulator(quota_units_per_minute=6_000)  # Gmail holds 4 imports/s; gimport is told 20/s
+    emu.start()
+    try:
+        w = make_workspace(
+            tmp_path, server=imap_user.server, user=imap_user.name, emulator=emu, email=EMAIL,
+            quota_units_per_minute=30_000, workers=4,
+        )  # fmt: skip
+        err_path = w.dir / "run.err"
+        with open(err_path, "w") as err:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "gimport", "--config", str(w.config), "run", "--stats", "1"],
+                env=w.env(),
+                stdout=subprocess.PIPE,
+                stderr=err,
+            )
+            proc.communicate(timeout=180)
+        assert proc.returncode == 0, err_path.read_text()
+        assert emu.stats.rate_limited > 0
+        slowed = [line for line in err_path.read_text().splitlines() if "Gmail asked to slow down" in line]
+        assert slowed and all(line.startswith("gimport: status: ") for line in slowed), err_path.read_text()
+        assert "Gmail asked to slow down" in w.log.read_text()
+    finally:
+        emu.stop()

@@ -195,6 +195,13 @@ def _print(out: TextIO, text: str = "") -> None:
     out.flush()
 
 
+def _say(out: TextIO, text: str) -> None:
+    """A paragraph for the person at the terminal, wrapped to its width (unwrapped when not a terminal)."""
+    from gimport.render.text import terminal_width, wrap
+
+    _print(out, wrap(text, terminal_width(out), indent="   " if text[:2] in ("1.", "2.", "3.") else ""))
+
+
 def _loopback_flow(
     client_config: dict[str, Any],
     *,
@@ -210,7 +217,7 @@ def _loopback_flow(
         url, state = _authorization_url(flow)
         opened = False
         if use_browser:
-            _print(out, "Opening your browser to authorize gimport. If it does not open, visit this address:")
+            _say(out, "Opening your browser to authorize gimport. If it does not open, visit this address:")
             _print(out)
             _print(out, url)  # unwrapped, alone on its line: a terminal wraps it, copying keeps it whole
             _print(out)
@@ -219,28 +226,34 @@ def _loopback_flow(
             except webbrowser.Error:
                 opened = False
             if not opened:
-                _print(out, "(No browser could be started here: open the address above yourself.)")
+                _say(out, "(No browser could be started here: open the address above yourself.)")
         if not opened:
             if not use_browser:
-                _print(out, "Open this address in a web browser and sign in with the Gmail account to import into:")
+                _say(out, "Open this address in a web browser and sign in with the Gmail account to import into:")
                 _print(out)
                 _print(out, url)  # unwrapped, alone on its line: a terminal wraps it, copying keeps it whole
                 _print(out)
             p = receiver.port
             if port is None and p != DEFAULT_PORT:
-                _print(
+                _say(
                     out,
                     _("(Port {default} is taken on this machine, so gimport listens on {port} this time.)").format(
                         default=DEFAULT_PORT, port=p
                     ),
                 )
-            _print(out, f"After you allow access, Google sends the browser to http://localhost:{p}/ where gimport")
-            _print(out, "is waiting. If the browser runs on another computer (an SSH session), forward that port")
-            _print(out, "first: on the computer with the browser, run this in a new terminal and keep it open:")
+            _say(
+                out,
+                f"After you allow access, Google sends the browser to http://localhost:{p}/ where gimport is waiting."
+                " If the browser runs on another computer (an SSH session), forward that port first: on the computer"
+                " with the browser, run this in a new terminal and keep it open:",
+            )
             _print(out, f"\n    ssh -N -L {p}:localhost:{p} {_ssh_target()}\n")
-            _print(out, "(use the host name you log in to this machine with). Or press Ctrl-C and run")
-            _print(out, "'gimport auth --paste' to copy the final address back by hand instead.")
-        _print(out, f"Waiting up to {timeout:g} s for Google's answer (Ctrl-C to stop)...")
+            _say(
+                out,
+                "(use the host name you log in to this machine with). Or press Ctrl-C and run 'gimport auth --paste'"
+                " to copy the final address back by hand instead.",
+            )
+        _say(out, f"Waiting up to {timeout:g} s for Google's answer (Ctrl-C to stop)...")
         params = receiver.wait(timeout)
     finally:
         receiver.close()
@@ -272,15 +285,20 @@ def _paste_flow(
     redirect_uri = f"http://localhost:{port}/"
     flow = _new_flow(client_config, redirect_uri)
     url, state = _authorization_url(flow)
-    _print(out, "1. Open this address in a web browser (on any computer) and sign in with the Gmail account")
-    _print(out, "   to import into:")
+    _say(
+        out,
+        "1. Open this address in a web browser (on any computer) and sign in with the Gmail account to import into:",
+    )
     _print(out)
     _print(out, url)  # unwrapped, alone on its line
     _print(out)
-    _print(out, f"2. After you allow access, the browser goes to an address starting with {redirect_uri}")
-    _print(out, '   and shows an error such as "This site can\'t be reached". That is expected: copy the')
-    _print(out, "   whole address from the browser's address bar.")
-    _print(out, "3. Paste it here and press Enter.")
+    _say(
+        out,
+        f"2. After you allow access, the browser goes to an address starting with {redirect_uri} and shows an"
+        ' error such as "This site can\'t be reached". That is expected: copy the whole address from the'
+        " browser's address bar.",
+    )
+    _say(out, "3. Paste it here and press Enter.")
     try:
         pasted = read_line("Address: ")
     except EOFError:

@@ -50,7 +50,7 @@ class ServiceAccount:
         except FileNotFoundError:
             raise ConfigError(
                 f"[admin] service_account_file {self.path} not found: create a key for the service account"
-                " (docs/admin.md, section 1)"
+                " ('gimport help admin', section 1)"
             ) from None
         except (OSError, ValueError) as exc:
             raise ConfigError(f"[admin] service_account_file {self.path}: cannot read it as JSON ({exc})") from None

@@ -43,7 +43,7 @@ _GOOGLE_OAUTH_HOSTS = frozenset({"oauth2.googleapis.com", "accounts.google.com",
 _NETWORK_TIMEOUT = 60.0
 CREATE_CLIENT_HOWTO = (
     "create one in the Google Cloud console: APIs & Services > Credentials > Create credentials >"
-    " OAuth client ID > Application type: Desktop app > Download JSON (see docs/auth.md)"
+    " OAuth client ID > Application type: Desktop app > Download JSON (see 'gimport help auth')"
 )
 PERMISSIONS_PAGE = "https://myaccount.google.com/permissions"
 
