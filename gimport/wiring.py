@@ -106,6 +106,17 @@ def run_in_progress(state_path: Path) -> bool:
     return StateLock.held(lock_path(state_path))
 
 
+def refresh_token(settings: Settings) -> str:
+    """Refresh the user's Gmail token now (saved, as every command does) and return its account: proves
+    that the grant still works, not only the access token of the last hour. Raises AuthError (it no
+    longer refreshes, a scope missing, another account than [gmail] user), ConfigError, GmailError."""
+    import io
+
+    from gimport.backends.google import tokens
+
+    return tokens.token_status(settings.gmail, out=io.StringIO())
+
+
 def revoke_token(token_file: Path) -> str:
     """Revoke the saved token and delete the file; returns what revoking said."""
     import io

@@ -174,7 +174,7 @@ def test_check_logs_in_to_both_and_counts_changing_nothing(ws, imap_user, emulat
     assert rc == 0, out.err
     text = out.out
     assert f"Old server: {imap_user.name} on localhost:" in text and "login OK" in text
-    assert f"Gmail: {EMAIL}: the token works" in text
+    assert f"Gmail: {EMAIL}: the token refreshes" in text
     assert "Gmail's IMAP access:" in text
     assert "To import: 9 message(s)" in text and "until about" in text
     assert not ws.state.exists()  # nothing recorded

@@ -37,9 +37,10 @@ def cmd_check(args: argparse.Namespace) -> int:
                     user=src.user, host=src.host, port=src.port, security=src.security
                 )
             )
-            gmail = wiring.account(settings).gmail  # the token: AuthError exit 3, a loose token file exit 2
-            address = identify(gmail, settings.gmail.user, state)  # refreshes the token when it must
-            say(_("Gmail: {address}: the token works").format(address=address))
+            wiring.refresh_token(settings)  # the grant itself: AuthError exit 3, a loose token file exit 2
+            gmail = wiring.account(settings).gmail
+            address = identify(gmail, settings.gmail.user, state)  # and the state file's account
+            say(_("Gmail: {address}: the token refreshes").format(address=address))
             imap = gmail.get_imap()
             if imap.get("enabled"):
                 say(_("Gmail's IMAP access: enabled (gimport does not use it; 'gimport cleanup' turns it off)"))

@@ -6,7 +6,9 @@ import argparse
 import contextlib
 import logging
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from gimport import __version__
 from gimport.cli import auth, check, init
@@ -128,12 +130,12 @@ def _run(settings: Settings, *, stats: float = 0) -> int:
     return run_exit_code(summary)
 
 
-def _progress_record(state: object):
+def _progress_record(state: Any) -> Callable[[dict[str, Any]], None]:
     """on_tick for the reporter: the run's progress in the state's meta table, for `gimport status`."""
     import json
 
-    def record(snapshot: dict) -> None:
-        state.set_meta("run_progress", json.dumps(snapshot))  # type: ignore[attr-defined]
+    def record(snapshot: dict[str, Any]) -> None:
+        state.set_meta("run_progress", json.dumps(snapshot))
 
     return record
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import socket
 import time
+from collections.abc import Callable
 from typing import Any, TextIO
 
 from gimport.accounting import RunSummary
@@ -33,8 +34,8 @@ class TqdmReporter(BarReporter):
         enabled: bool | None = None,
         *,
         stats: float = 0,
-        on_tick: Any = None,
-        rate_limited: Any = None,
+        on_tick: Callable[[dict[str, Any]], None] | None = None,
+        rate_limited: Callable[[], int] | None = None,
     ) -> None:
         super().__init__(stream, enabled, stats=stats, on_tick=on_tick, rate_limited=rate_limited)
         self.counts = {IMPORTED: 0, DUPLICATE: 0, FAILED: 0, SKIPPED: 0}
