@@ -109,7 +109,7 @@ def test_every_command_fits_80_columns(ws, mailbox, emulator):
     assert len(plan_lines) == 1, outputs["plan"]
     folder_cell = plan_lines[0].split("  ")[0]
     assert folder_cell.startswith("研究室/") and folder_cell.endswith("まとめ") and "..." in folder_cell
-    print(outputs["plan"], outputs["run"], sep="\n")  # the captures of the report (shown with -s)
+    print(*outputs.values(), sep="\n")  # the captures (shown with -s)
     assert "message(s) imported in" in outputs["run"]
     assert "VERIFIED" in outputs["verify"]
 

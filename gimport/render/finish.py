@@ -68,7 +68,7 @@ def format_verify(r: VerifyReport, *, shown_limit: int | None = None, width: int
             "",
         ]
     )
-    table = format_table(headers, rows, right={2, 3, 4, 5}, width=width)
+    table = format_table(headers, rows, right={2, 3, 4, 5}, width=width, prose={6})
     out += ["", LEGEND if width is None else " ".join(LEGEND.split("\n")).replace(" Approximate:", "\nApproximate:")]
 
     notes = []

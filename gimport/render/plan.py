@@ -36,7 +36,7 @@ def format_plan(p: Preview, *, width: int | None = None) -> str:
     ]
     total_msgs = sum(fp.messages for fp in p.folders)
     rows.append([_("total"), str(total_msgs), human_bytes(sum(fp.size for fp in p.folders)), "", ""])
-    out = [format_table(headers, rows, right={1, 2}, width=width)]
+    out = [format_table(headers, rows, right={1, 2}, width=width, prose={4})]
     tail = []
     if p.labels_needed:
         tail.append(

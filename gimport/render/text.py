@@ -58,13 +58,16 @@ def _cut(s: str, columns: int, *, from_end: bool = False) -> str:
     return "".join(reversed(out)) if from_end else "".join(out)
 
 
-def elide(s: str, columns: int) -> str:
+def elide(s: str, columns: int, *, at_end: bool = False) -> str:
     """`s` shortened to at most `columns` display columns by taking out its middle ("Archive/20...s/Old"),
-    so that both the top folder and the last level stay readable. Unchanged when it fits."""
+    so that both the top folder and the last level stay readable; `at_end`: keep the start instead
+    (prose: "skip: holds no mes..."). Unchanged when it fits."""
     if display_width(s) <= columns:
         return s
     if columns <= len(ELLIPSIS):
         return _cut(s, columns)
+    if at_end:
+        return _cut(s, columns - len(ELLIPSIS)) + ELLIPSIS
     room = columns - len(ELLIPSIS)
     head = _cut(s, (room + 1) // 2)
     tail = _cut(s, room - display_width(head), from_end=True)
@@ -144,13 +147,14 @@ def format_table(
     *,
     width: int | None = None,
     keep: set[int] | None = None,
+    prose: set[int] | None = None,
 ) -> str:
     """Columns separated by two spaces, a dashed line under the headers; `right`: the columns aligned right.
 
     With `width`, a table wider than that is fitted: headers wider than their column's values are wrapped
     onto two lines first, then the text columns (all but `right` and `keep`) are shortened:
     the widest first, one column at a time (so they end up about equally wide), down to MIN_CELL, their
-    values elided in the middle. Numbers are never shortened. width None: as wide
+    values elided in the middle (`prose` columns: at the end). Numbers are never shortened. width None: as wide
     as the values (full names).
     """
     rows = [list(r) for r in rows]
@@ -182,7 +186,7 @@ def format_table(
     def fmt(cells: Sequence[str]) -> str:
         out = []
         for i, cell in enumerate(cells):
-            out.append(pad(elide(cell, cols[i]), cols[i], right=i in right))
+            out.append(pad(elide(cell, cols[i], at_end=i in (prose or ())), cols[i], right=i in right))
         return "  ".join(out).rstrip()
 
     depth = max(len(h) for h in head_lines)

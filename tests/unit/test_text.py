@@ -53,3 +53,11 @@ def test_terminal_width_honours_columns_and_keeps_pipes_full(monkeypatch, tmp_pa
         assert terminal_width(f) is None
         monkeypatch.setenv("COLUMNS", "80")
         assert terminal_width(f) == 80
+
+
+def test_prose_columns_keep_their_start():
+    assert elide("skip: holds no messages (\\Noselect)", 20, at_end=True) == "skip: holds no me..."
+    table = format_table(
+        ["folder", "action"], [["Archive", "skip: holds no messages (\\Noselect)"]], set(), width=30, prose={1}
+    )
+    assert table.split("\n")[-1].rstrip().endswith("...") and "skip: holds" in table
