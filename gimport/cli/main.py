@@ -154,9 +154,8 @@ def cmd_status(args: argparse.Namespace) -> int:
         account = f"{settings.source.user}@{settings.source.host}"
         running = wiring.run_in_progress(settings.state_path)
         counts = state.folder_counts(account)
-        print(
-            wrap(_("Source: {account}    state file: {path}").format(account=account, path=settings.state_path), width)
-        )
+        head = _("Source: {account}    state file: {path}").format(account=account, path=settings.state_path)
+        print(wrap(head, width, indent="  "))
         if running:
             try:
                 progress = json.loads(state.get_meta("run_progress") or "null")
