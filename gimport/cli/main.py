@@ -13,7 +13,7 @@ from typing import Any
 from gimport import __version__
 from gimport.cli import auth, check, init
 from gimport.cli import help as help_topics
-from gimport.cli.options import FittingHelpFormatter, add_command, add_stats_option, exit_codes_help
+from gimport.cli.options import Code, FittingHelpFormatter, add_command, add_stats_option, exit_codes_help
 from gimport.cli.terminal import StopOnSignal, confirm, private_log_handler, run_exit_code
 from gimport.errors import (
     EXIT_AUTH,
@@ -308,7 +308,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"gimport {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands")
 
-    def add(name: str, func, help_text: str, example: str, codes: tuple[int, ...]) -> argparse.ArgumentParser:
+    def add(name: str, func, help_text: str, example: str, codes: tuple[Code, ...]) -> argparse.ArgumentParser:
         return add_command(sub, common, name, func, help_text, example, codes)
 
     auth.add_parser(sub, common)
@@ -339,7 +339,11 @@ def build_parser() -> argparse.ArgumentParser:
         "gimport verify            # a table; exit 0 only when nothing selected is missing\n"
         "  gimport verify --json     # the same as JSON, every missing message listed\n"
         "  (the end of a migration: gimport help finishing)",
-        ALL_CODES,
+        (
+            (EXIT_OK, _("every selected message is recorded as imported")),
+            (EXIT_SOME_FAILED, _("some selected message is not (the table and the list say which)")),
+            *ALL_CODES[2:],
+        ),
     )
     verify_p.add_argument("--json", action="store_true", help=_("print JSON instead of a table"))
     add(
@@ -347,7 +351,11 @@ def build_parser() -> argparse.ArgumentParser:
         cmd_status,
         _("where the migration stands, from the state file alone (no network); also while a run is going"),
         "gimport status",
-        (EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE),
+        (
+            (EXIT_OK, _("everything selected at the last run is in Gmail")),
+            (EXIT_SOME_FAILED, _("something selected is not in Gmail yet (or a run is still going)")),
+            EXIT_USAGE,
+        ),
     )
     cleanup_p = add(
         "cleanup",
@@ -360,7 +368,11 @@ def build_parser() -> argparse.ArgumentParser:
         "  gimport cleanup                     # asks before disabling IMAP (--yes: without asking)\n"
         "  gimport cleanup --revoke --forget   # also revoke the token and delete the state file (verify must pass)\n"
         "  (the end of a migration: gimport help finishing)",
-        (EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, EXIT_AUTH, EXIT_SOURCE, EXIT_GMAIL, EXIT_INTERRUPTED),
+        (
+            (EXIT_OK, _("IMAP is off and no forwarding points at the old server")),
+            (EXIT_SOME_FAILED, _("something is left to do or was refused (the output says what)")),
+            *ALL_CODES[2:],
+        ),
     )
     cleanup_p.add_argument("--dry-run", action="store_true", help=_("show what would change and change nothing"))
     cleanup_p.add_argument("--yes", "-y", action="store_true", help=_("do not ask for confirmation"))

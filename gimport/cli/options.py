@@ -4,6 +4,7 @@ codes, and the `--stats` option of unattended runs (for `run` and `admin run` al
 from __future__ import annotations
 
 import argparse
+import re
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -38,30 +39,49 @@ def exit_meanings() -> dict[int, str]:
     }
 
 
-def exit_codes_help(codes: Iterable[int], meanings: dict[int, str] | None = None) -> str:
-    """The "exit codes:" block of a command's --help, with only `codes`."""
+Code = int | tuple[int, str]  # an exit code, or one with what it means for this command
+
+
+def exit_codes_help(codes: Iterable[Code], meanings: dict[int, str] | None = None) -> str:
+    """The "exit codes:" block of a command's --help, with only `codes` (a (code, text) pair says what
+    the code means for that command)."""
     meanings = meanings or exit_meanings()
     lines = [_("exit codes:")]
     for code in codes:
-        lines.append(f"  {code:<4} {meanings[code]}")
+        number, text = code if isinstance(code, tuple) else (code, meanings[code])
+        lines.append(f"  {number:<4} {text}")
     return "\n".join(lines) + "\n"
 
 
 class FittingHelpFormatter(argparse.RawDescriptionHelpFormatter):
-    """Keeps the description's and epilog's line breaks (examples, tables) but wraps each line that is
-    wider than the terminal (COLUMNS honoured; wide characters count two). A wrapped example's comment
-    continues under its '#'; other lines continue indented under themselves."""
+    """Keeps the description's and epilog's indented lines (examples, tables) and wraps each that is wider
+    than the terminal (COLUMNS honoured; wide characters count two): an example's comment continues
+    under its '#', an exit code's text under its text. Lines that start at the margin are paragraphs:
+    joined and wrapped as one."""
 
     def _fill_text(self, text: str, width: int, indent: str) -> str:
-        out = []
+        out: list[str] = []
+        para: list[str] = []
+
+        def flush() -> None:
+            if para:
+                out.append(wrap(indent + " ".join(para), width))
+                para.clear()
+
         for line in text.splitlines():
+            if line and not line.startswith(" ") and not line.endswith(":"):
+                para.append(line)
+                continue
+            flush()
             if display_width(indent + line) <= width:
                 out.append(indent + line)
                 continue
             lead = len(line) - len(line.lstrip(" "))
             hash_at = line.find("  # ")
-            hang = hash_at + 4 if 0 < hash_at < width // 2 else lead + 4
+            code = re.match(r" +\d+ +", line)
+            hang = hash_at + 4 if 0 < hash_at < width // 2 else code.end() if code else lead + 4
             out.append(wrap(indent + line, width, indent=indent + " " * hang))
+        flush()
         return "\n".join(out) + ("\n" if text.endswith("\n") else "")
 
 
@@ -75,7 +95,7 @@ def add_command(
     func: CommandFunc,
     help_text: str,
     example: str,
-    codes: Iterable[int],
+    codes: Iterable[Code],
 ) -> argparse.ArgumentParser:
     """Register one command: its help, an example, and only the exit codes it can give."""
     p: argparse.ArgumentParser = sub.add_parser(
