@@ -280,7 +280,7 @@ def load_settings(
             data = {}
         else:
             raise ConfigError(
-                f"config file {str(path)!r} not found: 'gimport init' writes one, or pass --config PATH"
+                f"config file {str(path)!r} not found: write one ('gimport init' writes a commented one) or pass --config PATH"
             ) from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
