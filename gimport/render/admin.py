@@ -119,9 +119,9 @@ class AdminProgress(BarReporter):
             if self.bar is not None:
                 self.bar.refresh()
 
-    def status_line(self, tr: Translate) -> str:
+    def status_line(self, tr: Translate, now: float | None = None) -> str:
         with self._lock:
-            elapsed = max(time.time() - self.started, 1e-6)
+            elapsed = max((time.time() if now is None else now) - self.started, 1e-6)
             parts = [
                 tr("users {done}/{total} done").format(done=self.users_done, total=self.total_users),
                 tr("{done}/{total} messages").format(done=f"{self.finished:,}", total=f"{self.total_messages:,}"),

@@ -100,8 +100,9 @@ class BarReporter:
         self._line(_("warning: {text}").format(text=text))
 
     # -- the periodic status -------------------------------------------------------------------------
-    def status_line(self, tr: Translate) -> str:
-        """One line of status; `tr` is `_` for the terminal and `english` for the log."""
+    def status_line(self, tr: Translate, now: float | None = None) -> str:
+        """One line of status at `now` (default: the time now); `tr` is `_` for the terminal and `english`
+        for the log."""
         raise NotImplementedError
 
     def snapshot(self) -> dict[str, Any]:
@@ -134,9 +135,10 @@ class BarReporter:
     def emit_stats(self) -> None:
         """Print (when there is no bar) and log one status line now."""
         with self._lock:
+            now = time.time()  # one instant for both versions of the line
             if self.bar is None:
-                print(self.status_line(_), file=self.stream, flush=True)
-            log.info("%s", self.status_line(english))
+                print(self.status_line(_, now), file=self.stream, flush=True)
+            log.info("%s", self.status_line(english, now))
 
     def close(self) -> None:
         self._closing.set()

@@ -92,13 +92,12 @@ class TqdmReporter(BarReporter):
                 self._set_postfix(self._bar_postfix(), desc=elide(folder, 16) + " ")
                 self._advance()
 
-    def _eta(self) -> float | None:
+    def _eta(self, now: float | None = None) -> float | None:
         if self.transfer_began is None:
             return None
-        left = eta_seconds(
-            self._bytes_seen or self.done, self.total_bytes or self.total, time.time() - self.transfer_began
-        )
-        return None if left is None else time.time() + left
+        now = time.time() if now is None else now
+        left = eta_seconds(self._bytes_seen or self.done, self.total_bytes or self.total, now - self.transfer_began)
+        return None if left is None else now + left
 
     def _bar_postfix(self) -> str:
         parts = [f"{human_bytes(self._bytes_seen)}/{human_bytes(self.total_bytes)}"]
@@ -111,17 +110,18 @@ class TqdmReporter(BarReporter):
             parts.append(_("slowed down"))
         return ", ".join(parts)  # tqdm puts ", " before the postfix itself
 
-    def status_line(self, tr: Translate) -> str:
+    def status_line(self, tr: Translate, now: float | None = None) -> str:
+        now = time.time() if now is None else now
         with self._lock:
             if self.transfer_began is None:
                 return tr("gimport: status: {phase}").format(phase=self.phase_text or tr("starting"))
-            elapsed = max(time.time() - self.transfer_began, 1e-6)
+            elapsed = max(now - self.transfer_began, 1e-6)
             parts = [
                 tr("{done}/{total} messages").format(done=f"{self.done:,}", total=f"{self.total:,}"),
                 f"{human_bytes(self._bytes_seen)}/{human_bytes(self.total_bytes)}",
                 tr("{rate} msg/s").format(rate=f"{self.done / elapsed:.1f}"),
             ]
-            eta = self._eta()
+            eta = self._eta(now)
             if eta is not None and self.done < self.total:
                 parts.append(tr("ETA {clock}").format(clock=clock_time(eta)))
             if self.folder:
