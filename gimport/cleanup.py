@@ -17,12 +17,13 @@ from typing import Any
 from gimport.account import identify
 from gimport.contract import Destination
 from gimport.errors import ConfigError, GimportError
+from gimport.i18n import N_, _
 from gimport.settings import Settings, SourceSettings
 from gimport.verify import VerifyReport
 
 IMAP_KEYS = ("enabled", "autoExpunge", "expungeBehavior", "maxFolderSize")
-GMAIL_SETTINGS_PATH = "Gmail on the web > Settings (gear) > See all settings > Forwarding and POP/IMAP"
-FILTERS_PATH = "Gmail on the web > Settings (gear) > See all settings > Filters and Blocked Addresses"
+GMAIL_SETTINGS_PATH = N_("Gmail on the web > Settings (gear) > See all settings > Forwarding and POP/IMAP")
+FILTERS_PATH = N_("Gmail on the web > Settings (gear) > See all settings > Filters and Blocked Addresses")
 # second-level labels under a country code that are registries, not organisations (example.ac.jp)
 _SECOND_LEVEL = frozenset("ac co or ne go ed gr lg ad com net org edu gov mil ltd plc sch nhs gen nom info biz".split())
 
@@ -86,7 +87,7 @@ class GmailSettingsReport:
 
 def _criteria_text(criteria: dict[str, Any]) -> str:
     parts = [f"{k}: {v}" for k, v in criteria.items() if v not in (None, "", False)]
-    return ", ".join(parts) or "every message"
+    return ", ".join(parts) or _("every message")
 
 
 def read_gmail_settings(settings: Settings, gmail: Destination) -> GmailSettingsReport:
@@ -103,13 +104,15 @@ def read_gmail_settings(settings: Settings, gmail: Destination) -> GmailSettings
     if auto.get("enabled") and points_at(auto.get("emailAddress", ""), domains):
         warnings.append(
             ForwardingWarning(
-                "auto-forwarding",
+                _("auto-forwarding"),
                 auto["emailAddress"],
-                f"on, disposition {auto.get('disposition', '?')}",
-                "Gmail forwards every new message to the old server: if the old server forwards to Gmail, mail"
-                " loops; once the old account is closed, those copies bounce. Turn it off in"
-                f" {GMAIL_SETTINGS_PATH} > Forwarding: 'Disable forwarding' > Save Changes (gimport cannot: changing"
-                " forwarding needs a wider permission than it asks for).",
+                _("on, disposition {disposition}").format(disposition=auto.get("disposition", "?")),
+                _(
+                    "Gmail forwards every new message to the old server: if the old server forwards to Gmail, mail"
+                    " loops; once the old account is closed, those copies bounce. Turn it off in {settings} >"
+                    " Forwarding: 'Disable forwarding' > Save Changes (gimport cannot: changing forwarding needs a"
+                    " wider permission than it asks for)."
+                ).format(settings=_(GMAIL_SETTINGS_PATH)),
             )
         )
     for a in addresses:
@@ -117,11 +120,13 @@ def read_gmail_settings(settings: Settings, gmail: Destination) -> GmailSettings
         if points_at(email, domains):
             warnings.append(
                 ForwardingWarning(
-                    "forwarding address",
+                    _("forwarding address"),
                     email,
-                    f"registered, verification {a.get('verificationStatus', '?')}",
-                    f"remove it in {GMAIL_SETTINGS_PATH} > Forwarding (choose the address, 'Remove address') so"
-                    " that nothing can be forwarded to the old server by mistake.",
+                    _("registered, verification {status}").format(status=a.get("verificationStatus", "?")),
+                    _(
+                        "remove it in {settings} > Forwarding (choose the address, 'Remove address') so that nothing"
+                        " can be forwarded to the old server by mistake."
+                    ).format(settings=_(GMAIL_SETTINGS_PATH)),
                 )
             )
     for f in forwarding_filters:
@@ -129,10 +134,14 @@ def read_gmail_settings(settings: Settings, gmail: Destination) -> GmailSettings
         if points_at(target, domains):
             warnings.append(
                 ForwardingWarning(
-                    "filter",
+                    _("filter"),
                     target,
-                    f"filter {f.get('id', '?')}, {_criteria_text(f.get('criteria') or {})}",
-                    f"delete or edit the filter in {FILTERS_PATH}: it forwards matching mail to the old server.",
+                    _("filter {id}, {criteria}").format(
+                        id=f.get("id", "?"), criteria=_criteria_text(f.get("criteria") or {})
+                    ),
+                    _("delete or edit the filter in {filters}: it forwards matching mail to the old server.").format(
+                        filters=_(FILTERS_PATH)
+                    ),
                 )
             )
     return GmailSettingsReport(account, imap, auto, addresses, forwarding_filters, domains, warnings)
@@ -188,22 +197,28 @@ def plan_cleanup(
         forced=force and (revoke or forget),
     )
     if forget and plan.forget is None:
-        plan.notes.append(f"--forget: there is no state file at {settings.state_path}: nothing to delete")
+        plan.notes.append(
+            _("--forget: there is no state file at {path}: nothing to delete").format(path=settings.state_path)
+        )
     if plan.forget is not None and run_in_progress is not None and run_in_progress(settings.state_path):
-        plan.blocked = f"--forget: a gimport run is using {settings.state_path} right now: let it finish first"
+        plan.blocked = _("--forget: a gimport run is using {path} right now: let it finish first").format(
+            path=settings.state_path
+        )
         return plan
     if revoke and not plan.token_file.exists():
-        plan.notes.append(f"--revoke: there is no token file at {plan.token_file}: nothing to revoke")
+        plan.notes.append(
+            _("--revoke: there is no token file at {path}: nothing to revoke").format(path=plan.token_file)
+        )
     if (revoke or forget) and not force:
         if verify_now is None:
-            raise ConfigError("--revoke/--forget need verify to pass first (or --force)")
+            raise ConfigError(_("--revoke/--forget need verify to pass first (or --force)"))
         plan.verify = verify_now()
         if not plan.verify.passed:
             what = " and ".join(n for n, on in (("--revoke", revoke), ("--forget", forget)) if on)
-            plan.blocked = (
-                f"{what}: verify does not pass ({plan.verify.missing_total} selected message(s) not recorded"
-                " in Gmail): run 'gimport verify' for the list, 'gimport run' to import them, or add --force"
-            )
+            plan.blocked = _(
+                "{what}: verify does not pass ({n} selected message(s) not recorded in Gmail): run 'gimport verify'"
+                " for the list, 'gimport run' to import them, or add --force"
+            ).format(what=what, n=plan.verify.missing_total)
     return plan
 
 
@@ -237,7 +252,7 @@ def apply_cleanup(
             result.imap_after = gmail.get_imap()
         if plan.revoke:
             if revoke_token is None:
-                raise ConfigError("--revoke: no way to revoke the token was given")
+                raise ConfigError(_("--revoke: no way to revoke the token was given"))
             result.revoke_text = revoke_token(plan.token_file)
         # listed now, not when planning: reading the state (verify) may have created the side files
         for path in state_files(plan.forget) if plan.forget else []:
@@ -246,7 +261,9 @@ def apply_cleanup(
             except FileNotFoundError:
                 continue
             except OSError as exc:
-                raise ConfigError(f"cannot delete {path}: {exc.strerror}") from None
+                raise ConfigError(
+                    _("cannot delete {path}: {strerror}").format(path=path, strerror=exc.strerror)
+                ) from None
             result.deleted.append(path)
     except GimportError as err:
         result.error = err

@@ -10,15 +10,18 @@ flight at the kill can be sent a second time (counted and reported).
 
 from __future__ import annotations
 
+import functools
 import logging
 import queue
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from gimport import rfc822
 from gimport.account import identify
 from gimport.accounting import FolderResult, RunSummary
+from gimport.budget import ByteBudget
 from gimport.calls import StopRequested
 from gimport.contract import (
     DUPLICATE,
@@ -35,27 +38,17 @@ from gimport.contract import (
     State,
 )
 from gimport.errors import (
-    AccountError,
-    Conflict,
     FolderChanged,
     FolderGone,
     GimportError,
-    GmailError,
     Interrupted,
     MessageRejected,
     RetryableError,
     Unexpected,
 )
 from gimport.i18n import _, english, ngettext
-from gimport.mapping import (
-    IMPORT,
-    FolderPlan,
-    label_key,
-    label_limit_problem,
-    message_labels,
-    plan_folders,
-    user_labels_to_create,
-)
+from gimport.labels import ensure_labels
+from gimport.mapping import IMPORT, FolderPlan, message_labels, plan_folders
 from gimport.newstate import check_new_state
 from gimport.selection import inbox_first, select_messages
 from gimport.settings import Settings
@@ -94,27 +87,8 @@ class _Item:
     budget: int
 
 
-class _ByteBudget:
-    """Bounds the bytes held between fetching and importing; one item always fits, however large."""
-
-    def __init__(self, limit: int, stop: threading.Event) -> None:
-        self.limit, self.used = limit, 0
-        self._cond = threading.Condition()
-        self._stop = stop
-
-    def acquire(self, n: int) -> bool:
-        with self._cond:
-            while self.used > 0 and self.used + n > self.limit:
-                if self._stop.is_set():
-                    return False
-                self._cond.wait(0.2)
-            self.used += n
-            return True
-
-    def release(self, n: int) -> None:
-        with self._cond:
-            self.used -= n
-            self._cond.notify_all()
+ItemQueue = queue.Queue["_Item | None"]
+Work = list[tuple[FolderResult, list[tuple[int, int]]]]
 
 
 class Migration:
@@ -170,47 +144,7 @@ class Migration:
         self.summary.gmail_account = identify(self.gmail, self.settings.gmail.user, self.state, bind=True)
 
     def _ensure_labels(self, plans: list[FolderPlan]) -> dict[str, str]:
-        """Label reference (system id or user name) -> label id; creates missing user labels, parents first."""
-        existing = self.gmail.list_labels()
-        too_many = label_limit_problem(plans, [lbl["name"] for lbl in existing if lbl.get("type") != "system"])
-        if too_many:
-            raise AccountError(too_many)
-        ids = {label_key(lbl["name"]): lbl["id"] for lbl in existing}
-        actual = {label_key(lbl["name"]): lbl["name"] for lbl in existing}
-        ids.update({lbl["id"]: lbl["id"] for lbl in existing if lbl.get("type") == "system"})
-        refs: dict[str, str] = {}
-        for name in user_labels_to_create(plans):  # parents come first
-            key = label_key(name)
-            if key in ids:
-                continue
-            parent, _sep, leaf = name.rpartition("/")
-            # nest under the parent as Gmail spells it (an existing "Work" for our "work")
-            full = f"{actual[label_key(parent)]}/{leaf}" if parent else name
-            try:
-                created = self.gmail.create_label(full, self.settings.labels.visibility)
-                log.info("created label %r (%s)", full, created["id"])
-            except Conflict:
-                # created meanwhile, or a conflict we did not foresee: look again
-                again = {label_key(lbl["name"]): lbl for lbl in self.gmail.list_labels()}
-                if key not in again:
-                    raise GmailError(
-                        _("Gmail says label {label!r} conflicts with an existing label").format(label=full)
-                    ) from None
-                created = again[key]
-            except MessageRejected as err:
-                raise GmailError(
-                    _(
-                        "Gmail rejects the label name {label!r} ({error}): map that folder to another name in"
-                        " [labels.map]"
-                    ).format(label=full, error=err)
-                ) from None
-            ids[key], actual[key] = created["id"], created["name"]
-        for plan in plans:
-            for ref in plan.labels:
-                refs[ref] = ids.get(ref) or ids[label_key(ref)]
-        for system in ("UNREAD", "STARRED"):
-            refs[system] = system
-        return refs
+        return ensure_labels(self.gmail, plans, self.settings.labels.visibility)
 
     def _scan(self, plans: list[FolderPlan]) -> list[tuple[FolderResult, list[tuple[int, int]]]]:
         account = self.source.account
@@ -228,7 +162,7 @@ class Migration:
                     self.source,
                     plan.folder.name,
                     self.settings.filters,
-                    done=lambda v, path=plan.path: self.state.done_uids(account, path, v),
+                    done=functools.partial(self._done_uids, account, plan.path),
                 )
             except FolderGone as exc:
                 result.error = _("cannot open the folder on the server: {error}").format(error=exc)
@@ -275,7 +209,10 @@ class Migration:
                 work.append((result, items))
         return work
 
-    def _fetch_loop(self, work, label_ids, budget: _ByteBudget, q: queue.Queue) -> None:
+    def _done_uids(self, account: str, path: str, uidvalidity: int) -> set[int]:
+        return self.state.done_uids(account, path, uidvalidity)
+
+    def _fetch_loop(self, work: Work, label_ids: dict[str, str], budget: ByteBudget, q: ItemQueue) -> None:
         try:
             for result, items in work:
                 if self._stop.is_set():
@@ -321,8 +258,9 @@ class Migration:
             for _worker in range(self.options.workers):
                 q.put(None)
 
-    def _chunks(self, items: list[tuple[int, int]]):
-        chunk, size = [], 0
+    def _chunks(self, items: list[tuple[int, int]]) -> Iterator[list[tuple[int, int]]]:
+        chunk: list[tuple[int, int]] = []
+        size = 0
         for uid, n in items:
             if chunk and (len(chunk) >= self.options.fetch_batch or size + n > self.options.fetch_batch_bytes):
                 yield chunk
@@ -332,7 +270,7 @@ class Migration:
         if chunk:
             yield chunk
 
-    def _worker(self, budget: _ByteBudget, q: queue.Queue) -> None:
+    def _worker(self, budget: ByteBudget, q: ItemQueue) -> None:
         while True:
             item = q.get()
             if item is None:
@@ -384,7 +322,7 @@ class Migration:
         size = len(raw)
         limit = self.gmail.max_message_bytes
         if size == 0:
-            reason = _("empty message on the server (0 bytes)")
+            reason: str = _("empty message on the server (0 bytes)")
             self.state.mark_skipped(key, english(reason))
             return self._finish(item, SKIPPED, 0, reason)
         if size > limit:
@@ -487,9 +425,9 @@ class Migration:
         s.finished = time.monotonic()
         return s
 
-    def _transfer(self, work, label_ids) -> None:
-        budget = _ByteBudget(self.options.memory_budget, self._stop)
-        q: queue.Queue = queue.Queue()
+    def _transfer(self, work: Work, label_ids: dict[str, str]) -> None:
+        budget = ByteBudget(self.options.memory_budget, self._stop)
+        q: ItemQueue = queue.Queue()
         workers = [
             threading.Thread(
                 target=self._worker, args=(budget, q), name=f"{self.options.thread_prefix}import-{i}", daemon=True

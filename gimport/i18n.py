@@ -59,7 +59,7 @@ class Text(str):
         obj.english = english
         return obj
 
-    def __getnewargs__(self) -> tuple[str, str]:  # copy / pickle keep both
+    def __getnewargs__(self) -> tuple[str, str]:  # type: ignore[override]  # copy / pickle keep both
         return (str(self), self.english)
 
     def format(self, *args: Any, **kwargs: Any) -> Text:  # noqa: A003 - str's name

@@ -162,16 +162,16 @@ def plan_folder(folder: Folder, settings: LabelSettings) -> FolderPlan:
         return FolderPlan(folder, EXCLUDE, notes=tuple(notes))
     if settings.include and not _matches(path, settings.include):
         return FolderPlan(folder, NOT_INCLUDED, notes=("not matched by [labels] include",))
-    notes: list[str] = []
+    said: list[str] = []
     if path in settings.map:
-        labels = tuple(t if t in SYSTEM_LABEL_IDS else _user_label(t, settings, notes) for t in settings.map[path])
-        return FolderPlan(folder, IMPORT, labels, tuple(notes))
+        mapped = tuple(t if t in SYSTEM_LABEL_IDS else _user_label(t, settings, said) for t in settings.map[path])
+        return FolderPlan(folder, IMPORT, mapped, tuple(said))
     if folder.labels is not None:  # the source knows which system labels the folder stands for
-        return FolderPlan(folder, IMPORT, folder.labels, tuple(notes))
-    labels = _default_labels(folder, settings, notes)
+        return FolderPlan(folder, IMPORT, folder.labels, tuple(said))
+    labels = _default_labels(folder, settings, said)
     if labels is None:
         return FolderPlan(folder, EXCLUDE, notes=("virtual folder (\\All or \\Flagged): its messages are elsewhere",))
-    return FolderPlan(folder, IMPORT, labels, tuple(notes))
+    return FolderPlan(folder, IMPORT, labels, tuple(said))
 
 
 def plan_folders(folders: Iterable[Folder], settings: LabelSettings) -> list[FolderPlan]:

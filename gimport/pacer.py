@@ -140,10 +140,10 @@ class Pacer:
         probe: float = 0.005,
         max_delay: float = 64.0,
         clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], None] = time.sleep,
+        sleep: Callable[[float], object] = time.sleep,
         rand: Callable[[], float] = random.random,
     ) -> None:
-        self._configured = None if units_per_minute is None else units_per_minute * headroom / 60.0
+        self._configured: float | None = None if units_per_minute is None else units_per_minute * headroom / 60.0
         self._light, self._decrease, self._floor = light_decrease, decrease, floor
         self._recovery, self._probe = recovery_seconds, probe
         self.max_delay = max_delay
@@ -159,7 +159,7 @@ class Pacer:
         self._generation = 0  # one per cut: which congestion event a call belongs to
         self._epoch = 0  # one per cut or longer pause: the schedule waiting callers hold is void
         self.concurrency = ConcurrencyLimit(clock=clock)
-        self.units_spent = 0
+        self.units_spent = 0.0
         self.rate_limited = 0
 
     def _rate(self, now: float) -> float | None:
@@ -229,13 +229,18 @@ class Pacer:
                 self._paused_until = now + server_wait
                 void = True
             rate = self._rate(now)
-            if rate is not None and getattr(self._local, "generation", self._generation) == self._generation:
+            configured = self._configured
+            if (
+                rate is not None
+                and configured is not None
+                and getattr(self._local, "generation", self._generation) == self._generation
+            ):
                 # an isolated event (the rate had climbed back) may be jitter at the edge of the quota: a light
                 # cut; one during the climb means the rate is well over what the server allows
                 isolated = self._cut_rate is None or now - self._cut_at >= self._recovery
                 cut = self._light if isolated else self._decrease
-                self._ceiling = min(rate, self._configured)
-                self._cut_rate = max(self._configured * self._floor, rate * cut)
+                self._ceiling = min(rate, configured)
+                self._cut_rate = max(configured * self._floor, rate * cut)
                 self._cut_at = max(now, self._paused_until)  # the climb back starts when the pause ends
                 self._generation += 1
                 void = True

@@ -4,6 +4,8 @@ For every folder: how many messages and bytes it holds, what the mapping does wi
 which labels, exclude, not included, \\Noselect), what the [filters] leave out, and, when a state file
 exists, how much an earlier run already imported. Gmail is not contacted: labels are listed as
 "needed" (a run reuses those that exist, case-insensitively, and creates the rest).
+
+Returns data only; gimport.render.plan renders it (table and JSON).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from dataclasses import dataclass, field
 from gimport.accounting import COSTS, MAX_MESSAGE_BYTES
 from gimport.contract import MailSource, State
 from gimport.errors import ConfigError, FolderGone
+from gimport.i18n import _
 from gimport.mapping import (
     IMPORT,
     FolderPlan,
@@ -95,7 +98,7 @@ def preview(source: MailSource, settings: Settings, state: State | None = None) 
             sel = select_messages(source, plan.folder.name, settings.filters)
             sizes = {m.uid: m.size for m in source.fetch_meta(source.search())}
         except FolderGone as exc:
-            fp.error = f"cannot open the folder: {exc}"
+            fp.error = _("cannot open the folder: {error}").format(error=exc)
             continue
         fp.messages, fp.size = sel.found, sum(sizes.values())
         fp.selected = sel.selected
@@ -104,14 +107,21 @@ def preview(source: MailSource, settings: Settings, state: State | None = None) 
         if state is not None and plan.action == IMPORT:
             done = state.done_uids(account, plan.path, sel.uidvalidity)
             fp.done = sum(1 for uid, _ in sel.todo if uid in done)
-    warnings = [
-        f"[labels.map] {k!r} names no folder on the server (folder names are case-sensitive; use '/' between levels)"
+    warnings: list[str] = [
+        _(
+            "[labels.map] {key!r} names no folder on the server (folder names are case-sensitive; use '/' between"
+            " levels)"
+        ).format(key=k)
         for k in unused_map_entries(folders, settings.labels)
     ]
     for fp in out:
         warnings += [f"{fp.folder}: {n}" for n in fp.plan.notes if "exclude wins" in n]
         if fp.too_large:
-            warnings.append(f"{fp.folder}: {fp.too_large} message(s) over Gmail's 150 MB limit will be skipped")
+            warnings.append(
+                _("{folder}: {n} message(s) over Gmail's 150 MB limit will be skipped").format(
+                    folder=fp.folder, n=fp.too_large
+                )
+            )
     return Preview(
         folders=out,
         labels_needed=user_labels_to_create(plans),
@@ -119,52 +129,3 @@ def preview(source: MailSource, settings: Settings, state: State | None = None) 
         quota_units_per_minute=settings.gmail.quota_units_per_minute,
         warnings=warnings,
     )
-
-
-def action_text(fp: FolderPreview) -> str:
-    """What happens to the folder, in words: import / exclude (why) / filtered out N ..."""
-    a = fp.plan.action
-    if fp.error:
-        return f"error: {fp.error}"
-    if a != IMPORT:
-        why = fp.plan.notes[0] if fp.plan.notes else a
-        return "skip: " + why
-    parts = ["import"]
-    if fp.filtered:
-        parts.append(f"filtered out {fp.filtered}")
-    if fp.done:
-        parts.append(f"{fp.done} already imported")
-    return ", ".join(parts)
-
-
-def to_json(p: Preview) -> dict:
-    return {
-        "folders": [
-            {
-                "folder": fp.folder,
-                "server_name": fp.plan.folder.name,
-                "action": fp.plan.action,
-                "labels": list(fp.plan.labels),
-                "notes": list(fp.plan.notes),
-                "messages": fp.messages,
-                "bytes": fp.size,
-                "selected": fp.selected,
-                "filtered_out": fp.filtered,
-                "already_imported": fp.done,
-                "to_import": fp.to_import,
-                "error": fp.error,
-            }
-            for fp in p.folders
-        ],
-        "labels_needed": p.labels_needed,
-        "unused_map_entries": p.unused_map_entries,
-        "warnings": p.warnings,
-        "totals": {
-            "messages": sum(fp.messages for fp in p.folders),
-            "bytes": sum(fp.size for fp in p.folders),
-            "to_import": p.to_import,
-            "to_import_bytes": p.to_import_bytes,
-        },
-        "quota_units_per_minute": p.quota_units_per_minute,
-        "estimated_seconds": round(p.estimated_seconds, 1),
-    }

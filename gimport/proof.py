@@ -25,12 +25,13 @@ from dataclasses import dataclass, field
 
 from gimport.accounting import cost
 from gimport.contract import FLAG_LABEL_IDS, Destination, MessageKey
-from gimport.i18n import _
+from gimport.i18n import N_, _
 
 TRASH = "TRASH"
-MISSING = "missing"
-IN_TRASH = "in Trash"
-LABEL_GONE = "label gone"
+# the problems, as --json names them (English) and as people read them (_(problem) where shown)
+MISSING = N_("missing")
+IN_TRASH = N_("in Trash")
+LABEL_GONE = N_("label gone")
 
 
 @dataclass(frozen=True)

@@ -5,17 +5,24 @@ Only reads the source (through gimport.contract.MailSource); touches no state.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 from gimport.contract import MailSource
-from gimport.mapping import FolderPlan
 from gimport.settings import FilterSettings
 
+T = TypeVar("T")
 
-def inbox_first(plans: list[FolderPlan]) -> list[FolderPlan]:
-    """The order folders are shown and worked in: INBOX first, then by path (the one shared sort)."""
-    return sorted(plans, key=lambda p: (p.path.upper() != "INBOX", p.path))
+
+def _path(item: Any) -> str:
+    return str(item.path)
+
+
+def inbox_first(items: Iterable[T], key: Callable[[T], str] = _path) -> list[T]:
+    """The order folders are shown and worked in: INBOX first, then by path (the one shared sort).
+    `key` gives an item's folder path (default: its `.path`, as a FolderPlan has)."""
+    return sorted(items, key=lambda item: (key(item).upper() != "INBOX", key(item)))
 
 
 @dataclass(frozen=True)

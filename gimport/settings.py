@@ -6,12 +6,14 @@ allowed, so the CLI can print one line and exit 2.
 
 from __future__ import annotations
 
+import builtins
 import dataclasses
 import datetime as dt
 import math
 import os
 import re
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -146,7 +148,9 @@ class Settings:
     log_file: Path
     labels: LabelSettings = field(default_factory=LabelSettings)
     filters: FilterSettings = field(default_factory=FilterSettings)
-    admin: AdminSettings | None = None  # always set by load_settings
+    admin: AdminSettings = field(
+        default_factory=lambda: AdminSettings(Path("gimport-admin-state"), Path("gimport-admin-report.csv"))
+    )
 
 
 class _Table:
@@ -155,7 +159,8 @@ class _Table:
     def __init__(self, name: str, data: Any, base: Path) -> None:
         if not isinstance(data, dict):
             raise ConfigError(_("[{name}] must be a table").format(name=name))
-        self.name, self.data, self.base, self.used = name, data, base, set()
+        self.name, self.data, self.base = name, data, base
+        self.used: set[str] = set()
 
     def _get(self, key: str, kinds: tuple[type, ...], what: str, required: bool, default: Any) -> Any:
         self.used.add(key)
@@ -173,7 +178,7 @@ class _Table:
             )
         return value
 
-    def str(self, key: str, default: str | None = None, *, required: bool = False, choices=None) -> Any:
+    def str(self, key: str, default: Any = None, *, required: bool = False, choices: Any = None) -> Any:
         value = self._get(key, (str,), _("a string"), required, default)
         if choices and value is not None and value not in choices:
             raise ConfigError(
@@ -185,7 +190,7 @@ class _Table:
             raise ConfigError(_("[{name}] {key} must not be empty").format(name=self.name, key=key))
         return value
 
-    def int(self, key: str, default: int | None = None, *, minimum: int = 0, maximum: int) -> Any:
+    def int(self, key: builtins.str, default: int | None = None, *, minimum: int = 0, maximum: int) -> Any:
         value = self._get(key, (int,), _("a whole number"), False, default)
         if value is not None and value < minimum:
             raise ConfigError(
@@ -201,7 +206,7 @@ class _Table:
             )
         return value
 
-    def number(self, key: str, default: float | None = None, *, maximum: float) -> Any:
+    def number(self, key: builtins.str, default: float | None = None, *, maximum: float) -> Any:
         """A number above 0 and at most `maximum` (never nan or infinity)."""
         value = self._get(key, (int, float), _("a number"), False, default)
         if value is not None and not (math.isfinite(value) and 0 < value <= maximum):
@@ -212,7 +217,8 @@ class _Table:
             )
         return value
 
-    def path(self, key: str, default: str | None = None) -> Path | None:
+    def path(self, key: builtins.str, default: Any = None) -> Any:
+        """The path relative to the config file's folder; None when unset without a default."""
         value = self.str(key, default)
         if value is None:
             return None
@@ -220,7 +226,7 @@ class _Table:
         # link someone else planted where the state or log file goes is refused, not followed here
         return Path(os.path.abspath(self.base / os.path.expanduser(value)))
 
-    def str_list(self, key: str) -> tuple[str, ...]:
+    def str_list(self, key: builtins.str) -> tuple[builtins.str, ...]:
         value = self._get(key, (list,), _("a list of strings"), False, [])
         if not all(isinstance(v, str) and v for v in value):
             raise ConfigError(
@@ -230,7 +236,7 @@ class _Table:
             )
         return tuple(value)
 
-    def date(self, key: str) -> dt.date | None:
+    def date(self, key: builtins.str) -> dt.date | None:
         value = self._get(key, (dt.date, str), _("a date like 2015-01-01"), False, None)
         if isinstance(value, dt.datetime):
             return value.date()
@@ -339,8 +345,32 @@ def _check_globs(table: str, key: str, globs: tuple[str, ...]) -> None:
             )
 
 
-def read_secret(path: Path, what: str) -> str:
-    """A password from a file (a trailing newline is not part of it). ConfigError naming `what`."""
+def check_private(path: Path, what: str, *, group_ok: bool = False) -> None:
+    """Refuse (ConfigError, exit 2) a secret file that others can read, as ssh does for keys: on a shared
+    server it hands the password or the mailbox to everybody. Group-readable is refused too unless
+    `group_ok` (admin mode: the Kubernetes Job mounts secrets 0440 with an fsGroup). A missing file is
+    left to the reader to report."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return
+    loose = mode & (0o004 if group_ok else 0o044)
+    if loose:
+        text = (
+            _("{what} {path} can be read by others (mode {mode:03o})")
+            if mode & 0o004
+            else _("{what} {path} can be read by its group (mode {mode:03o})")
+        )
+        raise ConfigError(
+            text.format(what=what, path=path, mode=mode & 0o777),
+            hint=_("make it private: chmod 600 {path}").format(path=path),
+        )
+
+
+def read_secret(path: Path, what: str, *, group_ok: bool = False) -> str:
+    """A password from a file (a trailing newline is not part of it). ConfigError naming `what`, also when
+    the file is readable by others (or by its group, unless `group_ok`: see check_private)."""
+    check_private(path, what, group_ok=group_ok)
     try:
         text = Path(path).read_text("utf-8")
     except OSError as exc:
@@ -374,7 +404,7 @@ def load_settings(
     the server only: user and password come from the users file, so [source] user/password_file/
     password_env are refused, and source.user is a placeholder. With missing_ok=True (gimport auth with
     the default config) a missing file means all defaults, relative to its folder."""
-    env = os.environ if env is None else env
+    environ: Mapping[str, str] = os.environ if env is None else env
     config_path = Path(path).expanduser().resolve()
     try:
         with open(config_path, "rb") as fh:
@@ -385,7 +415,8 @@ def load_settings(
         else:
             raise ConfigError(
                 _(
-                    "config file {path!r} not found: write one (see README.md, 'Quick start') or pass --config PATH"
+                    "config file {path!r} not found: write one ('gimport init' writes a commented one) or pass"
+                    " --config PATH"
                 ).format(path=str(path))
             ) from None
     except tomllib.TOMLDecodeError as exc:
@@ -439,7 +470,7 @@ def load_settings(
         quota_units_per_minute=gm.int("quota_units_per_minute", DEFAULT_QUOTA, minimum=25, maximum=MAX_UNITS),
         workers=gm.int("workers", 8, minimum=1, maximum=MAX_WORKERS),
         give_up_after=float(gm.int("give_up_after", 600, minimum=1, maximum=MAX_GIVE_UP_AFTER)),
-        api_url=env.get(API_URL_ENV) or None,
+        api_url=environ.get(API_URL_ENV) or None,
     )
     gm.finish()
 

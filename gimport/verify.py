@@ -145,23 +145,29 @@ def _reason(rec, folder_uv: int, recorded_uv: int | None, folder_known: bool) ->
     """(status, reason, retried by run) for a selected message not recorded imported."""
     if rec is not None:
         if rec.status == FAILED:
-            return FAILED, rec.last_error or "the last attempt failed", True
+            return FAILED, rec.last_error or _("the last attempt failed"), True
         if rec.status == SKIPPED:
-            return SKIPPED, f"{rec.last_error or 'cannot be imported'} (gimport run does not retry it)", False
+            return (
+                SKIPPED,
+                _("{reason} (gimport run does not retry it)").format(reason=rec.last_error or _("cannot be imported")),
+                False,
+            )
         if rec.status == SENDING:
-            return SENDING, "was being sent when a run was interrupted; gimport run sends it again", True
+            return SENDING, _("was being sent when a run was interrupted; gimport run sends it again"), True
         if rec.status == PENDING:
-            return PENDING, "found by an earlier run that stopped before importing it", True
+            return PENDING, _("found by an earlier run that stopped before importing it"), True
     if not folder_known:
-        return "new", "the folder was not scanned by any run yet", True
+        return "new", _("the folder was not scanned by any run yet"), True
     if recorded_uv is not None and recorded_uv != folder_uv:
         return (
             "new",
-            f"the folder's UIDVALIDITY changed since the last run ({recorded_uv} -> {folder_uv});"
-            " gimport run re-reads it and skips what it already imported",
+            _(
+                "the folder's UIDVALIDITY changed since the last run ({recorded} -> {now}); gimport run re-reads it"
+                " and skips what it already imported"
+            ).format(recorded=recorded_uv, now=folder_uv),
             True,
         )
-    return "new", "new on the source since the last run (or newly selected by [filters])", True
+    return "new", _("new on the source since the last run (or newly selected by [filters])"), True
 
 
 def verify(
@@ -186,21 +192,21 @@ def verify(
     exact_available = gmail.can_list_messages()
     if exact and not exact_available:
         raise AuthError(
-            "the Gmail grant cannot list messages, which 'gimport verify --exact' needs",
+            _("the Gmail grant cannot list messages, which 'gimport verify --exact' needs"),
             hint=_("run '{command}' once to add the read-only metadata scope").format(command=EXACT_HOWTO),
         )
     proof_items: list[ProofItem] = []
     accepted: list[AcceptedMessage] = []
-    reporter.phase("checking the Gmail account")
+    reporter.phase(_("checking the Gmail account"))
     address = identify(gmail, settings.gmail.user, state)
-    reporter.phase("listing folders on the source")
+    reporter.phase(_("listing folders on the source"))
     plans = inbox_first([p for p in plan_folders(source.list_folders(), settings.labels) if p.action == IMPORT])
     recorded_folders = state.recorded_folders(account)
     checks: list[FolderCheck] = []
     missing: list[MissingMessage] = []
     missing_total = 0
     gmail_ids: dict[str, set[str]] = {}  # label -> Gmail ids recorded for the selected folders
-    reporter.phase(f"comparing {len(plans)} folder(s) with the state file")
+    reporter.phase(_("comparing {n} folder(s) with the state file").format(n=len(plans)))
     for plan in plans:
         check = FolderCheck(plan.path, plan.labels, recorded_uidvalidity=recorded_folders.get(plan.path))
         checks.append(check)
@@ -213,7 +219,7 @@ def verify(
         try:
             sel = select_messages(source, plan.folder.name, settings.filters, done)
         except FolderGone as exc:
-            check.error = f"cannot open the folder on the server: {exc}"
+            check.error = _("cannot open the folder on the server: {error}").format(error=exc)
             continue
         check.uidvalidity, check.on_source, check.selected = sel.uidvalidity, sel.found, sel.selected
         done_records = [r for r in records.values() if r.status in DONE_STATUSES]
@@ -235,7 +241,7 @@ def verify(
             gmail_ids.setdefault(label_key(label) if label not in SYSTEM_LABEL_IDS else label, set()).update(ids)
         check.missing = len(sel.todo)
         missing_total += check.missing
-        detailed = []
+        detailed: list[MissingMessage] = []
         for uid, _size in sel.todo:
             rec = records.get(uid)
             status, reason, retried = _reason(
@@ -264,11 +270,11 @@ def verify(
         if c.folder not in selected_paths and (c.imported or c.duplicate):
             not_selected.append((c.folder, c.imported + c.duplicate))
 
-    reporter.phase("reading label counts from Gmail")
+    reporter.phase(_("reading label counts from Gmail"))
     labels = _label_checks(gmail, plans, gmail_ids)
     result = None
     if exact:
-        reporter.phase(f"proving {len(proof_items):,} message(s) in Gmail by their ids")
+        reporter.phase(_("proving {n} message(s) in Gmail by their ids").format(n=f"{len(proof_items):,}"))
         result = prove(gmail, proof_items, strict_labels=strict_labels)
     return VerifyReport(
         source_account=account,

@@ -11,6 +11,7 @@ import getpass
 import os
 import sys
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -62,7 +63,7 @@ def _gmail_unreachable(text: str) -> GmailError:
 
 def pacer(settings: Settings, *shared: pacing.Pacer, stop: threading.Event | None = None) -> PacerProtocol:
     """The account's own budget ([gmail] quota_units_per_minute), chained to shared ones (admin mode)."""
-    own = pacing.Pacer(settings.gmail.quota_units_per_minute, sleep=stop.wait if stop is not None else None)
+    own = pacing.Pacer(settings.gmail.quota_units_per_minute, sleep=stop.wait if stop is not None else time.sleep)
     return pacing.ChainedPacer(own, *shared) if shared else own
 
 
@@ -76,7 +77,7 @@ def gmail(settings: Settings, calls: Caller, credentials: Any = None) -> Any:
     from gimport.backends.google.gmail import GmailClient
 
     if credentials is None:
-        from gimport.backends.google.oauth import load_credentials
+        from gimport.backends.google.tokens import load_credentials
 
         credentials = load_credentials(settings.gmail.token_file)
     return GmailClient(credentials, caller=calls, api_url=settings.gmail.api_url)
@@ -117,14 +118,25 @@ def run_in_progress(state_path: Path) -> bool:
     return StateLock.held(lock_path(state_path))
 
 
+def refresh_token(settings: Settings) -> str:
+    """Refresh the user's Gmail token now (saved, as every command does) and return its account: proves
+    that the grant still works, not only the access token of the last hour. Raises AuthError (it no
+    longer refreshes, a scope missing, another account than [gmail] user), ConfigError, GmailError."""
+    import io
+
+    from gimport.backends.google import tokens
+
+    return tokens.token_status(settings.gmail, out=io.StringIO())
+
+
 def revoke_token(token_file: Path) -> str:
     """Revoke the saved token and delete the file; returns what revoking said."""
     import io
 
-    from gimport.backends.google import oauth
+    from gimport.backends.google import tokens
 
     out = io.StringIO()
-    oauth.revoke(token_file, out=out)
+    tokens.revoke(token_file, out=out)
     return out.getvalue().strip()
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from gimport.render.progress import format_table  # noqa: E402
+from gimport.render.text import format_table, terminal_width, wrap  # noqa: E402
 from tests.rig.corpus import sample_mailbox  # noqa: E402
 from tests.rig.dovecot import Dovecot  # noqa: E402
 from tests.rig.gmail_emulator import GmailEmulator  # noqa: E402
@@ -61,14 +61,21 @@ def main() -> int:
             root / "work", server=server, user="kt12345", emulator=emu, email=EMAIL, quota_units_per_minute=args.quota
         )
         total = sum(len(m) for m in box.values())
+        width = terminal_width(sys.stdout)
         print(
-            f"Old server: Dovecot on localhost:{server.tls_port} (TLS), user kt12345, {total} messages in "
-            f"{len(box)} folders:"
+            wrap(
+                f"Old server: Dovecot on localhost:{server.tls_port} (TLS), user kt12345, {total} messages in "
+                f"{len(box)} folders:",
+                width,
+            )
         )
         print(indent(format_table(["folder", "messages"], [[f, str(len(m))] for f, m in box.items()], {1})))
         print(
-            f"Gmail: the emulator at {emu.base_url} (GIMPORT_GMAIL_API_URL), account {EMAIL}, "
-            f"quota {args.quota} units/min"
+            wrap(
+                f"Gmail: the emulator at {emu.base_url} (GIMPORT_GMAIL_API_URL), account {EMAIL}, "
+                f"quota {args.quota} units/min",
+                width,
+            )
         )
         print(f"Config: {ws.config}\n" + "".join(f"  | {line}\n" for line in ws.config.read_text().splitlines()))
 
@@ -85,8 +92,11 @@ def main() -> int:
                 label = user.labels[lid]
                 by_label[label["name"] if label.get("type") == "user" else lid] += 1
         print(
-            f"\nWhat landed in Gmail: {len(user.messages)} messages "
-            f"(a message in two folders is one Gmail message with two labels)"
+            wrap(
+                f"\nWhat landed in Gmail: {len(user.messages)} messages "
+                f"(a message in two folders is one Gmail message with two labels)",
+                width,
+            )
         )
         rows = [[name, str(n)] for name, n in sorted(by_label.items(), key=lambda kv: (not kv[0].isupper(), kv[0]))]
         print(indent(format_table(["label", "messages"], rows, {1})))

@@ -15,7 +15,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from gimport.render.progress import format_table  # noqa: E402
+from gimport.render.text import format_table  # noqa: E402
 from tests.rig.gmail_emulator import GmailEmulator  # noqa: E402
 from tests.rig.localmail import message, takeout_entry, takeout_zip, thunderbird_entry, tree_snapshot  # noqa: E402
 from tests.rig.workspace import make_local_workspace  # noqa: E402

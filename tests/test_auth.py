@@ -187,7 +187,7 @@ def authorize_with_consent(gmail, *, edit=None, before=None, **kw):
     consent = Consent(term, edit=edit, before=before)
     consent.start()
     try:
-        address = auth.authorize(gmail, mode="no-browser", port=0, timeout=WAIT, out=term, **kw)
+        address = auth.authorize(gmail, mode="no-browser", port=kw.pop("port", 0), timeout=WAIT, out=term, **kw)
     finally:
         consent.join(WAIT)
     return address, term, consent.finish()
@@ -244,9 +244,10 @@ def test_no_browser_flow_saves_a_private_token_and_prints_the_account(gmail, emu
 def test_expired_access_token_is_refreshed_at_the_saved_token_uri_and_written_back(gmail, emu):
     authorize_with_consent(gmail)
     before = json.loads(gmail.token_file.read_text())
-    gmail.token_file.chmod(0o644)  # so the test sees that the rewrite sets 0600 itself
-
     creds = load_credentials(gmail.token_file)
+    # a token file others can read is refused at load (issue 12); the rewrite after a refresh must still set
+    # 0600 itself: loosen it after loading, as a careless `cp` would
+    gmail.token_file.chmod(0o644)
     assert creds.token_uri == before["token_uri"]  # not Google's: from_authorized_user_info's reset is undone
     client = GmailClient(creds, api_url=gmail.api_url)
     client.list_labels()
@@ -378,11 +379,17 @@ def test_state_mismatch_on_the_loopback_port(gmail):
     assert not gmail.token_file.exists()
 
 
-def test_wrong_account_is_warned_about(tmp_path, env):
+def test_wrong_account_is_refused_and_its_token_not_saved(tmp_path, env):
+    # issue 12: with [gmail] user set, a token for another account is not kept (it used to be, with a warning)
     config = write_config(tmp_path, env, user="bob@example.ac.jp")
-    address, term, _ = authorize_with_consent(load_settings(config, need_source=False).gmail)
-    assert address == EMAIL
-    assert "Warning: [gmail] user is bob@example.ac.jp, but you signed in as alice@example.ac.jp" in term.text
+    gmail = load_settings(config, need_source=False).gmail
+    with pytest.raises(AuthError) as info:
+        authorize_with_consent(gmail)
+    assert info.value.exit_code == 3
+    text = str(info.value)
+    assert "alice@example.ac.jp" in text and "bob@example.ac.jp" in text and "not saved" in text
+    assert "\n" not in text  # one line
+    assert not gmail.token_file.exists()
 
 
 # ------------------------------------------------------------------------------------- through the CLI
@@ -487,13 +494,61 @@ def test_cli_bad_client_secrets(tmp_path, env, capsys, content, message):
     assert out == ""  # failed before printing any URL
 
 
+# ------------------------------------------------------------------------------ a shared server (issue 12)
+
+
+def test_a_busy_default_port_falls_back_to_a_free_one_and_the_ssh_line_names_it(gmail, emu):
+    blocker: socket.socket | None = socket.socket()
+    try:
+        blocker.bind(("127.0.0.1", 8765))
+        blocker.listen()
+    except OSError:  # another user holds it already: busy all the same
+        blocker.close()
+        blocker = None
+    try:
+        address, term, _page = authorize_with_consent(gmail, port=None)
+    finally:
+        if blocker is not None:
+            blocker.close()
+    assert address == EMAIL
+    port = loopback_port(term)
+    assert port != 8765
+    assert f"ssh -N -L {port}:localhost:{port} " in term.text
+    assert "Port 8765 is taken" in term.text
+    url_lines = [line for line in term.text.splitlines() if "code_challenge=" in line]
+    assert len(url_lines) == 1 and url_lines[0].startswith("http")  # unwrapped, alone on its line
+
+
+def test_auth_status_shows_the_account_and_scopes_and_refreshes(gmail, emu, config, capsys):
+    authorize_with_consent(gmail)
+    before = json.loads(gmail.token_file.read_text())
+    calls = emu.stats.requests["oauth.token"]
+    rc, out, err = run_cli(capsys, "--config", str(config), "auth", "--status")
+    assert (rc, err) == (0, "")
+    assert f"Account: {EMAIL}" in out
+    assert "Scopes: gmail.insert, gmail.labels, gmail.settings.basic" in out
+    assert "Token: refreshes" in out
+    assert emu.stats.requests["oauth.token"] == calls + 1  # it really tried the refresh token
+    after = json.loads(gmail.token_file.read_text())
+    assert after["token"] != before["token"]  # the refreshed access token is saved, as every command does
+    assert {k: v for k, v in after.items() if k not in ("token", "expiry")} == {
+        k: v for k, v in before.items() if k not in ("token", "expiry")
+    }
+    assert file_mode(gmail.token_file) == 0o600
+
+    emu.revoke_refresh_tokens(EMAIL)
+    rc, out, err = run_cli(capsys, "--config", str(config), "auth", "--status")
+    assert rc == 3
+    assert "no longer refreshes" in one_line_error(err)
+
+
 # ------------------------------------------------------------------------------------------- revoke
 
 
 def test_cli_revoke_revokes_and_deletes(gmail, emu, config, capsys):
     authorize_with_consent(gmail)
     copy = gmail.token_file.with_name("copy.json")
-    copy.write_text(gmail.token_file.read_text())
+    write_private(copy, gmail.token_file.read_text())  # 0600: a token others can read is refused
 
     rc, out, err = run_cli(capsys, "--config", str(config), "auth", "--revoke")
 

@@ -339,7 +339,7 @@ def _columns(line: str) -> list[int]:
 
 
 def test_format_table_aligns_japanese_cells():
-    from gimport.render.progress import format_table
+    from gimport.render.text import format_table
 
     headers = ["フォルダー", "ラベル", "件数", "サイズ"]
     rows = [

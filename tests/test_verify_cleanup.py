@@ -344,6 +344,7 @@ def test_force_revokes_without_verify(ws, emulator, capsys):
     assert not (ws.dir / "token.json").exists()
     # the grant is really gone at the server: the old refresh token no longer works
     (ws.dir / "token.json").write_text(json.dumps(info))
+    (ws.dir / "token.json").chmod(0o600)  # a token file others can read is refused before it is tried
     rc, out = cli(ws, "cleanup", "--dry-run", capsys=capsys)
     assert rc == 3
     one_line_error(out, "run 'gimport auth' again")

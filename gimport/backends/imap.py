@@ -16,6 +16,7 @@ import socket
 import ssl
 import time
 from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
 import imapclient
 from imapclient.exceptions import IMAPClientError, LoginError
@@ -120,7 +121,8 @@ class ImapSource:
             raise SourceError(
                 _("cannot connect to the IMAP server {where} ({security}): {exc}").format(
                     where=where, security=s.security, exc=exc
-                )
+                ),
+                hint=_security_hint(s, exc),
             ) from None
         # IMAPClient turns imaplib's debug level up to route it to a logger; imaplib then formats a repr()
         # of every response, message bodies included, whatever the log level: about 2x each message in
@@ -167,10 +169,10 @@ class ImapSource:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _call(self, op: Callable[[imapclient.IMAPClient], object]) -> object:
+    def _call(self, op: Callable[[Any], Any]) -> Any:
         """Run `op` on the connection, reconnecting (and re-examining the folder) if it drops."""
 
-        def attempt() -> object:
+        def attempt() -> Any:
             if self._client is None:
                 self.connect()
                 if self._folder is not None:
@@ -217,8 +219,11 @@ class ImapSource:
         return folders
 
     def _examine(self, folder: str, expect: int | None = None) -> tuple[int, int]:
+        client = self._client
+        if client is None:  # _call connects first; a direct caller without a connection is a bug
+            raise imaplib.IMAP4.abort("not connected")
         try:
-            info = self._client.select_folder(folder, readonly=True)
+            info = client.select_folder(folder, readonly=True)
         except imaplib.IMAP4.abort:
             raise  # the connection is gone, not the folder: _call reconnects
         except IMAPClientError as exc:  # NO / BAD: the server refuses this folder
@@ -247,7 +252,7 @@ class ImapSource:
     def fetch_meta(self, uids: Sequence[int], chunk: int = 2000) -> Iterator[MessageMeta]:
         for i in range(0, len(uids), chunk):
             part = list(uids[i : i + chunk])
-            data = self._call(lambda c, p=part: c.fetch(p, ["RFC822.SIZE", "FLAGS", "INTERNALDATE"]))
+            data = self._call(_fetching(part, ["RFC822.SIZE", "FLAGS", "INTERNALDATE"]))
             for uid in part:
                 item = data.get(uid)
                 if item is None:
@@ -260,7 +265,7 @@ class ImapSource:
         out: dict[int, str | None] = {}
         for i in range(0, len(uids), chunk):
             part = list(uids[i : i + chunk])
-            data = self._call(lambda c, p=part: c.fetch(p, ["BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)]"]))
+            data = self._call(_fetching(part, ["BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)]"]))
             for uid in part:
                 item = data.get(uid)
                 if item is None:
@@ -310,3 +315,23 @@ class ImapSource:
             return found
 
         return self._call(op)
+
+
+def _fetching(uids: list[int], items: list[str]) -> Callable[[Any], Any]:
+    """The FETCH of `items` for `uids`, as an operation for ImapSource._call (bound now, not in a loop)."""
+    return lambda client: client.fetch(uids, items)
+
+
+def _security_hint(s: SourceSettings, exc: BaseException) -> str | None:
+    """What to try when TLS and plain IMAP are mixed up: TLS spoken to a plain port fails the handshake
+    (WRONG_VERSION_NUMBER), plain IMAP to a TLS port waits for a greeting that never comes."""
+    if s.security == "ssl" and isinstance(exc, ssl.SSLError):
+        return _(
+            "port {port} does not speak TLS from the start: if it is the plain IMAP port (143), set [source]"
+            ' security = "starttls"; for TLS use port 993'
+        ).format(port=s.port)
+    if s.security != "ssl" and isinstance(exc, (TimeoutError, socket.timeout, ConnectionResetError, IMAPClientError)):
+        return _('no IMAP greeting on port {port}: if it is a TLS port (993), set [source] security = "ssl"').format(
+            port=s.port
+        )
+    return None

@@ -306,7 +306,7 @@ class StateStore:
             raise _sqlite_error(self.path, exc) from None
         try:
             # registered like a writable store (see _release_fd), but never checked: a reader changes nothing
-            self._reader_ident = _identity(os.stat(self.path))
+            self._reader_ident: tuple[int, int] | None = _identity(os.stat(self.path))
             _register(self._reader_ident)
         except OSError:
             self._reader_ident = None

@@ -16,9 +16,10 @@ import time
 import unicodedata
 from collections import defaultdict
 from pathlib import Path
+from typing import Any
 
-from gimport.contract import PROBLEM_STATUSES, MessageKey, parse_key
-from gimport.errors import EXIT_OK, EXIT_SOME_FAILED, ConfigError, FolderGone
+from gimport.contract import PROBLEM_STATUSES, LedgerRow, MessageKey, parse_key
+from gimport.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_SOME_FAILED, EXIT_SOURCE, EXIT_USAGE, ConfigError, FolderGone
 from gimport.i18n import _
 from gimport.settings import Settings, load_settings
 
@@ -26,7 +27,7 @@ MAX_NAME_BYTES = 200  # of an exported file's name; most file systems allow 255
 
 
 def _account(settings: Settings) -> str:
-    return f"{settings.source.user}@{settings.source.host}"
+    return settings.source.account  # as the state file names the source (a local one too)
 
 
 # ------------------------------------------------------------------------------------------ file names
@@ -100,7 +101,7 @@ def cmd_export_failed(args: argparse.Namespace) -> int:
     try:
         target.mkdir(mode=0o700, parents=True, exist_ok=True)
     except OSError as exc:
-        raise ConfigError(f"cannot create {target}: {exc.strerror}") from None
+        raise ConfigError(_("cannot create {path}: {strerror}").format(path=target, strerror=exc.strerror)) from None
     by_folder: dict[str, list] = defaultdict(list)
     for r in rows:
         by_folder[r.key.folder].append(r)
@@ -153,9 +154,9 @@ def cmd_accept(args: argparse.Namespace) -> int:
     settings = load_settings(args.config)
     account = _account(settings)
     if bool(args.keys) == bool(args.all_failed) and not args.undo:
-        raise ConfigError("name the messages to accept (KEY ..., as 'gimport failed' prints them) or --all-failed")
+        raise ConfigError(_("name the messages to accept (KEY ..., as 'gimport failed' prints them) or --all-failed"))
     if args.undo and (args.all_failed or not args.keys):
-        raise ConfigError("--undo takes the KEY(s) of accepted messages (not --all-failed)")
+        raise ConfigError(_("--undo takes the KEY(s) of accepted messages (not --all-failed)"))
     try:
         keys = [parse_key(account, k) for k in args.keys]
     except ValueError as exc:
@@ -163,7 +164,9 @@ def cmd_accept(args: argparse.Namespace) -> int:
     lock = wiring.check_lock(settings.state_path)  # not while a run uses the state file
     try:
         if not Path(settings.state_path).exists():
-            raise ConfigError(f"no state file at {settings.state_path}: nothing has been run yet with this config")
+            raise ConfigError(
+                _("no state file at {path}: nothing has been run yet with this config").format(path=settings.state_path)
+            )
         state = wiring.state(settings.state_path)
         try:
             rows = {r.key: r for r in state.ledger(account, statuses=PROBLEM_STATUSES)}
@@ -223,7 +226,7 @@ def _emit(where: str, text: str) -> None:
     try:
         _write_private(path, text.encode("utf-8"))
     except OSError as exc:
-        raise ConfigError(f"cannot write {path}: {exc.strerror}") from None
+        raise ConfigError(_("cannot write {path}: {strerror}").format(path=path, strerror=exc.strerror)) from None
     print(_("Wrote {path} ({n:,} row(s)).").format(path=path, n=text.count("\n") - 1), file=sys.stderr)
 
 
@@ -236,7 +239,7 @@ def cmd_admin_report(args: argparse.Namespace) -> int:
     settings = admin_cli._settings(args)
     _path, users = admin_cli._users(args, settings, check_logins=False)
     _shard, users = admin_cli._shard_users(args, settings, users, from_env=False)
-    rows = []
+    rows: list[tuple[str, LedgerRow]] = []
     for entry in users:
         path = user_paths(settings.admin.state_dir, entry.gmail).state
         if not path.exists():
@@ -258,8 +261,10 @@ def add_auth_options(auth_p: argparse.ArgumentParser) -> None:
     auth_p.add_argument(
         "--exact-verify",
         action="store_true",
-        help="also grant the read-only gmail.metadata scope (message and label ids, never contents), for"
-        " 'gimport verify --exact'",
+        help=_(
+            "also grant the read-only gmail.metadata scope (message and label ids, never contents), for"
+            " 'gimport verify --exact'"
+        ),
     )
 
 
@@ -267,58 +272,89 @@ def add_verify_options(verify_p: argparse.ArgumentParser) -> None:
     verify_p.add_argument(
         "--exact",
         action="store_true",
-        help="also prove every recorded message in Gmail by its id and labels (needs 'gimport auth --exact-verify';"
-        " about 5 quota units per 500 messages)",
+        help=_(
+            "also prove every recorded message in Gmail by its id and labels (needs 'gimport auth --exact-verify';"
+            " about 5 quota units per 500 messages)"
+        ),
     )
     verify_p.add_argument(
         "--strict-labels",
         action="store_true",
-        help="with --exact: a label taken off a message since the import fails too (default: listed only)",
+        help=_("with --exact: a label taken off a message since the import fails too (default: listed only)"),
     )
 
 
-def add_commands(add) -> None:
-    """Register failed, export-failed, accept and report with build_parser's `add`."""
+def add_commands(add: Any) -> None:
+    """Register failed, export-failed, accept and report with build_parser's `add` (name, function, help,
+    example, exit codes)."""
     add(
         "failed",
         cmd_failed,
-        "list the messages recorded as failed or skipped, with their reasons and keys (no network)",
+        _("list the messages recorded as failed or skipped, with their reasons and keys (no network)"),
         "gimport failed",
+        (
+            (EXIT_OK, _("none is waiting for a decision (none, or all accepted)")),
+            (EXIT_SOME_FAILED, _("some failed or skipped message is not accepted yet")),
+            EXIT_USAGE,
+        ),
     )
     export_p = add(
         "export-failed",
         cmd_export_failed,
-        "save every failed or skipped message as an .eml file, exactly as the old server serves it (read-only)",
+        _("save every failed or skipped message as an .eml file, exactly as the old server serves it (read-only)"),
         "gimport export-failed ~/not-in-gmail",
+        (
+            (EXIT_OK, _("every one was written")),
+            (EXIT_SOME_FAILED, _("some could not be (the output says which and why)")),
+            EXIT_USAGE,
+            EXIT_SOURCE,
+            EXIT_INTERRUPTED,
+        ),
     )
-    export_p.add_argument("dir", metavar="DIR", help="folder to write FOLDER.UIDVALIDITY.UID.eml files into")
+    export_p.add_argument("dir", metavar="DIR", help=_("folder to write FOLDER.UIDVALIDITY.UID.eml files into"))
     accept_p = add(
         "accept",
         cmd_accept,
-        "accept failed or skipped messages as not in Gmail: run stops retrying them, verify lists them",
-        "gimport accept 'INBOX:1700000000:42'    # a key as 'gimport failed' prints it\n"
-        "  gimport accept --all-failed\n"
-        "  gimport accept --undo 'INBOX:1700000000:42'",
+        _("accept failed or skipped messages as not in Gmail: run stops retrying them, verify lists them"),
+        _(
+            "gimport accept 'INBOX:1700000000:42'    # a key as 'gimport failed' prints it\n"
+            "  gimport accept --all-failed\n"
+            "  gimport accept --undo 'INBOX:1700000000:42'"
+        ),
+        (
+            (EXIT_OK, _("done")),
+            (EXIT_SOME_FAILED, _("some KEY was refused (the output says why)")),
+            EXIT_USAGE,
+        ),
     )
-    accept_p.add_argument("keys", nargs="*", metavar="KEY", help="FOLDER:UIDVALIDITY:UID, as 'gimport failed' prints")
-    accept_p.add_argument("--all-failed", action="store_true", help="accept every failed or skipped message")
-    accept_p.add_argument("--undo", action="store_true", help="put the KEY(s) back: the next run tries them again")
+    accept_p.add_argument(
+        "keys", nargs="*", metavar="KEY", help=_("FOLDER:UIDVALIDITY:UID, as 'gimport failed' prints")
+    )
+    accept_p.add_argument("--all-failed", action="store_true", help=_("accept every failed or skipped message"))
+    accept_p.add_argument("--undo", action="store_true", help=_("put the KEY(s) back: the next run tries them again"))
     report_p = add(
         "report",
         cmd_report,
-        "write the ledger: one CSV row per message (folder, UID, UIDVALIDITY, Message-ID, size, status, Gmail id,"
-        " reason, time); no contents",
+        _(
+            "write the ledger: one CSV row per message (folder, UID, UIDVALIDITY, Message-ID, size, status, Gmail"
+            " id, reason, time); no contents"
+        ),
         "gimport report --csv ledger.csv",
+        (EXIT_OK, EXIT_USAGE),
     )
-    report_p.add_argument("--csv", metavar="FILE", required=True, help="the CSV file to write ('-': standard output)")
+    report_p.add_argument(
+        "--csv", metavar="FILE", required=True, help=_("the CSV file to write ('-': standard output)")
+    )
 
 
-def add_admin_commands(add) -> None:
+def add_admin_commands(add: Any) -> None:
     """Register `gimport admin report` with gimport.cli.admin's `add`."""
     report_p = add(
         "report",
         cmd_admin_report,
-        "write one ledger for every user: a CSV row per message with a user column; no contents",
+        _("write one ledger for every user: a CSV row per message with a user column; no contents"),
         "gimport admin report --users users.csv --csv ledger.csv",
     )
-    report_p.add_argument("--csv", metavar="FILE", required=True, help="the CSV file to write ('-': standard output)")
+    report_p.add_argument(
+        "--csv", metavar="FILE", required=True, help=_("the CSV file to write ('-': standard output)")
+    )

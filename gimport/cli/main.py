@@ -6,10 +6,15 @@ import argparse
 import contextlib
 import logging
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from gimport import __version__, i18n
+from gimport.cli import auth, check, init
+from gimport.cli import help as help_topics
 from gimport.cli import ledger as ledger_cli
+from gimport.cli.options import Code, FittingHelpFormatter, add_command, add_stats_option, exit_codes_help
 from gimport.cli.terminal import StopOnSignal, confirm, private_log_handler, run_exit_code
 from gimport.errors import (
     EXIT_AUTH,
@@ -23,30 +28,8 @@ from gimport.errors import (
     GimportError,
     Unexpected,
 )
-from gimport.i18n import N_, _
+from gimport.i18n import N_, _, english
 from gimport.settings import DEFAULT_CONFIG, Settings, load_settings
-
-EXIT_CODES_HELP = N_("""\
-exit codes:
-  {ok}    everything selected is in Gmail (or the command succeeded)
-  {some_failed}    the run finished but some messages are not in Gmail (recorded; the next run retries them)
-  {usage}    usage or config error
-  {auth}    Gmail authorization missing, expired or for the wrong account (run 'gimport auth')
-  {source}    the old IMAP server cannot be reached or refused the login
-  {gmail}    Gmail refused to go on (unreachable, daily limit, account not usable)
-  {bug}   an unexpected error (a bug in gimport; the log file has the details)
-  {interrupted}  interrupted (Ctrl-C or SIGTERM); run the same command again to continue
-""")
-_EXIT_CODES = {
-    "ok": EXIT_OK,
-    "some_failed": EXIT_SOME_FAILED,
-    "usage": EXIT_USAGE,
-    "auth": EXIT_AUTH,
-    "source": EXIT_SOURCE,
-    "gmail": EXIT_GMAIL,
-    "bug": EXIT_BUG,
-    "interrupted": EXIT_INTERRUPTED,
-}
 
 DESCRIPTION = N_("""\
 Move a mailbox from an old IMAP server into Gmail through the Gmail API.
@@ -56,16 +39,18 @@ so Gmail needs no app password and no IMAP. A run can be stopped at any time and
 
 EPILOG = N_("""\
 typical session:
+  gimport init                 # once: a commented gimport.toml to start from
   gimport auth                 # once: consent in a browser (or --no-browser over SSH)
+  gimport check                # both logins, what a run would import and how long it takes
   gimport plan                 # what will land under which label; changes nothing
   gimport run                  # import; safe to interrupt and run again
   gimport status               # where things stand, from the state file alone
   gimport verify               # prove that everything arrived
   gimport cleanup              # disable IMAP on Gmail, check forwarding
 
-The config file is ./{config} unless --config is given; see README.md.
-
-{exit_codes}""")
+The config file is ./{config} unless --config is given ('gimport init' writes one;
+'gimport help config' lists every key). The documentation: 'gimport help'.
+""")
 
 
 @contextlib.contextmanager
@@ -107,20 +92,24 @@ _SECRET_LOGGERS = ("oauthlib", "requests_oauthlib", "google.auth", "google_auth_
 def cmd_run(args: argparse.Namespace) -> int:
     settings = load_settings(args.config)
     with _logging_to(settings.log_file, args.verbose):
-        return _run(settings, new_state=args.new_state)
+        return _run(settings, new_state=args.new_state, stats=args.stats)
 
 
-def _run(settings: Settings, *, new_state: bool = False) -> int:
+def _run(settings: Settings, *, new_state: bool = False, stats: float = 0) -> int:
     from gimport import wiring
     from gimport.engine import EngineOptions
-    from gimport.render.progress import TqdmReporter, format_summary
+    from gimport.render.progress import TqdmReporter
+    from gimport.render.run import format_summary, stopped_before_importing
+    from gimport.render.text import terminal_width
 
     acct = wiring.account(settings)
     password = wiring.read_password(settings)
     lock = wiring.check_lock(settings.state_path)
     try:
         state = wiring.state(settings.state_path)
-        reporter = TqdmReporter()
+        record = _progress_record(state)
+        reporter = TqdmReporter(stats=stats, on_tick=record, rate_limited=lambda: acct.pacer.rate_limited)
+        record(reporter.snapshot())  # `gimport status` tells a run in progress from the start
         source = wiring.source(settings.source, password)
         try:
             src = settings.source
@@ -133,6 +122,7 @@ def _run(settings: Settings, *, new_state: bool = False) -> int:
             source.connect()
             options = EngineOptions(workers=settings.gmail.workers, new_state=new_state)
             migration = acct.migration(source=source, state=state, reporter=reporter, options=options)
+            reporter.follow(migration.summary)
             with StopOnSignal(migration.request_stop, reporter.warning, before_exit=reporter.close):
                 summary = migration.run()
         finally:
@@ -141,28 +131,53 @@ def _run(settings: Settings, *, new_state: bool = False) -> int:
             state.close()
     finally:
         lock.release()
-    print(format_summary(summary))
-    print(f"Log: {settings.log_file}")
+    if summary.fatal is not None and stopped_before_importing(summary):
+        # one line, once: what stopped it says what to do
+        logging.getLogger("gimport").error("stopped before importing: %s", english(summary.fatal))
+        print(_("gimport: {error} (log: {path})").format(error=summary.fatal, path=settings.log_file), file=sys.stderr)
+        return summary.fatal.exit_code
+    print(format_summary(summary, width=terminal_width(sys.stdout)))
+    print(_("Log: {path}").format(path=settings.log_file))
     return run_exit_code(summary)
 
 
+def _progress_record(state: Any) -> Callable[[dict[str, Any]], None]:
+    """on_tick for the reporter: the run's progress in the state's meta table, for `gimport status`."""
+    import json
+
+    def record(snapshot: dict[str, Any]) -> None:
+        state.set_meta("run_progress", json.dumps(snapshot))
+
+    return record
+
+
 def cmd_status(args: argparse.Namespace) -> int:
+    import json
+
     from gimport import wiring
-    from gimport.render.progress import format_status
+    from gimport.render.run import format_run_progress, format_status
+    from gimport.render.text import terminal_width, wrap
 
     settings = load_settings(args.config)
+    width = terminal_width(sys.stdout)
     state = wiring.state(settings.state_path, readonly=True)
     try:
         account = settings.source.account
+        running = wiring.run_in_progress(settings.state_path)
         counts = state.folder_counts(account)
-        print(f"Source: {account}    state file: {settings.state_path}")
-        if wiring.run_in_progress(settings.state_path):
-            holder = wiring.run_lock(settings.state_path).holder()
-            print(_("A run is going on now ({holder}): these numbers are moving.").format(holder=holder))
-        print(format_status(counts, state.get_meta("gmail_account")))
+        head = _("Source: {account}    state file: {path}").format(account=account, path=settings.state_path)
+        print(wrap(head, width, indent="  "))
+        if running:
+            try:
+                progress = json.loads(state.get_meta("run_progress") or "null")
+            except ValueError:
+                progress = None
+            print(format_run_progress(progress, wiring.run_lock(settings.state_path).holder(), width=width))
+            print()
+        print(format_status(counts, state.get_meta("gmail_account"), width=width, in_progress=running))
         problems = state.problems(account, limit=20)
         if problems:
-            print("\nNot imported (most recent first):")
+            print("\n" + _("Not imported (most recent first):"))
             for folder, uid, status, reason in problems:
                 print(f"  {folder} UID {uid}: {status}: {reason}")
         todo = sum(c.to_do for c in counts)
@@ -171,26 +186,13 @@ def cmd_status(args: argparse.Namespace) -> int:
         state.close()
 
 
-def cmd_auth(args: argparse.Namespace) -> int:
-    from gimport.backends.google import oauth as auth  # the command is about the OAuth grant itself
-
-    # without a config file, auth works with the defaults: ./credentials.json -> ./token.json
-    settings = load_settings(args.config, need_source=False, missing_ok=not args.config_given)
-    if args.revoke:
-        auth.revoke(settings.gmail.token_file)
-        return EXIT_OK
-    mode = "paste" if args.paste else "no-browser" if args.no_browser else "auto"
-    exact = getattr(args, "exact_verify", False)
-    auth.authorize(settings.gmail, mode=mode, port=args.port, timeout=args.timeout, exact_verify=exact)
-    return EXIT_OK
-
-
 def cmd_plan(args: argparse.Namespace) -> int:
     import json
 
     from gimport import wiring
-    from gimport.plan import preview, to_json
-    from gimport.render.progress import format_plan
+    from gimport.plan import preview
+    from gimport.render.plan import format_plan, plan_to_json
+    from gimport.render.text import terminal_width, wrap
 
     settings = load_settings(args.config)
     password = wiring.read_password(settings)
@@ -202,10 +204,15 @@ def cmd_plan(args: argparse.Namespace) -> int:
         if state is not None:
             state.close()
     if args.json:
-        print(json.dumps(to_json(result), ensure_ascii=False, indent=2))
+        print(json.dumps(plan_to_json(result), ensure_ascii=False, indent=2))
     else:
-        print(_("Source: {account} (read-only; Gmail is not contacted)").format(account=settings.source.account))
-        print(format_plan(result))
+        print(
+            wrap(
+                _("Source: {account} (read-only; Gmail is not contacted)").format(account=settings.source.account),
+                terminal_width(sys.stdout),
+            )
+        )
+        print(format_plan(result, width=terminal_width(sys.stdout)))
     return EXIT_OK
 
 
@@ -240,6 +247,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     import json
 
     from gimport.render.finish import format_verify, verify_to_json
+    from gimport.render.text import terminal_width
 
     settings = load_settings(args.config)
     report = _verify_report(
@@ -248,7 +256,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(verify_to_json(report), ensure_ascii=False, indent=2))
     else:
-        print(format_verify(report))
+        print(format_verify(report, width=terminal_width(sys.stdout)))
     return EXIT_OK if report.passed else EXIT_SOME_FAILED
 
 
@@ -256,6 +264,7 @@ def cmd_cleanup(args: argparse.Namespace) -> int:
     from gimport import wiring
     from gimport.cleanup import apply_cleanup, plan_cleanup
     from gimport.render.finish import format_cleanup_plan, format_cleanup_result
+    from gimport.render.text import terminal_width
 
     gated = (args.revoke or args.forget) and not args.force
     settings = load_settings(args.config, need_source=gated)
@@ -269,15 +278,16 @@ def cmd_cleanup(args: argparse.Namespace) -> int:
         verify_now=lambda: _verify_report(settings, 0),
         run_in_progress=wiring.run_in_progress,
     )
-    print(format_cleanup_plan(plan, dry_run=args.dry_run), flush=True)
+    width = terminal_width(sys.stdout)
+    print(format_cleanup_plan(plan, dry_run=args.dry_run, width=width), flush=True)
     if plan.blocked:
         return EXIT_SOME_FAILED
     if args.dry_run:
         return EXIT_OK
     imap_off = not plan.gmail.imap_enabled
     if plan.has_changes:
-        if not confirm("Make these changes?", args.yes):
-            print("Nothing was changed.")
+        if not confirm(_("Make these changes?"), args.yes):
+            print(_("Nothing was changed."))
             return EXIT_SOME_FAILED
         # --forget deletes the state file under the run lock: no run can start on it meanwhile
         lock = wiring.check_lock(settings.state_path) if plan.forget is not None else None
@@ -286,11 +296,14 @@ def cmd_cleanup(args: argparse.Namespace) -> int:
         finally:
             if lock is not None:
                 lock.release()
-        print(format_cleanup_result(plan, result))
+        print(format_cleanup_result(plan, result, width=width))
         if result.error is not None:
             raise result.error
         imap_off = result.imap_disabled
     return EXIT_OK if imap_off and not plan.gmail.warnings else EXIT_SOME_FAILED
+
+
+ALL_CODES = (EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, EXIT_AUTH, EXIT_SOURCE, EXIT_GMAIL, EXIT_INTERRUPTED)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -307,8 +320,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="gimport",
         description=_(DESCRIPTION),
-        epilog=_(EPILOG).format(config=DEFAULT_CONFIG, exit_codes=_(EXIT_CODES_HELP).format(**_EXIT_CODES)),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=_(EPILOG).format(config=DEFAULT_CONFIG) + "\n" + exit_codes_help(ALL_CODES),
+        formatter_class=FittingHelpFormatter,
         parents=[common],
     )
     parser.add_argument(
@@ -319,68 +332,33 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", title=_("commands"))
 
-    def add(name: str, func, help_text: str, example: str) -> argparse.ArgumentParser:
-        p = sub.add_parser(
-            name,
-            help=help_text,
-            description=help_text,
-            epilog=_("example:") + f"\n  {example}\n\n" + _(EXIT_CODES_HELP).format(**_EXIT_CODES),
-            formatter_class=argparse.RawDescriptionHelpFormatter,
-            parents=[common],
-        )
-        p.set_defaults(func=func)
-        return p
+    def add(
+        name: str, func: Any, help_text: str, example: str, codes: tuple[Code, ...] = ()
+    ) -> argparse.ArgumentParser:
+        return add_command(sub, common, name, func, help_text, example, codes or ALL_CODES)
 
-    auth_p = add(
-        "auth",
-        cmd_auth,
-        _("authorize gimport to import into your Gmail (once; the token is saved to [gmail] token_file)"),
-        _(
-            "gimport auth                  # on a desktop: opens the browser\n"
-            "  gimport auth --no-browser     # over SSH: prints the URL; forward the port with ssh -L"
-            " 8765:localhost:8765\n"
-            "  gimport auth --paste          # no port forwarding: paste the final http://localhost... address back\n"
-            "  gimport auth --revoke         # withdraw gimport's access and delete the token file\n"
-            "  (setting up the Google Cloud project and the Desktop OAuth client: docs/auth.md)"
-        ),
-    )
-    auth_how = auth_p.add_mutually_exclusive_group()
-    auth_how.add_argument(
-        "--no-browser",
-        action="store_true",
-        help=_(
-            "do not open a browser: print the URL and wait on localhost:PORT (the default without a display/over SSH)"
-        ),
-    )
-    auth_how.add_argument(
-        "--paste",
-        action="store_true",
-        help=_("print the URL, then read the final http://localhost... address pasted back"),
-    )
-    auth_how.add_argument("--revoke", action="store_true", help=_("revoke the saved token and delete the token file"))
-    auth_p.add_argument(
-        "--port", type=int, default=8765, help=_("localhost port for Google's answer (default 8765; 0 = any free port)")
-    )
+    auth_p = auth.add_parser(sub, common)
     ledger_cli.add_auth_options(auth_p)
-    auth_p.add_argument(
-        "--timeout",
-        type=float,
-        default=300.0,
-        metavar="SECONDS",
-        help=_("how long to wait for the answer (default 300)"),
-    )
+    check.add_parser(sub, common)
+    init.add_parser(sub, common)
+    help_topics.add_parser(sub, common)
     plan_p = add(
         "plan",
         cmd_plan,
         _("show what would land under which label; reads the source only and changes nothing"),
         _("gimport plan            # a table\n  gimport plan --json     # the same as JSON, for scripts"),
+        (EXIT_OK, EXIT_USAGE, EXIT_SOURCE, EXIT_INTERRUPTED),
     )
     plan_p.add_argument("--json", action="store_true", help=_("print JSON instead of a table"))
     run_p = add(
         "run",
         cmd_run,
         _("import every selected message; safe to interrupt and run again"),
-        "gimport --config ~/gimport.toml run",
+        _(
+            "gimport --config ~/gimport.toml run\n"
+            "  nohup gimport run --stats 300 >> run.out 2>&1 &    # unattended: a status line every 5 minutes"
+        ),
+        ALL_CODES,
     )
     run_p.add_argument(
         "--new-state",
@@ -390,6 +368,7 @@ def build_parser() -> argparse.ArgumentParser:
             " (that mail may then be imported again)"
         ),
     )
+    add_stats_option(run_p)
     verify_p = add(
         "verify",
         cmd_verify,
@@ -397,7 +376,13 @@ def build_parser() -> argparse.ArgumentParser:
         _(
             "gimport verify            # a table; exit 0 only when nothing selected is missing\n"
             "  gimport verify --json     # the same as JSON, every missing message listed\n"
-            "  (the end of a migration: docs/finishing.md)"
+            "  gimport verify --exact    # also each message by its Gmail id (gimport auth --exact-verify)\n"
+            "  (the end of a migration: gimport help finishing)"
+        ),
+        (
+            (EXIT_OK, _("every selected message is recorded as imported")),
+            (EXIT_SOME_FAILED, _("some selected message is not (the table and the list say which)")),
+            *ALL_CODES[2:],
         ),
     )
     verify_p.add_argument("--json", action="store_true", help=_("print JSON instead of a table"))
@@ -405,8 +390,13 @@ def build_parser() -> argparse.ArgumentParser:
     add(
         "status",
         cmd_status,
-        _("where the migration stands, from the state file alone (no network)"),
+        _("where the migration stands, from the state file alone (no network); also while a run is going"),
         "gimport status",
+        (
+            (EXIT_OK, _("everything selected at the last run is in Gmail")),
+            (EXIT_SOME_FAILED, _("something selected is not in Gmail yet (or a run is still going)")),
+            EXIT_USAGE,
+        ),
     )
     cleanup_p = add(
         "cleanup",
@@ -420,7 +410,12 @@ def build_parser() -> argparse.ArgumentParser:
             "  gimport cleanup                     # asks before disabling IMAP (--yes: without asking)\n"
             "  gimport cleanup --revoke --forget   # also revoke the token and delete the state file (verify must"
             " pass)\n"
-            "  (the end of a migration: docs/finishing.md)"
+            "  (the end of a migration: gimport help finishing)"
+        ),
+        (
+            (EXIT_OK, _("IMAP is off and no forwarding points at the old server")),
+            (EXIT_SOME_FAILED, _("something is left to do or was refused (the output says what)")),
+            *ALL_CODES[2:],
         ),
     )
     cleanup_p.add_argument("--dry-run", action="store_true", help=_("show what would change and change nothing"))
@@ -457,11 +452,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"gimport: {err}", file=sys.stderr)
         return err.exit_code
     except KeyboardInterrupt:
-        print("gimport: interrupted", file=sys.stderr)
+        print(_("gimport: interrupted"), file=sys.stderr)
         return EXIT_INTERRUPTED
     except Exception as exc:  # noqa: BLE001 - a bug: one line for the person, the traceback for the log
         logging.getLogger("gimport").exception("unexpected error")
-        print(f"gimport: {Unexpected(f'unexpected error: {exc!r}')}", file=sys.stderr)
+        bug = Unexpected(_("unexpected error: {error!r}").format(error=exc))
+        print(f"gimport: {bug}", file=sys.stderr)
         return EXIT_BUG
 
 

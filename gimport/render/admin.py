@@ -9,11 +9,9 @@ the lines are printed.
 
 from __future__ import annotations
 
-import sys
-import threading
-from typing import TextIO
-
-from tqdm import tqdm
+import time
+from collections.abc import Callable
+from typing import Any, TextIO
 
 from gimport.admin.legacy import (
     BUSY,
@@ -32,75 +30,77 @@ from gimport.admin.legacy import (
     sort_rows,
 )
 from gimport.contract import FAILED, IMPORTED
-from gimport.render.progress import format_table, human_bytes, human_duration
+from gimport.i18n import _
+from gimport.render.bar import BarReporter, Translate
+from gimport.render.text import format_table, human_bytes, human_duration
 
 TABLE_LIMIT = 40  # above this many users, the table shows only those that need attention
 
 
-class AdminProgress:
-    """The AdminReporter of a terminal (or a log stream)."""
+class AdminProgress(BarReporter):
+    """The AdminReporter of a terminal (or a log stream), on the shared tqdm base (render.bar).
 
-    def __init__(self, total_users: int, stream: TextIO | None = None, enabled: bool | None = None) -> None:
-        self.stream = stream or sys.stderr
-        self.enabled = self.stream.isatty() if enabled is None else enabled
+    `stats`: seconds between one-line status lines when the stream is not a terminal (0: none; the admin
+    CLI passes `--stats`); the same lines go to the log. `rate_limited`: how often Gmail asked to slow down.
+    """
+
+    bar_format = "{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}, {rate_fmt}{postfix}]"
+
+    def __init__(
+        self,
+        total_users: int,
+        stream: TextIO | None = None,
+        enabled: bool | None = None,
+        *,
+        stats: float = 0,
+        on_tick: Callable[[dict[str, Any]], None] | None = None,
+        rate_limited: Callable[[], int] | None = None,
+    ) -> None:
+        super().__init__(stream, enabled, stats=stats, on_tick=on_tick, rate_limited=rate_limited)
         self.total_users = total_users
-        self._lock = threading.Lock()
         self._width = 24
         self.users_done = self.users_failed = 0
         self.messages = self.failed = self.bytes = 0
-        self.bar: tqdm | None = None
-        if self.enabled:
-            self.bar = tqdm(
-                total=0,
-                unit="msg",
-                file=self.stream,
-                mininterval=0.5,
-                dynamic_ncols=True,
-                smoothing=0.05,
-                bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}, {rate_fmt}{postfix}]",
-            )
+        self.total_messages = 0
+        self.finished = 0  # messages with an outcome, whatever it is
+        with self._lock:
+            self._open_bar(0)
             self._postfix()
-
-    def _line(self, text: str) -> None:
-        if self.bar is not None:
-            self.bar.write(text, file=self.stream)
-        else:
-            print(text, file=self.stream, flush=True)
+        self.start_stats()
 
     def _postfix(self) -> None:
         if self.bar is not None:
-            text = f"users {self.users_done}/{self.total_users}"
+            text: str = _("users {done}/{total}").format(done=self.users_done, total=self.total_users)
             if self.users_failed:
-                text += f", {self.users_failed} failed"
+                text += ", " + _("{n} failed").format(n=self.users_failed)
             text += f", {human_bytes(self.bytes)}"
             if self.failed:
-                text += f", {self.failed} msg failed"
-            self.bar.set_postfix_str(text, refresh=False)
+                text += ", " + _("{n} msg failed").format(n=self.failed)
+            self._set_postfix(text)
 
     def _tag(self, what: str, n: int, gmail: str) -> str:
         digits = len(str(self.total_users))
         self._width = max(self._width, min(len(gmail), 40))
         return f"[{what:<7} {n:>{digits}}/{self.total_users}] {gmail:<{self._width}}"
 
-    def phase(self, text: str) -> None:
-        self._line(f"gimport: {text}")
-
-    def warning(self, text: str) -> None:
-        with self._lock:
-            self._line(f"warning: {text}")
-
     def user_started(self, number: int, total: int, entry: UserEntry) -> None:
         with self._lock:
-            self._line(f"{self._tag('started', number, entry.gmail)} source user {entry.source_user}")
+            self._line(
+                _("{tag} source user {user}").format(
+                    tag=self._tag("started", number, entry.gmail), user=entry.source_user
+                )
+            )
 
     def transfer_added(self, messages: int, size: int) -> None:
         with self._lock:
+            self.total_messages += messages
             if self.bar is not None and messages:
-                self.bar.total += messages
+                self.bar.total = (self.bar.total or 0) + messages
                 self.bar.refresh()
 
     def message_finished(self, outcome: str, size: int) -> None:
         with self._lock:
+            self.finished += 1
             if outcome == IMPORTED:
                 self.messages += 1
                 self.bytes += size
@@ -108,11 +108,11 @@ class AdminProgress:
                 self.failed += 1
             if self.bar is not None:
                 self._postfix()
-                self.bar.update(1)
+                self._advance()
 
     def user_warning(self, gmail: str, text: str) -> None:
         with self._lock:
-            self._line(f"warning: {gmail}: {text}")
+            self._line(_("warning: {user}: {text}").format(user=gmail, text=text))
 
     def user_finished(self, done: int, total: int, row: UserRow) -> None:
         with self._lock:
@@ -124,19 +124,50 @@ class AdminProgress:
             if self.bar is not None:
                 self.bar.refresh()
 
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-            self.bar = None
+    def status_line(self, tr: Translate, now: float | None = None) -> str:
+        with self._lock:
+            elapsed = max((time.time() if now is None else now) - self.started, 1e-6)
+            parts = [
+                tr("users {done}/{total} done").format(done=self.users_done, total=self.total_users),
+                tr("{done}/{total} messages").format(done=f"{self.finished:,}", total=f"{self.total_messages:,}"),
+                human_bytes(self.bytes),
+                tr("{rate} msg/s").format(rate=f"{self.finished / elapsed:.1f}"),
+            ]
+            if self.users_failed:
+                parts.append(tr("{n} user(s) failed").format(n=self.users_failed))
+            if self.failed:
+                parts.append(tr("{n} failed").format(n=self.failed))
+            if self.rate_limited():
+                parts.append(tr("Gmail asked to slow down ({n} times)").format(n=self.rate_limited()))
+            return tr("gimport: status: {parts}").format(parts=", ".join(parts))
+
+    def snapshot(self) -> dict[str, Any]:
+        with self._lock:
+            return {
+                "started": round(self.started, 1),
+                "updated": round(time.time(), 1),
+                "users_done": self.users_done,
+                "users_total": self.total_users,
+                "users_failed": self.users_failed,
+                "done": self.finished,
+                "total": self.total_messages,
+                "failed": self.failed,
+                "bytes_done": self.bytes,
+            }
 
 
 def _finish_text(row: UserRow) -> str:
     if row.outcome in (USER_FAILED, BUSY):
         return f"{row.outcome.upper():<9} {row.error}"
     duration = human_duration(row.duration or 0)
-    text = (
-        f"{row.outcome:<9} {row.imported_last_run:,} imported now ({row.imported:,} in Gmail), {row.failed:,}"
-        f" failed, {human_bytes(row.bytes)}, {duration}"
+    text = f"{row.outcome:<9} " + _(
+        "{now} imported now ({total} in Gmail), {failed} failed, {size}, {duration}"
+    ).format(
+        now=f"{row.imported_last_run:,}",
+        total=f"{row.imported:,}",
+        failed=f"{row.failed:,}",
+        size=human_bytes(row.bytes),
+        duration=duration,
     )
     if row.outcome == INCOMPLETE and row.error:
         text += f": {row.error}"
@@ -151,7 +182,17 @@ def format_rows(rows: list[UserRow], *, show_all: bool = False, report: str | No
     """The per-user table, worst first, then totals and what to do."""
     rows = sort_rows(rows)
     shown = rows if show_all or len(rows) <= TABLE_LIMIT else [r for r in rows if r.outcome != COMPLETE]
-    headers = ["gmail address", "source user", "outcome", "found", "imported", "failed", "to do", "bytes", "time"]
+    headers = [
+        _("gmail address"),
+        _("source user"),
+        _("outcome"),
+        _("found"),
+        _("imported"),
+        _("failed"),
+        _("to do"),
+        _("bytes"),
+        _("time"),
+    ]
     table = [
         [
             r.gmail,
@@ -168,7 +209,7 @@ def format_rows(rows: list[UserRow], *, show_all: bool = False, report: str | No
     ]
     table.append(
         [
-            f"total ({len(rows)} users)",
+            _("total ({n} users)").format(n=len(rows)),
             "",
             "",
             str(sum(r.found for r in rows)),
@@ -182,16 +223,22 @@ def format_rows(rows: list[UserRow], *, show_all: bool = False, report: str | No
     out = [format_table(headers, table, right={3, 4, 5, 6, 7, 8})]
     hidden = len(rows) - len(shown)
     if hidden:
-        where = f" (every user is in {report})" if report else ""
-        out.append(f"{hidden} complete user(s) not shown{where}; --all shows them.")
+        if report:
+            out.append(
+                _("{n} complete user(s) not shown (every user is in {report}); --all shows them.").format(
+                    n=hidden, report=report
+                )
+            )
+        else:
+            out.append(_("{n} complete user(s) not shown; --all shows them.").format(n=hidden))
     problems = [r for r in rows if r.error and r.outcome not in (COMPLETE, NOT_RUN)]
     if problems:
-        out.append("\nProblems:")
+        out.append("\n" + _("Problems:"))
         for r in problems[:TABLE_LIMIT]:
             out.append(f"  {r.gmail}: {r.outcome}: {_short(r.error, 160)}")
         if len(problems) > TABLE_LIMIT:
-            out.append(f"  ... and {len(problems) - TABLE_LIMIT} more (see the report)")
-    out.append(f"\nUsers: {outcome_counts(rows) or 'none'}.")
+            out.append(_("  ... and {n} more (see the report)").format(n=len(problems) - TABLE_LIMIT))
+    out.append("\n" + _("Users: {counts}.").format(counts=outcome_counts(rows) or _("none")))
     return "\n".join(out)
 
 
@@ -199,42 +246,50 @@ def format_admin_summary(s: AdminSummary, *, report: str, show_all: bool = False
     out = [format_rows(s.rows, show_all=show_all, report=report)]
     rate = s.imported_now / s.duration if s.duration > 0 else 0.0
     out.append(
-        f"{s.imported_now:,} message(s) imported by this run in {human_duration(s.duration)} ({rate:.1f} msg/s,"
-        f" {human_bytes(s.bytes_now)}); shard {s.shard} ({s.shard.origin})."
+        _("{n} message(s) imported by this run in {duration} ({rate} msg/s, {size}); shard {shard} ({origin}).").format(
+            n=f"{s.imported_now:,}",
+            duration=human_duration(s.duration),
+            rate=f"{rate:.1f}",
+            size=human_bytes(s.bytes_now),
+            shard=s.shard,
+            origin=s.shard.origin,
+        )
     )
-    out.append(f"Report: {report}")
+    out.append(_("Report: {path}").format(path=report))
     if s.interrupted:
-        out.append("Interrupted: run the same command again to continue where each user stopped.")
+        out.append(_("Interrupted: run the same command again to continue where each user stopped."))
     elif s.fatal is not None:
-        out.append(f"Stopped: {s.fatal}")
+        out.append(_("Stopped: {error}").format(error=s.fatal))
     elif s.complete:
-        out.append("Every user is complete: everything selected is in Gmail.")
+        out.append(_("Every user is complete: everything selected is in Gmail."))
     else:
         out.append(
-            "Some users are not complete (see above): fix what the problems say and run 'gimport admin run' again;"
-            " finished users are skipped quickly and nothing is imported twice."
+            _(
+                "Some users are not complete (see above): fix what the problems say and run 'gimport admin run'"
+                " again; finished users are skipped quickly and nothing is imported twice."
+            )
         )
     return "\n".join(out)
 
 
 def format_status_rows(rows: list[UserRow], *, show_all: bool = False) -> str:
     if not rows:
-        return "No users recorded yet: run 'gimport admin run'."
+        return _("No users recorded yet: run 'gimport admin run'.")
     out = [format_rows(rows, show_all=show_all)]
     if any(r.outcome in (RUNNING,) for r in rows):
-        out.append("Users marked 'running' are being migrated by a gimport process now.")
+        out.append(_("Users marked 'running' are being migrated by a gimport process now."))
     if all(r.ok for r in rows):
-        out.append("Every user is complete: everything selected at each user's last run is in Gmail.")
+        out.append(_("Every user is complete: everything selected at each user's last run is in Gmail."))
     elif any(r.outcome in (NOT_STARTED, INTERRUPTED, INCOMPLETE, USER_FAILED) for r in rows):
-        out.append("Run 'gimport admin run' to continue.")
+        out.append(_("Run 'gimport admin run' to continue."))
     return "\n".join(out)
 
 
 def format_checks(checks: list[UserCheck], title: str) -> str:
-    headers = ["gmail address", "source user", title, "detail"]
+    headers = [_("gmail address"), _("source user"), title, _("detail")]
     rows = [[c.gmail, c.source_user, c.outcome, _short(c.detail, 110)] for c in checks]
     counts: dict[str, int] = {}
     for c in checks:
         counts[c.outcome] = counts.get(c.outcome, 0) + 1
     summary = ", ".join(f"{n} {o}" for o, n in sorted(counts.items()))
-    return format_table(headers, rows, right=set()) + f"\n\nUsers: {summary or 'none'}."
+    return format_table(headers, rows, right=set()) + "\n\n" + _("Users: {counts}.").format(counts=summary or _("none"))

@@ -8,40 +8,64 @@ from __future__ import annotations
 from typing import Any
 
 from gimport.cleanup import GMAIL_SETTINGS_PATH, CleanupPlan, CleanupResult, GmailSettingsReport
-from gimport.i18n import _
+from gimport.i18n import N_, _, english
 from gimport.render.ledger import verify_json, verify_sections
-from gimport.render.progress import format_table
+from gimport.render.text import format_table, wrap
+from gimport.selection import inbox_first
 from gimport.verify import RETRY_COMMAND, LabelCheck, VerifyReport
 
-LEGEND = """\
-Exact: 'on source' and 'selected' are the source now (after the mapping and [filters]); 'recorded' (imported,
-or a copy of an imported message) and 'missing' come from the state file, for each folder's current UIDVALIDITY.
-Approximate: 'Gmail label count' is Gmail's own count for the label (messagesTotal). A message in two folders is
-one Gmail message with two labels, and mail you labelled yourself counts too, so it is only checked to be at
-least what gimport recorded importing; system labels (INBOX, SENT, SPAM, TRASH, ...) hold other mail as well
-and are only shown, never compared."""
+LEGEND = (
+    N_(
+        "Exact: 'on source' and 'selected' are the source now (after the mapping and [filters]); 'recorded'"
+        " (imported, or a copy of an imported message) and 'missing' come from the state file, for each folder's"
+        " current UIDVALIDITY."
+    ),
+    N_(
+        "Approximate: 'Gmail label count' is Gmail's own count for the label (messagesTotal). A message in two"
+        " folders is one Gmail message with two labels, and mail you labelled yourself counts too, so it is only"
+        " checked to be at least what gimport recorded importing; system labels (INBOX, SENT, SPAM, TRASH, ...)"
+        " hold other mail as well and are only shown, never compared."
+    ),
+)
 
 
 def _label_cell(check: LabelCheck | None) -> str:
     if check is None:
         return "?"
     total = "-" if check.gmail_total is None else f"{check.gmail_total:,}"
-    return {
-        "not compared": f"{total} (system label)",
-        "ok": f"{total} ok",
-        "fewer": f"{total} FEWER than {check.recorded:,}",
-        "absent": "label not in Gmail",
-        "unused": "- (no label yet)",
-    }[check.verdict]
+    if check.verdict == "not compared":
+        return _("{total} (system label)").format(total=total)
+    if check.verdict == "ok":
+        return _("{total} ok").format(total=total)
+    if check.verdict == "fewer":
+        return _("{total} FEWER than {recorded}").format(total=total, recorded=f"{check.recorded:,}")
+    if check.verdict == "absent":
+        return _("label not in Gmail")
+    return _("- (no label yet)")
 
 
-def format_verify(r: VerifyReport, *, shown_limit: int | None = None) -> str:
-    out = [f"Verify: {r.source_account} -> {r.gmail_account}    state file: {r.state_path}", ""]
-    headers = ["folder", "labels", "on source", "selected", "recorded", "missing", "Gmail label count"]
+def format_verify(r: VerifyReport, *, shown_limit: int | None = None, width: int | None = None) -> str:
+    """The verify report for people; `width`: fit the terminal (None: full names, unwrapped)."""
+    head = [
+        _("Verify: {source} -> {gmail}    state file: {path}").format(
+            source=r.source_account, gmail=r.gmail_account, path=r.state_path
+        ),
+        "",
+    ]
+    out: list[str] = []
+    headers = [
+        _("folder"),
+        _("labels"),
+        _("on source"),
+        _("selected"),
+        _("recorded"),
+        _("missing"),
+        _("Gmail label count"),
+    ]
     rows = []
-    for f in sorted(r.folders, key=lambda f: (f.folder.upper() != "INBOX", f.folder)):
+    for f in inbox_first(r.folders, key=lambda f: f.folder):
         if f.error:
-            rows.append([f.folder, ", ".join(f.labels), "?", "?", "?", "?", "folder not readable"])
+            rows.append([f.folder, ", ".join(f.labels), "?", "?", "?", "?", _("folder not readable")])
             continue
         gm = "; ".join(_label_cell(r.labels.get(label)) for label in f.labels)
         rows.append(
@@ -58,7 +82,7 @@ def format_verify(r: VerifyReport, *, shown_limit: int | None = None) -> str:
     ok = [f for f in r.folders if not f.error]
     rows.append(
         [
-            "total",
+            _("total"),
             "",
             f"{sum(f.on_source for f in ok):,}",
             f"{sum(f.selected for f in ok):,}",
@@ -67,48 +91,71 @@ def format_verify(r: VerifyReport, *, shown_limit: int | None = None) -> str:
             "",
         ]
     )
-    out.append(format_table(headers, rows, right={2, 3, 4, 5}))
-    out += ["", LEGEND]
+    table = format_table(headers, rows, right={2, 3, 4, 5}, width=width, prose={6})
+    out += ["", _(LEGEND[0]), _(LEGEND[1])]
 
-    notes = []
+    notes: list[str] = []
     for f in r.folders:
         if f.error:
-            notes.append(f"error: {f.folder}: {f.error} (not verified; run 'gimport plan' to see the folders)")
+            notes.append(
+                _("error: {folder}: {error} (not verified; run 'gimport plan' to see the folders)").format(
+                    folder=f.folder, error=f.error
+                )
+            )
     for check in r.labels.values():
         if check.verdict == "fewer":
             notes.append(
-                f"note: label {check.label!r}: Gmail counts {check.gmail_total:,} message(s), fewer than the"
-                f" {check.recorded:,} gimport recorded importing: deleted in Gmail, or the label taken off them?"
+                _(
+                    "note: label {label!r}: Gmail counts {total} message(s), fewer than the {recorded} gimport"
+                    " recorded importing: deleted in Gmail, or the label taken off them?"
+                ).format(label=check.label, total=f"{check.gmail_total or 0:,}", recorded=f"{check.recorded:,}")
             )
         elif check.verdict == "absent":
             notes.append(
-                f"note: label {check.label!r} is not in Gmail, but {check.recorded:,} message(s) were imported under"
-                " it: was it deleted or renamed in Gmail? ('gimport run' creates it again for new messages only)"
+                _(
+                    "note: label {label!r} is not in Gmail, but {recorded} message(s) were imported under it: was it"
+                    " deleted or renamed in Gmail? ('gimport run' creates it again for new messages only)"
+                ).format(label=check.label, recorded=f"{check.recorded:,}")
             )
     for folder, n in r.not_selected_now:
         notes.append(
-            f"note: {folder!r} is in the state file ({n:,} imported) but is not selected on the source now"
-            " (deleted, renamed or excluded there): not checked"
+            _(
+                "note: {folder!r} is in the state file ({n} imported) but is not selected on the source now"
+                " (deleted, renamed or excluded there): not checked"
+            ).format(folder=folder, n=f"{n:,}")
         )
     if notes:
         out += [""] + notes
 
     if r.missing_total:
         listed = r.missing[:shown_limit] if shown_limit is not None else r.missing
-        out += ["", f"Missing: {r.missing_total:,} selected message(s) not recorded as imported"]
+        out += [
+            "",
+            _("Missing: {n} selected message(s) not recorded as imported").format(n=f"{r.missing_total:,}"),
+        ]
         for m in listed:
-            out.append(f"  {m.folder}  UID {m.uid}  {m.message_id or '(no Message-ID)'}  {m.status}: {m.reason}")
+            out.append(f"  {m.folder}  UID {m.uid}  {m.message_id or _('(no Message-ID)')}  {m.status}: {m.reason}")
         if r.missing_total > len(listed):
-            out.append(f"  ... and {r.missing_total - len(listed):,} more ('gimport verify --json' lists them all)")
+            out.append(
+                _("  ... and {n} more ('gimport verify --json' lists them all)").format(
+                    n=f"{r.missing_total - len(listed):,}"
+                )
+            )
         skipped = sum(f.skipped for f in r.folders)
         if skipped:
             out.append(
-                f"{skipped:,} of them cannot be imported as they are (skipped, see the reasons): '{RETRY_COMMAND}'"
-                " does not retry them; keep them on the old account or save them elsewhere if you need them."
+                _(
+                    "{n} of them cannot be imported as they are (skipped, see the reasons): '{command}' does not"
+                    " retry them; keep them on the old account or save them elsewhere if you need them."
+                ).format(n=f"{skipped:,}", command=RETRY_COMMAND)
             )
     out += verify_sections(r, shown_limit=shown_limit)  # accepted messages, the exact proof (gimport.render.ledger)
     if r.retry_helps:
-        out.append(f"To import what is missing (failed ones are retried): {RETRY_COMMAND}   then: gimport verify")
+        out.append(
+            _("To import what is missing (failed ones are retried): {command}   then: gimport verify").format(
+                command=RETRY_COMMAND
+            )
+        )
     out.append("")
     accepted = len(r.accepted)
     if r.passed:
@@ -119,19 +166,23 @@ def format_verify(r: VerifyReport, *, shown_limit: int | None = None) -> str:
             else _("are recorded as imported into {account}")
         ).format(account=r.gmail_account)
         out.append(
-            f"VERIFIED: all {total - accepted:,} selected message(s) in {len(r.folders)} folder(s) {proven}"
+            _("VERIFIED: all {n} selected message(s) in {folders} folder(s) {proven}").format(
+                n=f"{total - accepted:,}", folders=len(r.folders), proven=proven
+            )
             + (_("; {n:,} accepted as not in Gmail (listed above).").format(n=accepted) if accepted else ".")
         )
     elif not r.folders:
-        out.append("NOT VERIFIED: no folder on the source is selected (see 'gimport plan').")
+        out.append(_("NOT VERIFIED: no folder on the source is selected (see 'gimport plan')."))
     elif r.missing_total or r.exact is None:
-        out.append(f"NOT VERIFIED: {r.missing_total:,} selected message(s) are not recorded as imported.")
+        out.append(
+            _("NOT VERIFIED: {n} selected message(s) are not recorded as imported.").format(n=f"{r.missing_total:,}")
+        )
     else:
         failing = sum(g.fails for g in r.exact.gaps)
         out.append(
             _("NOT VERIFIED: {n:,} message(s) recorded as imported are not as recorded in Gmail.").format(n=failing)
         )
-    return "\n".join(out)
+    return wrap("\n".join(head), width, indent="  ") + "\n" + table + "\n" + wrap("\n".join(out), width, indent="    ")
 
 
 def verify_to_json(r: VerifyReport) -> dict[str, Any]:
@@ -154,7 +205,7 @@ def verify_to_json(r: VerifyReport) -> dict[str, Any]:
                 "missing": f.missing,
                 "failed": f.failed,
                 "skipped": f.skipped,
-                "error": f.error,
+                "error": None if f.error is None else english(f.error),
                 "gmail_labels": [
                     {
                         "label": c.label,
@@ -176,7 +227,7 @@ def verify_to_json(r: VerifyReport) -> dict[str, Any]:
                 "uid": m.uid,
                 "message_id": m.message_id,
                 "status": m.status,
-                "reason": m.reason,
+                "reason": english(m.reason),
                 "retried_by_run": m.retried_by_run,
             }
             for m in r.missing
@@ -192,13 +243,13 @@ def verify_to_json(r: VerifyReport) -> dict[str, Any]:
 
 def _imap_text(imap: dict[str, Any]) -> str:
     if not imap.get("enabled"):
-        return "disabled"
+        return _("disabled")
     extras = []
     if "autoExpunge" in imap:
-        extras.append(f"auto-expunge {'on' if imap['autoExpunge'] else 'off'}")
+        extras.append(_("auto-expunge on") if imap["autoExpunge"] else _("auto-expunge off"))
     if imap.get("expungeBehavior"):
-        extras.append(f"deleted over IMAP: {imap['expungeBehavior']}")
-    return "enabled" + (f" ({', '.join(extras)})" if extras else "")
+        extras.append(_("deleted over IMAP: {behavior}").format(behavior=imap["expungeBehavior"]))
+    return _("enabled") + (f" ({', '.join(extras)})" if extras else "")
 
 
 def format_gmail_settings(s: GmailSettingsReport) -> str:
@@ -206,72 +257,99 @@ def format_gmail_settings(s: GmailSettingsReport) -> str:
     addresses = ", ".join(
         f"{a.get('forwardingEmail', '?')} ({a.get('verificationStatus', '?')})" for a in s.forwarding_addresses
     )
-    filters = ", ".join(f"{f['action']['forward']} (filter {f.get('id', '?')})" for f in s.forwarding_filters)
+    filters = ", ".join(
+        _("{address} (filter {id})").format(address=f["action"]["forward"], id=f.get("id", "?"))
+        for f in s.forwarding_filters
+    )
+    forwarding = (
+        _("on, to {address} ({disposition})").format(
+            address=auto.get("emailAddress", "?"), disposition=auto.get("disposition", "?")
+        )
+        if auto.get("enabled")
+        else _("off")
+    )
     out = [
-        f"Gmail account: {s.account}",
-        f"IMAP access: {_imap_text(s.imap)}",
-        "Auto-forwarding: "
-        + (
-            f"on, to {auto.get('emailAddress', '?')} ({auto.get('disposition', '?')})" if auto.get("enabled") else "off"
+        _("Gmail account: {account}").format(account=s.account),
+        _("IMAP access: {imap}").format(imap=_imap_text(s.imap)),
+        _("Auto-forwarding: {forwarding}").format(forwarding=forwarding),
+        _("Forwarding addresses: {addresses}").format(addresses=addresses or _("none")),
+        _("Filters that forward: {filters}").format(filters=filters or _("none")),
+        _("Old server's mail domain(s): {domains}").format(
+            domains=", ".join(s.old_domains)
+            if s.old_domains
+            else _("unknown (no usable [source] host or user in the config)")
         ),
-        f"Forwarding addresses: {addresses or 'none'}",
-        f"Filters that forward: {filters or 'none'}",
-        "Old server's mail domain(s): "
-        + (", ".join(s.old_domains) if s.old_domains else "unknown (no usable [source] host or user in the config)"),
     ]
     for w in s.warnings:
-        out.append(f"warning: {w.where} to {w.address} ({w.detail}): {w.advice}")
+        out.append(
+            _("warning: {where} to {address} ({detail}): {advice}").format(
+                where=w.where, address=w.address, detail=w.detail, advice=w.advice
+            )
+        )
     return "\n".join(out)
 
 
-def format_cleanup_plan(p: CleanupPlan, *, dry_run: bool) -> str:
+def format_cleanup_plan(p: CleanupPlan, *, dry_run: bool, width: int | None = None) -> str:
     out = [format_gmail_settings(p.gmail), ""]
     if p.verify is not None:
         if p.verify.passed:
-            out.append("Verify: passes (every selected message is recorded as imported).")
+            out.append(_("Verify: passes (every selected message is recorded as imported)."))
         else:
-            out.append(f"Verify: does NOT pass ({p.verify.missing_total:,} selected message(s) missing).")
+            out.append(
+                _("Verify: does NOT pass ({n} selected message(s) missing).").format(n=f"{p.verify.missing_total:,}")
+            )
     elif p.forced:
-        out.append("--force: not checking that verify passes first.")
+        out.append(_("--force: not checking that verify passes first."))
     out += p.notes
     changes = []
     if p.disable_imap:
         changes.append(
-            f"disable IMAP access to {p.gmail.account} (gimport does not need it; the other IMAP settings stay as"
-            " they are)"
+            _(
+                "disable IMAP access to {account} (gimport does not need it; the other IMAP settings stay as they are)"
+            ).format(account=p.gmail.account)
         )
     if p.revoke:
-        changes.append(f"revoke gimport's access to Gmail and delete the token file {p.token_file}")
+        changes.append(_("revoke gimport's access to Gmail and delete the token file {path}").format(path=p.token_file))
     if p.forget:
-        changes.append(f"delete the state file {p.forget} (and its -wal/-shm files): gimport forgets what it imported")
+        changes.append(
+            _("delete the state file {path} (and its -wal/-shm files): gimport forgets what it imported").format(
+                path=p.forget
+            )
+        )
     if p.blocked:
-        out.append(f"Refused: {p.blocked}. Nothing was changed.")
-        return "\n".join(out)
+        out.append(_("Refused: {reason}. Nothing was changed.").format(reason=p.blocked))
+        return wrap("\n".join(out), width, indent="    ")
     if not changes:
-        out.append("Nothing to change: IMAP access is already disabled.")
+        out.append(_("Nothing to change: IMAP access is already disabled."))
     else:
-        out.append("Would change:" if dry_run else "To change:")
+        out.append(_("Would change:") if dry_run else _("To change:"))
         out += [f"  - {c}" for c in changes]
     if dry_run:
-        out.append("Dry run: nothing was changed.")
-    return "\n".join(out)
+        out.append(_("Dry run: nothing was changed."))
+    return wrap("\n".join(out), width, indent="    ")
 
 
-def format_cleanup_result(p: CleanupPlan, r: CleanupResult) -> str:
-    out = []
+def format_cleanup_result(p: CleanupPlan, r: CleanupResult, *, width: int | None = None) -> str:
+    out: list[str] = []
     if p.disable_imap:
         if r.imap_disabled:
-            out.append("IMAP access: disabled (read back from Gmail).")
+            out.append(_("IMAP access: disabled (read back from Gmail)."))
         else:
             out.append(
-                "IMAP access: Gmail still reports it ENABLED after the change (it accepted the request but keeps"
-                f" IMAP on for this account). Turn it off yourself: {GMAIL_SETTINGS_PATH} > IMAP access:"
-                " 'Disable IMAP' > Save Changes; then 'gimport cleanup --dry-run' shows the result."
+                _(
+                    "IMAP access: Gmail still reports it ENABLED after the change (it accepted the request but keeps"
+                    " IMAP on for this account). Turn it off yourself: {settings} > IMAP access: 'Disable IMAP' >"
+                    " Save Changes; then 'gimport cleanup --dry-run' shows the result."
+                ).format(settings=_(GMAIL_SETTINGS_PATH))
             )
     if r.revoke_text:
         out.append(r.revoke_text)
     for path in r.deleted:
-        out.append(f"Deleted {path}")
+        out.append(_("Deleted {path}").format(path=path))
     if p.gmail.warnings:
-        out.append(f"Still to do by you: {len(p.gmail.warnings)} forwarding setting(s) above point at the old server.")
-    return "\n".join(out)
+        out.append(
+            _("Still to do by you: {n} forwarding setting(s) above point at the old server.").format(
+                n=len(p.gmail.warnings)
+            )
+        )
+    return wrap("\n".join(out), width, indent="    ")

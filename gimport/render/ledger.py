@@ -13,8 +13,8 @@ from collections.abc import Iterable
 from typing import Any
 
 from gimport.contract import ACCEPTED, LedgerRow
-from gimport.i18n import _
-from gimport.render.progress import format_table
+from gimport.i18n import _, english
+from gimport.render.text import format_table
 from gimport.verify import EXACT_HOWTO, VerifyReport
 
 LEDGER_COLUMNS = ["folder", "uid", "uidvalidity", "message_id", "size", "status", "gmail_id", "reason", "time"]
@@ -64,7 +64,7 @@ def verify_sections(r: VerifyReport, *, shown_limit: int | None = None) -> list[
             gaps = x.gaps[:shown_limit] if shown_limit is not None else x.gaps
             for g in gaps:
                 verdict = _("FAILS") if g.fails else _("listed")
-                out.append(f"  {g.key}  {g.message_id or _('(no Message-ID)')}  {g.problem} ({verdict}): {g.detail}")
+                out.append(f"  {g.key}  {g.message_id or _('(no Message-ID)')}  {_(g.problem)} ({verdict}): {g.detail}")
             if len(x.gaps) > len(gaps):
                 out.append(
                     _("  ... and {n:,} more ('gimport verify --exact --json' lists them all)").format(
@@ -124,7 +124,7 @@ def verify_json(r: VerifyReport) -> dict[str, Any]:
                     "message_id": g.message_id,
                     "gmail_id": g.gmail_id,
                     "problem": g.problem,
-                    "detail": g.detail,
+                    "detail": english(g.detail),
                     "fails": g.fails,
                 }
                 for g in x.gaps

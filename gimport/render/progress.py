@@ -1,237 +1,155 @@
-"""Rendering for people: the tqdm progress bar and the tables the CLI prints. No logic of its own."""
+"""Progress of one mailbox (`gimport run`): the Reporter the engine reports to. No logic of its own.
+
+On a terminal: one bar with the current folder, messages and bytes done of the total, the rate and the
+clock time it should end at, failures and "slowed down" when Gmail asked for it. Elsewhere (cron, nohup, a
+log file): phases and warnings as plain lines and, every `stats` seconds, one line of status.
+"""
 
 from __future__ import annotations
 
-import sys
-import threading
-import unicodedata
-from typing import TextIO
-
-from tqdm import tqdm
+import os
+import socket
+import time
+from collections.abc import Callable
+from typing import Any, TextIO
 
 from gimport.accounting import RunSummary
-from gimport.contract import DUPLICATE, FAILED, IMPORTED, SKIPPED, FolderCounts
+from gimport.contract import DUPLICATE, FAILED, IMPORTED, SKIPPED
 from gimport.i18n import _
+from gimport.render.bar import BarReporter, Translate, eta_seconds
+from gimport.render.text import clock_time, elide, human_bytes
 
 
-def human_bytes(n: float) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if abs(n) < 1024 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} GB"
+class TqdmReporter(BarReporter):
+    """The engine's Reporter for a terminal or a log stream (see the module docstring).
 
-
-def human_duration(seconds: float) -> str:
-    seconds = int(round(seconds))
-    h, rest = divmod(seconds, 3600)
-    m, s = divmod(rest, 60)
-    return f"{h}h{m:02d}m{s:02d}s" if h else f"{m}m{s:02d}s" if m else f"{s}s"
-
-
-class TqdmReporter:
-    """Progress on a terminal: one bar (messages, with MB and MB/s), warnings above it.
-
-    Turns itself off when the stream is not a terminal (cron, nohup, a log file); phases and warnings
-    are still printed as plain lines then. mininterval keeps redraws cheap over slow SSH links.
+    `follow(summary)` lets it read the run's own figures (how much an earlier run already imported).
     """
 
-    def __init__(self, stream: TextIO | None = None, enabled: bool | None = None) -> None:
-        self.stream = stream or sys.stderr
-        self.enabled = self.stream.isatty() if enabled is None else enabled
-        self.bar: tqdm | None = None
-        self._lock = threading.Lock()
-        self._bytes = 0
-        self.counts = {IMPORTED: 0, DUPLICATE: 0, FAILED: 0, SKIPPED: 0}
+    bar_format = "{desc}{percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}{postfix}]"
 
-    def _line(self, text: str) -> None:
-        if self.bar is not None:
-            self.bar.write(text, file=self.stream)
-        else:
-            print(text, file=self.stream, flush=True)
+    def __init__(
+        self,
+        stream: TextIO | None = None,
+        enabled: bool | None = None,
+        *,
+        stats: float = 0,
+        on_tick: Callable[[dict[str, Any]], None] | None = None,
+        rate_limited: Callable[[], int] | None = None,
+    ) -> None:
+        super().__init__(stream, enabled, stats=stats, on_tick=on_tick, rate_limited=rate_limited)
+        self.counts = {IMPORTED: 0, DUPLICATE: 0, FAILED: 0, SKIPPED: 0}
+        self._bytes = 0  # imported bytes
+        self._bytes_seen = 0  # bytes of every finished message, whatever its outcome (for the share done)
+        self.total = 0
+        self.total_bytes = 0
+        self.folder = ""
+        self.summary: RunSummary | None = None
+        self.transfer_began: float | None = None
+        self.phase_text = ""
+
+    def follow(self, summary: RunSummary) -> None:
+        self.summary = summary
+
+    @property
+    def done(self) -> int:
+        return sum(self.counts.values())
+
+    @property
+    def already(self) -> int:
+        return self.summary.total("already") if self.summary is not None else 0
 
     def phase(self, text: str) -> None:
-        self._line(f"gimport: {text}")
-
-    def warning(self, text: str) -> None:
-        self._line(f"warning: {text}")
+        self.phase_text = text
+        super().phase(text)
 
     def transfer_started(self, messages: int, size: int) -> None:
-        self._line(f"gimport: {messages:,} message(s) to import, {human_bytes(size)}")
-        if self.enabled and messages:
-            self.bar = tqdm(
-                total=messages,
-                unit="msg",
-                file=self.stream,
-                mininterval=0.5,
-                dynamic_ncols=True,
-                smoothing=0.05,
-                bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}, {rate_fmt}{postfix}]",
+        with self._lock:
+            self.total, self.total_bytes = messages, size
+            self.transfer_began = time.time()
+            self.phase_text = _("importing") if messages else _("finishing")
+        self._line(
+            _("gimport: {messages} message(s) to import, {size}").format(
+                messages=f"{messages:,}", size=human_bytes(size)
             )
+        )
+        if self.already:
+            self._line(_("gimport: resumed: {n} message(s) already in Gmail").format(n=f"{self.already:,}"))
+        with self._lock:
+            if messages:
+                self._open_bar(messages)
+        self._tick()  # the totals are known now: record them at once for `gimport status`
+        self.start_stats()
 
     def message_finished(self, folder: str, outcome: str, size: int) -> None:
         with self._lock:
             self.counts[outcome] = self.counts.get(outcome, 0) + 1
+            self.folder = folder
+            self._bytes_seen += size
             if outcome == IMPORTED:
                 self._bytes += size
             if self.bar is not None:
-                elapsed = max(self.bar.format_dict["elapsed"], 1e-6)
-                post = f"{human_bytes(self._bytes)}, {human_bytes(self._bytes / elapsed)}/s"
-                if self.counts[FAILED]:
-                    post += f" failed {self.counts[FAILED]}"
-                self.bar.set_postfix_str(post, refresh=False)
-                self.bar.update(1)
+                self._set_postfix(self._bar_postfix(), desc=elide(folder, 16) + " ")
+                self._advance()
 
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-            self.bar = None
+    def _eta(self, now: float | None = None) -> float | None:
+        if self.transfer_began is None:
+            return None
+        now = time.time() if now is None else now
+        left = eta_seconds(self._bytes_seen or self.done, self.total_bytes or self.total, now - self.transfer_began)
+        return None if left is None else now + left
 
+    def _bar_postfix(self) -> str:
+        parts = [f"{human_bytes(self._bytes_seen)}/{human_bytes(self.total_bytes)}"]
+        eta = self._eta()
+        if eta is not None:
+            parts.append(_("ends {clock}").format(clock=clock_time(eta)))
+        if self.counts[FAILED]:
+            parts.append(_("{n} failed").format(n=self.counts[FAILED]))
+        if self.rate_limited():
+            parts.append(_("slowed down"))
+        return ", ".join(parts)  # tqdm puts ", " before the postfix itself
 
-def format_table(headers: list[str], rows: list[list[str]], right: set[int]) -> str:
-    def width(s: str) -> int:  # East Asian wide characters take two columns
-        return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in s)
-
-    cols = [max([width(h)] + [width(r[i]) for r in rows]) for i, h in enumerate(headers)]
-
-    def fmt(row: list[str]) -> str:
-        cells = []
-        for i, cell in enumerate(row):
-            pad = " " * (cols[i] - width(cell))
-            cells.append(pad + cell if i in right else cell + pad)
-        return "  ".join(cells).rstrip()
-
-    lines = [fmt(headers), fmt(["-" * c for c in cols])]
-    lines += [fmt(r) for r in rows]
-    return "\n".join(lines)
-
-
-def format_summary(s: RunSummary) -> str:
-    headers = ["folder", "labels", "found", "imported now", "already there", "skipped", "failed", "bytes"]
-    rows = []
-    for f in sorted(s.folders, key=lambda f: (f.folder.upper() != "INBOX", f.folder)):
-        rows.append(
-            [
-                f.folder,
-                ", ".join(f.plan.labels),
-                str(f.found),
-                str(f.imported),
-                str(f.already + f.duplicates),
-                str(f.skipped + (f.found - f.selected)),
-                str(f.failed),
-                human_bytes(f.bytes),
+    def status_line(self, tr: Translate, now: float | None = None) -> str:
+        now = time.time() if now is None else now
+        with self._lock:
+            if self.transfer_began is None:
+                return tr("gimport: status: {phase}").format(phase=self.phase_text or tr("starting"))
+            elapsed = max(now - self.transfer_began, 1e-6)
+            parts = [
+                tr("{done}/{total} messages").format(done=f"{self.done:,}", total=f"{self.total:,}"),
+                f"{human_bytes(self._bytes_seen)}/{human_bytes(self.total_bytes)}",
+                tr("{rate} msg/s").format(rate=f"{self.done / elapsed:.1f}"),
             ]
-        )
-    tot = [
-        "total",
-        "",
-        str(s.total("found")),
-        str(s.total("imported")),
-        str(s.total("already") + s.total("duplicates")),
-        str(s.total("skipped") + s.total("found") - s.total("selected")),
-        str(s.total("failed")),
-        human_bytes(s.total("bytes")),
-    ]
-    out = [format_table(headers, rows + [tot], right={2, 3, 4, 5, 6, 7})]
-    imported = s.total("imported")
-    rate = imported / s.duration if s.duration > 0 else 0.0
-    if imported or s.total("todo"):
-        out.append(
-            f"\n{imported:,} message(s) imported in {human_duration(s.duration)} ({rate:.1f} msg/s,"
-            f" {human_bytes(s.total('bytes') / max(s.duration, 1e-6))}/s) into {s.gmail_account or '?'}"
-        )
-    else:
-        out.append(f"\nNothing new to import into {s.gmail_account or '?'} (checked in {human_duration(s.duration)}).")
-    resent = s.total("resent")
-    if resent:
-        out.append(f"{resent} message(s) were in flight when an earlier run stopped and were sent again.")
-    ambiguous = s.total("ambiguous")
-    if ambiguous:
-        out.append(
-            f"{ambiguous} call(s) were retried after an answer that may have come after Gmail stored the message"
-            " (Gmail merges re-imports of the same Message-ID)."
-        )
-    if s.rate_limited:
-        out.append(f"Gmail asked gimport to slow down {s.rate_limited} time(s).")
-    accepted = s.total("accepted")
-    if accepted:  # never silently: they are not in Gmail
-        out.append(
-            _(
-                "{n:,} message(s) accepted as not in Gmail (gimport failed lists them; gimport accept --undo KEY)"
-            ).format(n=accepted)
-        )
-    for f in s.folders:
-        if f.error:
-            out.append(f"{f.folder}: {f.error}")
-        for reason, n in f.reasons.most_common(5):
-            out.append(f"{f.folder}: {n} x {reason}")
-    if s.interrupted:
-        out.append("Interrupted: run the same command again to continue where it stopped.")
-    elif s.fatal is not None:
-        out.append(f"Stopped: {s.fatal}")
-    elif s.complete:
-        out.append("Everything selected is in Gmail.")
-    else:
-        out.append(
-            "Some messages are not in Gmail (see above and the log file); run 'gimport run' again to retry them."
-        )
-    return "\n".join(out)
+            eta = self._eta(now)
+            if eta is not None and self.done < self.total:
+                parts.append(tr("ETA {clock}").format(clock=clock_time(eta)))
+            if self.folder:
+                parts.append(tr("folder {name}").format(name=self.folder))
+            if self.counts[FAILED]:
+                parts.append(tr("{n} failed").format(n=self.counts[FAILED]))
+            if self.rate_limited():
+                parts.append(tr("Gmail asked to slow down ({n} times)").format(n=self.rate_limited()))
+            return tr("gimport: status: {parts}").format(parts=", ".join(parts))
+
+    def snapshot(self) -> dict[str, Any]:
+        with self._lock:
+            return {
+                "pid": os.getpid(),
+                "host": socket.gethostname(),
+                "started": round(self.started, 1),
+                "updated": round(time.time(), 1),
+                "phase": self.phase_text,
+                "done": self.done,
+                "total": self.total,
+                "already": self.already,
+                "failed": self.counts[FAILED],
+                "bytes_done": self._bytes_seen,
+                "total_bytes": self.total_bytes,
+                "eta": None if self._eta() is None else round(self._eta() or 0, 1),
+                "folder": self.folder,
+                "rate_limited": self.rate_limited(),
+            }
 
 
-def format_status(counts: list[FolderCounts], gmail_account: str | None) -> str:
-    headers = ["folder", "labels", "found", "selected", "imported", "in flight", "failed", "skipped", "to do"]
-    rows = []
-    for c in sorted(counts, key=lambda c: (c.folder.upper() != "INBOX", c.folder)):
-        done = c.imported + c.duplicate
-        todo = max(0, c.selected - done - c.skipped)
-        rows.append(
-            [
-                c.folder,
-                c.labels,
-                str(c.found),
-                str(c.selected),
-                str(done),
-                str(c.sending),
-                str(c.failed),
-                str(c.skipped),
-                str(todo),
-            ]
-        )
-    if not rows:
-        return "No folders recorded yet: run 'gimport run' (or 'gimport plan' to preview)."
-    total = [sum(int(r[i]) for r in rows) for i in range(2, 9)]
-    rows.append(["total", "", *map(str, total)])
-    text = format_table(headers, rows, right=set(range(2, 9)))
-    todo_total = total[-1]
-    tail = f"\nGmail account: {gmail_account or 'not yet recorded'}"
-    if todo_total == 0 and total[4] == 0 and total[5] == 0:
-        tail += "\nEverything selected at the last run is in Gmail."
-    else:
-        tail += f"\n{todo_total} message(s) still to import: run 'gimport run' to continue."
-    return text + tail
-
-
-def format_plan(p) -> str:
-    """The `gimport plan` table (p: gimport.plan.Preview)."""
-    from gimport.plan import action_text
-
-    headers = ["folder", "messages", "size", "labels", "action"]
-    rows = [
-        [fp.folder, str(fp.messages), human_bytes(fp.size), ", ".join(fp.plan.labels) or "-", action_text(fp)]
-        for fp in sorted(p.folders, key=lambda f: (f.folder.upper() != "INBOX", f.folder))
-    ]
-    total_msgs = sum(fp.messages for fp in p.folders)
-    rows.append(["total", str(total_msgs), human_bytes(sum(fp.size for fp in p.folders)), "", ""])
-    out = [format_table(headers, rows, right={1, 2})]
-    if p.labels_needed:
-        out.append("\nUser labels needed (existing ones are reused, case-insensitively; the rest are created):")
-        out += [f"  {name}" for name in p.labels_needed]
-    for w in p.warnings:
-        out.append(f"warning: {w}")
-    out.append(
-        f"\nTo import: {p.to_import:,} message(s), {human_bytes(p.to_import_bytes)}; at"
-        f" {p.quota_units_per_minute:,} quota units/min (25 per import) that takes about"
-        f" {human_duration(p.estimated_seconds)}."
-    )
-    out.append("Nothing was changed. Run 'gimport run' to import.")
-    return "\n".join(out)
+__all__ = ["TqdmReporter"]

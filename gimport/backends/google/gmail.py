@@ -340,7 +340,7 @@ class GmailClient:
     def can_list_messages(self) -> bool:
         """Whether the credentials carry a scope that allows users.messages.list (gimport auth
         --exact-verify adds gmail.metadata; a service account asks for it with admin verify --exact)."""
-        from gimport.backends.google.oauth import LIST_SCOPES
+        from gimport.backends.google.tokens import LIST_SCOPES
 
         scopes = getattr(self._credentials, "scopes", None) or getattr(self._credentials, "_scopes", None) or ()
         return bool(LIST_SCOPES & set(scopes))

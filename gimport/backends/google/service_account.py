@@ -26,10 +26,11 @@ import google_auth_httplib2
 import httplib2
 from google.oauth2 import service_account
 
-from gimport.backends.google.oauth import SCOPES
+from gimport.backends.google.tokens import SCOPES
 from gimport.calls import Caller, RetryPolicy
 from gimport.errors import AuthError, ConfigError, DelegationError, RetryableError
 from gimport.i18n import _
+from gimport.settings import check_private
 
 log = logging.getLogger("gimport.admin")
 
@@ -50,7 +51,7 @@ class ServiceAccount:
             raise ConfigError(
                 _(
                     "[admin] service_account_file {path} not found: create a key for the service account"
-                    " (docs/admin.md, section 1)"
+                    " ('gimport help admin', section 1)"
                 ).format(path=self.path)
             ) from None
         except (OSError, ValueError) as exc:
@@ -72,6 +73,9 @@ class ServiceAccount:
                     path=self.path, missing=", ".join(missing)
                 )
             )
+        # the key impersonates every user of the domain: refused when others can read it (group: the
+        # Kubernetes Job mounts secrets 0440 with an fsGroup)
+        check_private(self.path, "[admin] service_account_file", group_ok=True)
         try:
             # from_service_account_file(...) reads the same info; token_uri comes from the file
             self._base = service_account.Credentials.from_service_account_info(info)

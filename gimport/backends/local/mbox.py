@@ -265,11 +265,11 @@ class MboxSource(LocalSource):
                 out.append((Folder(name), MboxFile(file)))
         return out
 
-    def _stamp(self, where: MboxFile) -> Any:
+    def _stamp(self, where: Any) -> Any:  # an MboxFile (a subclass may locate folders otherwise)
         st = os.stat(where.path)
         return st.st_size, st.st_mtime_ns, st.st_ino
 
-    def _index(self, folder: Folder, where: MboxFile) -> list[Entry]:
+    def _index(self, folder: Folder, where: Any) -> list[Entry]:
         st = os.stat(where.path)
         with open_buffered(where.path) as fh:
             try:
@@ -307,7 +307,9 @@ class MboxSource(LocalSource):
 
     def _read(self, entry: Entry) -> bytes | None:
         start, end, identity = entry.where
-        where = self._folders[self._open().folder.name]
+        name = self._open().folder.name
+        assert self._folders is not None  # listed by _open
+        where = self._folders[name]
         raw = read_message(self._handle(where.path), start, end, identity, str(where.path))
         if self.strip_fields:
             raw = remove_fields(raw, self.strip_fields)

@@ -43,7 +43,7 @@ import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, cast
 
 from gimport.backends.local.common import FLAGGED, SEEN, Entry, Occurrences, date_header, file_time, header_fields, log
 from gimport.backends.local.mbox import (
@@ -78,7 +78,12 @@ CATEGORIES = {
     "Category Updates": "CATEGORY_UPDATES",
     "Category Forums": "CATEGORY_FORUMS",
 }
-SYSTEM_FOLDERS = {INBOX: ("INBOX",), SENT: ("SENT",), IMPORTANT: ("IMPORTANT",), SPAM: ("SPAM",)}
+SYSTEM_FOLDERS: dict[str, tuple[str, ...]] = {
+    INBOX: ("INBOX",),
+    SENT: ("SENT",),
+    IMPORTANT: ("IMPORTANT",),
+    SPAM: ("SPAM",),
+}
 SYSTEM_FOLDERS.update({TRASH: ("TRASH",), ARCHIVED: (), **{k: (v,) for k, v in CATEGORIES.items()}})
 _ORDER = [INBOX, SENT, DRAFTS]  # then user labels, then:
 _LATE = [IMPORTANT, *CATEGORIES, SPAM, TRASH, ARCHIVED]
@@ -159,9 +164,10 @@ class Stream:
 
     def open(self) -> IO[bytes]:
         if self.kind == "zip":
+            assert self.member is not None
             return wrap(zipfile.ZipFile(self.file).open(self.member))
         if self.kind == "tar":
-            return _Window(_tar_stream(self.file), self.offset)
+            return cast(IO[bytes], _Window(_tar_stream(self.file), self.offset))  # the part of IO it is read by
         return open_buffered(self.file)
 
     def __str__(self) -> str:
@@ -171,7 +177,7 @@ class Stream:
 def _tar_stream(path: Path) -> IO[bytes]:
     name = path.name.lower()
     if name.endswith((".tgz", ".tar.gz")):
-        return gzip.open(path, "rb")
+        return cast(IO[bytes], gzip.open(path, "rb"))
     return open(path, "rb")
 
 
@@ -263,11 +269,13 @@ class TakeoutSource(MboxSource):
                             yield stream, wrap(zf.open(info))
             elif name.endswith((".tgz", ".tar.gz", ".tar")):
                 with tarfile.open(archive, "r|*") as tf:  # one forward pass over the compressed stream
-                    for info in tf:
-                        if info.isfile() and info.name.lower().endswith(".mbox"):
-                            key = str(archive) + ":" + info.name
-                            stream = self._streams.setdefault(key, Stream(archive, info.name, "tar", info.offset_data))
-                            member = tf.extractfile(info)
+                    for tinfo in tf:
+                        if tinfo.isfile() and tinfo.name.lower().endswith(".mbox"):
+                            key = str(archive) + ":" + tinfo.name
+                            stream = self._streams.setdefault(
+                                key, Stream(archive, tinfo.name, "tar", tinfo.offset_data)
+                            )
+                            member = tf.extractfile(tinfo)
                             assert member is not None
                             yield stream, member
             else:

@@ -1,0 +1,29 @@
+"""A bound on the bytes of fetched messages waiting for import (between the engine's reader and workers)."""
+
+from __future__ import annotations
+
+import threading
+
+
+class ByteBudget:
+    """Bounds the bytes held between fetching and importing; one item always fits, however large."""
+
+    def __init__(self, limit: int, stop: threading.Event) -> None:
+        self.limit, self.used = limit, 0
+        self._cond = threading.Condition()
+        self._stop = stop
+
+    def acquire(self, n: int) -> bool:
+        """Take `n` bytes, waiting while the budget is full; False when a stop was requested meanwhile."""
+        with self._cond:
+            while self.used > 0 and self.used + n > self.limit:
+                if self._stop.is_set():
+                    return False
+                self._cond.wait(0.2)
+            self.used += n
+            return True
+
+    def release(self, n: int) -> None:
+        with self._cond:
+            self.used -= n
+            self._cond.notify_all()

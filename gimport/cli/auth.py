@@ -1,0 +1,80 @@
+"""`gimport auth`: the OAuth grant itself (consent, --status, --revoke). Registered by gimport.cli.main."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from gimport.cli.options import add_command
+from gimport.errors import EXIT_AUTH, EXIT_GMAIL, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
+from gimport.i18n import _
+from gimport.settings import load_settings
+
+
+def cmd_auth(args: argparse.Namespace) -> int:
+    from gimport.backends.google import oauth, tokens  # the command is about the OAuth grant itself
+
+    # without a config file, auth works with the defaults: ./credentials.json -> ./token.json
+    settings = load_settings(args.config, need_source=False, missing_ok=not args.config_given)
+    if args.revoke:
+        tokens.revoke(settings.gmail.token_file)
+        return EXIT_OK
+    if args.status:
+        tokens.token_status(settings.gmail)
+        return EXIT_OK
+    mode = "paste" if args.paste else "no-browser" if args.no_browser else "auto"
+    exact = getattr(args, "exact_verify", False)  # gimport.cli.ledger.add_auth_options
+    oauth.authorize(settings.gmail, mode=mode, port=args.port, timeout=args.timeout, exact_verify=exact)
+    return EXIT_OK
+
+
+def add_parser(sub: Any, common: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Register `gimport auth`; returns its parser (gimport.cli.ledger adds --exact-verify)."""
+    auth_p = add_command(
+        sub,
+        common,
+        "auth",
+        cmd_auth,
+        _("authorize gimport to import into your Gmail (once; the token is saved to [gmail] token_file)"),
+        _(
+            "gimport auth                  # on a desktop: opens the browser\n"
+            "  gimport auth --no-browser     # over SSH: prints the URL and the ssh -N -L line to forward the port\n"
+            "  gimport auth --paste          # no port forwarding: paste the final http://localhost... address back\n"
+            "  gimport auth --status         # which account, which scopes, does the token still refresh\n"
+            "  gimport auth --revoke         # withdraw gimport's access and delete the token file\n"
+            "  gimport auth --exact-verify   # also the read-only metadata scope, for 'gimport verify --exact'\n"
+            "  (the Google Cloud project and the Desktop OAuth client: gimport help auth)"
+        ),
+        (EXIT_OK, EXIT_USAGE, EXIT_AUTH, EXIT_GMAIL, EXIT_INTERRUPTED),
+    )
+    auth_how = auth_p.add_mutually_exclusive_group()
+    auth_how.add_argument(
+        "--no-browser",
+        action="store_true",
+        help=_("do not open a browser: print the URL and wait on localhost (the default without a display/over SSH)"),
+    )
+    auth_how.add_argument(
+        "--paste",
+        action="store_true",
+        help=_("print the URL, then read the final http://localhost... address pasted back"),
+    )
+    auth_how.add_argument("--revoke", action="store_true", help=_("revoke the saved token and delete the token file"))
+    auth_how.add_argument(
+        "--status",
+        action="store_true",
+        help=_("show the token's account and scopes and whether it still refreshes; changes nothing else"),
+    )
+    auth_p.add_argument(
+        "--port",
+        type=int,
+        default=None,
+        help=_("localhost port for Google's answer (default: 8765 when free, else any free port; 0 = any)"),
+    )
+    auth_p.add_argument(
+        "--timeout",
+        type=float,
+        default=300.0,
+        metavar="SECONDS",
+        help=_("how long to wait for the answer (default 300)"),
+    )
+    return auth_p

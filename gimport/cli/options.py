@@ -1,0 +1,139 @@
+"""What every command's parser shares: the help formatter that fits the terminal, each command's own exit
+codes, and the `--stats` option of unattended runs (for `run` and `admin run` alike)."""
+
+from __future__ import annotations
+
+import argparse
+import re
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from gimport.errors import (
+    EXIT_AUTH,
+    EXIT_BUG,
+    EXIT_GMAIL,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_SOME_FAILED,
+    EXIT_SOURCE,
+    EXIT_USAGE,
+)
+from gimport.i18n import _
+from gimport.render.text import display_width, wrap
+
+DEFAULT_STATS = 60.0
+
+
+def exit_meanings() -> dict[int, str]:
+    return {
+        EXIT_OK: _("everything selected is in Gmail (or the command succeeded)"),
+        EXIT_SOME_FAILED: _(
+            "the run finished but some messages are not in Gmail (recorded; the next run retries them)"
+        ),
+        EXIT_USAGE: _("usage or config error (also: a secret file others can read; a run already going)"),
+        EXIT_AUTH: _("Gmail authorization missing, expired or for the wrong account (run 'gimport auth')"),
+        EXIT_SOURCE: _("the old IMAP server cannot be reached or refused the login"),
+        EXIT_GMAIL: _("Gmail refused to go on (unreachable, daily limit, account not usable)"),
+        EXIT_BUG: _("an unexpected error (a bug in gimport: please report it with the log file)"),
+        EXIT_INTERRUPTED: _("interrupted (Ctrl-C or SIGTERM); run the same command again to continue"),
+    }
+
+
+Code = int | tuple[int, str]  # an exit code, or one with what it means for this command
+
+
+def exit_codes_help(codes: Iterable[Code], meanings: dict[int, str] | None = None) -> str:
+    """The "exit codes:" block of a command's --help, with only `codes` (a (code, text) pair says what
+    the code means for that command)."""
+    meanings = meanings or exit_meanings()
+    lines: list[str] = [_("exit codes:")]
+    for code in codes:
+        number, text = code if isinstance(code, tuple) else (code, meanings[code])
+        lines.append(f"  {number:<4} {text}")
+    return "\n".join(lines) + "\n"
+
+
+class FittingHelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Keeps the description's and epilog's indented lines (examples, tables) and wraps each that is wider
+    than the terminal (COLUMNS honoured; wide characters count two): an example's comment continues
+    under its '#', an exit code's text under its text. Lines that start at the margin are paragraphs:
+    joined and wrapped as one."""
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        out: list[str] = []
+        para: list[str] = []
+
+        def flush() -> None:
+            if para:
+                out.append(wrap(indent + " ".join(para), width))
+                para.clear()
+
+        for line in text.splitlines():
+            if line and not line.startswith(" ") and not line.endswith(":"):
+                para.append(line)
+                continue
+            flush()
+            if display_width(indent + line) <= width:
+                out.append(indent + line)
+                continue
+            lead = len(line) - len(line.lstrip(" "))
+            hash_at = line.find("  # ")
+            code = re.match(r" +\d+ +", line)
+            hang = hash_at + 4 if 0 < hash_at < width // 2 else code.end() if code else lead + 4
+            out.append(wrap(indent + line, width, indent=indent + " " * hang))
+        flush()
+        return "\n".join(out) + ("\n" if text.endswith("\n") else "")
+
+
+CommandFunc = Callable[[argparse.Namespace], int]
+
+
+def add_command(
+    sub: Any,
+    common: argparse.ArgumentParser,
+    name: str,
+    func: CommandFunc,
+    help_text: str,
+    example: str,
+    codes: Iterable[Code],
+) -> argparse.ArgumentParser:
+    """Register one command: its help, an example, and only the exit codes it can give."""
+    p: argparse.ArgumentParser = sub.add_parser(
+        name,
+        help=help_text,
+        description=help_text,
+        epilog=_("example:") + f"\n  {example}\n\n" + exit_codes_help(codes),
+        formatter_class=FittingHelpFormatter,
+        parents=[common],
+    )
+    p.set_defaults(func=func)
+    return p
+
+
+def add_stats_option(parser: argparse.ArgumentParser) -> None:
+    """`--stats SECONDS` (rclone's name): a one-line status every SECONDS when stderr is not a terminal,
+    and the same line in the log file. The admin CLI calls this for `admin run` and passes `args.stats`
+    to gimport.render.admin.AdminProgress(..., stats=args.stats)."""
+    parser.add_argument(
+        "--stats",
+        type=_seconds,
+        default=DEFAULT_STATS,
+        metavar="SECONDS",
+        help=_(
+            "when stderr is not a terminal (nohup, cron, a batch job), print a status line every SECONDS"
+            " (default 60; 0 = never); the log file gets the same lines"
+        ),
+    )
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(_("not a number of seconds: {text!r}").format(text=text)) from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(_("must be 0 or more, not {text}").format(text=text))
+    return value
+
+
+__all__ = ["DEFAULT_STATS", "FittingHelpFormatter", "add_command", "add_stats_option", "exit_codes_help"]

@@ -1,0 +1,96 @@
+"""Rendering of `gimport plan` (gimport.plan.Preview) for people and for scripts. No logic of its own."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gimport.i18n import _, english
+from gimport.mapping import IMPORT
+from gimport.plan import FolderPreview, Preview
+from gimport.render.text import format_table, human_bytes, human_duration, wrap
+from gimport.selection import inbox_first
+
+
+def action_text(fp: FolderPreview) -> str:
+    """What happens to the folder, in words: import / exclude (why) / filtered out N ..."""
+    a = fp.plan.action
+    if fp.error:
+        return _("error: {error}").format(error=fp.error)
+    if a != IMPORT:
+        why = fp.plan.notes[0] if fp.plan.notes else a
+        return _("skip: ") + why
+    parts = [_("import")]
+    if fp.filtered:
+        parts.append(_("filtered out {n}").format(n=fp.filtered))
+    if fp.done:
+        parts.append(_("{n} already imported").format(n=fp.done))
+    return ", ".join(parts)
+
+
+def format_plan(p: Preview, *, width: int | None = None) -> str:
+    """The `gimport plan` table, labels needed, warnings and the time it should take."""
+    headers = [_("folder"), _("messages"), _("size"), _("labels"), _("action")]
+    rows = [
+        [fp.folder, str(fp.messages), human_bytes(fp.size), ", ".join(fp.plan.labels) or "-", action_text(fp)]
+        for fp in inbox_first(p.folders, key=lambda f: f.folder)
+    ]
+    total_msgs = sum(fp.messages for fp in p.folders)
+    rows.append([_("total"), str(total_msgs), human_bytes(sum(fp.size for fp in p.folders)), "", ""])
+    out = [format_table(headers, rows, right={1, 2}, width=width, prose={4})]
+    tail = []
+    if p.labels_needed:
+        tail.append(
+            "\n" + _("User labels needed (existing ones are reused, case-insensitively; the rest are created):")
+        )
+        tail += [f"  {name}" for name in p.labels_needed]
+    for w in p.warnings:
+        tail.append(_("warning: {text}").format(text=w))
+    tail.append(
+        "\n"
+        + _(
+            "To import: {n} message(s), {size}; at {quota} quota units/min (25 per import) that takes about {time}."
+        ).format(
+            n=f"{p.to_import:,}",
+            size=human_bytes(p.to_import_bytes),
+            quota=f"{p.quota_units_per_minute:,}",
+            time=human_duration(p.estimated_seconds),
+        )
+    )
+    tail.append(_("Nothing was changed. Run 'gimport run' to import."))
+    return out[0] + "\n" + wrap("\n".join(tail), width, indent="  ")
+
+
+def plan_to_json(p: Preview) -> dict[str, Any]:
+    return {
+        "folders": [
+            {
+                "folder": fp.folder,
+                "server_name": fp.plan.folder.name,
+                "action": fp.plan.action,
+                "labels": list(fp.plan.labels),
+                "notes": list(fp.plan.notes),
+                "messages": fp.messages,
+                "bytes": fp.size,
+                "selected": fp.selected,
+                "filtered_out": fp.filtered,
+                "already_imported": fp.done,
+                "to_import": fp.to_import,
+                "error": None if fp.error is None else english(fp.error),
+            }
+            for fp in p.folders
+        ],
+        "labels_needed": p.labels_needed,
+        "unused_map_entries": p.unused_map_entries,
+        "warnings": [english(w) for w in p.warnings],
+        "totals": {
+            "messages": sum(fp.messages for fp in p.folders),
+            "bytes": sum(fp.size for fp in p.folders),
+            "to_import": p.to_import,
+            "to_import_bytes": p.to_import_bytes,
+        },
+        "quota_units_per_minute": p.quota_units_per_minute,
+        "estimated_seconds": round(p.estimated_seconds, 1),
+    }
+
+
+__all__ = ["action_text", "format_plan", "plan_to_json"]

@@ -1,0 +1,201 @@
+"""Rendering of `gimport run`'s summary and of `gimport status` (the state file, and a run in progress).
+No logic of its own. `width`: fit the terminal (gimport.render.text.terminal_width); None keeps full names.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from gimport.accounting import RunSummary
+from gimport.contract import FolderCounts
+from gimport.i18n import _
+from gimport.render.text import clock_time, format_table, human_bytes, human_duration, wrap
+from gimport.selection import inbox_first
+
+
+def stopped_before_importing(s: RunSummary) -> bool:
+    """A run an error stopped before it sent anything: the CLI says so in one line instead of a summary."""
+    sent = s.total("imported") + s.total("duplicates") + s.total("failed")
+    return s.fatal is not None and not s.interrupted and sent == 0
+
+
+def format_summary(s: RunSummary, *, width: int | None = None) -> str:
+    """The table of a finished run and what to do next."""
+    headers = [
+        _("folder"),
+        _("labels"),
+        _("found"),
+        _("imported now"),
+        _("already there"),
+        _("skipped"),
+        _("failed"),
+        _("bytes"),
+    ]
+    rows = []
+    for f in inbox_first(s.folders, key=lambda f: f.folder):
+        rows.append(
+            [
+                f.folder,
+                ", ".join(f.plan.labels),
+                str(f.found),
+                str(f.imported),
+                str(f.already + f.duplicates),
+                str(f.skipped + (f.found - f.selected)),
+                str(f.failed),
+                human_bytes(f.bytes),
+            ]
+        )
+    tot = [
+        _("total"),
+        "",
+        str(s.total("found")),
+        str(s.total("imported")),
+        str(s.total("already") + s.total("duplicates")),
+        str(s.total("skipped") + s.total("found") - s.total("selected")),
+        str(s.total("failed")),
+        human_bytes(s.total("bytes")),
+    ]
+    out = [format_table(headers, rows + [tot], right={2, 3, 4, 5, 6, 7}, width=width)]
+    imported = s.total("imported")
+    rate = imported / s.duration if s.duration > 0 else 0.0
+    if imported or s.total("todo"):
+        out.append(
+            "\n"
+            + _("{n} message(s) imported in {duration} ({rate} msg/s, {speed}/s) into {account}").format(
+                n=f"{imported:,}",
+                duration=human_duration(s.duration),
+                rate=f"{rate:.1f}",
+                speed=human_bytes(s.total("bytes") / max(s.duration, 1e-6)),
+                account=s.gmail_account or "?",
+            )
+        )
+    else:
+        out.append(
+            "\n"
+            + _("Nothing new to import into {account} (checked in {duration}).").format(
+                account=s.gmail_account or "?", duration=human_duration(s.duration)
+            )
+        )
+    resent = s.total("resent")
+    if resent:
+        out.append(_("{n} message(s) were in flight when an earlier run stopped and were sent again.").format(n=resent))
+    ambiguous = s.total("ambiguous")
+    if ambiguous:
+        out.append(
+            _(
+                "{n} call(s) were retried after an answer that may have come after Gmail stored the message"
+                " (Gmail merges re-imports of the same Message-ID)."
+            ).format(n=ambiguous)
+        )
+    if s.rate_limited:
+        out.append(_("Gmail asked gimport to slow down {n} time(s).").format(n=s.rate_limited))
+    accepted = s.total("accepted")
+    if accepted:  # never silently: they are not in Gmail
+        out.append(
+            _(
+                "{n:,} message(s) accepted as not in Gmail (gimport failed lists them; gimport accept --undo KEY)"
+            ).format(n=accepted)
+        )
+    for f in s.folders:
+        if f.error:
+            out.append(f"{f.folder}: {f.error}")
+        for reason, n in f.reasons.most_common(5):
+            out.append(f"{f.folder}: {n} x {reason}")
+    if s.interrupted:
+        out.append(_("Interrupted: run the same command again to continue where it stopped."))
+    elif s.fatal is not None:
+        out.append(_("Stopped: {error}").format(error=s.fatal))
+    elif s.complete:
+        out.append(_("Everything selected is in Gmail."))
+    else:
+        out.append(
+            _("Some messages are not in Gmail (see above and the log file); run 'gimport run' again to retry them.")
+        )
+    return out[0] + "\n" + wrap("\n".join(out[1:]), width)
+
+
+def format_status(
+    counts: list[FolderCounts], gmail_account: str | None, *, width: int | None = None, in_progress: bool = False
+) -> str:
+    """The state file's table and what to do next; `in_progress`: a run holds the state file now
+    (format_run_progress tells it), so there is no advice to start one."""
+    headers = [
+        _("folder"),
+        _("labels"),
+        _("found"),
+        _("selected"),
+        _("imported"),
+        _("in flight"),
+        _("failed"),
+        _("skipped"),
+        _("to do"),
+    ]
+    rows = []
+    for c in inbox_first(counts, key=lambda c: c.folder):
+        rows.append(
+            [
+                c.folder,
+                c.labels,
+                str(c.found),
+                str(c.selected),
+                str(c.imported + c.duplicate),
+                str(c.sending),
+                str(c.failed),
+                str(c.skipped),
+                str(c.to_do),
+            ]
+        )
+    if not rows:
+        if in_progress:
+            return wrap(_("No folders recorded yet: the run in progress is still scanning."), width)
+        return wrap(_("No folders recorded yet: run 'gimport run' (or 'gimport plan' to preview)."), width)
+    total = [sum(int(r[i]) for r in rows) for i in range(2, 9)]
+    rows.append([_("total"), "", *map(str, total)])
+    text = format_table(headers, rows, right=set(range(2, 9)), width=width)
+    todo_total = total[-1]
+    tail = "\n" + _("Gmail account: {account}").format(account=gmail_account or _("not yet recorded"))
+    if in_progress:
+        tail += "\n" + _("{n} message(s) still to import by the run in progress.").format(n=todo_total)
+    elif todo_total == 0 and total[4] == 0 and total[5] == 0:
+        tail += "\n" + _("Everything selected at the last run is in Gmail.")
+    else:
+        tail += "\n" + _("{n} message(s) still to import: run 'gimport run' to continue.").format(n=todo_total)
+    return text + wrap(tail, width)
+
+
+def format_run_progress(progress: dict[str, Any] | None, holder: str, *, width: int | None = None) -> str:
+    """What `gimport status` says while a run holds the state file: who, since when, how far, until when.
+    `progress` is the run's own record (TqdmReporter.snapshot), None when it has written none yet."""
+    p = progress or {}
+    # the one line statehard's status printed, followed by what the run itself recorded
+    lines = [_("A run is going on now ({holder}): these numbers are moving.").format(holder=holder)]
+    if p.get("started"):
+        lines.append(_("Started at {clock}.").format(clock=clock_time(float(p["started"]))))
+    total = int(p.get("total") or 0)
+    if total:
+        lines.append(
+            _("Done so far: {done} of {total} message(s) ({bytes} of {total_bytes}), {failed} failed.").format(
+                done=f"{int(p.get('done') or 0):,}",
+                total=f"{total:,}",
+                bytes=human_bytes(int(p.get("bytes_done") or 0)),
+                total_bytes=human_bytes(int(p.get("total_bytes") or 0)),
+                failed=int(p.get("failed") or 0),
+            )
+        )
+        if p.get("already"):
+            lines.append(_("Already in Gmail from earlier runs: {n}.").format(n=f"{int(p['already']):,}"))
+        if p.get("eta"):
+            lines.append(_("Expected to end at about {clock}.").format(clock=clock_time(float(p["eta"]))))
+        if p.get("folder"):
+            lines.append(_("Current folder: {folder}").format(folder=p["folder"]))
+    elif p.get("phase"):
+        lines.append(_("Now: {phase}.").format(phase=p["phase"]))
+    if p.get("updated"):
+        ago = max(0, time.time() - float(p["updated"]))
+        lines.append(_("(recorded {ago} ago; the table below is the state file now)").format(ago=human_duration(ago)))
+    lines.append(_("Do not start a second run: it would be refused. Let this one finish, or stop it."))
+    return wrap("\n".join(lines), width)
+
+
+__all__ = ["stopped_before_importing", "format_summary", "format_status", "format_run_progress"]

@@ -1,0 +1,212 @@
+"""Text for people, fitted to the terminal: sizes, durations, clock times, display widths (East Asian wide
+characters take two columns), names elided in the middle, wrapped paragraphs and tables.
+
+Pure functions; the one that looks at the environment is terminal_width(). A width of None means "do not
+fit": full names and unwrapped lines, for logs and scripts.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import shutil
+import time
+import unicodedata
+from collections.abc import Iterable, Sequence
+from typing import TextIO
+
+ELLIPSIS = "..."  # ASCII: "…" is East Asian "ambiguous" width, one column or two depending on the terminal
+MIN_CELL = 8  # a name is never shortened below this many columns
+
+
+def terminal_width(stream: TextIO | None = None) -> int | None:
+    """The width to fit text into: COLUMNS when set (a number >= 20, terminal or not); else the terminal's
+    width when `stream` is a terminal; else None (not a terminal: keep full names for logs and scripts)."""
+    env = os.environ.get("COLUMNS", "").strip()
+    if env.isdigit() and int(env) >= 20:
+        return int(env)
+    if stream is not None:
+        try:
+            if stream.isatty():
+                return os.get_terminal_size(stream.fileno()).columns or shutil.get_terminal_size().columns
+        except (OSError, ValueError, AttributeError):
+            return None
+    return None
+
+
+def char_width(c: str) -> int:
+    if unicodedata.combining(c):
+        return 0
+    return 2 if unicodedata.east_asian_width(c) in "WF" else 1
+
+
+def display_width(s: str) -> int:
+    """Columns `s` takes on a terminal: East Asian wide and full-width characters count two."""
+    return sum(char_width(c) for c in s)
+
+
+def _cut(s: str, columns: int, *, from_end: bool = False) -> str:
+    """The longest start (or end) of `s` that takes at most `columns` columns."""
+    out: list[str] = []
+    used = 0
+    for c in reversed(s) if from_end else s:
+        w = char_width(c)
+        if used + w > columns:
+            break
+        out.append(c)
+        used += w
+    return "".join(reversed(out)) if from_end else "".join(out)
+
+
+def elide(s: str, columns: int, *, at_end: bool = False) -> str:
+    """`s` shortened to at most `columns` display columns by taking out its middle ("Archive/20...s/Old"),
+    so that both the top folder and the last level stay readable; `at_end`: keep the start instead
+    (prose: "skip: holds no mes..."). Unchanged when it fits."""
+    if display_width(s) <= columns:
+        return s
+    if columns <= len(ELLIPSIS):
+        return _cut(s, columns)
+    if at_end:
+        return _cut(s, columns - len(ELLIPSIS)) + ELLIPSIS
+    room = columns - len(ELLIPSIS)
+    head = _cut(s, (room + 1) // 2)
+    tail = _cut(s, room - display_width(head), from_end=True)
+    return head + ELLIPSIS + tail
+
+
+def pad(s: str, columns: int, *, right: bool = False) -> str:
+    gap = " " * max(0, columns - display_width(s))
+    return gap + s if right else s + gap
+
+
+def wrap(text: str, width: int | None, *, indent: str = "") -> str:
+    """`text` wrapped at spaces to `width` display columns (each line of it separately; continuation lines get
+    `indent`). Words wider than a line (a long path, Japanese without spaces) are cut where the line ends.
+    width None: unchanged."""
+    if width is None:
+        return text
+    return "\n".join(_wrap_line(line, width, indent) for line in text.split("\n"))
+
+
+def _wrap_line(line: str, width: int, indent: str) -> str:
+    if display_width(line) <= width:
+        return line
+    lead = line[: len(line) - len(line.lstrip(" "))]
+    rest = indent or lead
+    lines: list[str] = []
+    current = lead
+    for word in line.strip(" ").split(" "):
+        sep = "" if current.strip() == "" else " "
+        if display_width(current + sep + word) <= width:
+            current += sep + word
+            continue
+        if current.strip():
+            lines.append(current)
+            current = rest
+        while display_width(current + word) > width:
+            piece = _cut(word, max(1, width - display_width(current)))
+            lines.append(current + piece)
+            word = word[len(piece) :]
+            current = rest
+        current += word
+    if current.strip():
+        lines.append(current)
+    return "\n".join(lines)
+
+
+def human_bytes(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if abs(n) < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} GB"
+
+
+def human_duration(seconds: float) -> str:
+    seconds = int(round(seconds))
+    h, rest = divmod(seconds, 3600)
+    m, s = divmod(rest, 60)
+    return f"{h}h{m:02d}m{s:02d}s" if h else f"{m}m{s:02d}s" if m else f"{s}s"
+
+
+def clock_time(epoch: float, now: float | None = None) -> str:
+    """A local clock time for an estimate: "14:05", with the date when it is not today ("12-03 14:05")."""
+    when = dt.datetime.fromtimestamp(epoch)
+    today = dt.datetime.fromtimestamp(time.time() if now is None else now).date()
+    return when.strftime("%H:%M") if when.date() == today else when.strftime("%m-%d %H:%M")
+
+
+def _wrap_header(header: str, columns: int) -> list[str]:
+    return wrap(header, columns).split("\n") if " " in header else [header]
+
+
+def format_table(
+    headers: Sequence[str],
+    rows: Iterable[Sequence[str]],
+    right: set[int],
+    *,
+    width: int | None = None,
+    keep: set[int] | None = None,
+    prose: set[int] | None = None,
+) -> str:
+    """Columns separated by two spaces, a dashed line under the headers; `right`: the columns aligned right.
+
+    With `width`, a table wider than that is fitted: headers wider than their column's values are wrapped
+    onto two lines first, then the text columns (all but `right` and `keep`) are shortened:
+    the widest first, one column at a time (so they end up about equally wide), down to MIN_CELL, their
+    values elided in the middle (`prose` columns: at the end). Numbers are never shortened. width None: as wide
+    as the values (full names).
+    """
+    rows = [list(r) for r in rows]
+    n = len(headers)
+    natural = [max([display_width(r[i]) for r in rows], default=0) for i in range(n)]
+    head_lines = [[h] for h in headers]
+    cols = [max(natural[i], display_width(headers[i])) for i in range(n)]
+
+    def total() -> int:
+        return sum(cols) + 2 * (n - 1)
+
+    if width is not None and total() > width:
+        for i, h in enumerate(headers):
+            if display_width(h) > natural[i] and " " in h:
+                head_lines[i] = _wrap_header(h, max(natural[i], max(display_width(w) for w in h.split(" "))))
+                cols[i] = max(natural[i], *(display_width(x) for x in head_lines[i]))
+        fixed = right | (keep or set())
+        shrinkable = [i for i in range(n) if i not in fixed]
+        # one column at a time off the widest text column: they come down to a common width together
+        while total() > width and shrinkable:
+            i = max(shrinkable, key=lambda k: cols[k])
+            if cols[i] <= MIN_CELL:
+                break
+            cols[i] -= 1
+        for i in shrinkable:
+            if any(display_width(x) > cols[i] for x in head_lines[i]):
+                head_lines[i] = [elide(x, cols[i]) for x in head_lines[i]]
+
+    def fmt(cells: Sequence[str]) -> str:
+        out = []
+        for i, cell in enumerate(cells):
+            out.append(pad(elide(cell, cols[i], at_end=i in (prose or ())), cols[i], right=i in right))
+        return "  ".join(out).rstrip()
+
+    depth = max(len(h) for h in head_lines)
+    # a wrapped header's lines sit at the bottom, next to the dashes
+    header_rows = [[(h[len(h) - depth + k] if k >= depth - len(h) else "") for h in head_lines] for k in range(depth)]
+    lines = [fmt(r) for r in header_rows]
+    lines.append(fmt(["-" * c for c in cols]))
+    lines += [fmt(r) for r in rows]
+    return "\n".join(lines)
+
+
+__all__ = [
+    "ELLIPSIS",
+    "clock_time",
+    "display_width",
+    "elide",
+    "format_table",
+    "human_bytes",
+    "human_duration",
+    "pad",
+    "terminal_width",
+    "wrap",
+]
