@@ -39,6 +39,28 @@ CONVERTED = [
     "gimport/backends/google/oauth.py",
     "gimport/backends/google/service_account.py",
     "gimport/cli/terminal.py",
+    "gimport/backends/google/tokens.py",
+    "gimport/backends/google/loopback.py",
+    "gimport/labels.py",
+    "gimport/plan.py",
+    "gimport/verify.py",
+    "gimport/cleanup.py",
+    "gimport/proof.py",
+    "gimport/render/admin.py",
+    "gimport/render/bar.py",
+    "gimport/render/finish.py",
+    "gimport/render/ledger.py",
+    "gimport/render/plan.py",
+    "gimport/render/progress.py",
+    "gimport/render/run.py",
+    "gimport/render/text.py",
+    "gimport/cli/main.py",
+    "gimport/cli/auth.py",
+    "gimport/cli/check.py",
+    "gimport/cli/help.py",
+    "gimport/cli/init.py",
+    "gimport/cli/ledger.py",
+    "gimport/cli/options.py",
 ]
 
 
@@ -163,7 +185,18 @@ def test_summary_reasons_keep_the_ascii_colon(ja):
 _ERROR_NAMES = {
     cls.__name__ for cls in vars(errors).values() if isinstance(cls, type) and issubclass(cls, errors.GimportError)
 } | {"StopRequested"}
-_SHOWN_BY = {"_print": 1, "_page": 1, "phase": 0, "_warn": 0, "confirm": 0, "getpass": 0}
+_LOGGERS = {"log", "logger", "logging"}  # log.warning(...) stays English; reporter.warning(...) is shown
+_SHOWN_BY = {
+    "_print": 1,
+    "_say": 1,
+    "_page": 1,
+    "_line": 0,
+    "phase": 0,
+    "warning": 0,
+    "_warn": 0,
+    "confirm": 0,
+    "getpass": 0,
+}
 
 
 def _words(node: ast.expr) -> bool:
@@ -203,7 +236,8 @@ def unwrapped(source: str, filename: str = "<source>") -> list[str]:
         if name in _ERROR_NAMES and node.args:
             args.append(node.args[0])
         args += [k.value for k in node.keywords if k.arg == "hint" and name in _ERROR_NAMES]
-        if name in _SHOWN_BY and len(node.args) > _SHOWN_BY[name]:
+        logged = isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name) and func.value.id in _LOGGERS
+        if name in _SHOWN_BY and len(node.args) > _SHOWN_BY[name] and not logged:
             args.append(node.args[_SHOWN_BY[name]])
         if name == "print" and node.args:
             args.append(node.args[0])

@@ -121,7 +121,7 @@ def test_config_errors(tmp_path):
 
     ja, en = both("--config", str(tmp_path / "missing.toml"), "status")
     assert ja.returncode == 2
-    assert "が見つかりません。作成する（README.ja.md の「クイックスタート」を参照）か" in ja.stderr
+    assert "が見つかりません。作成する（'gimport init' でコメント付きのものを作れます）か" in ja.stderr
     assert "not found: write one" in en.stderr
 
 

@@ -179,7 +179,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         if problems:
             print("\n" + _("Not imported (most recent first):"))
             for folder, uid, status, reason in problems:
-                print(f"  {folder} UID {uid}: {status}: {reason}")
+                print(f"  {folder} UID {uid}: {status}: {reason}")  # i18n-ok: UID is IMAP's word
         todo = sum(c.to_do for c in counts)
         return EXIT_OK if counts and todo == 0 and not problems else EXIT_SOME_FAILED
     finally:
