@@ -95,20 +95,20 @@ def _strip_inbox(path: str) -> str:
 
 def clean_label_name(name: str) -> tuple[str, list[str]]:
     """Make a user label name Gmail accepts. Returns (name, notes on what changed)."""
-    notes = []
+    notes: list[str] = []
     parts = [_CONTROL.sub("", p).strip() for p in name.split("/")]
     parts = [p for p in parts if p]
     cleaned = "/".join(parts) or "(unnamed)"
     if cleaned != name:
-        notes.append(f"label name {name!r} cleaned to {cleaned!r}")
+        notes.append(_("label name {name!r} cleaned to {cleaned!r}").format(name=name, cleaned=cleaned))
     if _key(parts[0] if parts else cleaned) in RESERVED_NAMES:
         top = parts[0] if parts else cleaned
         renamed = "/".join([top + RESERVED_SUFFIX, *parts[1:]])
-        notes.append(f"{top!r} is a name Gmail reserves: label {renamed!r}")
+        notes.append(_("{top!r} is a name Gmail reserves: label {renamed!r}").format(top=top, renamed=renamed))
         cleaned = renamed
     if len(cleaned) > MAX_LABEL_LENGTH:
         cleaned = cleaned[:MAX_LABEL_LENGTH].rstrip("/ ")
-        notes.append(f"label name shortened to {MAX_LABEL_LENGTH} characters")
+        notes.append(_("label name shortened to {n} characters").format(n=MAX_LABEL_LENGTH))
     return cleaned, notes
 
 
@@ -144,7 +144,7 @@ def _default_labels(folder: Folder, settings: LabelSettings, notes: list[str]) -
     if key in _TRASH:
         return ("TRASH",)
     if "\\Drafts" in flags or key in _DRAFTS:
-        notes.append("an import cannot set DRAFT: drafts land under a user label")
+        notes.append(_("an import cannot set DRAFT: drafts land under a user label"))
         return (_user_label(inner, settings, notes),)
     return (_user_label(inner, settings, notes),)
 
@@ -152,16 +152,16 @@ def _default_labels(folder: Folder, settings: LabelSettings, notes: list[str]) -
 def plan_folder(folder: Folder, settings: LabelSettings) -> FolderPlan:
     """Decide what happens to one folder, and with which labels."""
     if not folder.selectable:
-        return FolderPlan(folder, NOSELECT, notes=("holds no messages (\\Noselect)",))
+        return FolderPlan(folder, NOSELECT, notes=(_("holds no messages (\\Noselect)"),))
     path = folder.path
     excluded = _matches(path, settings.exclude)
     if excluded:
-        notes = [f"excluded by {excluded!r}"]
+        notes: list[str] = [_("excluded by {glob!r}").format(glob=excluded)]
         if path in settings.map:
-            notes.append(f"[labels.map] entry for {path!r} ignored: exclude wins")
+            notes.append(_("[labels.map] entry for {path!r} ignored: exclude wins").format(path=path))
         return FolderPlan(folder, EXCLUDE, notes=tuple(notes))
     if settings.include and not _matches(path, settings.include):
-        return FolderPlan(folder, NOT_INCLUDED, notes=("not matched by [labels] include",))
+        return FolderPlan(folder, NOT_INCLUDED, notes=(_("not matched by [labels] include"),))
     said: list[str] = []
     if path in settings.map:
         mapped = tuple(t if t in SYSTEM_LABEL_IDS else _user_label(t, settings, said) for t in settings.map[path])
@@ -170,7 +170,9 @@ def plan_folder(folder: Folder, settings: LabelSettings) -> FolderPlan:
         return FolderPlan(folder, IMPORT, folder.labels, tuple(said))
     labels = _default_labels(folder, settings, said)
     if labels is None:
-        return FolderPlan(folder, EXCLUDE, notes=("virtual folder (\\All or \\Flagged): its messages are elsewhere",))
+        return FolderPlan(
+            folder, EXCLUDE, notes=(_("virtual folder (\\All or \\Flagged): its messages are elsewhere"),)
+        )
     return FolderPlan(folder, IMPORT, labels, tuple(said))
 
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from gimport.accounting import COSTS, MAX_MESSAGE_BYTES
 from gimport.contract import MailSource, State
 from gimport.errors import ConfigError, FolderGone
-from gimport.i18n import _
+from gimport.i18n import _, english
 from gimport.mapping import (
     IMPORT,
     FolderPlan,
@@ -115,7 +115,7 @@ def preview(source: MailSource, settings: Settings, state: State | None = None) 
         for k in unused_map_entries(folders, settings.labels)
     ]
     for fp in out:
-        warnings += [f"{fp.folder}: {n}" for n in fp.plan.notes if "exclude wins" in n]
+        warnings += [f"{fp.folder}: {n}" for n in fp.plan.notes if "exclude wins" in english(n)]
         if fp.too_large:
             warnings.append(
                 _("{folder}: {n} message(s) over Gmail's 150 MB limit will be skipped").format(

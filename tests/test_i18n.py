@@ -42,6 +42,7 @@ CONVERTED = [
     "gimport/backends/google/tokens.py",
     "gimport/backends/google/loopback.py",
     "gimport/labels.py",
+    "gimport/mapping.py",
     "gimport/plan.py",
     "gimport/verify.py",
     "gimport/cleanup.py",

@@ -1,7 +1,8 @@
 """Issue 12: the 80-column terminal of a shared SSH server. Every command runs as its own process on a real
-pseudo-terminal of 80 columns (COLUMNS unset, LANG=C), against Dovecot and the emulator, with a Japanese
-folder name of more than 40 characters; no line may be wider than 80 display columns (wide characters
-count two). Without a terminal and without COLUMNS, names stay whole.
+pseudo-terminal of 80 columns (COLUMNS unset; LANG=C, and LANG=ja_JP.UTF-8 where every header and message
+is Japanese, two columns a character), against Dovecot and the emulator, with a Japanese folder name of more
+than 40 characters; no line may be wider than 80 display columns (wide characters count two). Without a
+terminal and without COLUMNS, names stay whole.
 """
 
 from __future__ import annotations
@@ -31,15 +32,17 @@ def test_the_long_name_is_long_enough():
     assert len(LONG) >= 40 and display_width(LONG) > 80
 
 
-def run_pty(ws, *args: str, cols: int = 80, input_text: str = "", script=(), timeout: float = 120.0) -> tuple[int, str]:
-    """`gimport --config WS ARGS` with stdin, stdout and stderr on a pseudo-terminal `cols` wide.
+def run_pty(
+    ws, *args: str, cols: int = 80, input_text: str = "", script=(), timeout: float = 120.0, lang: str = "C"
+) -> tuple[int, str]:
+    """`gimport --config WS ARGS` with stdin, stdout and stderr on a pseudo-terminal `cols` wide, in `lang`.
     `input_text` is typed at once; `script`: (text, answer) pairs, each answer typed once the text shows."""
     master, slave = pty.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 50, cols, 0, 0))
     env = ws.env() if ws is not None else dict(os.environ)
     env.pop("COLUMNS", None)
     env.pop("LINES", None)
-    env["LANG"] = env["LC_ALL"] = "C"
+    env["LANG"] = env["LC_ALL"] = lang
     env.pop("LANGUAGE", None)
     argv = [sys.executable, "-m", "gimport", *(["--config", str(ws.config)] if ws is not None else []), *args]
     proc = subprocess.Popen(argv, stdin=slave, stdout=slave, stderr=slave, env=env, close_fds=True)
@@ -90,19 +93,30 @@ def mailbox(imap_user):
     return box
 
 
-def test_every_command_fits_80_columns(ws, mailbox, emulator):
+@pytest.fixture(scope="module", autouse=True)
+def catalogs():
+    from tests.test_i18n import tool
+
+    tool.compile_all()  # the .mo files are not in git
+
+
+# what the run summary and verify say when all went well, in each language
+DONE_WORDS = {"C": ("message(s) imported in", "VERIFIED"), "ja_JP.UTF-8": ("通を", "検証済み（VERIFIED）")}
+
+
+@pytest.mark.parametrize("lang", sorted(DONE_WORDS))
+def test_every_command_fits_80_columns(ws, mailbox, emulator, lang):
     outputs = {}
     for args in (("plan",), ("check",), ("run",), ("status",), ("verify",), ("cleanup", "--dry-run")):
-        rc, text = run_pty(ws, *args)
+        rc, text = run_pty(ws, *args, lang=lang)
         outputs[args[0]] = text
         assert rc in (0, 1), (args, rc, text)
         assert_fits(text)
-    for args in (("--help",), *((c, "--help") for c in ("auth", "plan", "run", "status", "verify", "cleanup"))):
-        rc, text = run_pty(ws, *args)
+    commands = ("auth", "plan", "run", "status", "verify", "cleanup", "check", "failed", "accept", "report", "help")
+    for args in (("--help",), *((c, "--help") for c in commands)):
+        rc, text = run_pty(ws, *args, lang=lang)
         assert rc == 0, text
         assert_fits(text)
-    rc, text = run_pty(ws, "check", "--help")
-    assert_fits(text)
 
     # the long name is shortened in the middle: its first and last characters are still there
     plan_lines = [line for line in screen_lines(outputs["plan"]) if line.startswith("研究室/")]
@@ -110,8 +124,11 @@ def test_every_command_fits_80_columns(ws, mailbox, emulator):
     folder_cell = plan_lines[0].split("  ")[0]
     assert folder_cell.startswith("研究室/") and folder_cell.endswith("まとめ") and "..." in folder_cell
     print(*outputs.values(), sep="\n")  # the captures (shown with -s)
-    assert "message(s) imported in" in outputs["run"]
-    assert "VERIFIED" in outputs["verify"]
+    imported, verified = DONE_WORDS[lang]
+    assert imported in outputs["run"]
+    assert verified in outputs["verify"]
+    if lang != "C":  # the tables are Japanese there, headers and all
+        assert "フォルダー" in outputs["plan"] and "フォルダー" in outputs["run"], outputs["plan"]
 
 
 def test_columns_is_honoured_and_pipes_keep_full_names(ws, mailbox, emulator):

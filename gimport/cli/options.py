@@ -59,6 +59,11 @@ class FittingHelpFormatter(argparse.RawDescriptionHelpFormatter):
     under its '#', an exit code's text under its text. Lines that start at the margin are paragraphs:
     joined and wrapped as one."""
 
+    def _split_lines(self, text: str, width: int) -> list[str]:
+        # an option's or a command's help: wrapped by display width (argparse's textwrap counts characters
+        # and breaks only at spaces, so a Japanese line would run past the terminal)
+        return wrap(" ".join(text.split()), width).split("\n")
+
     def _fill_text(self, text: str, width: int, indent: str) -> str:
         out: list[str] = []
         para: list[str] = []

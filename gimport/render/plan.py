@@ -68,7 +68,7 @@ def plan_to_json(p: Preview) -> dict[str, Any]:
                 "server_name": fp.plan.folder.name,
                 "action": fp.plan.action,
                 "labels": list(fp.plan.labels),
-                "notes": list(fp.plan.notes),
+                "notes": [english(n) for n in fp.plan.notes],
                 "messages": fp.messages,
                 "bytes": fp.size,
                 "selected": fp.selected,
