@@ -105,6 +105,13 @@ def run_in_progress(state_path: Path) -> bool:
     return StateLock.held(lock_path(state_path))
 
 
+def service_account(key_file: Path) -> Any:
+    """The service account of a JSON key (admin mode): .authorize(email) gives one user's credentials."""
+    from gimport.backends.google.service_account import ServiceAccount
+
+    return ServiceAccount(key_file)
+
+
 def revoke_token(token_file: Path) -> str:
     """Revoke the saved token and delete the file; returns what revoking said."""
     import io

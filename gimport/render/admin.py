@@ -15,7 +15,8 @@ from typing import TextIO
 
 from tqdm import tqdm
 
-from gimport.admin.legacy import (
+from gimport.admin.checks import UserCheck
+from gimport.admin.report import (
     BUSY,
     COMPLETE,
     INCOMPLETE,
@@ -24,13 +25,12 @@ from gimport.admin.legacy import (
     NOT_STARTED,
     RUNNING,
     USER_FAILED,
-    AdminSummary,
-    UserCheck,
-    UserEntry,
     UserRow,
     outcome_counts,
     sort_rows,
 )
+from gimport.admin.run import AdminSummary
+from gimport.admin.users import UserEntry
 from gimport.contract import FAILED, IMPORTED
 from gimport.render.progress import format_table, human_bytes, human_duration
 
