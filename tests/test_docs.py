@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from gimport.cli import build_parser
-from gimport.settings import FilterSettings, GmailSettings, LabelSettings, SourceSettings
+from gimport.settings import AdminSettings, FilterSettings, GmailSettings, LabelSettings, SourceSettings
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text("utf-8")
@@ -46,6 +46,25 @@ def test_every_config_key_is_in_the_readme_reference(table, cls, skip):
         assert re.search(rf"`\[{table}\] [^`]*\b{f.name}\b", README), f"[{table}] {f.name} missing from README.md"
     if table == "labels":
         assert "`[labels.map]" in README
+
+
+def test_every_admin_key_is_documented():
+    """Every [admin] key is in docs/admin.md's table; the campus-planning ones in the README's reference too."""
+    admin_doc = (ROOT / "docs" / "admin.md").read_text("utf-8")
+    for f in dataclasses.fields(AdminSettings):
+        assert f"| `[admin] {f.name}` |" in admin_doc, f"[admin] {f.name} missing from docs/admin.md"
+    for key in ("project_units_per_day", "shard_map"):
+        assert f"| `[admin] {key}` |" in README, f"[admin] {key} missing from README.md"
+
+
+def test_every_admin_command_has_help_with_an_example_and_is_documented():
+    admin = _commands()["admin"]
+    sub = next(a for a in admin._actions if a.__class__.__name__ == "_SubParsersAction")
+    admin_doc = (ROOT / "docs" / "admin.md").read_text("utf-8")
+    for name, parser in sub.choices.items():
+        help_text = parser.format_help()
+        assert "example" in help_text.lower() and f"gimport admin {name}" in help_text, name
+        assert f"gimport admin {name}" in admin_doc and f"admin {name}" in README, name
 
 
 def test_readme_commands_exist():

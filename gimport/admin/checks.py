@@ -10,13 +10,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from gimport import wiring
+from gimport.admin.budgets import daily_budget, project_pacer
 from gimport.admin.fanout import fan_out
 from gimport.admin.report import user_paths
 from gimport.admin.shards import Shard
 from gimport.admin.users import SourceLogin, UserEntry, user_settings
 from gimport.cleanup import apply_cleanup, plan_cleanup
 from gimport.errors import ConfigError, GimportError
-from gimport.pacer import Pacer
 from gimport.settings import Settings
 from gimport.verify import verify
 
@@ -70,13 +70,14 @@ class PerUser:
         self.settings = settings
         self.sa = sa if sa is not None else service_account(settings)
         self.logins = SourceLogin(settings.admin)
-        self.project = Pacer(settings.admin.project_units_per_minute / shard.count)
+        self.project = project_pacer(settings, shard)
+        self.daily = daily_budget(settings, shard, persist=False)
 
     def account(self, entry: UserEntry) -> tuple[Settings, str, wiring.Account]:
         """(the user's settings, the source password, the wiring's Account) for one user."""
         login, password = self.logins.for_user(entry)
         us = user_settings(self.settings, entry, login)
-        return us, password, wiring.account(us, self.project, credentials=self.sa.authorize(entry.gmail))
+        return us, password, wiring.account(us, self.project, self.daily, credentials=self.sa.authorize(entry.gmail))
 
     def verify_report(self, entry: UserEntry, list_limit: int | None) -> Any:
         """gimport.verify.verify for one user (read-only everywhere). Returns a VerifyReport."""

@@ -14,10 +14,11 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 from gimport import wiring
 from gimport.accounting import RunSummary
+from gimport.admin.budgets import daily_budget, pause_times, project_pacer
 from gimport.admin.fanout import fan_out
 from gimport.admin.report import (
     BUSY,
@@ -42,65 +43,16 @@ from gimport.admin.report import (
     row_from_state,
     user_paths,
 )
+from gimport.admin.reporter import AdminReporter, NullAdminReporter, UserReporter
 from gimport.admin.shards import Shard
 from gimport.admin.users import SourceLogin, UserEntry, user_settings
 from gimport.engine import EngineOptions, Migration
 from gimport.errors import ConfigError, GimportError, GmailRefused, Interrupted, StateError, stops_everything
+from gimport.i18n import _
 from gimport.logs import UserLogRouter
-from gimport.pacer import Pacer
 from gimport.settings import AdminSettings, Settings
 
 log = logging.getLogger("gimport.admin")
-
-
-class AdminReporter(Protocol):
-    """What AdminRun tells the outside (gimport.render.admin renders it)."""
-
-    def user_started(self, number: int, total: int, entry: UserEntry) -> None: ...
-    def transfer_added(self, messages: int, size: int) -> None: ...
-    def message_finished(self, outcome: str, size: int) -> None: ...
-    def user_warning(self, gmail: str, text: str) -> None: ...
-    def user_finished(self, done: int, total: int, row: UserRow) -> None: ...
-    def warning(self, text: str) -> None: ...
-
-
-class NullAdminReporter:
-    def user_started(self, number: int, total: int, entry: UserEntry) -> None:
-        pass
-
-    def transfer_added(self, messages: int, size: int) -> None:
-        pass
-
-    def message_finished(self, outcome: str, size: int) -> None:
-        pass
-
-    def user_warning(self, gmail: str, text: str) -> None:
-        pass
-
-    def user_finished(self, done: int, total: int, row: UserRow) -> None:
-        pass
-
-    def warning(self, text: str) -> None:
-        pass
-
-
-class _UserReporter:
-    """The engine's Reporter for one user, forwarding to the run's AdminReporter."""
-
-    def __init__(self, gmail: str, sink: AdminReporter) -> None:
-        self.gmail, self.sink = gmail, sink
-
-    def phase(self, text: str) -> None:
-        log.debug("%s: %s", self.gmail, text)
-
-    def transfer_started(self, messages: int, size: int) -> None:
-        self.sink.transfer_added(messages, size)
-
-    def message_finished(self, folder: str, outcome: str, size: int) -> None:
-        self.sink.message_finished(outcome, size)
-
-    def warning(self, text: str) -> None:
-        self.sink.user_warning(self.gmail, text)
 
 
 @dataclass
@@ -121,6 +73,15 @@ class AdminSummary:
     @property
     def complete(self) -> bool:
         return not self.interrupted and self.fatal is None and all(r.ok for r in self.rows)
+
+
+def run_outcome(summary: AdminSummary) -> str:
+    """One word for a shard's record: complete, interrupted, failed (stopped everybody) or incomplete."""
+    if summary.interrupted:
+        return INTERRUPTED
+    if summary.fatal is not None:
+        return USER_FAILED
+    return COMPLETE if summary.complete else INCOMPLETE
 
 
 def prepare_state_dir(admin: AdminSettings) -> None:
@@ -147,6 +108,7 @@ class AdminRun:
         shard: Shard | None = None,
         reporter: AdminReporter | None = None,
         log_router: UserLogRouter | None = None,
+        daily_clock: Callable[[], float] | None = None,
     ) -> None:
         if settings.admin is None:
             raise ConfigError("admin settings missing")
@@ -163,7 +125,10 @@ class AdminRun:
         self._rows: dict[str, UserRow] = {}
         self.summary = AdminSummary(self.shard)
         self.project_units_per_minute = self.admin.project_units_per_minute / self.shard.count
-        self.project_pacer = Pacer(self.project_units_per_minute, sleep=self._stop.wait)
+        self.project_pacer = project_pacer(settings, self.shard, self._stop)
+        self.daily = daily_budget(
+            settings, self.shard, on_pause=self._daily_pause, on_resume=self._daily_resume, clock=daily_clock
+        )
         self.parallel = max(1, min(self.admin.parallel_users, len(users)))
         per_user = self.admin.memory_budget_mb * 1024 * 1024 // self.parallel
         # an equal share, never more than a single-user run takes, and at least 8 MB (one message always fits)
@@ -209,7 +174,10 @@ class AdminRun:
                 self._rows[entry.gmail.lower()] = row
             return row
 
-        fan_out(self.users, self.parallel, one, stop=self._stop, on_error=failed)
+        try:
+            fan_out(self.users, self.parallel, one, stop=self._stop, on_error=failed)
+        finally:
+            self.daily.flush()
         for entry in self.users:  # left when the run stopped early
             if entry.gmail.lower() not in self._rows:
                 row = read_row(self.admin.state_dir, entry.gmail, entry.source_user)
@@ -219,6 +187,28 @@ class AdminRun:
         s.finished = time.monotonic()
         log.info("admin run finished in %.1f s: %s", s.duration, outcome_counts(s.rows))
         return s
+
+    def _daily_pause(self, until: float) -> None:
+        pacific, local = pause_times(until)
+        units = f"{self.daily.limit:,.0f}"
+        log.warning(
+            "daily budget of %s units for shard %s spent ([admin] project_units_per_day): pausing until %s US"
+            " Pacific (%s local time)",
+            units,
+            self.shard,
+            pacific,
+            local,
+        )
+        self.reporter.warning(
+            _(
+                "daily budget of {units} units for this shard spent ([admin] project_units_per_day): pausing"
+                " until {pacific} US Pacific ({local} local time); Ctrl-C or SIGTERM stops cleanly"
+            ).format(units=units, pacific=pacific, local=local)
+        )
+
+    def _daily_resume(self) -> None:
+        log.info("daily budget: a new quota day has begun, going on")
+        self.reporter.warning(_("a new quota day has begun: going on"))
 
     def _fatal(self, err: GimportError) -> None:
         with self._lock:
@@ -344,7 +334,7 @@ class AdminRun:
         credentials = self._authorize(entry.gmail)
         if self._stop.is_set():
             return None
-        acct = wiring.account(settings, self.project_pacer, credentials=credentials)
+        acct = wiring.account(settings, self.project_pacer, self.daily, credentials=credentials)
         source = wiring.source(settings.source, password)
         try:
             self._logins.connect(source, entry)
@@ -354,7 +344,7 @@ class AdminRun:
                 thread_prefix=f"{entry.gmail.lower()}:",
             )
             migration = acct.migration(
-                source=source, state=state, reporter=_UserReporter(entry.gmail, self.reporter), options=options
+                source=source, state=state, reporter=UserReporter(entry.gmail, self.reporter), options=options
             )
             with self._lock:
                 if self._stop.is_set():

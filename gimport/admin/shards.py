@@ -4,11 +4,14 @@ The shard itself comes from --shard I/N, GIMPORT_SHARD, a Kubernetes Indexed Job
 
 from __future__ import annotations
 
+import dataclasses
+import datetime as dt
 import hashlib
+import json
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
@@ -25,8 +28,14 @@ class Shard:
     index: int = 0
     count: int = 1
     origin: str = "no sharding"
+    # from [admin] shard_map: lower-cased address -> index; users it does not name go by the hash
+    assignment: Mapping[str, int] | None = field(default=None, compare=False, repr=False)
 
     def takes(self, gmail: str) -> bool:
+        if self.assignment is not None:
+            index = self.assignment.get(gmail.strip().lower())
+            if index is not None:
+                return index == self.index
         return shard_of(gmail, self.count) == self.index
 
     def __str__(self) -> str:
@@ -138,12 +147,107 @@ def resolve_shard(arg: str | None, env: Mapping[str, str] | None = None, count: 
     return Shard()
 
 
-def shard_for(arg: str | None, count: int | None, *, from_env: bool = True) -> Shard:
+def shard_for(arg: str | None, count: int | None, *, from_env: bool = True, shard_map: Path | None = None) -> Shard:
     """This process's shard for a command: resolve_shard, or (from_env=False: `admin status`, which reads
-    files only) an explicit --shard alone, never the job environment, else every user."""
+    files only) an explicit --shard alone, never the job environment, else every user.
+
+    With a shard map ([admin] shard_map) its N fixes the shard count like [admin] shard_count (both: they
+    must agree), and the map decides the users of each index. Raises ConfigError."""
+    assignment = load_shard_map(shard_map) if shard_map is not None else None
+    if assignment is not None:
+        if count and count != assignment.count:
+            raise ConfigError(
+                f"[admin] shard_count is {count} but [admin] shard_map {shard_map} was written for"
+                f" {assignment.count} shards: write it again with 'gimport admin plan --write-shards {count}',"
+                " or set the same number in both"
+            )
+        count = assignment.count
     if from_env:
-        return resolve_shard(arg, count=count)
-    return resolve_shard(arg, {}, count=count) if arg else Shard()
+        shard = resolve_shard(arg, count=count)
+    else:
+        shard = resolve_shard(arg, {}, count=count) if arg else Shard()
+    if assignment is None or (shard.count == 1 and assignment.count != 1):
+        return shard  # no map, or no sharding at all: every user, whatever the map says
+    if shard.count != assignment.count:  # pragma: no cover - parse_shard already refuses another N
+        raise ConfigError(f"shard {shard}, but [admin] shard_map {shard_map} has {assignment.count} shards")
+    return dataclasses.replace(shard, assignment=assignment.users)
+
+
+# ------------------------------------------------------------------------------------------- the shard map
+
+SHARD_MAP_FORMAT = "gimport-shard-map 1"
+
+
+@dataclass(frozen=True)
+class ShardMap:
+    count: int
+    users: dict[str, int]  # lower-cased Gmail address -> shard index
+
+
+def balance(weights: Mapping[str, int], count: int) -> list[list[str]]:
+    """Users split into `count` shards by weight (messages), largest first, each to the lightest shard so
+    far (ties: the lower index): the shards finish close together. Deterministic."""
+    if count < 1:
+        raise ConfigError(f"--write-shards {count}: the number of shards must be at least 1")
+    shards: list[list[str]] = [[] for _ in range(count)]
+    loads = [0] * count
+    for gmail in sorted(weights, key=lambda g: (-weights[g], g.lower())):
+        i = min(range(count), key=lambda k: (loads[k], k))
+        shards[i].append(gmail)
+        loads[i] += weights[gmail]
+    return shards
+
+
+def write_shard_map(path: Path, weights: Mapping[str, int], count: int) -> list[list[str]]:
+    """Write a balanced shard map for `count` shards to `path` (atomically). Returns the shards' users.
+    Raises ConfigError when the file cannot be written."""
+    shards = balance(weights, count)
+    doc = {
+        "format": SHARD_MAP_FORMAT,
+        "shard_count": count,
+        "written": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "balanced_by": "messages to import, largest first",
+        "shards": [
+            {"index": i, "messages": sum(weights[g] for g in users), "users": users} for i, users in enumerate(shards)
+        ],
+    }
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(json.dumps(doc, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise ConfigError(f"cannot write the shard map {path}: {exc.strerror} ([admin] shard_map)") from None
+    return shards
+
+
+def load_shard_map(path: Path) -> ShardMap:
+    """Read a shard map written by write_shard_map. Raises ConfigError naming the file and what is wrong."""
+    where = f"[admin] shard_map {path}"
+    try:
+        doc = json.loads(Path(path).read_text("utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{where} not found: write it with 'gimport admin plan --write-shards N'") from None
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"{where} cannot be read: {exc}") from None
+    if not isinstance(doc, dict) or doc.get("format") != SHARD_MAP_FORMAT:
+        raise ConfigError(f"{where} is not a shard map written by 'gimport admin plan --write-shards N'")
+    count = doc.get("shard_count")
+    shards = doc.get("shards")
+    if not isinstance(count, int) or count < 1 or not isinstance(shards, list):
+        raise ConfigError(f"{where}: shard_count and shards are missing or wrong")
+    users: dict[str, int] = {}
+    for entry in shards:
+        index = entry.get("index") if isinstance(entry, dict) else None
+        if not isinstance(index, int) or not 0 <= index < count or not isinstance(entry.get("users"), list):
+            raise ConfigError(f"{where}: a shard entry is not {{index 0..{count - 1}, users [...]}}")
+        for gmail in entry["users"]:
+            key = str(gmail).strip().lower()
+            if key in users:
+                raise ConfigError(f"{where}: {gmail} is in shards {users[key]} and {index}")
+            users[key] = index
+    return ShardMap(count, users)
 
 
 def users_of(shard: Shard, users: list[T]) -> list[T]:

@@ -17,6 +17,7 @@ from gimport.errors import (
     EXIT_USAGE,
     ConfigError,
 )
+from gimport.i18n import _
 from gimport.settings import Settings, load_settings
 
 ADMIN_EXIT_CODES = f"""\
@@ -48,14 +49,26 @@ def _users_path(args: argparse.Namespace, settings: Settings) -> Path | None:
     return settings.admin.users_file
 
 
-def _my_users(args: argparse.Namespace, settings: Settings, *, check_logins: bool = True, from_env: bool = True):
+def _my_users(
+    args: argparse.Namespace,
+    settings: Settings,
+    *,
+    check_logins: bool = True,
+    from_env: bool = True,
+    use_map: bool = True,
+):
     """(users file path, every user, this process's shard, the users it takes)."""
     from gimport.admin.shards import shard_for, users_of
     from gimport.admin.users import load_users
 
     path = _users_path(args, settings)
     users = load_users(path, settings, check_logins=check_logins)
-    shard = shard_for(args.shard, settings.admin.shard_count, from_env=from_env)
+    shard = shard_for(
+        args.shard,
+        settings.admin.shard_count,
+        from_env=from_env,
+        shard_map=settings.admin.shard_map if use_map else None,
+    )
     return path, users, shard, users_of(shard, users)
 
 
@@ -63,13 +76,14 @@ def _my_users(args: argparse.Namespace, settings: Settings, *, check_logins: boo
 
 
 def cmd_admin_run(args: argparse.Namespace) -> int:
+    from gimport.admin import coverage
     from gimport.admin.checks import service_account
     from gimport.admin.report import write_report
-    from gimport.admin.run import AdminRun, prepare_state_dir
+    from gimport.admin.run import AdminRun, prepare_state_dir, run_outcome
     from gimport.admin.shards import sharded_report_path
     from gimport.admin.users import exposed_passwords
     from gimport.logs import admin_logging
-    from gimport.render.admin import AdminProgress, format_admin_summary
+    from gimport.render.admin import AdminProgress, format_admin_summary, format_coverage
 
     settings = _settings(args)
     admin = settings.admin
@@ -83,9 +97,24 @@ def cmd_admin_run(args: argparse.Namespace) -> int:
     progress = AdminProgress(len(mine))
     progress.phase(
         f"{len(mine)} of {len(users)} user(s) in shard {shard} ({shard.origin}); {min(admin.parallel_users, len(mine))}"
-        f" at a time; project budget {admin.project_units_per_minute / shard.count:,.0f} units/min for this shard;"
-        f" state in {admin.state_dir}"
+        f" at a time; project budget {admin.project_units_per_minute / shard.count:,.0f} units/min for this shard"
+        + (
+            f" and {admin.project_units_per_day / shard.count:,.0f} units/day"
+            if admin.project_units_per_day
+            else " (no daily limit)"
+        )
+        + f"; state in {admin.state_dir}"
     )
+    if shard.assignment is not None:
+        unmapped = sum(1 for u in users if u.gmail.strip().lower() not in shard.assignment)
+        if unmapped:
+            progress.warning(
+                _(
+                    "{n} user(s) of the users file are not in [admin] shard_map: they go by the hash (write the"
+                    " map again with 'gimport admin plan --write-shards {count}' between campaigns)"
+                ).format(n=unmapped, count=shard.count)
+            )
+    record = coverage.record_start(admin.state_dir, shard, [u.gmail for u in mine], [u.gmail for u in users])
     with admin_logging(log_file, args.verbose) as router:
         runner = AdminRun(settings, mine, authorize=sa.authorize, shard=shard, reporter=progress, log_router=router)
         with StopOnSignal(runner.request_stop, progress.warning):
@@ -93,30 +122,92 @@ def cmd_admin_run(args: argparse.Namespace) -> int:
                 summary = runner.run()
             finally:
                 progress.close()
+    coverage.record_finish(admin.state_dir, record, run_outcome(summary))
     write_report(report, summary.rows)
     print(format_admin_summary(summary, report=str(report), show_all=args.all))
+    cov = coverage.check(admin.state_dir, [u.gmail for u in users])
+    print(format_coverage(cov, admin.state_dir, after_run=True))
     print(f"Log: {log_file} (and one log per user in {admin.state_dir})")
-    return run_exit_code(summary)
+    rc = run_exit_code(summary)
+    # the other shards may not have run yet: only what is wrong whatever they do fails this one
+    return EXIT_SOME_FAILED if rc == EXIT_OK and cov.fails_run else rc
 
 
 def cmd_admin_status(args: argparse.Namespace) -> int:
+    from gimport.admin import coverage
     from gimport.admin.report import all_complete, read_rows, report_csv
-    from gimport.render.admin import format_status_rows
+    from gimport.render.admin import format_coverage, format_status_rows
 
     settings = _settings(args)
     admin = settings.admin
-    users = None
+    users = everybody = shard = None
     if _users_path(args, settings) is not None:
-        _, _, _, users = _my_users(args, settings, check_logins=False, from_env=False)
+        _path, all_users, shard, users = _my_users(args, settings, check_logins=False, from_env=False)
+        everybody = [u.gmail for u in all_users]
     elif not admin.state_dir.is_dir():
         raise ConfigError(f"no state directory {admin.state_dir}: nothing has been run yet with this config")
     rows = read_rows(admin.state_dir, users)
+    cov = coverage.check(admin.state_dir, everybody, shard if args.shard else None)
     if args.csv:
         sys.stdout.write(report_csv(rows))
+        if not cov.ok:
+            print(format_coverage(cov, admin.state_dir), file=sys.stderr)
     else:
         print(f"State: {admin.state_dir} (read only; no network)")
         print(format_status_rows(rows, show_all=args.all))
-    return EXIT_OK if all_complete(rows) else EXIT_SOME_FAILED
+        print(format_coverage(cov, admin.state_dir))
+    return EXIT_OK if all_complete(rows) and cov.ok else EXIT_SOME_FAILED
+
+
+def cmd_admin_plan(args: argparse.Namespace) -> int:
+    import json
+
+    from gimport.admin.plan import estimate, scan, shard_count_for, to_json
+    from gimport.admin.shards import write_shard_map
+    from gimport.render.admin import format_campus_plan
+
+    settings = _settings(args)
+    admin = settings.admin
+    if args.write_shards is not None:
+        if args.shard:
+            raise ConfigError("--write-shards plans every user: leave out --shard")
+        if admin.shard_map is None:
+            raise ConfigError(
+                '--write-shards needs [admin] shard_map = "FILE" in the config: the file to write (every shard'
+                " then reads it)"
+            )
+        if args.write_shards < 1:
+            raise ConfigError(f"--write-shards {args.write_shards}: the number of shards must be at least 1")
+        if admin.shard_count and admin.shard_count != args.write_shards:
+            raise ConfigError(
+                f"--write-shards {args.write_shards}, but [admin] shard_count is {admin.shard_count}: write the map"
+                " for the same N (or change shard_count with it)"
+            )
+    # the old server only, every user (or an explicit --shard's): never the job environment
+    _path, _users, shard, mine = _my_users(args, settings, from_env=False, use_map=args.write_shards is None)
+    print(
+        _("gimport: reading {n} mailbox(es) on {host} (read-only; Gmail is not contacted)").format(
+            n=len(mine), host=settings.source.host
+        ),
+        file=sys.stderr,
+    )
+    stop = threading.Event()
+    try:
+        users = scan(settings, mine, stop=stop)
+    except KeyboardInterrupt:
+        stop.set()
+        raise
+    count = shard_count_for(settings, args.write_shards, shard if args.shard else None)
+    plan = estimate(settings, users, count, balanced=args.write_shards is not None)
+    written = None
+    if args.write_shards is not None:
+        write_shard_map(admin.shard_map, {u.gmail: u.to_import for u in users}, args.write_shards)
+        written = admin.shard_map
+    if args.json:
+        print(json.dumps(to_json(plan, written), ensure_ascii=False, indent=2))
+    else:
+        print(format_campus_plan(plan, shard_map=written))
+    return EXIT_SOME_FAILED if any(u.error for u in users) else EXIT_OK
 
 
 def cmd_admin_verify(args: argparse.Namespace) -> int:
@@ -124,7 +215,7 @@ def cmd_admin_verify(args: argparse.Namespace) -> int:
     from gimport.render.admin import format_checks
 
     settings = _settings(args)
-    _, _, shard, mine = _my_users(args, settings)
+    _path, _users, shard, mine = _my_users(args, settings)
     stop = threading.Event()
     print(f"gimport: verifying {len(mine)} user(s) of shard {shard} ({shard.origin}); read-only", file=sys.stderr)
     try:
@@ -141,7 +232,7 @@ def cmd_admin_cleanup(args: argparse.Namespace) -> int:
     from gimport.render.admin import format_checks
 
     settings = _settings(args)
-    _, _, shard, mine = _my_users(args, settings)
+    _path, _users, shard, mine = _my_users(args, settings)
     cleanup = Cleanup(settings, mine, shard, forget=args.forget, force=args.force)
     print(f"gimport: reading Gmail settings of {len(mine)} user(s) of shard {shard}", file=sys.stderr)
     try:
@@ -170,9 +261,10 @@ def add_parser(sub, common: argparse.ArgumentParser) -> None:
     fmt = argparse.RawDescriptionHelpFormatter
     admin_p = sub.add_parser(
         "admin",
-        help="migrate many mailboxes with a Google service account (run, status, verify, cleanup)",
+        help="migrate many mailboxes with a Google service account (plan, run, status, verify, cleanup)",
         description=ADMIN_DESCRIPTION,
         epilog="example (a typical session):\n"
+        "  gimport admin plan --users users.csv       # how long it takes; reads the old server only\n"
         "  gimport admin run --users users.csv        # all users, [admin] parallel_users at a time\n"
         "  gimport admin status --users users.csv     # from the state files alone\n"
         "  gimport admin verify --users users.csv     # prove everything arrived\n"
@@ -223,6 +315,21 @@ def add_parser(sub, common: argparse.ArgumentParser) -> None:
     )
     status_p.add_argument("--csv", action="store_true", help="print the report as CSV (the columns of report_file)")
     status_p.add_argument("--all", action="store_true", help="list every user (not only problems)")
+    plan_p = add(
+        "plan",
+        cmd_admin_plan,
+        "how big the campus is and how long it takes: messages, bytes and units per user, the wall time at"
+        " each limit; reads the old server only",
+        "gimport admin plan --users users.csv\n  gimport admin plan --write-shards 8   # also write [admin]"
+        " shard_map, balanced\n  gimport admin plan --json > plan.json",
+    )
+    plan_p.add_argument(
+        "--write-shards",
+        type=int,
+        metavar="N",
+        help="also write [admin] shard_map: the users split into N shards balanced by messages, largest first",
+    )
+    plan_p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     add(
         "verify",
         cmd_admin_verify,
