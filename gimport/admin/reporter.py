@@ -21,6 +21,7 @@ class AdminReporter(Protocol):
     def user_warning(self, gmail: str, text: str) -> None: ...
     def user_finished(self, done: int, total: int, row: UserRow) -> None: ...
     def warning(self, text: str) -> None: ...
+    def paused(self, until: str | None) -> None: ...  # the daily budget: "until when" while waiting, then None
 
 
 class NullAdminReporter:
@@ -40,6 +41,9 @@ class NullAdminReporter:
         pass
 
     def warning(self, text: str) -> None:
+        pass
+
+    def paused(self, until: str | None) -> None:
         pass
 
 

@@ -205,10 +205,12 @@ class AdminRun:
                 " until {pacific} US Pacific ({local} local time); Ctrl-C or SIGTERM stops cleanly"
             ).format(units=units, pacific=pacific, local=local)
         )
+        self.reporter.paused(f"{pacific} US Pacific ({local})")
 
     def _daily_resume(self) -> None:
         log.info("daily budget: a new quota day has begun, going on")
         self.reporter.warning(_("a new quota day has begun: going on"))
+        self.reporter.paused(None)
 
     def _fatal(self, err: GimportError) -> None:
         with self._lock:

@@ -52,6 +52,7 @@ class AdminProgress:
         self.users_done = self.users_failed = 0
         self.messages = self.failed = self.bytes = 0
         self.bar: tqdm | None = None
+        self._paused: str | None = None
         if self.enabled:
             self.bar = tqdm(
                 total=0,
@@ -78,6 +79,8 @@ class AdminProgress:
             text += f", {human_bytes(self.bytes)}"
             if self.failed:
                 text += f", {self.failed} msg failed"
+            if self._paused:
+                text += ", " + _("paused until {until}").format(until=self._paused)
             self.bar.set_postfix_str(text, refresh=False)
 
     def _tag(self, what: str, n: int, gmail: str) -> str:
@@ -91,6 +94,14 @@ class AdminProgress:
     def warning(self, text: str) -> None:
         with self._lock:
             self._line(f"warning: {text}")
+
+    def paused(self, until: str | None) -> None:
+        """The daily budget is spent: show until when on the bar (None: going on again)."""
+        with self._lock:
+            self._paused = until
+            self._postfix()
+            if self.bar is not None:
+                self.bar.refresh()
 
     def user_started(self, number: int, total: int, entry: UserEntry) -> None:
         with self._lock:

@@ -162,3 +162,18 @@ def test_each_shard_gets_its_share_of_the_daily_budget(tmp_path):
     assert _settings(tmp_path).admin.project_units_per_day == 80_000_000
     with pytest.raises(ConfigError, match="project_units_per_day must be at least 0"):
         _settings(tmp_path, "project_units_per_day = -1\n")
+
+
+def test_the_progress_bar_shows_the_daily_pause():
+    import io
+
+    from gimport.render.admin import AdminProgress
+
+    stream = io.StringIO()
+    progress = AdminProgress(3, stream=stream, enabled=True)
+    progress.paused("2026-12-02 00:00 PST US Pacific (2026-12-02 17:00 JST)")
+    assert "paused until 2026-12-02 00:00 PST US Pacific (2026-12-02 17:00 JST)" in stream.getvalue()
+    progress.paused(None)
+    progress.close()
+    last = stream.getvalue().rstrip().split("\r")[-1]
+    assert "users 0/3" in last and "paused" not in last  # going on again: the bar says so
