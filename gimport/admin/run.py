@@ -1,8 +1,10 @@
 """`gimport admin run`: one gimport.engine.Migration per user, `parallel_users` at a time (the one fan-out
 pool, gimport.admin.fanout). Returns data; never prints.
 
-Each migration is charged to its own pacer (the per-user quota) and to one project pacer that all of them
-share ([admin] project_units_per_minute divided by the number of shards). One user's failure is recorded and
+Each migration is charged to its own pacer (the per-user quota) and to the budgets all of them share
+(gimport.admin.budgets: [admin] project_units_per_minute and project_units_per_day, each divided by the number
+of shards); a spent daily budget pauses every user until the quota day turns, visibly, and a stop still ends
+the pause at once. One user's failure is recorded and
 the others go on; only a service account that cannot impersonate anybody stops the run. Each user's
 outcome is written to their state file (`admin.*` meta keys) so that `admin status` can rebuild the report.
 """
@@ -108,7 +110,6 @@ class AdminRun:
         shard: Shard | None = None,
         reporter: AdminReporter | None = None,
         log_router: UserLogRouter | None = None,
-        daily_clock: Callable[[], float] | None = None,
     ) -> None:
         if settings.admin is None:
             raise ConfigError("admin settings missing")
@@ -126,9 +127,7 @@ class AdminRun:
         self.summary = AdminSummary(self.shard)
         self.project_units_per_minute = self.admin.project_units_per_minute / self.shard.count
         self.project_pacer = project_pacer(settings, self.shard, self._stop)
-        self.daily = daily_budget(
-            settings, self.shard, on_pause=self._daily_pause, on_resume=self._daily_resume, clock=daily_clock
-        )
+        self.daily = daily_budget(settings, self.shard, on_pause=self._daily_pause, on_resume=self._daily_resume)
         self.parallel = max(1, min(self.admin.parallel_users, len(users)))
         per_user = self.admin.memory_budget_mb * 1024 * 1024 // self.parallel
         # an equal share, never more than a single-user run takes, and at least 8 MB (one message always fits)
