@@ -2,8 +2,8 @@
 
 Callers charge each call its cost in units with acquire(); the pacer spreads calls so that at most
 `units_per_minute` are spent per minute (a token bucket with a small burst), lets every caller wait
-together after the server said "slow down" (pause_until), and computes jittered exponential backoff
-delays that honour a server-given wait. Clock, sleep and randomness are injectable for tests.
+together after the server said "slow down" with a wait (note_rate_limited), and computes jittered
+exponential backoff delays that honour a server-given wait. Clock, sleep and randomness are injectable for tests.
 """
 
 from __future__ import annotations
@@ -51,7 +51,6 @@ class Pacer:
         self._last_limited = now
         self.units_spent = 0
         self.rate_limited = 0
-        self.waited = 0.0
 
     @property
     def rate_per_minute(self) -> float | None:
@@ -88,14 +87,7 @@ class Pacer:
             wait = self._reserve(units)
         if wait > 0:
             (sleep or self._sleep)(wait)
-            with self._lock:
-                self.waited += wait
         return wait
-
-    def pause_until(self, when: float) -> None:
-        """Make every later acquire() wait until the clock reads `when` (a server asked us to wait)."""
-        with self._lock:
-            self._paused_until = max(self._paused_until, when)
 
     def note_rate_limited(self, server_wait: float | None = None) -> None:
         """The server refused a call for rate: slow down for everybody."""
@@ -141,9 +133,6 @@ class ChainedPacer:
             waited += pacer.acquire(units, sleep=sleep)
         return waited
 
-    def pause_until(self, when: float) -> None:
-        self.own.pause_until(when)
-
     def note_rate_limited(self, server_wait: float | None = None) -> None:
         self.own.note_rate_limited(server_wait)
 
@@ -160,11 +149,3 @@ class ChainedPacer:
     @property
     def rate_limited(self) -> int:
         return self.own.rate_limited
-
-    @property
-    def units_spent(self) -> float:
-        return self.own.units_spent
-
-    @property
-    def waited(self) -> float:
-        return self.own.waited + sum(p.waited for p in self.shared)

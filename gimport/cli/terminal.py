@@ -1,5 +1,5 @@
-"""Talking to the person at the terminal: confirmations, secrets from files, Ctrl-C handling, the log
-file, the exit code of a run. Shared by the single-user and the admin commands."""
+"""Talking to the person at the terminal: confirmations, secrets from files, Ctrl-C handling, the exit
+code of a run. Shared by the single-user and the admin commands."""
 
 from __future__ import annotations
 
@@ -9,11 +9,9 @@ import signal
 import sys
 import threading
 from collections.abc import Callable
-from pathlib import Path
 
 from gimport.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_SOME_FAILED, ConfigError
 from gimport.i18n import _
-from gimport.settings import read_secret  # noqa: F401 - re-exported for the admin CLI
 
 
 def confirm(question: str, yes: bool) -> bool:
@@ -80,21 +78,6 @@ class StopOnSignal:
         for s, h in self._old.items():
             # after a stop, a late SIGTERM must not kill the process while it writes its report and exits 130
             signal.signal(s, signal.SIG_IGN if self._stopping and s == signal.SIGTERM else h)
-
-
-def private_log_handler(path: Path) -> logging.FileHandler:
-    """A FileHandler appending to `path`, created with mode 0600 (one line per message outcome; nobody
-    else's business on a shared server). ConfigError when it cannot be written."""
-    try:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600))
-        return logging.FileHandler(path, encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(
-            _("cannot write the log file {path}: {strerror} (set [state] log_file)").format(
-                path=path, strerror=exc.strerror
-            )
-        ) from None
 
 
 def run_exit_code(summary) -> int:
