@@ -37,6 +37,7 @@ class UserCheck:
     outcome: str  # verified | NOT VERIFIED | not started | failed ; cleanup: done | would change | ...
     detail: str = ""
     report: Any = None  # gimport.verify.VerifyReport / gimport.cleanup.CleanupPlan
+    bug: bool = False  # failed by an unexpected error (a bug in gimport: the command exits 70)
 
 
 def for_each_user(users: list[UserEntry], parallel: int, fn: Any, *, stop: threading.Event) -> list[UserCheck]:
@@ -46,7 +47,7 @@ def for_each_user(users: list[UserEntry], parallel: int, fn: Any, *, stop: threa
     def failed(entry: UserEntry, err: Exception) -> UserCheck:
         if not isinstance(err, GimportError):
             log.error("%s: unexpected error", entry.gmail, exc_info=err)
-            return UserCheck(entry.gmail, entry.source_user, FAILED, f"unexpected error: {err!r}")
+            return UserCheck(entry.gmail, entry.source_user, FAILED, f"unexpected error: {err!r}", bug=True)
         return UserCheck(entry.gmail, entry.source_user, FAILED, str(err))
 
     results = fan_out(users, parallel, lambda _, entry: fn(entry), stop=stop, on_error=failed, name="admin-check")
@@ -151,6 +152,11 @@ def verify_users(
         return tools.verify_check(entry, exact=exact, strict=strict)
 
     return for_each_user(users, settings.admin.parallel_users, check, stop=stop)
+
+
+def any_bug(checks: list[UserCheck]) -> bool:
+    """Whether a user's check failed by an unexpected error (a bug in gimport)."""
+    return any(c.bug for c in checks)
 
 
 def all_verified(checks: list[UserCheck]) -> bool:

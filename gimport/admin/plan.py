@@ -41,6 +41,7 @@ class UserPlan:
     bytes: int = 0  # of those to import
     labels: int = 0  # labels a run would create
     error: str = ""
+    bug: bool = False  # the scan failed by an unexpected error (a bug in gimport: exit code 70)
 
     @property
     def units(self) -> int:
@@ -104,8 +105,9 @@ def scan(settings: Settings, users: list[UserEntry], *, stop: threading.Event) -
     logins = SourceLogin(settings.admin)
 
     def failed(entry: UserEntry, err: Exception) -> UserPlan:
-        text = str(err) if isinstance(err, GimportError) else f"unexpected error: {err!r}"
-        return UserPlan(entry.gmail, entry.source_user, error=text)
+        if isinstance(err, GimportError):
+            return UserPlan(entry.gmail, entry.source_user, error=str(err))
+        return UserPlan(entry.gmail, entry.source_user, error=f"unexpected error: {err!r}", bug=True)
 
     results = fan_out(
         users, settings.admin.parallel_users, lambda _, e: scan_user(settings, logins, e), stop=stop, on_error=failed

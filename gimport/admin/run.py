@@ -49,7 +49,15 @@ from gimport.admin.reporter import AdminReporter, NullAdminReporter, UserReporte
 from gimport.admin.shards import Shard
 from gimport.admin.users import SourceLogin, UserEntry, user_settings
 from gimport.engine import EngineOptions, Migration
-from gimport.errors import ConfigError, GimportError, GmailRefused, Interrupted, StateError, stops_everything
+from gimport.errors import (
+    ConfigError,
+    GimportError,
+    GmailRefused,
+    Interrupted,
+    StateError,
+    Unexpected,
+    stops_everything,
+)
 from gimport.i18n import _, english
 from gimport.logs import UserLogRouter
 from gimport.settings import AdminSettings, Settings
@@ -67,6 +75,7 @@ class AdminSummary:
     fatal: GimportError | None = None  # stopped every user (the service account cannot impersonate)
     imported_now: int = 0
     bytes_now: int = 0
+    bugs: int = 0  # users stopped by an unexpected error (a bug in gimport: exit code 70, not 1)
 
     @property
     def duration(self) -> float:
@@ -171,6 +180,7 @@ class AdminRun:
             row = UserRow(entry.gmail, entry.source_user, USER_FAILED, error=f"unexpected error: {err!r}")
             with self._lock:
                 self._rows[entry.gmail.lower()] = row
+                self.summary.bugs += 1
             return row
 
         try:
@@ -280,7 +290,7 @@ class AdminRun:
                 self._fatal(err)
         except Exception as err:  # noqa: BLE001 - one user's bug must not stop the others
             log.exception("%s: unexpected error", entry.gmail)
-            error = GimportError(f"unexpected error: {err!r}")
+            error = Unexpected(_("unexpected error: {error!r}").format(error=err))
         if summary is not None and summary.fatal is not None:
             error = summary.fatal
             if summary.gmail_account is None and isinstance(error, GmailRefused):
@@ -300,6 +310,9 @@ class AdminRun:
             outcome = INTERRUPTED
         elif error is not None:
             outcome = USER_FAILED
+            if isinstance(error, Unexpected):
+                with self._lock:
+                    self.summary.bugs += 1
         elif summary.complete:
             outcome = COMPLETE
         else:

@@ -132,6 +132,15 @@ def cmd_admin_run(args: argparse.Namespace) -> int:
     print(format_coverage(cov, admin.state_dir, after_run=True))
     print(f"Log: {log_file} (and one log per user in {admin.state_dir})")
     rc = run_exit_code(summary)
+    if summary.bugs and rc in (EXIT_OK, EXIT_SOME_FAILED):
+        # a bug in gimport, not something the users file or an account can fix: its own code (issue 10)
+        print(
+            _(
+                "gimport: {n} user(s) stopped by an unexpected error (a bug in gimport): the run's log has the details"
+            ).format(n=summary.bugs),
+            file=sys.stderr,
+        )
+        return EXIT_BUG
     # the other shards may not have run yet: only what is wrong whatever they do fails this one
     return EXIT_SOME_FAILED if rc == EXIT_OK and cov.fails_run else rc
 
@@ -210,11 +219,13 @@ def cmd_admin_plan(args: argparse.Namespace) -> int:
         print(json.dumps(to_json(plan, written), ensure_ascii=False, indent=2))
     else:
         print(format_campus_plan(plan, shard_map=written))
+    if any(u.bug for u in users):
+        return EXIT_BUG
     return EXIT_SOME_FAILED if any(u.error for u in users) else EXIT_OK
 
 
 def cmd_admin_verify(args: argparse.Namespace) -> int:
-    from gimport.admin.checks import all_verified, verify_users
+    from gimport.admin.checks import all_verified, any_bug, verify_users
     from gimport.render.admin import format_checks
 
     settings = _settings(args)
@@ -234,11 +245,13 @@ def cmd_admin_verify(args: argparse.Namespace) -> int:
         stop.set()
         raise
     print(format_checks(checks, "verify"))
+    if any_bug(checks):
+        return EXIT_BUG
     return EXIT_OK if all_verified(checks) else EXIT_SOME_FAILED
 
 
 def cmd_admin_cleanup(args: argparse.Namespace) -> int:
-    from gimport.admin.checks import Cleanup
+    from gimport.admin.checks import Cleanup, any_bug
     from gimport.render.admin import format_checks
 
     settings = _settings(args)
@@ -250,6 +263,8 @@ def cmd_admin_cleanup(args: argparse.Namespace) -> int:
         print(format_checks(plans, "cleanup" + (" (dry run)" if args.dry_run else "")))
         todo = cleanup.todo
         if args.dry_run or not todo:
+            if any_bug(plans):
+                return EXIT_BUG
             return EXIT_OK if cleanup.plan_ok() else EXIT_SOME_FAILED
         if not confirm(f"Make these changes for {len(todo)} user(s)?", args.yes):
             print("Nothing was changed.")
@@ -260,6 +275,8 @@ def cmd_admin_cleanup(args: argparse.Namespace) -> int:
         raise
     print()
     print(format_checks(done, "cleanup"))
+    if any_bug(plans) or any_bug(done):
+        return EXIT_BUG
     return EXIT_OK if cleanup.applied_ok(done) else EXIT_SOME_FAILED
 
 
