@@ -117,6 +117,20 @@ def run_in_progress(state_path: Path) -> bool:
     return StateLock.held(lock_path(state_path))
 
 
+def gmail_scopes(exact_verify: bool = False) -> tuple[str, ...]:
+    """The OAuth scopes gimport asks for (with `exact_verify`, also the metadata scope of verify --exact)."""
+    from gimport.backends.google.oauth import scopes_for
+
+    return scopes_for(exact_verify)
+
+
+def service_account(key_file: Path) -> Any:
+    """The service account of a JSON key (admin mode): .authorize(email) gives one user's credentials."""
+    from gimport.backends.google.service_account import ServiceAccount
+
+    return ServiceAccount(key_file)
+
+
 def revoke_token(token_file: Path) -> str:
     """Revoke the saved token and delete the file; returns what revoking said."""
     import io

@@ -39,6 +39,7 @@ CONVERTED = [
     "gimport/backends/google/oauth.py",
     "gimport/backends/google/service_account.py",
     "gimport/cli/terminal.py",
+    "gimport/logs.py",  # private_log_handler came from cli/terminal.py
 ]
 
 
