@@ -24,6 +24,8 @@ from gimport.i18n import N_, _
 DEFAULT_CONFIG = "gimport.toml"
 DEFAULT_QUOTA = 6000  # units/min/user for Cloud projects created since May 2026 (15000 for older ones)
 DEFAULT_PROJECT_QUOTA = 1_200_000  # units/min for the whole Cloud project (admin mode)
+# units per quota day for the whole project: Gmail's threshold above which charges are to apply (admin mode)
+DEFAULT_PROJECT_DAILY = 80_000_000
 API_URL_ENV = "GIMPORT_GMAIL_API_URL"
 # Bounds of numeric keys: beyond them a value is a typo, and some (workers) would exhaust the machine
 MAX_WORKERS = 64  # import threads; Gmail allows a few concurrent imports per user anyway
@@ -137,6 +139,10 @@ class AdminSettings:
     # N shards, fixed: the index alone comes from the job (Slurm array task id, Kubernetes completion index),
     # so resubmitting or retrying one index keeps its users. None: N comes from the job, as before.
     shard_count: int | None = None
+    # the whole project's units per Google quota day (midnight US Pacific), shared by every shard; 0: no limit
+    project_units_per_day: int = DEFAULT_PROJECT_DAILY
+    # a file written by `gimport admin plan --write-shards N`: the users of each shard index (else by hash)
+    shard_map: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -596,6 +602,8 @@ def _admin_settings(raw: Any, base: Path) -> AdminSettings:
         master_password_file=ad.path("master_password_file"),
         master_login=ad.str("master_login", "{user}*{master}"),
         shard_count=ad.int("shard_count", None, minimum=1, maximum=MAX_SHARDS),
+        project_units_per_day=ad.int("project_units_per_day", DEFAULT_PROJECT_DAILY, minimum=0, maximum=10**12),
+        shard_map=ad.path("shard_map"),
     )
     ad.finish()
     if admin.master_user is not None and not admin.master_user.strip():

@@ -129,6 +129,20 @@ def refresh_token(settings: Settings) -> str:
     return tokens.token_status(settings.gmail, out=io.StringIO())
 
 
+def gmail_scopes(exact_verify: bool = False) -> tuple[str, ...]:
+    """The OAuth scopes gimport asks for (with `exact_verify`, also the metadata scope of verify --exact)."""
+    from gimport.backends.google.oauth import scopes_for
+
+    return scopes_for(exact_verify)
+
+
+def service_account(key_file: Path) -> Any:
+    """The service account of a JSON key (admin mode): .authorize(email) gives one user's credentials."""
+    from gimport.backends.google.service_account import ServiceAccount
+
+    return ServiceAccount(key_file)
+
+
 def revoke_token(token_file: Path) -> str:
     """Revoke the saved token and delete the file; returns what revoking said."""
     import io
@@ -163,7 +177,7 @@ class Account:
         )
 
 
-def account(settings: Settings, *shared: pacing.Pacer, credentials: Any = None) -> Account:
+def account(settings: Settings, *shared: Any, credentials: Any = None) -> Account:
     """Pacer, call path and Gmail destination for one account, sharing one stop event."""
     stop = threading.Event()
     own = pacer(settings, *shared, stop=stop)

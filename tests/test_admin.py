@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from gimport.admin.legacy import shard_of
+from gimport.admin.shards import shard_of
 from gimport.cli import main
 from tests.rig.admin_workspace import Person, make_admin_workspace
 from tests.rig.corpus import make_message
@@ -354,3 +354,26 @@ def test_ctrl_c_stops_every_user_cleanly_then_resumes(tmp_path, dovecot_server, 
     assert proc.returncode == 0, err.decode()
     for (_, _, box), p in zip(users, people, strict=True):
         assert_exactly_once(emulator, p.gmail, box)  # a clean stop sends nothing twice
+
+
+def test_verbose_admin_run_shows_gimport_lines_and_no_secrets(tmp_path, dovecot_server, emulator, capsys):
+    """`gimport admin run --verbose` is read (it was once accepted and ignored), and the secret-bearing loggers
+    (google.auth, urllib3, ...) stay muted as in single-user mode: no password, key or token anywhere."""
+    users = [new_user(dovecot_server, 3, prefix="vrb") for _ in range(2)]
+    people = [Person(name, f"{name}@{DOMAIN}", pw, inline=(i == 0)) for i, (name, pw, _) in enumerate(users)]
+    for p in people:
+        emulator.add_user(p.gmail)
+    ws = make_admin_workspace(tmp_path, server=dovecot_server, emulator_url=emulator.base_url, people=people)
+    rc, out = run(ws, "run", "--verbose", capsys=capsys)
+    assert rc == 0, out.err
+    assert "INFO gimport.admin: admin run: 2 user(s)" in out.err
+    assert "DEBUG gimport" in out.err  # the engine's detail, shown with --verbose only
+    key = __import__("json").loads((ws.dir / "sa.json").read_text())["private_key"]
+    tokens = list(emulator._tokens)
+    assert tokens  # the users' access tokens that must not appear
+    logs = [ws.log.read_text("utf-8"), *(f.read_text("utf-8") for f in ws.state_dir.glob("*.log"))]
+    for secret in [*(pw for _, pw, _ in users), key.splitlines()[1], *tokens]:
+        for text in (out.err, out.out, *logs):
+            assert secret not in text
+    for (_, _, box), p in zip(users, people, strict=True):
+        assert_exactly_once(emulator, p.gmail, box)

@@ -131,6 +131,25 @@ def test_every_admin_config_key_is_in_the_admin_docs(docs):
     assert not missing, f"[admin] {', '.join(missing)} missing from {docs}"
 
 
+def test_every_admin_key_is_documented():
+    """Every [admin] key is in docs/admin.md's table; the campus-planning ones in the README's reference too."""
+    admin_doc = (ROOT / "docs" / "admin.md").read_text("utf-8")
+    for f in dataclasses.fields(AdminSettings):
+        assert f"| `[admin] {f.name}` |" in admin_doc, f"[admin] {f.name} missing from docs/admin.md"
+    for key in ("project_units_per_day", "shard_map"):
+        assert f"| `[admin] {key}` |" in README, f"[admin] {key} missing from README.md"
+
+
+def test_every_admin_command_has_help_with_an_example_and_is_documented():
+    admin = _commands()["admin"]
+    sub = next(a for a in admin._actions if a.__class__.__name__ == "_SubParsersAction")
+    admin_doc = (ROOT / "docs" / "admin.md").read_text("utf-8")
+    for name, parser in sub.choices.items():
+        help_text = parser.format_help()
+        assert "example" in help_text.lower() and f"gimport admin {name}" in help_text, name
+        assert f"gimport admin {name}" in admin_doc and f"admin {name}" in README, name
+
+
 def test_readme_commands_exist():
     for script in re.findall(r"^(scripts/\w+)", README, re.MULTILINE):
         assert (ROOT / script).exists(), script

@@ -62,6 +62,7 @@ CONVERTED = [
     "gimport/cli/init.py",
     "gimport/cli/ledger.py",
     "gimport/cli/options.py",
+    "gimport/logs.py",  # private_log_handler came from cli/terminal.py
 ]
 
 

@@ -16,7 +16,7 @@ import pytest
 import yaml
 from kubernetes_validate import utils as kv_utils
 
-from gimport.admin.legacy import shard_of
+from gimport.admin.shards import shard_of
 from tests.rig.admin_workspace import Person, make_admin_workspace
 from tests.test_admin import DOMAIN, _wait_for, assert_exactly_once, new_user, report_rows, run_process
 

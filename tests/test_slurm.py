@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from gimport.admin.legacy import shard_of
+from gimport.admin.shards import shard_of
 from tests.rig import slurm as rig_slurm
 from tests.rig.admin_workspace import Person, make_admin_workspace
 from tests.rig.gmail_emulator import GmailEmulator

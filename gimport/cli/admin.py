@@ -1,18 +1,20 @@
 """`gimport admin ...`: the commands of admin mode (docs/admin.md). Thin: parse, build settings, call
-gimport.admin / gimport.finish, print, return an exit code. gimport.cli registers them (add_parser)."""
+the gimport.admin package, render (gimport.render.admin), return an exit code. gimport.cli registers them (add_parser)."""
 
 from __future__ import annotations
 
 import argparse
-import stat
 import sys
 import threading
 from pathlib import Path
+from typing import Any
 
 from gimport.cli import ledger as ledger_cli
+from gimport.cli.options import add_stats_option
 from gimport.cli.terminal import StopOnSignal, confirm, run_exit_code
 from gimport.errors import (
     EXIT_AUTH,
+    EXIT_BUG,
     EXIT_INTERRUPTED,
     EXIT_OK,
     EXIT_SOME_FAILED,
@@ -28,6 +30,7 @@ exit codes:
   {EXIT_SOME_FAILED}    some users are not: see the table and the report (each failure is recorded; run again)
   {EXIT_USAGE}    usage, config or users-file error (nothing was started)
   {EXIT_AUTH}    the service account cannot impersonate users (domain-wide delegation; see docs/admin.md)
+  {EXIT_BUG}   an unexpected error (a bug in gimport; the run's log has the details)
   {EXIT_INTERRUPTED}  interrupted (Ctrl-C or SIGTERM); run the same command again to continue
 """
 
@@ -51,298 +54,236 @@ def _users_path(args: argparse.Namespace, settings: Settings) -> Path | None:
     return settings.admin.users_file
 
 
-def _users(args: argparse.Namespace, settings: Settings, *, check_logins: bool = True):
-    from gimport.admin.legacy import read_users
+def _my_users(
+    args: argparse.Namespace,
+    settings: Settings,
+    *,
+    check_logins: bool = True,
+    from_env: bool = True,
+    use_map: bool = True,
+):
+    """(users file path, every user, this process's shard, the users it takes)."""
+    from gimport.admin.shards import shard_for, users_of
+    from gimport.admin.users import load_users
 
     path = _users_path(args, settings)
-    if path is None:
-        raise ConfigError("no users file: pass --users FILE or set [admin] users_file (format: docs/admin.md)")
-    users = read_users(path, master_available=bool(settings.admin.master_user), check_logins=check_logins)
-    return path, users
-
-
-def _shard_users(args: argparse.Namespace, settings: Settings, users, *, from_env: bool = True):
-    """This process's shard ([admin] shard_count fixes N) and the users it takes. from_env=False (status):
-    only an explicit --shard counts, never the job environment."""
-    from gimport.admin.legacy import Shard, resolve_shard
-
-    count = settings.admin.shard_count
-    if from_env:
-        shard = resolve_shard(args.shard, count=count)
-    else:
-        shard = resolve_shard(args.shard, {}, count=count) if args.shard else Shard()
-    return shard, [u for u in users if shard.takes(u.gmail)]
-
-
-def _service_account(settings: Settings):
-    from gimport.backends.google.service_account import ServiceAccount
-
-    if settings.admin.service_account_file is None:
-        raise ConfigError(
-            "[admin] service_account_file is required: the JSON key of a service account with domain-wide"
-            " delegation (docs/admin.md, section 1)"
-        )
-    return ServiceAccount(settings.admin.service_account_file)
-
-
-def _warn_readable(path: Path, users) -> None:
-    from gimport.admin.legacy import has_inline_passwords
-
-    try:
-        mode = path.stat().st_mode
-    except OSError:
-        return
-    if has_inline_passwords(users) and mode & stat.S_IRWXO:
-        print(
-            f"warning: {path} holds passwords and others can read it: chmod 600 {path}",
-            file=sys.stderr,
-        )
+    users = load_users(path, settings, check_logins=check_logins)
+    shard = shard_for(
+        args.shard,
+        settings.admin.shard_count,
+        from_env=from_env,
+        shard_map=settings.admin.shard_map if use_map else None,
+    )
+    return path, users, shard, users_of(shard, users)
 
 
 # ----------------------------------------------------------------------------------------------- commands
 
 
 def cmd_admin_run(args: argparse.Namespace) -> int:
-    from gimport.admin.legacy import AdminRun, admin_logging, sharded_report_path, write_report
-    from gimport.render.admin import AdminProgress, format_admin_summary
+    from gimport.admin import coverage
+    from gimport.admin.checks import service_account
+    from gimport.admin.report import write_report
+    from gimport.admin.run import AdminRun, prepare_state_dir, run_outcome
+    from gimport.admin.shards import sharded_report_path
+    from gimport.admin.users import exposed_passwords
+    from gimport.logs import admin_logging
+    from gimport.render.admin import AdminProgress, format_admin_summary, format_coverage
 
     settings = _settings(args)
     admin = settings.admin
-    sa = _service_account(settings)
-    path, users = _users(args, settings)
-    _warn_readable(path, users)
-    shard, mine = _shard_users(args, settings, users)
+    sa = service_account(settings)
+    path, users, shard, mine = _my_users(args, settings)
+    if exposed_passwords(path, users):
+        print(f"warning: {path} holds passwords and others can read it: chmod 600 {path}", file=sys.stderr)
     report = sharded_report_path(admin.report_file, shard)
     log_file = sharded_report_path(settings.log_file, shard)
-    try:
-        admin.state_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ConfigError(f"cannot create [admin] state_dir {admin.state_dir}: {exc.strerror}") from None
-    progress = AdminProgress(len(mine))
+    prepare_state_dir(admin)
+    runners: list[Any] = []  # the AdminRun, once made: its users' "slow down" count for the status lines
+    progress = AdminProgress(
+        len(mine), stats=args.stats, rate_limited=lambda: runners[0].rate_limited() if runners else 0
+    )
     progress.phase(
         f"{len(mine)} of {len(users)} user(s) in shard {shard} ({shard.origin}); {min(admin.parallel_users, len(mine))}"
-        f" at a time; project budget {admin.project_units_per_minute / shard.count:,.0f} units/min for this shard;"
-        f" state in {admin.state_dir}"
-    )
-    with admin_logging(log_file) as router:
-        runner = AdminRun(
-            settings,
-            mine,
-            authorize=sa.authorize,
-            shard=shard,
-            reporter=progress,
-            log_router=router,
+        f" at a time; project budget {admin.project_units_per_minute / shard.count:,.0f} units/min for this shard"
+        + (
+            f" and {admin.project_units_per_day / shard.count:,.0f} units/day"
+            if admin.project_units_per_day
+            else " (no daily limit)"
         )
+        + f"; state in {admin.state_dir}"
+    )
+    if shard.assignment is not None:
+        unmapped = sum(1 for u in users if u.gmail.strip().lower() not in shard.assignment)
+        if unmapped:
+            progress.warning(
+                _(
+                    "{n} user(s) of the users file are not in [admin] shard_map: they go by the hash (write the"
+                    " map again with 'gimport admin plan --write-shards {count}' between campaigns)"
+                ).format(n=unmapped, count=shard.count)
+            )
+    record = coverage.record_start(admin.state_dir, shard, [u.gmail for u in mine], [u.gmail for u in users])
+    with admin_logging(log_file, args.verbose) as router:
+        runner = AdminRun(settings, mine, authorize=sa.authorize, shard=shard, reporter=progress, log_router=router)
+        runners.append(runner)
         with StopOnSignal(runner.request_stop, progress.warning):
             try:
                 summary = runner.run()
             finally:
                 progress.close()
+    coverage.record_finish(admin.state_dir, record, run_outcome(summary))
     write_report(report, summary.rows)
     print(format_admin_summary(summary, report=str(report), show_all=args.all))
+    cov = coverage.check(admin.state_dir, [u.gmail for u in users])
+    print(format_coverage(cov, admin.state_dir, after_run=True))
     print(f"Log: {log_file} (and one log per user in {admin.state_dir})")
-    return run_exit_code(summary)
+    rc = run_exit_code(summary)
+    if summary.bugs and rc in (EXIT_OK, EXIT_SOME_FAILED):
+        # a bug in gimport, not something the users file or an account can fix: its own code (issue 10)
+        print(
+            _(
+                "gimport: {n} user(s) stopped by an unexpected error (a bug in gimport): the run's log has the details"
+            ).format(n=summary.bugs),
+            file=sys.stderr,
+        )
+        return EXIT_BUG
+    # the other shards may not have run yet: only what is wrong whatever they do fails this one
+    return EXIT_SOME_FAILED if rc == EXIT_OK and cov.fails_run else rc
 
 
 def cmd_admin_status(args: argparse.Namespace) -> int:
-    from gimport.admin.legacy import read_rows, report_csv
-    from gimport.render.admin import format_status_rows
+    from gimport.admin import coverage
+    from gimport.admin.report import all_complete, read_rows, report_csv
+    from gimport.render.admin import format_coverage, format_status_rows
 
     settings = _settings(args)
     admin = settings.admin
-    users = None
+    users = everybody = shard = None
     if _users_path(args, settings) is not None:
-        _, all_users = _users(args, settings, check_logins=False)
-        # status reads files only: it follows an explicit --shard, never the job environment
-        _, users = _shard_users(args, settings, all_users, from_env=False)
+        _path, all_users, shard, users = _my_users(args, settings, check_logins=False, from_env=False)
+        everybody = [u.gmail for u in all_users]
     elif not admin.state_dir.is_dir():
         raise ConfigError(f"no state directory {admin.state_dir}: nothing has been run yet with this config")
     rows = read_rows(admin.state_dir, users)
+    cov = coverage.check(admin.state_dir, everybody, shard if args.shard else None)
     if args.csv:
         sys.stdout.write(report_csv(rows))
+        if not cov.ok:
+            print(format_coverage(cov, admin.state_dir), file=sys.stderr)
     else:
         print(f"State: {admin.state_dir} (read only; no network)")
         print(format_status_rows(rows, show_all=args.all))
-    return EXIT_OK if rows and all(r.ok for r in rows) else EXIT_SOME_FAILED
+        print(format_coverage(cov, admin.state_dir))
+    return EXIT_OK if all_complete(rows) and cov.ok else EXIT_SOME_FAILED
 
 
-def _per_user_tools(settings: Settings, shard):
-    """What verify/cleanup need for each user: the service account, the source logins, a project pacer."""
-    from gimport.admin.legacy import SourceLogin
-    from gimport.pacer import Pacer
+def cmd_admin_plan(args: argparse.Namespace) -> int:
+    import json
 
-    sa = _service_account(settings)
-    logins = SourceLogin(settings.admin)
-    project = Pacer(settings.admin.project_units_per_minute / shard.count)
-    return sa, logins, project
+    from gimport.admin.plan import estimate, scan, shard_count_for, to_json
+    from gimport.admin.shards import write_shard_map
+    from gimport.render.admin import format_campus_plan
 
-
-def _user_account(settings: Settings, entry, sa, logins, project, *, exact: bool = False):
-    """(the user's settings, the source password, the wiring's Account) for one user. With `exact` the
-    token also carries the metadata scope (admin verify --exact: the delegation grant must list it)."""
-    from gimport import wiring
-    from gimport.admin.legacy import user_settings
-    from gimport.backends.google.oauth import scopes_for
-
-    login, password = logins.for_user(entry)
-    us = user_settings(settings, entry, login)
-    creds = sa.authorize(entry.gmail, scopes=scopes_for(exact))
-    return us, password, wiring.account(us, project, credentials=creds)
-
-
-def _verify_user(
-    settings: Settings, entry, sa, logins, project, list_limit: int | None, *, exact: bool = False, strict: bool = False
-):
-    """gimport.verify.verify for one user (read-only everywhere). Returns a VerifyReport."""
-    from gimport import wiring
-    from gimport.admin.legacy import user_paths
-    from gimport.verify import verify
-
-    us, password, acct = _user_account(settings, entry, sa, logins, project, exact=exact)
-    state = wiring.state(user_paths(settings.admin.state_dir, entry.gmail).state, readonly=True)
-    source = wiring.source(us.source, password)
+    settings = _settings(args)
+    admin = settings.admin
+    if args.write_shards is not None:
+        if args.shard:
+            raise ConfigError("--write-shards plans every user: leave out --shard")
+        if admin.shard_map is None:
+            raise ConfigError(
+                '--write-shards needs [admin] shard_map = "FILE" in the config: the file to write (every shard'
+                " then reads it)"
+            )
+        if args.write_shards < 1:
+            raise ConfigError(f"--write-shards {args.write_shards}: the number of shards must be at least 1")
+        if admin.shard_count and admin.shard_count != args.write_shards:
+            raise ConfigError(
+                f"--write-shards {args.write_shards}, but [admin] shard_count is {admin.shard_count}: write the map"
+                " for the same N (or change shard_count with it)"
+            )
+    # the old server only, every user (or an explicit --shard's): never the job environment
+    _path, _users, shard, mine = _my_users(args, settings, from_env=False, use_map=args.write_shards is None)
+    print(
+        _("gimport: reading {n} mailbox(es) on {host} (read-only; Gmail is not contacted)").format(
+            n=len(mine), host=settings.source.host
+        ),
+        file=sys.stderr,
+    )
+    stop = threading.Event()
     try:
-        logins.connect(source, entry)
-        return verify(
-            us, source=source, gmail=acct.gmail, state=state, list_limit=list_limit, exact=exact, strict_labels=strict
-        )
-    finally:
-        source.close()
-        state.close()
+        users = scan(settings, mine, stop=stop)
+    except KeyboardInterrupt:
+        stop.set()
+        raise
+    count = shard_count_for(settings, args.write_shards, shard if args.shard else None)
+    plan = estimate(settings, users, count, balanced=args.write_shards is not None)
+    written = None
+    if args.write_shards is not None:
+        write_shard_map(admin.shard_map, {u.gmail: u.to_import for u in users}, args.write_shards)
+        written = admin.shard_map
+    if args.json:
+        print(json.dumps(to_json(plan, written), ensure_ascii=False, indent=2))
+    else:
+        print(format_campus_plan(plan, shard_map=written))
+    if any(u.bug for u in users):
+        return EXIT_BUG
+    return EXIT_SOME_FAILED if any(u.error for u in users) else EXIT_OK
 
 
 def cmd_admin_verify(args: argparse.Namespace) -> int:
-    from gimport.admin.legacy import UserCheck, for_each_user, user_paths
+    from gimport.admin.checks import all_verified, any_bug, verify_users
     from gimport.render.admin import format_checks
 
     settings = _settings(args)
-    _users_file, users = _users(args, settings)  # not "_": that is gettext here
-    shard, mine = _shard_users(args, settings, users)
-    sa, logins, project = _per_user_tools(settings, shard)
+    _path, _users, shard, mine = _my_users(args, settings)
     stop = threading.Event()
-
-    def one(entry) -> UserCheck:
-        if not user_paths(settings.admin.state_dir, entry.gmail).state.exists():
-            return UserCheck(entry.gmail, entry.source_user, "not started", "no state file: run 'gimport admin run'")
-        exact, strict = getattr(args, "exact", False), getattr(args, "strict_labels", False)
-        rep = _verify_user(settings, entry, sa, logins, project, 3, exact=exact, strict=strict)
-        selected = sum(f.selected for f in rep.folders)
-        if rep.passed:
-            detail = f"{selected:,} selected, all recorded"
-            if rep.exact is not None:
-                detail += _(", each proven in Gmail ({units:,} units)").format(units=rep.exact.units)
-            if rep.accepted:
-                detail += _("; {n:,} accepted as not in Gmail").format(n=len(rep.accepted))
-            return UserCheck(entry.gmail, entry.source_user, "verified", detail, rep)
-        detail = f"{rep.missing_total:,} of {selected:,} selected message(s) missing"
-        if rep.exact is not None and not rep.exact.passed:
-            failing = [g for g in rep.exact.gaps if g.fails]
-            detail += _("; {n:,} not as recorded in Gmail, e.g. {key} {problem}").format(
-                n=len(failing), key=failing[0].key, problem=failing[0].problem
-            )
-        if rep.missing:
-            m = rep.missing[0]
-            detail += f"; e.g. {m.folder} UID {m.uid}: {m.status}: {m.reason}"
-        errors = [f"{f.folder}: {f.error}" for f in rep.folders if f.error]
-        if errors:
-            detail += f"; {errors[0]}"
-        return UserCheck(entry.gmail, entry.source_user, "NOT VERIFIED", detail, rep)
-
     print(f"gimport: verifying {len(mine)} user(s) of shard {shard} ({shard.origin}); read-only", file=sys.stderr)
     try:
-        checks = for_each_user(mine, settings.admin.parallel_users, one, stop=stop)
+        checks = verify_users(
+            settings,
+            mine,
+            shard,
+            stop=stop,
+            exact=getattr(args, "exact", False),
+            strict=getattr(args, "strict_labels", False),
+        )
     except KeyboardInterrupt:
         stop.set()
         raise
     print(format_checks(checks, "verify"))
-    return EXIT_OK if checks and all(c.outcome == "verified" for c in checks) else EXIT_SOME_FAILED
-
-
-def _cleanup_line(plan) -> tuple[str, str]:
-    parts = []
-    g = plan.gmail
-    if plan.blocked:
-        return "blocked", plan.blocked
-    if plan.disable_imap:
-        parts.append("IMAP on: disable it")
-    else:
-        parts.append("IMAP already off")
-    if plan.forget is not None:
-        parts.append(f"delete the state file {plan.forget.name}")
-    for w in g.warnings:
-        parts.append(f"WARNING {w.where} to {w.address} (change it in Gmail's settings)")
-    return ("would change" if plan.has_changes else "nothing to do"), "; ".join(parts)
-
-
-def _warnings(check) -> list:
-    """The forwarding warnings of a user's cleanup plan (none when the plan could not be made)."""
-    plan = check.report
-    return list(plan.gmail.warnings) if plan is not None and hasattr(plan, "gmail") else []
+    if any_bug(checks):
+        return EXIT_BUG
+    return EXIT_OK if all_verified(checks) else EXIT_SOME_FAILED
 
 
 def cmd_admin_cleanup(args: argparse.Namespace) -> int:
-    from gimport import wiring
-    from gimport.admin.legacy import UserCheck, for_each_user
-    from gimport.cleanup import apply_cleanup, plan_cleanup
+    from gimport.admin.checks import Cleanup, any_bug
     from gimport.render.admin import format_checks
 
     settings = _settings(args)
-    _, users = _users(args, settings)
-    shard, mine = _shard_users(args, settings, users)
-    sa, logins, project = _per_user_tools(settings, shard)
-    stop = threading.Event()
-    gmails: dict[str, object] = {}
-
-    def plan_one(entry) -> UserCheck:
-        us, _, acct = _user_account(settings, entry, sa, logins, project)
-        gmails[entry.gmail] = acct.gmail
-        plan = plan_cleanup(
-            us,
-            acct.gmail,
-            forget=args.forget,
-            force=args.force,
-            verify_now=lambda: _verify_user(settings, entry, sa, logins, project, 0),
-            run_in_progress=wiring.run_in_progress,
-        )
-        outcome, detail = _cleanup_line(plan)
-        return UserCheck(entry.gmail, entry.source_user, outcome, detail, plan)
-
+    _path, _users, shard, mine = _my_users(args, settings)
+    cleanup = Cleanup(settings, mine, shard, forget=args.forget, force=args.force)
     print(f"gimport: reading Gmail settings of {len(mine)} user(s) of shard {shard}", file=sys.stderr)
     try:
-        plans = for_each_user(mine, settings.admin.parallel_users, plan_one, stop=stop)
+        plans = cleanup.plan()
+        print(format_checks(plans, "cleanup" + (" (dry run)" if args.dry_run else "")))
+        todo = cleanup.todo
+        if args.dry_run or not todo:
+            if any_bug(plans):
+                return EXIT_BUG
+            return EXIT_OK if cleanup.plan_ok() else EXIT_SOME_FAILED
+        if not confirm(f"Make these changes for {len(todo)} user(s)?", args.yes):
+            print("Nothing was changed.")
+            return EXIT_SOME_FAILED
+        done = cleanup.apply()
     except KeyboardInterrupt:
-        stop.set()
+        cleanup.stop.set()
         raise
-    print(format_checks(plans, "cleanup" + (" (dry run)" if args.dry_run else "")))
-    todo = [c for c in plans if c.outcome == "would change"]
-    if args.dry_run or not todo:
-        ok = all(c.outcome == "nothing to do" and not _warnings(c) for c in plans)
-        return EXIT_OK if plans and ok else EXIT_SOME_FAILED
-    if not confirm(f"Make these changes for {len(todo)} user(s)?", args.yes):
-        print("Nothing was changed.")
-        return EXIT_SOME_FAILED
-    by_gmail = {c.gmail: c for c in todo}
-
-    def apply_one(entry) -> UserCheck:
-        plan = by_gmail[entry.gmail].report
-        # the same chained budget as the plan step (the user's own and the project's)
-        result = apply_cleanup(plan, gmails[entry.gmail], revoke_token=wiring.revoke_token)
-        if result.error is not None:
-            return UserCheck(entry.gmail, entry.source_user, "failed", str(result.error))
-        detail = "IMAP disabled" if result.imap_disabled else "IMAP still ON after the update (check the account)"
-        if result.deleted:
-            detail += f"; deleted {', '.join(p.name for p in result.deleted)}"
-        warnings = plan.gmail.warnings
-        if warnings:
-            detail += f"; {len(warnings)} forwarding warning(s) left to fix in Gmail"
-        ok = result.imap_disabled and not warnings
-        return UserCheck(entry.gmail, entry.source_user, "done" if ok else "needs attention", detail)
-
-    done = for_each_user([u for u in mine if u.gmail in by_gmail], settings.admin.parallel_users, apply_one, stop=stop)
     print()
     print(format_checks(done, "cleanup"))
-    untouched_ok = all(c.outcome == "nothing to do" and not _warnings(c) for c in plans if c not in todo)
-    return EXIT_OK if untouched_ok and all(c.outcome == "done" for c in done) else EXIT_SOME_FAILED
+    if any_bug(plans) or any_bug(done):
+        return EXIT_BUG
+    return EXIT_OK if cleanup.applied_ok(done) else EXIT_SOME_FAILED
 
 
 # ------------------------------------------------------------------------------------------------ parser
@@ -353,9 +294,10 @@ def add_parser(sub, common: argparse.ArgumentParser) -> None:
     fmt = argparse.RawDescriptionHelpFormatter
     admin_p = sub.add_parser(
         "admin",
-        help="migrate many mailboxes with a Google service account (run, status, verify, cleanup)",
+        help="migrate many mailboxes with a Google service account (plan, run, status, verify, cleanup)",
         description=ADMIN_DESCRIPTION,
         epilog="example (a typical session):\n"
+        "  gimport admin plan --users users.csv       # how long it takes; reads the old server only\n"
         "  gimport admin run --users users.csv        # all users, [admin] parallel_users at a time\n"
         "  gimport admin status --users users.csv     # from the state files alone\n"
         "  gimport admin verify --users users.csv     # prove everything arrived\n"
@@ -397,6 +339,7 @@ def add_parser(sub, common: argparse.ArgumentParser) -> None:
         "gimport admin run --users users.csv\n  gimport admin run --users users.csv --shard 2/8   # one machine of eight",
     )
     run_p.add_argument("--all", action="store_true", help="list every user in the final table (not only problems)")
+    add_stats_option(run_p)
     status_p = add(
         "status",
         cmd_admin_status,
@@ -406,6 +349,21 @@ def add_parser(sub, common: argparse.ArgumentParser) -> None:
     )
     status_p.add_argument("--csv", action="store_true", help="print the report as CSV (the columns of report_file)")
     status_p.add_argument("--all", action="store_true", help="list every user (not only problems)")
+    plan_p = add(
+        "plan",
+        cmd_admin_plan,
+        "how big the campus is and how long it takes: messages, bytes and units per user, the wall time at"
+        " each limit; reads the old server only",
+        "gimport admin plan --users users.csv\n  gimport admin plan --write-shards 8   # also write [admin]"
+        " shard_map, balanced\n  gimport admin plan --json > plan.json",
+    )
+    plan_p.add_argument(
+        "--write-shards",
+        type=int,
+        metavar="N",
+        help="also write [admin] shard_map: the users split into N shards balanced by messages, largest first",
+    )
+    plan_p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     verify_p = add(
         "verify",
         cmd_admin_verify,

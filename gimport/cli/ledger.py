@@ -232,13 +232,13 @@ def _emit(where: str, text: str) -> None:
 
 def cmd_admin_report(args: argparse.Namespace) -> int:
     from gimport import wiring
-    from gimport.admin.legacy import user_paths
+    from gimport.admin.report import user_paths
     from gimport.cli import admin as admin_cli
     from gimport.render.ledger import ledger_csv
 
     settings = admin_cli._settings(args)
-    _path, users = admin_cli._users(args, settings, check_logins=False)
-    _shard, users = admin_cli._shard_users(args, settings, users, from_env=False)
+    # like admin status: the state files alone, every user or an explicit --shard's (never the job environment)
+    _path, _all, _shard, users = admin_cli._my_users(args, settings, check_logins=False, from_env=False)
     rows: list[tuple[str, LedgerRow]] = []
     for entry in users:
         path = user_paths(settings.admin.state_dir, entry.gmail).state

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import logging
 import sys
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from gimport import __version__, i18n
@@ -15,7 +13,7 @@ from gimport.cli import auth, check, init
 from gimport.cli import help as help_topics
 from gimport.cli import ledger as ledger_cli
 from gimport.cli.options import Code, FittingHelpFormatter, add_command, add_stats_option, exit_codes_help
-from gimport.cli.terminal import StopOnSignal, confirm, private_log_handler, run_exit_code
+from gimport.cli.terminal import StopOnSignal, confirm, run_exit_code
 from gimport.errors import (
     EXIT_AUTH,
     EXIT_BUG,
@@ -29,6 +27,7 @@ from gimport.errors import (
     Unexpected,
 )
 from gimport.i18n import N_, _, english
+from gimport.logs import logging_to
 from gimport.settings import DEFAULT_CONFIG, Settings, load_settings
 
 DESCRIPTION = N_("""\
@@ -53,45 +52,9 @@ The config file is ./{config} unless --config is given ('gimport init' writes on
 """)
 
 
-@contextlib.contextmanager
-def _logging_to(path: Path, verbose: bool):
-    """The log file (mode 0600: one line per message outcome) and, with --verbose, the terminal; both are
-    taken down again afterwards."""
-    logger = logging.getLogger("gimport")
-    handler = private_log_handler(path)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
-    root = logging.getLogger()
-    saved = {"": root.level, "gimport": logger.level}
-    saved.update({name: logging.getLogger(name).level for name in _SECRET_LOGGERS})
-    logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
-    console = None
-    if verbose:
-        console = logging.StreamHandler(sys.stderr)
-        console.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
-        root.addHandler(console)
-        root.setLevel(logging.INFO)
-        logger.setLevel(logging.DEBUG)
-        # these libraries log tokens and request bodies at DEBUG: never let that reach a terminal or a log
-        for name in _SECRET_LOGGERS:
-            logging.getLogger(name).setLevel(logging.WARNING)
-    try:
-        yield
-    finally:
-        logger.removeHandler(handler)
-        handler.close()
-        if console is not None:
-            root.removeHandler(console)
-        for name, level in saved.items():
-            logging.getLogger(name or None).setLevel(level)
-
-
-_SECRET_LOGGERS = ("oauthlib", "requests_oauthlib", "google.auth", "google_auth_oauthlib", "urllib3", "httplib2")
-
-
 def cmd_run(args: argparse.Namespace) -> int:
     settings = load_settings(args.config)
-    with _logging_to(settings.log_file, args.verbose):
+    with logging_to(settings.log_file, args.verbose):
         return _run(settings, new_state=args.new_state, stats=args.stats)
 
 

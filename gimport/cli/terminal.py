@@ -1,5 +1,5 @@
-"""Talking to the person at the terminal: confirmations, secrets from files, Ctrl-C handling, the log
-file, the exit code of a run. Shared by the single-user and the admin commands."""
+"""Talking to the person at the terminal: confirmations, secrets from files, Ctrl-C handling, the exit
+code of a run. Shared by the single-user and the admin commands."""
 
 from __future__ import annotations
 
@@ -8,13 +8,10 @@ import os
 import signal
 import sys
 import threading
-import time
 from collections.abc import Callable
-from pathlib import Path
 
 from gimport.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_SOME_FAILED, ConfigError
 from gimport.i18n import _
-from gimport.settings import read_secret  # noqa: F401 - re-exported for the admin CLI
 
 
 def confirm(question: str, yes: bool) -> bool:
@@ -81,91 +78,6 @@ class StopOnSignal:
         for s, h in self._old.items():
             # after a stop, a late SIGTERM must not kill the process while it writes its report and exits 130
             signal.signal(s, signal.SIG_IGN if self._stopping and s == signal.SIGTERM else h)
-
-
-class PrivateLogHandler(logging.StreamHandler):
-    """Appends to an already opened, private log file. When a write fails (a full disk), it says so once
-    on stderr and drops the lines after it, instead of logging's traceback for every line; the run goes on
-    (the state file, not the log, records what was imported)."""
-
-    def __init__(self, path: Path, stream) -> None:
-        super().__init__(stream)
-        self.path = Path(path)
-        self.failed = False
-
-    def emit(self, record: logging.LogRecord) -> None:
-        if not self.failed:
-            super().emit(record)
-
-    def handleError(self, record: logging.LogRecord) -> None:  # noqa: N802 - logging's name
-        if self.failed:
-            return
-        self.failed = True
-        exc = sys.exc_info()[1]
-        why = getattr(exc, "strerror", None) or str(exc)
-        try:
-            sys.stderr.write(
-                _("gimport: warning: cannot write the log file {path} ({why}): going on without it\n").format(
-                    path=self.path, why=why
-                )
-            )
-        except (OSError, ValueError):
-            pass
-
-    def close(self) -> None:
-        self.acquire()
-        try:
-            try:
-                self.flush()
-            except (OSError, ValueError):
-                pass  # reported already, or nothing to report on a closed stream
-            stream, self.stream = self.stream, None
-            if stream is not None:
-                try:
-                    stream.close()
-                except OSError:
-                    pass
-        finally:
-            self.release()
-            logging.Handler.close(self)
-
-    def flush(self) -> None:
-        if self.stream is not None and not self.failed:
-            try:
-                super().flush()
-            except OSError:
-                self.handleError(None)  # type: ignore[arg-type]
-
-
-def private_log_handler(path: Path) -> logging.Handler:
-    """A handler appending to `path`, created with mode 0600 (folders 0700: one line per message outcome;
-    nobody else's business on a shared server); never through a symlink, never another user's file. The
-    first line is written at once, so a log that cannot be written (/dev/full, a read-only folder) is a
-    ConfigError before anything starts."""
-    from gimport.files import open_private
-
-    try:
-        if str(path).startswith("/dev/"):  # /dev/null, /dev/stderr: chosen as they are, not a file of ours
-            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC | os.O_NOCTTY)
-        else:
-            fd = open_private(Path(path), os.O_WRONLY | os.O_CREAT | os.O_APPEND)
-        stream = open(fd, "a", encoding="utf-8", errors="backslashreplace")  # noqa: SIM115 - the handler owns it
-        try:
-            stream.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} INFO gimport: log opened (pid {os.getpid()})\n")
-            stream.flush()
-        except OSError:
-            try:
-                stream.close()
-            except OSError:
-                pass
-            raise
-    except OSError as exc:
-        raise ConfigError(
-            _("cannot write the log file {path}: {strerror} (set [state] log_file)").format(
-                path=path, strerror=exc.strerror
-            )
-        ) from None
-    return PrivateLogHandler(path, stream)
 
 
 def run_exit_code(summary) -> int:

@@ -13,7 +13,10 @@ import time
 from collections.abc import Callable
 from typing import Any, TextIO
 
-from gimport.admin.legacy import (
+from gimport.admin.checks import UserCheck
+from gimport.admin.coverage import Coverage
+from gimport.admin.plan import DAILY, CampusPlan
+from gimport.admin.report import (
     BUSY,
     COMPLETE,
     INCOMPLETE,
@@ -22,13 +25,12 @@ from gimport.admin.legacy import (
     NOT_STARTED,
     RUNNING,
     USER_FAILED,
-    AdminSummary,
-    UserCheck,
-    UserEntry,
     UserRow,
     outcome_counts,
     sort_rows,
 )
+from gimport.admin.run import AdminSummary
+from gimport.admin.users import UserEntry
 from gimport.contract import FAILED, IMPORTED
 from gimport.i18n import _
 from gimport.render.bar import BarReporter, Translate
@@ -63,6 +65,7 @@ class AdminProgress(BarReporter):
         self.messages = self.failed = self.bytes = 0
         self.total_messages = 0
         self.finished = 0  # messages with an outcome, whatever it is
+        self._paused: str | None = None
         with self._lock:
             self._open_bar(0)
             self._postfix()
@@ -76,12 +79,22 @@ class AdminProgress(BarReporter):
             text += f", {human_bytes(self.bytes)}"
             if self.failed:
                 text += ", " + _("{n} msg failed").format(n=self.failed)
+            if self._paused:
+                text += ", " + _("paused until {until}").format(until=self._paused)
             self._set_postfix(text)
 
     def _tag(self, what: str, n: int, gmail: str) -> str:
         digits = len(str(self.total_users))
         self._width = max(self._width, min(len(gmail), 40))
         return f"[{what:<7} {n:>{digits}}/{self.total_users}] {gmail:<{self._width}}"
+
+    def paused(self, until: str | None) -> None:
+        """The daily budget is spent: show until when on the bar (None: going on again)."""
+        with self._lock:
+            self._paused = until
+            self._postfix()
+            if self.bar is not None:
+                self.bar.refresh()
 
     def user_started(self, number: int, total: int, entry: UserEntry) -> None:
         with self._lock:
@@ -293,3 +306,110 @@ def format_checks(checks: list[UserCheck], title: str) -> str:
         counts[c.outcome] = counts.get(c.outcome, 0) + 1
     summary = ", ".join(f"{n} {o}" for o, n in sorted(counts.items()))
     return format_table(headers, rows, right=set()) + "\n\n" + _("Users: {counts}.").format(counts=summary or _("none"))
+
+
+def _indices(values: list[int]) -> str:
+    return ", ".join(str(i) for i in values)
+
+
+def format_coverage(cov: Coverage, state_dir: object, *, after_run: bool = False) -> str:
+    """What the shard records say (gimport.admin.coverage): one line when all is well, else a line per
+    problem with what to do."""
+    where = f"{state_dir}/shards"
+    if cov.count is None and not cov.errors:
+        return _("Shards: no run has recorded its shard in {where} yet: run 'gimport admin run'.").format(where=where)
+    out: list[str] = []
+    if cov.mismatch:
+        out.append(
+            _(
+                "Shards: runs with different shard counts ({counts}) are recorded in {where}: every run and pod"
+                " must use the same N ([admin] shard_count); if you changed N on purpose, delete the records of"
+                " the old N there (shard-*-of-N.json)"
+            ).format(counts=", ".join(map(str, cov.counts)), where=where)
+        )
+    if cov.missing:
+        text = (
+            _("Shards not run yet (of {count}): {missing}; 'gimport admin status' exits 0 once every shard has run")
+            if after_run
+            else _(
+                "Shards that never ran (of {count}): {missing}: run them (Slurm: sbatch --array={missing_csv};"
+                " Kubernetes: completions and parallelism must be {count})"
+            )
+        )
+        out.append(
+            text.format(count=cov.count, missing=_indices(cov.missing), missing_csv=",".join(map(str, cov.missing)))
+        )
+    if cov.unfinished:
+        out.append(
+            _("Shards started but not finished (running now, or killed): {shards}").format(
+                shards=_indices(cov.unfinished)
+            )
+        )
+    if cov.users_changed:
+        out.append(_("The shards ran with different users files: run every shard again with the same file"))
+    if cov.uncovered_count and (cov.settled or not after_run):
+        names = ", ".join(cov.uncovered[:5]) + (" ..." if len(cov.uncovered) > 5 else "")
+        out.append(
+            _("{n} user(s) of the users file taken by no shard{colon}{names}").format(
+                n=cov.uncovered_count, colon=": " if names else "", names=names
+            )
+        )
+    out += [_("Unreadable shard record: {error}").format(error=e) for e in cov.errors]
+    if not out:
+        return _("Shards: {ran} of {count} ran (shard count {count}); every user is taken by a shard.").format(
+            ran=len(cov.ran), count=cov.count
+        )
+    return "\n".join(out)
+
+
+def format_campus_plan(plan: CampusPlan, *, shard_map: object = None) -> str:
+    """`gimport admin plan`: a line per user, the totals, the wall time at each limit and which binds."""
+    headers = [_("gmail address"), _("source user"), _("messages"), _("to import"), _("bytes"), _("units"), ""]
+    rows = [
+        [u.gmail, u.source_user, f"{u.messages:,}", f"{u.to_import:,}", human_bytes(u.bytes), f"{u.units:,}", u.error]
+        for u in plan.users
+    ]
+    total_bytes = sum(u.bytes for u in plan.users)
+    rows.append(
+        [
+            _("total ({n} users)").format(n=len(plan.users)),
+            "",
+            f"{sum(u.messages for u in plan.users):,}",
+            f"{sum(u.to_import for u in plan.users):,}",
+            human_bytes(total_bytes),
+            f"{plan.units:,}",
+            "",
+        ]
+    )
+    out = [format_table(headers, rows, right={2, 3, 4, 5})]
+    out.append("")
+    out.append(_("Wall time at each limit ({n} shard(s)):").format(n=len(plan.shards)))
+    for lim in plan.limits:
+        if lim.seconds is None:
+            out.append(_("  {name}: no limit ([admin] project_units_per_day = 0)").format(name=_(lim.name)))
+            continue
+        if lim.name == DAILY and not lim.seconds:
+            out.append(
+                _("  {name}: not reached ({units:,} units of {budget:,.0f} units/day)").format(
+                    name=_(lim.name), units=plan.units, budget=lim.budget
+                )
+            )
+            continue
+        unit = _("units/day") if lim.name == DAILY else _("units/min")
+        mark = _("  <- binds") if lim is plan.binds else ""
+        out.append(f"  {_(lim.name)}: {human_duration(lim.seconds)} ({lim.budget:,.0f} {unit}){mark}")
+    out.append(
+        _("Estimated: at least {time}, bound by the {limit}.").format(
+            time=human_duration(plan.seconds), limit=_(plan.binds.name)
+        )
+    )
+    if len(plan.shards) > 1:
+        spread = ", ".join(human_duration(s) for s in plan.shard_seconds)
+        out.append(_("Per shard at the per-user quota: {spread}").format(spread=spread))
+    if shard_map is not None:
+        out.append(
+            _("Shard map written: {path} ({n} shards, balanced by messages to import, largest first)").format(
+                path=shard_map, n=len(plan.shards)
+            )
+        )
+    return "\n".join(out)

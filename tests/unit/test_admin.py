@@ -9,15 +9,9 @@ import json
 import google.auth.exceptions
 import pytest
 
-from gimport.admin.legacy import (
-    UserRow,
-    parse_shard,
-    read_users,
-    resolve_shard,
-    shard_of,
-    sharded_report_path,
-    user_paths,
-)
+from gimport.admin.report import UserRow, user_paths
+from gimport.admin.shards import parse_shard, resolve_shard, shard_of, sharded_report_path
+from gimport.admin.users import read_users
 from gimport.backends.google.service_account import DelegationError, ServiceAccount
 from gimport.errors import AuthError, ConfigError
 from gimport.pacer import ChainedPacer, Pacer
@@ -350,7 +344,8 @@ def test_user_row_ok():
 
 
 def test_a_delegation_refusal_stops_every_user(tmp_path):
-    from gimport.admin.legacy import AdminRun, UserEntry
+    from gimport.admin.run import AdminRun
+    from gimport.admin.users import UserEntry
 
     settings = load_settings(_config(tmp_path, "[admin]\nparallel_users = 2\n"), admin=True)
     users = [UserEntry(i + 2, f"u{i}", f"u{i}@x.jp", password="pw") for i in range(6)]

@@ -1,0 +1,243 @@
+"""The users file (who moves where, and how gimport logs in to the old server for each) and each user's
+single-user settings. Pure apart from reading the file and password files; never prints."""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import os
+import re
+import stat
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from gimport.admin.report import user_paths
+from gimport.errors import ConfigError, LoginRefused
+from gimport.settings import AdminSettings, Settings, read_secret
+
+COL_SOURCE, COL_GMAIL, COL_PASSWORD, COL_PASSWORD_FILE = "source_user", "gmail_address", "password", "password_file"
+COL_SOURCE_PATH = "source_path"  # a local source ([source] type = "maildir", ...): the user's files
+COLUMNS = (COL_SOURCE, COL_GMAIL, COL_PASSWORD, COL_PASSWORD_FILE, COL_SOURCE_PATH)
+REQUIRED_COLUMNS = (COL_SOURCE, COL_GMAIL)
+_ADDRESS = re.compile(r"[^@\s,;<>]+@[^@\s,;<>]+\.[^@\s,;<>.]+")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+PASSWORD, PASSWORD_FILE, MASTER = "password", "password_file", "master user"
+
+
+@dataclass(frozen=True)
+class UserEntry:
+    """One line of the users file."""
+
+    line: int  # line number in the file (the header is line 1), for messages
+    source_user: str
+    gmail: str
+    password: str | None = field(default=None, repr=False)
+    password_file: Path | None = None
+    source_path: Path | None = None
+
+    @property
+    def login_method(self) -> str:
+        return PASSWORD if self.password else PASSWORD_FILE if self.password_file else MASTER
+
+
+def read_users(path: Path, *, master_available: bool, check_logins: bool = True) -> list[UserEntry]:
+    """Parse and check the users file. Raises ConfigError naming the file, the line and what to fix (the
+    first problem, and how many more there are).
+
+    Format: UTF-8 CSV (a BOM is fine) with a header row naming the columns source_user, gmail_address
+    (required) and password, password_file (optional; at most one per line; a relative password_file is
+    relative to the users file), source_path (optional: a local source's files for this user, relative to the
+    users file; such a line needs no password). A line with none of them logs in as [admin] master_user. Blank lines and lines
+    starting with '#' are ignored. Each Gmail address and each source user may appear once.
+    check_logins=False (admin status) skips the checks of passwords and password files."""
+    path = Path(path)
+    try:
+        text = path.read_text("utf-8-sig")
+    except FileNotFoundError:
+        raise ConfigError(f"users file {path} not found (pass --users FILE or set [admin] users_file)") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"users file {path} is not UTF-8: save it as 'CSV UTF-8'") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read users file {path}: {exc.strerror}") from None
+    reader = csv.reader(io.StringIO(text, newline=""))
+    problems: list[str] = []
+    header: list[str] | None = None
+    users: list[UserEntry] = []
+    seen_gmail: dict[str, int] = {}
+    seen_source: dict[str, int] = {}
+    try:
+        rows = list(reader)
+    except csv.Error as exc:
+        raise ConfigError(f"users file {path}: not valid CSV ({exc})") from None
+    for row, line in zip(rows, _line_numbers(text), strict=True):
+        cells = [c.strip() for c in row]
+        if not any(cells) or cells[0].startswith("#"):
+            continue
+        if header is None:
+            header = [c.lower() for c in cells]
+            unknown = [c for c in header if c not in COLUMNS]
+            if unknown:
+                raise ConfigError(
+                    f"users file {path} line {line}: unknown column {unknown[0]!r} in the header"
+                    f" (columns: {', '.join(COLUMNS)}; {', '.join(REQUIRED_COLUMNS)} are required)"
+                )
+            missing = [c for c in REQUIRED_COLUMNS if c not in header]
+            if missing:
+                raise ConfigError(
+                    f"users file {path} line {line}: the header row lacks {missing[0]!r} (it must name the"
+                    f" columns, e.g. '{','.join(COLUMNS)}')"
+                )
+            dupes = [c for c in header if header.count(c) > 1]
+            if dupes:
+                raise ConfigError(f"users file {path} line {line}: column {dupes[0]!r} appears twice in the header")
+            continue
+        where = f"users file {path} line {line}"
+        if len(cells) != len(header):
+            problems.append(f"{where}: {len(cells)} field(s), but the header has {len(header)}")
+            continue
+        values = dict(zip(header, cells, strict=True))
+        source, gmail = values[COL_SOURCE], values[COL_GMAIL]
+        # a password is taken exactly as written (spaces included); every other cell is trimmed
+        password = dict(zip(header, row, strict=True)).get(COL_PASSWORD) or None
+        pw_file = values.get(COL_PASSWORD_FILE) or None
+        if not source:
+            problems.append(f"{where}: {COL_SOURCE} is empty")
+            continue
+        where = f"{where} ({source})"
+        if _CONTROL.search(source):
+            problems.append(f"{where}: {COL_SOURCE} contains a control character")
+            continue
+        if not _ADDRESS.fullmatch(gmail):
+            problems.append(f"{where}: {COL_GMAIL} {gmail!r} is not an e-mail address like name@example.edu")
+            continue
+        if password and pw_file and check_logins:
+            problems.append(f"{where}: give {COL_PASSWORD} or {COL_PASSWORD_FILE}, not both")
+            continue
+        if password and _CONTROL.search(password):
+            problems.append(f"{where}: {COL_PASSWORD} contains a control character")
+            continue
+        resolved = None
+        if pw_file:
+            resolved = (path.parent / os.path.expanduser(pw_file)).resolve()
+            if check_logins and not resolved.is_file():
+                problems.append(f"{where}: {COL_PASSWORD_FILE} {resolved} not found")
+                continue
+        src_cell = values.get(COL_SOURCE_PATH) or None
+        src_path = (path.parent / os.path.expanduser(src_cell)).resolve() if src_cell else None
+        if check_logins and not password and not resolved and not src_path and not master_available:
+            problems.append(
+                f"{where}: no {COL_PASSWORD} or {COL_PASSWORD_FILE}, and no [admin] master_user to log in with"
+            )
+            continue
+        key = gmail.lower()
+        if key in seen_gmail:
+            problems.append(
+                f"{where}: {gmail} is also on line {seen_gmail[key]}: one line per Gmail account (two old"
+                " mailboxes into one account: migrate them one after the other with 'gimport run')"
+            )
+            continue
+        if source in seen_source:
+            problems.append(f"{where}: source user {source!r} is also on line {seen_source[source]}")
+            continue
+        seen_gmail[key], seen_source[source] = line, line
+        users.append(UserEntry(line, source, gmail, password, resolved, src_path))
+    if header is None:
+        raise ConfigError(
+            f"users file {path} is empty: it needs a header row ({','.join(COLUMNS)}) and a line per user"
+        )
+    if problems:
+        more = f" (and {len(problems) - 1} more problem(s) in the file)" if len(problems) > 1 else ""
+        raise ConfigError(problems[0] + more)
+    if not users:
+        raise ConfigError(f"users file {path} lists no users under its header")
+    return users
+
+
+def _line_numbers(text: str) -> list[int]:
+    """The line number on which each CSV record starts (records may span lines inside quotes)."""
+    reader = csv.reader(io.StringIO(text, newline=""))
+    starts, previous = [], 0
+    for _ in reader:
+        starts.append(previous + 1)
+        previous = reader.line_num
+    return starts
+
+
+def has_inline_passwords(users: list[UserEntry]) -> bool:
+    return any(u.password for u in users)
+
+
+def load_users(path: Path | None, settings: Settings, *, check_logins: bool = True) -> list[UserEntry]:
+    """read_users for `path` (--users, or [admin] users_file). Raises ConfigError, also when there is none."""
+    if path is None:
+        raise ConfigError("no users file: pass --users FILE or set [admin] users_file (format: docs/admin.md)")
+    return read_users(path, master_available=bool(settings.admin.master_user), check_logins=check_logins)
+
+
+def exposed_passwords(path: Path, users: list[UserEntry]) -> bool:
+    """True when the users file holds passwords and other users of the machine can read it."""
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return False
+    return has_inline_passwords(users) and bool(mode & stat.S_IRWXO)
+
+
+class SourceLogin:
+    """How to log in to the old server for each user: the line's password or password_file, or the
+    master user (login name from [admin] master_login, e.g. "alice*admin" for Dovecot)."""
+
+    def __init__(self, admin: AdminSettings) -> None:
+        self.admin = admin
+        self._master_password: str | None = None
+        if admin.master_user and admin.master_password_file:
+            # group-readable is fine in admin mode: a Kubernetes Secret is mounted 0440 with an fsGroup
+            self._master_password = read_secret(
+                admin.master_password_file, "[admin] master_password_file", group_ok=True
+            )
+
+    def for_user(self, entry: UserEntry) -> tuple[str | None, str]:
+        """(login name or None for the user name itself, password). Raises ConfigError."""
+        if entry.source_path:
+            return None, ""  # local files: no login
+        if entry.password:
+            return None, entry.password
+        if entry.password_file:
+            return None, read_secret(entry.password_file, f"users file line {entry.line}: password_file", group_ok=True)
+        if self._master_password is None:
+            raise ConfigError(f"users file line {entry.line}: no password, and no [admin] master_user")
+        login = self.admin.master_login.format(user=entry.source_user, master=self.admin.master_user)
+        return login, self._master_password
+
+    def describe(self, entry: UserEntry) -> str:
+        if entry.password:
+            return f"the password on users file line {entry.line}"
+        if entry.password_file:
+            return f"password_file {entry.password_file}"
+        return f"master user {self.admin.master_user!r} (login {self.for_user(entry)[0]!r})"
+
+    def connect(self, source: Any, entry: UserEntry) -> None:
+        """source.connect(), with a refused login explained in terms of the users file (LoginRefused)."""
+        try:
+            source.connect()
+        except LoginRefused:
+            raise LoginRefused(
+                f"the IMAP server refused the login for {entry.source_user!r} with {self.describe(entry)}:"
+                f" fix it in the users file (line {entry.line}) or the config"
+            ) from None
+
+
+def user_settings(settings: Settings, entry: UserEntry, login: str | None) -> Settings:
+    """The single-user settings of one user: the same [source] server, mapping and filters, the user's
+    own source login, state file and log file."""
+    paths = user_paths(settings.admin.state_dir, entry.gmail)
+    source = dataclasses.replace(
+        settings.source, user=entry.source_user, login=login, path=entry.source_path or settings.source.path
+    )
+    # [gmail] user stays unset: the token is minted for entry.gmail, and the state file is bound to the
+    # account Gmail reports (its primary address), which catches a mix-up on later runs
+    gmail = dataclasses.replace(settings.gmail, user=None)
+    return dataclasses.replace(settings, source=source, gmail=gmail, state_path=paths.state, log_file=paths.log)
