@@ -185,3 +185,22 @@ def test_plan_json_is_not_shortened(ws, mailbox, emulator, capsys, monkeypatch):
     assert main(["--config", str(ws.config), "plan", "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert LONG in [f["folder"] for f in data["folders"]]
+
+
+def test_help_topics_in_japanese_come_from_the_japanese_docs(ws, capsys, monkeypatch):
+    from gimport import i18n
+    from gimport.cli import main
+
+    for var in ("LANGUAGE", "LC_ALL", "LC_MESSAGES"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("LANG", "ja_JP.UTF-8")
+    i18n.reset()
+    try:
+        assert main(["help", "config"]) == 0
+        out = capsys.readouterr().out
+        assert out.startswith("## 設定リファレンス") and "`[source] host`" in out  # README.ja.md's section
+        assert main(["help", "reboot"]) == 0
+        assert capsys.readouterr().out.startswith("## 無人での実行と再起動")
+    finally:
+        monkeypatch.setenv("LANG", "C")
+        i18n.reset()

@@ -26,14 +26,36 @@ TOPICS: dict[str, tuple[str, str | None, str]] = {
 }
 
 
+# the Japanese translation of each file, and of each section heading (README.ja.md, docs/ja/)
+JAPANESE_FILES = {"README.md": "README.ja.md", "docs/auth.md": "docs/ja/auth.md"}
+JAPANESE_FILES |= {"docs/finishing.md": "docs/ja/finishing.md", "docs/admin.md": "docs/ja/admin.md"}
+JAPANESE_HEADINGS = {
+    "## Configuration reference": "## 設定リファレンス",
+    "## Commands and exit codes": "## コマンドと終了コード",
+    "## Unattended runs and reboots": "## 無人での実行と再起動",
+}
+
+
+def _localized(name: str, heading: str | None) -> tuple[str, str | None]:
+    """The Japanese file and heading when gimport speaks Japanese and they are installed, else the English."""
+    from gimport.i18n import is_japanese
+
+    ja = JAPANESE_FILES.get(name)
+    if not is_japanese() or ja is None or not (PACKAGE / ja).exists():
+        return name, heading
+    return ja, None if heading is None else JAPANESE_HEADINGS.get(heading, heading)
+
+
 def topic_text(topic: str) -> str:
-    """The text of `topic`. ConfigError (exit 2) naming the topics when there is no such topic."""
+    """The text of `topic` (in Japanese when gimport speaks Japanese and the translation is installed).
+    ConfigError (exit 2) naming the topics when there is no such topic."""
     if topic not in TOPICS:
         raise ConfigError(
             _("no help topic {topic!r}").format(topic=topic),
             hint=_("the topics are: {names}").format(names=", ".join(TOPICS)),
         )
     name, heading, _what = TOPICS[topic]
+    name, heading = _localized(name, heading)
     try:
         text = (PACKAGE / name).read_text("utf-8")
     except OSError:
