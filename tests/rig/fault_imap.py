@@ -12,7 +12,7 @@
 What it serves (enough for gimport, imaplib and IMAPClient): the greeting, CAPABILITY, NOOP, LOGOUT, LOGIN, ID,
 ENABLE, NAMESPACE, LIST/LSUB (``*`` and ``%`` patterns; ``""`` asks for the delimiter), STATUS, EXAMINE and SELECT
 (both read-only: nothing is ever changed, SELECT just answers ``[READ-WRITE]``), CLOSE, UNSELECT, SEARCH / UID
-SEARCH (``ALL``, ``SINCE``, ``BEFORE``, ``ON``, ``UID <set>``, ANDed), FETCH / UID FETCH of ``UID FLAGS INTERNALDATE
+SEARCH (``ALL``, ``SINCE``, ``BEFORE``, ``ON``, ``UID <set>``, a sequence set, ANDed), FETCH / UID FETCH of ``UID FLAGS INTERNALDATE
 RFC822.SIZE BODY[] BODY.PEEK[] BODY.PEEK[HEADER] BODY.PEEK[HEADER.FIELDS (...)] BODY.PEEK[TEXT] BINARY.PEEK[]
 RFC822 RFC822.HEADER``. Synchronising and non-synchronising (LITERAL+) literals in commands. No TLS: tests use
 ``security = "plain"``. Anything else (STORE, EXPUNGE, COPY, APPEND, DELETE, ...) is recorded and answered NO.
@@ -719,18 +719,22 @@ class _Session:
                 elif k in (b"SINCE", b"BEFORE", b"ON"):
                     day = _parse_date(keys[i + 1])
                     op = {b"SINCE": lambda a, b: a >= b, b"BEFORE": lambda a, b: a < b, b"ON": lambda a, b: a == b}[k]
-                    preds.append(lambda m, day=day, op=op: op(m.internaldate.date(), day))
+                    preds.append(lambda seq, m, day=day, op=op: op(m.internaldate.date(), day))
                     i += 2
                 elif k == b"UID":
                     ranges = _seq_set(keys[i + 1], folder.messages[-1].uid if folder.messages else 0)
-                    preds.append(lambda m, r=ranges: _in_set(m.uid, r))
+                    preds.append(lambda seq, m, r=ranges: _in_set(m.uid, r))
                     i += 2
+                elif isinstance(k, bytes) and re.fullmatch(rb"[0-9*:,]+", k):  # a message sequence set
+                    ranges = _seq_set(k, len(folder.messages))
+                    preds.append(lambda seq, m, r=ranges: _in_set(seq, r))
+                    i += 1
                 else:
                     raise ValueError(k)
         except (ValueError, IndexError, TypeError):
             self.send(tag + b" BAD unsupported search criteria\r\n")
             return
-        hits = [(seq, m) for seq, m in enumerate(folder.messages, 1) if all(p(m) for p in preds)]
+        hits = [(seq, m) for seq, m in enumerate(folder.messages, 1) if all(p(seq, m) for p in preds)]
         values = [m.uid if name == "UID SEARCH" else seq for seq, m in hits]
         nums = b" ".join(b"%d" % v for v in values for _ in range(self.f.search_repeat))
         self.send(b"* SEARCH" + (b" " + nums if nums else b"") + b"\r\n" + tag + b" OK SEARCH completed\r\n")
