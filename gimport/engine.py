@@ -243,8 +243,6 @@ class Migration:
         result.uidvalidity, result.found = sel.uidvalidity, sel.found
         if sel.by_content:
             self.state.add_done_by_content(account, path, sel.uidvalidity, sel.by_content)
-        if sel.compared_by_content and path not in self._content_folders:
-            self._content_folders[path] = self.state.generations(account, path)
         # skipped in an earlier run (e.g. over 150 MB): needs no more work, but is not in Gmail
         skipped = self.state.done_uids(account, path, sel.uidvalidity, (SKIPPED,)) & set(sel.done)
         result.already = len(sel.done) - len(skipped) + len(sel.by_content)
@@ -256,6 +254,8 @@ class Migration:
         result.selected = sel.selected
         result.todo += len(sel.todo)
         self.state.add_pending(account, path, result.uidvalidity, sel.todo)
+        if sel.compared_by_content and path not in self._content_folders:
+            self._content_folders[path] = self.state.generations(account, path)
         items = []
         for uid, size in sel.todo:
             if uid not in sel.unknown_size and size > limit:  # known from RFC822.SIZE: not worth fetching

@@ -90,7 +90,7 @@ def preview(source: MailSource, settings: Settings, state: State | None = None) 
         try:
             # the same selection as `gimport run` and `gimport verify`, done messages included with sizes;
             # with a state file, what earlier UIDVALIDITYs imported counts as done by content (as in a run)
-            sel = select_messages(source, plan.folder.name, settings.filters, known=known)
+            sel = select_messages(source, plan.folder.name, settings.filters, known=known, resolve_by_hash=True)
             sizes = {m.uid: m.size for m in source.fetch_meta(source.search())}
         except (FolderGone, FolderChanged) as exc:
             fp.error = _(
