@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from gimport.errors import ConfigError
+from gimport.i18n import _
 
 DEFAULT_CONFIG = "gimport.toml"
 DEFAULT_QUOTA = 6000  # units/min/user for Cloud projects created since May 2026 (15000 for older ones)
@@ -219,6 +220,12 @@ def read_secret(path: Path, what: str) -> str:
     secret = text.rstrip("\r\n")
     if not secret:
         raise ConfigError(f"{what} {path} is empty")
+    if any(c in secret for c in "\r\n\0"):
+        # a line break would end the IMAP command early and let the rest reach the server as a command
+        raise ConfigError(
+            f"{what} {path} holds a line break or NUL inside the password",
+            hint=_("the file must hold the password alone, on one line"),
+        )
     return secret
 
 
@@ -291,6 +298,12 @@ def load_settings(
         timeout=src.number("timeout", 60.0),
     )
     src.finish()
+    for key, value in (("host", source.host), ("user", source.user)):
+        if any(c in value for c in "\r\n\0"):
+            raise ConfigError(
+                f"[source] {key} holds a line break or NUL",
+                hint=_("it would reach the IMAP server as a second command; write it on one line"),
+            )
     if source.port > 65535:
         raise ConfigError(f"[source] port must be at most 65535, not {source.port}")
     if source.password_file and source.password_env:

@@ -255,6 +255,12 @@ class ImapSource:
         """Open and log in. Raises SourceError with what to fix."""
         s = self.settings
         where = f"{s.host}:{s.port}"
+        if any(c in text for text in (s.login or s.user, self._password) for c in "\r\n\0"):
+            # imaplib sends them as they are: a line break would end LOGIN and start a command of the server's choosing
+            raise SourceError(
+                "the IMAP user name or password holds a line break or NUL",
+                hint=_("nothing was sent; write it on one line"),
+            )
         try:
             if s.security == "ssl":
                 client = imapclient.IMAPClient(
@@ -504,10 +510,13 @@ class ImapSource:
             answers = self._call(
                 lambda c, p=part: _uid_fetch(c, p, "(UID RFC822.SIZE FLAGS INTERNALDATE)"), nbytes=len(part) * 200
             )
+            unanswered = set(self._still_there([u for u in part if u not in answers]))
             for uid in part:
                 item = answers.get(uid)
                 if item is not None:
                     yield _meta(uid, item)
+                elif uid in unanswered:
+                    yield MessageMeta(uid, 0, (), None, size_known=False)  # the body fetch will tell
 
     def fetch_identities(self, uids: Sequence[int], chunk: int = 1000) -> Iterator[MessageMeta]:
         """fetch_meta plus the Message-ID header, in one FETCH per chunk (PEEK: \\Seen is not set)."""
@@ -520,9 +529,12 @@ class ImapSource:
                 nbytes=len(part) * 400,
                 literal_limit=len(part) * 4000 + 1_000_000,
             )
+            unanswered = set(self._still_there([u for u in part if u not in answers]))
             for uid in part:
                 item = answers.get(uid)
                 if item is None:
+                    if uid in unanswered:
+                        yield MessageMeta(uid, 0, (), None, size_known=False)
                     continue
                 block = next((v for k, v in item.items() if k.startswith(b"BODY[HEADER")), None) or b""
                 yield _meta(uid, item, rfc822.message_id(block) if isinstance(block, bytes) else None)
@@ -614,7 +626,7 @@ class ImapSource:
             out.append(FetchedMessage(uid, body, _flags(item.get(b"FLAGS", ())), _date(item.get(b"INTERNALDATE"))))
         if missing:
             # no answer that names it: expunged, or an answer without UID (never trusted by sequence number)
-            still = set(self._call(lambda c: c.search(["UID", ",".join(map(str, missing))])))
+            still = set(self._still_there(missing))
             for uid in missing:
                 if uid in still:
                     out.append(
@@ -625,6 +637,14 @@ class ImapSource:
             order = {uid: i for i, uid in enumerate(uids)}
             out.sort(key=lambda m: order[m.uid])
         return out
+
+    def _still_there(self, uids: list[int]) -> list[int]:
+        """Of `uids` that a FETCH did not answer for, those the server still has (the others were expunged).
+        An answer without UID is never matched by sequence number: such messages are "still there"."""
+        if not uids:
+            return []
+        found = self._call(lambda c: c.search(["UID", _uid_set(uids)]), nbytes=len(uids) * 12)
+        return [u for u in uids if u in set(found)]
 
     def _check_alive(self) -> None:
         """Reconnect (and re-examine) now: raises SourceError when the server is gone for good."""

@@ -22,6 +22,7 @@ from gimport.errors import (
     GimportError,
     Unexpected,
 )
+from gimport.render.progress import safe, safe_lines
 from gimport.settings import DEFAULT_CONFIG, Settings, load_settings
 
 EXIT_CODES_HELP = f"""\
@@ -121,7 +122,7 @@ def _run(settings: Settings) -> int:
             state.close()
     finally:
         lock.release()
-    print(format_summary(summary))
+    print(safe_lines(format_summary(summary)))
     print(f"Log: {settings.log_file}")
     return run_exit_code(summary)
 
@@ -136,12 +137,12 @@ def cmd_status(args: argparse.Namespace) -> int:
         account = f"{settings.source.user}@{settings.source.host}"
         counts = state.folder_counts(account)
         print(f"Source: {account}    state file: {settings.state_path}")
-        print(format_status(counts, state.get_meta("gmail_account")))
+        print(safe_lines(format_status(counts, state.get_meta("gmail_account"))))
         problems = state.problems(account, limit=20)
         if problems:
             print("\nNot imported (most recent first):")
             for folder, uid, status, reason in problems:
-                print(f"  {folder} UID {uid}: {status}: {reason}")
+                print(safe(f"  {folder} UID {uid}: {status}: {reason}"))
         todo = sum(c.to_do for c in counts)
         return EXIT_OK if counts and todo == 0 and not problems else EXIT_SOME_FAILED
     finally:
@@ -181,7 +182,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
         print(json.dumps(to_json(result), ensure_ascii=False, indent=2))
     else:
         print(f"Source: {settings.source.user}@{settings.source.host} (read-only; Gmail is not contacted)")
-        print(format_plan(result))
+        print(safe_lines(format_plan(result)))
     return EXIT_OK
 
 
@@ -220,7 +221,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(verify_to_json(report), ensure_ascii=False, indent=2))
     else:
-        print(format_verify(report))
+        print(safe_lines(format_verify(report)))
     return EXIT_OK if report.passed else EXIT_SOME_FAILED
 
 
@@ -381,14 +382,14 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except GimportError as err:
-        print(f"gimport: {err}", file=sys.stderr)
+        print(safe(f"gimport: {err}"), file=sys.stderr)
         return err.exit_code
     except KeyboardInterrupt:
         print("gimport: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
     except Exception as exc:  # noqa: BLE001 - a bug: one line for the person, the traceback for the log
         logging.getLogger("gimport").exception("unexpected error")
-        print(f"gimport: {Unexpected(f'unexpected error: {exc!r}')}", file=sys.stderr)
+        print(safe(f"gimport: {Unexpected(f'unexpected error: {exc!r}')}"), file=sys.stderr)
         return EXIT_BUG
 
 

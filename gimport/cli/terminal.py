@@ -96,6 +96,8 @@ def run_exit_code(summary) -> int:
     if summary.interrupted:
         return EXIT_INTERRUPTED
     if summary.fatal is not None:
-        print(f"gimport: {summary.fatal}", file=sys.stderr)
+        from gimport.render.progress import safe
+
+        print(safe(f"gimport: {summary.fatal}"), file=sys.stderr)
         return summary.fatal.exit_code
     return EXIT_OK if summary.complete else EXIT_SOME_FAILED
