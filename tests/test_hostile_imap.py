@@ -99,7 +99,7 @@ def test_new_uidvalidity_in_every_session_finishes_and_verifies(tmp_path, emulat
         assert rc == 0, out.err
         assert _stored(emulator) == _served(box)
         calls = emulator.user(EMAIL).import_calls
-        for again in range(2):
+        for _again in range(2):
             first_session = srv.sessions + 1
             rc, out = run(ws, capsys=capsys)
             assert rc == 0, out.err
