@@ -209,6 +209,8 @@ class Migration:
             if items:
                 work.append((result, items))
         self._note_content_folders()
+        # what status shows: the folders this run could not read, with why
+        self.state.set_folder_errors(self.source.account, {r.folder: r.error for r in self.summary.folders if r.error})
         return work
 
     def _select(self, result: FolderResult, opened: tuple[int, int] | None = None) -> list[tuple[int, int]]:

@@ -456,6 +456,13 @@ class ImapSource:
             raise FolderGone(f"{folder}: {exc}") from None
         except UnicodeError:
             raise FolderGone(f"{folder}: its name is not 7-bit and cannot be sent back to the server") from None
+        except ValueError as exc:  # IMAPClient reading a number that is none
+            raise FolderGone(
+                _(
+                    "{folder}: the server's EXAMINE answer is not valid (a UIDVALIDITY, EXISTS or UIDNEXT that is"
+                    " not a number: {detail}), so its messages cannot be told apart from one session to the next"
+                ).format(folder=folder, detail=exc)
+            ) from None
         try:
             uidvalidity = int(info[b"UIDVALIDITY"])
             if uidvalidity <= 0 or uidvalidity >= 1 << 63:

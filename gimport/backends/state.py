@@ -187,6 +187,24 @@ class StateStore:
                 (account, folder, uidvalidity, found, selected, labels, time.time()),
             )
 
+    def set_folder_errors(self, account: str, errors: dict[str, str]) -> None:
+        """The folders the server could not serve at this run, with why (replaces the last run's list)."""
+        prefix = f"folder_error\t{account}\t"
+        with self._tx() as db:
+            db.execute("DELETE FROM meta WHERE substr(key, 1, ?) = ?", (len(prefix), prefix))
+            db.executemany(
+                "INSERT INTO meta(key, value) VALUES (?, ?)", [(prefix + path, err) for path, err in errors.items()]
+            )
+
+    def folder_errors(self, account: str) -> dict[str, str]:
+        """Folder path -> why the server could not serve it at the last run."""
+        prefix = f"folder_error\t{account}\t"
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT key, value FROM meta WHERE substr(key, 1, ?) = ?", (len(prefix), prefix)
+            ).fetchall()
+        return {k[len(prefix) :]: v for k, v in rows}
+
     # -- messages -----------------------------------------------------------------------------------
     def done_uids(
         self, account: str, folder: str, uidvalidity: int, statuses: tuple[str, ...] = (IMPORTED, DUPLICATE, SKIPPED)

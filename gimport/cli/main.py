@@ -22,6 +22,7 @@ from gimport.errors import (
     GimportError,
     Unexpected,
 )
+from gimport.i18n import _
 from gimport.render.progress import safe, safe_lines
 from gimport.settings import DEFAULT_CONFIG, Settings, load_settings
 
@@ -143,8 +144,13 @@ def cmd_status(args: argparse.Namespace) -> int:
             print("\nNot imported (most recent first):")
             for folder, uid, status, reason in problems:
                 print(safe(f"  {folder} UID {uid}: {status}: {reason}"))
+        folder_errors = state.folder_errors(account) if hasattr(state, "folder_errors") else {}
+        if folder_errors:
+            print(_("\nFolders the server could not serve at the last run (leave one out with [labels] exclude):"))
+            for folder, error in sorted(folder_errors.items()):
+                print(safe(f"  {folder}: {error}"))
         todo = sum(c.to_do for c in counts)
-        return EXIT_OK if counts and todo == 0 and not problems else EXIT_SOME_FAILED
+        return EXIT_OK if counts and todo == 0 and not problems and not folder_errors else EXIT_SOME_FAILED
     finally:
         state.close()
 
