@@ -193,9 +193,10 @@ class MailSource(Protocol):
         ...
 
     def fetch_message_ids(self, uids: Sequence[int]) -> dict[int, str | None]: ...
-    def fetch_bodies(self, uids: Sequence[int], expected_bytes: int | None = None) -> list[FetchedMessage]:
-        """Bodies in the order asked; expunged ones left out; a message the server will not give comes back
-        with `error` set (never an exception for one message). `expected_bytes`: what the sizes claim."""
+    def fetch_bodies(self, uids: Sequence[int], expected_bytes: int | None = None) -> Iterator[FetchedMessage]:
+        """Bodies in the order asked (lazily: hold only what you need); expunged ones left out; a message the
+        server will not give comes back with `error` set (never an exception for one message).
+        `expected_bytes`: what the sizes claim."""
         ...
 
     def interrupt(self) -> None:

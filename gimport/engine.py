@@ -365,34 +365,34 @@ class Migration:
             need = sum(size for _, size in chunk)
             if not budget.acquire(need):
                 return False
+            held = need  # taken from the budget, not yet handed to a fetched message
+            answered: set[int] = set()
             try:
-                fetched = self.source.fetch_bodies([uid for uid, _ in chunk], expected_bytes=need)
+                for msg in self.source.fetch_bodies([uid for uid, _ in chunk], expected_bytes=need):
+                    n = len(msg.raw)
+                    # sizes are claims: a message bigger than claimed waits for room (issue 11.9)
+                    if n > held:
+                        if not budget.acquire(n - held, held=held):
+                            return False  # `held` is released below
+                        held = 0
+                    else:
+                        held -= n
+                    answered.add(msg.uid)
+                    q.put(_Item(result, label_ids, uidvalidity, msg, n))
             except FolderGone as exc:
-                budget.release(need)
                 result.error = _("the folder changed during the run ({detail}): run again to pick it up").format(
                     detail=exc
                 )
                 self._warn(f"{result.folder}: {result.error}")
                 return True
-            except BaseException:
-                budget.release(need)
-                raise
+            finally:
+                budget.release(held)
+                held = 0
             del pending[: len(chunk)]
-            got = sum(len(m.raw) for m in fetched)
-            # the sizes were claims: hold what arrived, waiting for room when it is more (issue 11.9)
-            if got > need:
-                if not budget.acquire(got - need, held=need):
-                    budget.release(need)
-                    return False
-            else:
-                budget.release(need - got)
-            answered = {m.uid for m in fetched}
             gone = [uid for uid, _ in chunk if uid not in answered]
             if gone:
                 result.todo -= len(gone)  # expunged since the scan
                 log.info("expunged since the scan folder=%r uids=%s", result.folder, gone)
-            for msg in fetched:
-                q.put(_Item(result, label_ids, uidvalidity, msg, len(msg.raw)))
             if self._stop.is_set():
                 return False
         return True
@@ -426,7 +426,10 @@ class Migration:
                 log.exception("unexpected error importing a message")
                 self._set_fatal(Unexpected(f"unexpected error: {err!r}"))
             finally:
-                budget.release(item.budget)
+                size = item.budget
+                # the budget counts it free now: so must memory be (an idle worker kept its last message)
+                del item
+                budget.release(size)
 
     def _finish(self, item: _Item, outcome: str, size: int, reason: str = "") -> None:
         with self._count_lock:  # workers finish concurrently

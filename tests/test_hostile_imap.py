@@ -451,3 +451,112 @@ def test_preauth_greeting_is_not_a_refused_login(tmp_path, emulator, monkeypatch
         assert rc == 0, out.err
         assert "LOGIN" not in srv.command_names()
     assert _stored(emulator) == _served(box)
+
+
+# --------------------------------------------------------------------------- 11.9 memory, 11.4 Gmail gone
+
+
+# VmHWM, not getrusage's ru_maxrss: Linux carries ru_maxrss over execve, so a child of a big test process would
+# report the parent's size
+_PEAK_RSS = (
+    "import re, sys\n"
+    "from gimport.cli import main\n"
+    "rc = main(sys.argv[1:])\n"
+    "hwm = re.search(r'VmHWM:\\s+(\\d+)', open('/proc/self/status').read()).group(1)\n"
+    "sys.stderr.write('PEAK_RSS_KB=%s\\n' % hwm)\n"
+    "sys.exit(rc)\n"
+)
+
+
+def run_measured(ws, *args) -> tuple[int, int, str]:
+    """`gimport --config WS ARGS` in a child process: (exit code, its peak RSS in bytes, stderr)."""
+    import subprocess
+    import sys
+
+    proc = subprocess.run(
+        [sys.executable, "-c", _PEAK_RSS, "--config", str(ws.config), *(args or ("run",))],
+        env=ws.env(),
+        capture_output=True,
+        timeout=600,
+        check=False,
+    )
+    err = proc.stderr.decode(errors="replace")
+    peak = int(re.search(r"PEAK_RSS_KB=(\d+)", err).group(1)) * 1024
+    return proc.returncode, peak, err
+
+
+def test_memory_stays_bounded_when_sizes_are_under_reported(tmp_path, emulator, monkeypatch):
+    """11.9: 12 messages of 20 MB each claimed at 1,000 bytes: peak RSS stays under 200 MB + 2 x the largest
+    message (MB = 10^6 bytes), and everything arrives. scripts/bench_hostile.py measures 100 of them and the
+    100/100/100/140 MB case."""
+    size = 20_000_000
+    msgs = [FaultMessage(u, _raw(u, body=bytes([65 + u]) * size)) for u in range(1, 13)]
+    box = Mailbox([FaultFolder("INBOX", msgs, 5)])
+    with _server(box, Faults(size="under", under_reported_size=1000)) as srv:
+        ws = _ws(tmp_path, srv, emulator, monkeypatch)
+        rc, peak, err = run_measured(ws)
+        assert rc == 0, err
+    largest = max(len(m.raw) for m in msgs)
+    assert peak < 200_000_000 + 2 * largest, f"peak RSS {peak / 1e6:.0f} MB"
+    assert len(emulator.user(EMAIL).messages) == 12
+
+
+def test_gmail_gone_mid_run_stops_with_exit_5_within_give_up_after(tmp_path, emulator, monkeypatch, capsys):
+    """11.4: Gmail stops answering (connections refused) mid-run: the run stops with exit 5 within
+    [gmail] give_up_after (3 s here) of it going away, and a later run finishes with everything in Gmail."""
+    import threading
+    import time
+
+    from tests.helpers import wait_for
+    from tests.rig.gmail_emulator import Fault
+
+    box = _box(n=60)
+    emulator.faults.add(Fault("slow", method="import", count=None, delay=0.02))
+    gone_at: list[float] = []
+
+    def go_away() -> None:
+        wait_for(lambda: emulator.user(EMAIL).import_calls >= 10)
+        emulator.stop()
+        gone_at.append(time.monotonic())
+
+    with _server(box) as srv:
+        ws = _ws(tmp_path, srv, emulator, monkeypatch)
+        ws.config.write_text(ws.config.read_text().replace("[gmail]\n", "[gmail]\ngive_up_after = 3\n", 1))
+        t = threading.Thread(target=go_away)
+        t.start()
+        rc, out = run(ws, capsys=capsys)
+        ended = time.monotonic()
+        t.join()
+        assert rc == 5, out.out + out.err
+        assert ended - gone_at[0] < 3 + 2, f"stopped {ended - gone_at[0]:.1f} s after Gmail went away"
+        assert "Traceback" not in out.err
+        emulator.faults.clear()
+        emulator.start()
+        rc, out = run(ws, capsys=capsys)
+        assert rc == 0, out.out + out.err
+    assert set(_stored(emulator)) == set(_served(box))
+
+
+def test_gmail_hanging_mid_run_stops_with_exit_5_within_give_up_after(tmp_path, emulator, monkeypatch, capsys):
+    """11.4: imports that hang (Gmail accepts the connection, never answers): exit 5 within give_up_after (3 s)
+    plus one timeout, not the 120 s call timeout times every retry; resumable."""
+    import time
+
+    from tests.rig.gmail_emulator import Fault
+
+    box = _box(n=30)
+    hang = Fault("slow", method="import", count=None, skip=10, delay=300)
+    emulator.faults.add(hang)
+    with _server(box) as srv:
+        ws = _ws(tmp_path, srv, emulator, monkeypatch)
+        ws.config.write_text(ws.config.read_text().replace("[gmail]\n", "[gmail]\ngive_up_after = 3\n", 1))
+        t0 = time.monotonic()
+        rc, out = run(ws, capsys=capsys)
+        elapsed = time.monotonic() - t0
+        assert rc == 5, out.out + out.err
+        assert elapsed < 3 * 3 + 5, f"{elapsed:.1f} s"
+        emulator.faults.clear()
+        hang.release()
+        rc, out = run(ws, capsys=capsys)
+        assert rc == 0, out.out + out.err
+    assert set(_stored(emulator)) == set(_served(box))

@@ -551,17 +551,21 @@ class ImapSource:
         it has none. Expunged messages are left out. Fetches that one header only, never the body."""
         return {m.uid: m.message_id for m in self.fetch_identities(uids, chunk)}
 
-    def fetch_bodies(self, uids: Sequence[int], expected_bytes: int | None = None) -> list[FetchedMessage]:
+    def fetch_bodies(self, uids: Sequence[int], expected_bytes: int | None = None) -> Iterator[FetchedMessage]:
         """Bodies with BODY.PEEK[] (never sets \\Seen), in the order asked; expunged ones are left out.
 
-        A message the server will not give costs that message only: it comes back with `error` (NO for it,
-        the connection lost each time it is asked for, past the deadline, an answer without its body) and
-        `permanent` when it is over Gmail's limit whatever its size claimed. When a FETCH of several fails,
-        they are asked one by one. Raises FolderChanged, FolderGone, SourceError (the server is gone),
-        Interrupted."""
+        Lazily: when the messages go one at a time (see below), the next is fetched only when the caller asks
+        for it, so what is in memory is what the caller holds plus one message. A message the server will not
+        give costs that message only: it comes back with `error` (NO for it, the connection lost each time it
+        is asked for, past the deadline, an answer without its body) and `permanent` when it is over Gmail's
+        limit whatever its size claimed. When a FETCH of several fails, they are asked one by one (and, when
+        the sizes were under-claimed, every later FETCH of this session too). Raises FolderChanged, FolderGone,
+        SourceError (the server is gone), Interrupted."""
         uids = list(uids)
         if len(uids) > 1 and self._distrust_sizes:
-            return [m for uid in uids for m in self.fetch_bodies([uid])]
+            for uid in uids:
+                yield from self.fetch_bodies([uid])
+            return
         if len(uids) == 1:
             limit = MAX_MESSAGE_BYTES + 1  # one message: anything Gmail could take
         else:
@@ -573,14 +577,18 @@ class ImapSource:
                 log.info("FETCH of %d messages failed (%s): one at a time", len(uids), exc.reason)
                 if exc.too_large is not None:
                     self._distrust_sizes = True  # the size claims do not hold: never trust them for a batch
-                return [m for uid in uids for m in self.fetch_bodies([uid])]
+                for uid in uids:
+                    yield from self.fetch_bodies([uid])
+                return
             uid = uids[0]
             if exc.too_large is not None:
                 reason = _("too large for Gmail: the server sends {size:,} bytes (limit {limit:,})").format(
                     size=exc.too_large, limit=MAX_MESSAGE_BYTES
                 )
-                return [FetchedMessage(uid, b"", (), None, error=reason, permanent=True)]
-            return [FetchedMessage(uid, b"", (), None, error=exc.reason)]
+                yield FetchedMessage(uid, b"", (), None, error=reason, permanent=True)
+            else:
+                yield FetchedMessage(uid, b"", (), None, error=exc.reason)
+            return
         suspects = [m.uid for m in out if m.error is None and b"\x80" in m.raw]
         if suspects and self._has_binary():
             exact = self._fetch_binary(suspects)
@@ -590,7 +598,8 @@ class ImapSource:
                 # can; take it only when it is the same message with NULs restored, nothing else decoded.
                 if b is not None and b != m.raw and _same_but_nul(b, m.raw):
                     out[i] = FetchedMessage(m.uid, b, m.flags, m.internaldate)
-        return out
+        while out:
+            yield out.pop(0)  # handed over: not kept here
 
     def _fetch_chunk(self, uids: list[int], limit: int, expected: int) -> list[FetchedMessage]:
         def op(c: imapclient.IMAPClient) -> dict[int, dict]:
