@@ -43,16 +43,24 @@ def logical_path(name: str, delimiter: str | None) -> str:
 @dataclass(frozen=True)
 class Folder:
     """A folder as the source lists it. `prefix` is the personal namespace's prefix the server puts in front
-    of every folder but INBOX (Cyrus: "INBOX."): part of `name` (what the server is asked for), not of
-    `path` (what labels and the state file are keyed by)."""
+    of every folder but INBOX (Cyrus: "INBOX."; "" when the server says there is none; None when it does not
+    say): part of `name` and `path` (what the state file is keyed by), not of `label_path` (what labels are
+    made from)."""
 
     name: str
     delimiter: str | None = "/"
     flags: frozenset[str] = frozenset()
-    prefix: str = ""
+    prefix: str | None = None
 
     @property
     def path(self) -> str:
+        return logical_path(self.name, self.delimiter)
+
+    @property
+    def label_path(self) -> str | None:
+        """`path` without the namespace prefix; None when the prefix is not known."""
+        if self.prefix is None:
+            return None
         name = self.name
         if self.prefix and name.startswith(self.prefix) and len(name) > len(self.prefix):
             name = name[len(self.prefix) :]

@@ -560,3 +560,20 @@ def test_gmail_hanging_mid_run_stops_with_exit_5_within_give_up_after(tmp_path, 
         rc, out = run(ws, capsys=capsys)
         assert rc == 0, out.out + out.err
     assert set(_stored(emulator)) == set(_served(box))
+
+
+def test_labels_leave_out_the_personal_namespace_prefix(tmp_path, emulator, monkeypatch, capsys):
+    """NAMESPACE `(("mail/" "/"))`: folder "mail/Work/2024" becomes label "Work/2024", not "mail/Work/2024"; the
+    state keeps the server's path."""
+    box = Mailbox(
+        [
+            FaultFolder("INBOX", [FaultMessage(1, _raw(1))], 5),
+            FaultFolder("mail/Work/2024", [FaultMessage(1, _raw(2))], 6),
+        ]
+    )
+    with _server(box, Faults(namespace_prefix=b"mail/")) as srv:
+        ws = _ws(tmp_path, srv, emulator, monkeypatch)
+        rc, out = run(ws, capsys=capsys)
+        assert rc == 0, out.err
+    names = {lbl["name"] for lbl in emulator.user(EMAIL).labels.values() if lbl.get("type") == "user"}
+    assert "Work/2024" in names and not any(n.startswith("mail") for n in names)

@@ -215,7 +215,7 @@ class ImapSource:
         self._folder: str | None = None
         self._uidvalidity: int | None = None
         self._wire: dict[str, bytes] = {}  # folder name (as listed) -> its name on the wire
-        self._prefix = ""  # the personal namespace's prefix (Cyrus: "INBOX.")
+        self._prefix: str | None = None  # the personal namespace's prefix (Cyrus: "INBOX."); None: not told
         self._literal_limit: int | None = None  # bytes of literals the operation in progress may still read
         self._distrust_sizes = False  # the server under-claimed sizes: fetch bodies one at a time
         self._deadline_passed = False
@@ -306,19 +306,18 @@ class ImapSource:
         self._client = client
         self._prefix = self._personal_prefix(client)
 
-    def _personal_prefix(self, client: imapclient.IMAPClient) -> str:
-        """The personal namespace's prefix (RFC 2342), "" when there is none or the server does not say."""
+    def _personal_prefix(self, client: imapclient.IMAPClient) -> str | None:
+        """The personal namespace's prefix (RFC 2342): "" when there is none, None when the server does not say."""
         try:
             if not client.has_capability("NAMESPACE"):
-                return ""
+                return None
             personal = client.namespace().personal
         except (IMAPClientError, *_TRANSIENT) as exc:
             log.info("NAMESPACE not usable (%s): folder names kept whole", exc)
-            return ""
+            return None
         if not personal:
             return ""
-        prefix = _folder_name(personal[0][0])[0]
-        return "" if prefix.upper() == "INBOX" else prefix
+        return _folder_name(personal[0][0])[0]
 
     def _guard_reads(self, client: imapclient.IMAPClient) -> None:
         """Refuse a literal beyond what the operation allows before reading a byte of it: a server announcing
@@ -439,7 +438,9 @@ class ImapSource:
             name, wire = _folder_name(raw_name)
             self._wire[name] = wire
             delim = _text(delimiter) if delimiter is not None else None
-            prefix = self._prefix if self._prefix and delim and self._prefix.endswith(delim) else ""
+            prefix = self._prefix
+            if prefix and not (delim and prefix.endswith(delim)):
+                prefix = None  # a prefix this folder's delimiter does not end: not known to apply
             folders.append(Folder(name=name, delimiter=delim, flags=frozenset(_flags(flags)), prefix=prefix))
         return folders
 

@@ -178,6 +178,8 @@ class Faults:
     trickle_interval: float = 1.0
     #: The hierarchy delimiter in LIST (bytes, sent inside quotes; 8-bit allowed); None sends NIL.
     delimiter: bytes | None = b"/"
+    #: The personal namespace's prefix in the NAMESPACE answer (``b"INBOX."``, ``b"mail/"``); folders are not renamed.
+    namespace_prefix: bytes = b""
     #: UIDVALIDITY in EXAMINE/SELECT/STATUS: "fixed" (the folder's), "per_session" (the folder's + the session
     #: number: new at each connection, stable within it), "missing" (not sent), "non_numeric" (``abc``).
     uidvalidity: Literal["fixed", "per_session", "missing", "non_numeric"] = "fixed"
@@ -579,7 +581,8 @@ class _Session:
         elif name == "ENABLE":
             self.send(b"* ENABLED\r\n" + ok)
         elif name == "NAMESPACE":
-            self.send(b'* NAMESPACE (("" ' + self.delim() + b")) NIL NIL\r\n" + ok)
+            prefix = _astring(self.f.namespace_prefix) if self.f.namespace_prefix else b'""'
+            self.send(b"* NAMESPACE ((" + prefix + b" " + self.delim() + b")) NIL NIL\r\n" + ok)
         elif name in ("LIST", "LSUB"):
             self.list(tag, name, args)
         elif name == "STATUS":
