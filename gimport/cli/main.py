@@ -23,6 +23,7 @@ from gimport.errors import (
     Unexpected,
 )
 from gimport.i18n import _
+from gimport.memory import bound_heap
 from gimport.render.progress import safe, safe_lines
 from gimport.settings import DEFAULT_CONFIG, Settings, load_settings
 
@@ -376,6 +377,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    bound_heap()  # large message buffers go back to the system when freed (gimport.memory)
     i18n.install()  # argparse's own words come from gimport's catalog too
     parser = build_parser()
     args = parser.parse_args(argv)
