@@ -5,6 +5,8 @@ Cases (--case, repeatable; default all):
   search   one folder of --messages (170,000) small messages: `gimport plan`, then `gimport run` (11.1)
   under    100 messages of 20 MB whose RFC822.SIZE claims 1,000 bytes: `gimport run` (11.9)
   large    messages of 100, 100, 100 and 140 MB, plus one of 160 MB (skipped unfetched): `gimport run` (11.9)
+  session  --session-messages (10,000) messages in a folder with a new UIDVALIDITY per session: run, run again
+           (matched by content), verify (issue 17: the cost per rerun)
 Peak RSS is the child's VmHWM (getrusage's ru_maxrss would carry this big parent's size over execve).
 MB = 10^6 bytes. Usage: .venv/bin/python scripts/bench_hostile.py [--case search] [--messages 170000]
 """
@@ -75,10 +77,11 @@ def _case(name: str, box: Mailbox, faults: Faults | None, commands: list[tuple[s
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--case", action="append", choices=["search", "under", "large"])
+    ap.add_argument("--case", action="append", choices=["search", "under", "large", "session"])
     ap.add_argument("--messages", type=int, default=170_000)
+    ap.add_argument("--session-messages", type=int, default=10_000)
     args = ap.parse_args()
-    cases = args.case or ["search", "under", "large"]
+    cases = args.case or ["search", "under", "large", "session"]
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs")
     if "search" in cases:
         box = Mailbox([FaultFolder("INBOX", many_messages(args.messages, first_uid=1_000_000), 7)])
@@ -91,6 +94,10 @@ def main() -> int:
         sizes = [100_000_000, 100_000_000, 100_000_000, 140_000_000, 160_000_000]
         msgs = [_big(u, s) for u, s in enumerate(sizes, 1)]
         _case("large", Mailbox([FaultFolder("INBOX", msgs, 7)]), None, [("run",)], "; bound 200 + 2 x 140 = 480 MB")
+    if "session" in cases:
+        box = Mailbox([FaultFolder("INBOX", many_messages(args.session_messages), 7)])
+        faults = Faults(uidvalidity="per_session")
+        _case(f"session {args.session_messages}", box, faults, [("run",), ("run",), ("verify",)])
     return 0
 
 
