@@ -223,7 +223,7 @@ def read_secret(path: Path, what: str) -> str:
     if any(c in secret for c in "\r\n\0"):
         # a line break would end the IMAP command early and let the rest reach the server as a command
         raise ConfigError(
-            f"{what} {path} holds a line break or NUL inside the password",
+            _("{what} {path} holds a line break or NUL inside the password").format(what=what, path=path),
             hint=_("the file must hold the password alone, on one line"),
         )
     return secret
@@ -301,7 +301,7 @@ def load_settings(
     for key, value in (("host", source.host), ("user", source.user)):
         if any(c in value for c in "\r\n\0"):
             raise ConfigError(
-                f"[source] {key} holds a line break or NUL",
+                _("[source] {key} holds a line break or NUL").format(key=key),
                 hint=_("it would reach the IMAP server as a second command; write it on one line"),
             )
     if source.port > 65535:

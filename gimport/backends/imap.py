@@ -258,7 +258,7 @@ class ImapSource:
         if any(c in text for text in (s.login or s.user, self._password) for c in "\r\n\0"):
             # imaplib sends them as they are: a line break would end LOGIN and start a command of the server's choosing
             raise SourceError(
-                "the IMAP user name or password holds a line break or NUL",
+                _("the IMAP user name or password holds a line break or NUL"),
                 hint=_("nothing was sent; write it on one line"),
             )
         try:
@@ -302,7 +302,11 @@ class ImapSource:
             raise SourceError(f"the IMAP server {where} dropped the connection during login: {exc}") from None
         except IMAPClientError as exc:
             client.shutdown()
-            raise SourceError(f"the IMAP server {where} refused to go on after the greeting: {exc}") from None
+            raise SourceError(
+                _("the IMAP server {where} refused to go on after the greeting: {detail}").format(
+                    where=where, detail=exc
+                )
+            ) from None
         self._client = client
         self._prefix = self._personal_prefix(client)
 
@@ -398,7 +402,7 @@ class ImapSource:
                 late = self._deadline_passed
                 log.warning("IMAP connection lost (%s); reconnecting", "past the deadline" if late else exc)
                 self._drop()
-                detail = f"no answer within {self._deadline(nbytes):.0f} s" if late else f"{exc}"
+                detail = _("no answer within {n:.0f} s").format(n=self._deadline(nbytes)) if late else f"{exc}"
                 return RetryableError(detail, no_answer=True)
             if isinstance(exc, IMAPClientError):
                 if self._folder is None:
@@ -456,7 +460,9 @@ class ImapSource:
         except IMAPClientError as exc:  # NO / BAD: the server refuses this folder
             raise FolderGone(f"{folder}: {exc}") from None
         except UnicodeError:
-            raise FolderGone(f"{folder}: its name is not 7-bit and cannot be sent back to the server") from None
+            raise FolderGone(
+                _("{folder}: its name is not 7-bit and cannot be sent back to the server").format(folder=folder)
+            ) from None
         except ValueError as exc:  # IMAPClient reading a number that is none
             raise FolderGone(
                 _(
@@ -618,7 +624,9 @@ class ImapSource:
             # one reconnect for a FETCH of bodies: the same failure twice is the message's, not the connection's
             answers = self._call(op, nbytes=max(expected, 0), literal_limit=limit, policy=RetryPolicy(attempts=2))
         except _LiteralTooLarge as exc:
-            raise _FetchFailed(f"the server announced {exc.size:,} bytes", too_large=exc.size) from None
+            raise _FetchFailed(
+                _("the server announced {size:,} bytes").format(size=exc.size), too_large=exc.size
+            ) from None
         except SourceError as exc:
             if self._stop.is_set():
                 raise
