@@ -220,13 +220,14 @@ class ImapSource:
         self._distrust_sizes = False  # the server under-claimed sizes: fetch bodies one at a time
         self._deadline_passed = False
         self._exists = 0  # EXISTS of the open folder's EXAMINE
+        self._connecting: imapclient.IMAPClient | None = None  # during connect(): for the deadline and interrupt
         self.reconnects = 0
 
     def interrupt(self) -> None:
         """From another thread: end the operation in progress now (its socket is shut) and start no other
         (Interrupted). Used by a stop request (SIGTERM, Ctrl-C) while a server trickles an answer."""
         self._stop.set()
-        self._shut(self._client)
+        self._shut(self._client or self._connecting)
 
     @staticmethod
     def _shut(client: imapclient.IMAPClient | None) -> None:
@@ -280,6 +281,7 @@ class ImapSource:
         # of every response, message bodies included, whatever the log level: about 2x each message in
         # memory and CPU. gimport does not log protocol traffic (it could carry mail contents).
         client._imap.debug = 0
+        self._connecting = client
         self._guard_reads(client)
         client.folder_encode = False  # names are decoded here, so that an invalid one cannot stop the account
         try:
@@ -308,6 +310,7 @@ class ImapSource:
                 )
             ) from None
         self._client = client
+        self._connecting = None
         self._prefix = self._personal_prefix(client)
 
     def _personal_prefix(self, client: imapclient.IMAPClient) -> str | None:
@@ -375,18 +378,18 @@ class ImapSource:
         is dropped and _LiteralTooLarge raised."""
 
         def attempt() -> object:
-            if self._client is None:
-                self.connect()
-                if self._folder is not None:
-                    self._examine(self._folder, expect=self._uidvalidity)
-            client = self._client
-            self._literal_limit = literal_limit
             self._deadline_passed = False
-            timer = threading.Timer(self._deadline(nbytes), self._past_deadline, args=(client,))
+            # the deadline covers a reconnect (greeting, login, EXAMINE) as well as the operation
+            timer = threading.Timer(self._deadline(nbytes), self._past_deadline)
             timer.daemon = True
             timer.start()
             try:
-                return op(client)
+                if self._client is None:
+                    self.connect()
+                    if self._folder is not None:
+                        self._examine(self._folder, expect=self._uidvalidity)
+                self._literal_limit = literal_limit
+                return op(self._client)
             finally:
                 timer.cancel()
                 self._literal_limit = None
@@ -419,10 +422,10 @@ class ImapSource:
         except RetryableError as err:
             raise SourceError(f"lost the connection to the IMAP server and could not get it back: {err}") from None
 
-    def _past_deadline(self, client: imapclient.IMAPClient | None) -> None:
+    def _past_deadline(self) -> None:
         self._deadline_passed = True
         log.warning("an IMAP operation passed its deadline: closing the connection")
-        self._shut(client)
+        self._shut(self._client or self._connecting)
 
     def _drop(self) -> None:
         client, self._client = self._client, None
