@@ -540,12 +540,16 @@ class ImapSource:
         items = "(UID RFC822.SIZE FLAGS INTERNALDATE BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)])"
         for i in range(0, len(uids), chunk):
             part = list(uids[i : i + chunk])
-            # a header field answer is small: a server sending more is misbehaving
-            answers = self._call(
-                lambda c, p=part: _uid_fetch(c, p, items),
-                nbytes=len(part) * 400,
-                literal_limit=len(part) * 4000 + 1_000_000,
-            )
+            try:
+                # a header field answer is small: a server sending more is misbehaving
+                answers = self._call(
+                    lambda c, p=part: _uid_fetch(c, p, items),
+                    nbytes=len(part) * 400,
+                    literal_limit=len(part) * 4000 + 1_000_000,
+                )
+            except _LiteralTooLarge:
+                yield from self.fetch_meta(part)  # no identities: their content hash decides
+                continue
             unanswered = set(self._still_there([u for u in part if u not in answers]))
             for uid in part:
                 item = answers.get(uid)
@@ -697,4 +701,7 @@ class ImapSource:
                         found[int(m.group(1))] = part[1]
             return found
 
-        return self._call(op)
+        try:
+            return self._call(op)
+        except _LiteralTooLarge:
+            return {}  # BODY[] stands
