@@ -328,13 +328,15 @@ class Migration:
         """Fetch one folder's items under one EXAMINE; when its UIDVALIDITY is not the scan's any more (a new
         session, a reconnect), scan it again in this session first. False when the run must stop."""
         rescans = 0
+        opened: tuple[int, int] | None = None
         while items:
-            try:
-                opened = self.source.examine(result.plan.folder.name)
-            except FolderGone as exc:
-                result.error = _("the folder disappeared during the run: {detail}").format(detail=exc)
-                self._warn(f"{result.folder}: {result.error}")
-                return True
+            if opened is None:
+                try:
+                    opened = self.source.examine(result.plan.folder.name)
+                except FolderGone as exc:
+                    result.error = _("the folder disappeared during the run: {detail}").format(detail=exc)
+                    self._warn(f"{result.folder}: {result.error}")
+                    return True
             if opened[0] != result.uidvalidity:
                 rescans += 1
                 if rescans > SCAN_TRIES:
@@ -348,12 +350,14 @@ class Migration:
                     opened[0],
                 )
                 budget.wait_empty()  # what was fetched under the old value is recorded first
+                # scanned under this very EXAMINE, then fetched under it too (a server may change the value at
+                # every EXAMINE)
                 items = self._select(result, opened)
                 continue
             try:
                 return self._fetch_items(result, items, label_ids, budget, q)
             except FolderChanged:
-                continue  # reconnected to another UIDVALIDITY: examine, scan again, go on
+                opened = None  # reconnected to another UIDVALIDITY: examine, scan again, go on
         return True
 
     def _fetch_items(self, result: FolderResult, items, label_ids, budget: _ByteBudget, q: queue.Queue) -> bool:

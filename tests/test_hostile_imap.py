@@ -88,13 +88,19 @@ def _body_fetches(srv: FaultImapServer, session_from: int) -> int:
 # --------------------------------------------------------------------------- issue 17
 
 
-@pytest.mark.parametrize("message_id", [True, False], ids=["message-id", "no-message-id"])
-def test_new_uidvalidity_in_every_session_finishes_and_verifies(tmp_path, emulator, monkeypatch, capsys, message_id):
+@pytest.mark.parametrize(
+    ("message_id", "mode"),
+    [(True, "per_session"), (False, "per_session"), (True, "per_examine")],
+    ids=["message-id", "no-message-id", "every-examine"],
+)
+def test_new_uidvalidity_in_every_session_finishes_and_verifies(
+    tmp_path, emulator, monkeypatch, capsys, message_id, mode
+):
     """Issue 17: a new UIDVALIDITY per session. Run 1 imports all (exit 0), run 2 sends nothing (exit 0), verify
     passes, plan has nothing to do, no duplicates (emulator merging off). With Message-IDs the rerun reads no body;
     without them the content hash decides (bodies read, still nothing sent)."""
     box = _box(message_id=message_id)
-    with _server(box, Faults(uidvalidity="per_session")) as srv:
+    with _server(box, Faults(uidvalidity=mode)) as srv:
         ws = _ws(tmp_path, srv, emulator, monkeypatch)
         rc, out = run(ws, capsys=capsys)
         assert rc == 0, out.err

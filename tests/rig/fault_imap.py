@@ -181,8 +181,9 @@ class Faults:
     #: The personal namespace's prefix in the NAMESPACE answer (``b"INBOX."``, ``b"mail/"``); folders are not renamed.
     namespace_prefix: bytes = b""
     #: UIDVALIDITY in EXAMINE/SELECT/STATUS: "fixed" (the folder's), "per_session" (the folder's + the session
-    #: number: new at each connection, stable within it), "missing" (not sent), "non_numeric" (``abc``).
-    uidvalidity: Literal["fixed", "per_session", "missing", "non_numeric"] = "fixed"
+    #: number: new at each connection, stable within it), "per_examine" (new at every EXAMINE/SELECT, even in
+    #: one session; the UIDs stay), "missing" (not sent), "non_numeric" (``abc``).
+    uidvalidity: Literal["fixed", "per_session", "per_examine", "missing", "non_numeric"] = "fixed"
     #: From this session number on, UIDVALIDITY is the folder's + 1000 (a server rebuilding its indexes
     #: between two connections, e.g. at a reconnect during a scan).
     uidvalidity_change_from_session: int | None = None
@@ -484,6 +485,7 @@ class _Session:
         self.authenticated = self.f.preauth
         self.folder: FaultFolder | None = None
         self.count = 0
+        self.examines = 0  # EXAMINE/SELECT answered in this session
 
     # -- io
 
@@ -614,6 +616,8 @@ class _Session:
         value = folder.uidvalidity
         if mode == "per_session":
             value += self.number
+        elif mode == "per_examine":
+            value += 1000 * self.number + self.examines
         if self.f.uidvalidity_change_from_session is not None and self.number >= self.f.uidvalidity_change_from_session:
             value += 1000
         return str(value).encode()
@@ -687,6 +691,7 @@ class _Session:
             self.send(tag + b" NO [CANNOT] not selectable\r\n")
             return
         self.folder = folder
+        self.examines += 1
         flags = sorted({_flag_bytes(x) for m in folder.messages for x in m.flags} | {b"\\Seen", b"\\Flagged"})
         out = [
             b"* FLAGS (" + b" ".join(flags) + b")",
