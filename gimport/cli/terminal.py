@@ -76,7 +76,12 @@ class StopOnSignal:
 
     def __exit__(self, *exc: object) -> None:
         for s, h in self._old.items():
-            signal.signal(s, h)
+            if s == signal.SIGTERM and self._stopping and h in (signal.SIG_DFL, None):
+                # stopping already: a repeated SIGTERM that comes after the stop finished (the summary is
+                # being printed) is still the same stop, not a kill
+                signal.signal(s, signal.SIG_IGN)
+            else:
+                signal.signal(s, h)
 
 
 def private_log_handler(path: Path) -> logging.FileHandler:
