@@ -23,6 +23,8 @@ from gimport.errors import (
 )
 from gimport.i18n import N_, _
 from gimport.logs import logging_to
+from gimport.memory import bound_heap
+from gimport.render.progress import safe, safe_lines
 from gimport.settings import DEFAULT_CONFIG, Settings, load_settings
 
 EXIT_CODES_HELP = N_("""\
@@ -104,7 +106,7 @@ def _run(settings: Settings, *, new_state: bool = False) -> int:
             state.close()
     finally:
         lock.release()
-    print(format_summary(summary))
+    print(safe_lines(format_summary(summary)))
     print(f"Log: {settings.log_file}")
     return run_exit_code(summary)
 
@@ -122,14 +124,19 @@ def cmd_status(args: argparse.Namespace) -> int:
         if wiring.run_in_progress(settings.state_path):
             holder = wiring.run_lock(settings.state_path).holder()
             print(_("A run is going on now ({holder}): these numbers are moving.").format(holder=holder))
-        print(format_status(counts, state.get_meta("gmail_account")))
+        print(safe_lines(format_status(counts, state.get_meta("gmail_account"))))
         problems = state.problems(account, limit=20)
         if problems:
             print("\nNot imported (most recent first):")
             for folder, uid, status, reason in problems:
-                print(f"  {folder} UID {uid}: {status}: {reason}")
+                print(safe(f"  {folder} UID {uid}: {status}: {reason}"))
+        folder_errors = state.folder_errors(account) if hasattr(state, "folder_errors") else {}
+        if folder_errors:
+            print(_("\nFolders the server could not serve at the last run (leave one out with [labels] exclude):"))
+            for folder, error in sorted(folder_errors.items()):
+                print(safe(f"  {folder}: {error}"))
         todo = sum(c.to_do for c in counts)
-        return EXIT_OK if counts and todo == 0 and not problems else EXIT_SOME_FAILED
+        return EXIT_OK if counts and todo == 0 and not problems and not folder_errors else EXIT_SOME_FAILED
     finally:
         state.close()
 
@@ -168,7 +175,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
         print(json.dumps(to_json(result), ensure_ascii=False, indent=2))
     else:
         print(_("Source: {account} (read-only; Gmail is not contacted)").format(account=settings.source.account))
-        print(format_plan(result))
+        print(safe_lines(format_plan(result)))
     return EXIT_OK
 
 
@@ -211,7 +218,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(verify_to_json(report), ensure_ascii=False, indent=2))
     else:
-        print(format_verify(report))
+        print(safe_lines(format_verify(report)))
     return EXIT_OK if report.passed else EXIT_SOME_FAILED
 
 
@@ -405,6 +412,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    bound_heap()  # large message buffers go back to the system when freed (gimport.memory)
     i18n.install()  # argparse's own words come from gimport's catalog too
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -417,14 +425,14 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except GimportError as err:
-        print(f"gimport: {err}", file=sys.stderr)
+        print(safe(f"gimport: {err}"), file=sys.stderr)
         return err.exit_code
     except KeyboardInterrupt:
         print("gimport: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
     except Exception as exc:  # noqa: BLE001 - a bug: one line for the person, the traceback for the log
         logging.getLogger("gimport").exception("unexpected error")
-        print(f"gimport: {Unexpected(f'unexpected error: {exc!r}')}", file=sys.stderr)
+        print(safe(f"gimport: {Unexpected(f'unexpected error: {exc!r}')}"), file=sys.stderr)
         return EXIT_BUG
 
 

@@ -13,6 +13,30 @@ from gimport.accounting import RunSummary
 from gimport.contract import DUPLICATE, FAILED, IMPORTED, SKIPPED, FolderCounts
 from gimport.i18n import _
 
+# Bidirectional overrides and isolates: they reorder what the terminal shows.
+_BIDI = frozenset("\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+def safe(text: object) -> str:
+    """`text` as it may reach a terminal: control characters (ESC, BEL, CR, LF, ...: a server's folder name
+    could retitle the terminal or break a table) and bidi overrides are shown escaped (\\x1b, \\r)."""
+    out = []
+    for ch in str(text):
+        if ch in _BIDI or unicodedata.category(ch) == "Cc":
+            out.append(
+                {"\r": "\\r", "\n": "\\n", "\t": "\\t"}.get(ch) or f"\\x{ord(ch):02x}"
+                if ord(ch) < 256
+                else f"\\u{ord(ch):04x}"
+            )
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def safe_lines(text: str) -> str:
+    """Every line of `text` made safe, the line breaks kept."""
+    return "\n".join(safe(line) for line in text.split("\n"))
+
 
 def human_bytes(n: float) -> str:
     for unit in ("B", "KB", "MB", "GB"):
@@ -51,10 +75,10 @@ class TqdmReporter:
             print(text, file=self.stream, flush=True)
 
     def phase(self, text: str) -> None:
-        self._line(f"gimport: {text}")
+        self._line(f"gimport: {safe(text)}")
 
     def warning(self, text: str) -> None:
-        self._line(f"warning: {text}")
+        self._line(f"warning: {safe(text)}")
 
     def transfer_started(self, messages: int, size: int) -> None:
         self._line(f"gimport: {messages:,} message(s) to import, {human_bytes(size)}")
@@ -89,6 +113,8 @@ class TqdmReporter:
 
 
 def format_table(headers: list[str], rows: list[list[str]], right: set[int]) -> str:
+    rows = [[safe(cell) for cell in row] for row in rows]
+
     def width(s: str) -> int:  # East Asian wide characters take two columns
         return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in s)
 
@@ -117,7 +143,7 @@ def format_summary(s: RunSummary) -> str:
                 str(f.found),
                 str(f.imported),
                 str(f.already + f.duplicates),
-                str(f.skipped + (f.found - f.selected)),
+                str(f.skipped + max(0, f.found - f.selected)),
                 str(f.failed),
                 human_bytes(f.bytes),
             ]
@@ -128,7 +154,7 @@ def format_summary(s: RunSummary) -> str:
         str(s.total("found")),
         str(s.total("imported")),
         str(s.total("already") + s.total("duplicates")),
-        str(s.total("skipped") + s.total("found") - s.total("selected")),
+        str(s.total("skipped") + sum(max(0, f.found - f.selected) for f in s.folders)),
         str(s.total("failed")),
         human_bytes(s.total("bytes")),
     ]
@@ -162,18 +188,27 @@ def format_summary(s: RunSummary) -> str:
         )
     for f in s.folders:
         if f.error:
-            out.append(f"{f.folder}: {f.error}")
+            out.append(safe(f"{f.folder}: {f.error}"))
         for reason, n in f.reasons.most_common(5):
-            out.append(f"{f.folder}: {n} x {reason}")
+            out.append(safe(f"{f.folder}: {n} x {reason}"))
+    retry = any(f.error or f.failed or f.remaining > 0 for f in s.folders)
     if s.interrupted:
         out.append("Interrupted: run the same command again to continue where it stopped.")
     elif s.fatal is not None:
-        out.append(f"Stopped: {s.fatal}")
+        out.append(safe(f"Stopped: {s.fatal}"))
     elif s.complete:
         out.append("Everything selected is in Gmail.")
-    else:
+    elif retry:
         out.append(
             "Some messages are not in Gmail (see above and the log file); run 'gimport run' again to retry them."
+        )
+    else:
+        # only skipped ones (over Gmail's limit, empty): another run would not change that
+        out.append(
+            _(
+                "Some messages cannot be imported as they are (see above; 'gimport status' lists them): another"
+                " run does not retry them."
+            )
         )
     return "\n".join(out)
 
