@@ -13,10 +13,11 @@ class ByteBudget:
         self._cond = threading.Condition()
         self._stop = stop
 
-    def acquire(self, n: int) -> bool:
-        """Take `n` bytes, waiting while the budget is full; False when a stop was requested meanwhile."""
+    def acquire(self, n: int, *, held: int = 0) -> bool:
+        """Take `n` more bytes, waiting for room. `held`: what the caller holds already (it counts as in use,
+        but is not waited for: one item always fits, however large)."""
         with self._cond:
-            while self.used > 0 and self.used + n > self.limit:
+            while self.used - held > 0 and self.used + n > self.limit:
                 if self._stop.is_set():
                     return False
                 self._cond.wait(0.2)
@@ -27,3 +28,9 @@ class ByteBudget:
         with self._cond:
             self.used -= n
             self._cond.notify_all()
+
+    def wait_empty(self) -> None:
+        """Until everything handed out is released (or a stop)."""
+        with self._cond:
+            while self.used > 0 and not self._stop.is_set():
+                self._cond.wait(0.2)

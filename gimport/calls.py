@@ -74,6 +74,7 @@ class Caller:
         self._clock = clock
         self._lock = threading.Lock()
         self._silent_since: float | None = None  # first unanswered call since the last answer
+        self._last_answer = float("-inf")
         self.retries = 0
 
     def with_stop(self, stop: threading.Event) -> Caller:
@@ -88,15 +89,19 @@ class Caller:
         )
 
     def _answered(self) -> None:
-        if self._silent_since is not None:
-            with self._lock:
-                self._silent_since = None
-
-    def _silent_for(self) -> float:
         now = self._clock()
         with self._lock:
-            if self._silent_since is None:
-                self._silent_since = now
+            self._silent_since = None
+            self._last_answer = now
+
+    def _silent_for(self, since: float) -> float:
+        """Seconds without an answer; the silence began when the unanswered attempt left (`since`), not when
+        it failed: a call that hangs until its timeout counts from its start."""
+        now = self._clock()
+        with self._lock:
+            since = max(since, self._last_answer)  # silence begins no earlier than the last answer
+            if self._silent_since is None or since < self._silent_since:
+                self._silent_since = since
             return now - self._silent_since
 
     def call(
@@ -128,6 +133,7 @@ class Caller:
             attempt += 1
             if on_attempt is not None:
                 on_attempt(attempt)
+            started = self._clock()
             try:
                 if self.pacer is not None:
                     with self.pacer.slot():  # the concurrency limit ("too many at once" lowers it)
@@ -148,7 +154,7 @@ class Caller:
             if on_retry is not None:
                 on_retry(last)
             if last.no_answer:
-                silent = self._silent_for()
+                silent = self._silent_for(started)
                 if last.unreachable and policy.fail_fast_unreachable:
                     raise last
                 if policy.give_up_after is not None and silent >= policy.give_up_after and self._unreachable:
@@ -166,7 +172,11 @@ class Caller:
                 errors += 1
             if errors >= policy.attempts or limited >= policy.rate_limited_attempts:
                 raise last
-            self._sleep(self._backoff(max(errors, limited, 1), last.wait))
+            delay = self._backoff(max(errors, limited, 1), last.wait)
+            if last.no_answer and policy.give_up_after is not None and self._unreachable:
+                # never wait past the moment the silence reaches give_up_after: check again then
+                delay = min(delay, max(0.0, policy.give_up_after - silent) + 0.05)
+            self._sleep(delay)
 
 
 def default_backoff(attempt: int, server_wait: float | None = None) -> float:

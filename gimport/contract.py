@@ -53,7 +53,10 @@ def logical_path(name: str, delimiter: str | None) -> str:
 
 @dataclass(frozen=True)
 class Folder:
-    """A folder as the source lists it."""
+    """A folder as the source lists it. `prefix` is the personal namespace's prefix the server puts in front
+    of every folder but INBOX (Cyrus: "INBOX."; "" when the server says there is none; None when it does not
+    say): part of `name` and `path` (what the state file is keyed by), not of `label_path` (what labels are
+    made from)."""
 
     name: str
     delimiter: str | None = "/"
@@ -62,10 +65,21 @@ class Folder:
     # "Category Social", ...; () for "no label": archived). None: the mapping decides from the name.
     # [labels.map] still wins.
     labels: tuple[str, ...] | None = None
+    prefix: str | None = None
 
     @property
     def path(self) -> str:
         return logical_path(self.name, self.delimiter)
+
+    @property
+    def label_path(self) -> str | None:
+        """`path` without the namespace prefix; None when the prefix is not known."""
+        if self.prefix is None:
+            return None
+        name = self.name
+        if self.prefix and name.startswith(self.prefix) and len(name) > len(self.prefix):
+            name = name[len(self.prefix) :]
+        return logical_path(name, self.delimiter)
 
     @property
     def selectable(self) -> bool:
@@ -75,23 +89,62 @@ class Folder:
 
 @dataclass(frozen=True)
 class MessageMeta:
-    """What a source knows of a message without reading its body."""
+    """What a source knows of a message without reading its body. `size` is what the server claims;
+    `size_known` is False when the claim is missing or unusable (not a number, absurdly large): the body
+    then tells. `message_id` only from MailSource.fetch_identities."""
 
     uid: int
     size: int
     flags: tuple[str, ...]
     internaldate: dt.datetime | None
+    message_id: str | None = None
+    size_known: bool = True
+
+
+def content_identity(message_id: str | None, size: int, internaldate: dt.datetime | None) -> str | None:
+    """The cheap identity of a message (Message-ID, size, INTERNALDATE to the second): what tells a message
+    apart when its UID means nothing any more (a new UIDVALIDITY). None when it has no Message-ID or date:
+    only its content hash can tell then."""
+    if not message_id or internaldate is None:
+        return None
+    return f"{message_id}\n{size}\n{int(internaldate.timestamp())}"
+
+
+@dataclass(frozen=True)
+class KnownContent:
+    """What a folder's earlier generations (other UIDVALIDITYs) put into Gmail: identity -> the content
+    hashes of the imported messages that have it, and content hash -> Gmail id."""
+
+    by_identity: dict[str, frozenset[str]]
+    by_hash: dict[str, str]
+
+    def __bool__(self) -> bool:
+        return bool(self.by_hash)
+
+
+@dataclass(frozen=True)
+class ContentMatch:
+    """A message counted as done by its content: the Gmail id of the imported copy, its identity, hash."""
+
+    gmail_id: str
+    identity: str | None
+    sha256: str
+    size: int
 
 
 @dataclass(frozen=True)
 class FetchedMessage:
-    """A message's bytes exactly as the source serves them, with its flags and internal date."""
+    """A message's bytes exactly as the source serves them, with its flags and internal date; or, with
+    `error` set, why the server did not give them (costs this message only: recorded failed and retried
+    next run, or skipped for good when `permanent`)."""
 
     uid: int
     raw: bytes
     flags: tuple[str, ...]
     internaldate: dt.datetime | None
     also_in: tuple[str, ...] = ()  # names of other folders the message is in (see the module docstring)
+    error: str | None = None
+    permanent: bool = False
 
 
 @dataclass(frozen=True)
@@ -186,10 +239,25 @@ class MailSource(Protocol):
         """Open `folder` read-only: (generation, message count)."""
         ...
 
-    def search(self, since: dt.date | None = None, before: dt.date | None = None) -> list[int]: ...
+    def search(self, since: dt.date | None = None, before: dt.date | None = None) -> list[int]:
+        """UIDs in the open folder, ascending, each once."""
+        ...
+
     def fetch_meta(self, uids: Sequence[int]) -> Iterator[MessageMeta]: ...
+    def fetch_identities(self, uids: Sequence[int]) -> Iterator[MessageMeta]:
+        """fetch_meta plus each message's Message-ID, in one FETCH per chunk (no body)."""
+        ...
+
     def fetch_message_ids(self, uids: Sequence[int]) -> dict[int, str | None]: ...
-    def fetch_bodies(self, uids: Sequence[int]) -> list[FetchedMessage]: ...
+    def fetch_bodies(self, uids: Sequence[int], expected_bytes: int | None = None) -> Iterator[FetchedMessage]:
+        """Bodies in the order asked (lazily: hold only what you need); expunged ones left out; a message the
+        server will not give comes back with `error` set (never an exception for one message).
+        `expected_bytes`: what the sizes claim."""
+        ...
+
+    def interrupt(self) -> None:
+        """From another thread: stop now. The operation in progress ends with Interrupted."""
+        ...
 
 
 @runtime_checkable
@@ -260,12 +328,21 @@ class State(Protocol):
     def record_folder(
         self, account: str, folder: str, uidvalidity: int | None, found: int, selected: int, labels: str
     ) -> None: ...
+    def set_folder_errors(self, account: str, errors: dict[str, str]) -> None: ...
+    def folder_errors(self, account: str) -> dict[str, str]: ...
     def done_uids(
         self, account: str, folder: str, uidvalidity: int, statuses: tuple[str, ...] = ..., *, accepted: bool = ...
     ) -> set[int]: ...
     def add_pending(self, account: str, folder: str, uidvalidity: int, items: Iterable[tuple[int, int]]) -> None: ...
     def find_imported_copy(self, account: str, folder: str, sha256: str) -> str | None: ...
-    def mark_sending(self, key: MessageKey, message_id: str | None, sha256: str, labels: str) -> bool: ...
+    def known_content(self, account: str, folder: str, uidvalidity: int) -> KnownContent: ...
+    def generations(self, account: str, folder: str) -> int: ...
+    def add_done_by_content(
+        self, account: str, folder: str, uidvalidity: int, matches: dict[int, ContentMatch]
+    ) -> None: ...
+    def mark_sending(
+        self, key: MessageKey, message_id: str | None, sha256: str, labels: str, identity: str | None = None
+    ) -> bool: ...
     def mark_imported(self, key: MessageKey, gmail_id: str, size: int) -> None: ...
     def mark_duplicate(self, key: MessageKey, gmail_id: str, sha256: str, message_id: str | None) -> None: ...
     def mark_failed(self, key: MessageKey, reason: str) -> None: ...

@@ -10,12 +10,10 @@ flight at the kill can be sent a second time (counted and reported).
 
 from __future__ import annotations
 
-import functools
 import logging
 import queue
 import threading
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 from gimport import rfc822
@@ -36,6 +34,7 @@ from gimport.contract import (
     Pacer,
     Reporter,
     State,
+    content_identity,
 )
 from gimport.errors import (
     FolderChanged,
@@ -50,7 +49,7 @@ from gimport.i18n import _, english, ngettext
 from gimport.labels import ensure_labels
 from gimport.mapping import IMPORT, FolderPlan, message_labels, plan_folders
 from gimport.newstate import check_new_state
-from gimport.selection import inbox_first, select_messages
+from gimport.selection import SCAN_TRIES, inbox_first, select_messages
 from gimport.settings import Settings
 
 log = logging.getLogger("gimport")
@@ -117,11 +116,17 @@ class Migration:
         self._count_lock = threading.Lock()
         self.summary = RunSummary(source_account=source.account, gmail_account=None)
         self._importing: dict[str, FolderPlan] = {}  # folder name -> plan, for FetchedMessage.also_in
+        self._content_folders: dict[str, int] = {}  # path -> generations seen, for folders compared by content
+        self._unknown_size: set[tuple[str, int]] = set()  # (path, uid) whose size claim is unusable
 
     def request_stop(self) -> None:
-        """Stop soon: calls in flight finish and are recorded; nothing new starts."""
+        """Stop soon: calls in flight finish and are recorded; nothing new starts. The source's operation in
+        progress ends at once (a server trickling an answer must not hold the stop up)."""
         self.summary.interrupted = True
         self._stop.set()
+        interrupt = getattr(self.source, "interrupt", None)
+        if interrupt is not None:
+            interrupt()
 
     # -- helpers ------------------------------------------------------------------------------------
     def _warn(self, text: str) -> None:
@@ -147,8 +152,6 @@ class Migration:
         return ensure_labels(self.gmail, plans, self.settings.labels.visibility)
 
     def _scan(self, plans: list[FolderPlan]) -> list[tuple[FolderResult, list[tuple[int, int]]]]:
-        account = self.source.account
-        limit = self.gmail.max_message_bytes
         work = []
         for plan in plans:
             if plan.action != IMPORT:
@@ -157,118 +160,237 @@ class Migration:
                 break
             result = FolderResult(plan)
             self.summary.folders.append(result)
-            try:
-                sel = select_messages(
-                    self.source,
-                    plan.folder.name,
-                    self.settings.filters,
-                    done=functools.partial(self._done_uids, account, plan.path),
-                )
-            except FolderGone as exc:
-                result.error = _("cannot open the folder on the server: {error}").format(error=exc)
-                self._warn(_("{folder}: {problem}").format(folder=plan.path, problem=result.error))
-                continue
-            result.uidvalidity, result.found = sel.uidvalidity, sel.found
-            # skipped in an earlier run (e.g. over 150 MB): needs no more work, but is not in Gmail
-            skipped = self.state.done_uids(account, plan.path, sel.uidvalidity, (SKIPPED,), accepted=False)
-            skipped &= set(sel.done)
-            # accepted as not in Gmail (gimport accept): no more work, counted apart, never as "already there"
-            accepted = self.state.done_uids(account, plan.path, sel.uidvalidity, (), accepted=True) & set(sel.done)
-            result.accepted = len(accepted)
-            result.already = len(sel.done) - len(skipped) - len(accepted)
-            if skipped:
-                result.todo += len(skipped)
-                result.skipped += len(skipped)
-                result.reasons[_("skipped in an earlier run (see gimport status)")] += len(skipped)
-            result.selected = sel.selected
-            result.todo += len(sel.todo)
-            self.state.add_pending(account, plan.path, result.uidvalidity, sel.todo)
-            items = []
-            for uid, size in sel.todo:
-                if size > limit:  # known from RFC822.SIZE: not worth fetching
-                    reason = _too_large(size, limit)
-                    self.state.mark_skipped(MessageKey(account, plan.path, result.uidvalidity, uid), english(reason))
-                    result.skipped += 1
-                    result.reasons[_reason_kind(reason)] += 1
-                    log.info("skipped folder=%r uid=%d size=%d reason=%r", plan.path, uid, size, english(reason))
-                else:
-                    items.append((uid, size))
-            result.todo_bytes = sum(size for _, size in items)
-            self.state.record_folder(
-                account, plan.path, result.uidvalidity, result.found, result.selected, ",".join(plan.labels)
-            )
-            log.info(
-                "scanned %s: %d messages, %d selected, %d done before, %d to import",
-                plan.path,
-                result.found,
-                result.selected,
-                result.already,
-                result.todo,
-            )
+            items = self._select(result)
             if items:
                 work.append((result, items))
+        self._note_content_folders()
+        # what status shows: the folders this run could not read, with why
+        self.state.set_folder_errors(self.source.account, {r.folder: r.error for r in self.summary.folders if r.error})
         return work
 
-    def _done_uids(self, account: str, path: str, uidvalidity: int) -> set[int]:
-        return self.state.done_uids(account, path, uidvalidity)
+    def _select(self, result: FolderResult, opened: tuple[int, int] | None = None) -> list[tuple[int, int]]:
+        """Scan one folder (under the EXAMINE `opened`, when given) and record what it found: the (uid, size)
+        pairs to fetch. A folder that cannot be read gets result.error and no items."""
+        account = self.source.account
+        limit = self.gmail.max_message_bytes
+        plan = result.plan
+        path = plan.path
+        try:
+            sel = select_messages(
+                self.source,
+                plan.folder.name,
+                self.settings.filters,
+                done=lambda v: self.state.done_uids(account, path, v),
+                known=lambda v: self.state.known_content(account, path, v),
+                opened=opened,
+            )
+        except FolderGone as exc:
+            result.error = _(
+                "the server cannot open the folder ({detail}); if it never can, leave it out with [labels] exclude"
+            ).format(detail=exc)
+            self._warn(_("{folder}: {problem}").format(folder=path, problem=result.error))
+            return []
+        except FolderChanged as exc:
+            result.error = _("its UIDVALIDITY kept changing while it was scanned ({detail}): run again").format(
+                detail=exc
+            )
+            self._warn(_("{folder}: {problem}").format(folder=path, problem=result.error))
+            return []
+        processed = result.imported + result.duplicates + result.failed + result.skipped
+        result.uidvalidity, result.found = sel.uidvalidity, sel.found
+        if sel.by_content:
+            self.state.add_done_by_content(account, path, sel.uidvalidity, sel.by_content)
+        # skipped in an earlier run (e.g. over 150 MB): needs no more work, but is not in Gmail
+        skipped = self.state.done_uids(account, path, sel.uidvalidity, (SKIPPED,), accepted=False)
+        skipped &= set(sel.done)
+        # accepted as not in Gmail (gimport accept): no more work, counted apart, never as "already there"
+        accepted = self.state.done_uids(account, path, sel.uidvalidity, (), accepted=True) & set(sel.done)
+        result.accepted = len(accepted)
+        result.already = len(sel.done) - len(skipped) - len(accepted) + len(sel.by_content)
+        result.todo = processed
+        if skipped:
+            result.todo += len(skipped)
+            result.skipped += len(skipped)
+            result.reasons[_("skipped in an earlier run (see gimport status)")] += len(skipped)
+        result.selected = sel.selected
+        result.todo += len(sel.todo)
+        self.state.add_pending(account, path, result.uidvalidity, sel.todo)
+        if sel.compared_by_content and path not in self._content_folders:
+            self._content_folders[path] = self.state.generations(account, path)
+        items = []
+        for uid, size in sel.todo:
+            if uid not in sel.unknown_size and size > limit:  # known from RFC822.SIZE: not worth fetching
+                reason = _too_large(size, limit)
+                self.state.mark_skipped(MessageKey(account, path, result.uidvalidity, uid), english(reason))
+                result.skipped += 1
+                result.reasons[_reason_kind(reason)] += 1
+                log.info("skipped folder=%r uid=%d size=%d reason=%r", path, uid, size, english(reason))
+            else:
+                items.append((uid, size))
+        self._unknown_size |= {(path, uid) for uid in sel.unknown_size}
+        result.todo_bytes = sum(size for _, size in items)
+        self.state.record_folder(
+            account, path, result.uidvalidity, result.found, result.selected, ",".join(plan.labels)
+        )
+        log.info(
+            "scanned %s: uidvalidity %d, %d messages, %d selected, %d done before (%d by content), %d to import",
+            path,
+            result.uidvalidity,
+            result.found,
+            result.selected,
+            result.already,
+            len(sel.by_content),
+            result.todo - processed,
+        )
+        return items
+
+    def _note_content_folders(self) -> None:
+        """Say once (summary and log) which folders were compared by content, and why."""
+        if not self._content_folders:
+            return
+        every = sorted(p for p, n in self._content_folders.items() if n >= 3)
+        changed = sorted(p for p, n in self._content_folders.items() if n < 3)
+        if every:
+            self._warn(
+                _(
+                    "the server gives {n} folder(s) a new UIDVALIDITY in every session ({names}): it keeps no UID"
+                    " database for them (Courier-IMAP does this for folders never opened read-write). Their"
+                    " messages are matched by content (Message-ID, size, date; the content hash where those do"
+                    " not tell), so nothing is sent twice; each run reads those of every message again"
+                ).format(n=len(every), names=", ".join(every))
+            )
+        if changed:
+            self._warn(
+                _(
+                    "{n} folder(s) have a new UIDVALIDITY since an earlier run ({names}): their messages are"
+                    " matched by content (Message-ID, size, date), so nothing is sent twice"
+                ).format(n=len(changed), names=", ".join(changed))
+            )
 
     def _fetch_loop(self, work: Work, label_ids: dict[str, str], budget: ByteBudget, q: ItemQueue) -> None:
         try:
             for result, items in work:
                 if self._stop.is_set():
                     return
-                try:
-                    uidvalidity, _count = self.source.examine(result.plan.folder.name)
-                except FolderGone as exc:
-                    result.error = _("the folder disappeared during the run: {error}").format(error=exc)
-                    self._warn(_("{folder}: {problem}").format(folder=result.folder, problem=result.error))
-                    continue
-                if uidvalidity != result.uidvalidity:
-                    result.error = _("the folder's UIDVALIDITY changed during the run: run again to pick it up")
-                    self._warn(_("{folder}: {problem}").format(folder=result.folder, problem=result.error))
-                    continue
-                for chunk in self._chunks(items):
-                    need = sum(size for _, size in chunk)
-                    if not budget.acquire(need):
-                        return
-                    try:
-                        fetched = self.source.fetch_bodies([uid for uid, _ in chunk])
-                    except (FolderGone, FolderChanged) as exc:
-                        budget.release(need)
-                        result.error = _("the folder changed during the run ({error}): run again to pick it up").format(
-                            error=exc
-                        )
-                        self._warn(_("{folder}: {problem}").format(folder=result.folder, problem=result.error))
-                        break
-                    sizes = dict(chunk)
-                    budget.release(need - sum(sizes[m.uid] for m in fetched))
-                    missing = len(chunk) - len(fetched)
-                    if missing:
-                        result.todo -= missing  # expunged since the scan
-                    for msg in fetched:
-                        q.put(_Item(result, label_ids, uidvalidity, msg, sizes[msg.uid]))
-                    if self._stop.is_set():
-                        return
+                if not self._fetch_folder(result, items, label_ids, budget, q):
+                    return
         except GimportError as err:
             self._set_fatal(err)
         except Exception as err:  # noqa: BLE001 - a bug must not leave workers waiting forever
             log.exception("reading the source failed")
             self._set_fatal(Unexpected(_("reading the source failed: {error!r}").format(error=err)))
         finally:
-            for _worker in range(self.options.workers):
+            for _i in range(self.options.workers):
                 q.put(None)
 
-    def _chunks(self, items: list[tuple[int, int]]) -> Iterator[list[tuple[int, int]]]:
+    def _fetch_folder(
+        self,
+        result: FolderResult,
+        items: list[tuple[int, int]],
+        label_ids: dict[str, str],
+        budget: ByteBudget,
+        q: ItemQueue,
+    ) -> bool:
+        """Fetch one folder's items under one EXAMINE; when its UIDVALIDITY is not the scan's any more (a new
+        session, a reconnect), scan it again in this session first. False when the run must stop."""
+        rescans = 0
+        opened: tuple[int, int] | None = None
+        while items:
+            if opened is None:
+                try:
+                    opened = self.source.examine(result.plan.folder.name)
+                except FolderGone as exc:
+                    result.error = _("the folder disappeared during the run: {detail}").format(detail=exc)
+                    self._warn(_("{folder}: {problem}").format(folder=result.folder, problem=result.error))
+                    return True
+            if opened[0] != result.uidvalidity:
+                rescans += 1
+                if rescans > SCAN_TRIES:
+                    result.error = _("its UIDVALIDITY kept changing during the run: run again")
+                    self._warn(_("{folder}: {problem}").format(folder=result.folder, problem=result.error))
+                    return True
+                log.info(
+                    "%s: UIDVALIDITY %s -> %s in this run: scanning it again",
+                    result.folder,
+                    result.uidvalidity,
+                    opened[0],
+                )
+                budget.wait_empty()  # what was fetched under the old value is recorded first
+                # scanned under this very EXAMINE, then fetched under it too (a server may change the value at
+                # every EXAMINE)
+                items = self._select(result, opened)
+                continue
+            try:
+                return self._fetch_items(result, items, label_ids, budget, q)
+            except FolderChanged:
+                opened = None  # reconnected to another UIDVALIDITY: examine, scan again, go on
+        return True
+
+    def _fetch_items(
+        self,
+        result: FolderResult,
+        items: list[tuple[int, int]],
+        label_ids: dict[str, str],
+        budget: ByteBudget,
+        q: ItemQueue,
+    ) -> bool:
+        uidvalidity = result.uidvalidity
+        assert uidvalidity is not None  # set by the scan that gave the items
+        unknown = self._unknown_size
+        pending = list(items)
+        while pending:
+            chunk = self._next_chunk(pending, result.folder, unknown)
+            need = sum(size for _, size in chunk)
+            if not budget.acquire(need):
+                return False
+            held = need  # taken from the budget, not yet handed to a fetched message
+            answered: set[int] = set()
+            try:
+                for msg in self.source.fetch_bodies([uid for uid, _ in chunk], expected_bytes=need):
+                    n = len(msg.raw)
+                    # sizes are claims: a message bigger than claimed waits for room (issue 11.9)
+                    if n > held:
+                        if not budget.acquire(n - held, held=held):
+                            return False  # `held` is released below
+                        held = 0
+                    else:
+                        held -= n
+                    answered.add(msg.uid)
+                    q.put(_Item(result, label_ids, uidvalidity, msg, n))
+            except FolderGone as exc:
+                result.error = _("the folder changed during the run ({detail}): run again to pick it up").format(
+                    detail=exc
+                )
+                self._warn(f"{result.folder}: {result.error}")
+                return True
+            finally:
+                budget.release(held)
+                held = 0
+            del pending[: len(chunk)]
+            gone = [uid for uid, _ in chunk if uid not in answered]
+            if gone:
+                result.todo -= len(gone)  # expunged since the scan
+                log.info("expunged since the scan folder=%r uids=%s", result.folder, gone)
+            if self._stop.is_set():
+                return False
+        return True
+
+    def _next_chunk(
+        self, pending: list[tuple[int, int]], folder: str, unknown: set[tuple[str, int]]
+    ) -> list[tuple[int, int]]:
+        """The next FETCH: up to fetch_batch messages and fetch_batch_bytes claimed; a message whose size
+        claim is unusable goes alone."""
         chunk: list[tuple[int, int]] = []
         size = 0
-        for uid, n in items:
-            if chunk and (len(chunk) >= self.options.fetch_batch or size + n > self.options.fetch_batch_bytes):
-                yield chunk
-                chunk, size = [], 0
+        for uid, n in pending:
+            alone = (folder, uid) in unknown
+            if chunk and (alone or len(chunk) >= self.options.fetch_batch or size + n > self.options.fetch_batch_bytes):
+                break
             chunk.append((uid, n))
             size += n
-        if chunk:
-            yield chunk
+            if alone:
+                break
+        return chunk
 
     def _worker(self, budget: ByteBudget, q: ItemQueue) -> None:
         while True:
@@ -284,7 +406,10 @@ class Migration:
                 log.exception("unexpected error importing a message")
                 self._set_fatal(Unexpected(_("unexpected error: {error!r}").format(error=err)))
             finally:
-                budget.release(item.budget)
+                size = item.budget
+                # the budget counts it free now: so must memory be (an idle worker kept its last message)
+                del item
+                budget.release(size)
 
     def _finish(self, item: _Item, outcome: str, size: int, reason: str = "") -> None:
         """Count, log (in English) and report one message's outcome; `reason` in the reader's language."""
@@ -321,6 +446,13 @@ class Migration:
         raw = msg.raw
         size = len(raw)
         limit = self.gmail.max_message_bytes
+        if msg.error is not None:
+            # the server would not give this one message: it costs that message, never the folder
+            if msg.permanent:
+                self.state.mark_skipped(key, msg.error)
+                return self._finish(item, SKIPPED, 0, msg.error)
+            self.state.mark_failed(key, msg.error)
+            return self._finish(item, FAILED, 0, msg.error)
         if size == 0:
             reason: str = _("empty message on the server (0 bytes)")
             self.state.mark_skipped(key, english(reason))
@@ -339,13 +471,14 @@ class Migration:
         for name in msg.also_in:  # the message's other folders (Takeout labels): imported once, with them all
             refs += self._importing[name].labels if name in self._importing else ()
         labels = list(dict.fromkeys(item.label_ids[ref] for ref in refs))
+        identity = content_identity(mid, size, msg.internaldate)
         data = rfc822.ensure_date(raw, msg.internaldate)
         attempts = [0]
 
         def on_attempt(n: int) -> None:
             attempts[0] = n
             # recorded before the call leaves: a kill from here on counts as a possible re-send
-            if n == 1 and self.state.mark_sending(key, mid, digest, ",".join(labels)):
+            if n == 1 and self.state.mark_sending(key, mid, digest, ",".join(labels), identity):
                 with self._count_lock:
                     r.resent += 1
 

@@ -135,7 +135,9 @@ def _default_labels(folder: Folder, settings: LabelSettings, notes: list[str]) -
     for flag, label in SPECIAL_USE.items():
         if flag in flags:
             return (label,)
-    inner = _strip_inbox(path)
+    # the personal namespace's prefix (NAMESPACE: Cyrus's "INBOX.", UW's "mail/") is no part of a label; without
+    # one, a leading "INBOX/" is taken for one (a child of INBOX is better off as a top-level label)
+    inner = (folder.label_path if folder.prefix else None) or _strip_inbox(path)
     key = _key(inner)
     if key in _SENT:
         return ("SENT",)

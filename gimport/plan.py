@@ -13,8 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from gimport.accounting import COSTS, MAX_MESSAGE_BYTES
-from gimport.contract import MailSource, State
-from gimport.errors import ConfigError, FolderGone
+from gimport.contract import KnownContent, MailSource, State
+from gimport.errors import ConfigError, FolderChanged, FolderGone
 from gimport.i18n import _, english
 from gimport.mapping import (
     IMPORT,
@@ -93,20 +93,29 @@ def preview(source: MailSource, settings: Settings, state: State | None = None) 
         out.append(fp)
         if not plan.folder.selectable:
             continue
+        known = None
+        if state is not None and plan.action == IMPORT:
+
+            def known(v: int, path: str = plan.path) -> KnownContent:
+                return state.known_content(account, path, v)
+
         try:
-            # the same selection as `gimport run` and `gimport verify`, done messages included with sizes
-            sel = select_messages(source, plan.folder.name, settings.filters)
+            # the same selection as `gimport run` and `gimport verify`, done messages included with sizes;
+            # with a state file, what earlier UIDVALIDITYs imported counts as done by content (as in a run)
+            sel = select_messages(source, plan.folder.name, settings.filters, known=known, resolve_by_hash=True)
             sizes = {m.uid: m.size for m in source.fetch_meta(source.search())}
-        except FolderGone as exc:
-            fp.error = _("cannot open the folder: {error}").format(error=exc)
+        except (FolderGone, FolderChanged) as exc:
+            fp.error = _(
+                "cannot open the folder ({detail}); if the server never can, leave it out with [labels] exclude"
+            ).format(detail=exc)
             continue
         fp.messages, fp.size = sel.found, sum(sizes.values())
         fp.selected = sel.selected
-        fp.selected_size = sum(size for _, size in sel.todo)
-        fp.too_large = sum(1 for _, size in sel.todo if size > MAX_MESSAGE_BYTES)
+        fp.selected_size = sum(size for _, size in sel.todo) + sum(m.size for m in sel.by_content.values())
+        fp.too_large = sum(1 for uid, size in sel.todo if size > MAX_MESSAGE_BYTES and uid not in sel.unknown_size)
         if state is not None and plan.action == IMPORT:
             done = state.done_uids(account, plan.path, sel.uidvalidity)
-            fp.done = sum(1 for uid, _ in sel.todo if uid in done)
+            fp.done = sum(1 for uid, _ in sel.todo if uid in done) + len(sel.by_content)
     warnings: list[str] = [
         _(
             "[labels.map] {key!r} names no folder on the server (folder names are case-sensitive; use '/' between"

@@ -276,6 +276,11 @@ def _short(value: Any) -> str:
 
 def _check_user(user: str) -> None:
     # IMAP LOGIN carries ASCII; a control character (CR, LF) would end the command early
+    if any(c in user for c in "\r\n\0"):
+        raise ConfigError(
+            _("[source] {key} holds a line break or NUL").format(key="user"),
+            hint=_("it would reach the IMAP server as a second command; write it on one line"),
+        )
     if not all(" " < ch < "\x7f" for ch in user):
         raise ConfigError(
             _(
@@ -386,6 +391,12 @@ def read_secret(path: Path, what: str, *, group_ok: bool = False) -> str:
     secret = text.rstrip("\r\n")
     if not secret:
         raise ConfigError(_("{what} {path} is empty").format(what=what, path=path))
+    if any(c in secret for c in "\r\n\0"):
+        # a line break would end the IMAP command early and let the rest reach the server as a command
+        raise ConfigError(
+            _("{what} {path} holds a line break or NUL inside the password").format(what=what, path=path),
+            hint=_("the file must hold the password alone, on one line"),
+        )
     return secret
 
 

@@ -32,13 +32,14 @@ from gimport.contract import (
     SENDING,
     SKIPPED,
     Destination,
+    KnownContent,
     MailSource,
     MessageKey,
     NullReporter,
     Reporter,
     State,
 )
-from gimport.errors import AuthError, FolderGone
+from gimport.errors import AuthError, FolderChanged, FolderGone
 from gimport.i18n import _
 from gimport.mapping import IMPORT, label_key, plan_folders
 from gimport.proof import ExactResult, ProofItem, prove
@@ -106,6 +107,7 @@ class FolderCheck:
     failed: int = 0  # of missing: last attempt failed
     skipped: int = 0  # of missing: cannot be imported as it is
     error: str | None = None  # the folder could not be read
+    by_content: int = 0  # of recorded_imported: found by content (imported under another UIDVALIDITY)
 
 
 @dataclass
@@ -216,14 +218,21 @@ def verify(
             records.update(state.folder_messages(account, path, uidvalidity))
             return {uid for uid, r in records.items() if r.status in DONE_STATUSES or r.accepted is not None}
 
+        def known(uidvalidity: int, path: str = plan.path) -> KnownContent:
+            return state.known_content(account, path, uidvalidity)
+
         try:
-            sel = select_messages(source, plan.folder.name, settings.filters, done)
-        except FolderGone as exc:
-            check.error = _("cannot open the folder on the server: {error}").format(error=exc)
+            # a message an earlier UIDVALIDITY imported counts by its content, as in a run (issue 17)
+            sel = select_messages(source, plan.folder.name, settings.filters, done, known, resolve_by_hash=True)
+        except (FolderGone, FolderChanged) as exc:
+            check.error = _(
+                "the server cannot serve the folder ({detail}); if it never can, leave it out with [labels] exclude"
+            ).format(detail=exc)
             continue
         check.uidvalidity, check.on_source, check.selected = sel.uidvalidity, sel.found, sel.selected
+        check.by_content = len(sel.by_content)
         done_records = [r for r in records.values() if r.status in DONE_STATUSES]
-        check.recorded_imported = len(done_records)
+        check.recorded_imported = len(done_records) + len(sel.by_content)
         selected_done = set(sel.done)
         by_gmail_id = {r.gmail_id: r.labels for r in done_records if r.gmail_id and r.labels}
         for uid in sorted(selected_done):
@@ -236,7 +245,7 @@ def verify(
                 # a duplicate records no labels of its own: those of the copy it duplicates
                 labels = r.labels or by_gmail_id.get(r.gmail_id) or ""
                 proof_items.append(ProofItem(key, r.message_id, r.gmail_id, tuple(x for x in labels.split(",") if x)))
-        ids = {r.gmail_id for r in done_records if r.gmail_id}
+        ids = {r.gmail_id for r in done_records if r.gmail_id} | {m.gmail_id for m in sel.by_content.values()}
         for label in plan.labels:
             gmail_ids.setdefault(label_key(label) if label not in SYSTEM_LABEL_IDS else label, set()).update(ids)
         check.missing = len(sel.todo)

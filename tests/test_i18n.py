@@ -336,10 +336,10 @@ def test_text_keeps_the_english_through_format_and_errors(lang):
     assert str(err) == "/t.json に Gmail のトークンがありません。先に 'gimport auth' を実行してください"
     assert english(err) == "no Gmail token at /t.json: run 'gimport auth' first"
     outer = _("{folder}: {problem}").format(
-        folder="INBOX", problem=_("cannot open the folder on the server: {error}").format(error="NO")
+        folder="INBOX", problem=_("the folder disappeared during the run: {detail}").format(detail="NO")
     )
-    assert english(outer) == "INBOX: cannot open the folder on the server: NO"
-    assert "サーバー上のフォルダーを開けません" in outer
+    assert english(outer) == "INBOX: the folder disappeared during the run: NO"
+    assert "実行中にフォルダがなくなりました" in outer
     # the class's own hint is translated when read; English for the log
     assert str(errors.AuthError("")) == "'gimport auth' をもう一度実行してください"
     assert errors.AuthError("").english() == "run 'gimport auth' again"

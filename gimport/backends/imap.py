@@ -14,17 +14,21 @@ import logging
 import re
 import socket
 import ssl
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import imapclient
+from imapclient import imap_utf7
 from imapclient.exceptions import IMAPClientError, LoginError
+from imapclient.response_parser import parse_fetch_response
 
 from gimport import rfc822
+from gimport.accounting import MAX_MESSAGE_BYTES
 from gimport.calls import Caller, RetryPolicy
 from gimport.contract import FetchedMessage, Folder, MessageMeta
-from gimport.errors import FolderChanged, FolderGone, LoginRefused, RetryableError, SourceError
+from gimport.errors import FolderChanged, FolderGone, Interrupted, LoginRefused, RetryableError, SourceError
 from gimport.i18n import _
 from gimport.settings import SourceSettings
 
@@ -35,6 +39,66 @@ _TRANSIENT = (OSError, imaplib.IMAP4.abort, ssl.SSLError, EOFError)
 
 
 __all__ = ["ImapSource", "FolderGone", "FolderChanged", "LoginRefused", "FetchedMessage", "MessageMeta"]
+
+# UID SEARCH goes by message-sequence ranges of this many messages: imaplib refuses an answer line over
+# 1,000,000 bytes, and 50,000 UIDs of up to 10 digits stay well below that (issue 11.1).
+SEARCH_SPAN = 50_000
+# A size claim above this is nonsense (a server bug): the body tells the size instead.
+_SANE_SIZE = 1 << 40
+# Literal bytes one FETCH of several messages may bring, at least: beyond it (sizes were under-claimed),
+# the messages are fetched one at a time, each up to Gmail's limit (issue 11.9: memory stays bounded).
+CHUNK_LITERAL_FLOOR = 16_000_000
+# The slowest a server may send before an operation passes its deadline: [source] timeout bounds each read,
+# this bounds the whole (issue 11.3).
+MIN_RATE = 50_000  # bytes per second
+DEADLINE_READS = 4  # an operation may take this many [source] timeouts, plus its bytes at MIN_RATE
+
+
+class _LiteralTooLarge(Exception):
+    """The server announced a literal larger than what the operation allows (the connection is then unusable)."""
+
+    def __init__(self, size: int, limit: int) -> None:
+        super().__init__(f"{size} > {limit}")
+        self.size, self.limit = size, limit
+
+
+class _FetchFailed(Exception):
+    """A body FETCH did not bring the messages: refused (NO/BAD), the connection lost each time, past its
+    deadline, or more bytes than allowed."""
+
+    def __init__(self, reason: str, *, too_large: int | None = None) -> None:
+        super().__init__(reason)
+        self.reason, self.too_large = reason, too_large
+
+
+def _text(value: object) -> str:
+    """Server data as text, whatever bytes it holds (8-bit flags, delimiters: never a UnicodeDecodeError)."""
+    if isinstance(value, bytes):
+        try:
+            return value.decode("utf-8")
+        except UnicodeDecodeError:
+            return value.decode("latin-1")
+    return str(value)
+
+
+def _folder_name(raw: object) -> tuple[str, bytes]:
+    """(name as shown and matched, name on the wire) for a LIST answer's name. Modified UTF-7 is decoded when
+    it is valid; otherwise (``&ZZZ``) the name is kept as sent, so it can still be shown and excluded. A folder
+    named NIL (the atom, which parsers read as "no value") is "NIL"."""
+    if raw is None:
+        return "NIL", b"NIL"
+    if isinstance(raw, int):
+        return str(raw), str(raw).encode()
+    if isinstance(raw, str):
+        raw = raw.encode("utf-8")
+    assert isinstance(raw, bytes)
+    try:
+        decoded = imap_utf7.decode(raw)
+        if imap_utf7.encode(decoded) == raw:
+            return decoded, raw
+    except (ValueError, UnicodeError, TypeError):
+        pass
+    return _text(raw), raw
 
 
 def _same_but_nul(exact: bytes, body: bytes, step: int = 1 << 20) -> bool:
@@ -49,14 +113,85 @@ def _same_but_nul(exact: bytes, body: bytes, step: int = 1 << 20) -> bool:
     return True
 
 
-def _flags(value: Sequence[bytes | str]) -> tuple[str, ...]:
-    return tuple(f.decode() if isinstance(f, bytes) else f for f in value)
+def _flags(value: object) -> tuple[str, ...]:
+    if not isinstance(value, (tuple, list)):
+        return ()
+    return tuple(_text(f) for f in value)
+
+
+def _size(value: object) -> int | None:
+    """RFC822.SIZE as claimed, or None when it is missing, not a number, negative or absurd."""
+    try:
+        n = int(value)  # type: ignore[call-overload]
+    except (TypeError, ValueError):
+        return None
+    return n if 0 <= n < _SANE_SIZE else None
+
+
+def _meta(uid: int, item: dict, message_id: str | None = None) -> MessageMeta:
+    size = _size(item.get(b"RFC822.SIZE"))
+    return MessageMeta(
+        uid,
+        size or 0,
+        _flags(item.get(b"FLAGS", ())),
+        _date(item.get(b"INTERNALDATE")),
+        message_id=message_id,
+        size_known=size is not None,
+    )
+
+
+def _uid_set(uids: Sequence[int]) -> str:
+    """ "1:3,7,9:10" for [1, 2, 3, 7, 9, 10] (sorted, each once)."""
+    out: list[str] = []
+    ordered = sorted(set(uids))
+    i = 0
+    while i < len(ordered):
+        j = i
+        while j + 1 < len(ordered) and ordered[j + 1] == ordered[j] + 1:
+            j += 1
+        out.append(str(ordered[i]) if i == j else f"{ordered[i]}:{ordered[j]}")
+        i = j + 1
+    return ",".join(out)
+
+
+def _uid_fetch(c: imapclient.IMAPClient, uids: Sequence[int], items: str) -> dict[int, dict]:
+    """UID FETCH, answers keyed by the UID each one names. IMAPClient keys an answer without UID by its
+    sequence number, which gives one message another's data (issue 11.5): such answers are left out here.
+    A NO/BAD raises imaplib's error (IMAPClientError)."""
+    typ, data = c._imap.uid("FETCH", _uid_set(uids), items)
+    if typ != "OK":
+        raise imaplib.IMAP4.error(f"FETCH {typ}: {_text(data[-1]) if data and data[-1] else ''}".strip())
+    wanted = set(uids)
+    out: dict[int, dict] = {}
+    for item in parse_fetch_response(data, True, False).values():
+        uid = item.get(b"UID")
+        if isinstance(uid, int) and uid in wanted:
+            out.setdefault(uid, {}).update(item)
+    return out
 
 
 def _date(value: object) -> dt.datetime | None:
     if not isinstance(value, dt.datetime):
         return None
     return value if value.tzinfo else value.astimezone()  # IMAPClient gives naive local time
+
+
+def _cert_hint(exc: ssl.SSLCertVerificationError) -> str:
+    """What to do about a certificate that does not verify: it depends on why."""
+    text = f"{exc.verify_message or ''} {exc}".lower()
+    if exc.verify_code == 62 or "hostname mismatch" in text or "ip address mismatch" in text:
+        return _(
+            "the certificate is for another name: set [source] host to a name the certificate is for"
+            " (not an IP address or alias); ca_file does not change this"
+        )
+    if exc.verify_code == 10 or "expired" in text:
+        return _(
+            "the server's certificate has expired: the server's administrator must renew it (check this"
+            " machine's clock too); ca_file does not change this"
+        )
+    if exc.verify_code == 9 or "not yet valid" in text:
+        return _("the server's certificate is not valid yet: check this machine's clock")
+    return _("set [source] ca_file to the CA certificate that signed the server's certificate")
 
 
 class ImapSource:
@@ -73,11 +208,36 @@ class ImapSource:
         self.settings = settings
         self._password = password
         # reconnecting goes through the one call path, without a quota
-        self._caller = Caller(None, RetryPolicy(attempts=reconnect_tries + 1, give_up_after=None), sleep=sleep)
+        self._stop = threading.Event()
+        self._caller = Caller(
+            None, RetryPolicy(attempts=reconnect_tries + 1, give_up_after=None), sleep=sleep, stop=self._stop
+        )
         self._client: imapclient.IMAPClient | None = None
         self._folder: str | None = None
         self._uidvalidity: int | None = None
+        self._wire: dict[str, bytes] = {}  # folder name (as listed) -> its name on the wire
+        self._prefix: str | None = None  # the personal namespace's prefix (Cyrus: "INBOX."); None: not told
+        self._literal_limit: int | None = None  # bytes of literals the operation in progress may still read
+        self._distrust_sizes = False  # the server under-claimed sizes: fetch bodies one at a time
+        self._deadline_passed = False
+        self._exists = 0  # EXISTS of the open folder's EXAMINE
+        self._connecting: imapclient.IMAPClient | None = None  # during connect(): for the deadline and interrupt
         self.reconnects = 0
+
+    def interrupt(self) -> None:
+        """From another thread: end the operation in progress now (its socket is shut) and start no other
+        (Interrupted). Used by a stop request (SIGTERM, Ctrl-C) while a server trickles an answer."""
+        self._stop.set()
+        self._shut(self._client or self._connecting)
+
+    @staticmethod
+    def _shut(client: imapclient.IMAPClient | None) -> None:
+        sock = getattr(getattr(client, "_imap", None), "sock", None)
+        if sock is not None:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
 
     @property
     def account(self) -> str:
@@ -101,6 +261,12 @@ class ImapSource:
         """Open and log in. Raises SourceError with what to fix."""
         s = self.settings
         where = f"{s.host}:{s.port}"
+        if any(c in text for text in (s.login or s.user, self._password) for c in "\r\n\0"):
+            # imaplib sends them as they are: a line break would end LOGIN and start a command of the server's choosing
+            raise SourceError(
+                _("the IMAP user name or password holds a line break or NUL"),
+                hint=_("nothing was sent; write it on one line"),
+            )
         try:
             if s.security == "ssl":
                 client = imapclient.IMAPClient(
@@ -112,10 +278,10 @@ class ImapSource:
                     client.starttls(self._ssl_context())
         except ssl.SSLCertVerificationError as exc:
             raise SourceError(
-                _(
-                    "cannot verify the certificate of {where} ({verify_message}): set [source] ca_file to the"
-                    " server's CA certificate"
-                ).format(where=where, verify_message=exc.verify_message)
+                _("cannot verify the certificate of {where} ({verify_message})").format(
+                    where=where, verify_message=exc.verify_message
+                ),
+                hint=_cert_hint(exc),
             ) from None
         except (socket.gaierror, ConnectionRefusedError, TimeoutError, OSError, IMAPClientError) as exc:
             raise SourceError(
@@ -128,8 +294,15 @@ class ImapSource:
         # of every response, message bodies included, whatever the log level: about 2x each message in
         # memory and CPU. gimport does not log protocol traffic (it could carry mail contents).
         client._imap.debug = 0
+        self._connecting = client
+        self._guard_reads(client)
+        client.folder_encode = False  # names are decoded here, so that an invalid one cannot stop the account
         try:
-            client.login(s.login or s.user, self._password)
+            if client._imap.state == "AUTH":
+                # a PREAUTH greeting: the server has authenticated the connection already
+                log.warning("the IMAP server %s greeted PREAUTH: already logged in, no LOGIN sent", where)
+            else:
+                client.login(s.login or s.user, self._password)
         except LoginError:
             client.shutdown()
             if s.login and s.login != s.user:
@@ -148,7 +321,45 @@ class ImapSource:
             raise SourceError(
                 _("the IMAP server {where} dropped the connection during login: {exc}").format(where=where, exc=exc)
             ) from None
+        except IMAPClientError as exc:
+            client.shutdown()
+            raise SourceError(
+                _("the IMAP server {where} refused to go on after the greeting: {detail}").format(
+                    where=where, detail=exc
+                )
+            ) from None
         self._client = client
+        self._connecting = None
+        self._prefix = self._personal_prefix(client)
+
+    def _personal_prefix(self, client: imapclient.IMAPClient) -> str | None:
+        """The personal namespace's prefix (RFC 2342): "" when there is none, None when the server does not say."""
+        try:
+            if not client.has_capability("NAMESPACE"):
+                return None
+            personal = client.namespace().personal
+        except (IMAPClientError, *_TRANSIENT) as exc:
+            log.info("NAMESPACE not usable (%s): folder names kept whole", exc)
+            return None
+        if not personal:
+            return ""
+        return _folder_name(personal[0][0])[0]
+
+    def _guard_reads(self, client: imapclient.IMAPClient) -> None:
+        """Refuse a literal beyond what the operation allows before reading a byte of it: a server announcing
+        10^15 bytes, or under-claiming sizes, cannot make gimport allocate what it says (issue 11.9, 11.12)."""
+        imap = client._imap
+        read = imap.read
+
+        def guarded(size: int) -> bytes:
+            limit = self._literal_limit
+            if limit is not None:
+                if size > limit:
+                    raise _LiteralTooLarge(size, limit)
+                self._literal_limit = limit - size
+            return read(size)
+
+        imap.read = guarded
 
     def close(self) -> None:
         client, self._client = self._client, None
@@ -169,21 +380,52 @@ class ImapSource:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _call(self, op: Callable[[Any], Any]) -> Any:
-        """Run `op` on the connection, reconnecting (and re-examining the folder) if it drops."""
+    def _deadline(self, nbytes: int = 0) -> float:
+        return DEADLINE_READS * float(self.settings.timeout) + nbytes / MIN_RATE
+
+    def _call(
+        self,
+        op: Callable[..., Any],
+        *,
+        nbytes: int = 0,
+        literal_limit: int | None = MAX_MESSAGE_BYTES,
+        policy: RetryPolicy | None = None,
+    ) -> Any:
+        """Run `op` on the connection, reconnecting (and re-examining the folder) if it drops. Each attempt has a
+        deadline (DEADLINE_READS timeouts + `nbytes` at MIN_RATE): past it the socket is shut, which counts as a
+        lost connection. A literal over `literal_limit` bytes (over the whole attempt) is not read: the connection
+        is dropped and _LiteralTooLarge raised."""
 
         def attempt() -> Any:
-            if self._client is None:
-                self.connect()
-                if self._folder is not None:
-                    self._examine(self._folder, expect=self._uidvalidity)
-            return op(self._client)
+            self._deadline_passed = False
+            # the deadline covers a reconnect (greeting, login, EXAMINE) as well as the operation
+            timer = threading.Timer(self._deadline(nbytes), self._past_deadline)
+            timer.daemon = True
+            timer.start()
+            try:
+                if self._client is None:
+                    self.connect()
+                    if self._folder is not None:
+                        self._examine(self._folder, expect=self._uidvalidity)
+                self._literal_limit = literal_limit
+                return op(self._client)
+            finally:
+                timer.cancel()
+                self._literal_limit = None
 
         def classify(exc: BaseException) -> BaseException:
-            if isinstance(exc, _TRANSIENT):
-                log.warning("IMAP connection lost (%s); reconnecting", exc)
+            if self._stop.is_set():
                 self._drop()
-                return RetryableError(f"{exc}", no_answer=True)
+                return Interrupted(_("stopped on request"))
+            if isinstance(exc, _LiteralTooLarge):
+                self._drop()  # the rest of the literal is still on the wire
+                return exc
+            if isinstance(exc, _TRANSIENT) or (self._deadline_passed and isinstance(exc, IMAPClientError)):
+                late = self._deadline_passed
+                log.warning("IMAP connection lost (%s); reconnecting", "past the deadline" if late else exc)
+                self._drop()
+                detail = _("no answer within {n:.0f} s").format(n=self._deadline(nbytes)) if late else f"{exc}"
+                return RetryableError(detail, no_answer=True)
             if isinstance(exc, IMAPClientError):
                 if self._folder is None:
                     return SourceError(_("the IMAP server refused a command: {exc}").format(exc=exc))
@@ -195,11 +437,16 @@ class ImapSource:
             self.reconnects += 1
 
         try:
-            return self._caller.call(attempt, classify=classify, on_retry=count)
+            return self._caller.call(attempt, classify=classify, on_retry=count, policy=policy)
         except RetryableError as err:
             raise SourceError(
                 _("lost the connection to the IMAP server and could not get it back: {err}").format(err=err)
             ) from None
+
+    def _past_deadline(self) -> None:
+        self._deadline_passed = True
+        log.warning("an IMAP operation passed its deadline: closing the connection")
+        self._shut(self._client or self._connecting)
 
     def _drop(self) -> None:
         client, self._client = self._client, None
@@ -211,29 +458,65 @@ class ImapSource:
 
     # -- folders ------------------------------------------------------------------------------------
     def list_folders(self) -> list[Folder]:
+        """Every folder LIST shows. Whatever the server sends (invalid modified UTF-7, 8-bit delimiter or
+        flags, a folder named NIL) becomes a Folder: one strange name never blocks the account."""
         rows = self._call(lambda c: c.list_folders())
         folders = []
-        for flags, delimiter, name in rows:
-            delim = delimiter.decode() if isinstance(delimiter, bytes) else delimiter
-            folders.append(Folder(name=name, delimiter=delim, flags=frozenset(_flags(flags))))
+        for flags, delimiter, raw_name in rows:
+            name, wire = _folder_name(raw_name)
+            self._wire[name] = wire
+            delim = _text(delimiter) if delimiter is not None else None
+            prefix = self._prefix
+            if prefix and not (delim and prefix.endswith(delim)):
+                prefix = None  # a prefix this folder's delimiter does not end: not known to apply
+            folders.append(Folder(name=name, delimiter=delim, flags=frozenset(_flags(flags)), prefix=prefix))
         return folders
+
+    def _wire_name(self, folder: str) -> bytes:
+        wire = self._wire.get(folder)
+        return wire if wire is not None else imap_utf7.encode(folder)
 
     def _examine(self, folder: str, expect: int | None = None) -> tuple[int, int]:
         client = self._client
         if client is None:  # _call connects first; a direct caller without a connection is a bug
             raise imaplib.IMAP4.abort("not connected")
         try:
-            info = client.select_folder(folder, readonly=True)
+            info = client.select_folder(self._wire_name(folder), readonly=True)
         except imaplib.IMAP4.abort:
             raise  # the connection is gone, not the folder: _call reconnects
         except IMAPClientError as exc:  # NO / BAD: the server refuses this folder
             raise FolderGone(_("{folder}: {exc}").format(folder=folder, exc=exc)) from None
-        uidvalidity = int(info[b"UIDVALIDITY"])
+        except UnicodeError:
+            raise FolderGone(
+                _("{folder}: its name is not 7-bit and cannot be sent back to the server").format(folder=folder)
+            ) from None
+        except ValueError as exc:  # IMAPClient reading a number that is none
+            raise FolderGone(
+                _(
+                    "{folder}: the server's EXAMINE answer is not valid (a UIDVALIDITY, EXISTS or UIDNEXT that is"
+                    " not a number: {detail}), so its messages cannot be told apart from one session to the next"
+                ).format(folder=folder, detail=exc)
+            ) from None
+        try:
+            uidvalidity = int(info[b"UIDVALIDITY"])
+            if uidvalidity <= 0 or uidvalidity >= 1 << 63:
+                raise ValueError(uidvalidity)
+        except (KeyError, ValueError, TypeError):
+            raise FolderGone(
+                _(
+                    "{folder}: the server gives it no valid UIDVALIDITY ({value!r}), so its messages cannot be"
+                    " told apart from one session to the next"
+                ).format(folder=folder, value=info.get(b"UIDVALIDITY"))
+            ) from None
         if expect is not None and uidvalidity != expect:
             self._folder = None
             raise FolderChanged(folder)
         self._folder, self._uidvalidity = folder, uidvalidity
-        return uidvalidity, int(info.get(b"EXISTS", 0))
+        try:
+            self._exists = int(info.get(b"EXISTS", 0))
+        except (TypeError, ValueError):
+            self._exists = 0
+        return uidvalidity, self._exists
 
     def examine(self, folder: str) -> tuple[int, int]:
         """Open `folder` read-only. Returns (UIDVALIDITY, message count). Raises FolderGone."""
@@ -241,50 +524,110 @@ class ImapSource:
         return self._call(lambda c: self._examine(folder))
 
     def search(self, since: dt.date | None = None, before: dt.date | None = None) -> list[int]:
-        """UIDs in the open folder, optionally by INTERNALDATE range (server-side, by day)."""
+        """UIDs in the open folder, ascending and each once, optionally by INTERNALDATE range (server-side,
+        by day). Asked SEARCH_SPAN message numbers at a time, so no answer line grows past imaplib's limit."""
         criteria: list[object] = []
         if since:
             criteria += ["SINCE", since]
         if before:
             criteria += ["BEFORE", before]
-        return sorted(self._call(lambda c: c.search(criteria or ["ALL"])))
+        count = self._exists
+        found: set[int] = set()
+        first = 1
+        while True:
+            last = first + SEARCH_SPAN - 1
+            # the last range is open ("N:*"): messages that arrived since the EXAMINE are found too
+            span = f"{first}:*" if last >= count else f"{first}:{last}"
+            found.update(self._call(lambda c, span=span: c.search([span, *criteria]), nbytes=SEARCH_SPAN * 12))
+            if last >= count:
+                break
+            first = last + 1
+        return sorted(u for u in found if isinstance(u, int) and u > 0)
 
     def fetch_meta(self, uids: Sequence[int], chunk: int = 2000) -> Iterator[MessageMeta]:
+        """Size claim, flags and INTERNALDATE of each message (expunged ones left out)."""
         for i in range(0, len(uids), chunk):
             part = list(uids[i : i + chunk])
-            data = self._call(_fetching(part, ["RFC822.SIZE", "FLAGS", "INTERNALDATE"]))
+            answers = self._call(
+                lambda c, p=part: _uid_fetch(c, p, "(UID RFC822.SIZE FLAGS INTERNALDATE)"), nbytes=len(part) * 200
+            )
+            unanswered = set(self._still_there([u for u in part if u not in answers]))
             for uid in part:
-                item = data.get(uid)
+                item = answers.get(uid)
+                if item is not None:
+                    yield _meta(uid, item)
+                elif uid in unanswered:
+                    yield MessageMeta(uid, 0, (), None, size_known=False)  # the body fetch will tell
+
+    def fetch_identities(self, uids: Sequence[int], chunk: int = 1000) -> Iterator[MessageMeta]:
+        """fetch_meta plus the Message-ID header, in one FETCH per chunk (PEEK: \\Seen is not set)."""
+        items = "(UID RFC822.SIZE FLAGS INTERNALDATE BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)])"
+        for i in range(0, len(uids), chunk):
+            part = list(uids[i : i + chunk])
+            try:
+                # a header field answer is small: a server sending more is misbehaving
+                answers = self._call(
+                    lambda c, p=part: _uid_fetch(c, p, items),
+                    nbytes=len(part) * 400,
+                    literal_limit=len(part) * 4000 + 1_000_000,
+                )
+            except _LiteralTooLarge:
+                yield from self.fetch_meta(part)  # no identities: their content hash decides
+                continue
+            unanswered = set(self._still_there([u for u in part if u not in answers]))
+            for uid in part:
+                item = answers.get(uid)
                 if item is None:
-                    continue  # expunged since the search
-                yield MessageMeta(uid, int(item[b"RFC822.SIZE"]), _flags(item[b"FLAGS"]), _date(item[b"INTERNALDATE"]))
+                    if uid in unanswered:
+                        yield MessageMeta(uid, 0, (), None, size_known=False)
+                    continue
+                block = next((v for k, v in item.items() if k.startswith(b"BODY[HEADER")), None) or b""
+                yield _meta(uid, item, rfc822.message_id(block) if isinstance(block, bytes) else None)
 
     def fetch_message_ids(self, uids: Sequence[int], chunk: int = 500) -> dict[int, str | None]:
         """The Message-ID header of each message in the open folder (PEEK: \\Seen is not set); None when
         it has none. Expunged messages are left out. Fetches that one header only, never the body."""
-        out: dict[int, str | None] = {}
-        for i in range(0, len(uids), chunk):
-            part = list(uids[i : i + chunk])
-            data = self._call(_fetching(part, ["BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)]"]))
-            for uid in part:
-                item = data.get(uid)
-                if item is None:
-                    continue
-                block = next((v for k, v in item.items() if k.startswith(b"BODY[HEADER")), None) or b""
-                out[uid] = rfc822.message_id(block)
-        return out
+        return {m.uid: m.message_id for m in self.fetch_identities(uids, chunk)}
 
-    def fetch_bodies(self, uids: Sequence[int]) -> list[FetchedMessage]:
-        """Bodies with BODY.PEEK[] (never sets \\Seen), in the order asked; expunged ones are left out."""
-        data = self._call(lambda c: c.fetch(list(uids), ["BODY.PEEK[]", "FLAGS", "INTERNALDATE"]))
-        out = []
-        for uid in uids:
-            item = data.get(uid)
-            if item is None or b"BODY[]" not in item:
-                continue
-            raw = item[b"BODY[]"] or b""
-            out.append(FetchedMessage(uid, raw, _flags(item[b"FLAGS"]), _date(item[b"INTERNALDATE"])))
-        suspects = [m.uid for m in out if b"\x80" in m.raw]
+    def fetch_bodies(self, uids: Sequence[int], expected_bytes: int | None = None) -> Iterator[FetchedMessage]:
+        """Bodies with BODY.PEEK[] (never sets \\Seen), in the order asked; expunged ones are left out.
+
+        Lazily: when the messages go one at a time (see below), the next is fetched only when the caller asks
+        for it, so what is in memory is what the caller holds plus one message. A message the server will not
+        give costs that message only: it comes back with `error` (NO for it, the connection lost each time it
+        is asked for, past the deadline, an answer without its body) and `permanent` when it is over Gmail's
+        limit whatever its size claimed. When a FETCH of several fails, they are asked one by one (and, when
+        the sizes were under-claimed, every later FETCH of this session too). Raises FolderChanged, FolderGone,
+        SourceError (the server is gone), Interrupted."""
+        uids = list(uids)
+        if len(uids) > 1 and self._distrust_sizes:
+            for uid in uids:
+                yield from self.fetch_bodies([uid])
+            return
+        if len(uids) == 1:
+            limit = MAX_MESSAGE_BYTES + 1  # one message: anything Gmail could take
+        else:
+            limit = max(CHUNK_LITERAL_FLOOR, 2 * (expected_bytes or 0))
+        try:
+            out = self._fetch_chunk(uids, limit, expected_bytes or 0)
+        except _FetchFailed as exc:
+            if len(uids) > 1:
+                log.info("FETCH of %d messages failed (%s): one at a time", len(uids), exc.reason)
+                if exc.too_large is not None:
+                    self._distrust_sizes = True  # the size claims do not hold: never trust them for a batch
+                for uid in uids:
+                    yield from self.fetch_bodies([uid])
+                return
+            uid = uids[0]
+            if exc.too_large is not None:
+                reason = _("too large for Gmail: the server sends {size:,} bytes (limit {limit:,})").format(
+                    size=exc.too_large, limit=MAX_MESSAGE_BYTES
+                )
+                yield FetchedMessage(uid, b"", (), None, error=reason, permanent=True)
+            else:
+                yield FetchedMessage(uid, b"", (), None, error=exc.reason)
+            return
+        suspects = [m.uid for m in out if m.error is None and b"\x80" in m.raw]
         if suspects and self._has_binary():
             exact = self._fetch_binary(suspects)
             for i, m in enumerate(out):
@@ -293,7 +636,75 @@ class ImapSource:
                 # can; take it only when it is the same message with NULs restored, nothing else decoded.
                 if b is not None and b != m.raw and _same_but_nul(b, m.raw):
                     out[i] = FetchedMessage(m.uid, b, m.flags, m.internaldate)
+        while out:
+            yield out.pop(0)  # handed over: not kept here
+
+    def _fetch_chunk(self, uids: list[int], limit: int, expected: int) -> list[FetchedMessage]:
+        def op(c: imapclient.IMAPClient) -> dict[int, dict]:
+            try:
+                return _uid_fetch(c, uids, "(UID BODY.PEEK[] FLAGS INTERNALDATE)")
+            except imaplib.IMAP4.abort:
+                raise
+            except IMAPClientError as exc:
+                if self._deadline_passed:
+                    raise imaplib.IMAP4.abort(str(exc)) from None
+                # a NO for the FETCH: it costs the messages it names, not the folder
+                raise _FetchFailed(_("the server refused to send it: {detail}").format(detail=exc)) from None
+
+        try:
+            # one reconnect for a FETCH of bodies: the same failure twice is the message's, not the connection's
+            answers = self._call(op, nbytes=max(expected, 0), literal_limit=limit, policy=RetryPolicy(attempts=2))
+        except _LiteralTooLarge as exc:
+            raise _FetchFailed(
+                _("the server announced {size:,} bytes").format(size=exc.size), too_large=exc.size
+            ) from None
+        except SourceError as exc:
+            if self._stop.is_set():
+                raise
+            self._check_alive()  # the server itself gone: the account, not this message
+            raise _FetchFailed(
+                _("the server dropped the connection each time it was asked for it ({detail})").format(
+                    detail=exc.detail
+                )
+            ) from None
+        out = []
+        missing = []
+        for uid in uids:
+            item = answers.get(uid)
+            if item is None:
+                missing.append(uid)
+                continue
+            body = item.get(b"BODY[]")
+            if not isinstance(body, bytes):
+                # not "expunged": the server answered for the message, without it (issue 11.5)
+                out.append(FetchedMessage(uid, b"", (), None, error=_("the server's FETCH answer has no body for it")))
+                continue
+            out.append(FetchedMessage(uid, body, _flags(item.get(b"FLAGS", ())), _date(item.get(b"INTERNALDATE"))))
+        if missing:
+            # no answer that names it: expunged, or an answer without UID (never trusted by sequence number)
+            still = set(self._still_there(missing))
+            for uid in missing:
+                if uid in still:
+                    out.append(
+                        FetchedMessage(
+                            uid, b"", (), None, error=_("the server did not send it (no FETCH answer naming its UID)")
+                        )
+                    )
+            order = {uid: i for i, uid in enumerate(uids)}
+            out.sort(key=lambda m: order[m.uid])
         return out
+
+    def _still_there(self, uids: list[int]) -> list[int]:
+        """Of `uids` that a FETCH did not answer for, those the server still has (the others were expunged).
+        An answer without UID is never matched by sequence number: such messages are "still there"."""
+        if not uids:
+            return []
+        found = self._call(lambda c: c.search(["UID", _uid_set(uids)]), nbytes=len(uids) * 12)
+        return [u for u in uids if u in set(found)]
+
+    def _check_alive(self) -> None:
+        """Reconnect (and re-examine) now: raises SourceError when the server is gone for good."""
+        self._call(lambda c: c.noop())
 
     def _has_binary(self) -> bool:
         caps = self._call(lambda c: c.capabilities())
@@ -314,12 +725,10 @@ class ImapSource:
                         found[int(m.group(1))] = part[1]
             return found
 
-        return self._call(op)
-
-
-def _fetching(uids: list[int], items: list[str]) -> Callable[[Any], Any]:
-    """The FETCH of `items` for `uids`, as an operation for ImapSource._call (bound now, not in a loop)."""
-    return lambda client: client.fetch(uids, items)
+        try:
+            return self._call(op)
+        except _LiteralTooLarge:
+            return {}  # BODY[] stands
 
 
 def _security_hint(s: SourceSettings, exc: BaseException) -> str | None:

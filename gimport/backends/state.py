@@ -42,7 +42,9 @@ from gimport.contract import (
     PROBLEM_STATUSES,
     SENDING,
     SKIPPED,
+    ContentMatch,
     FolderCounts,
+    KnownContent,
     LedgerRow,
     MessageKey,
     MessageRecord,
@@ -146,10 +148,16 @@ class StateStore:
             columns = {r[1] for r in db.execute("PRAGMA table_info(messages)")}
             if "accepted" not in columns:  # schema 1
                 db.execute("ALTER TABLE messages ADD COLUMN accepted REAL")
+            if "identity" not in columns:  # the content check of folders whose UIDVALIDITY changes (issue 17)
+                db.execute("ALTER TABLE messages ADD COLUMN identity TEXT")
             if version != SCHEMA_VERSION:
                 db.execute(
                     "INSERT OR REPLACE INTO meta(key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
                 )
+
+    def _has_identity(self) -> bool:
+        columns = {r[1] for r in self._db.execute("PRAGMA table_info(messages)")}
+        return "identity" in columns
 
     @classmethod
     def open_readonly(cls, path: Path) -> StateStore:
@@ -299,6 +307,24 @@ class StateStore:
                 (account, folder, uidvalidity, found, selected, labels, time.time()),
             )
 
+    def set_folder_errors(self, account: str, errors: dict[str, str]) -> None:
+        """The folders the server could not serve at this run, with why (replaces the last run's list)."""
+        prefix = f"folder_error\t{account}\t"
+        with self._tx() as db:
+            db.execute("DELETE FROM meta WHERE substr(key, 1, ?) = ?", (len(prefix), prefix))
+            db.executemany(
+                "INSERT INTO meta(key, value) VALUES (?, ?)", [(prefix + path, err) for path, err in errors.items()]
+            )
+
+    def folder_errors(self, account: str) -> dict[str, str]:
+        """Folder path -> why the server could not serve it at the last run."""
+        prefix = f"folder_error\t{account}\t"
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT key, value FROM meta WHERE substr(key, 1, ?) = ?", (len(prefix), prefix)
+            ).fetchall()
+        return {k[len(prefix) :]: v for k, v in rows}
+
     # -- messages -----------------------------------------------------------------------------------
     def done_uids(
         self,
@@ -341,9 +367,53 @@ class StateStore:
             ).fetchone()
         return row[0] if row else None
 
-    def mark_sending(self, key: MessageKey, message_id: str | None, sha256: str, labels: str) -> bool:
+    def known_content(self, account: str, folder: str, uidvalidity: int) -> KnownContent:
+        """What the folder's other generations (UIDVALIDITY values) imported: identities and content hashes."""
+        with self._lock:
+            identity = "identity" if self._has_identity() else "NULL"
+            rows = self._db.execute(
+                f"SELECT {identity}, sha256, gmail_id FROM messages WHERE account=? AND folder=? AND uidvalidity!=?"
+                " AND status=? AND sha256 IS NOT NULL AND gmail_id IS NOT NULL",
+                (account, folder, uidvalidity, IMPORTED),
+            ).fetchall()
+        by_identity: dict[str, set[str]] = {}
+        by_hash: dict[str, str] = {}
+        for ident, sha, gmail_id in rows:
+            by_hash.setdefault(sha, gmail_id)
+            if ident:
+                by_identity.setdefault(ident, set()).add(sha)
+        return KnownContent({k: frozenset(v) for k, v in by_identity.items()}, by_hash)
+
+    def generations(self, account: str, folder: str) -> int:
+        """How many UIDVALIDITY values of the folder have messages recorded."""
+        with self._lock:
+            return self._db.execute(
+                "SELECT count(DISTINCT uidvalidity) FROM messages WHERE account=? AND folder=?", (account, folder)
+            ).fetchone()[0]
+
+    def add_done_by_content(
+        self, account: str, folder: str, uidvalidity: int, matches: dict[int, ContentMatch]
+    ) -> None:
+        """Record messages found to be in Gmail by their content (another generation imported them)."""
+        now = time.time()
+        with self._tx() as db:
+            db.executemany(
+                "INSERT INTO messages(account, folder, uidvalidity, uid, size, sha256, identity, status, gmail_id,"
+                " updated) VALUES (?,?,?,?,?,?,?,?,?,?) ON CONFLICT(account, folder, uidvalidity, uid) DO UPDATE"
+                " SET size=excluded.size, sha256=excluded.sha256, identity=excluded.identity,"
+                " status=excluded.status, gmail_id=excluded.gmail_id, last_error=NULL, updated=excluded.updated",
+                [
+                    (account, folder, uidvalidity, uid, m.size, m.sha256, m.identity, DUPLICATE, m.gmail_id, now)
+                    for uid, m in matches.items()
+                ],
+            )
+
+    def mark_sending(
+        self, key: MessageKey, message_id: str | None, sha256: str, labels: str, identity: str | None = None
+    ) -> bool:
         """Mark a message in flight, just before its import call. Returns True if it was already
-        'sending' before (it was in flight when an earlier run was interrupted: this is a re-send)."""
+        'sending' before (it was in flight when an earlier run was interrupted: this is a re-send).
+        `identity`: its cheap identity (gimport.contract.content_identity), for later UIDVALIDITYs."""
         with self._tx() as db:
             row = db.execute(
                 "SELECT status FROM messages WHERE account=? AND folder=? AND uidvalidity=? AND uid=?",
@@ -352,9 +422,9 @@ class StateStore:
             resend = bool(row and row[0] == SENDING)
             db.execute(
                 "INSERT INTO messages(account, folder, uidvalidity, uid, message_id, sha256, status, labels,"
-                " attempts, resent, updated) VALUES (?,?,?,?,?,?,?,?,1,?,?)"
+                " attempts, resent, updated, identity) VALUES (?,?,?,?,?,?,?,?,1,?,?,?)"
                 " ON CONFLICT(account, folder, uidvalidity, uid) DO UPDATE SET message_id=excluded.message_id,"
-                " sha256=excluded.sha256, status=excluded.status, labels=excluded.labels,"
+                " sha256=excluded.sha256, status=excluded.status, labels=excluded.labels, identity=excluded.identity,"
                 " attempts=attempts+1, resent=resent+excluded.resent, updated=excluded.updated",
                 (
                     key.account,
@@ -367,6 +437,7 @@ class StateStore:
                     labels,
                     int(resend),
                     time.time(),
+                    identity,
                 ),
             )
         return resend

@@ -28,6 +28,8 @@ from gimport.errors import (
 )
 from gimport.i18n import N_, _, english
 from gimport.logs import logging_to
+from gimport.memory import bound_heap
+from gimport.render.progress import safe, safe_lines
 from gimport.settings import DEFAULT_CONFIG, Settings, load_settings
 
 DESCRIPTION = N_("""\
@@ -97,9 +99,12 @@ def _run(settings: Settings, *, new_state: bool = False, stats: float = 0) -> in
     if summary.fatal is not None and stopped_before_importing(summary):
         # one line, once: what stopped it says what to do
         logging.getLogger("gimport").error("stopped before importing: %s", english(summary.fatal))
-        print(_("gimport: {error} (log: {path})").format(error=summary.fatal, path=settings.log_file), file=sys.stderr)
+        print(
+            safe(_("gimport: {error} (log: {path})").format(error=summary.fatal, path=settings.log_file)),
+            file=sys.stderr,
+        )
         return summary.fatal.exit_code
-    print(format_summary(summary, width=terminal_width(sys.stdout)))
+    print(safe_lines(format_summary(summary, width=terminal_width(sys.stdout))))
     print(_("Log: {path}").format(path=settings.log_file))
     return run_exit_code(summary)
 
@@ -129,22 +134,28 @@ def cmd_status(args: argparse.Namespace) -> int:
         running = wiring.run_in_progress(settings.state_path)
         counts = state.folder_counts(account)
         head = _("Source: {account}    state file: {path}").format(account=account, path=settings.state_path)
-        print(wrap(head, width, indent="  "))
+        print(safe_lines(wrap(head, width, indent="  ")))
         if running:
             try:
                 progress = json.loads(state.get_meta("run_progress") or "null")
             except ValueError:
                 progress = None
-            print(format_run_progress(progress, wiring.run_lock(settings.state_path).holder(), width=width))
+            holder = wiring.run_lock(settings.state_path).holder()
+            print(safe_lines(format_run_progress(progress, holder, width=width)))
             print()
-        print(format_status(counts, state.get_meta("gmail_account"), width=width, in_progress=running))
+        print(safe_lines(format_status(counts, state.get_meta("gmail_account"), width=width, in_progress=running)))
         problems = state.problems(account, limit=20)
         if problems:
             print("\n" + _("Not imported (most recent first):"))
             for folder, uid, status, reason in problems:
-                print(f"  {folder} UID {uid}: {status}: {reason}")  # i18n-ok: UID is IMAP's word
+                print(safe(f"  {folder} UID {uid}: {status}: {reason}"))  # i18n-ok: UID is IMAP's word
+        folder_errors = state.folder_errors(account) if hasattr(state, "folder_errors") else {}
+        if folder_errors:
+            print("\n" + _("Folders the server could not serve at the last run (leave one out with [labels] exclude):"))
+            for folder, error in sorted(folder_errors.items()):
+                print(safe(f"  {folder}: {error}"))
         todo = sum(c.to_do for c in counts)
-        return EXIT_OK if counts and todo == 0 and not problems else EXIT_SOME_FAILED
+        return EXIT_OK if counts and todo == 0 and not problems and not folder_errors else EXIT_SOME_FAILED
     finally:
         state.close()
 
@@ -169,13 +180,10 @@ def cmd_plan(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(plan_to_json(result), ensure_ascii=False, indent=2))
     else:
-        print(
-            wrap(
-                _("Source: {account} (read-only; Gmail is not contacted)").format(account=settings.source.account),
-                terminal_width(sys.stdout),
-            )
-        )
-        print(format_plan(result, width=terminal_width(sys.stdout)))
+        width = terminal_width(sys.stdout)
+        head = _("Source: {account} (read-only; Gmail is not contacted)").format(account=settings.source.account)
+        print(safe_lines(wrap(head, width)))
+        print(safe_lines(format_plan(result, width=width)))
     return EXIT_OK
 
 
@@ -219,7 +227,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(verify_to_json(report), ensure_ascii=False, indent=2))
     else:
-        print(format_verify(report, width=terminal_width(sys.stdout)))
+        print(safe_lines(format_verify(report, width=terminal_width(sys.stdout))))
     return EXIT_OK if report.passed else EXIT_SOME_FAILED
 
 
@@ -400,6 +408,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    bound_heap()  # large message buffers go back to the system when freed (gimport.memory)
     i18n.install()  # argparse's own words come from gimport's catalog too
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -412,7 +421,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except GimportError as err:
-        print(f"gimport: {err}", file=sys.stderr)
+        print(safe(f"gimport: {err}"), file=sys.stderr)
         return err.exit_code
     except KeyboardInterrupt:
         print(_("gimport: interrupted"), file=sys.stderr)
@@ -420,7 +429,7 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # noqa: BLE001 - a bug: one line for the person, the traceback for the log
         logging.getLogger("gimport").exception("unexpected error")
         bug = Unexpected(_("unexpected error: {error!r}").format(error=exc))
-        print(f"gimport: {bug}", file=sys.stderr)
+        print(safe(f"gimport: {bug}"), file=sys.stderr)
         return EXIT_BUG
 
 

@@ -76,8 +76,12 @@ class StopOnSignal:
 
     def __exit__(self, *exc: object) -> None:
         for s, h in self._old.items():
-            # after a stop, a late SIGTERM must not kill the process while it writes its report and exits 130
-            signal.signal(s, signal.SIG_IGN if self._stopping and s == signal.SIGTERM else h)
+            if s == signal.SIGTERM and self._stopping and h in (signal.SIG_DFL, None):
+                # stopping already: a repeated SIGTERM that comes after the stop finished (the summary is
+                # being printed) is still the same stop, not a kill
+                signal.signal(s, signal.SIG_IGN)
+            else:
+                signal.signal(s, h)
 
 
 def run_exit_code(summary) -> int:
@@ -86,6 +90,8 @@ def run_exit_code(summary) -> int:
     if summary.interrupted:
         return EXIT_INTERRUPTED
     if summary.fatal is not None:
-        print(f"gimport: {summary.fatal}", file=sys.stderr)
+        from gimport.render.progress import safe
+
+        print(safe(f"gimport: {summary.fatal}"), file=sys.stderr)
         return summary.fatal.exit_code
     return EXIT_OK if summary.complete else EXIT_SOME_FAILED

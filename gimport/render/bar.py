@@ -21,6 +21,7 @@ from typing import Any, TextIO
 from tqdm import tqdm
 
 from gimport.i18n import _
+from gimport.render.text import safe
 
 log = logging.getLogger("gimport")
 
@@ -94,10 +95,10 @@ class BarReporter:
             self.bar.set_postfix_str(text, refresh=False)
 
     def phase(self, text: str) -> None:
-        self._line(f"gimport: {text}")
+        self._line(f"gimport: {safe(text)}")
 
     def warning(self, text: str) -> None:
-        self._line(_("warning: {text}").format(text=text))
+        self._line(_("warning: {text}").format(text=safe(text)))
 
     # -- the periodic status -------------------------------------------------------------------------
     def status_line(self, tr: Translate, now: float | None = None) -> str:

@@ -17,7 +17,7 @@ from gimport.accounting import RunSummary
 from gimport.contract import DUPLICATE, FAILED, IMPORTED, SKIPPED
 from gimport.i18n import _
 from gimport.render.bar import BarReporter, Translate, eta_seconds
-from gimport.render.text import clock_time, elide, human_bytes
+from gimport.render.text import clock_time, elide, human_bytes, safe, safe_lines
 
 
 class TqdmReporter(BarReporter):
@@ -152,4 +152,4 @@ class TqdmReporter(BarReporter):
             }
 
 
-__all__ = ["TqdmReporter"]
+__all__ = ["TqdmReporter", "safe", "safe_lines"]  # safe, safe_lines: gimport.render.text's

@@ -10,7 +10,7 @@ from typing import Any
 from gimport.accounting import RunSummary
 from gimport.contract import FolderCounts
 from gimport.i18n import _
-from gimport.render.text import clock_time, format_table, human_bytes, human_duration, wrap
+from gimport.render.text import clock_time, format_table, human_bytes, human_duration, safe, wrap
 from gimport.selection import inbox_first
 
 
@@ -41,7 +41,7 @@ def format_summary(s: RunSummary, *, width: int | None = None) -> str:
                 str(f.found),
                 str(f.imported),
                 str(f.already + f.duplicates),
-                str(f.skipped + (f.found - f.selected)),
+                str(f.skipped + max(0, f.found - f.selected)),
                 str(f.failed),
                 human_bytes(f.bytes),
             ]
@@ -52,7 +52,7 @@ def format_summary(s: RunSummary, *, width: int | None = None) -> str:
         str(s.total("found")),
         str(s.total("imported")),
         str(s.total("already") + s.total("duplicates")),
-        str(s.total("skipped") + s.total("found") - s.total("selected")),
+        str(s.total("skipped") + sum(max(0, f.found - f.selected) for f in s.folders)),
         str(s.total("failed")),
         human_bytes(s.total("bytes")),
     ]
@@ -99,18 +99,27 @@ def format_summary(s: RunSummary, *, width: int | None = None) -> str:
         )
     for f in s.folders:
         if f.error:
-            out.append(f"{f.folder}: {f.error}")
+            out.append(safe(f"{f.folder}: {f.error}"))
         for reason, n in f.reasons.most_common(5):
-            out.append(f"{f.folder}: {n} x {reason}")
+            out.append(safe(f"{f.folder}: {n} x {reason}"))
+    retry = any(f.error or f.failed or f.remaining > 0 for f in s.folders)
     if s.interrupted:
         out.append(_("Interrupted: run the same command again to continue where it stopped."))
     elif s.fatal is not None:
-        out.append(_("Stopped: {error}").format(error=s.fatal))
+        out.append(safe(_("Stopped: {error}").format(error=s.fatal)))
     elif s.complete:
         out.append(_("Everything selected is in Gmail."))
-    else:
+    elif retry:
         out.append(
             _("Some messages are not in Gmail (see above and the log file); run 'gimport run' again to retry them.")
+        )
+    else:
+        # only skipped ones (over Gmail's limit, empty): another run would not change that
+        out.append(
+            _(
+                "Some messages cannot be imported as they are (see above; 'gimport status' lists them): another"
+                " run does not retry them."
+            )
         )
     return out[0] + "\n" + wrap("\n".join(out[1:]), width)
 

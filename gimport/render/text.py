@@ -19,6 +19,31 @@ ELLIPSIS = "..."  # ASCII: "…" is East Asian "ambiguous" width, one column or 
 MIN_CELL = 8  # a name is never shortened below this many columns
 
 
+# Bidirectional overrides and isolates: they reorder what the terminal shows.
+_BIDI = frozenset("\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+def safe(text: object) -> str:
+    """`text` as it may reach a terminal: control characters (ESC, BEL, CR, LF, ...: a server's folder name
+    could retitle the terminal or break a table) and bidi overrides are shown escaped (\\x1b, \\r)."""
+    out = []
+    for ch in str(text):
+        if ch in _BIDI or unicodedata.category(ch) == "Cc":
+            out.append(
+                {"\r": "\\r", "\n": "\\n", "\t": "\\t"}.get(ch) or f"\\x{ord(ch):02x}"
+                if ord(ch) < 256
+                else f"\\u{ord(ch):04x}"
+            )
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def safe_lines(text: str) -> str:
+    """Every line of `text` made safe, the line breaks kept."""
+    return "\n".join(safe(line) for line in text.split("\n"))
+
+
 def terminal_width(stream: TextIO | None = None) -> int | None:
     """The width to fit text into: COLUMNS when set (a number >= 20, terminal or not); else the terminal's
     width when `stream` is a terminal; else None (not a terminal: keep full names for logs and scripts)."""
@@ -156,8 +181,9 @@ def format_table(
     the widest first, one column at a time (so they end up about equally wide), down to MIN_CELL, their
     values elided in the middle (`prose` columns: at the end). Numbers are never shortened. width None: as wide
     as the values (full names).
+    Cells are made safe first (control characters escaped: a folder name from the server is untrusted).
     """
-    rows = [list(r) for r in rows]
+    rows = [[safe(cell) for cell in r] for r in rows]
     n = len(headers)
     natural = [max([display_width(r[i]) for r in rows], default=0) for i in range(n)]
     head_lines = [[h] for h in headers]
@@ -207,6 +233,8 @@ __all__ = [
     "human_bytes",
     "human_duration",
     "pad",
+    "safe",
+    "safe_lines",
     "terminal_width",
     "wrap",
 ]

@@ -12,7 +12,7 @@
 What it serves (enough for gimport, imaplib and IMAPClient): the greeting, CAPABILITY, NOOP, LOGOUT, LOGIN, ID,
 ENABLE, NAMESPACE, LIST/LSUB (``*`` and ``%`` patterns; ``""`` asks for the delimiter), STATUS, EXAMINE and SELECT
 (both read-only: nothing is ever changed, SELECT just answers ``[READ-WRITE]``), CLOSE, UNSELECT, SEARCH / UID
-SEARCH (``ALL``, ``SINCE``, ``BEFORE``, ``ON``, ``UID <set>``, ANDed), FETCH / UID FETCH of ``UID FLAGS INTERNALDATE
+SEARCH (``ALL``, ``SINCE``, ``BEFORE``, ``ON``, ``UID <set>``, a sequence set, ANDed), FETCH / UID FETCH of ``UID FLAGS INTERNALDATE
 RFC822.SIZE BODY[] BODY.PEEK[] BODY.PEEK[HEADER] BODY.PEEK[HEADER.FIELDS (...)] BODY.PEEK[TEXT] BINARY.PEEK[]
 RFC822 RFC822.HEADER``. Synchronising and non-synchronising (LITERAL+) literals in commands. No TLS: tests use
 ``security = "plain"``. Anything else (STORE, EXPUNGE, COPY, APPEND, DELETE, ...) is recorded and answered NO.
@@ -178,9 +178,12 @@ class Faults:
     trickle_interval: float = 1.0
     #: The hierarchy delimiter in LIST (bytes, sent inside quotes; 8-bit allowed); None sends NIL.
     delimiter: bytes | None = b"/"
+    #: The personal namespace's prefix in the NAMESPACE answer (``b"INBOX."``, ``b"mail/"``); folders are not renamed.
+    namespace_prefix: bytes = b""
     #: UIDVALIDITY in EXAMINE/SELECT/STATUS: "fixed" (the folder's), "per_session" (the folder's + the session
-    #: number: new at each connection, stable within it), "missing" (not sent), "non_numeric" (``abc``).
-    uidvalidity: Literal["fixed", "per_session", "missing", "non_numeric"] = "fixed"
+    #: number: new at each connection, stable within it), "per_examine" (new at every EXAMINE/SELECT, even in
+    #: one session; the UIDs stay), "missing" (not sent), "non_numeric" (``abc``).
+    uidvalidity: Literal["fixed", "per_session", "per_examine", "missing", "non_numeric"] = "fixed"
     #: From this session number on, UIDVALIDITY is the folder's + 1000 (a server rebuilding its indexes
     #: between two connections, e.g. at a reconnect during a scan).
     uidvalidity_change_from_session: int | None = None
@@ -482,6 +485,7 @@ class _Session:
         self.authenticated = self.f.preauth
         self.folder: FaultFolder | None = None
         self.count = 0
+        self.examines = 0  # EXAMINE/SELECT answered in this session
 
     # -- io
 
@@ -579,7 +583,8 @@ class _Session:
         elif name == "ENABLE":
             self.send(b"* ENABLED\r\n" + ok)
         elif name == "NAMESPACE":
-            self.send(b'* NAMESPACE (("" ' + self.delim() + b")) NIL NIL\r\n" + ok)
+            prefix = _astring(self.f.namespace_prefix) if self.f.namespace_prefix else b'""'
+            self.send(b"* NAMESPACE ((" + prefix + b" " + self.delim() + b")) NIL NIL\r\n" + ok)
         elif name in ("LIST", "LSUB"):
             self.list(tag, name, args)
         elif name == "STATUS":
@@ -611,6 +616,8 @@ class _Session:
         value = folder.uidvalidity
         if mode == "per_session":
             value += self.number
+        elif mode == "per_examine":
+            value += 1000 * self.number + self.examines
         if self.f.uidvalidity_change_from_session is not None and self.number >= self.f.uidvalidity_change_from_session:
             value += 1000
         return str(value).encode()
@@ -684,6 +691,7 @@ class _Session:
             self.send(tag + b" NO [CANNOT] not selectable\r\n")
             return
         self.folder = folder
+        self.examines += 1
         flags = sorted({_flag_bytes(x) for m in folder.messages for x in m.flags} | {b"\\Seen", b"\\Flagged"})
         out = [
             b"* FLAGS (" + b" ".join(flags) + b")",
@@ -719,18 +727,22 @@ class _Session:
                 elif k in (b"SINCE", b"BEFORE", b"ON"):
                     day = _parse_date(keys[i + 1])
                     op = {b"SINCE": lambda a, b: a >= b, b"BEFORE": lambda a, b: a < b, b"ON": lambda a, b: a == b}[k]
-                    preds.append(lambda m, day=day, op=op: op(m.internaldate.date(), day))
+                    preds.append(lambda seq, m, day=day, op=op: op(m.internaldate.date(), day))
                     i += 2
                 elif k == b"UID":
                     ranges = _seq_set(keys[i + 1], folder.messages[-1].uid if folder.messages else 0)
-                    preds.append(lambda m, r=ranges: _in_set(m.uid, r))
+                    preds.append(lambda seq, m, r=ranges: _in_set(m.uid, r))
                     i += 2
+                elif isinstance(k, bytes) and re.fullmatch(rb"[0-9*:,]+", k):  # a message sequence set
+                    ranges = _seq_set(k, len(folder.messages))
+                    preds.append(lambda seq, m, r=ranges: _in_set(seq, r))
+                    i += 1
                 else:
                     raise ValueError(k)
         except (ValueError, IndexError, TypeError):
             self.send(tag + b" BAD unsupported search criteria\r\n")
             return
-        hits = [(seq, m) for seq, m in enumerate(folder.messages, 1) if all(p(m) for p in preds)]
+        hits = [(seq, m) for seq, m in enumerate(folder.messages, 1) if all(p(seq, m) for p in preds)]
         values = [m.uid if name == "UID SEARCH" else seq for seq, m in hits]
         nums = b" ".join(b"%d" % v for v in values for _ in range(self.f.search_repeat))
         self.send(b"* SEARCH" + (b" " + nums if nums else b"") + b"\r\n" + tag + b" OK SEARCH completed\r\n")

@@ -136,6 +136,27 @@ def test_an_answer_resets_the_silence():
     assert c.call(op) == "ok"  # the clock moved, but the silence started again at the answer
 
 
+def test_a_call_that_hangs_counts_its_silence_from_when_it_left():
+    """Issue 11.4: a call that hangs 30 s until its timeout, with give_up_after 10 s: the account stops at that
+    first failure, not 10 s of retries later; and a backoff never waits past give_up_after."""
+    c, clock = caller(RetryPolicy(attempts=50, give_up_after=10.0), unreachable=lambda t: GmailError(f"gone: {t}"))
+
+    def hang():
+        clock.now += 30.0
+        raise RetryableError("timed out", no_answer=True)
+
+    with pytest.raises(GmailError, match="30 s without an answer"):
+        c.call(hang)
+    assert clock.slept == []
+
+    c, clock = caller(RetryPolicy(attempts=50, give_up_after=10.0), unreachable=lambda t: GmailError(t))
+    c._backoff = lambda attempt, wait=None: 60.0  # a long server-given wait
+    op, _ = failing([RetryableError("refused", no_answer=True, unreachable=True)] * 5)
+    with pytest.raises(GmailError):
+        c.call(op)
+    assert clock.now < 10.0 + 1.0  # it looked again when the silence reached 10 s, not after 60
+
+
 def test_a_stop_before_sending_raises_without_an_attempt():
     stop = threading.Event()
     stop.set()

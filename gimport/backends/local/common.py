@@ -192,7 +192,17 @@ class LocalSource:
             out[m.uid] = rfc822.message_id(m.raw)
         return out
 
-    def fetch_bodies(self, uids: Sequence[int]) -> list[FetchedMessage]:
+    def fetch_identities(self, uids: Sequence[int]) -> Iterator[MessageMeta]:
+        """fetch_meta plus each message's Message-ID (read from the file: a local folder's generation never
+        changes, so this is only asked for when an earlier gimport keyed the folder differently)."""
+        ids = self.fetch_message_ids(uids)
+        for meta in self.fetch_meta(uids):
+            yield MessageMeta(meta.uid, meta.size, meta.flags, meta.internaldate, message_id=ids.get(meta.uid))
+
+    def interrupt(self) -> None:
+        """Nothing to cut short: reading local files is bounded by the files themselves."""
+
+    def fetch_bodies(self, uids: Sequence[int], expected_bytes: int | None = None) -> list[FetchedMessage]:
         """The messages' bytes, in the order asked; those gone since the index was made are left out.
         Raises FolderChanged when the files changed so that the index no longer holds (run again)."""
         index = self._open().by_uid
