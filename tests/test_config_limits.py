@@ -107,10 +107,19 @@ def test_a_password_file_that_is_not_utf8(tmp_path):
     assert_one_line(rc, err, "[source] password_file", "is not UTF-8 text")
 
 
-@pytest.mark.parametrize("user", ["学生", "kt\u00e912345", "kt 12345", "kt\\r\\nX1 DELETE INBOX"])
-def test_source_user_must_be_plain_ascii(tmp_path, user):
+@pytest.mark.parametrize(
+    ("user", "says"),
+    [
+        ("学生", "[source] user must be plain ASCII"),
+        ("kt\u00e912345", "[source] user must be plain ASCII"),
+        ("kt 12345", "[source] user must be plain ASCII"),
+        # a line break is refused by its own check first (it would be a second IMAP command)
+        ("kt\\r\\nX1 DELETE INBOX", "[source] user holds a line break"),
+    ],
+)
+def test_source_user_must_be_plain_ascii(tmp_path, user, says):
     rc, _, err = gimport(tmp_path, user=user)
-    assert_one_line(rc, err, "[source] user must be plain ASCII")
+    assert_one_line(rc, err, says)
 
 
 @pytest.mark.parametrize("host", ["a" * 300, ("b" * 60 + ".") * 5 + "jp", "a" * 64 + ".example.jp", "bad host", "x..y"])
