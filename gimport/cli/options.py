@@ -46,6 +46,11 @@ def exit_codes_help(codes: Iterable[Code], meanings: dict[int, str] | None = Non
     """The "exit codes:" block of a command's --help, with only `codes` (a (code, text) pair says what
     the code means for that command)."""
     meanings = meanings or exit_meanings()
+    codes = list(codes)
+    numbers = [c[0] if isinstance(c, tuple) else c for c in codes]
+    if EXIT_BUG not in numbers:  # any command can meet a bug: 70 is always listed, before 130
+        at = numbers.index(EXIT_INTERRUPTED) if EXIT_INTERRUPTED in numbers else len(codes)
+        codes.insert(at, EXIT_BUG)
     lines: list[str] = [_("exit codes:")]
     for code in codes:
         number, text = code if isinstance(code, tuple) else (code, meanings[code])

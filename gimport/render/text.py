@@ -125,9 +125,11 @@ def _wrap_line(line: str, width: int, indent: str) -> str:
         if display_width(current + sep + word) <= width:
             current += sep + word
             continue
-        if current.strip():
-            lines.append(current)
+        if current.strip() and display_width(rest + word) <= width:
+            lines.append(current)  # the word fits on a line of its own: start one
             current = rest
+        elif current.strip():
+            current += sep  # too wide for any line (Japanese has no spaces): cut it from here on
         while display_width(current + word) > width:
             piece = _cut(word, max(1, width - display_width(current)))
             lines.append(current + piece)
