@@ -40,7 +40,6 @@ import ctypes
 import dataclasses
 import datetime as dt
 import grp
-import hashlib
 import itertools
 import os
 import pwd
@@ -805,25 +804,9 @@ passdb {{
         Returns folder name as the server lists it (decoded, with the user's separator) -> messages in UID
         order. For "the source is unchanged" assertions: compare two snapshots with ``==``.
         """
-        snap: dict[str, list[SnapshotEntry]] = {}
-        with self.connect(user, normalise_times=False) as c:
-            for flags, _delim, name in c.list_folders():
-                if any(f.lower() in (b"\\noselect", b"\\nonexistent") for f in flags):
-                    continue
-                c.select_folder(name, readonly=True)
-                entries = []
-                uids = c.search("ALL")
-                for start in range(0, len(uids), 500):
-                    chunk = uids[start : start + 500]
-                    data = c.fetch(chunk, ["FLAGS", "INTERNALDATE", "BODY.PEEK[]"])
-                    for uid in chunk:
-                        item = data[uid]
-                        fl = tuple(sorted(f.decode() for f in item[b"FLAGS"] if f.lower() != b"\\recent"))
-                        digest = hashlib.sha256(item[b"BODY[]"]).hexdigest()
-                        entries.append(SnapshotEntry(uid, fl, digest, item[b"INTERNALDATE"]))
-                snap[name] = entries
-                c.unselect_folder()
-        return snap
+        from tests.rig.imap_server import snapshot_via_imap
+
+        return snapshot_via_imap(lambda **kw: self.connect(user, **kw))
 
     # ----------------------------------------------------------------- helpers
 
