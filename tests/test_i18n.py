@@ -63,6 +63,17 @@ CONVERTED = [
     "gimport/cli/ledger.py",
     "gimport/cli/options.py",
     "gimport/logs.py",  # private_log_handler came from cli/terminal.py
+    "gimport/cli/admin.py",
+    "gimport/admin/checks.py",
+    "gimport/admin/coverage.py",
+    "gimport/admin/report.py",
+    "gimport/admin/run.py",
+    "gimport/admin/shards.py",
+    "gimport/admin/users.py",
+    "gimport/admin/plan.py",
+    "gimport/admin/budgets.py",
+    "gimport/admin/fanout.py",
+    "gimport/admin/reporter.py",
 ]
 
 

@@ -17,15 +17,16 @@ from gimport.admin.shards import Shard
 from gimport.admin.users import SourceLogin, UserEntry, user_settings
 from gimport.cleanup import apply_cleanup, plan_cleanup
 from gimport.errors import ConfigError, GimportError
-from gimport.i18n import _
+from gimport.i18n import N_, _
 from gimport.settings import Settings
 from gimport.verify import verify
 
 log = logging.getLogger("gimport.admin")
 
-VERIFIED, NOT_VERIFIED, NOT_STARTED, FAILED = "verified", "NOT VERIFIED", "not started", "failed"
-WOULD_CHANGE, NOTHING_TO_DO, BLOCKED = "would change", "nothing to do", "blocked"
-DONE, NEEDS_ATTENTION = "done", "needs attention"
+# the outcomes stay English in code (compared, counted); shown with _(outcome) (gimport.render.admin)
+VERIFIED, NOT_VERIFIED, NOT_STARTED, FAILED = N_("verified"), N_("NOT VERIFIED"), N_("not started"), N_("failed")
+WOULD_CHANGE, NOTHING_TO_DO, BLOCKED = N_("would change"), N_("nothing to do"), N_("blocked")
+DONE, NEEDS_ATTENTION = N_("done"), N_("needs attention")
 
 
 @dataclass
@@ -47,7 +48,9 @@ def for_each_user(users: list[UserEntry], parallel: int, fn: Any, *, stop: threa
     def failed(entry: UserEntry, err: Exception) -> UserCheck:
         if not isinstance(err, GimportError):
             log.error("%s: unexpected error", entry.gmail, exc_info=err)
-            return UserCheck(entry.gmail, entry.source_user, FAILED, f"unexpected error: {err!r}", bug=True)
+            return UserCheck(
+                entry.gmail, entry.source_user, FAILED, _("unexpected error: {error}").format(error=repr(err)), bug=True
+            )
         return UserCheck(entry.gmail, entry.source_user, FAILED, str(err))
 
     results = fan_out(users, parallel, lambda _, entry: fn(entry), stop=stop, on_error=failed, name="admin-check")
@@ -58,8 +61,10 @@ def service_account(settings: Settings) -> Any:
     """The service account of [admin] service_account_file. Raises ConfigError when none is configured."""
     if settings.admin.service_account_file is None:
         raise ConfigError(
-            "[admin] service_account_file is required: the JSON key of a service account with domain-wide"
-            " delegation (docs/admin.md, section 1)"
+            _(
+                "[admin] service_account_file is required: the JSON key of a service account with domain-wide"
+                " delegation (docs/admin.md, section 1)"
+            )
         )
     return wiring.service_account(settings.admin.service_account_file)
 
@@ -110,17 +115,19 @@ class PerUser:
         """One user's verify line: verified only when every selected message is recorded and in Gmail
         (with `exact`: each one proven there by its Gmail id)."""
         if not user_paths(self.settings.admin.state_dir, entry.gmail).state.exists():
-            return UserCheck(entry.gmail, entry.source_user, NOT_STARTED, "no state file: run 'gimport admin run'")
+            return UserCheck(entry.gmail, entry.source_user, NOT_STARTED, _("no state file: run 'gimport admin run'"))
         rep = self.verify_report(entry, 3, exact=exact, strict=strict)
         selected = sum(f.selected for f in rep.folders)
         if rep.passed:
-            detail = f"{selected:,} selected, all recorded"
+            detail: str = _("{selected:,} selected, all recorded").format(selected=selected)
             if rep.exact is not None:
                 detail += _(", each proven in Gmail ({units:,} units)").format(units=rep.exact.units)
             if rep.accepted:
                 detail += _("; {n:,} accepted as not in Gmail").format(n=len(rep.accepted))
             return UserCheck(entry.gmail, entry.source_user, VERIFIED, detail, rep)
-        detail = f"{rep.missing_total:,} of {selected:,} selected message(s) missing"
+        detail = _("{missing:,} of {selected:,} selected message(s) missing").format(
+            missing=rep.missing_total, selected=selected
+        )
         if rep.exact is not None and not rep.exact.passed:
             failing = [g for g in rep.exact.gaps if g.fails]
             detail += _("; {n:,} not as recorded in Gmail, e.g. {key} {problem}").format(
@@ -128,7 +135,9 @@ class PerUser:
             )
         if rep.missing:
             m = rep.missing[0]
-            detail += f"; e.g. {m.folder} UID {m.uid}: {m.status}: {m.reason}"
+            detail += _("; e.g. {folder} UID {uid}: {status}: {reason}").format(
+                folder=m.folder, uid=m.uid, status=m.status, reason=m.reason
+            )
         errors = [f"{f.folder}: {f.error}" for f in rep.folders if f.error]
         if errors:
             detail += f"; {errors[0]}"
@@ -167,11 +176,13 @@ def cleanup_line(plan: Any) -> tuple[str, str]:
     """(outcome, detail) of one user's cleanup plan: blocked / would change / nothing to do."""
     if plan.blocked:
         return BLOCKED, plan.blocked
-    parts = ["IMAP on: disable it" if plan.disable_imap else "IMAP already off"]
+    parts = [_("IMAP on: disable it") if plan.disable_imap else _("IMAP already off")]
     if plan.forget is not None:
-        parts.append(f"delete the state file {plan.forget.name}")
+        parts.append(_("delete the state file {name}").format(name=plan.forget.name))
     for w in plan.gmail.warnings:
-        parts.append(f"WARNING {w.where} to {w.address} (change it in Gmail's settings)")
+        parts.append(
+            _("WARNING {where} to {address} (change it in Gmail's settings)").format(where=w.where, address=w.address)
+        )
     return (WOULD_CHANGE if plan.has_changes else NOTHING_TO_DO), "; ".join(parts)
 
 
@@ -224,12 +235,14 @@ class Cleanup:
         result = apply_cleanup(plan, self._gmails[entry.gmail], revoke_token=wiring.revoke_token)
         if result.error is not None:
             return UserCheck(entry.gmail, entry.source_user, FAILED, str(result.error))
-        detail = "IMAP disabled" if result.imap_disabled else "IMAP still ON after the update (check the account)"
+        detail: str = (
+            _("IMAP disabled") if result.imap_disabled else _("IMAP still ON after the update (check the account)")
+        )
         if result.deleted:
-            detail += f"; deleted {', '.join(p.name for p in result.deleted)}"
+            detail += _("; deleted {names}").format(names=", ".join(p.name for p in result.deleted))
         warnings = plan.gmail.warnings
         if warnings:
-            detail += f"; {len(warnings)} forwarding warning(s) left to fix in Gmail"
+            detail += _("; {n} forwarding warning(s) left to fix in Gmail").format(n=len(warnings))
         ok = result.imap_disabled and not warnings
         return UserCheck(entry.gmail, entry.source_user, DONE if ok else NEEDS_ATTENTION, detail)
 

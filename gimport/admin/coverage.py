@@ -20,6 +20,7 @@ from typing import Any
 
 from gimport.admin.shards import Shard
 from gimport.errors import ConfigError
+from gimport.i18n import _, english
 
 SHARDS_DIR = "shards"
 _NAME = re.compile(r"shard-(\d+)-of-(\d+)\.json")
@@ -48,7 +49,9 @@ def _write_json(path: Path, doc: dict) -> None:
             json.dump(doc, fh, indent=1, ensure_ascii=False)
         os.replace(tmp, path)
     except OSError as exc:
-        raise ConfigError(f"cannot write {path}: {exc.strerror} ([admin] state_dir)") from None
+        raise ConfigError(
+            _("cannot write {path}: {reason} ([admin] state_dir)").format(path=path, reason=exc.strerror)
+        ) from None
 
 
 def record_start(state_dir: Path, shard: Shard, mine: list[str], all_users: list[str]) -> dict:
@@ -56,7 +59,7 @@ def record_start(state_dir: Path, shard: Shard, mine: list[str], all_users: list
     doc = {
         "index": shard.index,
         "count": shard.count,
-        "origin": shard.origin,
+        "origin": english(shard.origin),  # a JSON record: English
         "shard_map": shard.assignment is not None,
         "users_total": len(all_users),
         "users_digest": users_digest(all_users),

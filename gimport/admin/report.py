@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from gimport import wiring
 from gimport.errors import ConfigError, StateError
-from gimport.i18n import english
+from gimport.i18n import _, english
 from gimport.settings import lock_path
 
 if TYPE_CHECKING:
@@ -142,7 +142,11 @@ def write_report(path: Path, rows: list[UserRow]) -> None:
         tmp.write_text(report_csv(rows), encoding="utf-8")
         os.replace(tmp, path)
     except OSError as exc:
-        raise ConfigError(f"cannot write the report {path}: {exc.strerror} (set [admin] report_file)") from None
+        raise ConfigError(
+            _("cannot write the report {path}: {reason} (set [admin] report_file)").format(
+                path=path, reason=exc.strerror
+            )
+        ) from None
 
 
 def _iso(ts: float | None) -> str:

@@ -100,7 +100,11 @@ def prepare_state_dir(admin: AdminSettings) -> None:
     try:
         admin.state_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise ConfigError(f"cannot create [admin] state_dir {admin.state_dir}: {exc.strerror}") from None
+        raise ConfigError(
+            _("cannot create [admin] state_dir {state_dir}: {reason}").format(
+                state_dir=admin.state_dir, reason=exc.strerror
+            )
+        ) from None
 
 
 class AdminRun:
@@ -121,7 +125,7 @@ class AdminRun:
         log_router: UserLogRouter | None = None,
     ) -> None:
         if settings.admin is None:
-            raise ConfigError("admin settings missing")
+            raise ConfigError(_("admin settings missing"))
         self.settings, self.admin = settings, settings.admin
         self.users = users
         self.shard = shard or Shard()
@@ -162,7 +166,7 @@ class AdminRun:
             "admin run: %d user(s), shard %s (%s), %d at a time, project budget %.0f units/min",
             len(self.users),
             self.shard,
-            self.shard.origin,
+            english(self.shard.origin),
             self.parallel,
             self.project_units_per_minute,
         )
@@ -233,7 +237,7 @@ class AdminRun:
             if self.summary.fatal is None:
                 self.summary.fatal = err
                 log.error("stopping every user: %s", english(err))
-        self.reporter.warning(f"stopping: {err}")
+        self.reporter.warning(_("stopping: {err}").format(err=err))
         self._stop.set()
         with self._lock:
             active = list(self._active.values())

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Protocol, TypeVar
 
 from gimport.errors import ConfigError
+from gimport.i18n import _
 
 
 class _HasGmail(Protocol):
@@ -59,17 +60,27 @@ def parse_shard(text: str, origin: str, count: int | None = None) -> Shard:
     shard_count or GIMPORT_SHARD_COUNT) an N that differs is an error. Raises ConfigError."""
     m = re.fullmatch(r"\s*(\d+)\s*(?:/\s*(\d+)\s*)?", text)
     if not m or (m.group(2) is None and count is None):
-        raise ConfigError(f"{origin}: {text!r} is not a shard like 0/4 (index/count, the index counted from 0)")
+        raise ConfigError(
+            _("{origin}: {text} is not a shard like 0/4 (index/count, the index counted from 0)").format(
+                origin=origin, text=repr(text)
+            )
+        )
     index = int(m.group(1))
     given = int(m.group(2)) if m.group(2) is not None else count
     assert given is not None  # "I" alone was refused above unless `count` is given
     if count is not None and given != count:
         raise ConfigError(
-            f"{origin}: shard {index}/{given}, but the shard count is fixed at {count} ([admin] shard_count or"
-            f" {SHARD_COUNT_ENV}): use {index}/{count}, or change the shard count everywhere at once"
+            _(
+                "{origin}: shard {index}/{given}, but the shard count is fixed at {count} ([admin] shard_count or"
+                " {env}): use {index}/{count}, or change the shard count everywhere at once"
+            ).format(origin=origin, index=index, given=given, count=count, env=SHARD_COUNT_ENV)
         )
     if given < 1 or index >= given:
-        raise ConfigError(f"{origin}: shard {index}/{given}: the index must be 0..{max(given - 1, 0)}")
+        raise ConfigError(
+            _("{origin}: shard {index}/{given}: the index must be 0..{last}").format(
+                origin=origin, index=index, given=given, last=max(given - 1, 0)
+            )
+        )
     return Shard(index, given, origin)
 
 
@@ -78,7 +89,9 @@ def _env_int(env: Mapping[str, str], name: str) -> int | None:
     if not value:
         return None
     if not re.fullmatch(r"-?\d+", value):
-        raise ConfigError(f"the environment variable {name}={value!r} is not a whole number")
+        raise ConfigError(
+            _("the environment variable {name}={value} is not a whole number").format(name=name, value=repr(value))
+        )
     return int(value)
 
 
@@ -86,11 +99,15 @@ def _fixed_count(env: Mapping[str, str], configured: int | None) -> int | None:
     """The shard count fixed by [admin] shard_count and/or GIMPORT_SHARD_COUNT (they must agree), or None."""
     from_env = _env_int(env, SHARD_COUNT_ENV)
     if from_env is not None and from_env < 1:
-        raise ConfigError(f"{SHARD_COUNT_ENV}={from_env}: the shard count must be at least 1")
+        raise ConfigError(
+            _("{env}={value}: the shard count must be at least 1").format(env=SHARD_COUNT_ENV, value=from_env)
+        )
     if configured and from_env is not None and from_env != configured:
         raise ConfigError(
-            f"[admin] shard_count is {configured} but {SHARD_COUNT_ENV} is {from_env}: set them to the same number"
-            " (or only one of them)"
+            _(
+                "[admin] shard_count is {configured} but {env} is {value}: set them to the same number"
+                " (or only one of them)"
+            ).format(configured=configured, env=SHARD_COUNT_ENV, value=from_env)
         )
     return configured or from_env
 
@@ -115,19 +132,26 @@ def resolve_shard(arg: str | None, env: Mapping[str, str] | None = None, count: 
     if k8s_index is not None:
         if fixed is None:
             raise ConfigError(
-                f"JOB_COMPLETION_INDEX is set (a Kubernetes Indexed Job) but {SHARD_COUNT_ENV} is not: set it in"
-                " the Job's env to the same number as spec.completions (Kubernetes does not export it), or set"
-                " [admin] shard_count"
+                _(
+                    "JOB_COMPLETION_INDEX is set (a Kubernetes Indexed Job) but {env} is not: set it in"
+                    " the Job's env to the same number as spec.completions (Kubernetes does not export it), or set"
+                    " [admin] shard_count"
+                ).format(env=SHARD_COUNT_ENV)
             )
-        return parse_shard(f"{k8s_index}/{fixed}", f"Kubernetes Indexed Job, index {k8s_index} of {fixed}")
+        return parse_shard(
+            f"{k8s_index}/{fixed}",
+            _("Kubernetes Indexed Job, index {index} of {count}").format(index=k8s_index, count=fixed),
+        )
     task = _env_int(env, "SLURM_ARRAY_TASK_ID")
     if task is not None and fixed is not None:
         if not 0 <= task < fixed:
             raise ConfigError(
-                f"Slurm array task {task}, but the shard count is {fixed}: with [admin] shard_count the array"
-                f" indices are the shards themselves, 0..{fixed - 1} (sbatch --array=0-{fixed - 1})"
+                _(
+                    "Slurm array task {task}, but the shard count is {count}: with [admin] shard_count the array"
+                    " indices are the shards themselves, 0..{last} (sbatch --array=0-{last})"
+                ).format(task=task, count=fixed, last=fixed - 1)
             )
-        return parse_shard(f"{task}/{fixed}", f"Slurm array task {task} of {fixed}")
+        return parse_shard(f"{task}/{fixed}", _("Slurm array task {task} of {count}").format(task=task, count=fixed))
     if task is not None:
         count_env = _env_int(env, "SLURM_ARRAY_TASK_COUNT")
         low = _env_int(env, "SLURM_ARRAY_TASK_MIN")
@@ -135,21 +159,27 @@ def resolve_shard(arg: str | None, env: Mapping[str, str] | None = None, count: 
         high = _env_int(env, "SLURM_ARRAY_TASK_MAX")
         if count_env is None or low is None:
             raise ConfigError(
-                "SLURM_ARRAY_TASK_ID is set but SLURM_ARRAY_TASK_COUNT/SLURM_ARRAY_TASK_MIN are not: pass --shard I/N"
+                _(
+                    "SLURM_ARRAY_TASK_ID is set but SLURM_ARRAY_TASK_COUNT/SLURM_ARRAY_TASK_MIN are not: pass --shard I/N"
+                )
             )
         if count_env == 1 and task != 0:
             raise ConfigError(
-                f"Slurm array task {task} is the only task of its array: a resubmission of one task"
-                f" (sbatch --array={task}) would otherwise become shard 0/1 and take every user. Set [admin]"
-                f" shard_count (or {SHARD_COUNT_ENV}) to the number of shards of the original array"
+                _(
+                    "Slurm array task {task} is the only task of its array: a resubmission of one task"
+                    " (sbatch --array={task}) would otherwise become shard 0/1 and take every user. Set [admin]"
+                    " shard_count (or {env}) to the number of shards of the original array"
+                ).format(task=task, env=SHARD_COUNT_ENV)
             )
         regular = (task - low) % step == 0 and (high is None or (high - low) // step + 1 == count_env)
         if not regular or step < 1:
             raise ConfigError(
-                f"the Slurm array (tasks {low}..{high}, step {step}, {count_env} tasks) is not a regular range such"
-                " as --array=0-7 or --array=1-16:3: set [admin] shard_count, or pass --shard I/N yourself"
+                _(
+                    "the Slurm array (tasks {low}..{high}, step {step}, {count} tasks) is not a regular range such"
+                    " as --array=0-7 or --array=1-16:3: set [admin] shard_count, or pass --shard I/N yourself"
+                ).format(low=low, high=high, step=step, count=count_env)
             )
-        return parse_shard(f"{(task - low) // step}/{count_env}", "Slurm job array (SLURM_ARRAY_TASK_*)")
+        return parse_shard(f"{(task - low) // step}/{count_env}", _("Slurm job array (SLURM_ARRAY_TASK_*)"))
     return Shard()
 
 
@@ -163,9 +193,11 @@ def shard_for(arg: str | None, count: int | None, *, from_env: bool = True, shar
     if assignment is not None:
         if count and count != assignment.count:
             raise ConfigError(
-                f"[admin] shard_count is {count} but [admin] shard_map {shard_map} was written for"
-                f" {assignment.count} shards: write it again with 'gimport admin plan --write-shards {count}',"
-                " or set the same number in both"
+                _(
+                    "[admin] shard_count is {count} but [admin] shard_map {shard_map} was written for"
+                    " {written} shards: write it again with 'gimport admin plan --write-shards {count}',"
+                    " or set the same number in both"
+                ).format(count=count, shard_map=shard_map, written=assignment.count)
             )
         count = assignment.count
     if from_env:
@@ -175,7 +207,11 @@ def shard_for(arg: str | None, count: int | None, *, from_env: bool = True, shar
     if assignment is None or (shard.count == 1 and assignment.count != 1):
         return shard  # no map, or no sharding at all: every user, whatever the map says
     if shard.count != assignment.count:  # pragma: no cover - parse_shard already refuses another N
-        raise ConfigError(f"shard {shard}, but [admin] shard_map {shard_map} has {assignment.count} shards")
+        raise ConfigError(
+            _("shard {shard}, but [admin] shard_map {shard_map} has {count} shards").format(
+                shard=shard, shard_map=shard_map, count=assignment.count
+            )
+        )
     return dataclasses.replace(shard, assignment=assignment.users)
 
 
@@ -194,7 +230,7 @@ def balance(weights: Mapping[str, int], count: int) -> list[list[str]]:
     """Users split into `count` shards by weight (messages), largest first, each to the lightest shard so
     far (ties: the lower index): the shards finish close together. Deterministic."""
     if count < 1:
-        raise ConfigError(f"--write-shards {count}: the number of shards must be at least 1")
+        raise ConfigError(_("--write-shards {n}: the number of shards must be at least 1").format(n=count))
     shards: list[list[str]] = [[] for _ in range(count)]
     loads = [0] * count
     for gmail in sorted(weights, key=lambda g: (-weights[g], g.lower())):
@@ -224,34 +260,46 @@ def write_shard_map(path: Path, weights: Mapping[str, int], count: int) -> list[
         tmp.write_text(json.dumps(doc, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
         os.replace(tmp, path)
     except OSError as exc:
-        raise ConfigError(f"cannot write the shard map {path}: {exc.strerror} ([admin] shard_map)") from None
+        raise ConfigError(
+            _("cannot write the shard map {path}: {reason} ([admin] shard_map)").format(path=path, reason=exc.strerror)
+        ) from None
     return shards
 
 
 def load_shard_map(path: Path) -> ShardMap:
     """Read a shard map written by write_shard_map. Raises ConfigError naming the file and what is wrong."""
-    where = f"[admin] shard_map {path}"
+    where = _("[admin] shard_map {path}").format(path=path)
     try:
         doc = json.loads(Path(path).read_text("utf-8"))
     except FileNotFoundError:
-        raise ConfigError(f"{where} not found: write it with 'gimport admin plan --write-shards N'") from None
+        raise ConfigError(
+            _("{where} not found: write it with 'gimport admin plan --write-shards N'").format(where=where)
+        ) from None
     except (OSError, ValueError) as exc:
-        raise ConfigError(f"{where} cannot be read: {exc}") from None
+        raise ConfigError(_("{where} cannot be read: {error}").format(where=where, error=exc)) from None
     if not isinstance(doc, dict) or doc.get("format") != SHARD_MAP_FORMAT:
-        raise ConfigError(f"{where} is not a shard map written by 'gimport admin plan --write-shards N'")
+        raise ConfigError(
+            _("{where} is not a shard map written by 'gimport admin plan --write-shards N'").format(where=where)
+        )
     count = doc.get("shard_count")
     shards = doc.get("shards")
     if not isinstance(count, int) or count < 1 or not isinstance(shards, list):
-        raise ConfigError(f"{where}: shard_count and shards are missing or wrong")
+        raise ConfigError(_("{where}: shard_count and shards are missing or wrong").format(where=where))
     users: dict[str, int] = {}
     for entry in shards:
         index = entry.get("index") if isinstance(entry, dict) else None
         if not isinstance(index, int) or not 0 <= index < count or not isinstance(entry.get("users"), list):
-            raise ConfigError(f"{where}: a shard entry is not {{index 0..{count - 1}, users [...]}}")
+            raise ConfigError(
+                _("{where}: a shard entry is not {{index 0..{last}, users [...]}}").format(where=where, last=count - 1)
+            )
         for gmail in entry["users"]:
             key = str(gmail).strip().lower()
             if key in users:
-                raise ConfigError(f"{where}: {gmail} is in shards {users[key]} and {index}")
+                raise ConfigError(
+                    _("{where}: {gmail} is in shards {first} and {index}").format(
+                        where=where, gmail=gmail, first=users[key], index=index
+                    )
+                )
             users[key] = index
     return ShardMap(count, users)
 

@@ -15,6 +15,7 @@ from typing import Any
 
 from gimport.admin.report import user_paths
 from gimport.errors import ConfigError, LoginRefused
+from gimport.i18n import _
 from gimport.settings import AdminSettings, Settings, read_secret
 
 COL_SOURCE, COL_GMAIL, COL_PASSWORD, COL_PASSWORD_FILE = "source_user", "gmail_address", "password", "password_file"
@@ -57,11 +58,13 @@ def read_users(path: Path, *, master_available: bool, check_logins: bool = True)
     try:
         text = path.read_text("utf-8-sig")
     except FileNotFoundError:
-        raise ConfigError(f"users file {path} not found (pass --users FILE or set [admin] users_file)") from None
+        raise ConfigError(
+            _("users file {path} not found (pass --users FILE or set [admin] users_file)").format(path=path)
+        ) from None
     except UnicodeDecodeError:
-        raise ConfigError(f"users file {path} is not UTF-8: save it as 'CSV UTF-8'") from None
+        raise ConfigError(_("users file {path} is not UTF-8: save it as 'CSV UTF-8'").format(path=path)) from None
     except OSError as exc:
-        raise ConfigError(f"cannot read users file {path}: {exc.strerror}") from None
+        raise ConfigError(_("cannot read users file {path}: {reason}").format(path=path, reason=exc.strerror)) from None
     reader = csv.reader(io.StringIO(text, newline=""))
     problems: list[str] = []
     header: list[str] | None = None
@@ -71,7 +74,7 @@ def read_users(path: Path, *, master_available: bool, check_logins: bool = True)
     try:
         rows = list(reader)
     except csv.Error as exc:
-        raise ConfigError(f"users file {path}: not valid CSV ({exc})") from None
+        raise ConfigError(_("users file {path}: not valid CSV ({error})").format(path=path, error=exc)) from None
     for row, line in zip(rows, _line_numbers(text), strict=True):
         cells = [c.strip() for c in row]
         if not any(cells) or cells[0].startswith("#"):
@@ -81,22 +84,40 @@ def read_users(path: Path, *, master_available: bool, check_logins: bool = True)
             unknown = [c for c in header if c not in COLUMNS]
             if unknown:
                 raise ConfigError(
-                    f"users file {path} line {line}: unknown column {unknown[0]!r} in the header"
-                    f" (columns: {', '.join(COLUMNS)}; {', '.join(REQUIRED_COLUMNS)} are required)"
+                    _(
+                        "users file {path} line {line}: unknown column {column} in the header"
+                        " (columns: {columns}; {required} are required)"
+                    ).format(
+                        path=path,
+                        line=line,
+                        column=repr(unknown[0]),
+                        columns=", ".join(COLUMNS),
+                        required=", ".join(REQUIRED_COLUMNS),
+                    )
                 )
             missing = [c for c in REQUIRED_COLUMNS if c not in header]
             if missing:
                 raise ConfigError(
-                    f"users file {path} line {line}: the header row lacks {missing[0]!r} (it must name the"
-                    f" columns, e.g. '{','.join(COLUMNS)}')"
+                    _(
+                        "users file {path} line {line}: the header row lacks {column} (it must name the"
+                        " columns, e.g. '{columns}')"
+                    ).format(path=path, line=line, column=repr(missing[0]), columns=",".join(COLUMNS))
                 )
             dupes = [c for c in header if header.count(c) > 1]
             if dupes:
-                raise ConfigError(f"users file {path} line {line}: column {dupes[0]!r} appears twice in the header")
+                raise ConfigError(
+                    _("users file {path} line {line}: column {column} appears twice in the header").format(
+                        path=path, line=line, column=repr(dupes[0])
+                    )
+                )
             continue
-        where = f"users file {path} line {line}"
+        where: str = _("users file {path} line {line}").format(path=path, line=line)
         if len(cells) != len(header):
-            problems.append(f"{where}: {len(cells)} field(s), but the header has {len(header)}")
+            problems.append(
+                _("{where}: {n} field(s), but the header has {header}").format(
+                    where=where, n=len(cells), header=len(header)
+                )
+            )
             continue
         values = dict(zip(header, cells, strict=True))
         source, gmail = values[COL_SOURCE], values[COL_GMAIL]
@@ -104,55 +125,77 @@ def read_users(path: Path, *, master_available: bool, check_logins: bool = True)
         password = dict(zip(header, row, strict=True)).get(COL_PASSWORD) or None
         pw_file = values.get(COL_PASSWORD_FILE) or None
         if not source:
-            problems.append(f"{where}: {COL_SOURCE} is empty")
+            problems.append(_("{where}: {column} is empty").format(where=where, column=COL_SOURCE))
             continue
         where = f"{where} ({source})"
         if _CONTROL.search(source):
-            problems.append(f"{where}: {COL_SOURCE} contains a control character")
+            problems.append(_("{where}: {column} contains a control character").format(where=where, column=COL_SOURCE))
             continue
         if not _ADDRESS.fullmatch(gmail):
-            problems.append(f"{where}: {COL_GMAIL} {gmail!r} is not an e-mail address like name@example.edu")
+            problems.append(
+                _("{where}: {column} {value} is not an e-mail address like name@example.edu").format(
+                    where=where, column=COL_GMAIL, value=repr(gmail)
+                )
+            )
             continue
         if password and pw_file and check_logins:
-            problems.append(f"{where}: give {COL_PASSWORD} or {COL_PASSWORD_FILE}, not both")
+            problems.append(
+                _("{where}: give {password} or {password_file}, not both").format(
+                    where=where, password=COL_PASSWORD, password_file=COL_PASSWORD_FILE
+                )
+            )
             continue
         if password and _CONTROL.search(password):
-            problems.append(f"{where}: {COL_PASSWORD} contains a control character")
+            problems.append(
+                _("{where}: {column} contains a control character").format(where=where, column=COL_PASSWORD)
+            )
             continue
         resolved = None
         if pw_file:
             resolved = (path.parent / os.path.expanduser(pw_file)).resolve()
             if check_logins and not resolved.is_file():
-                problems.append(f"{where}: {COL_PASSWORD_FILE} {resolved} not found")
+                problems.append(
+                    _("{where}: {column} {path} not found").format(where=where, column=COL_PASSWORD_FILE, path=resolved)
+                )
                 continue
         src_cell = values.get(COL_SOURCE_PATH) or None
         src_path = (path.parent / os.path.expanduser(src_cell)).resolve() if src_cell else None
         if check_logins and not password and not resolved and not src_path and not master_available:
             problems.append(
-                f"{where}: no {COL_PASSWORD} or {COL_PASSWORD_FILE}, and no [admin] master_user to log in with"
+                _("{where}: no {password} or {password_file}, and no [admin] master_user to log in with").format(
+                    where=where, password=COL_PASSWORD, password_file=COL_PASSWORD_FILE
+                )
             )
             continue
         key = gmail.lower()
         if key in seen_gmail:
             problems.append(
-                f"{where}: {gmail} is also on line {seen_gmail[key]}: one line per Gmail account (two old"
-                " mailboxes into one account: migrate them one after the other with 'gimport run')"
+                _(
+                    "{where}: {gmail} is also on line {other}: one line per Gmail account (two old"
+                    " mailboxes into one account: migrate them one after the other with 'gimport run')"
+                ).format(where=where, gmail=gmail, other=seen_gmail[key])
             )
             continue
         if source in seen_source:
-            problems.append(f"{where}: source user {source!r} is also on line {seen_source[source]}")
+            problems.append(
+                _("{where}: source user {source} is also on line {other}").format(
+                    where=where, source=repr(source), other=seen_source[source]
+                )
+            )
             continue
         seen_gmail[key], seen_source[source] = line, line
         users.append(UserEntry(line, source, gmail, password, resolved, src_path))
     if header is None:
         raise ConfigError(
-            f"users file {path} is empty: it needs a header row ({','.join(COLUMNS)}) and a line per user"
+            _("users file {path} is empty: it needs a header row ({columns}) and a line per user").format(
+                path=path, columns=",".join(COLUMNS)
+            )
         )
     if problems:
-        more = f" (and {len(problems) - 1} more problem(s) in the file)" if len(problems) > 1 else ""
+        more = _(" (and {n} more problem(s) in the file)").format(n=len(problems) - 1) if len(problems) > 1 else ""
         raise ConfigError(problems[0] + more)
     if not users:
-        raise ConfigError(f"users file {path} lists no users under its header")
+        raise ConfigError(_("users file {path} lists no users under its header").format(path=path))
     return users
 
 
@@ -160,7 +203,7 @@ def _line_numbers(text: str) -> list[int]:
     """The line number on which each CSV record starts (records may span lines inside quotes)."""
     reader = csv.reader(io.StringIO(text, newline=""))
     starts, previous = [], 0
-    for _ in reader:
+    for _row in reader:
         starts.append(previous + 1)
         previous = reader.line_num
     return starts
@@ -173,7 +216,7 @@ def has_inline_passwords(users: list[UserEntry]) -> bool:
 def load_users(path: Path | None, settings: Settings, *, check_logins: bool = True) -> list[UserEntry]:
     """read_users for `path` (--users, or [admin] users_file). Raises ConfigError, also when there is none."""
     if path is None:
-        raise ConfigError("no users file: pass --users FILE or set [admin] users_file (format: docs/admin.md)")
+        raise ConfigError(_("no users file: pass --users FILE or set [admin] users_file (format: docs/admin.md)"))
     return read_users(path, master_available=bool(settings.admin.master_user), check_logins=check_logins)
 
 
@@ -206,18 +249,26 @@ class SourceLogin:
         if entry.password:
             return None, entry.password
         if entry.password_file:
-            return None, read_secret(entry.password_file, f"users file line {entry.line}: password_file", group_ok=True)
+            return None, read_secret(
+                entry.password_file,
+                _("users file line {line}: password_file").format(line=entry.line),
+                group_ok=True,
+            )
         if self._master_password is None:
-            raise ConfigError(f"users file line {entry.line}: no password, and no [admin] master_user")
+            raise ConfigError(
+                _("users file line {line}: no password, and no [admin] master_user").format(line=entry.line)
+            )
         login = self.admin.master_login.format(user=entry.source_user, master=self.admin.master_user)
         return login, self._master_password
 
     def describe(self, entry: UserEntry) -> str:
         if entry.password:
-            return f"the password on users file line {entry.line}"
+            return _("the password on users file line {line}").format(line=entry.line)
         if entry.password_file:
-            return f"password_file {entry.password_file}"
-        return f"master user {self.admin.master_user!r} (login {self.for_user(entry)[0]!r})"
+            return _("password_file {path}").format(path=entry.password_file)
+        return _("master user {master} (login {login})").format(
+            master=repr(self.admin.master_user), login=repr(self.for_user(entry)[0])
+        )
 
     def connect(self, source: Any, entry: UserEntry) -> None:
         """source.connect(), with a refused login explained in terms of the users file (LoginRefused)."""
@@ -225,8 +276,10 @@ class SourceLogin:
             source.connect()
         except LoginRefused:
             raise LoginRefused(
-                f"the IMAP server refused the login for {entry.source_user!r} with {self.describe(entry)}:"
-                f" fix it in the users file (line {entry.line}) or the config"
+                _(
+                    "the IMAP server refused the login for {user} with {how}:"
+                    " fix it in the users file (line {line}) or the config"
+                ).format(user=repr(entry.source_user), how=self.describe(entry), line=entry.line)
             ) from None
 
 

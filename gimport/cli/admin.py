@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from gimport.cli import ledger as ledger_cli
-from gimport.cli.options import add_stats_option
+from gimport.cli.options import FittingHelpFormatter, add_stats_option, exit_codes_help
 from gimport.cli.terminal import StopOnSignal, confirm, run_exit_code
 from gimport.errors import (
     EXIT_AUTH,
@@ -21,24 +21,41 @@ from gimport.errors import (
     EXIT_USAGE,
     ConfigError,
 )
-from gimport.i18n import _
+from gimport.i18n import N_, _
 from gimport.settings import Settings, load_settings
 
-ADMIN_EXIT_CODES = f"""\
-exit codes:
-  {EXIT_OK}    every user (of this shard) is complete / verified / cleaned up
-  {EXIT_SOME_FAILED}    some users are not: see the table and the report (each failure is recorded; run again)
-  {EXIT_USAGE}    usage, config or users-file error (nothing was started)
-  {EXIT_AUTH}    the service account cannot impersonate users (domain-wide delegation; see docs/admin.md)
-  {EXIT_BUG}   an unexpected error (a bug in gimport; the run's log has the details)
-  {EXIT_INTERRUPTED}  interrupted (Ctrl-C or SIGTERM); run the same command again to continue
-"""
 
-ADMIN_DESCRIPTION = """\
+def admin_exit_codes() -> str:
+    """The "exit codes:" block of every admin command's --help (in the reader's language)."""
+    return exit_codes_help(
+        [
+            (EXIT_OK, _("every user (of this shard) is complete / verified / cleaned up")),
+            (
+                EXIT_SOME_FAILED,
+                _("some users are not: see the table and the report (each failure is recorded; run again)"),
+            ),
+            (EXIT_USAGE, _("usage, config or users-file error (nothing was started)")),
+            (EXIT_AUTH, _("the service account cannot impersonate users (domain-wide delegation; see docs/admin.md)")),
+            (EXIT_BUG, _("an unexpected error (a bug in gimport; the run's log has the details)")),
+            (EXIT_INTERRUPTED, _("interrupted (Ctrl-C or SIGTERM); run the same command again to continue")),
+        ]
+    )
+
+
+ADMIN_DESCRIPTION = N_("""\
 Migrate many mailboxes with a Google service account and domain-wide delegation.
 Same engine, mapping, filters and guarantees as 'gimport run' (exactly once, resumable, the old
 server only read), one state file per user under [admin] state_dir. See docs/admin.md.
-"""
+""")
+
+ADMIN_EPILOG = N_("""\
+example (a typical session):
+  gimport admin plan --users users.csv       # how long it takes; reads the old server only
+  gimport admin run --users users.csv        # all users, [admin] parallel_users at a time
+  gimport admin status --users users.csv     # from the state files alone
+  gimport admin verify --users users.csv     # prove everything arrived
+  gimport admin cleanup --users users.csv    # disable IMAP in every Gmail account
+""")
 
 
 # ------------------------------------------------------------------------------------------------ helpers
@@ -95,7 +112,10 @@ def cmd_admin_run(args: argparse.Namespace) -> int:
     sa = service_account(settings)
     path, users, shard, mine = _my_users(args, settings)
     if exposed_passwords(path, users):
-        print(f"warning: {path} holds passwords and others can read it: chmod 600 {path}", file=sys.stderr)
+        print(
+            _("warning: {path} holds passwords and others can read it: chmod 600 {path}").format(path=path),
+            file=sys.stderr,
+        )
     report = sharded_report_path(admin.report_file, shard)
     log_file = sharded_report_path(settings.log_file, shard)
     prepare_state_dir(admin)
@@ -103,15 +123,26 @@ def cmd_admin_run(args: argparse.Namespace) -> int:
     progress = AdminProgress(
         len(mine), stats=args.stats, rate_limited=lambda: runners[0].rate_limited() if runners else 0
     )
+    per_minute = f"{admin.project_units_per_minute / shard.count:,.0f}"
+    daily = (
+        _(" and {units} units/day").format(units=f"{admin.project_units_per_day / shard.count:,.0f}")
+        if admin.project_units_per_day
+        else _(" (no daily limit)")
+    )
     progress.phase(
-        f"{len(mine)} of {len(users)} user(s) in shard {shard} ({shard.origin}); {min(admin.parallel_users, len(mine))}"
-        f" at a time; project budget {admin.project_units_per_minute / shard.count:,.0f} units/min for this shard"
-        + (
-            f" and {admin.project_units_per_day / shard.count:,.0f} units/day"
-            if admin.project_units_per_day
-            else " (no daily limit)"
+        _(
+            "{mine} of {total} user(s) in shard {shard} ({origin}); {parallel} at a time; project budget"
+            " {per_minute} units/min for this shard{daily}; state in {state_dir}"
+        ).format(
+            mine=len(mine),
+            total=len(users),
+            shard=shard,
+            origin=shard.origin,
+            parallel=min(admin.parallel_users, len(mine)),
+            per_minute=per_minute,
+            daily=daily,
+            state_dir=admin.state_dir,
         )
-        + f"; state in {admin.state_dir}"
     )
     if shard.assignment is not None:
         unmapped = sum(1 for u in users if u.gmail.strip().lower() not in shard.assignment)
@@ -136,7 +167,9 @@ def cmd_admin_run(args: argparse.Namespace) -> int:
     print(format_admin_summary(summary, report=str(report), show_all=args.all))
     cov = coverage.check(admin.state_dir, [u.gmail for u in users])
     print(format_coverage(cov, admin.state_dir, after_run=True))
-    print(f"Log: {log_file} (and one log per user in {admin.state_dir})")
+    print(
+        _("Log: {log_file} (and one log per user in {state_dir})").format(log_file=log_file, state_dir=admin.state_dir)
+    )
     rc = run_exit_code(summary)
     if summary.bugs and rc in (EXIT_OK, EXIT_SOME_FAILED):
         # a bug in gimport, not something the users file or an account can fix: its own code (issue 10)
@@ -163,7 +196,11 @@ def cmd_admin_status(args: argparse.Namespace) -> int:
         _path, all_users, shard, users = _my_users(args, settings, check_logins=False, from_env=False)
         everybody = [u.gmail for u in all_users]
     elif not admin.state_dir.is_dir():
-        raise ConfigError(f"no state directory {admin.state_dir}: nothing has been run yet with this config")
+        raise ConfigError(
+            _("no state directory {state_dir}: nothing has been run yet with this config").format(
+                state_dir=admin.state_dir
+            )
+        )
     rows = read_rows(admin.state_dir, users)
     cov = coverage.check(admin.state_dir, everybody, shard if args.shard else None)
     if args.csv:
@@ -171,7 +208,7 @@ def cmd_admin_status(args: argparse.Namespace) -> int:
         if not cov.ok:
             print(format_coverage(cov, admin.state_dir), file=sys.stderr)
     else:
-        print(f"State: {admin.state_dir} (read only; no network)")
+        print(_("State: {state_dir} (read only; no network)").format(state_dir=admin.state_dir))
         print(format_status_rows(rows, show_all=args.all))
         print(format_coverage(cov, admin.state_dir))
     return EXIT_OK if all_complete(rows) and cov.ok else EXIT_SOME_FAILED
@@ -188,18 +225,24 @@ def cmd_admin_plan(args: argparse.Namespace) -> int:
     admin = settings.admin
     if args.write_shards is not None:
         if args.shard:
-            raise ConfigError("--write-shards plans every user: leave out --shard")
+            raise ConfigError(_("--write-shards plans every user: leave out --shard"))
         if admin.shard_map is None:
             raise ConfigError(
-                '--write-shards needs [admin] shard_map = "FILE" in the config: the file to write (every shard'
-                " then reads it)"
+                _(
+                    '--write-shards needs [admin] shard_map = "FILE" in the config: the file to write (every shard'
+                    " then reads it)"
+                )
             )
         if args.write_shards < 1:
-            raise ConfigError(f"--write-shards {args.write_shards}: the number of shards must be at least 1")
+            raise ConfigError(
+                _("--write-shards {n}: the number of shards must be at least 1").format(n=args.write_shards)
+            )
         if admin.shard_count and admin.shard_count != args.write_shards:
             raise ConfigError(
-                f"--write-shards {args.write_shards}, but [admin] shard_count is {admin.shard_count}: write the map"
-                " for the same N (or change shard_count with it)"
+                _(
+                    "--write-shards {n}, but [admin] shard_count is {count}: write the map"
+                    " for the same N (or change shard_count with it)"
+                ).format(n=args.write_shards, count=admin.shard_count)
             )
     # the old server only, every user (or an explicit --shard's): never the job environment
     _path, _users, shard, mine = _my_users(args, settings, from_env=False, use_map=args.write_shards is None)
@@ -237,7 +280,12 @@ def cmd_admin_verify(args: argparse.Namespace) -> int:
     settings = _settings(args)
     _path, _users, shard, mine = _my_users(args, settings)
     stop = threading.Event()
-    print(f"gimport: verifying {len(mine)} user(s) of shard {shard} ({shard.origin}); read-only", file=sys.stderr)
+    print(
+        _("gimport: verifying {n} user(s) of shard {shard} ({origin}); read-only").format(
+            n=len(mine), shard=shard, origin=shard.origin
+        ),
+        file=sys.stderr,
+    )
     try:
         checks = verify_users(
             settings,
@@ -250,7 +298,7 @@ def cmd_admin_verify(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         stop.set()
         raise
-    print(format_checks(checks, "verify"))
+    print(format_checks(checks, _("verify")))
     if any_bug(checks):
         return EXIT_BUG
     return EXIT_OK if all_verified(checks) else EXIT_SOME_FAILED
@@ -263,24 +311,27 @@ def cmd_admin_cleanup(args: argparse.Namespace) -> int:
     settings = _settings(args)
     _path, _users, shard, mine = _my_users(args, settings)
     cleanup = Cleanup(settings, mine, shard, forget=args.forget, force=args.force)
-    print(f"gimport: reading Gmail settings of {len(mine)} user(s) of shard {shard}", file=sys.stderr)
+    print(
+        _("gimport: reading Gmail settings of {n} user(s) of shard {shard}").format(n=len(mine), shard=shard),
+        file=sys.stderr,
+    )
     try:
         plans = cleanup.plan()
-        print(format_checks(plans, "cleanup" + (" (dry run)" if args.dry_run else "")))
+        print(format_checks(plans, _("cleanup (dry run)") if args.dry_run else _("cleanup")))
         todo = cleanup.todo
         if args.dry_run or not todo:
             if any_bug(plans):
                 return EXIT_BUG
             return EXIT_OK if cleanup.plan_ok() else EXIT_SOME_FAILED
-        if not confirm(f"Make these changes for {len(todo)} user(s)?", args.yes):
-            print("Nothing was changed.")
+        if not confirm(_("Make these changes for {n} user(s)?").format(n=len(todo)), args.yes):
+            print(_("Nothing was changed."))
             return EXIT_SOME_FAILED
         done = cleanup.apply()
     except KeyboardInterrupt:
         cleanup.stop.set()
         raise
     print()
-    print(format_checks(done, "cleanup"))
+    print(format_checks(done, _("cleanup")))
     if any_bug(plans) or any_bug(done):
         return EXIT_BUG
     return EXIT_OK if cleanup.applied_ok(done) else EXIT_SOME_FAILED
@@ -291,33 +342,30 @@ def cmd_admin_cleanup(args: argparse.Namespace) -> int:
 
 def add_parser(sub, common: argparse.ArgumentParser) -> None:
     """Register `gimport admin` and its commands on the top-level subparsers."""
-    fmt = argparse.RawDescriptionHelpFormatter
+    fmt = FittingHelpFormatter
     admin_p = sub.add_parser(
         "admin",
-        help="migrate many mailboxes with a Google service account (plan, run, status, verify, cleanup)",
-        description=ADMIN_DESCRIPTION,
-        epilog="example (a typical session):\n"
-        "  gimport admin plan --users users.csv       # how long it takes; reads the old server only\n"
-        "  gimport admin run --users users.csv        # all users, [admin] parallel_users at a time\n"
-        "  gimport admin status --users users.csv     # from the state files alone\n"
-        "  gimport admin verify --users users.csv     # prove everything arrived\n"
-        "  gimport admin cleanup --users users.csv    # disable IMAP in every Gmail account\n\n" + ADMIN_EXIT_CODES,
+        help=_("migrate many mailboxes with a Google service account (plan, run, status, verify, cleanup)"),
+        description=_(ADMIN_DESCRIPTION),
+        epilog=_(ADMIN_EPILOG) + "\n" + admin_exit_codes(),
         formatter_class=fmt,
         parents=[common],
     )
     admin_p.set_defaults(func=lambda args: (admin_p.print_help(), EXIT_USAGE)[1])
-    asub = admin_p.add_subparsers(dest="admin_command", metavar="COMMAND", title="admin commands")
+    asub = admin_p.add_subparsers(dest="admin_command", metavar="COMMAND", title=_("admin commands"))
 
     users_opts = argparse.ArgumentParser(add_help=False)
     users_opts.add_argument(
-        "--users", metavar="CSV", help="the users file (default: [admin] users_file); format in docs/admin.md"
+        "--users", metavar="CSV", help=_("the users file (default: [admin] users_file); format in docs/admin.md")
     )
     users_opts.add_argument(
         "--shard",
         metavar="I/N",
-        help="take only the users of shard I of N (0-based; by a hash of the Gmail address). Default: from"
-        " GIMPORT_SHARD, a Kubernetes Indexed Job (JOB_COMPLETION_INDEX + GIMPORT_SHARD_COUNT) or a Slurm"
-        " array (SLURM_ARRAY_TASK_*); else every user",
+        help=_(
+            "take only the users of shard I of N (0-based; by a hash of the Gmail address). Default: from"
+            " GIMPORT_SHARD, a Kubernetes Indexed Job (JOB_COMPLETION_INDEX + GIMPORT_SHARD_COUNT) or a Slurm"
+            " array (SLURM_ARRAY_TASK_*); else every user"
+        ),
     )
 
     def add(name: str, func, help_text: str, example: str) -> argparse.ArgumentParser:
@@ -325,7 +373,7 @@ def add_parser(sub, common: argparse.ArgumentParser) -> None:
             name,
             help=help_text,
             description=help_text,
-            epilog=f"example:\n  {example}\n\n{ADMIN_EXIT_CODES}",
+            epilog=_("example:") + f"\n  {example}\n\n" + admin_exit_codes(),
             formatter_class=fmt,
             parents=[common, users_opts],
         )
@@ -335,53 +383,57 @@ def add_parser(sub, common: argparse.ArgumentParser) -> None:
     run_p = add(
         "run",
         cmd_admin_run,
-        "migrate every user of the users file (of this shard); safe to interrupt and run again",
-        "gimport admin run --users users.csv\n  gimport admin run --users users.csv --shard 2/8   # one machine of eight",
+        _("migrate every user of the users file (of this shard); safe to interrupt and run again"),
+        "gimport admin run --users users.csv\n  gimport admin run --users users.csv --shard 2/8   # "
+        + _("one machine of eight"),
     )
-    run_p.add_argument("--all", action="store_true", help="list every user in the final table (not only problems)")
+    run_p.add_argument("--all", action="store_true", help=_("list every user in the final table (not only problems)"))
     add_stats_option(run_p)
     status_p = add(
         "status",
         cmd_admin_status,
-        "where every user stands, from the state files alone (no network)",
-        "gimport admin status --users users.csv\n  gimport admin status --csv > report.csv   # every state file in"
-        " [admin] state_dir",
+        _("where every user stands, from the state files alone (no network)"),
+        "gimport admin status --users users.csv\n  gimport admin status --csv > report.csv   # "
+        + _("every state file in [admin] state_dir"),
     )
-    status_p.add_argument("--csv", action="store_true", help="print the report as CSV (the columns of report_file)")
-    status_p.add_argument("--all", action="store_true", help="list every user (not only problems)")
+    status_p.add_argument("--csv", action="store_true", help=_("print the report as CSV (the columns of report_file)"))
+    status_p.add_argument("--all", action="store_true", help=_("list every user (not only problems)"))
     plan_p = add(
         "plan",
         cmd_admin_plan,
-        "how big the campus is and how long it takes: messages, bytes and units per user, the wall time at"
-        " each limit; reads the old server only",
-        "gimport admin plan --users users.csv\n  gimport admin plan --write-shards 8   # also write [admin]"
-        " shard_map, balanced\n  gimport admin plan --json > plan.json",
+        _(
+            "how big the campus is and how long it takes: messages, bytes and units per user, the wall time at"
+            " each limit; reads the old server only"
+        ),
+        "gimport admin plan --users users.csv\n  gimport admin plan --write-shards 8   # "
+        + _("also write [admin] shard_map, balanced")
+        + "\n  gimport admin plan --json > plan.json",
     )
     plan_p.add_argument(
         "--write-shards",
         type=int,
         metavar="N",
-        help="also write [admin] shard_map: the users split into N shards balanced by messages, largest first",
+        help=_("also write [admin] shard_map: the users split into N shards balanced by messages, largest first"),
     )
-    plan_p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    plan_p.add_argument("--json", action="store_true", help=_("print JSON instead of a table"))
     verify_p = add(
         "verify",
         cmd_admin_verify,
-        "run 'gimport verify' for every user: the source now vs the state file vs Gmail; changes nothing",
-        "gimport admin verify --users users.csv\n  gimport admin verify --users users.csv --exact   # every message by its"
-        " Gmail id (the delegation grant must list the gmail.metadata scope: docs/admin.md)",
+        _("run 'gimport verify' for every user: the source now vs the state file vs Gmail; changes nothing"),
+        "gimport admin verify --users users.csv\n  gimport admin verify --users users.csv --exact   # "
+        + _("every message by its Gmail id (the delegation grant must list the gmail.metadata scope: docs/admin.md)"),
     )
     ledger_cli.add_verify_options(verify_p)
     ledger_cli.add_admin_commands(add)  # admin report --csv
     cleanup_p = add(
         "cleanup",
         cmd_admin_cleanup,
-        "run 'gimport cleanup' for every user: check forwarding, disable IMAP in Gmail",
+        _("run 'gimport cleanup' for every user: check forwarding, disable IMAP in Gmail"),
         "gimport admin cleanup --users users.csv --dry-run\n  gimport admin cleanup --users users.csv --yes",
     )
-    cleanup_p.add_argument("--dry-run", action="store_true", help="show what would change and change nothing")
-    cleanup_p.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
+    cleanup_p.add_argument("--dry-run", action="store_true", help=_("show what would change and change nothing"))
+    cleanup_p.add_argument("--yes", "-y", action="store_true", help=_("do not ask for confirmation"))
     cleanup_p.add_argument(
-        "--forget", action="store_true", help="also delete each user's state file (only where verify passes)"
+        "--forget", action="store_true", help=_("also delete each user's state file (only where verify passes)")
     )
-    cleanup_p.add_argument("--force", action="store_true", help="--forget even where verify would not pass")
+    cleanup_p.add_argument("--force", action="store_true", help=_("--forget even where verify would not pass"))

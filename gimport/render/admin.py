@@ -300,11 +300,11 @@ def format_status_rows(rows: list[UserRow], *, show_all: bool = False) -> str:
 
 def format_checks(checks: list[UserCheck], title: str) -> str:
     headers = [_("gmail address"), _("source user"), title, _("detail")]
-    rows = [[c.gmail, c.source_user, c.outcome, _short(c.detail, 110)] for c in checks]
+    rows = [[c.gmail, c.source_user, _(c.outcome), _short(c.detail, 110)] for c in checks]
     counts: dict[str, int] = {}
     for c in checks:
         counts[c.outcome] = counts.get(c.outcome, 0) + 1
-    summary = ", ".join(f"{n} {o}" for o, n in sorted(counts.items()))
+    summary = ", ".join(f"{n} {_(o)}" for o, n in sorted(counts.items()))
     return format_table(headers, rows, right=set()) + "\n\n" + _("Users: {counts}.").format(counts=summary or _("none"))
 
 
