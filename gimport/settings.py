@@ -6,18 +6,16 @@ allowed, so the CLI can print one line and exit 2.
 
 from __future__ import annotations
 
-import builtins
 import dataclasses
 import datetime as dt
-import math
 import os
-import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from gimport.config_values import Table, check_globs, check_host, check_user
 from gimport.errors import ConfigError
 from gimport.i18n import N_, _
 
@@ -159,163 +157,6 @@ class Settings:
     )
 
 
-class _Table:
-    """Typed access to one TOML table that remembers which keys were read, to reject unknown ones."""
-
-    def __init__(self, name: str, data: Any, base: Path) -> None:
-        if not isinstance(data, dict):
-            raise ConfigError(_("[{name}] must be a table").format(name=name))
-        self.name, self.data, self.base = name, data, base
-        self.used: set[str] = set()
-
-    def _get(self, key: str, kinds: tuple[type, ...], what: str, required: bool, default: Any) -> Any:
-        self.used.add(key)
-        if key not in self.data:
-            if required:
-                raise ConfigError(_("[{name}] {key} is required ({what})").format(name=self.name, key=key, what=what))
-            return default
-        value = self.data[key]
-        # bool is an int in Python; never accept it where a number is meant
-        if isinstance(value, bool) and bool not in kinds or not isinstance(value, kinds):
-            raise ConfigError(
-                _("[{name}] {key} must be {what}, not {value!r}").format(
-                    name=self.name, key=key, what=what, value=value
-                )
-            )
-        return value
-
-    def str(self, key: str, default: Any = None, *, required: bool = False, choices: Any = None) -> Any:
-        value = self._get(key, (str,), _("a string"), required, default)
-        if choices and value is not None and value not in choices:
-            raise ConfigError(
-                _("[{name}] {key} must be one of {choices}, not {value!r}").format(
-                    name=self.name, key=key, choices=", ".join(choices), value=value
-                )
-            )
-        if required and not value.strip():
-            raise ConfigError(_("[{name}] {key} must not be empty").format(name=self.name, key=key))
-        return value
-
-    def int(self, key: builtins.str, default: int | None = None, *, minimum: int = 0, maximum: int) -> Any:
-        value = self._get(key, (int,), _("a whole number"), False, default)
-        if value is not None and value < minimum:
-            raise ConfigError(
-                _("[{name}] {key} must be at least {minimum}, not {value}").format(
-                    name=self.name, key=key, minimum=minimum, value=_short(value)
-                )
-            )
-        if value is not None and value > maximum:
-            raise ConfigError(
-                _("[{table}] {key} must be at most {maximum:,}, not {value}").format(
-                    table=self.name, key=key, maximum=maximum, value=_short(value)
-                )
-            )
-        return value
-
-    def number(self, key: builtins.str, default: float | None = None, *, maximum: float) -> Any:
-        """A number above 0 and at most `maximum` (never nan or infinity)."""
-        value = self._get(key, (int, float), _("a number"), False, default)
-        if value is not None and not (math.isfinite(value) and 0 < value <= maximum):
-            raise ConfigError(
-                _("[{table}] {key} must be greater than 0 and at most {maximum:,}, not {value}").format(
-                    table=self.name, key=key, maximum=maximum, value=_short(value)
-                )
-            )
-        return value
-
-    def path(self, key: builtins.str, default: Any = None) -> Any:
-        """The path relative to the config file's folder; None when unset without a default."""
-        value = self.str(key, default)
-        if value is None:
-            return None
-        # made absolute without following symbolic links: gimport opens its own files with O_NOFOLLOW, so a
-        # link someone else planted where the state or log file goes is refused, not followed here
-        return Path(os.path.abspath(self.base / os.path.expanduser(value)))
-
-    def str_list(self, key: builtins.str) -> tuple[builtins.str, ...]:
-        value = self._get(key, (list,), _("a list of strings"), False, [])
-        if not all(isinstance(v, str) and v for v in value):
-            raise ConfigError(
-                _("[{name}] {key} must be a list of non-empty strings, not {value!r}").format(
-                    name=self.name, key=key, value=value
-                )
-            )
-        return tuple(value)
-
-    def date(self, key: builtins.str) -> dt.date | None:
-        value = self._get(key, (dt.date, str), _("a date like 2015-01-01"), False, None)
-        if isinstance(value, dt.datetime):
-            return value.date()
-        if isinstance(value, str):
-            try:
-                return dt.date.fromisoformat(value)
-            except ValueError:
-                raise ConfigError(
-                    _("[{name}] {key} must be a date like 2015-01-01, not {value!r}").format(
-                        name=self.name, key=key, value=value
-                    )
-                ) from None
-        return value
-
-    def finish(self) -> None:
-        unknown = sorted(set(self.data) - self.used)
-        if unknown:
-            allowed = ", ".join(sorted(self.used))
-            raise ConfigError(
-                _("[{name}] unknown key {unknown!r} (allowed: {allowed})").format(
-                    name=self.name, unknown=unknown[0], allowed=allowed
-                )
-            )
-
-
-def _short(value: Any) -> str:
-    """A value for an error message, cut to a readable length (a 10^20 or a 300-character string)."""
-    text = str(value)
-    return text if len(text) <= 40 else text[:37] + "..."
-
-
-def _check_user(user: str) -> None:
-    # IMAP LOGIN carries ASCII; a control character (CR, LF) would end the command early
-    if any(c in user for c in "\r\n\0"):
-        raise ConfigError(
-            _("[source] {key} holds a line break or NUL").format(key="user"),
-            hint=_("it would reach the IMAP server as a second command; write it on one line"),
-        )
-    if not all(" " < ch < "\x7f" for ch in user):
-        raise ConfigError(
-            _(
-                "[source] user must be plain ASCII letters, digits and signs (no spaces, no control characters), not {value!r}"
-            ).format(value=_short(user))
-        )
-
-
-def _check_host(host: str) -> None:
-    """A host name (IDNA), an IPv4 address or an IPv6 address, or ConfigError."""
-    if ":" in host:  # IPv6
-        import ipaddress
-
-        try:
-            ipaddress.IPv6Address(host.strip("[]"))
-            return
-        except ValueError:
-            pass
-    else:
-        try:
-            encoded = host.rstrip(".").encode("idna")
-        except UnicodeError:
-            encoded = b""
-        labels = encoded.split(b".")
-        if 0 < len(encoded) <= 253 and all(
-            re.fullmatch(rb"[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?", lb) for lb in labels
-        ):
-            return
-    raise ConfigError(
-        _(
-            "[source] host must be a host name (at most 253 characters, 63 between dots) or an IP address, not {value!r}"
-        ).format(value=_short(host))
-    )
-
-
 def _label_map(raw: Any) -> dict[str, tuple[str, ...]]:
     if not isinstance(raw, dict):
         raise ConfigError(_("[labels.map] must be a table of folder = label (or a list of labels)"))
@@ -344,16 +185,6 @@ def _label_map(raw: Any) -> dict[str, tuple[str, ...]]:
                 )
         result[folder] = tuple(targets)
     return result
-
-
-def _check_globs(table: str, key: str, globs: tuple[str, ...]) -> None:
-    for g in globs:
-        if g.count("[") != g.count("]") or "//" in g or g.startswith("/"):
-            raise ConfigError(
-                _("[{table}] {key}: {glob!r} is not a valid folder glob (use '/' between levels)").format(
-                    table=table, key=key, glob=g
-                )
-            )
 
 
 def check_private(path: Path, what: str, *, group_ok: bool = False) -> None:
@@ -474,12 +305,12 @@ def load_settings(
         if need_source or admin:
             raise ConfigError(_("[source] is required: host and user of the old IMAP server"))
         data["source"] = {"host": "-", "user": "-"}
-    src = _Table("source", data["source"], base)
+    src = Table("source", data["source"], base)
     kind = src.str("type", "imap", choices=SOURCE_TYPES)
     imap_user = not (admin or not need_source and data["source"].get("user") == "-")
-    source = _imap_source(src, check_user=imap_user) if kind == "imap" else _local_source(src, kind, admin)
+    source = _imap_source(src, user_required=imap_user) if kind == "imap" else _local_source(src, kind, admin)
 
-    gm = _Table("gmail", data.get("gmail", {}), base)
+    gm = Table("gmail", data.get("gmail", {}), base)
     gmail = GmailSettings(
         client_secrets=gm.path("client_secrets", "credentials.json"),
         token_file=gm.path("token_file", "token.json"),
@@ -491,14 +322,14 @@ def load_settings(
     )
     gm.finish()
 
-    st = _Table("state", data.get("state", {}), base)
+    st = Table("state", data.get("state", {}), base)
     state_path = st.path("path", "gimport-state.sqlite")
     log_file = st.path("log_file", "gimport.log")
     st.finish()
 
     lb_raw = dict(data.get("labels", {})) if isinstance(data.get("labels", {}), dict) else data["labels"]
     map_raw = lb_raw.pop("map", {}) if isinstance(lb_raw, dict) else {}
-    lb = _Table("labels", lb_raw, base)
+    lb = Table("labels", lb_raw, base)
     labels = LabelSettings(
         prefix=lb.str("prefix", ""),
         exclude=lb.str_list("exclude"),
@@ -507,14 +338,14 @@ def load_settings(
         map=_label_map(map_raw),
     )
     lb.finish()
-    _check_globs("labels", "exclude", labels.exclude)
-    _check_globs("labels", "include", labels.include)
+    check_globs("labels", "exclude", labels.exclude)
+    check_globs("labels", "include", labels.include)
     if labels.prefix and (labels.prefix.startswith("/") or "//" in labels.prefix):
         raise ConfigError(
             _("[labels] prefix {prefix!r} must not start with '/' or contain '//'").format(prefix=labels.prefix)
         )
 
-    fl = _Table("filters", data.get("filters", {}), base)
+    fl = Table("filters", data.get("filters", {}), base)
     filters = FilterSettings(
         since=fl.date("since"), before=fl.date("before"), max_size_mb=fl.number("max_size_mb", maximum=MAX_SIZE_MB)
     )
@@ -540,7 +371,7 @@ def load_settings(
     )
 
 
-def _imap_source(src: _Table, *, check_user: bool = True) -> SourceSettings:
+def _imap_source(src: Table, *, user_required: bool = True) -> SourceSettings:
     src.used.add("path")
     if "path" in src.data:
         raise ConfigError(
@@ -561,16 +392,16 @@ def _imap_source(src: _Table, *, check_user: bool = True) -> SourceSettings:
         timeout=src.number("timeout", 60.0, maximum=MAX_TIMEOUT),
     )
     src.finish()
-    if check_user:
-        _check_user(source.user)
+    if user_required:
+        check_user(source.user)
     if source.host != "-":
-        _check_host(source.host)
+        check_host(source.host)
     if source.password_file and source.password_env:
         raise ConfigError(_("[source] set password_file or password_env, not both"))
     return source
 
 
-def _local_source(src: _Table, kind: str, admin: bool) -> SourceSettings:
+def _local_source(src: Table, kind: str, admin: bool) -> SourceSettings:
     """[source] of a local type: `path` only (in admin mode it may come from the users file instead)."""
     for key in _IMAP_ONLY_KEYS:
         if key in src.data:
@@ -598,7 +429,7 @@ LOCAL_PATH_HINT = {
 
 
 def _admin_settings(raw: Any, base: Path) -> AdminSettings:
-    ad = _Table("admin", raw, base)
+    ad = Table("admin", raw, base)
     admin = AdminSettings(
         service_account_file=ad.path("service_account_file"),
         users_file=ad.path("users_file"),
