@@ -22,10 +22,23 @@ from typing import Any
 import imapclient
 from imapclient import imap_utf7
 from imapclient.exceptions import IMAPClientError, LoginError
-from imapclient.response_parser import parse_fetch_response
 
 from gimport import rfc822
 from gimport.accounting import MAX_MESSAGE_BYTES
+from gimport.backends.imap_parse import (
+    _cert_hint,
+    _date,
+    _FetchFailed,
+    _flags,
+    _folder_name,
+    _LiteralTooLarge,
+    _meta,
+    _same_but_nul,
+    _security_hint,
+    _text,
+    _uid_fetch,
+    _uid_set,
+)
 from gimport.calls import Caller, RetryPolicy
 from gimport.contract import FetchedMessage, Folder, MessageMeta
 from gimport.errors import FolderChanged, FolderGone, Interrupted, LoginRefused, RetryableError, SourceError
@@ -52,146 +65,6 @@ CHUNK_LITERAL_FLOOR = 16_000_000
 # this bounds the whole (issue 11.3).
 MIN_RATE = 50_000  # bytes per second
 DEADLINE_READS = 4  # an operation may take this many [source] timeouts, plus its bytes at MIN_RATE
-
-
-class _LiteralTooLarge(Exception):
-    """The server announced a literal larger than what the operation allows (the connection is then unusable)."""
-
-    def __init__(self, size: int, limit: int) -> None:
-        super().__init__(f"{size} > {limit}")
-        self.size, self.limit = size, limit
-
-
-class _FetchFailed(Exception):
-    """A body FETCH did not bring the messages: refused (NO/BAD), the connection lost each time, past its
-    deadline, or more bytes than allowed."""
-
-    def __init__(self, reason: str, *, too_large: int | None = None) -> None:
-        super().__init__(reason)
-        self.reason, self.too_large = reason, too_large
-
-
-def _text(value: object) -> str:
-    """Server data as text, whatever bytes it holds (8-bit flags, delimiters: never a UnicodeDecodeError)."""
-    if isinstance(value, bytes):
-        try:
-            return value.decode("utf-8")
-        except UnicodeDecodeError:
-            return value.decode("latin-1")
-    return str(value)
-
-
-def _folder_name(raw: object) -> tuple[str, bytes]:
-    """(name as shown and matched, name on the wire) for a LIST answer's name. Modified UTF-7 is decoded when
-    it is valid; otherwise (``&ZZZ``) the name is kept as sent, so it can still be shown and excluded. A folder
-    named NIL (the atom, which parsers read as "no value") is "NIL"."""
-    if raw is None:
-        return "NIL", b"NIL"
-    if isinstance(raw, int):
-        return str(raw), str(raw).encode()
-    if isinstance(raw, str):
-        raw = raw.encode("utf-8")
-    assert isinstance(raw, bytes)
-    try:
-        decoded = imap_utf7.decode(raw)
-        if imap_utf7.encode(decoded) == raw:
-            return decoded, raw
-    except (ValueError, UnicodeError, TypeError):
-        pass
-    return _text(raw), raw
-
-
-def _same_but_nul(exact: bytes, body: bytes, step: int = 1 << 20) -> bool:
-    """`exact` is `body` with some 0x80 bytes being NULs in truth (compared a MiB at a time, so a large
-    message is not copied whole)."""
-    if len(exact) != len(body):
-        return False
-    view_e, view_b = memoryview(exact), memoryview(body)
-    for i in range(0, len(exact), step):
-        if bytes(view_e[i : i + step]).replace(b"\x00", b"\x80") != view_b[i : i + step]:
-            return False
-    return True
-
-
-def _flags(value: object) -> tuple[str, ...]:
-    if not isinstance(value, (tuple, list)):
-        return ()
-    return tuple(_text(f) for f in value)
-
-
-def _size(value: object) -> int | None:
-    """RFC822.SIZE as claimed, or None when it is missing, not a number, negative or absurd."""
-    try:
-        n = int(value)  # type: ignore[call-overload]
-    except (TypeError, ValueError):
-        return None
-    return n if 0 <= n < _SANE_SIZE else None
-
-
-def _meta(uid: int, item: dict, message_id: str | None = None) -> MessageMeta:
-    size = _size(item.get(b"RFC822.SIZE"))
-    return MessageMeta(
-        uid,
-        size or 0,
-        _flags(item.get(b"FLAGS", ())),
-        _date(item.get(b"INTERNALDATE")),
-        message_id=message_id,
-        size_known=size is not None,
-    )
-
-
-def _uid_set(uids: Sequence[int]) -> str:
-    """ "1:3,7,9:10" for [1, 2, 3, 7, 9, 10] (sorted, each once)."""
-    out: list[str] = []
-    ordered = sorted(set(uids))
-    i = 0
-    while i < len(ordered):
-        j = i
-        while j + 1 < len(ordered) and ordered[j + 1] == ordered[j] + 1:
-            j += 1
-        out.append(str(ordered[i]) if i == j else f"{ordered[i]}:{ordered[j]}")
-        i = j + 1
-    return ",".join(out)
-
-
-def _uid_fetch(c: imapclient.IMAPClient, uids: Sequence[int], items: str) -> dict[int, dict]:
-    """UID FETCH, answers keyed by the UID each one names. IMAPClient keys an answer without UID by its
-    sequence number, which gives one message another's data (issue 11.5): such answers are left out here.
-    A NO/BAD raises imaplib's error (IMAPClientError)."""
-    typ, data = c._imap.uid("FETCH", _uid_set(uids), items)
-    if typ != "OK":
-        raise imaplib.IMAP4.error(f"FETCH {typ}: {_text(data[-1]) if data and data[-1] else ''}".strip())
-    wanted = set(uids)
-    out: dict[int, dict] = {}
-    for item in parse_fetch_response(data, True, False).values():
-        uid = item.get(b"UID")
-        if isinstance(uid, int) and uid in wanted:
-            out.setdefault(uid, {}).update(item)
-    return out
-
-
-def _date(value: object) -> dt.datetime | None:
-    if not isinstance(value, dt.datetime):
-        return None
-    return value if value.tzinfo else value.astimezone()  # IMAPClient gives naive local time
-
-
-def _cert_hint(exc: ssl.SSLCertVerificationError) -> str:
-    """What to do about a certificate that does not verify: it depends on why."""
-    text = f"{exc.verify_message or ''} {exc}".lower()
-    if exc.verify_code == 62 or "hostname mismatch" in text or "ip address mismatch" in text:
-        return _(
-            "the certificate is for another name: set [source] host to a name the certificate is for"
-            " (not an IP address or alias); ca_file does not change this"
-        )
-    if exc.verify_code == 10 or "expired" in text:
-        return _(
-            "the server's certificate has expired: the server's administrator must renew it (check this"
-            " machine's clock too); ca_file does not change this"
-        )
-    if exc.verify_code == 9 or "not yet valid" in text:
-        return _("the server's certificate is not valid yet: check this machine's clock")
-    return _("set [source] ca_file to the CA certificate that signed the server's certificate")
 
 
 class ImapSource:
@@ -729,18 +602,3 @@ class ImapSource:
             return self._call(op)
         except _LiteralTooLarge:
             return {}  # BODY[] stands
-
-
-def _security_hint(s: SourceSettings, exc: BaseException) -> str | None:
-    """What to try when TLS and plain IMAP are mixed up: TLS spoken to a plain port fails the handshake
-    (WRONG_VERSION_NUMBER), plain IMAP to a TLS port waits for a greeting that never comes."""
-    if s.security == "ssl" and isinstance(exc, ssl.SSLError):
-        return _(
-            "port {port} does not speak TLS from the start: if it is the plain IMAP port (143), set [source]"
-            ' security = "starttls"; for TLS use port 993'
-        ).format(port=s.port)
-    if s.security != "ssl" and isinstance(exc, (TimeoutError, socket.timeout, ConnectionResetError, IMAPClientError)):
-        return _('no IMAP greeting on port {port}: if it is a TLS port (993), set [source] security = "ssl"').format(
-            port=s.port
-        )
-    return None
