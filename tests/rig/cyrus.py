@@ -62,10 +62,9 @@ from tests.rig.dovecot import (
     SeedMessage,
     SnapshotEntry,
     _pid_alive,
-    _proc_children,
     _tail,
 )
-from tests.rig.imap_server import snapshot_via_imap
+from tests.rig.imap_server import ServerProcess, snapshot_via_imap
 
 CYRUS_BIN = Path("/usr/lib/cyrus/bin")
 MASTER = CYRUS_BIN / "master"  # from cyrus-common, like ctl_cyrusdb
@@ -220,7 +219,7 @@ def _stop_all() -> None:
             cy.stop()
 
 
-class Cyrus:
+class Cyrus(ServerProcess):
     """One Cyrus instance on two free loopback ports (plain IMAP with STARTTLS, and IMAP over TLS).
 
     Not thread-safe. ``add_user`` before ``start`` is recorded and applied at start; after, at once. Every mail
@@ -419,24 +418,6 @@ class Cyrus:
         """A client context trusting only this instance's certificate, hostname checking on."""
         return ssl.create_default_context(cafile=str(self.ca_file))
 
-    def connect(self, user: str, *, tls: bool = False, **kwargs):
-        """A logged-in ``imapclient.IMAPClient`` (see ``Dovecot.connect``); the caller logs out."""
-        from imapclient import IMAPClient
-
-        normalise_times = kwargs.pop("normalise_times", True)
-        kwargs.setdefault("timeout", 30)
-        if tls:
-            client = IMAPClient("localhost", port=self.tls_port, ssl=True, ssl_context=self.ssl_context(), **kwargs)
-        else:
-            client = IMAPClient(self.host, port=self.plain_port, ssl=False, **kwargs)
-        client.normalise_times = normalise_times
-        try:
-            client.login(user, self.password(user))
-        except BaseException:
-            client.shutdown()
-            raise
-        return client
-
     # ----------------------------------------------------------------- mail
 
     def create_folder(self, user: str, folder: str) -> str:
@@ -631,26 +612,6 @@ class Cyrus:
         if self._proc is None:
             return
         self._terminate()
-
-    def __enter__(self) -> Cyrus:
-        if not self.running:
-            self.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    def process_ids(self) -> set[int]:
-        """The supervisor, master and every process under them."""
-        if self._proc is None or self._proc.poll() is not None:
-            return set()
-        children = _proc_children()
-        found, todo = set(), [self._proc.pid]
-        while todo:
-            pid = todo.pop()
-            found.add(pid)
-            todo.extend(children.get(pid, ()))
-        return found
 
     def _terminate(self, sig: signal.Signals = signal.SIGTERM) -> None:
         proc = self._proc

@@ -55,6 +55,8 @@ import weakref
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+from tests.rig.imap_server import ServerProcess
+
 DOVECOT = "/usr/sbin/dovecot"
 DOVEADM = "/usr/bin/doveadm"
 OPENSSL = "openssl"
@@ -255,7 +257,7 @@ def _pid_alive(pid: int) -> bool:
     return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
-class Dovecot:
+class Dovecot(ServerProcess):
     """One Dovecot instance listening on two free loopback ports (plain IMAP and IMAP over TLS).
 
     Not thread-safe. ``add_user`` works before and after ``start`` (one passwd-file per user, read at the
@@ -436,26 +438,6 @@ class Dovecot:
         ``localhost`` or ``127.0.0.1``)."""
         return ssl.create_default_context(cafile=str(self.ca_file))
 
-    def connect(self, user: str, *, tls: bool = False, **kwargs):
-        """A logged-in ``imapclient.IMAPClient`` on the plain port, or on the TLS port with ``ssl_context()``.
-        ``normalise_times=False`` makes INTERNALDATEs timezone-aware; other ``kwargs`` go to IMAPClient.
-        The caller logs out (``with dv.connect(user) as client:``)."""
-        from imapclient import IMAPClient
-
-        normalise_times = kwargs.pop("normalise_times", True)
-        kwargs.setdefault("timeout", 30)
-        if tls:
-            client = IMAPClient("localhost", port=self.tls_port, ssl=True, ssl_context=self.ssl_context(), **kwargs)
-        else:
-            client = IMAPClient(self.host, port=self.plain_port, ssl=False, **kwargs)
-        client.normalise_times = normalise_times
-        try:
-            client.login(user, self.password(user))
-        except BaseException:
-            client.shutdown()
-            raise
-        return client
-
     # ----------------------------------------------------------------- lifecycle
 
     def start(self) -> None:
@@ -510,26 +492,6 @@ class Dovecot:
         if self._proc is None:
             return
         self._terminate()
-
-    def __enter__(self) -> Dovecot:
-        if not self.running:
-            self.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    def process_ids(self) -> set[int]:
-        """The master and all its descendants (imap-login, auth, imap, log, config, anvil, ...)."""
-        if self._proc is None or self._proc.poll() is not None:
-            return set()
-        children = _proc_children()
-        found, todo = set(), [self._proc.pid]
-        while todo:
-            pid = todo.pop()
-            found.add(pid)
-            todo.extend(children.get(pid, ()))
-        return found
 
     def kill_connections(self, user: str | None = None) -> int:
         """Drop the IMAP sessions of ``user`` (of every user when None) as an admin would with ``doveadm

@@ -26,6 +26,58 @@ if TYPE_CHECKING:
     from tests.rig.dovecot import ImapUser, SeedMessage, SnapshotEntry
 
 
+class ServerProcess:
+    """What both server rigs (Dovecot, Cyrus) share once started: a logged-in IMAPClient, the context
+    manager and the process tree. Needs `_proc`, `running`, `start()`, `stop()`, `host`, `plain_port`,
+    `tls_port`, `ssl_context()` and `password(user)` from the rig."""
+
+    def connect(self, user: str, *, tls: bool = False, **kwargs: Any) -> Any:
+        """A logged-in ``imapclient.IMAPClient`` on the plain port, or on the TLS port with ``ssl_context()``.
+        ``normalise_times=False`` makes INTERNALDATEs timezone-aware; other ``kwargs`` go to IMAPClient.
+        The caller logs out (``with rig.connect(user) as client:``)."""
+        from imapclient import IMAPClient
+
+        rig: Any = self
+        normalise_times = kwargs.pop("normalise_times", True)
+        kwargs.setdefault("timeout", 30)
+        if tls:
+            client = IMAPClient("localhost", port=rig.tls_port, ssl=True, ssl_context=rig.ssl_context(), **kwargs)
+        else:
+            client = IMAPClient(rig.host, port=rig.plain_port, ssl=False, **kwargs)
+        client.normalise_times = normalise_times
+        try:
+            client.login(user, rig.password(user))
+        except BaseException:
+            client.shutdown()
+            raise
+        return client
+
+    def __enter__(self) -> Any:
+        rig: Any = self
+        if not rig.running:
+            rig.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        rig: Any = self
+        rig.stop()
+
+    def process_ids(self) -> set[int]:
+        """The server's first process and every process under it."""
+        from tests.rig.dovecot import _proc_children
+
+        proc = getattr(self, "_proc", None)
+        if proc is None or proc.poll() is not None:
+            return set()
+        children = _proc_children()
+        found, todo = set(), [proc.pid]
+        while todo:
+            pid = todo.pop()
+            found.add(pid)
+            todo.extend(children.get(pid, ()))
+        return found
+
+
 @runtime_checkable
 class ImapServerRig(Protocol):
     """The common surface of the server rigs. Every method raises the rig's own error type (a RuntimeError
