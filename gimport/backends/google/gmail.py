@@ -267,9 +267,10 @@ class GmailClient:
             self._local.http = http
         return http
 
-    def _call(self, method: str, request: Any) -> Any:
+    def _call(self, method: str, request: Any, *, rejected_passes: bool = False) -> Any:
         """One non-import call (`method`: its name in Gmail's discovery document), paced and retried;
-        gives up as GmailError (exit 5). Conflict and AuthError pass through."""
+        gives up as GmailError (exit 5). Conflict and AuthError pass through; MessageRejected becomes
+        GmailRefused unless `rejected_passes` (the caller says what a refusal means)."""
         try:
             return self.caller.call(
                 lambda: request.execute(http=self._http(), num_retries=0),
@@ -284,6 +285,8 @@ class GmailClient:
         except Conflict:
             raise
         except MessageRejected as err:
+            if rejected_passes:
+                raise
             raise GmailRefused(_("Gmail refused {method}: {err}").format(method=method, err=err)) from None
 
     # -- account and labels -------------------------------------------------------------------------
@@ -302,21 +305,10 @@ class GmailClient:
         return self._call("users.labels.get", self._labels.get(userId="me", id=label_id))
 
     def create_label(self, name: str, visibility: str = "labelShow") -> dict[str, Any]:
-        """Raises Conflict when the name (case-insensitively) exists, MessageRejected-as-GmailError for a
-        name Gmail refuses."""
+        """Raises Conflict when the name (case-insensitively) exists, MessageRejected for a name Gmail
+        refuses (the engine says which folder to map elsewhere)."""
         body = {"name": name, "labelListVisibility": visibility, "messageListVisibility": "show"}
-        request = self._labels.create(userId="me", body=body)
-        try:
-            return self.caller.call(
-                lambda: request.execute(http=self._http(), num_retries=0),
-                cost=COSTS["users.labels.create"],
-                classify=lambda exc: classify(exc, what="users.labels.create"),
-                policy=dataclasses.replace(self.caller.policy, fail_fast_unreachable=True),
-            )
-        except RetryableError as err:
-            raise GmailError(
-                _("cannot get an answer from Gmail ({err})").format(err=err), hint=_("check the network and try again")
-            ) from None
+        return self._call("users.labels.create", self._labels.create(userId="me", body=body), rejected_passes=True)
 
     # -- settings -----------------------------------------------------------------------------------
     def get_imap(self) -> dict[str, Any]:
