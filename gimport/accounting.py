@@ -13,6 +13,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from gimport.errors import GimportError
+from gimport.i18n import _
 from gimport.mapping import FolderPlan
 
 MAX_MESSAGE_BYTES = 157_286_400  # Gmail's 150 MB limit for one message
@@ -34,6 +35,17 @@ COSTS: dict[str, int] = {
     "users.settings.filters.list": 1,
 }
 IMPORT_COST = COSTS["users.messages.import"]
+
+
+def too_large(size: int, limit: int) -> str:
+    """The reason a message over Gmail's limit is skipped, in the reader's language."""
+    return _("too large for Gmail: {size:,} bytes (limit {limit:,})").format(size=size, limit=limit)
+
+
+def reason_kind(reason: str) -> str:
+    """The group a reason is counted under in the summary: its text before the first ':' (translations
+    keep that ASCII colon)."""
+    return reason.split(":")[0]
 
 
 def cost(method: str) -> int:
@@ -64,6 +76,10 @@ class FolderResult:
     @property
     def folder(self) -> str:
         return self.plan.path
+
+    def note_reason(self, reason: str, n: int = 1) -> None:
+        """Count `n` messages failed or skipped for `reason` under its kind (reason_kind)."""
+        self.reasons[reason_kind(reason)] += n
 
     @property
     def remaining(self) -> int:

@@ -33,6 +33,9 @@ CONVERTED = [
     "gimport/wiring.py",
     "gimport/calls.py",
     "gimport/engine.py",
+    "gimport/scan.py",
+    "gimport/fetch.py",
+    "gimport/accounting.py",
     "gimport/backends/imap.py",
     "gimport/backends/state.py",
     "gimport/backends/google/gmail.py",
@@ -188,7 +191,7 @@ def test_translations_keep_every_placeholder(ja):
 
 
 def test_summary_reasons_keep_the_ascii_colon(ja):
-    """The run summary groups reasons by the text before the first ':' (gimport.engine._reason_kind)."""
+    """The run summary groups reasons by the text before the first ':' (gimport.accounting.reason_kind)."""
     for msgid in ("too large for Gmail: {size:,} bytes (limit {limit:,})", "rejected by Gmail: {error}"):
         assert ": " in ja[msgid].string
 
