@@ -12,6 +12,7 @@ from typing import Any
 from gimport.cli import ledger as ledger_cli
 from gimport.cli.options import FittingHelpFormatter, add_stats_option, exit_codes_help
 from gimport.cli.terminal import StopOnSignal, confirm, run_exit_code
+from gimport.config import load_settings
 from gimport.errors import (
     EXIT_AUTH,
     EXIT_BUG,
@@ -22,7 +23,7 @@ from gimport.errors import (
     ConfigError,
 )
 from gimport.i18n import N_, _
-from gimport.settings import Settings, load_settings
+from gimport.settings import Settings
 
 
 def admin_exit_codes() -> str:

@@ -14,6 +14,7 @@ from gimport.cli import help as help_topics
 from gimport.cli import ledger as ledger_cli
 from gimport.cli.options import Code, FittingHelpFormatter, add_command, add_stats_option, exit_codes_help
 from gimport.cli.terminal import StopOnSignal, confirm, run_exit_code
+from gimport.config import load_settings
 from gimport.errors import (
     EXIT_AUTH,
     EXIT_BUG,
@@ -30,7 +31,7 @@ from gimport.i18n import N_, _, english
 from gimport.logs import logging_to
 from gimport.memory import bound_heap
 from gimport.render.progress import safe, safe_lines
-from gimport.settings import DEFAULT_CONFIG, Settings, load_settings
+from gimport.settings import DEFAULT_CONFIG, Settings
 
 DESCRIPTION = N_("""\
 Move a mailbox from an old IMAP server into Gmail through the Gmail API.
