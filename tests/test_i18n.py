@@ -58,6 +58,7 @@ CONVERTED = [
     "gimport/render/run.py",
     "gimport/render/text.py",
     "gimport/cli/main.py",
+    "gimport/cli/migration.py",  # the cmd_* functions came from cli/main.py
     "gimport/cli/auth.py",
     "gimport/cli/check.py",
     "gimport/cli/help.py",
