@@ -67,6 +67,7 @@ CONVERTED = [
     "gimport/cli/options.py",
     "gimport/logs.py",  # private_log_handler came from cli/terminal.py
     "gimport/cli/admin.py",
+    "gimport/cli/admin_parser.py",  # add_parser came from cli/admin.py
     "gimport/admin/checks.py",
     "gimport/admin/coverage.py",
     "gimport/admin/report.py",

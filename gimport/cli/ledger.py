@@ -3,7 +3,7 @@ and the options `auth --exact-verify`, `verify --exact --strict-labels` (also on
 
 Messages are named by their key as `gimport failed` prints it, FOLDER:UIDVALIDITY:UID (gimport.contract
 .parse_key); never by contents. Registered by gimport.cli.main.build_parser (add_commands, add_auth_options,
-add_verify_options) and gimport.cli.admin.add_parser (add_admin_commands, add_verify_options).
+add_verify_options) and gimport.cli.admin_parser.add_parser (add_admin_commands, add_verify_options).
 """
 
 from __future__ import annotations
@@ -349,7 +349,7 @@ def add_commands(add: Any) -> None:
 
 
 def add_admin_commands(add: Any) -> None:
-    """Register `gimport admin report` with gimport.cli.admin's `add`."""
+    """Register `gimport admin report` with gimport.cli.admin_parser's `add`."""
     report_p = add(
         "report",
         cmd_admin_report,

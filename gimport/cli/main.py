@@ -183,9 +183,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--force", action="store_true", help=_("--revoke/--forget even when 'gimport verify' would not pass")
     )
     ledger_cli.add_commands(add)  # failed, export-failed, accept, report
-    from gimport.cli import admin as admin_cli
+    from gimport.cli import admin_parser
 
-    admin_cli.add_parser(sub, common)
+    admin_parser.add_parser(sub, common)
     return parser
 
 
