@@ -50,6 +50,7 @@ CONVERTED = [
     "gimport/cleanup.py",
     "gimport/proof.py",
     "gimport/render/admin.py",
+    "gimport/render/admin_progress.py",  # AdminProgress came from render/admin.py
     "gimport/render/bar.py",
     "gimport/render/finish.py",
     "gimport/render/ledger.py",

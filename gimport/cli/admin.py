@@ -69,7 +69,8 @@ def cmd_admin_run(args: argparse.Namespace) -> int:
     from gimport.admin.shards import sharded_report_path
     from gimport.admin.users import exposed_passwords
     from gimport.logs import admin_logging
-    from gimport.render.admin import AdminProgress, format_admin_summary, format_coverage
+    from gimport.render.admin import format_admin_summary, format_coverage
+    from gimport.render.admin_progress import AdminProgress
 
     settings = _settings(args)
     admin = settings.admin

@@ -167,7 +167,7 @@ def test_each_shard_gets_its_share_of_the_daily_budget(tmp_path):
 def test_the_progress_bar_shows_the_daily_pause():
     import io
 
-    from gimport.render.admin import AdminProgress
+    from gimport.render.admin_progress import AdminProgress
 
     stream = io.StringIO()
     progress = AdminProgress(3, stream=stream, enabled=True)
