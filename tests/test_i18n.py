@@ -73,6 +73,7 @@ CONVERTED = [
     "gimport/admin/coverage.py",
     "gimport/admin/report.py",
     "gimport/admin/run.py",
+    "gimport/admin/summary.py",  # AdminSummary came from admin/run.py
     "gimport/admin/shards.py",
     "gimport/admin/users.py",
     "gimport/admin/plan.py",

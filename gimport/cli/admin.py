@@ -65,8 +65,9 @@ def cmd_admin_run(args: argparse.Namespace) -> int:
     from gimport.admin import coverage
     from gimport.admin.checks import service_account
     from gimport.admin.report import write_report
-    from gimport.admin.run import AdminRun, prepare_state_dir, run_outcome
+    from gimport.admin.run import AdminRun, prepare_state_dir
     from gimport.admin.shards import sharded_report_path
+    from gimport.admin.summary import run_outcome
     from gimport.admin.users import exposed_passwords
     from gimport.logs import admin_logging
     from gimport.render.admin import format_admin_summary, format_coverage

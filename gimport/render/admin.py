@@ -20,7 +20,7 @@ from gimport.admin.report import (
     outcome_counts,
     sort_rows,
 )
-from gimport.admin.run import AdminSummary
+from gimport.admin.summary import AdminSummary
 from gimport.i18n import _
 from gimport.render.text import format_table, human_bytes, human_duration
 
