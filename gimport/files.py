@@ -1,9 +1,12 @@
-"""Private files and folders on a shared machine: the state file, the log file, the folders holding them.
+"""Private files and folders on a shared machine: the files gimport writes (the state file, the log file,
+the folders holding them) and the secret files it reads (passwords, the OAuth token, a service-account key).
 
 On a shared server (a 1777 /tmp, a group-writable project folder) another user can create a file where
 gimport is about to create one, world-writable or as a symbolic link to something else. gimport then
 refuses it rather than writing folder names and Message-IDs into a file someone else owns. Files it
-creates are 0600 and folders 0700, whatever the umask. Pure OS calls; raises OSError or PrivateFileError.
+creates are 0600 and folders 0700, whatever the umask; those are pure OS calls raising OSError or
+PrivateFileError. A secret file others can read is refused as ssh refuses a loose key: check_secret and
+read_secret raise ConfigError (exit 2), since the fix is the user's.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import os
 import stat
 from pathlib import Path
 
+from gimport.errors import ConfigError
 from gimport.i18n import _
 
 
@@ -87,3 +91,53 @@ def check_existing_private(path: Path) -> None:
     except FileNotFoundError:
         return
     check_private(path, st)
+
+
+def check_secret(path: Path, what: str, *, group_ok: bool = False) -> None:
+    """Refuse (ConfigError, exit 2) a secret file that others can read, as ssh does for keys: on a shared
+    server it hands the password or the mailbox to everybody. Group-readable is refused too unless
+    `group_ok` (admin mode: the Kubernetes Job mounts secrets 0440 with an fsGroup). A missing file is
+    left to the reader to report."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return
+    loose = mode & (0o004 if group_ok else 0o044)
+    if loose:
+        text = (
+            _("{what} {path} can be read by others (mode {mode:03o})")
+            if mode & 0o004
+            else _("{what} {path} can be read by its group (mode {mode:03o})")
+        )
+        raise ConfigError(
+            text.format(what=what, path=path, mode=mode & 0o777),
+            hint=_("make it private: chmod 600 {path}").format(path=path),
+        )
+
+
+def read_secret(path: Path, what: str, *, group_ok: bool = False) -> str:
+    """A password from a file (a trailing newline is not part of it). ConfigError naming `what`, also when
+    the file is readable by others (or by its group, unless `group_ok`: see check_secret)."""
+    check_secret(path, what, group_ok=group_ok)
+    try:
+        text = Path(path).read_text("utf-8")
+    except OSError as exc:
+        raise ConfigError(_("{what} {path}: {strerror}").format(what=what, path=path, strerror=exc.strerror)) from None
+    except UnicodeDecodeError:
+        raise ConfigError(_("{what} {path} is not UTF-8 text").format(what=what, path=path)) from None
+    secret = text.rstrip("\r\n")
+    if not secret:
+        raise ConfigError(_("{what} {path} is empty").format(what=what, path=path))
+    if any(c in secret for c in "\r\n\0"):
+        # a line break would end the IMAP command early and let the rest reach the server as a command
+        raise ConfigError(
+            _("{what} {path} holds a line break or NUL inside the password").format(what=what, path=path),
+            hint=_("the file must hold the password alone, on one line"),
+        )
+    return secret
+
+
+def lock_path(state_path: Path) -> Path:
+    """The file whose flock is the run lock: the state file itself (gimport.backends.state.StateLock).
+    A separate lock file could be deleted while a run holds it."""
+    return Path(state_path)

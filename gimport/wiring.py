@@ -21,8 +21,9 @@ from gimport.calls import Caller, RetryPolicy
 from gimport.contract import Pacer as PacerProtocol
 from gimport.engine import EngineOptions, Migration
 from gimport.errors import ConfigError, GmailError, StateError
+from gimport.files import lock_path, read_secret
 from gimport.i18n import _
-from gimport.settings import Settings, SourceSettings, lock_path, read_secret
+from gimport.settings import Settings, SourceSettings
 
 
 def read_password(settings: Settings) -> str:

@@ -15,7 +15,8 @@ import sys
 import pytest
 
 from gimport.cli import main
-from gimport.settings import check_private, load_settings
+from gimport.config import load_settings
+from gimport.files import check_secret
 from tests.helpers import run, run_process, wait_for
 from tests.rig.corpus import make_message
 from tests.rig.dovecot import SeedMessage
@@ -158,10 +159,10 @@ def test_admin_mode_lets_the_group_read(tmp_path):
     key = tmp_path / "sa.json"
     key.write_text("{}")
     key.chmod(0o440)
-    check_private(key, "[admin] service_account_file", group_ok=True)  # a Kubernetes secret with an fsGroup
+    check_secret(key, "[admin] service_account_file", group_ok=True)  # a Kubernetes secret with an fsGroup
     key.chmod(0o444)
     with pytest.raises(Exception, match="can be read by others"):
-        check_private(key, "[admin] service_account_file", group_ok=True)
+        check_secret(key, "[admin] service_account_file", group_ok=True)
 
 
 # ------------------------------------------------------------------------------------------------- check

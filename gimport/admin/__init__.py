@@ -2,5 +2,6 @@
 
 users (the users file, source logins, each user's settings), shards (which users a process takes),
 report (per-user files, outcomes, the report from the state files), fanout (the one pool of users),
-run (`admin run`), checks (`admin verify` / `admin cleanup`). Returns data; never prints.
+run (`admin run`), summary (what a run returns), checks (`admin verify` / `admin cleanup`). Returns data;
+never prints.
 """

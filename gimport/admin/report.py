@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 from gimport import wiring
 from gimport.errors import ConfigError, StateError
+from gimport.files import lock_path
 from gimport.i18n import _, english
-from gimport.settings import lock_path
 
 if TYPE_CHECKING:
     from gimport.admin.users import UserEntry

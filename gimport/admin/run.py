@@ -1,5 +1,5 @@
 """`gimport admin run`: one gimport.engine.Migration per user, `parallel_users` at a time (the one fan-out
-pool, gimport.admin.fanout). Returns data; never prints.
+pool, gimport.admin.fanout). Returns data (gimport.admin.summary.AdminSummary); never prints.
 
 Each migration is charged to its own pacer (the per-user quota) and to the budgets all of them share
 (gimport.admin.budgets: [admin] project_units_per_minute and project_units_per_day, each divided by the number
@@ -15,7 +15,6 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 from gimport import wiring
@@ -47,6 +46,7 @@ from gimport.admin.report import (
 )
 from gimport.admin.reporter import AdminReporter, NullAdminReporter, UserReporter
 from gimport.admin.shards import Shard
+from gimport.admin.summary import AdminSummary, incomplete_reason
 from gimport.admin.users import SourceLogin, UserEntry, user_settings
 from gimport.engine import EngineOptions, Migration
 from gimport.errors import (
@@ -63,36 +63,6 @@ from gimport.logs import UserLogRouter
 from gimport.settings import AdminSettings, Settings
 
 log = logging.getLogger("gimport.admin")
-
-
-@dataclass
-class AdminSummary:
-    shard: Shard
-    rows: list[UserRow] = field(default_factory=list)
-    started: float = field(default_factory=time.monotonic)
-    finished: float | None = None
-    interrupted: bool = False
-    fatal: GimportError | None = None  # stopped every user (the service account cannot impersonate)
-    imported_now: int = 0
-    bytes_now: int = 0
-    bugs: int = 0  # users stopped by an unexpected error (a bug in gimport: exit code 70, not 1)
-
-    @property
-    def duration(self) -> float:
-        return (self.finished or time.monotonic()) - self.started
-
-    @property
-    def complete(self) -> bool:
-        return not self.interrupted and self.fatal is None and all(r.ok for r in self.rows)
-
-
-def run_outcome(summary: AdminSummary) -> str:
-    """One word for a shard's record: complete, interrupted, failed (stopped everybody) or incomplete."""
-    if summary.interrupted:
-        return INTERRUPTED
-    if summary.fatal is not None:
-        return USER_FAILED
-    return COMPLETE if summary.complete else INCOMPLETE
 
 
 def prepare_state_dir(admin: AdminSettings) -> None:
@@ -332,7 +302,7 @@ class AdminRun:
         # the state file and the report keep the English (the terminal's language may change between runs)
         text = "" if error is None or isinstance(error, Interrupted) else english(error)
         if outcome == INCOMPLETE and not text:
-            text = _incomplete_reason(summary)
+            text = incomplete_reason(summary)
         for key, value in (
             (META_OUTCOME, outcome),
             (META_ERROR, text),
@@ -388,21 +358,3 @@ class AdminRun:
                     self._limited_done += getattr(pacer, "rate_limited", 0)
         finally:
             source.close()
-
-
-def _incomplete_reason(summary: RunSummary | None) -> str:
-    if summary is None:
-        return ""
-    failed, skipped = summary.total("failed"), summary.total("skipped")
-    parts = []
-    if failed:
-        parts.append(f"{failed} message(s) failed (the next run retries them)")
-    if skipped:
-        parts.append(f"{skipped} message(s) cannot be imported (skipped)")
-    reasons = list(dict.fromkeys(english(r) for f in summary.folders for r in f.reasons))
-    if reasons:
-        parts.append("reasons: " + "; ".join(reasons[:3]))
-    parts += [f"{f.folder}: {english(f.error)}" for f in summary.folders if f.error][:2]
-    if summary.warnings and not parts:
-        parts.append(english(summary.warnings[0]))
-    return "; ".join(parts)

@@ -20,7 +20,8 @@ from gimport.i18n import _
 
 
 class _HasGmail(Protocol):
-    gmail: str
+    @property
+    def gmail(self) -> str: ...  # read-only, so that a frozen dataclass (UserEntry) has one too
 
 
 T = TypeVar("T", bound=_HasGmail)

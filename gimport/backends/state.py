@@ -50,9 +50,8 @@ from gimport.contract import (
     MessageRecord,
 )
 from gimport.errors import StateError
-from gimport.files import PrivateFileError, check_existing_private, open_private
+from gimport.files import PrivateFileError, check_existing_private, lock_path, open_private
 from gimport.i18n import _
-from gimport.settings import lock_path  # noqa: F401
 
 __all__ = [
     "DONE_STATUSES",

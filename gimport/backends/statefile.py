@@ -156,7 +156,7 @@ class StateLock:
     table, for the message. flock is unreliable on some network filesystems (NFS, SMB): keep state files
     on a local disk; admin mode does not depend on it (each user's state file belongs to one shard).
 
-    `path` is the state file (gimport.settings.lock_path of it)."""
+    `path` is the state file (gimport.files.lock_path of it)."""
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)

@@ -1,5 +1,6 @@
 """`gimport admin ...`: the commands of admin mode (docs/admin.md). Thin: parse, build settings, call
-the gimport.admin package, render (gimport.render.admin), return an exit code. gimport.cli registers them (add_parser)."""
+the gimport.admin package, render (gimport.render.admin), return an exit code. gimport.cli.admin_parser
+registers them (their options, examples and exit codes)."""
 
 from __future__ import annotations
 
@@ -7,55 +8,17 @@ import argparse
 import sys
 import threading
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from gimport.cli import ledger as ledger_cli
-from gimport.cli.options import FittingHelpFormatter, add_stats_option, exit_codes_help
 from gimport.cli.terminal import StopOnSignal, confirm, run_exit_code
-from gimport.errors import (
-    EXIT_AUTH,
-    EXIT_BUG,
-    EXIT_INTERRUPTED,
-    EXIT_OK,
-    EXIT_SOME_FAILED,
-    EXIT_USAGE,
-    ConfigError,
-)
-from gimport.i18n import N_, _
-from gimport.settings import Settings, load_settings
+from gimport.config import load_settings
+from gimport.errors import EXIT_BUG, EXIT_OK, EXIT_SOME_FAILED, ConfigError
+from gimport.i18n import _
+from gimport.settings import Settings
 
-
-def admin_exit_codes() -> str:
-    """The "exit codes:" block of every admin command's --help (in the reader's language)."""
-    return exit_codes_help(
-        [
-            (EXIT_OK, _("every user (of this shard) is complete / verified / cleaned up")),
-            (
-                EXIT_SOME_FAILED,
-                _("some users are not: see the table and the report (each failure is recorded; run again)"),
-            ),
-            (EXIT_USAGE, _("usage, config or users-file error (nothing was started)")),
-            (EXIT_AUTH, _("the service account cannot impersonate users (domain-wide delegation; see docs/admin.md)")),
-            (EXIT_BUG, _("an unexpected error (a bug in gimport; the run's log has the details)")),
-            (EXIT_INTERRUPTED, _("interrupted (Ctrl-C or SIGTERM); run the same command again to continue")),
-        ]
-    )
-
-
-ADMIN_DESCRIPTION = N_("""\
-Migrate many mailboxes with a Google service account and domain-wide delegation.
-Same engine, mapping, filters and guarantees as 'gimport run' (exactly once, resumable, the old
-server only read), one state file per user under [admin] state_dir. See docs/admin.md.
-""")
-
-ADMIN_EPILOG = N_("""\
-example (a typical session):
-  gimport admin plan --users users.csv       # how long it takes; reads the old server only
-  gimport admin run --users users.csv        # all users, [admin] parallel_users at a time
-  gimport admin status --users users.csv     # from the state files alone
-  gimport admin verify --users users.csv     # prove everything arrived
-  gimport admin cleanup --users users.csv    # disable IMAP in every Gmail account
-""")
+if TYPE_CHECKING:
+    from gimport.admin.shards import Shard
+    from gimport.admin.users import UserEntry
 
 
 # ------------------------------------------------------------------------------------------------ helpers
@@ -78,13 +41,14 @@ def _my_users(
     check_logins: bool = True,
     from_env: bool = True,
     use_map: bool = True,
-):
+) -> tuple[Path, list[UserEntry], Shard, list[UserEntry]]:
     """(users file path, every user, this process's shard, the users it takes)."""
     from gimport.admin.shards import shard_for, users_of
     from gimport.admin.users import load_users
 
     path = _users_path(args, settings)
     users = load_users(path, settings, check_logins=check_logins)
+    assert path is not None  # load_users raised ConfigError otherwise
     shard = shard_for(
         args.shard,
         settings.admin.shard_count,
@@ -101,11 +65,13 @@ def cmd_admin_run(args: argparse.Namespace) -> int:
     from gimport.admin import coverage
     from gimport.admin.checks import service_account
     from gimport.admin.report import write_report
-    from gimport.admin.run import AdminRun, prepare_state_dir, run_outcome
+    from gimport.admin.run import AdminRun, prepare_state_dir
     from gimport.admin.shards import sharded_report_path
+    from gimport.admin.summary import run_outcome
     from gimport.admin.users import exposed_passwords
     from gimport.logs import admin_logging
-    from gimport.render.admin import AdminProgress, format_admin_summary, format_coverage
+    from gimport.render.admin import format_admin_summary, format_coverage
+    from gimport.render.admin_progress import AdminProgress
 
     settings = _settings(args)
     admin = settings.admin
@@ -223,6 +189,7 @@ def cmd_admin_plan(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     admin = settings.admin
+    map_file: Path | None = None  # the [admin] shard_map that --write-shards writes
     if args.write_shards is not None:
         if args.shard:
             raise ConfigError(_("--write-shards plans every user: leave out --shard"))
@@ -244,6 +211,7 @@ def cmd_admin_plan(args: argparse.Namespace) -> int:
                     " for the same N (or change shard_count with it)"
                 ).format(n=args.write_shards, count=admin.shard_count)
             )
+        map_file = admin.shard_map
     # the old server only, every user (or an explicit --shard's): never the job environment
     _path, _users, shard, mine = _my_users(args, settings, from_env=False, use_map=args.write_shards is None)
     print(
@@ -260,14 +228,12 @@ def cmd_admin_plan(args: argparse.Namespace) -> int:
         raise
     count = shard_count_for(settings, args.write_shards, shard if args.shard else None)
     plan = estimate(settings, users, count, balanced=args.write_shards is not None)
-    written = None
-    if args.write_shards is not None:
-        write_shard_map(admin.shard_map, {u.gmail: u.to_import for u in users}, args.write_shards)
-        written = admin.shard_map
+    if map_file is not None:
+        write_shard_map(map_file, {u.gmail: u.to_import for u in users}, args.write_shards)
     if args.json:
-        print(json.dumps(to_json(plan, written), ensure_ascii=False, indent=2))
+        print(json.dumps(to_json(plan, map_file), ensure_ascii=False, indent=2))
     else:
-        print(format_campus_plan(plan, shard_map=written))
+        print(format_campus_plan(plan, shard_map=map_file))
     if any(u.bug for u in users):
         return EXIT_BUG
     return EXIT_SOME_FAILED if any(u.error for u in users) else EXIT_OK
@@ -335,105 +301,3 @@ def cmd_admin_cleanup(args: argparse.Namespace) -> int:
     if any_bug(plans) or any_bug(done):
         return EXIT_BUG
     return EXIT_OK if cleanup.applied_ok(done) else EXIT_SOME_FAILED
-
-
-# ------------------------------------------------------------------------------------------------ parser
-
-
-def add_parser(sub, common: argparse.ArgumentParser) -> None:
-    """Register `gimport admin` and its commands on the top-level subparsers."""
-    fmt = FittingHelpFormatter
-    admin_p = sub.add_parser(
-        "admin",
-        help=_("migrate many mailboxes with a Google service account (plan, run, status, verify, cleanup)"),
-        description=_(ADMIN_DESCRIPTION),
-        epilog=_(ADMIN_EPILOG) + "\n" + admin_exit_codes(),
-        formatter_class=fmt,
-        parents=[common],
-    )
-    admin_p.set_defaults(func=lambda args: (admin_p.print_help(), EXIT_USAGE)[1])
-    asub = admin_p.add_subparsers(dest="admin_command", metavar="COMMAND", title=_("admin commands"))
-
-    users_opts = argparse.ArgumentParser(add_help=False)
-    users_opts.add_argument(
-        "--users", metavar="CSV", help=_("the users file (default: [admin] users_file); format in docs/admin.md")
-    )
-    users_opts.add_argument(
-        "--shard",
-        metavar="I/N",
-        help=_(
-            "take only the users of shard I of N (0-based; by a hash of the Gmail address). Default: from"
-            " GIMPORT_SHARD, a Kubernetes Indexed Job (JOB_COMPLETION_INDEX + GIMPORT_SHARD_COUNT) or a Slurm"
-            " array (SLURM_ARRAY_TASK_*); else every user"
-        ),
-    )
-
-    def add(name: str, func, help_text: str, example: str) -> argparse.ArgumentParser:
-        p = asub.add_parser(
-            name,
-            help=help_text,
-            description=help_text,
-            epilog=_("example:") + f"\n  {example}\n\n" + admin_exit_codes(),
-            formatter_class=fmt,
-            parents=[common, users_opts],
-        )
-        p.set_defaults(func=func)
-        return p
-
-    run_p = add(
-        "run",
-        cmd_admin_run,
-        _("migrate every user of the users file (of this shard); safe to interrupt and run again"),
-        "gimport admin run --users users.csv\n  gimport admin run --users users.csv --shard 2/8   # "
-        + _("one machine of eight"),
-    )
-    run_p.add_argument("--all", action="store_true", help=_("list every user in the final table (not only problems)"))
-    add_stats_option(run_p)
-    status_p = add(
-        "status",
-        cmd_admin_status,
-        _("where every user stands, from the state files alone (no network)"),
-        "gimport admin status --users users.csv\n  gimport admin status --csv > report.csv   # "
-        + _("every state file in [admin] state_dir"),
-    )
-    status_p.add_argument("--csv", action="store_true", help=_("print the report as CSV (the columns of report_file)"))
-    status_p.add_argument("--all", action="store_true", help=_("list every user (not only problems)"))
-    plan_p = add(
-        "plan",
-        cmd_admin_plan,
-        _(
-            "how big the campus is and how long it takes: messages, bytes and units per user, the wall time at"
-            " each limit; reads the old server only"
-        ),
-        "gimport admin plan --users users.csv\n  gimport admin plan --write-shards 8   # "
-        + _("also write [admin] shard_map, balanced")
-        + "\n  gimport admin plan --json > plan.json",
-    )
-    plan_p.add_argument(
-        "--write-shards",
-        type=int,
-        metavar="N",
-        help=_("also write [admin] shard_map: the users split into N shards balanced by messages, largest first"),
-    )
-    plan_p.add_argument("--json", action="store_true", help=_("print JSON instead of a table"))
-    verify_p = add(
-        "verify",
-        cmd_admin_verify,
-        _("run 'gimport verify' for every user: the source now vs the state file vs Gmail; changes nothing"),
-        "gimport admin verify --users users.csv\n  gimport admin verify --users users.csv --exact   # "
-        + _("every message by its Gmail id (the delegation grant must list the gmail.metadata scope: docs/admin.md)"),
-    )
-    ledger_cli.add_verify_options(verify_p)
-    ledger_cli.add_admin_commands(add)  # admin report --csv
-    cleanup_p = add(
-        "cleanup",
-        cmd_admin_cleanup,
-        _("run 'gimport cleanup' for every user: check forwarding, disable IMAP in Gmail"),
-        "gimport admin cleanup --users users.csv --dry-run\n  gimport admin cleanup --users users.csv --yes",
-    )
-    cleanup_p.add_argument("--dry-run", action="store_true", help=_("show what would change and change nothing"))
-    cleanup_p.add_argument("--yes", "-y", action="store_true", help=_("do not ask for confirmation"))
-    cleanup_p.add_argument(
-        "--forget", action="store_true", help=_("also delete each user's state file (only where verify passes)")
-    )
-    cleanup_p.add_argument("--force", action="store_true", help=_("--forget even where verify would not pass"))

@@ -10,10 +10,10 @@ import time
 from typing import Any
 
 from gimport.cli.options import add_command
+from gimport.config import load_settings
 from gimport.errors import EXIT_AUTH, EXIT_GMAIL, EXIT_INTERRUPTED, EXIT_OK, EXIT_SOURCE, EXIT_USAGE
 from gimport.i18n import _
 from gimport.render.text import clock_time, human_bytes, human_duration, terminal_width, wrap
-from gimport.settings import load_settings
 
 
 def cmd_check(args: argparse.Namespace) -> int:

@@ -3,7 +3,7 @@ and the options `auth --exact-verify`, `verify --exact --strict-labels` (also on
 
 Messages are named by their key as `gimport failed` prints it, FOLDER:UIDVALIDITY:UID (gimport.contract
 .parse_key); never by contents. Registered by gimport.cli.main.build_parser (add_commands, add_auth_options,
-add_verify_options) and gimport.cli.admin.add_parser (add_admin_commands, add_verify_options).
+add_verify_options) and gimport.cli.admin_parser.add_parser (add_admin_commands, add_verify_options).
 """
 
 from __future__ import annotations
@@ -18,10 +18,11 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+from gimport.config import load_settings
 from gimport.contract import PROBLEM_STATUSES, LedgerRow, MessageKey, parse_key
 from gimport.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_SOME_FAILED, EXIT_SOURCE, EXIT_USAGE, ConfigError, FolderGone
 from gimport.i18n import _
-from gimport.settings import Settings, load_settings
+from gimport.settings import Settings
 
 MAX_NAME_BYTES = 200  # of an exported file's name; most file systems allow 255
 
@@ -348,7 +349,7 @@ def add_commands(add: Any) -> None:
 
 
 def add_admin_commands(add: Any) -> None:
-    """Register `gimport admin report` with gimport.cli.admin's `add`."""
+    """Register `gimport admin report` with gimport.cli.admin_parser's `add`."""
     report_p = add(
         "report",
         cmd_admin_report,

@@ -1,19 +1,22 @@
-"""The command line: parse, build settings, call one function, turn errors into one line and an exit code."""
+"""The command line: parse, build settings, call one function, turn errors into one line and an exit code.
+
+This module is the command table (build_parser: every command, its help, its example and its exit codes)
+and main(), the one place that catches an error and prints it. The commands themselves live beside it:
+gimport.cli.migration (plan, run, status, verify, cleanup), auth, check, init, help, ledger and admin."""
 
 from __future__ import annotations
 
 import argparse
 import logging
 import sys
-from collections.abc import Callable
 from typing import Any
 
 from gimport import __version__, i18n
 from gimport.cli import auth, check, init
 from gimport.cli import help as help_topics
 from gimport.cli import ledger as ledger_cli
+from gimport.cli.migration import cmd_cleanup, cmd_plan, cmd_run, cmd_status, cmd_verify
 from gimport.cli.options import Code, FittingHelpFormatter, add_command, add_stats_option, exit_codes_help
-from gimport.cli.terminal import StopOnSignal, confirm, run_exit_code
 from gimport.errors import (
     EXIT_AUTH,
     EXIT_BUG,
@@ -26,11 +29,10 @@ from gimport.errors import (
     GimportError,
     Unexpected,
 )
-from gimport.i18n import N_, _, english
-from gimport.logs import logging_to
+from gimport.i18n import N_, _
 from gimport.memory import bound_heap
-from gimport.render.progress import safe, safe_lines
-from gimport.settings import DEFAULT_CONFIG, Settings, load_settings
+from gimport.render.progress import safe
+from gimport.settings import DEFAULT_CONFIG
 
 DESCRIPTION = N_("""\
 Move a mailbox from an old IMAP server into Gmail through the Gmail API.
@@ -52,226 +54,6 @@ typical session:
 The config file is ./{config} unless --config is given ('gimport init' writes one;
 'gimport help config' lists every key). The documentation: 'gimport help'.
 """)
-
-
-def cmd_run(args: argparse.Namespace) -> int:
-    settings = load_settings(args.config)
-    with logging_to(settings.log_file, args.verbose):
-        return _run(settings, new_state=args.new_state, stats=args.stats)
-
-
-def _run(settings: Settings, *, new_state: bool = False, stats: float = 0) -> int:
-    from gimport import wiring
-    from gimport.engine import EngineOptions
-    from gimport.render.progress import TqdmReporter
-    from gimport.render.run import format_summary, stopped_before_importing
-    from gimport.render.text import terminal_width
-
-    acct = wiring.account(settings)
-    password = wiring.read_password(settings)
-    lock = wiring.check_lock(settings.state_path)
-    try:
-        state = wiring.state(settings.state_path)
-        record = _progress_record(state)
-        reporter = TqdmReporter(stats=stats, on_tick=record, rate_limited=lambda: acct.pacer.rate_limited)
-        record(reporter.snapshot())  # `gimport status` tells a run in progress from the start
-        source = wiring.source(settings.source, password)
-        try:
-            src = settings.source
-            if src.local:
-                reporter.phase(_("reading {kind} at {path}").format(kind=src.type, path=src.path))
-            else:
-                reporter.phase(
-                    _("connecting to {host}:{port} as {user}").format(host=src.host, port=src.port, user=src.user)
-                )
-            source.connect()
-            options = EngineOptions(workers=settings.gmail.workers, new_state=new_state)
-            migration = acct.migration(source=source, state=state, reporter=reporter, options=options)
-            reporter.follow(migration.summary)
-            with StopOnSignal(migration.request_stop, reporter.warning, before_exit=reporter.close):
-                summary = migration.run()
-        finally:
-            reporter.close()
-            source.close()
-            state.close()
-    finally:
-        lock.release()
-    if summary.fatal is not None and stopped_before_importing(summary):
-        # one line, once: what stopped it says what to do
-        logging.getLogger("gimport").error("stopped before importing: %s", english(summary.fatal))
-        print(
-            safe(_("gimport: {error} (log: {path})").format(error=summary.fatal, path=settings.log_file)),
-            file=sys.stderr,
-        )
-        return summary.fatal.exit_code
-    print(safe_lines(format_summary(summary, width=terminal_width(sys.stdout))))
-    print(_("Log: {path}").format(path=settings.log_file))
-    return run_exit_code(summary)
-
-
-def _progress_record(state: Any) -> Callable[[dict[str, Any]], None]:
-    """on_tick for the reporter: the run's progress in the state's meta table, for `gimport status`."""
-    import json
-
-    def record(snapshot: dict[str, Any]) -> None:
-        state.set_meta("run_progress", json.dumps(snapshot))
-
-    return record
-
-
-def cmd_status(args: argparse.Namespace) -> int:
-    import json
-
-    from gimport import wiring
-    from gimport.render.run import format_run_progress, format_status
-    from gimport.render.text import terminal_width, wrap
-
-    settings = load_settings(args.config)
-    width = terminal_width(sys.stdout)
-    state = wiring.state(settings.state_path, readonly=True)
-    try:
-        account = settings.source.account
-        running = wiring.run_in_progress(settings.state_path)
-        counts = state.folder_counts(account)
-        head = _("Source: {account}    state file: {path}").format(account=account, path=settings.state_path)
-        print(safe_lines(wrap(head, width, indent="  ")))
-        if running:
-            try:
-                progress = json.loads(state.get_meta("run_progress") or "null")
-            except ValueError:
-                progress = None
-            holder = wiring.run_lock(settings.state_path).holder()
-            print(safe_lines(format_run_progress(progress, holder, width=width)))
-            print()
-        print(safe_lines(format_status(counts, state.get_meta("gmail_account"), width=width, in_progress=running)))
-        problems = state.problems(account, limit=20)
-        if problems:
-            print("\n" + _("Not imported (most recent first):"))
-            for folder, uid, status, reason in problems:
-                print(safe(f"  {folder} UID {uid}: {status}: {reason}"))  # i18n-ok: UID is IMAP's word
-        folder_errors = state.folder_errors(account) if hasattr(state, "folder_errors") else {}
-        if folder_errors:
-            print("\n" + _("Folders the server could not serve at the last run (leave one out with [labels] exclude):"))
-            for folder, error in sorted(folder_errors.items()):
-                print(safe(f"  {folder}: {error}"))
-        todo = sum(c.to_do for c in counts)
-        return EXIT_OK if counts and todo == 0 and not problems and not folder_errors else EXIT_SOME_FAILED
-    finally:
-        state.close()
-
-
-def cmd_plan(args: argparse.Namespace) -> int:
-    import json
-
-    from gimport import wiring
-    from gimport.plan import preview
-    from gimport.render.plan import format_plan, plan_to_json
-    from gimport.render.text import terminal_width, wrap
-
-    settings = load_settings(args.config)
-    password = wiring.read_password(settings)
-    state = wiring.state_if_exists(settings.state_path)
-    try:
-        with wiring.source(settings.source, password) as source:
-            result = preview(source, settings, state)
-    finally:
-        if state is not None:
-            state.close()
-    if args.json:
-        print(json.dumps(plan_to_json(result), ensure_ascii=False, indent=2))
-    else:
-        width = terminal_width(sys.stdout)
-        head = _("Source: {account} (read-only; Gmail is not contacted)").format(account=settings.source.account)
-        print(safe_lines(wrap(head, width)))
-        print(safe_lines(format_plan(result, width=width)))
-    return EXIT_OK
-
-
-VERIFY_LIST_LIMIT = 50  # missing messages detailed in the table output (--json lists all)
-
-
-def _verify_report(settings: Settings, list_limit: int | None, *, exact: bool = False, strict_labels: bool = False):
-    """gimport.verify.verify on a read-only state file and a read-only source session."""
-    from gimport import wiring
-    from gimport.render.progress import TqdmReporter
-    from gimport.verify import verify
-
-    state = wiring.state(settings.state_path, readonly=True)
-    try:
-        gmail = wiring.account(settings).gmail
-        with wiring.source(settings.source, wiring.read_password(settings)) as source:
-            return verify(
-                settings,
-                source=source,
-                gmail=gmail,
-                state=state,
-                list_limit=list_limit,
-                reporter=TqdmReporter(enabled=False),
-                exact=exact,
-                strict_labels=strict_labels,
-            )
-    finally:
-        state.close()
-
-
-def cmd_verify(args: argparse.Namespace) -> int:
-    import json
-
-    from gimport.render.finish import format_verify, verify_to_json
-    from gimport.render.text import terminal_width
-
-    settings = load_settings(args.config)
-    report = _verify_report(
-        settings, None if args.json else VERIFY_LIST_LIMIT, exact=args.exact, strict_labels=args.strict_labels
-    )
-    if args.json:
-        print(json.dumps(verify_to_json(report), ensure_ascii=False, indent=2))
-    else:
-        print(safe_lines(format_verify(report, width=terminal_width(sys.stdout))))
-    return EXIT_OK if report.passed else EXIT_SOME_FAILED
-
-
-def cmd_cleanup(args: argparse.Namespace) -> int:
-    from gimport import wiring
-    from gimport.cleanup import apply_cleanup, plan_cleanup
-    from gimport.render.finish import format_cleanup_plan, format_cleanup_result
-    from gimport.render.text import terminal_width
-
-    gated = (args.revoke or args.forget) and not args.force
-    settings = load_settings(args.config, need_source=gated)
-    gmail = wiring.account(settings).gmail
-    plan = plan_cleanup(
-        settings,
-        gmail,
-        revoke=args.revoke,
-        forget=args.forget,
-        force=args.force,
-        verify_now=lambda: _verify_report(settings, 0),
-        run_in_progress=wiring.run_in_progress,
-    )
-    width = terminal_width(sys.stdout)
-    print(format_cleanup_plan(plan, dry_run=args.dry_run, width=width), flush=True)
-    if plan.blocked:
-        return EXIT_SOME_FAILED
-    if args.dry_run:
-        return EXIT_OK
-    imap_off = not plan.gmail.imap_enabled
-    if plan.has_changes:
-        if not confirm(_("Make these changes?"), args.yes):
-            print(_("Nothing was changed."))
-            return EXIT_SOME_FAILED
-        # --forget deletes the state file under the run lock: no run can start on it meanwhile
-        lock = wiring.check_lock(settings.state_path) if plan.forget is not None else None
-        try:
-            result = apply_cleanup(plan, gmail, revoke_token=wiring.revoke_token)
-        finally:
-            if lock is not None:
-                lock.release()
-        print(format_cleanup_result(plan, result, width=width))
-        if result.error is not None:
-            raise result.error
-        imap_off = result.imap_disabled
-    return EXIT_OK if imap_off and not plan.gmail.warnings else EXIT_SOME_FAILED
 
 
 ALL_CODES = (EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, EXIT_AUTH, EXIT_SOURCE, EXIT_GMAIL, EXIT_INTERRUPTED)
@@ -401,9 +183,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--force", action="store_true", help=_("--revoke/--forget even when 'gimport verify' would not pass")
     )
     ledger_cli.add_commands(add)  # failed, export-failed, accept, report
-    from gimport.cli import admin as admin_cli
+    from gimport.cli import admin_parser
 
-    admin_cli.add_parser(sub, common)
+    admin_parser.add_parser(sub, common)
     return parser
 
 

@@ -123,7 +123,7 @@ def add_command(
 def add_stats_option(parser: argparse.ArgumentParser) -> None:
     """`--stats SECONDS` (rclone's name): a one-line status every SECONDS when stderr is not a terminal,
     and the same line in the log file. The admin CLI calls this for `admin run` and passes `args.stats`
-    to gimport.render.admin.AdminProgress(..., stats=args.stats)."""
+    to gimport.render.admin_progress.AdminProgress(..., stats=args.stats)."""
     parser.add_argument(
         "--stats",
         type=_seconds,

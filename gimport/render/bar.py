@@ -1,5 +1,5 @@
 """The one tqdm base shared by single-user progress (render.progress.TqdmReporter) and admin progress
-(render.admin.AdminProgress): a bar on a terminal, plain lines elsewhere, and the periodic status line of
+(render.admin_progress.AdminProgress): a bar on a terminal, plain lines elsewhere, and the periodic status line of
 unattended runs (`--stats SECONDS`, after rclone).
 
 When the stream is a terminal the bar shows the progress; when it is not (nohup, cron, Slurm, Kubernetes

@@ -13,9 +13,9 @@ from gimport.admin.report import UserRow, user_paths
 from gimport.admin.shards import parse_shard, resolve_shard, shard_of, sharded_report_path
 from gimport.admin.users import read_users
 from gimport.backends.google.service_account import DelegationError, ServiceAccount
+from gimport.config import load_settings
 from gimport.errors import AuthError, ConfigError
 from gimport.pacer import ChainedPacer, Pacer
-from gimport.settings import load_settings
 from tests.rig.admin_workspace import write_service_account
 
 # ------------------------------------------------------------------------------------------------ sharding

@@ -11,8 +11,8 @@ from gimport.admin import coverage
 from gimport.admin.budgets import daily_budget
 from gimport.admin.plan import DAILY, PER_MINUTE, PER_USER, UserPlan, estimate, makespan
 from gimport.admin.shards import Shard, balance, load_shard_map, shard_for, shard_of, write_shard_map
+from gimport.config import load_settings
 from gimport.errors import ConfigError
-from gimport.settings import load_settings
 
 
 def _settings(tmp_path, admin="", gmail=""):
@@ -167,7 +167,7 @@ def test_each_shard_gets_its_share_of_the_daily_budget(tmp_path):
 def test_the_progress_bar_shows_the_daily_pause():
     import io
 
-    from gimport.render.admin import AdminProgress
+    from gimport.render.admin_progress import AdminProgress
 
     stream = io.StringIO()
     progress = AdminProgress(3, stream=stream, enabled=True)

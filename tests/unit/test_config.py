@@ -4,8 +4,8 @@ import datetime as dt
 
 import pytest
 
+from gimport.config import load_settings
 from gimport.errors import ConfigError
-from gimport.settings import load_settings
 
 GOOD = """
 [source]

@@ -6,7 +6,7 @@ import io
 import logging
 
 from gimport.contract import FAILED, IMPORTED
-from gimport.render.admin import AdminProgress
+from gimport.render.admin_progress import AdminProgress
 from gimport.render.progress import TqdmReporter
 
 

@@ -29,8 +29,8 @@ from google.oauth2 import service_account
 from gimport.backends.google.tokens import SCOPES
 from gimport.calls import Caller, RetryPolicy
 from gimport.errors import AuthError, ConfigError, DelegationError, RetryableError
+from gimport.files import check_secret
 from gimport.i18n import _
-from gimport.settings import check_private
 
 log = logging.getLogger("gimport.admin")
 
@@ -75,7 +75,7 @@ class ServiceAccount:
             )
         # the key impersonates every user of the domain: refused when others can read it (group: the
         # Kubernetes Job mounts secrets 0440 with an fsGroup)
-        check_private(self.path, "[admin] service_account_file", group_ok=True)
+        check_secret(self.path, "[admin] service_account_file", group_ok=True)
         try:
             # from_service_account_file(...) reads the same info; token_uri comes from the file
             self._base = service_account.Credentials.from_service_account_info(info)

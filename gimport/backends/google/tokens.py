@@ -22,8 +22,8 @@ import google.auth.exceptions
 from google.oauth2.credentials import Credentials
 
 from gimport.errors import AuthError, ConfigError, GmailError
+from gimport.files import check_secret
 from gimport.i18n import N_, _
-from gimport.settings import check_private
 
 # The least gimport needs, in one place:
 SCOPES = (
@@ -127,7 +127,7 @@ def load_credentials(token_file: Path) -> PersistingCredentials:
     its group or others can read it (chmod 600)."""
     token_file = Path(token_file)
     # whoever reads the token reads nothing of the mail, but may import into it and change its settings
-    check_private(token_file, "[gmail] token_file")
+    check_secret(token_file, "[gmail] token_file")
     try:
         info = json.loads(token_file.read_text("utf-8"))
     except FileNotFoundError:
