@@ -12,7 +12,7 @@ from typing import Any
 from gimport import wiring
 from gimport.admin.budgets import daily_budget, project_pacer
 from gimport.admin.fanout import fan_out
-from gimport.admin.report import user_paths
+from gimport.admin.paths import user_paths
 from gimport.admin.shards import Shard
 from gimport.admin.users import SourceLogin, UserEntry, user_settings
 from gimport.cleanup import apply_cleanup, plan_cleanup

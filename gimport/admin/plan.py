@@ -19,7 +19,7 @@ from typing import Any
 from gimport import wiring
 from gimport.accounting import COSTS
 from gimport.admin.fanout import fan_out
-from gimport.admin.report import user_paths
+from gimport.admin.paths import user_paths
 from gimport.admin.shards import balance, load_shard_map, shard_of
 from gimport.admin.users import SourceLogin, UserEntry, user_settings
 from gimport.errors import GimportError

@@ -1,47 +1,24 @@
-"""Per-user files, outcomes and the report: one state file per user under [admin] state_dir (the format
-`gimport run` writes, plus a few `admin.*` meta keys), and the report rebuilt from those files alone
+"""Outcomes and the report: one state file per user under [admin] state_dir (the format `gimport run` writes,
+plus a few `admin.*` meta keys; gimport.admin.paths says where), and the report rebuilt from those files alone
 (read_rows: `gimport admin status` needs no network)."""
 
 from __future__ import annotations
 
 import csv
 import datetime as dt
-import hashlib
 import io
 import os
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from gimport import wiring
+from gimport.admin.paths import user_paths
 from gimport.errors import ConfigError, StateError
-from gimport.files import lock_path
 from gimport.i18n import _, english
 
 if TYPE_CHECKING:
     from gimport.admin.users import UserEntry
-
-
-@dataclass(frozen=True)
-class UserPaths:
-    state: Path
-    log: Path
-    lock: Path
-
-
-def user_paths(state_dir: Path, gmail: str) -> UserPaths:
-    """Where one user's files live: <state_dir>/<address>.sqlite, .log and .sqlite.lock. The name is the
-    lower-cased address when it is plain; otherwise a cleaned one plus a short hash, so two addresses can
-    never share a file."""
-    name = gmail.strip().lower()
-    if not re.fullmatch(r"[a-z0-9][a-z0-9._+@-]*", name) or ".." in name:
-        clean = re.sub(r"[^a-z0-9._+@-]", "_", name).strip(".") or "user"
-        name = f"{clean}-{hashlib.sha256(name.encode()).hexdigest()[:10]}"
-    base = Path(state_dir) / name
-    state = base.with_name(name + ".sqlite")
-    # the same lock as a plain `gimport run` on that state file takes
-    return UserPaths(state, base.with_name(name + ".log"), lock_path(state))
 
 
 # ---------------------------------------------------------------------------------------------- outcomes

@@ -21,6 +21,7 @@ from gimport import wiring
 from gimport.accounting import RunSummary
 from gimport.admin.budgets import daily_budget, pause_times, project_pacer
 from gimport.admin.fanout import fan_out
+from gimport.admin.paths import user_paths
 from gimport.admin.report import (
     BUSY,
     COMPLETE,
@@ -42,7 +43,6 @@ from gimport.admin.report import (
     outcome_counts,
     read_row,
     row_from_state,
-    user_paths,
 )
 from gimport.admin.reporter import AdminReporter, NullAdminReporter, UserReporter
 from gimport.admin.shards import Shard

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gimport.admin.report import user_paths
+from gimport.admin.paths import user_paths
 from gimport.errors import ConfigError, LoginRefused
 from gimport.files import read_secret
 from gimport.i18n import _

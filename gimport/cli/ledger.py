@@ -233,7 +233,7 @@ def _emit(where: str, text: str) -> None:
 
 def cmd_admin_report(args: argparse.Namespace) -> int:
     from gimport import wiring
-    from gimport.admin.report import user_paths
+    from gimport.admin.paths import user_paths
     from gimport.cli import admin as admin_cli
     from gimport.render.ledger import ledger_csv
 

@@ -9,7 +9,8 @@ import json
 import google.auth.exceptions
 import pytest
 
-from gimport.admin.report import UserRow, user_paths
+from gimport.admin.paths import user_paths
+from gimport.admin.report import UserRow
 from gimport.admin.shards import parse_shard, resolve_shard, shard_of, sharded_report_path
 from gimport.admin.users import read_users
 from gimport.backends.google.service_account import DelegationError, ServiceAccount

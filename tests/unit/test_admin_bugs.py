@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from gimport import i18n
-from gimport.admin.report import user_paths
+from gimport.admin.paths import user_paths
 from gimport.admin.run import AdminRun
 from gimport.admin.users import UserEntry
 from gimport.backends.google.service_account import ServiceAccount
