@@ -35,6 +35,7 @@ CONVERTED = [
     "gimport/engine.py",
     "gimport/backends/imap.py",
     "gimport/backends/state.py",
+    "gimport/backends/state_read.py",
     "gimport/backends/google/gmail.py",
     "gimport/backends/google/oauth.py",
     "gimport/backends/google/service_account.py",
