@@ -34,6 +34,7 @@ CONVERTED = [
     "gimport/calls.py",
     "gimport/engine.py",
     "gimport/backends/imap.py",
+    "gimport/backends/imap_session.py",
     "gimport/backends/state.py",
     "gimport/backends/state_read.py",
     "gimport/backends/google/gmail.py",
