@@ -38,6 +38,7 @@ CONVERTED = [
     "gimport/backends/state.py",
     "gimport/backends/state_read.py",
     "gimport/backends/google/gmail.py",
+    "gimport/backends/google/gmail_http.py",
     "gimport/backends/google/oauth.py",
     "gimport/backends/google/service_account.py",
     "gimport/cli/terminal.py",
