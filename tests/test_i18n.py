@@ -40,6 +40,7 @@ CONVERTED = [
     "gimport/backends/google/gmail.py",
     "gimport/backends/google/gmail_http.py",
     "gimport/backends/google/oauth.py",
+    "gimport/backends/google/exchange.py",
     "gimport/backends/google/service_account.py",
     "gimport/cli/terminal.py",
     "gimport/backends/google/tokens.py",
