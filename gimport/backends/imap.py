@@ -1,9 +1,10 @@
-"""The old mail server, read-only. The only module that imports imapclient.
+"""The old mail server, read-only: gimport.contract.MailSource over IMAP.
 
 Folders are opened with EXAMINE (read-only) and bodies fetched with BODY.PEEK[], so neither flags nor
 contents on the server change. A dropped connection is re-opened transparently (a few tries with
-backoff); if the folder's UIDVALIDITY changed meanwhile, FolderChanged is raised so the caller can
-re-scan it instead of trusting stale UIDs.
+backoff, gimport.backends.imap_session); if the folder's UIDVALIDITY changed meanwhile, FolderChanged is
+raised so the caller can re-scan it instead of trusting stale UIDs. Only the gimport.backends.imap*
+modules import imapclient.
 """
 
 from __future__ import annotations
@@ -11,22 +12,17 @@ from __future__ import annotations
 import datetime as dt
 import imaplib
 import logging
-import re
-import socket
-import ssl
-import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any
 
 import imapclient
 from imapclient import imap_utf7
-from imapclient.exceptions import IMAPClientError, LoginError
+from imapclient.exceptions import IMAPClientError
 
 from gimport import rfc822
 from gimport.accounting import MAX_MESSAGE_BYTES
 from gimport.backends.imap_parse import (
-    _cert_hint,
+    _UID_IN_FETCH,
     _date,
     _FetchFailed,
     _flags,
@@ -34,41 +30,32 @@ from gimport.backends.imap_parse import (
     _LiteralTooLarge,
     _meta,
     _same_but_nul,
-    _security_hint,
     _text,
     _uid_fetch,
     _uid_set,
 )
-from gimport.calls import Caller, RetryPolicy
+from gimport.backends.imap_session import ImapSession
+from gimport.calls import RetryPolicy
 from gimport.contract import FetchedMessage, Folder, MessageMeta
-from gimport.errors import FolderChanged, FolderGone, Interrupted, LoginRefused, RetryableError, SourceError
+from gimport.errors import FolderChanged, FolderGone, LoginRefused, SourceError
 from gimport.i18n import _
 from gimport.settings import SourceSettings
 
 log = logging.getLogger("gimport.imap")
-
-_UID_IN_FETCH = re.compile(rb"\bUID (\d+)")
-_TRANSIENT = (OSError, imaplib.IMAP4.abort, ssl.SSLError, EOFError)
-
 
 __all__ = ["ImapSource", "FolderGone", "FolderChanged", "LoginRefused", "FetchedMessage", "MessageMeta"]
 
 # UID SEARCH goes by message-sequence ranges of this many messages: imaplib refuses an answer line over
 # 1,000,000 bytes, and 50,000 UIDs of up to 10 digits stay well below that (issue 11.1).
 SEARCH_SPAN = 50_000
-# A size claim above this is nonsense (a server bug): the body tells the size instead.
-_SANE_SIZE = 1 << 40
 # Literal bytes one FETCH of several messages may bring, at least: beyond it (sizes were under-claimed),
 # the messages are fetched one at a time, each up to Gmail's limit (issue 11.9: memory stays bounded).
 CHUNK_LITERAL_FLOOR = 16_000_000
-# The slowest a server may send before an operation passes its deadline: [source] timeout bounds each read,
-# this bounds the whole (issue 11.3).
-MIN_RATE = 50_000  # bytes per second
-DEADLINE_READS = 4  # an operation may take this many [source] timeouts, plus its bytes at MIN_RATE
 
 
-class ImapSource:
-    """A read-only session on the source server. Not thread-safe: one thread uses it."""
+class ImapSource(ImapSession):
+    """A read-only session on the source server (gimport.contract.MailSource): LIST, EXAMINE, SEARCH and
+    FETCH over ImapSession's connection. Not thread-safe: one thread uses it."""
 
     def __init__(
         self,
@@ -78,173 +65,10 @@ class ImapSource:
         reconnect_tries: int = 4,
         sleep: Callable[[float], object] = time.sleep,
     ) -> None:
-        self.settings = settings
-        self._password = password
-        # reconnecting goes through the one call path, without a quota
-        self._stop = threading.Event()
-        self._caller = Caller(
-            None, RetryPolicy(attempts=reconnect_tries + 1, give_up_after=None), sleep=sleep, stop=self._stop
-        )
-        self._client: imapclient.IMAPClient | None = None
-        self._folder: str | None = None
-        self._uidvalidity: int | None = None
+        super().__init__(settings, password, reconnect_tries=reconnect_tries, sleep=sleep)
         self._wire: dict[str, bytes] = {}  # folder name (as listed) -> its name on the wire
-        self._prefix: str | None = None  # the personal namespace's prefix (Cyrus: "INBOX."); None: not told
-        self._literal_limit: int | None = None  # bytes of literals the operation in progress may still read
         self._distrust_sizes = False  # the server under-claimed sizes: fetch bodies one at a time
-        self._deadline_passed = False
         self._exists = 0  # EXISTS of the open folder's EXAMINE
-        self._connecting: imapclient.IMAPClient | None = None  # during connect(): for the deadline and interrupt
-        self.reconnects = 0
-
-    def interrupt(self) -> None:
-        """From another thread: end the operation in progress now (its socket is shut) and start no other
-        (Interrupted). Used by a stop request (SIGTERM, Ctrl-C) while a server trickles an answer."""
-        self._stop.set()
-        self._shut(self._client or self._connecting)
-
-    @staticmethod
-    def _shut(client: imapclient.IMAPClient | None) -> None:
-        sock = getattr(getattr(client, "_imap", None), "sock", None)
-        if sock is not None:
-            try:
-                sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-
-    @property
-    def account(self) -> str:
-        return f"{self.settings.user}@{self.settings.host}"
-
-    # -- connection ---------------------------------------------------------------------------------
-    def _ssl_context(self) -> ssl.SSLContext:
-        ctx = ssl.create_default_context()
-        if self.settings.ca_file:
-            try:
-                ctx.load_verify_locations(cafile=str(self.settings.ca_file))
-            except (OSError, ssl.SSLError) as exc:
-                raise SourceError(
-                    _("[source] ca_file {ca_file}: cannot load it ({exc})").format(
-                        ca_file=self.settings.ca_file, exc=exc
-                    )
-                ) from None
-        return ctx
-
-    def connect(self) -> None:
-        """Open and log in. Raises SourceError with what to fix."""
-        s = self.settings
-        where = f"{s.host}:{s.port}"
-        if any(c in text for text in (s.login or s.user, self._password) for c in "\r\n\0"):
-            # imaplib sends them as they are: a line break would end LOGIN and start a command of the server's choosing
-            raise SourceError(
-                _("the IMAP user name or password holds a line break or NUL"),
-                hint=_("nothing was sent; write it on one line"),
-            )
-        try:
-            if s.security == "ssl":
-                client = imapclient.IMAPClient(
-                    s.host, port=s.port, ssl=True, ssl_context=self._ssl_context(), timeout=s.timeout
-                )
-            else:
-                client = imapclient.IMAPClient(s.host, port=s.port, ssl=False, timeout=s.timeout)
-                if s.security == "starttls":
-                    client.starttls(self._ssl_context())
-        except ssl.SSLCertVerificationError as exc:
-            raise SourceError(
-                _("cannot verify the certificate of {where} ({verify_message})").format(
-                    where=where, verify_message=exc.verify_message
-                ),
-                hint=_cert_hint(exc),
-            ) from None
-        except (socket.gaierror, ConnectionRefusedError, TimeoutError, OSError, IMAPClientError) as exc:
-            raise SourceError(
-                _("cannot connect to the IMAP server {where} ({security}): {exc}").format(
-                    where=where, security=s.security, exc=exc
-                ),
-                hint=_security_hint(s, exc),
-            ) from None
-        # IMAPClient turns imaplib's debug level up to route it to a logger; imaplib then formats a repr()
-        # of every response, message bodies included, whatever the log level: about 2x each message in
-        # memory and CPU. gimport does not log protocol traffic (it could carry mail contents).
-        client._imap.debug = 0
-        self._connecting = client
-        self._guard_reads(client)
-        client.folder_encode = False  # names are decoded here, so that an invalid one cannot stop the account
-        try:
-            if client._imap.state == "AUTH":
-                # a PREAUTH greeting: the server has authenticated the connection already
-                log.warning("the IMAP server %s greeted PREAUTH: already logged in, no LOGIN sent", where)
-            else:
-                client.login(s.login or s.user, self._password)
-        except LoginError:
-            client.shutdown()
-            if s.login and s.login != s.user:
-                raise LoginRefused(
-                    _(
-                        "the IMAP server {where} refused the login {login!r} for user {user!r}: check the user"
-                        " name and the master user's login and password"
-                    ).format(where=where, login=s.login, user=s.user)
-                ) from None
-            raise LoginRefused(
-                _(
-                    "the IMAP server {where} refused the login for user {user!r}: check [source] user and the password"
-                ).format(where=where, user=s.user)
-            ) from None
-        except _TRANSIENT as exc:
-            raise SourceError(
-                _("the IMAP server {where} dropped the connection during login: {exc}").format(where=where, exc=exc)
-            ) from None
-        except IMAPClientError as exc:
-            client.shutdown()
-            raise SourceError(
-                _("the IMAP server {where} refused to go on after the greeting: {detail}").format(
-                    where=where, detail=exc
-                )
-            ) from None
-        self._client = client
-        self._connecting = None
-        self._prefix = self._personal_prefix(client)
-
-    def _personal_prefix(self, client: imapclient.IMAPClient) -> str | None:
-        """The personal namespace's prefix (RFC 2342): "" when there is none, None when the server does not say."""
-        try:
-            if not client.has_capability("NAMESPACE"):
-                return None
-            personal = client.namespace().personal
-        except (IMAPClientError, *_TRANSIENT) as exc:
-            log.info("NAMESPACE not usable (%s): folder names kept whole", exc)
-            return None
-        if not personal:
-            return ""
-        return _folder_name(personal[0][0])[0]
-
-    def _guard_reads(self, client: imapclient.IMAPClient) -> None:
-        """Refuse a literal beyond what the operation allows before reading a byte of it: a server announcing
-        10^15 bytes, or under-claiming sizes, cannot make gimport allocate what it says (issue 11.9, 11.12)."""
-        imap = client._imap
-        read = imap.read
-
-        def guarded(size: int) -> bytes:
-            limit = self._literal_limit
-            if limit is not None:
-                if size > limit:
-                    raise _LiteralTooLarge(size, limit)
-                self._literal_limit = limit - size
-            return read(size)
-
-        imap.read = guarded
-
-    def close(self) -> None:
-        client, self._client = self._client, None
-        if client is None:
-            return
-        try:
-            client.logout()
-        except Exception:  # noqa: BLE001 - closing a broken connection must not fail the run
-            try:
-                client.shutdown()
-            except Exception:  # noqa: BLE001
-                pass
 
     def __enter__(self) -> ImapSource:
         self.connect()
@@ -252,82 +76,6 @@ class ImapSource:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-    def _deadline(self, nbytes: int = 0) -> float:
-        return DEADLINE_READS * float(self.settings.timeout) + nbytes / MIN_RATE
-
-    def _call(
-        self,
-        op: Callable[..., Any],
-        *,
-        nbytes: int = 0,
-        literal_limit: int | None = MAX_MESSAGE_BYTES,
-        policy: RetryPolicy | None = None,
-    ) -> Any:
-        """Run `op` on the connection, reconnecting (and re-examining the folder) if it drops. Each attempt has a
-        deadline (DEADLINE_READS timeouts + `nbytes` at MIN_RATE): past it the socket is shut, which counts as a
-        lost connection. A literal over `literal_limit` bytes (over the whole attempt) is not read: the connection
-        is dropped and _LiteralTooLarge raised."""
-
-        def attempt() -> Any:
-            self._deadline_passed = False
-            # the deadline covers a reconnect (greeting, login, EXAMINE) as well as the operation
-            timer = threading.Timer(self._deadline(nbytes), self._past_deadline)
-            timer.daemon = True
-            timer.start()
-            try:
-                if self._client is None:
-                    self.connect()
-                    if self._folder is not None:
-                        self._examine(self._folder, expect=self._uidvalidity)
-                self._literal_limit = literal_limit
-                return op(self._client)
-            finally:
-                timer.cancel()
-                self._literal_limit = None
-
-        def classify(exc: BaseException) -> BaseException:
-            if self._stop.is_set():
-                self._drop()
-                return Interrupted(_("stopped on request"))
-            if isinstance(exc, _LiteralTooLarge):
-                self._drop()  # the rest of the literal is still on the wire
-                return exc
-            if isinstance(exc, _TRANSIENT) or (self._deadline_passed and isinstance(exc, IMAPClientError)):
-                late = self._deadline_passed
-                log.warning("IMAP connection lost (%s); reconnecting", "past the deadline" if late else exc)
-                self._drop()
-                detail = _("no answer within {n:.0f} s").format(n=self._deadline(nbytes)) if late else f"{exc}"
-                return RetryableError(detail, no_answer=True)
-            if isinstance(exc, IMAPClientError):
-                if self._folder is None:
-                    return SourceError(_("the IMAP server refused a command: {exc}").format(exc=exc))
-                # NO/BAD inside a folder (e.g. deleted meanwhile): the folder, not the run, is lost
-                return FolderGone(_("{folder}: {exc}").format(folder=self._folder, exc=exc))
-            return exc
-
-        def count(_: RetryableError) -> None:
-            self.reconnects += 1
-
-        try:
-            return self._caller.call(attempt, classify=classify, on_retry=count, policy=policy)
-        except RetryableError as err:
-            raise SourceError(
-                _("lost the connection to the IMAP server and could not get it back: {err}").format(err=err)
-            ) from None
-
-    def _past_deadline(self) -> None:
-        self._deadline_passed = True
-        log.warning("an IMAP operation passed its deadline: closing the connection")
-        self._shut(self._client or self._connecting)
-
-    def _drop(self) -> None:
-        client, self._client = self._client, None
-        if client is not None:
-            try:
-                client.shutdown()
-            except Exception:  # noqa: BLE001
-                pass
 
     # -- folders ------------------------------------------------------------------------------------
     def list_folders(self) -> list[Folder]:

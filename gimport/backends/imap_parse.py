@@ -1,6 +1,6 @@
 """Pure parsing for the IMAP backend (imapclient's response_parser is the model): folder names, flags,
 sizes, dates, UID sets, FETCH answers read by hand, and the advice for TLS and certificate failures.
-Used by gimport.backends.imap only; tested by feeding it values."""
+Used by gimport.backends.imap and gimport.backends.imap_session only; tested by feeding it values."""
 
 from __future__ import annotations
 

@@ -1,9 +1,13 @@
 """The state file: what was found, what was imported, what failed and why.
 
-The only module that imports sqlite3. WAL journal, one short transaction per change, so a process
-killed at any instant loses nothing that was committed: a message is marked 'sending' *before* its
-import call leaves and 'imported' as soon as Gmail answers. On the next run, messages still marked
-'sending' are the ones that were in flight at the interruption; they are sent again and counted.
+StateStore opens the file (creating it, and migrating an older schema) and makes every change; the
+queries are StateReader's (gimport.backends.state_read). Only the gimport.backends.state* modules
+import sqlite3.
+
+WAL journal, one short transaction per change, so a process killed at any instant loses nothing that
+was committed: a message is marked 'sending' *before* its import call leaves and 'imported' as soon as
+Gmail answers. On the next run, messages still marked 'sending' are the ones that were in flight at the
+interruption; they are sent again and counted.
 
 Durability: WAL with synchronous=NORMAL survives a killed process (SIGKILL, Ctrl-C, an orderly reboot).
 Only an operating-system crash or power loss could drop the last transactions, and then those messages
@@ -20,6 +24,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from gimport.backends.state_read import SCHEMA_VERSION, StateReader
 from gimport.backends.statefile import (  # noqa: F401 - StateLock etc. are part of this module's API
     HOLDER_KEY,
     StateLock,
@@ -31,7 +36,6 @@ from gimport.backends.statefile import (  # noqa: F401 - StateLock etc. are part
     release_fd,
     side_files,
     sqlite_error,
-    unregister,
 )
 from gimport.contract import (
     DONE_STATUSES,
@@ -44,8 +48,6 @@ from gimport.contract import (
     SKIPPED,
     ContentMatch,
     FolderCounts,
-    KnownContent,
-    LedgerRow,
     MessageKey,
     MessageRecord,
 )
@@ -69,9 +71,6 @@ __all__ = [
     "lock_path",
 ]
 
-# 1: the first. 2: messages.accepted (when a failed/skipped message was accepted as not in Gmail).
-SCHEMA_VERSION = 2
-
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS folders (
@@ -90,8 +89,8 @@ CREATE INDEX IF NOT EXISTS messages_status ON messages (account, status);
 """
 
 
-class StateStore:
-    """Thread-safe access to the state file (one connection, one lock)."""
+class StateStore(StateReader):
+    """Thread-safe access to the state file (one connection, one lock): its queries are StateReader's."""
 
     def __init__(self, path: Path, *, readonly: bool = False) -> None:
         """Open (creating when missing) the state file for a run; the caller holds its StateLock.
@@ -154,10 +153,6 @@ class StateStore:
                     "INSERT OR REPLACE INTO meta(key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
                 )
 
-    def _has_identity(self) -> bool:
-        columns = {r[1] for r in self._db.execute("PRAGMA table_info(messages)")}
-        return "identity" in columns
-
     @classmethod
     def open_readonly(cls, path: Path) -> StateStore:
         """Open an existing state file for reading only (gimport verify): no schema, no meta, no writes;
@@ -166,65 +161,6 @@ class StateStore:
         if not Path(path).exists():
             raise StateError(_("no state file at {path}: nothing has been run yet with this config").format(path=path))
         return cls(path, readonly=True)
-
-    def _open_readonly(self) -> None:
-        try:
-            empty = (
-                self.path.is_file()
-                and self.path.stat().st_size == 0
-                and not self.path.resolve().is_relative_to("/proc")
-            )
-        except OSError as exc:
-            raise StateError(
-                _("cannot read state file {path}: {strerror}").format(path=self.path, strerror=exc.strerror)
-            ) from None
-        if empty:
-            raise StateError(
-                _("the state file {path} is empty (0 bytes): it was truncated, or never written").format(
-                    path=self.path
-                ),
-                hint=lost_state_hint(),
-            )
-        try:
-            self._db = sqlite3.connect(
-                self.path.resolve().as_uri() + "?mode=ro",
-                uri=True,
-                check_same_thread=False,
-                isolation_level=None,
-                timeout=30,
-            )
-        except sqlite3.Error as exc:
-            raise sqlite_error(self.path, exc) from None
-        try:
-            # registered like a writable store (see release_fd), but never checked: a reader changes nothing
-            self._reader_ident: tuple[int, int] | None = file_identity(os.stat(self.path))
-            register(self._reader_ident)
-        except OSError:
-            self._reader_ident = None
-        try:
-            version = self.get_meta("schema_version")
-            with self._reading():
-                columns = {r[1] for r in self._db.execute("PRAGMA table_info(messages)")}
-        except StateError:
-            self.close()
-            raise
-        if version is not None and int(version) > SCHEMA_VERSION:
-            raise StateError(
-                _("state file {path} was written by a newer gimport; upgrade gimport").format(path=self.path)
-            )
-        if "accepted" not in columns:
-            # a schema-1 file, read as it is (no migration: verify writes nothing): nothing in it was
-            # accepted. A temporary view (in memory, this connection only) shadows the table by name.
-            self._db.execute("CREATE TEMP VIEW messages AS SELECT *, NULL AS accepted FROM main.messages")
-
-    def close(self) -> None:
-        with self._lock:
-            self._db.close()
-        for attr in ("_ident", "_reader_ident"):
-            ident = getattr(self, attr, None)
-            if ident is not None:
-                unregister(ident)
-                setattr(self, attr, None)
 
     def _check_file(self) -> None:
         """Stop a run whose state file was deleted, replaced or emptied under it: its writes would go
@@ -247,15 +183,6 @@ class StateStore:
         )
 
     @contextmanager
-    def _reading(self) -> Iterator[None]:
-        """The connection's lock, with SQLite's errors turned into one-line StateErrors."""
-        with self._lock:
-            try:
-                yield
-            except sqlite3.Error as exc:
-                raise sqlite_error(self.path, exc) from None
-
-    @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
         with self._reading():
             self._check_file()
@@ -271,11 +198,6 @@ class StateStore:
             self._db.execute("COMMIT")
 
     # -- meta ---------------------------------------------------------------------------------------
-    def get_meta(self, key: str) -> str | None:
-        with self._reading():
-            row = self._db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
-        return row[0] if row else None
-
     def set_meta(self, key: str, value: str) -> None:
         with self._tx() as db:
             db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (key, value))
@@ -315,38 +237,7 @@ class StateStore:
                 "INSERT INTO meta(key, value) VALUES (?, ?)", [(prefix + path, err) for path, err in errors.items()]
             )
 
-    def folder_errors(self, account: str) -> dict[str, str]:
-        """Folder path -> why the server could not serve it at the last run."""
-        prefix = f"folder_error\t{account}\t"
-        with self._lock:
-            rows = self._db.execute(
-                "SELECT key, value FROM meta WHERE substr(key, 1, ?) = ?", (len(prefix), prefix)
-            ).fetchall()
-        return {k[len(prefix) :]: v for k, v in rows}
-
     # -- messages -----------------------------------------------------------------------------------
-    def done_uids(
-        self,
-        account: str,
-        folder: str,
-        uidvalidity: int,
-        statuses: tuple[str, ...] = (IMPORTED, DUPLICATE, SKIPPED),
-        *,
-        accepted: bool = True,
-    ) -> set[int]:
-        """UIDs of this folder generation with one of `statuses` (by default: those that need no more work).
-        Accepted messages (gimport accept) need no more work either: with `accepted` they are included
-        whatever their status, without it they are left out (also when their status is in `statuses`)."""
-        marks = ",".join("?" * len(statuses))
-        extra = " OR accepted IS NOT NULL" if accepted else ""
-        with self._reading():
-            rows = self._db.execute(
-                f"SELECT uid FROM messages WHERE account=? AND folder=? AND uidvalidity=?"
-                f" AND ((status IN ({marks}) AND accepted IS NULL){extra})",
-                (account, folder, uidvalidity, *statuses),
-            ).fetchall()
-        return {r[0] for r in rows}
-
     def add_pending(self, account: str, folder: str, uidvalidity: int, items: Iterable[tuple[int, int]]) -> None:
         """Record (uid, size) pairs found on the source; existing rows are left as they are."""
         now = time.time()
@@ -356,39 +247,6 @@ class StateStore:
                 " VALUES (?,?,?,?,?,?,?)",
                 [(account, folder, uidvalidity, uid, size, PENDING, now) for uid, size in items],
             )
-
-    def find_imported_copy(self, account: str, folder: str, sha256: str) -> str | None:
-        """The Gmail id of a message with the same content already imported from this folder, if any."""
-        with self._reading():
-            row = self._db.execute(
-                "SELECT gmail_id FROM messages WHERE account=? AND folder=? AND sha256=? AND status=? LIMIT 1",
-                (account, folder, sha256, IMPORTED),
-            ).fetchone()
-        return row[0] if row else None
-
-    def known_content(self, account: str, folder: str, uidvalidity: int) -> KnownContent:
-        """What the folder's other generations (UIDVALIDITY values) imported: identities and content hashes."""
-        with self._lock:
-            identity = "identity" if self._has_identity() else "NULL"
-            rows = self._db.execute(
-                f"SELECT {identity}, sha256, gmail_id FROM messages WHERE account=? AND folder=? AND uidvalidity!=?"
-                " AND status=? AND sha256 IS NOT NULL AND gmail_id IS NOT NULL",
-                (account, folder, uidvalidity, IMPORTED),
-            ).fetchall()
-        by_identity: dict[str, set[str]] = {}
-        by_hash: dict[str, str] = {}
-        for ident, sha, gmail_id in rows:
-            by_hash.setdefault(sha, gmail_id)
-            if ident:
-                by_identity.setdefault(ident, set()).add(sha)
-        return KnownContent({k: frozenset(v) for k, v in by_identity.items()}, by_hash)
-
-    def generations(self, account: str, folder: str) -> int:
-        """How many UIDVALIDITY values of the folder have messages recorded."""
-        with self._lock:
-            return self._db.execute(
-                "SELECT count(DISTINCT uidvalidity) FROM messages WHERE account=? AND folder=?", (account, folder)
-            ).fetchone()[0]
 
     def add_done_by_content(
         self, account: str, folder: str, uidvalidity: int, matches: dict[int, ContentMatch]
@@ -466,97 +324,7 @@ class StateStore:
     def mark_skipped(self, key: MessageKey, reason: str) -> None:
         self._set(key, status=SKIPPED, last_error=reason[:500])
 
-    def count_in_flight(self, account: str) -> int:
-        with self._reading():
-            return self._db.execute(
-                "SELECT count(*) FROM messages WHERE account=? AND status=?", (account, SENDING)
-            ).fetchone()[0]
-
-    # -- reports ------------------------------------------------------------------------------------
-    def accounts(self) -> list[str]:
-        with self._reading():
-            return [r[0] for r in self._db.execute("SELECT DISTINCT account FROM folders ORDER BY account")]
-
-    def folder_counts(self, account: str) -> list[FolderCounts]:
-        """Per-folder numbers for the current generation (UIDVALIDITY) of each folder."""
-        with self._reading():
-            rows = self._db.execute(
-                """
-                SELECT f.folder, f.found, f.selected, f.labels,
-                  count(CASE WHEN m.status='imported' THEN 1 END),
-                  count(CASE WHEN m.status='duplicate' THEN 1 END),
-                  count(CASE WHEN m.status='failed' AND m.accepted IS NULL THEN 1 END),
-                  count(CASE WHEN m.status='skipped' AND m.accepted IS NULL THEN 1 END),
-                  count(CASE WHEN m.status='sending' THEN 1 END),
-                  count(CASE WHEN m.status='pending' THEN 1 END),
-                  coalesce(sum(CASE WHEN m.status='imported' THEN m.size END), 0),
-                  coalesce(sum(m.resent), 0),
-                  count(CASE WHEN m.status IN ('failed', 'skipped') AND m.accepted IS NOT NULL THEN 1 END)
-                FROM folders f LEFT JOIN messages m
-                  ON m.account=f.account AND m.folder=f.folder AND m.uidvalidity=f.uidvalidity
-                WHERE f.account=? GROUP BY f.folder ORDER BY f.folder
-                """,
-                (account,),
-            ).fetchall()
-        return [FolderCounts(*r) for r in rows]
-
-    def recorded_folders(self, account: str) -> dict[str, int | None]:
-        """Folder path -> the UIDVALIDITY the last run saw, for every folder recorded for `account`."""
-        with self._reading():
-            rows = self._db.execute("SELECT folder, uidvalidity FROM folders WHERE account=?", (account,)).fetchall()
-        return dict(rows)
-
-    def folder_messages(self, account: str, folder: str, uidvalidity: int) -> dict[int, MessageRecord]:
-        """Every message recorded for one generation (UIDVALIDITY) of a folder, by UID."""
-        with self._reading():
-            rows = self._db.execute(
-                "SELECT uid, status, message_id, gmail_id, coalesce(last_error, ''), accepted, labels"
-                " FROM messages WHERE account=? AND folder=? AND uidvalidity=?",
-                (account, folder, uidvalidity),
-            ).fetchall()
-        return {r[0]: MessageRecord(*r) for r in rows}
-
-    def problems(self, account: str, limit: int = 50) -> list[tuple[str, int, str, str]]:
-        """(folder, uid, status, reason) of messages failed or skipped and not accepted, newest first."""
-        with self._reading():
-            return self._db.execute(
-                "SELECT folder, uid, status, coalesce(last_error, '') FROM messages m WHERE account=?"
-                " AND status IN (?, ?) AND accepted IS NULL AND uidvalidity=(SELECT uidvalidity"
-                " FROM folders f WHERE f.account=m.account AND f.folder=m.folder) ORDER BY updated DESC LIMIT ?",
-                (account, FAILED, SKIPPED, limit),
-            ).fetchall()
-
     # -- the ledger and acceptances -----------------------------------------------------------------
-    def ledger(self, account: str, *, statuses: tuple[str, ...] | None = None) -> list[LedgerRow]:
-        """Every message recorded for the current generation (UIDVALIDITY) of each folder of `account`,
-        ordered by folder and UID; with `statuses`, only those."""
-        where, args = "", [account]
-        if statuses is not None:
-            where = f" AND m.status IN ({','.join('?' * len(statuses))})"
-            args += list(statuses)
-        with self._reading():
-            rows = self._db.execute(
-                "SELECT m.folder, m.uidvalidity, m.uid, m.message_id, m.size, m.status, m.gmail_id,"
-                f" coalesce(m.labels, ''), coalesce(m.last_error, ''), m.updated, m.accepted"
-                " FROM messages m JOIN folders f ON f.account=m.account AND f.folder=m.folder"
-                f" AND f.uidvalidity=m.uidvalidity WHERE m.account=?{where} ORDER BY m.folder, m.uid",
-                args,
-            ).fetchall()
-        return [
-            LedgerRow(
-                MessageKey(account, folder, uv, uid),
-                mid,
-                size,
-                status,
-                gid,
-                tuple(x for x in labels.split(",") if x),
-                reason,
-                updated,
-                accepted,
-            )
-            for folder, uv, uid, mid, size, status, gid, labels, reason, updated, accepted in rows
-        ]
-
     def accept(self, keys: Iterable[MessageKey], when: float) -> list[MessageKey]:
         """Record that these failed or skipped messages are accepted as not in Gmail, at `when` (epoch
         seconds). Keys of messages not failed/skipped, or accepted already, are left out of the answer."""

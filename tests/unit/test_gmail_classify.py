@@ -8,7 +8,8 @@ import httplib2
 import pytest
 from googleapiclient.errors import HttpError
 
-from gimport.backends.google.gmail import LabelConflict, MessageRejected, RetryableError, classify
+from gimport.backends.google.gmail import LabelConflict, MessageRejected, RetryableError
+from gimport.backends.google.gmail_http import classify
 from gimport.errors import AuthError, GmailError
 
 NOW = dt.datetime(2026, 11, 28, 10, 0, 0, tzinfo=dt.UTC)

@@ -1,5 +1,4 @@
-"""Gmail authorization: scopes, consent, the token file, refresh, revoke. The only module that imports
-google_auth_oauthlib.
+"""Gmail authorization, `gimport auth`: the consent flows at the terminal, and saving the token.
 
 `gimport auth` runs Google's installed-app flow with PKCE (google_auth_oauthlib.flow.InstalledAppFlow) for the
 "Desktop app" OAuth client named by ``[gmail] client_secrets``. Google's answer (``?state=..&code=..``) comes
@@ -16,15 +15,15 @@ Out-of-band flows are gone (Google blocked them in 2023).
 The loopback receiver is gimport's own (not ``InstalledAppFlow.run_local_server``): it writes to a given
 stream instead of stdout, keeps waiting when the browser asks for something else (``/favicon.ico``), shows an
 honest page when consent was denied, and listens on both 127.0.0.1 and ::1 so that whichever address the
-browser picks for "localhost" reaches it. The code is exchanged with ``flow.fetch_token(code=...)`` after
-gimport has checked ``state`` and ``error`` itself, so no http->https rewriting of the redirect is needed.
+browser picks for "localhost" reaches it.
 
 Endpoints: auth_uri and token_uri come from the client secrets file (Google's, or an emulator's in tests).
 The revoke endpoint is derived from the token_uri saved in the token file: Google's
 ``https://oauth2.googleapis.com/revoke`` for any Google token endpoint, else ``<origin of token_uri>/revoke``.
 
 The token file, the client file and revoking are gimport.backends.google.tokens; the listener is
-gimport.backends.google.loopback.
+gimport.backends.google.loopback; building the flow, checking Google's answer and trading the code for
+tokens is gimport.backends.google.exchange, the only module that imports google_auth_oauthlib.
 """
 
 from __future__ import annotations
@@ -41,10 +40,9 @@ from typing import Any, TextIO
 
 from google.oauth2.credentials import Credentials
 
+from gimport.backends.google.exchange import _authorization_url, _check_answer, _fetch_token, _new_flow
 from gimport.backends.google.loopback import DEFAULT_PORT, Receiver
 from gimport.backends.google.tokens import (  # noqa: F401 - re-exported: `gimport auth` is this module
-    _NETWORK_TIMEOUT,
-    _SCOPE_PURPOSE,
     EXACT_VERIFY_SCOPE,
     GOOGLE_REVOKE_URI,
     GOOGLE_TOKEN_URI,
@@ -77,131 +75,7 @@ def browser_available(env: Mapping[str, str] | None = None, platform: str | None
     return bool(env.get("DISPLAY") or env.get("WAYLAND_DISPLAY"))
 
 
-# --------------------------------------------------------------------------------------- the flow
-
-
-def _new_flow(client_config: dict[str, Any], redirect_uri: str, scopes: tuple[str, ...] = SCOPES) -> Any:
-    from google_auth_oauthlib.flow import InstalledAppFlow
-
-    flow = InstalledAppFlow.from_client_config(client_config, scopes=list(scopes))
-    flow.redirect_uri = redirect_uri
-    return flow
-
-
-def _authorization_url(flow: Any) -> tuple[str, str]:
-    from oauthlib.oauth2 import InsecureTransportError
-
-    try:
-        # prompt=consent: Google then always returns a refresh token, also for an account that consented before
-        return flow.authorization_url(access_type="offline", prompt="consent")
-    except InsecureTransportError:
-        raise ConfigError(
-            _("auth_uri {client_config} in [gmail] client_secrets must start with https://").format(
-                client_config=flow.client_config["auth_uri"]
-            )
-        ) from None
-
-
-def _check_answer(params: Mapping[str, str], state: str) -> str:
-    """The code from Google's redirect parameters, or AuthError (denied, wrong attempt)."""
-    error = params.get("error")
-    if error == "access_denied":
-        raise AuthError(
-            _(
-                "access was not granted (you pressed Cancel, or the account is not allowed to use this app: in"
-                " Testing mode add it as a test user on the OAuth consent screen)"
-            ),
-            hint="",
-        )
-    if error:
-        detail = params.get("error_description") or ""
-        raise AuthError(
-            _("Google refused the authorization: {reason}").format(reason=f"{error} {detail}".rstrip()),
-            hint=_("see 'gimport help auth'"),
-        )
-    if params.get("state") != state:
-        raise AuthError(
-            _(
-                "the answer does not belong to this sign-in (state mismatch; a tab from an earlier attempt?): run"
-                " 'gimport auth' again"
-            )
-        )
-    code = params.get("code")
-    if not code:
-        raise AuthError(_("Google's answer holds no code"))
-    return code
-
-
-def _revoke_quietly(token_uri: str, token: str | None) -> None:
-    """Best effort: a token gimport will not keep should not stay valid."""
-    if not token:
-        return
-    import requests
-
-    try:
-        requests.post(revoke_uri_for(token_uri), data={"token": token}, timeout=_NETWORK_TIMEOUT)
-    except requests.RequestException:
-        pass
-
-
-def _fetch_token(flow: Any, code: str) -> Credentials:
-    """Exchange the code (PKCE verifier included) for tokens; insist on every scope asked for."""
-    import requests
-    from oauthlib.oauth2 import InsecureTransportError, OAuth2Error
-
-    token_uri = flow.client_config["token_uri"]
-    try:
-        flow.fetch_token(code=code, timeout=_NETWORK_TIMEOUT)
-    except Warning as w:
-        # oauthlib raises Warning when the granted scopes differ from the requested ones: the user unticked
-        # a permission on Google's consent screen (granular consent)
-        if not hasattr(w, "new_scope"):
-            raise
-        token: dict[str, Any] = getattr(w, "token", None) or {}
-        granted = set(getattr(w, "new_scope", None) or ())
-        missing = [s for s in flow.oauth2session.scope or SCOPES if s not in granted]
-        if missing:
-            _revoke_quietly(token_uri, token.get("refresh_token") or token.get("access_token"))
-            what = ", ".join(f"{s.rsplit('/', 1)[-1]} ({_(_SCOPE_PURPOSE[s])})" for s in missing)
-            raise AuthError(
-                _(
-                    "gimport was not given every permission it needs (missing: {what}): run 'gimport auth' again"
-                    " and tick every box on Google's consent screen"
-                ).format(what=what)
-            ) from None
-        flow.oauth2session.token = token  # more than asked for (earlier grants): fine
-    except InsecureTransportError:
-        raise ConfigError(
-            _("token_uri {token_uri} in [gmail] client_secrets must start with https://").format(token_uri=token_uri)
-        ) from None
-    except OAuth2Error as exc:
-        hint = ""
-        if exc.error == "invalid_client":
-            hint = _(" (was the OAuth client deleted or its secret reset? download its JSON again)")
-        raise AuthError(
-            _("the token endpoint {token_uri} refused the code: {error}{description}{hint}").format(
-                token_uri=token_uri,
-                error=exc.error,
-                description=": " + exc.description if exc.description else "",
-                hint=hint,
-            ),
-            hint="" if hint else None,
-        ) from None
-    except requests.RequestException as exc:
-        raise AuthError(
-            _("cannot reach the token endpoint {token_uri} ({name})").format(
-                token_uri=token_uri, name=type(exc).__name__
-            ),
-            hint=_("check the network and try again"),
-        ) from None
-    except ValueError as exc:  # not an OAuth answer at all (an HTML error page, ...)
-        raise AuthError(
-            _("unexpected answer from the token endpoint {token_uri}: {exc}").format(token_uri=token_uri, exc=exc)
-        ) from None
-    creds = flow.credentials
-    if not creds.refresh_token:
-        raise AuthError(_("the token endpoint {token_uri} returned no refresh token").format(token_uri=token_uri))
-    return creds
+# -------------------------------------------------------------------- the consent at the terminal
 
 
 def _ssh_target() -> str:
