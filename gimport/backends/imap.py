@@ -22,17 +22,17 @@ from imapclient.exceptions import IMAPClientError
 from gimport import rfc822
 from gimport.accounting import MAX_MESSAGE_BYTES
 from gimport.backends.imap_parse import (
-    _UID_IN_FETCH,
-    _date,
-    _FetchFailed,
-    _flags,
-    _folder_name,
-    _LiteralTooLarge,
-    _meta,
-    _same_but_nul,
-    _text,
-    _uid_fetch,
-    _uid_set,
+    UID_IN_FETCH,
+    FetchFailed,
+    LiteralTooLarge,
+    as_text,
+    parse_date,
+    parse_flags,
+    parse_folder_name,
+    parse_meta,
+    same_but_nul,
+    uid_fetch,
+    uid_set,
 )
 from gimport.backends.imap_session import ImapSession
 from gimport.calls import RetryPolicy
@@ -84,13 +84,13 @@ class ImapSource(ImapSession):
         rows = self._call(lambda c: c.list_folders())
         folders = []
         for flags, delimiter, raw_name in rows:
-            name, wire = _folder_name(raw_name)
+            name, wire = parse_folder_name(raw_name)
             self._wire[name] = wire
-            delim = _text(delimiter) if delimiter is not None else None
+            delim = as_text(delimiter) if delimiter is not None else None
             prefix = self._prefix
             if prefix and not (delim and prefix.endswith(delim)):
                 prefix = None  # a prefix this folder's delimiter does not end: not known to apply
-            folders.append(Folder(name=name, delimiter=delim, flags=frozenset(_flags(flags)), prefix=prefix))
+            folders.append(Folder(name=name, delimiter=delim, flags=frozenset(parse_flags(flags)), prefix=prefix))
         return folders
 
     def _wire_name(self, folder: str) -> bytes:
@@ -170,13 +170,13 @@ class ImapSource(ImapSession):
         for i in range(0, len(uids), chunk):
             part = list(uids[i : i + chunk])
             answers = self._call(
-                lambda c, p=part: _uid_fetch(c, p, "(UID RFC822.SIZE FLAGS INTERNALDATE)"), nbytes=len(part) * 200
+                lambda c, p=part: uid_fetch(c, p, "(UID RFC822.SIZE FLAGS INTERNALDATE)"), nbytes=len(part) * 200
             )
             unanswered = set(self._still_there([u for u in part if u not in answers]))
             for uid in part:
                 item = answers.get(uid)
                 if item is not None:
-                    yield _meta(uid, item)
+                    yield parse_meta(uid, item)
                 elif uid in unanswered:
                     yield MessageMeta(uid, 0, (), None, size_known=False)  # the body fetch will tell
 
@@ -188,11 +188,11 @@ class ImapSource(ImapSession):
             try:
                 # a header field answer is small: a server sending more is misbehaving
                 answers = self._call(
-                    lambda c, p=part: _uid_fetch(c, p, items),
+                    lambda c, p=part: uid_fetch(c, p, items),
                     nbytes=len(part) * 400,
                     literal_limit=len(part) * 4000 + 1_000_000,
                 )
-            except _LiteralTooLarge:
+            except LiteralTooLarge:
                 yield from self.fetch_meta(part)  # no identities: their content hash decides
                 continue
             unanswered = set(self._still_there([u for u in part if u not in answers]))
@@ -203,7 +203,7 @@ class ImapSource(ImapSession):
                         yield MessageMeta(uid, 0, (), None, size_known=False)
                     continue
                 block = next((v for k, v in item.items() if k.startswith(b"BODY[HEADER")), None) or b""
-                yield _meta(uid, item, rfc822.message_id(block) if isinstance(block, bytes) else None)
+                yield parse_meta(uid, item, rfc822.message_id(block) if isinstance(block, bytes) else None)
 
     def fetch_message_ids(self, uids: Sequence[int], chunk: int = 500) -> dict[int, str | None]:
         """The Message-ID header of each message in the open folder (PEEK: \\Seen is not set); None when
@@ -231,7 +231,7 @@ class ImapSource(ImapSession):
             limit = max(CHUNK_LITERAL_FLOOR, 2 * (expected_bytes or 0))
         try:
             out = self._fetch_chunk(uids, limit, expected_bytes or 0)
-        except _FetchFailed as exc:
+        except FetchFailed as exc:
             if len(uids) > 1:
                 log.info("FETCH of %d messages failed (%s): one at a time", len(uids), exc.reason)
                 if exc.too_large is not None:
@@ -255,7 +255,7 @@ class ImapSource(ImapSession):
                 b = exact.get(m.uid)
                 # BODY[] cannot carry NUL: servers such as Dovecot send 0x80 instead. BINARY[] (RFC 3516)
                 # can; take it only when it is the same message with NULs restored, nothing else decoded.
-                if b is not None and b != m.raw and _same_but_nul(b, m.raw):
+                if b is not None and b != m.raw and same_but_nul(b, m.raw):
                     out[i] = FetchedMessage(m.uid, b, m.flags, m.internaldate)
         while out:
             yield out.pop(0)  # handed over: not kept here
@@ -263,27 +263,27 @@ class ImapSource(ImapSession):
     def _fetch_chunk(self, uids: list[int], limit: int, expected: int) -> list[FetchedMessage]:
         def op(c: imapclient.IMAPClient) -> dict[int, dict]:
             try:
-                return _uid_fetch(c, uids, "(UID BODY.PEEK[] FLAGS INTERNALDATE)")
+                return uid_fetch(c, uids, "(UID BODY.PEEK[] FLAGS INTERNALDATE)")
             except imaplib.IMAP4.abort:
                 raise
             except IMAPClientError as exc:
                 if self._deadline_passed:
                     raise imaplib.IMAP4.abort(str(exc)) from None
                 # a NO for the FETCH: it costs the messages it names, not the folder
-                raise _FetchFailed(_("the server refused to send it: {detail}").format(detail=exc)) from None
+                raise FetchFailed(_("the server refused to send it: {detail}").format(detail=exc)) from None
 
         try:
             # one reconnect for a FETCH of bodies: the same failure twice is the message's, not the connection's
             answers = self._call(op, nbytes=max(expected, 0), literal_limit=limit, policy=RetryPolicy(attempts=2))
-        except _LiteralTooLarge as exc:
-            raise _FetchFailed(
+        except LiteralTooLarge as exc:
+            raise FetchFailed(
                 _("the server announced {size:,} bytes").format(size=exc.size), too_large=exc.size
             ) from None
         except SourceError as exc:
             if self._stop.is_set():
                 raise
             self._check_alive()  # the server itself gone: the account, not this message
-            raise _FetchFailed(
+            raise FetchFailed(
                 _("the server dropped the connection each time it was asked for it ({detail})").format(
                     detail=exc.detail
                 )
@@ -300,7 +300,9 @@ class ImapSource(ImapSession):
                 # not "expunged": the server answered for the message, without it (issue 11.5)
                 out.append(FetchedMessage(uid, b"", (), None, error=_("the server's FETCH answer has no body for it")))
                 continue
-            out.append(FetchedMessage(uid, body, _flags(item.get(b"FLAGS", ())), _date(item.get(b"INTERNALDATE"))))
+            out.append(
+                FetchedMessage(uid, body, parse_flags(item.get(b"FLAGS", ())), parse_date(item.get(b"INTERNALDATE")))
+            )
         if missing:
             # no answer that names it: expunged, or an answer without UID (never trusted by sequence number)
             still = set(self._still_there(missing))
@@ -320,7 +322,7 @@ class ImapSource(ImapSession):
         An answer without UID is never matched by sequence number: such messages are "still there"."""
         if not uids:
             return []
-        found = self._call(lambda c: c.search(["UID", _uid_set(uids)]), nbytes=len(uids) * 12)
+        found = self._call(lambda c: c.search(["UID", uid_set(uids)]), nbytes=len(uids) * 12)
         return [u for u in uids if u in set(found)]
 
     def _check_alive(self) -> None:
@@ -341,12 +343,12 @@ class ImapSource(ImapSession):
                 return found
             for part in data:
                 if isinstance(part, tuple) and len(part) == 2:
-                    m = _UID_IN_FETCH.search(part[0])
+                    m = UID_IN_FETCH.search(part[0])
                     if m and part[0].rstrip().endswith(b"}"):
                         found[int(m.group(1))] = part[1]
             return found
 
         try:
             return self._call(op)
-        except _LiteralTooLarge:
+        except LiteralTooLarge:
             return {}  # BODY[] stands

@@ -20,12 +20,12 @@ from gimport.contract import MessageMeta
 from gimport.i18n import _
 from gimport.settings import SourceSettings
 
-_UID_IN_FETCH = re.compile(rb"\bUID (\d+)")
+UID_IN_FETCH = re.compile(rb"\bUID (\d+)")
 # A size claim above this is nonsense (a server bug): the body tells the size instead.
 _SANE_SIZE = 1 << 40
 
 
-class _LiteralTooLarge(Exception):
+class LiteralTooLarge(Exception):
     """The server announced a literal larger than what the operation allows (the connection is then unusable)."""
 
     def __init__(self, size: int, limit: int) -> None:
@@ -33,7 +33,7 @@ class _LiteralTooLarge(Exception):
         self.size, self.limit = size, limit
 
 
-class _FetchFailed(Exception):
+class FetchFailed(Exception):
     """A body FETCH did not bring the messages: refused (NO/BAD), the connection lost each time, past its
     deadline, or more bytes than allowed."""
 
@@ -42,7 +42,7 @@ class _FetchFailed(Exception):
         self.reason, self.too_large = reason, too_large
 
 
-def _text(value: object) -> str:
+def as_text(value: object) -> str:
     """Server data as text, whatever bytes it holds (8-bit flags, delimiters: never a UnicodeDecodeError)."""
     if isinstance(value, bytes):
         try:
@@ -52,7 +52,7 @@ def _text(value: object) -> str:
     return str(value)
 
 
-def _folder_name(raw: object) -> tuple[str, bytes]:
+def parse_folder_name(raw: object) -> tuple[str, bytes]:
     """(name as shown and matched, name on the wire) for a LIST answer's name. Modified UTF-7 is decoded when
     it is valid; otherwise (``&ZZZ``) the name is kept as sent, so it can still be shown and excluded. A folder
     named NIL (the atom, which parsers read as "no value") is "NIL"."""
@@ -69,10 +69,10 @@ def _folder_name(raw: object) -> tuple[str, bytes]:
             return decoded, raw
     except (ValueError, UnicodeError, TypeError):
         pass
-    return _text(raw), raw
+    return as_text(raw), raw
 
 
-def _same_but_nul(exact: bytes, body: bytes, step: int = 1 << 20) -> bool:
+def same_but_nul(exact: bytes, body: bytes, step: int = 1 << 20) -> bool:
     """`exact` is `body` with some 0x80 bytes being NULs in truth (compared a MiB at a time, so a large
     message is not copied whole)."""
     if len(exact) != len(body):
@@ -84,10 +84,10 @@ def _same_but_nul(exact: bytes, body: bytes, step: int = 1 << 20) -> bool:
     return True
 
 
-def _flags(value: object) -> tuple[str, ...]:
+def parse_flags(value: object) -> tuple[str, ...]:
     if not isinstance(value, (tuple, list)):
         return ()
-    return tuple(_text(f) for f in value)
+    return tuple(as_text(f) for f in value)
 
 
 def _size(value: object) -> int | None:
@@ -99,19 +99,19 @@ def _size(value: object) -> int | None:
     return n if 0 <= n < _SANE_SIZE else None
 
 
-def _meta(uid: int, item: dict, message_id: str | None = None) -> MessageMeta:
+def parse_meta(uid: int, item: dict, message_id: str | None = None) -> MessageMeta:
     size = _size(item.get(b"RFC822.SIZE"))
     return MessageMeta(
         uid,
         size or 0,
-        _flags(item.get(b"FLAGS", ())),
-        _date(item.get(b"INTERNALDATE")),
+        parse_flags(item.get(b"FLAGS", ())),
+        parse_date(item.get(b"INTERNALDATE")),
         message_id=message_id,
         size_known=size is not None,
     )
 
 
-def _uid_set(uids: Sequence[int]) -> str:
+def uid_set(uids: Sequence[int]) -> str:
     """ "1:3,7,9:10" for [1, 2, 3, 7, 9, 10] (sorted, each once)."""
     out: list[str] = []
     ordered = sorted(set(uids))
@@ -125,13 +125,13 @@ def _uid_set(uids: Sequence[int]) -> str:
     return ",".join(out)
 
 
-def _uid_fetch(c: imapclient.IMAPClient, uids: Sequence[int], items: str) -> dict[int, dict]:
+def uid_fetch(c: imapclient.IMAPClient, uids: Sequence[int], items: str) -> dict[int, dict]:
     """UID FETCH, answers keyed by the UID each one names. IMAPClient keys an answer without UID by its
     sequence number, which gives one message another's data (issue 11.5): such answers are left out here.
     A NO/BAD raises imaplib's error (IMAPClientError)."""
-    typ, data = c._imap.uid("FETCH", _uid_set(uids), items)
+    typ, data = c._imap.uid("FETCH", uid_set(uids), items)
     if typ != "OK":
-        raise imaplib.IMAP4.error(f"FETCH {typ}: {_text(data[-1]) if data and data[-1] else ''}".strip())
+        raise imaplib.IMAP4.error(f"FETCH {typ}: {as_text(data[-1]) if data and data[-1] else ''}".strip())
     wanted = set(uids)
     out: dict[int, dict] = {}
     for item in parse_fetch_response(data, True, False).values():
@@ -141,13 +141,13 @@ def _uid_fetch(c: imapclient.IMAPClient, uids: Sequence[int], items: str) -> dic
     return out
 
 
-def _date(value: object) -> dt.datetime | None:
+def parse_date(value: object) -> dt.datetime | None:
     if not isinstance(value, dt.datetime):
         return None
     return value if value.tzinfo else value.astimezone()  # IMAPClient gives naive local time
 
 
-def _cert_hint(exc: ssl.SSLCertVerificationError) -> str:
+def cert_hint(exc: ssl.SSLCertVerificationError) -> str:
     """What to do about a certificate that does not verify: it depends on why."""
     text = f"{exc.verify_message or ''} {exc}".lower()
     if exc.verify_code == 62 or "hostname mismatch" in text or "ip address mismatch" in text:
@@ -165,7 +165,7 @@ def _cert_hint(exc: ssl.SSLCertVerificationError) -> str:
     return _("set [source] ca_file to the CA certificate that signed the server's certificate")
 
 
-def _security_hint(s: SourceSettings, exc: BaseException) -> str | None:
+def security_hint(s: SourceSettings, exc: BaseException) -> str | None:
     """What to try when TLS and plain IMAP are mixed up: TLS spoken to a plain port fails the handshake
     (WRONG_VERSION_NUMBER), plain IMAP to a TLS port waits for a greeting that never comes."""
     if s.security == "ssl" and isinstance(exc, ssl.SSLError):

@@ -24,7 +24,7 @@ import imapclient
 from imapclient.exceptions import IMAPClientError, LoginError
 
 from gimport.accounting import MAX_MESSAGE_BYTES
-from gimport.backends.imap_parse import _cert_hint, _folder_name, _LiteralTooLarge, _security_hint
+from gimport.backends.imap_parse import LiteralTooLarge, cert_hint, parse_folder_name, security_hint
 from gimport.calls import Caller, RetryPolicy
 from gimport.errors import FolderGone, Interrupted, LoginRefused, RetryableError, SourceError
 from gimport.i18n import _
@@ -125,14 +125,14 @@ class ImapSession:
                 _("cannot verify the certificate of {where} ({verify_message})").format(
                     where=where, verify_message=exc.verify_message
                 ),
-                hint=_cert_hint(exc),
+                hint=cert_hint(exc),
             ) from None
         except (socket.gaierror, ConnectionRefusedError, TimeoutError, OSError, IMAPClientError) as exc:
             raise SourceError(
                 _("cannot connect to the IMAP server {where} ({security}): {exc}").format(
                     where=where, security=s.security, exc=exc
                 ),
-                hint=_security_hint(s, exc),
+                hint=security_hint(s, exc),
             ) from None
         # IMAPClient turns imaplib's debug level up to route it to a logger; imaplib then formats a repr()
         # of every response, message bodies included, whatever the log level: about 2x each message in
@@ -187,7 +187,7 @@ class ImapSession:
             return None
         if not personal:
             return ""
-        return _folder_name(personal[0][0])[0]
+        return parse_folder_name(personal[0][0])[0]
 
     def _guard_reads(self, client: imapclient.IMAPClient) -> None:
         """Refuse a literal beyond what the operation allows before reading a byte of it: a server announcing
@@ -199,7 +199,7 @@ class ImapSession:
             limit = self._literal_limit
             if limit is not None:
                 if size > limit:
-                    raise _LiteralTooLarge(size, limit)
+                    raise LiteralTooLarge(size, limit)
                 self._literal_limit = limit - size
             return read(size)
 
@@ -232,7 +232,7 @@ class ImapSession:
         """Run `op` on the connection, reconnecting (and re-examining the folder) if it drops. Each attempt has a
         deadline (DEADLINE_READS timeouts + `nbytes` at MIN_RATE): past it the socket is shut, which counts as a
         lost connection. A literal over `literal_limit` bytes (over the whole attempt) is not read: the connection
-        is dropped and _LiteralTooLarge raised."""
+        is dropped and LiteralTooLarge raised."""
 
         def attempt() -> Any:
             self._deadline_passed = False
@@ -255,7 +255,7 @@ class ImapSession:
             if self._stop.is_set():
                 self._drop()
                 return Interrupted(_("stopped on request"))
-            if isinstance(exc, _LiteralTooLarge):
+            if isinstance(exc, LiteralTooLarge):
                 self._drop()  # the rest of the literal is still on the wire
                 return exc
             if isinstance(exc, _TRANSIENT) or (self._deadline_passed and isinstance(exc, IMAPClientError)):

@@ -16,12 +16,13 @@ from typing import Any
 
 from google.oauth2.credentials import Credentials
 
-from gimport.backends.google.tokens import _NETWORK_TIMEOUT, _SCOPE_PURPOSE, SCOPES, revoke_uri_for
+from gimport.backends.google.scopes import SCOPE_PURPOSE, SCOPES
+from gimport.backends.google.tokens import NETWORK_TIMEOUT, revoke_uri_for
 from gimport.errors import AuthError, ConfigError
 from gimport.i18n import _
 
 
-def _new_flow(client_config: dict[str, Any], redirect_uri: str, scopes: tuple[str, ...] = SCOPES) -> Any:
+def new_flow(client_config: dict[str, Any], redirect_uri: str, scopes: tuple[str, ...] = SCOPES) -> Any:
     from google_auth_oauthlib.flow import InstalledAppFlow
 
     flow = InstalledAppFlow.from_client_config(client_config, scopes=list(scopes))
@@ -29,7 +30,7 @@ def _new_flow(client_config: dict[str, Any], redirect_uri: str, scopes: tuple[st
     return flow
 
 
-def _authorization_url(flow: Any) -> tuple[str, str]:
+def authorization_url(flow: Any) -> tuple[str, str]:
     from oauthlib.oauth2 import InsecureTransportError
 
     try:
@@ -43,7 +44,7 @@ def _authorization_url(flow: Any) -> tuple[str, str]:
         ) from None
 
 
-def _check_answer(params: Mapping[str, str], state: str) -> str:
+def check_answer(params: Mapping[str, str], state: str) -> str:
     """The code from Google's redirect parameters, or AuthError (denied, wrong attempt)."""
     error = params.get("error")
     if error == "access_denied":
@@ -80,19 +81,19 @@ def _revoke_quietly(token_uri: str, token: str | None) -> None:
     import requests
 
     try:
-        requests.post(revoke_uri_for(token_uri), data={"token": token}, timeout=_NETWORK_TIMEOUT)
+        requests.post(revoke_uri_for(token_uri), data={"token": token}, timeout=NETWORK_TIMEOUT)
     except requests.RequestException:
         pass
 
 
-def _fetch_token(flow: Any, code: str) -> Credentials:
+def fetch_token(flow: Any, code: str) -> Credentials:
     """Exchange the code (PKCE verifier included) for tokens; insist on every scope asked for."""
     import requests
     from oauthlib.oauth2 import InsecureTransportError, OAuth2Error
 
     token_uri = flow.client_config["token_uri"]
     try:
-        flow.fetch_token(code=code, timeout=_NETWORK_TIMEOUT)
+        flow.fetch_token(code=code, timeout=NETWORK_TIMEOUT)
     except Warning as w:
         # oauthlib raises Warning when the granted scopes differ from the requested ones: the user unticked
         # a permission on Google's consent screen (granular consent)
@@ -103,7 +104,7 @@ def _fetch_token(flow: Any, code: str) -> Credentials:
         missing = [s for s in flow.oauth2session.scope or SCOPES if s not in granted]
         if missing:
             _revoke_quietly(token_uri, token.get("refresh_token") or token.get("access_token"))
-            what = ", ".join(f"{s.rsplit('/', 1)[-1]} ({_(_SCOPE_PURPOSE[s])})" for s in missing)
+            what = ", ".join(f"{s.rsplit('/', 1)[-1]} ({_(SCOPE_PURPOSE[s])})" for s in missing)
             raise AuthError(
                 _(
                     "gimport was not given every permission it needs (missing: {what}): run 'gimport auth' again"

@@ -4,7 +4,7 @@ Every call goes to `api_url` when set (GIMPORT_GMAIL_API_URL; uploads and batch 
 Google, and every call -- each method, each resumable-upload chunk, the OAuth token refresh inside a
 request -- goes through the one call path (gimport.calls), charged from gimport.accounting.COSTS by the
 method's real name. What Gmail's answers mean to the caller (retry, skip this message, stop the account)
-is `classify`, and the HTTP transport is `_Http`: both in gimport.backends.google.gmail_http. Only the
+is `classify`, and the HTTP transport is `GmailHttp`: both in gimport.backends.google.gmail_http. Only the
 gimport.backends.google.gmail* modules import googleapiclient.
 """
 
@@ -23,7 +23,8 @@ from googleapiclient import discovery
 from googleapiclient.http import MediaIoBaseUpload
 
 from gimport.accounting import COSTS, MAX_MESSAGE_BYTES
-from gimport.backends.google.gmail_http import _discovery_doc, _Http, classify
+from gimport.backends.google.gmail_http import GmailHttp, classify, discovery_doc
+from gimport.backends.google.scopes import LIST_SCOPES
 from gimport.calls import Caller, RetryPolicy
 from gimport.errors import Conflict, GmailError, GmailRefused, MessageRejected, RetryableError
 from gimport.i18n import _
@@ -60,7 +61,7 @@ class GmailClient:
         self._timeout = timeout
         self.caller = caller or Caller(None)
         self._local = threading.local()
-        self._service = discovery.build_from_document(_discovery_doc(api_url), http=self._http())
+        self._service = discovery.build_from_document(discovery_doc(api_url), http=self._http())
         # building the resources is costly; keep them
         users = self._service.users()
         self._messages, self._labels, self._settings = users.messages(), users.labels(), users.settings()
@@ -77,7 +78,7 @@ class GmailClient:
     def _http(self) -> google_auth_httplib2.AuthorizedHttp:
         http = getattr(self._local, "http", None)
         if http is None:
-            raw = _Http(timeout=self._timeout)
+            raw = GmailHttp(timeout=self._timeout)
             # as googleapiclient.http.build_http() does: 308 is "resume incomplete" for resumable uploads,
             # not a redirect (a bare Http raises RedirectMissingLocation on it)
             raw.redirect_codes = raw.redirect_codes - {308}
@@ -150,8 +151,6 @@ class GmailClient:
     def can_list_messages(self) -> bool:
         """Whether the credentials carry a scope that allows users.messages.list (gimport auth
         --exact-verify adds gmail.metadata; a service account asks for it with admin verify --exact)."""
-        from gimport.backends.google.tokens import LIST_SCOPES
-
         scopes = getattr(self._credentials, "scopes", None) or getattr(self._credentials, "_scopes", None) or ()
         return bool(LIST_SCOPES & set(scopes))
 

@@ -9,7 +9,7 @@ backend's shouldRetry.
 - GmailError / AuthError: stop the account (daily limit, missing scope, revoked token).
 
 The transport is httplib2's, with one change: a connection closed without an answer is an error, never a
-silent second request. `_discovery_doc` is the Gmail API's discovery document, pointed at `api_url` when
+silent second request. `discovery_doc` is the Gmail API's discovery document, pointed at `api_url` when
 set. Nothing here makes a call. Only the gimport.backends.google.gmail* modules import googleapiclient.
 """
 
@@ -177,7 +177,7 @@ class _HTTPSConnection(_AnswerOrError, httplib2.HTTPSConnectionWithTimeout):
     pass
 
 
-class _Http(httplib2.Http):
+class GmailHttp(httplib2.Http):
     def request(
         self,
         uri,
@@ -192,7 +192,7 @@ class _Http(httplib2.Http):
         return super().request(uri, method, body, headers, redirections, connection_type)
 
 
-def _discovery_doc(api_url: str | None) -> dict[str, Any]:
+def discovery_doc(api_url: str | None) -> dict[str, Any]:
     doc = json.loads(
         resources.files("googleapiclient").joinpath("discovery_cache/documents/gmail.v1.json").read_text("utf-8")
     )

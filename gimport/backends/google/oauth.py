@@ -40,21 +40,23 @@ from typing import Any, TextIO
 
 from google.oauth2.credentials import Credentials
 
-from gimport.backends.google.exchange import _authorization_url, _check_answer, _fetch_token, _new_flow
+from gimport.backends.google.exchange import authorization_url, check_answer, fetch_token, new_flow
 from gimport.backends.google.loopback import DEFAULT_PORT, Receiver
-from gimport.backends.google.tokens import (  # noqa: F401 - re-exported: `gimport auth` is this module
+from gimport.backends.google.scopes import (  # noqa: F401 - re-exported: `gimport auth` is this module
     EXACT_VERIFY_SCOPE,
+    LIST_SCOPES,
+    SCOPES,
+    scopes_for,
+)
+from gimport.backends.google.tokens import (  # noqa: F401 - re-exported: `gimport auth` is this module
     GOOGLE_REVOKE_URI,
     GOOGLE_TOKEN_URI,
-    LIST_SCOPES,
     PERMISSIONS_PAGE,
-    SCOPES,
     granted_scopes,
     load_client_config,
     load_credentials,
     revoke,
     revoke_uri_for,
-    scopes_for,
     write_private,
 )
 from gimport.errors import AuthError, ConfigError, GmailError
@@ -111,8 +113,8 @@ def _loopback_flow(
 ) -> Credentials:
     receiver = Receiver(port)
     try:
-        flow = _new_flow(client_config, f"http://localhost:{receiver.port}/", scopes)
-        url, state = _authorization_url(flow)
+        flow = new_flow(client_config, f"http://localhost:{receiver.port}/", scopes)
+        url, state = authorization_url(flow)
         opened = False
         if use_browser:
             _say(out, _("Opening your browser to authorize gimport. If it does not open, visit this address:"))
@@ -159,7 +161,7 @@ def _loopback_flow(
         params = receiver.wait(timeout)
     finally:
         receiver.close()
-    return _fetch_token(flow, _check_answer(params, state))
+    return fetch_token(flow, check_answer(params, state))
 
 
 def _parse_pasted(text: str, redirect_uri: str) -> dict[str, str]:
@@ -192,8 +194,8 @@ def _paste_flow(
     if not 0 < port <= 65535:
         raise ConfigError(_("--port must be between 1 and 65535, not {port}").format(port=port))
     redirect_uri = f"http://localhost:{port}/"
-    flow = _new_flow(client_config, redirect_uri, scopes)
-    url, state = _authorization_url(flow)
+    flow = new_flow(client_config, redirect_uri, scopes)
+    url, state = authorization_url(flow)
     _say(
         out,
         _("1. Open this address in a web browser (on any computer) and sign in with the Gmail account to import into:"),
@@ -215,7 +217,7 @@ def _paste_flow(
     except EOFError:
         pasted = ""
     params = _parse_pasted(pasted, redirect_uri)
-    return _fetch_token(flow, _check_answer(params, state))
+    return fetch_token(flow, check_answer(params, state))
 
 
 def obtain_credentials(

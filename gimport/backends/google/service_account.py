@@ -3,7 +3,7 @@ google.oauth2.service_account.
 
 The key file is the JSON the Cloud console downloads for a service account (``"type": "service_account"``).
 For each Gmail user, gimport asks the key file's ``token_uri`` (Google's, or the emulator's in tests) for an
-access token that impersonates that user with exactly gimport.backends.google.oauth.SCOPES (the JWT bearer grant, RFC 7523).
+access token that impersonates that user with exactly gimport.backends.google.scopes.SCOPES (the JWT bearer grant, RFC 7523).
 Tokens live in memory only and are minted again when they expire; nothing is written anywhere.
 
 Errors are sorted by whom they concern:
@@ -26,7 +26,7 @@ import google_auth_httplib2
 import httplib2
 from google.oauth2 import service_account
 
-from gimport.backends.google.tokens import SCOPES
+from gimport.backends.google.scopes import SCOPES
 from gimport.calls import Caller, RetryPolicy
 from gimport.errors import AuthError, ConfigError, DelegationError, RetryableError
 from gimport.files import check_secret

@@ -1,4 +1,5 @@
-"""The Gmail token file and the OAuth client file: scopes, reading, writing (0600), refresh, revoke.
+"""The Gmail token file and the OAuth client file: reading, writing (0600), refresh, revoke (the scopes:
+gimport.backends.google.scopes).
 
 The token file is a google-auth "authorized_user" JSON, created with mode 0600 (never readable by
 others, not even briefly) and rewritten the same way whenever the access token is refreshed.
@@ -21,39 +22,10 @@ from typing import Any, TextIO
 import google.auth.exceptions
 from google.oauth2.credentials import Credentials
 
+from gimport.backends.google.scopes import SCOPES, scopes_for
 from gimport.errors import AuthError, ConfigError, GmailError
 from gimport.files import check_secret
 from gimport.i18n import N_, _
-
-# The least gimport needs, in one place:
-SCOPES = (
-    "https://www.googleapis.com/auth/gmail.insert",  # users.messages.import
-    "https://www.googleapis.com/auth/gmail.labels",  # list/create labels, label counts for verify
-    "https://www.googleapis.com/auth/gmail.settings.basic",  # cleanup: IMAP/forwarding; sendAs: who am I
-)
-# Opt in (gimport auth --exact-verify, gimport admin verify --exact): message and label ids, never
-# contents, so that verify --exact can prove each imported message is in Gmail. A restricted scope.
-EXACT_VERIFY_SCOPE = "https://www.googleapis.com/auth/gmail.metadata"
-# any of these allows users.messages.list (Gmail's discovery document)
-LIST_SCOPES = frozenset(
-    {
-        EXACT_VERIFY_SCOPE,
-        "https://mail.google.com/",
-        "https://www.googleapis.com/auth/gmail.modify",
-        "https://www.googleapis.com/auth/gmail.readonly",
-    }
-)
-_SCOPE_PURPOSE = {
-    SCOPES[0]: N_("add messages to your mailbox"),
-    SCOPES[1]: N_("manage labels"),
-    SCOPES[2]: N_("read and change basic settings"),
-    EXACT_VERIFY_SCOPE: N_("view message ids and labels (verify --exact)"),
-}
-
-
-def scopes_for(exact_verify: bool = False) -> tuple[str, ...]:
-    """The scopes gimport asks for: SCOPES, plus the metadata scope for exact verification."""
-    return (*SCOPES, EXACT_VERIFY_SCOPE) if exact_verify else SCOPES
 
 
 def granted_scopes(token_file: Path) -> frozenset[str]:
@@ -71,7 +43,7 @@ def granted_scopes(token_file: Path) -> frozenset[str]:
 GOOGLE_TOKEN_URI = "https://oauth2.googleapis.com/token"
 GOOGLE_REVOKE_URI = "https://oauth2.googleapis.com/revoke"
 _GOOGLE_OAUTH_HOSTS = frozenset({"oauth2.googleapis.com", "accounts.google.com", "www.googleapis.com"})
-_NETWORK_TIMEOUT = 60.0
+NETWORK_TIMEOUT = 60.0
 CREATE_CLIENT_HOWTO = N_(
     "create one in the Google Cloud console: APIs & Services > Credentials > Create credentials >"
     " OAuth client ID > Application type: Desktop app > Download JSON (see 'gimport help auth')"
@@ -258,7 +230,7 @@ def revoke(token_file: Path, *, out: TextIO | None = None) -> None:
         return
     uri = revoke_uri_for(info.get("token_uri") or GOOGLE_TOKEN_URI)
     try:
-        resp = requests.post(uri, data={"token": token}, timeout=_NETWORK_TIMEOUT)
+        resp = requests.post(uri, data={"token": token}, timeout=NETWORK_TIMEOUT)
     except requests.RequestException as exc:
         raise GmailError(
             _(

@@ -1,0 +1,36 @@
+"""The OAuth scopes gimport asks Gmail for, and what each allows (Gmail's discovery document). Pure: names
+only; the token file (gimport.backends.google.tokens) and the Gmail client both read them here."""
+
+from __future__ import annotations
+
+from gimport.i18n import N_
+
+# The least gimport needs, in one place:
+SCOPES = (
+    "https://www.googleapis.com/auth/gmail.insert",  # users.messages.import
+    "https://www.googleapis.com/auth/gmail.labels",  # list/create labels, label counts for verify
+    "https://www.googleapis.com/auth/gmail.settings.basic",  # cleanup: IMAP/forwarding; sendAs: who am I
+)
+# Opt in (gimport auth --exact-verify, gimport admin verify --exact): message and label ids, never
+# contents, so that verify --exact can prove each imported message is in Gmail. A restricted scope.
+EXACT_VERIFY_SCOPE = "https://www.googleapis.com/auth/gmail.metadata"
+# any of these allows users.messages.list (Gmail's discovery document)
+LIST_SCOPES = frozenset(
+    {
+        EXACT_VERIFY_SCOPE,
+        "https://mail.google.com/",
+        "https://www.googleapis.com/auth/gmail.modify",
+        "https://www.googleapis.com/auth/gmail.readonly",
+    }
+)
+SCOPE_PURPOSE = {
+    SCOPES[0]: N_("add messages to your mailbox"),
+    SCOPES[1]: N_("manage labels"),
+    SCOPES[2]: N_("read and change basic settings"),
+    EXACT_VERIFY_SCOPE: N_("view message ids and labels (verify --exact)"),
+}
+
+
+def scopes_for(exact_verify: bool = False) -> tuple[str, ...]:
+    """The scopes gimport asks for: SCOPES, plus the metadata scope for exact verification."""
+    return (*SCOPES, EXACT_VERIFY_SCOPE) if exact_verify else SCOPES
