@@ -19,7 +19,7 @@ def local_source(settings: SourceSettings) -> LocalSource:
     if sys.platform == "win32":
         raise ConfigError(_("local sources ([source] type = {kind!r}) need Linux or macOS").format(kind=settings.type))
     if settings.path is None:
-        raise ConfigError(f"[source] path is required with type = {settings.type!r}")
+        raise ConfigError(_("[source] path is required with type = {kind!r}").format(kind=settings.type))
     account = settings.account
     if settings.type == "maildir":
         from gimport.backends.local.maildir import MaildirSource
@@ -37,4 +37,4 @@ def local_source(settings: SourceSettings) -> LocalSource:
         from gimport.backends.local.takeout import TakeoutSource
 
         return TakeoutSource(settings.path, account, settings.labels)
-    raise ConfigError(f"[source] type {settings.type!r} is not a local source type")
+    raise ConfigError(_("[source] type {kind!r} is not a local source type").format(kind=settings.type))

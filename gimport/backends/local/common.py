@@ -148,7 +148,7 @@ class LocalSource:
             self.list_folders()
         assert self._folders is not None
         if folder not in self._folders:
-            raise FolderGone(f"{folder}: no such folder in {self.path}")
+            raise FolderGone(_("{folder}: no such folder in {path}").format(folder=folder, path=self.path))
         where = self._folders[folder]
         try:
             stamp = self._stamp(where)
@@ -159,13 +159,13 @@ class LocalSource:
         except FileNotFoundError as exc:
             raise FolderGone(f"{folder}: {exc}") from None
         except OSError as exc:
-            raise FolderGone(f"{folder}: cannot read it ({exc})") from None
+            raise FolderGone(_("{folder}: cannot read it ({error})").format(folder=folder, error=exc)) from None
         self._current = cached
         return KEY_SCHEME, len(cached.entries)
 
     def _open(self) -> FolderIndex:
         if self._current is None:
-            raise SourceError("no folder is open (examine one first)")
+            raise SourceError(_("no folder is open (examine one first)"))
         return self._current
 
     def search(self, since: dt.date | None = None, before: dt.date | None = None) -> list[int]:
@@ -216,7 +216,9 @@ class LocalSource:
             except FileNotFoundError:
                 raw = None
             except OSError as exc:
-                raise FolderGone(f"{self._open().folder.name}: cannot read it ({exc})") from None
+                raise FolderGone(
+                    _("{folder}: cannot read it ({error})").format(folder=self._open().folder.name, error=exc)
+                ) from None
             if raw is not None:
                 out.append(FetchedMessage(uid, raw, e.flags, e.internaldate, e.also_in))
         return out

@@ -168,13 +168,13 @@ def read_message(fh: IO[bytes], start: int, end: int, identity: bytes, where: st
     data = fh.read(end - start)
     nl = data.find(b"\n")
     if not data.startswith(b"From ") or nl < 0:
-        raise FolderChanged(f"{where}: the file changed since it was read (run again)")
+        raise FolderChanged(_("{where}: the file changed since it was read (run again)").format(where=where))
     content = data[nl + 1 :]
     del data  # a large message is held once, not twice
     if _UNESCAPE.search(content):
         content = _UNESCAPE.sub(rb"\1", content)
     if identity_of(content) != identity:
-        raise FolderChanged(f"{where}: the file changed since it was read (run again)")
+        raise FolderChanged(_("{where}: the file changed since it was read (run again)").format(where=where))
     return content
 
 
