@@ -106,9 +106,7 @@ class Migration:
         progress ends at once (a server trickling an answer must not hold the stop up)."""
         self.summary.interrupted = True
         self._stop.set()
-        interrupt = getattr(self.source, "interrupt", None)
-        if interrupt is not None:
-            interrupt()
+        self.source.interrupt()
 
     # -- helpers ------------------------------------------------------------------------------------
     def _warn(self, text: str) -> None:
@@ -295,7 +293,7 @@ class Migration:
         if total:
             self._transfer(work, label_ids)
         s.rate_limited = self.pacer.rate_limited
-        s.imap_reconnects = getattr(self.source, "reconnects", 0)
+        s.imap_reconnects = self.source.reconnects
         s.finished = time.monotonic()
         return s
 

@@ -48,6 +48,7 @@ from gimport.admin.reporter import AdminReporter, NullAdminReporter, UserReporte
 from gimport.admin.shards import Shard
 from gimport.admin.summary import AdminSummary, incomplete_reason
 from gimport.admin.users import SourceLogin, UserEntry, user_settings
+from gimport.contract import Pacer
 from gimport.engine import EngineOptions, Migration
 from gimport.errors import (
     ConfigError,
@@ -106,7 +107,7 @@ class AdminRun:
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._active: dict[str, Migration] = {}
-        self._pacers: dict[str, Any] = {}  # the active users' own pacers: how often Gmail asked them to slow down
+        self._pacers: dict[str, Pacer] = {}  # the active users' own pacers: how often Gmail asked them to slow down
         self._limited_done = 0  # the same, of the users finished in this run
         self._rows: dict[str, UserRow] = {}
         self.summary = AdminSummary(self.shard)
@@ -121,7 +122,7 @@ class AdminRun:
     def rate_limited(self) -> int:
         """How often Gmail asked this run's users to slow down so far (the --stats lines and the bar)."""
         with self._lock:
-            return self._limited_done + sum(getattr(p, "rate_limited", 0) for p in self._pacers.values())
+            return self._limited_done + sum(p.rate_limited for p in self._pacers.values())
 
     def request_stop(self) -> None:
         with self._lock:
@@ -355,6 +356,6 @@ class AdminRun:
                 with self._lock:
                     self._active.pop(entry.gmail.lower(), None)
                     pacer = self._pacers.pop(entry.gmail.lower(), None)
-                    self._limited_done += getattr(pacer, "rate_limited", 0)
+                    self._limited_done += pacer.rate_limited if pacer is not None else 0
         finally:
             source.close()
