@@ -26,8 +26,8 @@ from imapclient.exceptions import IMAPClientAbortError, IMAPClientError, LoginEr
 from tests.rig import cyrus as rig_cyrus
 from tests.rig.corpus import make_message
 from tests.rig.cyrus import Cyrus, CyrusError
-from tests.rig.dovecot import ImapUser, SeedMessage, _pid_alive
-from tests.rig.imap_server import ImapServerRig
+from tests.rig.dovecot import ImapUser, SeedMessage
+from tests.rig.imap_server import ImapServerRig, pid_alive
 
 JST = dt.timezone(dt.timedelta(hours=9))
 REPO = Path(__file__).resolve().parents[1]
@@ -213,7 +213,7 @@ def test_start_stop_restart_keeps_mail_and_ports(own_cyrus: Cyrus) -> None:
     ports = (own_cyrus.plain_port, own_cyrus.tls_port)
     own_cyrus.seed("early", "A/B", [SeedMessage(_msg(1))])
     own_cyrus.stop()
-    assert not any(_pid_alive(p) for p in pids)
+    assert not any(pid_alive(p) for p in pids)
     with pytest.raises(OSError):
         socket.create_connection(("127.0.0.1", ports[0]), timeout=1).close()
     own_cyrus.start()
@@ -241,12 +241,12 @@ def test_cyrus_dies_with_the_process_that_started_it(tmp_path: Path) -> None:
         assert pids
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(10)
-        assert _deadline_poll(lambda: not any(_pid_alive(p) for p in pids)), [p for p in pids if _pid_alive(p)]
+        assert _deadline_poll(lambda: not any(pid_alive(p) for p in pids)), [p for p in pids if pid_alive(p)]
     finally:
         if proc.poll() is None:
             proc.kill()
         for p in pids:  # a failed test must not leave Cyrus running either
-            if _pid_alive(p):
+            if pid_alive(p):
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(p, signal.SIGKILL)
         shutil.rmtree(workdir, ignore_errors=True)

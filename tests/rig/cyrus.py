@@ -37,7 +37,6 @@ Server model:
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import datetime as dt
 import grp
@@ -51,20 +50,11 @@ import ssl
 import subprocess
 import sys
 import time
-import weakref
 from collections.abc import Sequence
 from pathlib import Path
 
-from tests.rig.dovecot import (
-    OPENSSL,
-    SPECIAL_USE,
-    ImapUser,
-    SeedMessage,
-    SnapshotEntry,
-    _pid_alive,
-    _tail,
-)
-from tests.rig.imap_server import ServerProcess, snapshot_via_imap
+from tests.rig.dovecot import SPECIAL_USE, ImapUser, SeedMessage, SnapshotEntry
+from tests.rig.imap_server import STOP_DEADLINE, ServerProcess, pid_alive, snapshot_via_imap
 
 CYRUS_BIN = Path("/usr/lib/cyrus/bin")
 MASTER = CYRUS_BIN / "master"  # from cyrus-common, like ctl_cyrusdb
@@ -81,7 +71,6 @@ def imapd_path() -> Path:
 SASLPASSWD2 = "/usr/sbin/saslpasswd2"
 
 START_DEADLINE = 20.0
-STOP_DEADLINE = 10.0
 OP_TIMEOUT = 60.0  # one IMAP command of the rig's own client (a 16 MB APPEND included)
 
 ADMIN = "cyrusadmin"
@@ -209,16 +198,6 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-_running: weakref.WeakSet[Cyrus] = weakref.WeakSet()
-
-
-@atexit.register
-def _stop_all() -> None:
-    for cy in list(_running):
-        with contextlib.suppress(Exception):
-            cy.stop()
-
-
 class Cyrus(ServerProcess):
     """One Cyrus instance on two free loopback ports (plain IMAP with STARTTLS, and IMAP over TLS).
 
@@ -228,6 +207,8 @@ class Cyrus(ServerProcess):
     """
 
     kind = "cyrus"
+    error = CyrusError
+    greeting_word = b"Cyrus"
     host = "127.0.0.1"
 
     def __init__(self, workdir: Path | str, *, separator: str = ".", altnamespace: bool = False) -> None:
@@ -594,7 +575,7 @@ class Cyrus(ServerProcess):
                     cwd=self.workdir,
                     start_new_session=True,  # own process group: stop() signals all of it
                 )
-            _running.add(self)
+            self._started()
             try:
                 self._wait_ready(time.monotonic() + START_DEADLINE)
                 break
@@ -606,62 +587,6 @@ class Cyrus(ServerProcess):
             if name not in self._created:
                 self._create_mailbox(name)
 
-    def stop(self) -> None:
-        """SIGTERM the whole process group, wait for every process; SIGKILL what is left at the deadline. Raises
-        CyrusError if one survives that. Idempotent. The mail stays: ``start`` again serves it."""
-        if self._proc is None:
-            return
-        self._terminate()
-
-    def _terminate(self, sig: signal.Signals = signal.SIGTERM) -> None:
-        proc = self._proc
-        assert proc is not None
-        pids = self.process_ids()
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, sig)
-        deadline = time.monotonic() + STOP_DEADLINE
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(STOP_DEADLINE)
-        while (alive := {p for p in pids if _pid_alive(p)}) and time.monotonic() < deadline:
-            time.sleep(0.01)
-        for p in alive:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(p, signal.SIGKILL)
-        if proc.poll() is None:
-            proc.wait(STOP_DEADLINE)
-        if proc.stdin is not None:
-            with contextlib.suppress(OSError):
-                proc.stdin.close()
-        self._proc = None
-        _running.discard(self)
-        kill_deadline = time.monotonic() + 2
-        while (alive := {p for p in alive if _pid_alive(p)}) and time.monotonic() < kill_deadline:
-            time.sleep(0.01)
-        if alive:
-            raise CyrusError(f"cyrus processes {sorted(alive)} survived SIGKILL")
-
-    def _wait_ready(self, deadline: float) -> None:
-        ctx = self.ssl_context()
-        pending = {"plain": self.plain_port, "tls": self.tls_port}
-        last = "no attempt"
-        while pending:
-            if self._proc is not None and self._proc.poll() is not None:
-                raise CyrusError(f"cyrus master exited with {self._proc.returncode}\n{_tail(self.stderr_path)}")
-            if time.monotonic() > deadline:
-                raise CyrusError(f"no Cyrus greeting on {pending} ({last})\n{_tail(self.stderr_path)}")
-            for kind, port in list(pending.items()):
-                try:
-                    with socket.create_connection((self.host, port), timeout=2) as raw:
-                        sock = ctx.wrap_socket(raw, server_hostname="localhost") if kind == "tls" else raw
-                        greeting = sock.makefile("rb").readline()
-                        if not (greeting.startswith(b"* OK") and b"Cyrus" in greeting):
-                            raise CyrusError(f"unexpected greeting on {kind} port {port}: {greeting!r}")
-                        del pending[kind]
-                except (ConnectionError, TimeoutError, ssl.SSLError, OSError) as e:
-                    last = f"{kind}: {e}"
-            if pending:
-                time.sleep(0.01)
-
     def _sasl_users(self) -> set[str]:
         res = subprocess.run(
             ["/usr/sbin/sasldblistusers2", "-f", str(self.sasldb_path)], capture_output=True, text=True, timeout=10
@@ -669,16 +594,7 @@ class Cyrus(ServerProcess):
         return {line.split("@", 1)[0] for line in res.stdout.splitlines() if "@" in line}
 
     def _make_cert(self) -> None:
-        cmd = [
-            OPENSSL, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-            "-keyout", str(self.key_file), "-out", str(self.ca_file), "-days", "7", "-subj", "/CN=localhost",
-            "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
-            "-addext", "keyUsage=critical,digitalSignature,keyCertSign",
-            "-addext", "extendedKeyUsage=serverAuth",
-        ]  # fmt: skip
-        res = subprocess.run(cmd, capture_output=True, text=True)
-        if res.returncode != 0:
-            raise CyrusError(f"openssl failed: {res.stderr.strip()}")
+        super()._make_cert()
         for p in (self.key_file, self.ca_file):
             os.chown(p, self._uid, self._gid)
         os.chmod(self.key_file, 0o600)
@@ -740,7 +656,7 @@ EVENTS {{
 def _is_imapd(pid: int) -> bool:
     """True while ``pid`` is a live imapd (the pid may be reused by then: compare the command)."""
     try:
-        return _pid_alive(pid) and Path(f"/proc/{pid}/cmdline").read_bytes().startswith(b"imapd")
+        return pid_alive(pid) and Path(f"/proc/{pid}/cmdline").read_bytes().startswith(b"imapd")
     except OSError:
         return False
 

@@ -34,8 +34,6 @@ Dovecot behaviours worth knowing when writing tests against it:
 
 from __future__ import annotations
 
-import atexit
-import contextlib
 import ctypes
 import dataclasses
 import datetime as dt
@@ -51,18 +49,15 @@ import socket
 import ssl
 import subprocess
 import time
-import weakref
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from tests.rig.imap_server import ServerProcess
+from tests.rig.imap_server import STOP_DEADLINE, ServerProcess, pid_alive, tail
 
 DOVECOT = "/usr/sbin/dovecot"
 DOVEADM = "/usr/bin/doveadm"
-OPENSSL = "openssl"
 
 START_DEADLINE = 10.0
-STOP_DEADLINE = 10.0
 
 #: Maildir info letters for the IMAP system flags (RFC 3501), as Dovecot writes them.
 FLAG_LETTERS = {
@@ -200,14 +195,6 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _tail(path: Path, lines: int = 40) -> str:
-    try:
-        text = path.read_text(errors="replace")
-    except OSError:
-        return f"({path} not readable)"
-    return "\n".join(text.splitlines()[-lines:]) or f"({path} empty)"
-
-
 def _read_from(path: Path, offset: int) -> str:
     try:
         with open(path, "rb") as f:
@@ -217,44 +204,9 @@ def _read_from(path: Path, offset: int) -> str:
         return ""
 
 
-def _proc_children() -> dict[int, list[int]]:
-    """ppid -> [pid] for every process visible in /proc."""
-    children: dict[int, list[int]] = {}
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = Path(entry.path, "stat").read_text()
-        except OSError:
-            continue
-        # comm may contain spaces and parentheses: the fields after the last ')' are safe to split.
-        ppid = int(stat.rsplit(")", 1)[1].split()[1])
-        children.setdefault(ppid, []).append(int(entry.name))
-    return children
-
-
 def _die_with_parent() -> None:
     """In the child before exec: SIGTERM when the parent (thread) dies, e.g. a test runner killed with -9."""
     ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
-
-
-_running: weakref.WeakSet[Dovecot] = weakref.WeakSet()
-
-
-@atexit.register
-def _stop_all() -> None:
-    for dv in list(_running):
-        with contextlib.suppress(Exception):
-            dv.stop()
-
-
-def _pid_alive(pid: int) -> bool:
-    """True while ``pid`` exists and is not a zombie."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
 class Dovecot(ServerProcess):
@@ -272,6 +224,7 @@ class Dovecot(ServerProcess):
 
     #: ``tests.rig.imap_server.ImapServerRig``: which server this is
     kind = "dovecot"
+    error = DovecotError
     host = "127.0.0.1"
     #: a separator ``add_user`` accepts (any user may also have ".")
     default_separator = "/"
@@ -477,7 +430,7 @@ class Dovecot(ServerProcess):
                     )
                 except FileNotFoundError as e:
                     raise DovecotError(f"{DOVECOT} not found: install the Debian package dovecot-imapd") from e
-            _running.add(self)
+            self._started()
             try:
                 self._wait_ready(time.monotonic() + START_DEADLINE)
                 return
@@ -485,13 +438,6 @@ class Dovecot(ServerProcess):
                 self._terminate(signal.SIGKILL)  # nothing to shut down gracefully
                 if restart or attempt == 2 or "in use" not in self._log_since(log_size):
                     raise
-
-    def stop(self) -> None:
-        """SIGTERM the master, wait for it and every process it had forked; SIGKILL what is left at the
-        deadline. Raises DovecotError if a process of this instance survives even that. Idempotent."""
-        if self._proc is None:
-            return
-        self._terminate()
 
     def kill_connections(self, user: str | None = None) -> int:
         """Drop the IMAP sessions of ``user`` (of every user when None) as an admin would with ``doveadm
@@ -506,9 +452,9 @@ class Dovecot(ServerProcess):
             return 0
         self.doveadm("kick", user if user is not None else "*")
         deadline = time.monotonic() + STOP_DEADLINE
-        while any(_pid_alive(p) for p in pids):
+        while any(pid_alive(p) for p in pids):
             if time.monotonic() > deadline:
-                raise DovecotError(f"imap processes {sorted(p for p in pids if _pid_alive(p))} survived kick")
+                raise DovecotError(f"imap processes {sorted(p for p in pids if pid_alive(p))} survived kick")
             time.sleep(0.005)
         return len(pids)
 
@@ -523,79 +469,14 @@ class Dovecot(ServerProcess):
             raise DovecotError(f"doveadm {' '.join(args)} failed ({res.returncode}): {res.stderr.strip()}")
         return res.stdout
 
-    def _terminate(self, sig: signal.Signals = signal.SIGTERM) -> None:
-        proc = self._proc
-        assert proc is not None
-        pids = self.process_ids()
-        # SIGTERM to the whole process group (the master leads it, start_new_session=True): every process
-        # stops at once. SIGTERM to the master alone takes ~1 s, and imap processes serving a client
-        # outlive it by ~10 s as orphans.
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, sig)
-        deadline = time.monotonic() + STOP_DEADLINE
-        try:
-            proc.wait(STOP_DEADLINE)
-        except subprocess.TimeoutExpired:
-            pass
-        while (alive := {p for p in pids if _pid_alive(p)}) and time.monotonic() < deadline:
-            time.sleep(0.01)
-        for p in alive:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(p, signal.SIGKILL)
-        if proc.poll() is None:
-            proc.wait(STOP_DEADLINE)
-        self._proc = None
-        _running.discard(self)
-        kill_deadline = time.monotonic() + 2
-        while (alive := {p for p in alive if _pid_alive(p)}) and time.monotonic() < kill_deadline:
-            time.sleep(0.01)
-        if alive:
-            raise DovecotError(f"dovecot processes {sorted(alive)} survived SIGKILL")
-
-    def _wait_ready(self, deadline: float) -> None:
-        ctx = ssl.create_default_context(cafile=str(self.ca_file))
-        pending = {"plain": self.plain_port, "tls": self.tls_port}
-        last = "no attempt"
-        while pending:
-            if self._proc is not None and self._proc.poll() is not None:
-                raise DovecotError(f"dovecot exited with {self._proc.returncode}\n{self._log_tails()}")
-            if time.monotonic() > deadline:
-                raise DovecotError(
-                    f"no IMAP greeting on {pending} within {START_DEADLINE}s ({last})\n{self._log_tails()}"
-                )
-            for kind, port in list(pending.items()):
-                try:
-                    with socket.create_connection((self.host, port), timeout=1) as raw:
-                        sock = ctx.wrap_socket(raw, server_hostname="localhost") if kind == "tls" else raw
-                        greeting = sock.makefile("rb").readline()
-                        if not greeting.startswith(b"* OK"):
-                            raise DovecotError(f"unexpected greeting on {kind} port {port}: {greeting!r}")
-                        del pending[kind]
-                except (ConnectionError, TimeoutError, ssl.SSLError, OSError) as e:
-                    last = f"{kind}: {e}"
-            if pending:
-                time.sleep(0.01)
-
     def _log_since(self, offset: int) -> str:
         return _read_from(self.log_path, offset)
 
-    def _log_tails(self) -> str:
+    def _diagnostics(self) -> str:
         return (
-            f"--- {self.log_path} (tail)\n{_tail(self.log_path)}\n"
-            f"--- {self.stderr_path} (tail)\n{_tail(self.stderr_path)}"
+            f"--- {self.log_path} (tail)\n{tail(self.log_path)}\n"
+            f"--- {self.stderr_path} (tail)\n{tail(self.stderr_path)}"
         )
-
-    def _make_cert(self) -> None:
-        cmd = [
-            OPENSSL, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-            "-keyout", str(self.key_file), "-out", str(self.ca_file), "-days", "7", "-subj", "/CN=localhost",
-            "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
-            "-addext", "keyUsage=critical,digitalSignature,keyCertSign",
-            "-addext", "extendedKeyUsage=serverAuth",
-        ]  # fmt: skip
-        res = subprocess.run(cmd, capture_output=True, text=True)
-        if res.returncode != 0:
-            raise DovecotError(f"openssl failed: {res.stderr.strip()}")
 
     def _config(self) -> str:
         w = self.workdir
