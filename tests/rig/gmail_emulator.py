@@ -1595,36 +1595,6 @@ class GmailEmulator:
                 state._by_message_id.setdefault(message_id, msg)
             return _json(200, _message_json(msg))
 
-    def _messages_list(self, call: _Call) -> _Resp:
-        req = call.req
-        want = req.query.get("labelIds", [])
-        q = req.q("q", "") or ""
-        try:
-            max_results = min(int(req.q("maxResults", "100")), 500)
-            start = int(req.q("pageToken", "0") or 0)
-        except ValueError:
-            return _bad("Invalid pageToken or maxResults")
-        rfc_id = None
-        m = re.search(r"rfc822msgid:(\S+)", q)
-        if m:
-            rfc_id = m.group(1).strip("<>")
-        with self._lock:
-            msgs = [
-                x
-                for x in call.state.messages
-                if all(lid in x.label_ids for lid in want)
-                and (rfc_id is None or (x.message_id or "").strip("<>") == rfc_id)
-            ]
-        msgs.sort(key=lambda x: (x.internal_date_ms, x.id), reverse=True)
-        page = msgs[start : start + max_results]
-        out: dict = {}
-        if page:
-            out["messages"] = [{"id": x.id, "threadId": x.thread_id} for x in page]
-        if start + max_results < len(msgs):
-            out["nextPageToken"] = str(start + max_results)
-        out["resultSizeEstimate"] = len(msgs)
-        return _json(200, out)
-
     def _messages_get(self, call: _Call) -> _Resp:
         with self._lock:
             msg = call.state._by_id.get(call.pp["id"])
