@@ -34,7 +34,6 @@ COSTS: dict[str, int] = {
     "users.settings.forwardingAddresses.list": 1,
     "users.settings.filters.list": 1,
 }
-IMPORT_COST = COSTS["users.messages.import"]
 
 
 def too_large(size: int, limit: int) -> str:

@@ -75,18 +75,6 @@ class Caller:
         self._lock = threading.Lock()
         self._silent_since: float | None = None  # first unanswered call since the last answer
         self._last_answer = float("-inf")
-        self.retries = 0
-
-    def with_stop(self, stop: threading.Event) -> Caller:
-        """The same pacer and policy, stopped by `stop` (an engine's own stop event)."""
-        return Caller(
-            self.pacer,
-            self.policy,
-            stop=stop,
-            unreachable=self._unreachable,
-            backoff=self._backoff,
-            clock=self._clock,
-        )
 
     def _answered(self) -> None:
         now = self._clock()
@@ -150,7 +138,6 @@ class Caller:
             else:
                 self._answered()
                 return result
-            self.retries += 1
             if on_retry is not None:
                 on_retry(last)
             if last.no_answer:

@@ -25,7 +25,7 @@ from googleapiclient.http import MediaIoBaseUpload
 from gimport.accounting import COSTS, MAX_MESSAGE_BYTES
 from gimport.backends.google.gmail_http import GmailHttp, classify, discovery_doc
 from gimport.backends.google.scopes import LIST_SCOPES
-from gimport.calls import Caller, RetryPolicy
+from gimport.calls import Caller
 from gimport.errors import Conflict, GmailError, GmailRefused, MessageRejected, RetryableError
 from gimport.i18n import _
 
@@ -38,9 +38,6 @@ IMPORT_PARAMS = {"internalDateSource": "dateHeader", "neverMarkSpam": True, "pro
 
 
 LabelConflict = Conflict  # the name this module gave it before gimport.errors held it
-
-# The non-import calls: a setup or bookkeeping call gives up at once when nothing is there to answer.
-SETUP_POLICY = RetryPolicy(fail_fast_unreachable=True)
 
 
 class GmailClient:
@@ -65,15 +62,6 @@ class GmailClient:
         # building the resources is costly; keep them
         users = self._service.users()
         self._messages, self._labels, self._settings = users.messages(), users.labels(), users.settings()
-        self._users = users
-
-    def with_caller(self, caller: Caller) -> GmailClient:
-        """The same account and credentials, calling through `caller` (e.g. with an engine's stop)."""
-        clone = object.__new__(GmailClient)
-        clone.__dict__.update(self.__dict__)
-        clone.caller = caller
-        clone._local = threading.local()
-        return clone
 
     def _http(self) -> google_auth_httplib2.AuthorizedHttp:
         http = getattr(self._local, "http", None)
