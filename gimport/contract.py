@@ -298,7 +298,7 @@ class Destination(Protocol):
 
 
 class Pacer(Protocol):
-    """Spreads calls over a budget of units per minute (gimport.pacer)."""
+    """Spreads calls over a budget of units per minute (gimport.pacing.rate)."""
 
     def acquire(self, units: float = 1, *, sleep: Callable[[float], object] | None = None) -> float: ...
     def note_rate_limited(self, server_wait: float | None = None, *, concurrent: bool = False) -> None:
@@ -319,7 +319,7 @@ class Pacer(Protocol):
 
 
 class State(Protocol):
-    """What the engine records (gimport.backends.state.StateStore). Raises StateError."""
+    """What the engine records (gimport.backends.state.store.StateStore). Raises StateError."""
 
     path: Any
 

@@ -138,6 +138,6 @@ def read_secret(path: Path, what: str, *, group_ok: bool = False) -> str:
 
 
 def lock_path(state_path: Path) -> Path:
-    """The file whose flock is the run lock: the state file itself (gimport.backends.state.StateLock).
+    """The file whose flock is the run lock: the state file itself (gimport.backends.state.store.StateLock).
     A separate lock file could be deleted while a run holds it."""
     return Path(state_path)

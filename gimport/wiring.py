@@ -16,14 +16,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gimport import pacer as pacing
 from gimport.calls import Caller, RetryPolicy
-from gimport.contract import Pacer as PacerProtocol
-from gimport.engine import EngineOptions, Migration
+from gimport.config.settings import Settings, SourceSettings
+from gimport.contract import Pacer
+from gimport.engine.migration import EngineOptions, Migration
 from gimport.errors import ConfigError, GmailError, StateError
 from gimport.files import lock_path, read_secret
 from gimport.i18n import _
-from gimport.settings import Settings, SourceSettings
+from gimport.pacing import rate as pacing
 
 
 def read_password(settings: Settings) -> str:
@@ -62,13 +62,13 @@ def _gmail_unreachable(text: str) -> GmailError:
     )
 
 
-def pacer(settings: Settings, *shared: pacing.Pacer, stop: threading.Event | None = None) -> PacerProtocol:
+def pacer(settings: Settings, *shared: pacing.RatePacer, stop: threading.Event | None = None) -> Pacer:
     """The account's own budget ([gmail] quota_units_per_minute), chained to shared ones (admin mode)."""
-    own = pacing.Pacer(settings.gmail.quota_units_per_minute, sleep=stop.wait if stop is not None else time.sleep)
+    own = pacing.RatePacer(settings.gmail.quota_units_per_minute, sleep=stop.wait if stop is not None else time.sleep)
     return pacing.ChainedPacer(own, *shared) if shared else own
 
 
-def caller(settings: Settings, pacer: PacerProtocol | None, stop: threading.Event | None = None) -> Caller:
+def caller(settings: Settings, pacer: Pacer | None, stop: threading.Event | None = None) -> Caller:
     return Caller(pacer, retry_policy(settings), stop=stop or threading.Event(), unreachable=_gmail_unreachable)
 
 
@@ -93,13 +93,13 @@ def source(source_settings: SourceSettings, password: str) -> Any:
         from gimport.backends.local import local_source
 
         return local_source(source_settings)
-    from gimport.backends.imap import ImapSource
+    from gimport.backends.imap.source import ImapSource
 
     return ImapSource(source_settings, password)
 
 
 def state(path: Path, *, readonly: bool = False) -> Any:
-    from gimport.backends.state import StateStore
+    from gimport.backends.state.store import StateStore
 
     return StateStore.open_readonly(path) if readonly else StateStore(path)
 
@@ -110,13 +110,13 @@ def state_if_exists(path: Path) -> Any:
 
 
 def run_lock(path: Path) -> Any:
-    from gimport.backends.state import StateLock
+    from gimport.backends.state.store import StateLock
 
     return StateLock(lock_path(path))
 
 
 def run_in_progress(state_path: Path) -> bool:
-    from gimport.backends.state import StateLock
+    from gimport.backends.state.store import StateLock
 
     return StateLock.held(lock_path(state_path))
 
@@ -162,7 +162,7 @@ class Account:
     """The pieces for one mailbox: built together, so the engine's stop reaches every wait."""
 
     settings: Settings
-    pacer: PacerProtocol
+    pacer: Pacer
     calls: Caller
     gmail: Any
     stop: threading.Event = field(default_factory=threading.Event)
@@ -194,7 +194,7 @@ def check_lock(path: Path) -> Any:
     try:
         acquired = lock.acquire()
     except OSError as exc:
-        from gimport.backends.state import lock_error
+        from gimport.backends.state.store import lock_error
 
         raise lock_error(path, exc) from None
     if not acquired:

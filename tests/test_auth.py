@@ -28,7 +28,7 @@ from gimport.backends.google import oauth as auth
 from gimport.backends.google.gmail import GmailClient
 from gimport.backends.google.oauth import SCOPES, load_credentials, write_private
 from gimport.cli import main
-from gimport.config import load_settings
+from gimport.config.load import load_settings
 from gimport.errors import AuthError, ConfigError, GmailError
 from tests.rig.gmail_emulator import GmailEmulator
 

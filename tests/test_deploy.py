@@ -10,7 +10,7 @@ from pathlib import Path
 
 import yaml
 
-from gimport.config import load_settings
+from gimport.config.load import load_settings
 
 DEPLOY = Path(__file__).resolve().parents[1] / "deploy"
 

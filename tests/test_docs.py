@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from gimport.cli import build_parser
-from gimport.settings import AdminSettings, FilterSettings, GmailSettings, LabelSettings, SourceSettings
+from gimport.config.settings import AdminSettings, FilterSettings, GmailSettings, LabelSettings, SourceSettings
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text("utf-8")

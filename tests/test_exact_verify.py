@@ -10,7 +10,7 @@ import pytest
 from googleapiclient.errors import HttpError
 
 from gimport.backends.google.oauth import EXACT_VERIFY_SCOPE, SCOPES, scopes_for
-from gimport.backends.state import StateStore
+from gimport.backends.state.store import StateStore
 from gimport.cli import main
 from tests.rig.corpus import make_message
 from tests.rig.dovecot import SeedMessage

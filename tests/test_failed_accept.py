@@ -11,7 +11,7 @@ import stat
 
 import pytest
 
-from gimport.backends.state import StateStore
+from gimport.backends.state.store import StateStore
 from gimport.cli import main
 from gimport.cli.ledger import safe_file_name
 from gimport.contract import MessageKey

@@ -140,7 +140,7 @@ def test_translations_keep_every_placeholder(ja):
 
 
 def test_summary_reasons_keep_the_ascii_colon(ja):
-    """The run summary groups reasons by the text before the first ':' (gimport.accounting.reason_kind)."""
+    """The run summary groups reasons by the text before the first ':' (gimport.engine.results.reason_kind)."""
     for msgid in ("too large for Gmail: {size:,} bytes (limit {limit:,})", "rejected by Gmail: {error}"):
         assert ": " in ja[msgid].string
 

@@ -18,7 +18,7 @@ from tests.rig.dovecot import SeedMessage
 from tests.rig.gmail_emulator import Fault, GmailEmulator
 from tests.rig.workspace import EMAIL, make_workspace
 
-# Independent of gimport.mapping: what the README promises for each folder of the sample mailbox.
+# Independent of gimport.mail.mapping: what the README promises for each folder of the sample mailbox.
 EXPECTED_LABELS = {
     "INBOX": ["INBOX"],
     "Sent": ["SENT"],
@@ -298,7 +298,7 @@ def test_a_quota_set_too_high_is_found_out(tmp_path, imap_user, monkeypatch, cap
 
 
 def test_too_many_concurrent_requests_lower_the_concurrency_not_the_rate(tmp_path, imap_user, monkeypatch, capsys):
-    import gimport.pacer
+    import gimport.pacing.rate
 
     box = sample_mailbox(n=60, seed=7)
     for folder, msgs in box.items():
@@ -307,12 +307,12 @@ def test_too_many_concurrent_requests_lower_the_concurrency_not_the_rate(tmp_pat
     emu.start()
     pacers = []
 
-    class Recorded(gimport.pacer.Pacer):
+    class Recorded(gimport.pacing.rate.RatePacer):
         def __init__(self, *a, **kw):
             super().__init__(*a, **kw)
             pacers.append(self)
 
-    monkeypatch.setattr(gimport.pacer, "Pacer", Recorded)
+    monkeypatch.setattr(gimport.pacing.rate, "RatePacer", Recorded)
     try:
         emu.add_user(EMAIL)
         emu.faults.add(Fault("slow", method="import", count=None, delay=0.03))  # calls overlap

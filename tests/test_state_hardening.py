@@ -134,7 +134,7 @@ def test_deleting_files_cannot_start_a_second_run_and_status_still_reads(ws, emu
 def test_the_lock_is_a_flock_on_the_state_file_itself(tmp_path):
     import fcntl
 
-    from gimport.backends.state import StateLock, StateStore
+    from gimport.backends.state.store import StateLock, StateStore
 
     path = tmp_path / "s.sqlite"
     a, b = StateLock(path), StateLock(path)
@@ -371,9 +371,9 @@ def test_a_mapping_over_gmails_label_limit_is_refused_before_importing(ws, emula
 
 
 def test_label_limit_counts_existing_labels():
+    from gimport.config.settings import LabelSettings
     from gimport.contract import Folder
-    from gimport.mapping import MAX_USER_LABELS, label_limit_problem, plan_folders
-    from gimport.settings import LabelSettings
+    from gimport.mail.mapping import MAX_USER_LABELS, label_limit_problem, plan_folders
 
     folders = [Folder(name=f"F{i}") for i in range(10)]
     plans = plan_folders(folders, LabelSettings())

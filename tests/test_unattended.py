@@ -15,7 +15,7 @@ import sys
 import pytest
 
 from gimport.cli import main
-from gimport.config import load_settings
+from gimport.config.load import load_settings
 from gimport.files import check_secret
 from tests.helpers import run, run_process, wait_for
 from tests.rig.corpus import make_message

@@ -10,11 +10,11 @@ import sys
 
 import pytest
 
-from gimport.backends.state import StateStore
-from gimport.cleanup import old_domains, points_at
+from gimport.backends.state.store import StateStore
 from gimport.cli import main
+from gimport.config.settings import SourceSettings
 from gimport.errors import StateError
-from gimport.settings import SourceSettings
+from gimport.operations.cleanup import old_domains, points_at
 from tests.rig.corpus import make_message
 from tests.rig.dovecot import SeedMessage
 from tests.rig.gmail_emulator import Fault

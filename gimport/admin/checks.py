@@ -1,4 +1,4 @@
-"""`gimport admin verify` and `admin cleanup`: the single-user gimport.verify / gimport.cleanup applied to
+"""`gimport admin verify` and `admin cleanup`: the single-user gimport.operations.verify / gimport.operations.cleanup applied to
 every user of a shard, through the one fan-out pool. The rules of what counts as verified, what a cleanup
 line says and which outcome is a success live here; the CLI only renders UserCheck rows."""
 
@@ -10,16 +10,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from gimport import wiring
-from gimport.admin.budgets import daily_budget, project_pacer
 from gimport.admin.fanout import fan_out
 from gimport.admin.paths import user_paths
 from gimport.admin.shards import Shard
+from gimport.admin.shares import daily_budget, project_pacer
 from gimport.admin.users import SourceLogin, UserEntry, user_settings
-from gimport.cleanup import apply_cleanup, plan_cleanup
+from gimport.config.settings import Settings
 from gimport.errors import ConfigError, GimportError
 from gimport.i18n import N_, _
-from gimport.settings import Settings
-from gimport.verify import verify
+from gimport.operations.cleanup import apply_cleanup, plan_cleanup
+from gimport.operations.verify import verify
 
 log = logging.getLogger("gimport.admin")
 
@@ -37,7 +37,7 @@ class UserCheck:
     source_user: str
     outcome: str  # verified | NOT VERIFIED | not started | failed ; cleanup: done | would change | ...
     detail: str = ""
-    report: Any = None  # gimport.verify.VerifyReport / gimport.cleanup.CleanupPlan
+    report: Any = None  # gimport.operations.verify.VerifyReport / gimport.operations.cleanup.CleanupPlan
     bug: bool = False  # failed by an unexpected error (a bug in gimport: the command exits 70)
 
 
@@ -91,7 +91,7 @@ class PerUser:
     def verify_report(
         self, entry: UserEntry, list_limit: int | None, *, exact: bool = False, strict: bool = False
     ) -> Any:
-        """gimport.verify.verify for one user (read-only everywhere); `exact` and `strict` are verify's
+        """gimport.operations.verify.verify for one user (read-only everywhere); `exact` and `strict` are verify's
         --exact and --strict-labels. Returns a VerifyReport."""
         us, password, acct = self.account(entry, exact=exact)
         state = wiring.state(user_paths(self.settings.admin.state_dir, entry.gmail).state, readonly=True)

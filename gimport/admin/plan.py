@@ -1,6 +1,6 @@
 """`gimport admin plan`: how big the campus is and how long it will take, from the old server alone.
 
-Each user's mailbox is scanned read-only (gimport.plan.preview: EXAMINE, message sizes and dates; the same
+Each user's mailbox is scanned read-only (gimport.operations.plan.preview: EXAMINE, message sizes and dates; the same
 selection as a run, [filters] included, and what an earlier run already imported when a state file exists).
 Gmail is not contacted. The wall time is estimated at each of the three limits — the per-user quota
 ([gmail] quota_units_per_minute, users `parallel_users` at a time in each shard), the project's per-minute
@@ -17,15 +17,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gimport import wiring
-from gimport.accounting import COSTS
 from gimport.admin.fanout import fan_out
 from gimport.admin.paths import user_paths
 from gimport.admin.shards import balance, load_shard_map, shard_of
 from gimport.admin.users import SourceLogin, UserEntry, user_settings
+from gimport.config.settings import Settings
 from gimport.errors import GimportError
 from gimport.i18n import N_
-from gimport.plan import preview
-from gimport.settings import Settings
+from gimport.mail.quota import COSTS
+from gimport.operations.plan import preview
 
 # English here and in --json; gimport.render.admin translates them where they are shown
 PER_USER, PER_MINUTE, DAILY = N_("per-user quota"), N_("project per-minute budget"), N_("project daily budget")

@@ -1,8 +1,8 @@
-"""`gimport admin run`: one gimport.engine.Migration per user, `parallel_users` at a time (the one fan-out
+"""`gimport admin run`: one gimport.engine.migration.Migration per user, `parallel_users` at a time (the one fan-out
 pool, gimport.admin.fanout). Returns data (gimport.admin.summary.AdminSummary); never prints.
 
 Each migration is charged to its own pacer (the per-user quota) and to the budgets all of them share
-(gimport.admin.budgets: [admin] project_units_per_minute and project_units_per_day, each divided by the number
+(gimport.admin.shares: [admin] project_units_per_minute and project_units_per_day, each divided by the number
 of shards); a spent daily budget pauses every user until the quota day turns, visibly, and a stop still ends
 the pause at once. One user's failure is recorded and
 the others go on; only a service account that cannot impersonate anybody stops the run. Each user's
@@ -18,8 +18,6 @@ from collections.abc import Callable
 from typing import Any
 
 from gimport import wiring
-from gimport.accounting import RunSummary
-from gimport.admin.budgets import daily_budget, pause_times, project_pacer
 from gimport.admin.fanout import fan_out
 from gimport.admin.paths import user_paths
 from gimport.admin.report import (
@@ -46,10 +44,13 @@ from gimport.admin.report import (
 )
 from gimport.admin.reporter import AdminReporter, NullAdminReporter, UserReporter
 from gimport.admin.shards import Shard
+from gimport.admin.shares import daily_budget, pause_times, project_pacer
 from gimport.admin.summary import AdminSummary, incomplete_reason
 from gimport.admin.users import SourceLogin, UserEntry, user_settings
+from gimport.config.settings import AdminSettings, Settings
 from gimport.contract import Pacer
-from gimport.engine import EngineOptions, Migration
+from gimport.engine.migration import EngineOptions, Migration
+from gimport.engine.results import RunSummary
 from gimport.errors import (
     ConfigError,
     GimportError,
@@ -61,7 +62,6 @@ from gimport.errors import (
 )
 from gimport.i18n import _, english
 from gimport.logs import UserLogRouter
-from gimport.settings import AdminSettings, Settings
 
 log = logging.getLogger("gimport.admin")
 

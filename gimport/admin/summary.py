@@ -8,9 +8,9 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
-from gimport.accounting import RunSummary
 from gimport.admin.report import COMPLETE, INCOMPLETE, INTERRUPTED, USER_FAILED, UserRow
 from gimport.admin.shards import Shard
+from gimport.engine.results import RunSummary
 from gimport.errors import GimportError
 from gimport.i18n import english
 

@@ -14,10 +14,10 @@ from pathlib import Path
 from typing import Any
 
 from gimport.admin.paths import user_paths
+from gimport.config.settings import AdminSettings, Settings
 from gimport.errors import ConfigError, LoginRefused
 from gimport.files import read_secret
 from gimport.i18n import _
-from gimport.settings import AdminSettings, Settings
 
 COL_SOURCE, COL_GMAIL, COL_PASSWORD, COL_PASSWORD_FILE = "source_user", "gmail_address", "password", "password_file"
 COL_SOURCE_PATH = "source_path"  # a local source ([source] type = "maildir", ...): the user's files

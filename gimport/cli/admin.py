@@ -11,10 +11,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from gimport.cli.terminal import StopOnSignal, confirm, run_exit_code
-from gimport.config import load_settings
+from gimport.config.load import load_settings
+from gimport.config.settings import Settings
 from gimport.errors import EXIT_BUG, EXIT_OK, EXIT_SOME_FAILED, ConfigError
 from gimport.i18n import _
-from gimport.settings import Settings
 
 if TYPE_CHECKING:
     from gimport.admin.shards import Shard

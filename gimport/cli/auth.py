@@ -6,7 +6,7 @@ import argparse
 from typing import Any
 
 from gimport.cli.options import add_command
-from gimport.config import load_settings
+from gimport.config.load import load_settings
 from gimport.errors import EXIT_AUTH, EXIT_GMAIL, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
 from gimport.i18n import _
 

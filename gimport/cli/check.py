@@ -10,7 +10,7 @@ import time
 from typing import Any
 
 from gimport.cli.options import add_command
-from gimport.config import load_settings
+from gimport.config.load import load_settings
 from gimport.errors import EXIT_AUTH, EXIT_GMAIL, EXIT_INTERRUPTED, EXIT_OK, EXIT_SOURCE, EXIT_USAGE
 from gimport.i18n import _
 from gimport.render.text import clock_time, human_bytes, human_duration, terminal_width, wrap
@@ -18,8 +18,8 @@ from gimport.render.text import clock_time, human_bytes, human_duration, termina
 
 def cmd_check(args: argparse.Namespace) -> int:
     from gimport import wiring
-    from gimport.account import identify
-    from gimport.plan import preview
+    from gimport.engine.identity import identify
+    from gimport.operations.plan import preview
 
     settings = load_settings(args.config)
     width = terminal_width(sys.stdout)

@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import Any
 
 from gimport.cli.options import add_command
+from gimport.config.settings import DEFAULT_CONFIG
 from gimport.errors import EXIT_OK, EXIT_USAGE, ConfigError
 from gimport.i18n import _
-from gimport.settings import DEFAULT_CONFIG
 
 TEMPLATE = """\
 # gimport.toml, written by 'gimport init'. Every key: 'gimport help config'. Paths are relative to this file.

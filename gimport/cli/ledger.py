@@ -18,11 +18,11 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from gimport.config import load_settings
+from gimport.config.load import load_settings
+from gimport.config.settings import Settings
 from gimport.contract import PROBLEM_STATUSES, LedgerRow, MessageKey, parse_key
 from gimport.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_SOME_FAILED, EXIT_SOURCE, EXIT_USAGE, ConfigError, FolderGone
 from gimport.i18n import _
-from gimport.settings import Settings
 
 MAX_NAME_BYTES = 200  # of an exported file's name; most file systems allow 255
 

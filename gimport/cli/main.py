@@ -15,8 +15,10 @@ from gimport import __version__, i18n
 from gimport.cli import auth, check, init
 from gimport.cli import help as help_topics
 from gimport.cli import ledger as ledger_cli
+from gimport.cli.memory import bound_heap
 from gimport.cli.migration import cmd_cleanup, cmd_plan, cmd_run, cmd_status, cmd_verify
 from gimport.cli.options import Code, FittingHelpFormatter, add_command, add_stats_option, exit_codes_help
+from gimport.config.settings import DEFAULT_CONFIG
 from gimport.errors import (
     EXIT_AUTH,
     EXIT_BUG,
@@ -30,9 +32,7 @@ from gimport.errors import (
     Unexpected,
 )
 from gimport.i18n import N_, _
-from gimport.memory import bound_heap
 from gimport.render.progress import safe
-from gimport.settings import DEFAULT_CONFIG
 
 DESCRIPTION = N_("""\
 Move a mailbox from an old IMAP server into Gmail through the Gmail API.
@@ -190,7 +190,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    bound_heap()  # large message buffers go back to the system when freed (gimport.memory)
+    bound_heap()  # large message buffers go back to the system when freed (gimport.cli.memory)
     i18n.install()  # argparse's own words come from gimport's catalog too
     parser = build_parser()
     args = parser.parse_args(argv)

@@ -1,5 +1,5 @@
 """`gimport plan | run | status | verify | cleanup`: the commands of one mailbox's migration. Each is a short
-function: build settings (gimport.config), get its pieces from gimport.wiring, call one function of the
+function: build settings (gimport.config.load), get its pieces from gimport.wiring, call one function of the
 engine or the finishing steps, print what gimport.render makes of the result, return an exit code. Errors
 are left to gimport.cli.main, which turns them into one line. Registered by gimport.cli.main.build_parser."""
 
@@ -12,12 +12,12 @@ from collections.abc import Callable
 from typing import Any
 
 from gimport.cli.terminal import StopOnSignal, confirm, run_exit_code
-from gimport.config import load_settings
+from gimport.config.load import load_settings
+from gimport.config.settings import Settings
 from gimport.errors import EXIT_OK, EXIT_SOME_FAILED
 from gimport.i18n import _, english
 from gimport.logs import logging_to
 from gimport.render.progress import safe, safe_lines
-from gimport.settings import Settings
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -28,7 +28,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def _run(settings: Settings, *, new_state: bool = False, stats: float = 0) -> int:
     from gimport import wiring
-    from gimport.engine import EngineOptions
+    from gimport.engine.migration import EngineOptions
     from gimport.render.progress import TqdmReporter
     from gimport.render.run import format_summary, stopped_before_importing
     from gimport.render.text import terminal_width
@@ -130,7 +130,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
     import json
 
     from gimport import wiring
-    from gimport.plan import preview
+    from gimport.operations.plan import preview
     from gimport.render.plan import format_plan, plan_to_json
     from gimport.render.text import terminal_width, wrap
 
@@ -157,10 +157,10 @@ VERIFY_LIST_LIMIT = 50  # missing messages detailed in the table output (--json 
 
 
 def _verify_report(settings: Settings, list_limit: int | None, *, exact: bool = False, strict_labels: bool = False):
-    """gimport.verify.verify on a read-only state file and a read-only source session."""
+    """gimport.operations.verify.verify on a read-only state file and a read-only source session."""
     from gimport import wiring
+    from gimport.operations.verify import verify
     from gimport.render.progress import TqdmReporter
-    from gimport.verify import verify
 
     state = wiring.state(settings.state_path, readonly=True)
     try:
@@ -199,7 +199,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 def cmd_cleanup(args: argparse.Namespace) -> int:
     from gimport import wiring
-    from gimport.cleanup import apply_cleanup, plan_cleanup
+    from gimport.operations.cleanup import apply_cleanup, plan_cleanup
     from gimport.render.finish import format_cleanup_plan, format_cleanup_result
     from gimport.render.text import terminal_width
 

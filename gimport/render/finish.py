@@ -1,4 +1,4 @@
-"""Rendering of `gimport verify` and `gimport cleanup` (gimport.verify, gimport.cleanup) for people and for scripts.
+"""Rendering of `gimport verify` and `gimport cleanup` (gimport.operations.verify, gimport.operations.cleanup) for people and for scripts.
 
 No logic of its own, and no message contents: folders, UIDs and Message-IDs only (never a subject).
 """
@@ -7,12 +7,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from gimport.cleanup import GMAIL_SETTINGS_PATH, CleanupPlan, CleanupResult, GmailSettingsReport
 from gimport.i18n import N_, _, english
+from gimport.mail.selection import inbox_first
+from gimport.operations.cleanup import GMAIL_SETTINGS_PATH, CleanupPlan, CleanupResult, GmailSettingsReport
+from gimport.operations.verify import RETRY_COMMAND, LabelCheck, VerifyReport
 from gimport.render.ledger import verify_json, verify_sections
 from gimport.render.text import format_table, wrap
-from gimport.selection import inbox_first
-from gimport.verify import RETRY_COMMAND, LabelCheck, VerifyReport
 
 LEGEND = (
     N_(

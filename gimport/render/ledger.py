@@ -14,8 +14,8 @@ from typing import Any
 
 from gimport.contract import ACCEPTED, LedgerRow
 from gimport.i18n import _, english
+from gimport.operations.verify import EXACT_HOWTO, VerifyReport
 from gimport.render.text import format_table
-from gimport.verify import EXACT_HOWTO, VerifyReport
 
 LEDGER_COLUMNS = ["folder", "uid", "uidvalidity", "message_id", "size", "status", "gmail_id", "reason", "time"]
 

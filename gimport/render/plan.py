@@ -1,14 +1,14 @@
-"""Rendering of `gimport plan` (gimport.plan.Preview) for people and for scripts. No logic of its own."""
+"""Rendering of `gimport plan` (gimport.operations.plan.Preview) for people and for scripts. No logic of its own."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from gimport.i18n import _, english
-from gimport.mapping import IMPORT
-from gimport.plan import FolderPreview, Preview
+from gimport.mail.mapping import IMPORT
+from gimport.mail.selection import inbox_first
+from gimport.operations.plan import FolderPreview, Preview
 from gimport.render.text import format_table, human_bytes, human_duration, wrap
-from gimport.selection import inbox_first
 
 
 def action_text(fp: FolderPreview) -> str:

@@ -13,8 +13,8 @@ import time
 from collections.abc import Callable
 from typing import Any, TextIO
 
-from gimport.accounting import RunSummary
 from gimport.contract import DUPLICATE, FAILED, IMPORTED, SKIPPED
+from gimport.engine.results import RunSummary
 from gimport.i18n import _
 from gimport.render.bar import BarReporter, Translate, eta_seconds
 from gimport.render.text import clock_time, elide, human_bytes, safe, safe_lines

@@ -7,11 +7,11 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from gimport.accounting import RunSummary
 from gimport.contract import FolderCounts
+from gimport.engine.results import RunSummary
 from gimport.i18n import _
+from gimport.mail.selection import inbox_first
 from gimport.render.text import clock_time, format_table, human_bytes, human_duration, safe, wrap
-from gimport.selection import inbox_first
 
 
 def stopped_before_importing(s: RunSummary) -> bool:

@@ -14,9 +14,9 @@ from gimport.admin.report import UserRow
 from gimport.admin.shards import parse_shard, resolve_shard, shard_of, sharded_report_path
 from gimport.admin.users import read_users
 from gimport.backends.google.service_account import DelegationError, ServiceAccount
-from gimport.config import load_settings
+from gimport.config.load import load_settings
 from gimport.errors import AuthError, ConfigError
-from gimport.pacer import ChainedPacer, Pacer
+from gimport.pacing.rate import ChainedPacer, RatePacer
 from tests.rig.admin_workspace import write_service_account
 
 # ------------------------------------------------------------------------------------------------ sharding
@@ -239,9 +239,9 @@ def test_chained_pacer_respects_the_tighter_budget_and_slows_only_its_own():
     """Changed with issue 10 item 4: a pacer bursts no more than one call (it allowed half a second)."""
     clock = FakeClock()
     kw = {"clock": clock, "sleep": clock.sleep, "rand": lambda: 0.5, "headroom": 1.0}
-    project = Pacer(60 * 100, **kw)  # 100 units/s for everybody
-    alice = ChainedPacer(Pacer(60 * 1000, **kw), project)
-    bob = ChainedPacer(Pacer(60 * 1000, **kw), project)
+    project = RatePacer(60 * 100, **kw)  # 100 units/s for everybody
+    alice = ChainedPacer(RatePacer(60 * 1000, **kw), project)
+    bob = ChainedPacer(RatePacer(60 * 1000, **kw), project)
     start = clock.now
     for _ in range(40):
         alice.acquire(25)

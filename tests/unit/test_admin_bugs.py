@@ -15,7 +15,7 @@ from gimport.admin.run import AdminRun
 from gimport.admin.users import UserEntry
 from gimport.backends.google.service_account import ServiceAccount
 from gimport.cli import main
-from gimport.config import load_settings
+from gimport.config.load import load_settings
 from gimport.errors import EXIT_BUG, EXIT_SOME_FAILED, AuthError
 from tests.rig.admin_workspace import write_service_account
 

@@ -8,10 +8,10 @@ import json
 import pytest
 
 from gimport.admin import coverage
-from gimport.admin.budgets import daily_budget
 from gimport.admin.plan import DAILY, PER_MINUTE, PER_USER, UserPlan, estimate, makespan
 from gimport.admin.shards import Shard, balance, load_shard_map, shard_for, shard_of, write_shard_map
-from gimport.config import load_settings
+from gimport.admin.shares import daily_budget
+from gimport.config.load import load_settings
 from gimport.errors import ConfigError
 
 

@@ -4,7 +4,7 @@ import datetime as dt
 
 import pytest
 
-from gimport.config import load_settings
+from gimport.config.load import load_settings
 from gimport.errors import ConfigError
 
 GOOD = """

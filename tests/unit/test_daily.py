@@ -5,8 +5,8 @@ from __future__ import annotations
 import datetime as dt
 import threading
 
-from gimport.daily import PACIFIC, DailyBudget, next_day_start, quota_day
-from gimport.pacer import ChainedPacer, Pacer
+from gimport.pacing.daily import PACIFIC, DailyBudget, next_day_start, quota_day
+from gimport.pacing.rate import ChainedPacer, RatePacer
 
 
 class FakeClock:
@@ -84,8 +84,8 @@ def test_a_stop_ends_the_pause_without_charging():
 def test_chained_behind_the_per_user_and_project_pacers():
     clock = FakeClock(pacific(2026, 12, 1, 23, 59, 0))
     mono = FakeClock(0.0)
-    own = Pacer(6000, clock=mono, sleep=mono.sleep)
-    project = Pacer(1_200_000, clock=mono, sleep=mono.sleep)
+    own = RatePacer(6000, clock=mono, sleep=mono.sleep)
+    project = RatePacer(1_200_000, clock=mono, sleep=mono.sleep)
     daily = DailyBudget(75, clock=clock, sleep=clock.sleep)
     chained = ChainedPacer(own, project, daily)
     for _ in range(3):

@@ -16,9 +16,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from gimport.backends.imap import ImapSource
+from gimport.backends.imap.source import ImapSource
+from gimport.config.settings import SourceSettings
 from gimport.errors import SourceError
-from gimport.settings import SourceSettings
 
 
 def _cert(tmp: Path, *, names: list[x509.GeneralName], days: tuple[int, int]) -> tuple[Path, Path]:

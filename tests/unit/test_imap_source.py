@@ -1,4 +1,4 @@
-from gimport.backends.imap_parse import same_but_nul
+from gimport.backends.imap.parse import same_but_nul
 
 
 def test_binary_body_is_accepted_only_when_it_differs_by_nuls():

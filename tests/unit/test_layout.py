@@ -17,45 +17,35 @@ ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = ROOT / "gimport"
 MAX_LINES = 400
 
-# What the migration and the commands built on it may not import: the backends, the wiring, what people see
-# (render, cli), and every outside library a backend wraps. They speak gimport.contract.
-CORE = [
-    "gimport.contract",
-    "gimport.calls",
-    "gimport.errors",
-    "gimport.accounting",
-    "gimport.selection",
-    "gimport.mapping",
-    "gimport.labels",
-    "gimport.budget",
-    "gimport.account",
-    "gimport.newstate",
-    "gimport.rfc822",
-    "gimport.pacer",
-    "gimport.daily",
-    "gimport.engine",
-    "gimport.scan",
-    "gimport.fetch",
-    "gimport.plan",
-    "gimport.verify",
-    "gimport.cleanup",
-    "gimport.proof",
-]
-NOT_IN_CORE = ("gimport.backends", "gimport.wiring", "gimport.render", "gimport.cli", "gimport.admin")
-
-# the pieces are built in one place (gimport.wiring); `gimport auth` is about the OAuth grant itself
+# The layers, bottom up, read from the folders: a module's layer is its package (a module at the package's
+# root is "shared"). A module may import its own layer and the layers below it, never one above. The
+# backends stand beside the core: they implement the contract (shared) from the foundations, and only the
+# wiring builds them (`gimport auth` too: it is about the OAuth grant itself).
+LAYERS = (
+    ("shared",),  # gimport/*.py: the contract, errors, the call path, i18n, logs, files
+    ("config", "pacing", "mail"),  # typed settings, pacing that knows nothing of Gmail, pure mail rules
+    ("engine",),  # one mailbox's migration
+    ("operations",),  # plan, verify, cleanup: data, never printed
+    ("backends",),  # IMAP, Gmail, the state file, local files: the contract's implementations
+    ("wiring",),  # settings -> pieces: the one place that builds backends
+    ("admin",),  # many mailboxes
+    ("render",),  # everything a person reads
+    ("cli", "__main__"),  # the command line
+)
+CORE = ("config", "pacing", "mail", "engine", "operations")  # no backend, and no outside library
 BACKEND_USERS = ("gimport.backends", "gimport.wiring", "gimport.cli.auth")
+MAX_SHARED = 12  # modules at the package root, besides __init__ and __main__
 
-# each outside library -> the module name prefixes allowed to import it
+# each outside library -> the packages allowed to import it
 HOMES = {
-    "imapclient": ("gimport.backends.imap",),
+    "imapclient": ("gimport.backends.imap.",),
     "googleapiclient": ("gimport.backends.google.gmail",),
     "google_auth_oauthlib": ("gimport.backends.google.exchange",),
     "google": ("gimport.backends.google.",),  # google-auth
     "httplib2": ("gimport.backends.google.",),
     "google_auth_httplib2": ("gimport.backends.google.",),
     "requests": ("gimport.backends.google.",),
-    "sqlite3": ("gimport.backends.state",),
+    "sqlite3": ("gimport.backends.state.",),
     "tqdm": ("gimport.render.",),
 }
 
@@ -94,7 +84,7 @@ IMPORTS = {m: _imports(m) for m in MODULES}
 
 def test_the_walk_sees_the_package():
     # the checks below mean nothing if the walk finds nothing: the engine's own imports are seen
-    assert {"gimport.scan", "gimport.fetch", "gimport.contract"} <= IMPORTS["gimport.engine"]
+    assert {"gimport.engine.scan", "gimport.engine.fetch", "gimport.contract"} <= IMPORTS["gimport.engine.migration"]
     assert "gimport.cli.main" in IMPORTS["gimport.cli"]
 
 
@@ -104,11 +94,56 @@ def test_no_module_is_over_400_lines(module):
     assert lines <= MAX_LINES, f"{MODULES[module].relative_to(ROOT)} has {lines} lines: split it by responsibility"
 
 
-@pytest.mark.parametrize("module", CORE)
-def test_the_core_speaks_the_contract_only(module):
-    assert module in MODULES, f"{module} is gone: update CORE"
-    wrong = sorted(name for name in IMPORTS[module] if name.startswith(NOT_IN_CORE) or name.split(".")[0] in HOMES)
+def _place(module: str) -> str:
+    """The folder that says a module's layer: its subpackage, or "shared" / "wiring" / "__main__" at the root."""
+    parts = module.split(".")
+    if len(parts) == 1:
+        return "shared"
+    if MODULES[module].parent == PACKAGE and MODULES[module].name != "__init__.py":
+        return parts[1] if parts[1] in ("wiring", "__main__") else "shared"
+    return parts[1]
+
+
+def _layer(module: str) -> int:
+    place = _place(module)
+    return next(i for i, names in enumerate(LAYERS) if place in names)
+
+
+def test_every_folder_has_a_layer():
+    places = {_place(m) for m in MODULES}
+    known = {name for names in LAYERS for name in names}
+    assert places <= known, f"put these folders in LAYERS: {sorted(places - known)}"
+    assert {p.name for p in PACKAGE.iterdir() if (p / "__init__.py").exists()} <= known
+
+
+def test_the_root_keeps_only_what_every_layer_shares():
+    shared = sorted(m for m in MODULES if _place(m) == "shared" and m != "gimport")
+    assert len(shared) <= MAX_SHARED, f"{len(shared)} modules at the root: move some into their layer: {shared}"
+
+
+@pytest.mark.parametrize("module", sorted(MODULES))
+def test_no_module_imports_a_layer_above_its_own(module):
+    above = sorted(
+        name for name in IMPORTS[module] if name in MODULES and _layer(name) > _layer(module) and name != "gimport"
+    )
+    assert not above, f"{module} ({_place(module)}) imports from a layer above it: {above}"
+
+
+@pytest.mark.parametrize("module", sorted(m for m in MODULES if _place(m) in CORE))
+def test_the_core_imports_no_backend_and_no_outside_library(module):
+    wrong = sorted(
+        name for name in IMPORTS[module] if name.startswith("gimport.backends") or name.split(".")[0] in HOMES
+    )
     assert not wrong, f"{module} imports {wrong}"
+
+
+def test_the_backends_reach_no_layer_above_the_foundations():
+    wrong = {
+        m: sorted(n for n in IMPORTS[m] if n in MODULES and _layer(n) > 1 and not n.startswith("gimport.backends"))
+        for m in MODULES
+        if _place(m) == "backends"
+    }
+    assert not {m: names for m, names in wrong.items() if names}
 
 
 @pytest.mark.parametrize("library", sorted(HOMES))
@@ -173,5 +208,5 @@ def test_no_two_modules_need_each_other():
 
 
 def test_the_cycle_finder_finds_a_cycle(monkeypatch):
-    monkeypatch.setitem(IMPORTS, "gimport.scan", IMPORTS["gimport.scan"] | {"gimport.engine"})
-    assert ["gimport.engine", "gimport.fetch", "gimport.scan"] in _cycles()
+    monkeypatch.setitem(IMPORTS, "gimport.engine.scan", IMPORTS["gimport.engine.scan"] | {"gimport.engine.migration"})
+    assert ["gimport.engine.fetch", "gimport.engine.migration", "gimport.engine.scan"] in _cycles()

@@ -10,7 +10,7 @@ from gimport.backends.local.common import decode_modified_utf7, make_uid, remove
 from gimport.backends.local.maildir import parse_name
 from gimport.backends.local.mbox import identity_of, read_message, scan, separator_date
 from gimport.backends.local.takeout import classify, parse_labels
-from gimport.config import load_settings
+from gimport.config.load import load_settings
 from gimport.errors import ConfigError
 
 

@@ -29,14 +29,14 @@ def test_secret_loggers_are_muted_and_levels_restored(tmp_path, capsys, path, ve
             logging.getLogger(name).info("Bearer ya29.SECRET-%s", name)
             logging.getLogger(name).debug("refresh_token=1//SECRET-%s", name)
         logging.getLogger("gimport.admin").info("admin line")
-        logging.getLogger("gimport.engine").debug("engine detail")
+        logging.getLogger("gimport.engine.migration").debug("engine detail")
     err = capsys.readouterr().err
     text = log_file.read_text("utf-8")
     assert "SECRET" not in err and "SECRET" not in text
     assert "admin line" in text
     assert stat.S_IMODE(log_file.stat().st_mode) == 0o600
     if verbose:
-        assert "INFO gimport.admin: admin line" in err and "DEBUG gimport.engine: engine detail" in err
+        assert "INFO gimport.admin: admin line" in err and "DEBUG gimport.engine.migration: engine detail" in err
     else:
         assert "admin line" not in err
     assert {name: logging.getLogger(name).level for name in before} == before
@@ -50,8 +50,8 @@ def test_admin_user_lines_go_to_the_users_log(tmp_path):
         router.open("a@x.jp", tmp_path / "a.log")
 
         def user_thread():
-            logging.getLogger("gimport.engine").info("imported INBOX UID 1")
-            logging.getLogger("gimport.engine").warning("INBOX UID 2 failed")
+            logging.getLogger("gimport.engine.migration").info("imported INBOX UID 1")
+            logging.getLogger("gimport.engine.migration").warning("INBOX UID 2 failed")
 
         t = threading.Thread(target=user_thread, name="a@x.jp:worker-0")
         t.start()

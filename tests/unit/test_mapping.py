@@ -2,7 +2,8 @@
 
 import pytest
 
-from gimport.mapping import (
+from gimport.config.settings import LabelSettings
+from gimport.mail.mapping import (
     EXCLUDE,
     IMPORT,
     NOSELECT,
@@ -16,7 +17,6 @@ from gimport.mapping import (
     unused_map_entries,
     user_labels_to_create,
 )
-from gimport.settings import LabelSettings
 
 DEFAULT = LabelSettings()
 

@@ -5,7 +5,7 @@ from contextlib import ExitStack
 
 import pytest
 
-from gimport.pacer import ConcurrencyLimit, Pacer
+from gimport.pacing.rate import ConcurrencyLimit, RatePacer
 
 
 class FakeClock:
@@ -23,7 +23,7 @@ class FakeClock:
 
 def make(upm, **kw):
     clock = FakeClock()
-    return Pacer(upm, clock=clock, sleep=clock.sleep, rand=lambda: 0.5, **kw), clock
+    return RatePacer(upm, clock=clock, sleep=clock.sleep, rand=lambda: 0.5, **kw), clock
 
 
 def test_unlimited_never_waits():

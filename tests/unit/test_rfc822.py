@@ -1,6 +1,6 @@
 import datetime as dt
 
-from gimport import rfc822
+from gimport.mail import rfc822
 
 MSG = b"From: a@example.jp\r\nSubject: x\r\n =?ISO-2022-JP?B?GyRCJEckOxsoQg==?=\r\nMessage-ID:\r\n <m1@example.jp>\r\n\r\nbody\r\n"
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from gimport.backends.state import MessageKey, StateStore
+from gimport.backends.state.store import MessageKey, StateStore
 from gimport.errors import StateError
 
 A = "kt@mail"

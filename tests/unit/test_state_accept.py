@@ -2,7 +2,7 @@
 
 import sqlite3
 
-from gimport.backends.state import SCHEMA_VERSION, MessageKey, StateStore
+from gimport.backends.state.store import SCHEMA_VERSION, MessageKey, StateStore
 from gimport.contract import parse_key
 
 A = "kt@mail"

@@ -2,7 +2,7 @@
 
 Every call goes to `api_url` when set (GIMPORT_GMAIL_API_URL; uploads and batch included), else to
 Google, and every call -- each method, each resumable-upload chunk, the OAuth token refresh inside a
-request -- goes through the one call path (gimport.calls), charged from gimport.accounting.COSTS by the
+request -- goes through the one call path (gimport.calls), charged from gimport.mail.quota.COSTS by the
 method's real name. What Gmail's answers mean to the caller (retry, skip this message, stop the account)
 is `classify`, and the HTTP transport is `GmailHttp`: both in gimport.backends.google.gmail_http. Only the
 gimport.backends.google.gmail* modules import googleapiclient.
@@ -22,12 +22,12 @@ import google_auth_httplib2
 from googleapiclient import discovery
 from googleapiclient.http import MediaIoBaseUpload
 
-from gimport.accounting import COSTS, MAX_MESSAGE_BYTES
 from gimport.backends.google.gmail_http import GmailHttp, classify, discovery_doc
 from gimport.backends.google.scopes import LIST_SCOPES
 from gimport.calls import Caller
 from gimport.errors import Conflict, GmailError, GmailRefused, MessageRejected, RetryableError
 from gimport.i18n import _
+from gimport.mail.quota import COSTS, MAX_MESSAGE_BYTES
 
 log = logging.getLogger("gimport.backends.google.gmail")
 

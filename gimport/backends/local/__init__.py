@@ -5,8 +5,8 @@ Only this package reads those files; it never writes, renames, locks or touches 
 from __future__ import annotations
 
 from gimport.backends.local.common import LocalSource
+from gimport.config.settings import SourceSettings
 from gimport.i18n import _
-from gimport.settings import SourceSettings
 
 
 def local_source(settings: SourceSettings) -> LocalSource:

@@ -23,10 +23,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from gimport import rfc822
 from gimport.contract import FetchedMessage, Folder, MessageMeta
 from gimport.errors import FolderGone, SourceError
 from gimport.i18n import _
+from gimport.mail import rfc822
 
 log = logging.getLogger("gimport.local")
 

@@ -56,11 +56,11 @@ from gimport.backends.local.mbox import (
     separator_date,
     wrap,
 )
+from gimport.config.settings import LabelSettings
 from gimport.contract import Folder
 from gimport.errors import SourceError
 from gimport.i18n import _
-from gimport.mapping import IMPORT, plan_folder
-from gimport.settings import LabelSettings
+from gimport.mail.mapping import IMPORT, plan_folder
 
 INBOX, SENT, DRAFTS, IMPORTANT, SPAM, TRASH, ARCHIVED = (
     "INBOX",

@@ -1,7 +1,7 @@
 """The state file: what was found, what was imported, what failed and why.
 
 StateStore opens the file (creating it, and migrating an older schema) and makes every change; the
-queries are StateReader's (gimport.backends.state_read). Only the gimport.backends.state* modules
+queries are StateReader's (gimport.backends.state.read). Only the gimport.backends.state.store* modules
 import sqlite3.
 
 WAL journal, one short transaction per change, so a process killed at any instant loses nothing that
@@ -24,8 +24,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from gimport.backends.state_read import SCHEMA_VERSION, StateReader
-from gimport.backends.statefile import (  # noqa: F401 - StateLock etc. are part of this module's API
+from gimport.backends.state.disk import (  # noqa: F401 - StateLock etc. are part of this module's API
     HOLDER_KEY,
     StateLock,
     file_identity,
@@ -37,6 +36,7 @@ from gimport.backends.statefile import (  # noqa: F401 - StateLock etc. are part
     side_files,
     sqlite_error,
 )
+from gimport.backends.state.read import SCHEMA_VERSION, StateReader
 from gimport.contract import (
     DONE_STATUSES,
     DUPLICATE,

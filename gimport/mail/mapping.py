@@ -28,9 +28,9 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from gimport.config.settings import SYSTEM_LABEL_IDS, LabelSettings
 from gimport.contract import Folder, logical_path  # noqa: F401 - part of the mapping API
 from gimport.i18n import _
-from gimport.settings import SYSTEM_LABEL_IDS, LabelSettings
 
 IMPORT, EXCLUDE, NOT_INCLUDED, NOSELECT = "import", "exclude", "not included", "noselect"
 RESERVED_SUFFIX = " (imported)"

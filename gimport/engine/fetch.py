@@ -2,9 +2,9 @@
 
 The Fetcher owns the source's connection for the transfer (an IMAP connection is not shared), reads the work
 the scan gave folder by folder under one EXAMINE, and hands each fetched message to the import workers as an
-Item. The byte budget (gimport.budget) bounds what sits in memory between the two: sizes are claims, so a
+Item. The byte budget (gimport.engine.inflight) bounds what sits in memory between the two: sizes are claims, so a
 message bigger than its claim waits for room. A folder whose UIDVALIDITY changes during the run is scanned
-again (gimport.scan) before it is fetched under the new value. It speaks the contract only and never prints.
+again (gimport.engine.scan) before it is fetched under the new value. It speaks the contract only and never prints.
 """
 
 from __future__ import annotations
@@ -15,13 +15,13 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from gimport.accounting import FolderResult
-from gimport.budget import ByteBudget
 from gimport.contract import FetchedMessage, MailSource
+from gimport.engine.inflight import InFlightBytes
+from gimport.engine.results import FolderResult
+from gimport.engine.scan import Items, Scanner, Work
 from gimport.errors import FolderChanged, FolderGone, GimportError, Unexpected
 from gimport.i18n import _
-from gimport.scan import Items, Scanner, Work
-from gimport.selection import SCAN_TRIES
+from gimport.mail.selection import SCAN_TRIES
 
 log = logging.getLogger("gimport")
 
@@ -51,7 +51,7 @@ class Fetcher:
         scanner: Scanner,
         batch: int,
         batch_bytes: int,
-        budget: ByteBudget,
+        budget: InFlightBytes,
         q: ItemQueue,
         stop: threading.Event,
         warn: Callable[[str], None],

@@ -1,8 +1,8 @@
 """The migration engine: plan -> scan -> fetch -> import -> record.
 
 It speaks only to small interfaces (an IMAP source, a Gmail client, the state store, a pacer) and never
-prints: it reports events to a Reporter, which the CLI renders. The scan (gimport.scan) records what each
-folder has to send; one thread reads the source (gimport.fetch: the IMAP connection is not shared), a pool of
+prints: it reports events to a Reporter, which the CLI renders. The scan (gimport.engine.scan) records what each
+folder has to send; one thread reads the source (gimport.engine.fetch: the IMAP connection is not shared), a pool of
 workers here imports, and a byte budget bounds what sits in memory between the two. Every import is recorded as 'sending' before the call and 'imported' right after, so
 a run killed at any instant can be started again: nothing is lost, and only messages that were in
 flight at the kill can be sent a second time (counted and reported).
@@ -16,11 +16,8 @@ import threading
 import time
 from dataclasses import dataclass
 
-from gimport import rfc822
-from gimport.account import identify
-from gimport.accounting import FolderResult, RunSummary, too_large
-from gimport.budget import ByteBudget
 from gimport.calls import StopRequested
+from gimport.config.settings import Settings
 from gimport.contract import (
     DUPLICATE,
     FAILED,
@@ -35,6 +32,13 @@ from gimport.contract import (
     State,
     content_identity,
 )
+from gimport.engine.fetch import Fetcher, Item, ItemQueue
+from gimport.engine.identity import identify
+from gimport.engine.inflight import InFlightBytes
+from gimport.engine.labels import ensure_labels
+from gimport.engine.lost_state import check_new_state
+from gimport.engine.results import FolderResult, RunSummary
+from gimport.engine.scan import Scanner, Work
 from gimport.errors import (
     GimportError,
     Interrupted,
@@ -42,14 +46,11 @@ from gimport.errors import (
     RetryableError,
     Unexpected,
 )
-from gimport.fetch import Fetcher, Item, ItemQueue
 from gimport.i18n import _, english, ngettext
-from gimport.labels import ensure_labels
-from gimport.mapping import IMPORT, FolderPlan, message_labels, plan_folders
-from gimport.newstate import check_new_state
-from gimport.scan import Scanner, Work
-from gimport.selection import inbox_first
-from gimport.settings import Settings
+from gimport.mail import rfc822
+from gimport.mail.mapping import IMPORT, FolderPlan, message_labels, plan_folders
+from gimport.mail.quota import too_large
+from gimport.mail.selection import inbox_first
 
 log = logging.getLogger("gimport")
 # A message's outcome in a run (reported to the Reporter) is the status the state file records for it:
@@ -131,7 +132,7 @@ class Migration:
     def _ensure_labels(self, plans: list[FolderPlan]) -> dict[str, str]:
         return ensure_labels(self.gmail, plans, self.settings.labels.visibility)
 
-    def _worker(self, budget: ByteBudget, q: ItemQueue) -> None:
+    def _worker(self, budget: InFlightBytes, q: ItemQueue) -> None:
         while True:
             item = q.get()
             if item is None:
@@ -298,7 +299,7 @@ class Migration:
         return s
 
     def _transfer(self, work: Work, label_ids: dict[str, str]) -> None:
-        budget = ByteBudget(self.options.memory_budget, self._stop)
+        budget = InFlightBytes(self.options.memory_budget, self._stop)
         q: ItemQueue = queue.Queue()
         workers = [
             threading.Thread(

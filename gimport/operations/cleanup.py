@@ -14,12 +14,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gimport.account import identify
+from gimport.config.settings import Settings, SourceSettings
 from gimport.contract import Destination
+from gimport.engine.identity import identify
 from gimport.errors import ConfigError, GimportError
 from gimport.i18n import N_, _
-from gimport.settings import Settings, SourceSettings
-from gimport.verify import VerifyReport
+from gimport.operations.verify import VerifyReport
 
 IMAP_KEYS = ("enabled", "autoExpunge", "expungeBehavior", "maxFolderSize")
 GMAIL_SETTINGS_PATH = N_("Gmail on the web > Settings (gear) > See all settings > Forwarding and POP/IMAP")

@@ -2,7 +2,7 @@
 
 verify compares, per selected folder, three things:
 - the source now (exact): the messages the mapping and [filters] select, found with the engine's own
-  selection (gimport.selection.select_messages) on a read-only source session;
+  selection (gimport.mail.selection.select_messages) on a read-only source session;
 - the state file (exact): which of them are recorded imported (or a duplicate of an imported copy) for
   the folder's current UIDVALIDITY. Opened read-only: verify writes nothing anywhere;
 - Gmail's label counts (labels.get messagesTotal; approximate for this purpose): a message in two folders
@@ -15,7 +15,7 @@ Accepted messages (gimport accept: failed or skipped, accepted as not in Gmail) 
 listed as "accepted, not in Gmail", never left out silently.
 
 With `exact` (the gmail.metadata scope, gimport auth --exact-verify), every selected message recorded as
-imported is also proven in Gmail, by its Gmail id and labels (gimport.proof); without the scope the
+imported is also proven in Gmail, by its Gmail id and labels (gimport.operations.proof); without the scope the
 report says which level of proof it gave and how to get the exact one.
 """
 
@@ -24,7 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from gimport.account import identify
+from gimport.config.settings import SYSTEM_LABEL_IDS, Settings
 from gimport.contract import (
     DONE_STATUSES,
     FAILED,
@@ -39,12 +39,12 @@ from gimport.contract import (
     Reporter,
     State,
 )
+from gimport.engine.identity import identify
 from gimport.errors import AuthError, FolderChanged, FolderGone
 from gimport.i18n import _
-from gimport.mapping import IMPORT, label_key, plan_folders
-from gimport.proof import ExactResult, ProofItem, prove
-from gimport.selection import inbox_first, select_messages
-from gimport.settings import SYSTEM_LABEL_IDS, Settings
+from gimport.mail.mapping import IMPORT, label_key, plan_folders
+from gimport.mail.selection import inbox_first, select_messages
+from gimport.operations.proof import ExactResult, ProofItem, prove
 
 RETRY_COMMAND = "gimport run"
 
@@ -187,7 +187,7 @@ def verify(
     read-only), `gmail` a GmailClient (labels.list, labels.get, sendAs.list), `state` ideally opened
     with StateStore.open_readonly. At most `list_limit` missing messages are detailed (None: all);
     all are counted. With `exact`, every selected message recorded imported is proven in Gmail
-    (gimport.proof; `strict_labels`: a label gone since the import fails too). Raises AuthError (also
+    (gimport.operations.proof; `strict_labels`: a label gone since the import fails too). Raises AuthError (also
     when `exact` is asked without the scope), GmailError, SourceError, StateError."""
     reporter = reporter or NullReporter()
     account = source.account

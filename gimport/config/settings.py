@@ -1,7 +1,7 @@
 """The typed, immutable settings of gimport: one frozen dataclass per table of gimport.toml with each key's
 default, and the constants other modules share (Gmail's system label ids, the host of a local source).
 
-Pure data, no I/O. gimport.config.load_settings is the one place that reads the config file into these
+Pure data, no I/O. gimport.config.load.load_settings is the one place that reads the config file into these
 (and owns the checks and the bounds of every key).
 """
 

@@ -16,10 +16,10 @@ from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from gimport import rfc822
+from gimport.config.settings import FilterSettings
 from gimport.contract import ContentMatch, KnownContent, MailSource, content_identity
 from gimport.errors import FolderChanged
-from gimport.settings import FilterSettings
+from gimport.mail import rfc822
 
 # A folder whose UIDVALIDITY changes between the EXAMINE and the last command of its scan is scanned again
 # (a server rebuilding its indexes, a reconnect): this many times, then it is reported as changing.

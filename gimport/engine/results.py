@@ -1,10 +1,5 @@
-"""Accounting: what calls cost, and what a run did (rclone's fs/accounting).
-
-COSTS is the one table of Gmail's quota units, keyed by the API's real method names
-(https://developers.google.com/gmail/api/reference/quota); the Gmail backend charges every call from
-it, and plan/admin plan estimate from it. The run's counters (RunSummary, FolderResult) are filled by
-the engine and rendered by gimport.render.
-"""
+"""What a run did (rclone's fs/accounting): the run's results (RunSummary, one FolderResult per folder),
+filled by the engine and rendered by gimport.render."""
 
 from __future__ import annotations
 
@@ -13,43 +8,13 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from gimport.errors import GimportError
-from gimport.i18n import _
-from gimport.mapping import FolderPlan
-
-MAX_MESSAGE_BYTES = 157_286_400  # Gmail's 150 MB limit for one message
-
-COSTS: dict[str, int] = {
-    "users.messages.import": 25,
-    "users.messages.insert": 25,
-    "users.messages.list": 5,
-    "users.messages.get": 5,
-    "users.labels.list": 1,
-    "users.labels.get": 1,
-    "users.labels.create": 5,
-    "users.getProfile": 1,
-    "users.settings.sendAs.list": 1,
-    "users.settings.getImap": 1,
-    "users.settings.updateImap": 5,
-    "users.settings.getAutoForwarding": 1,
-    "users.settings.forwardingAddresses.list": 1,
-    "users.settings.filters.list": 1,
-}
-
-
-def too_large(size: int, limit: int) -> str:
-    """The reason a message over Gmail's limit is skipped, in the reader's language."""
-    return _("too large for Gmail: {size:,} bytes (limit {limit:,})").format(size=size, limit=limit)
+from gimport.mail.mapping import FolderPlan
 
 
 def reason_kind(reason: str) -> str:
     """The group a reason is counted under in the summary: its text before the first ':' (translations
     keep that ASCII colon)."""
     return reason.split(":")[0]
-
-
-def cost(method: str) -> int:
-    """Units for one call of `method` (a method name of Gmail's discovery document)."""
-    return COSTS[method]
 
 
 @dataclass

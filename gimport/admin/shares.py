@@ -11,14 +11,14 @@ from collections.abc import Callable
 
 from gimport.admin.coverage import read_daily, write_daily
 from gimport.admin.shards import Shard
-from gimport.daily import PACIFIC, DailyBudget
-from gimport.pacer import Pacer
-from gimport.settings import Settings
+from gimport.config.settings import Settings
+from gimport.pacing.daily import PACIFIC, DailyBudget
+from gimport.pacing.rate import RatePacer
 
 
-def project_pacer(settings: Settings, shard: Shard, stop: threading.Event | None = None) -> Pacer:
+def project_pacer(settings: Settings, shard: Shard, stop: threading.Event | None = None) -> RatePacer:
     """The shard's share of [admin] project_units_per_minute; a wait `stop` cuts short."""
-    return Pacer(settings.admin.project_units_per_minute / shard.count, sleep=stop.wait if stop else time.sleep)
+    return RatePacer(settings.admin.project_units_per_minute / shard.count, sleep=stop.wait if stop else time.sleep)
 
 
 def daily_budget(

@@ -11,11 +11,11 @@ Speaks only the contract (Destination, State) and the pure mapping.
 
 from __future__ import annotations
 
+from gimport.config.settings import SYSTEM_LABEL_IDS
 from gimport.contract import Destination, State
 from gimport.errors import StateError
 from gimport.i18n import _
-from gimport.mapping import IMPORT, FolderPlan, label_key
-from gimport.settings import SYSTEM_LABEL_IDS
+from gimport.mail.mapping import IMPORT, FolderPlan, label_key
 
 EXAMPLES = 3  # labels named in the message
 

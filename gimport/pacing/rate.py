@@ -4,7 +4,7 @@ Callers charge each call its cost in units with acquire(); the pacer spaces call
 `units_per_minute` (times `headroom`) are spent per minute, with no burst beyond one call: however the
 server measures its quota (a token bucket, a short or a long sliding window), evenly spaced calls under the
 rate fit. When the server says "slow down" the pacer cuts its rate once per congestion event and climbs back
-(to the configured rate within `recovery_seconds` of quiet after an isolated refusal; see Pacer); a
+(to the configured rate within `recovery_seconds` of quiet after an isolated refusal; see RatePacer); a
 server-given wait holds every caller until then. "Too many calls at once" lowers the concurrency instead
 (ConcurrencyLimit). Jittered exponential backoff delays honour a server-given wait. Clock, sleep and
 randomness are injectable for tests.
@@ -107,7 +107,7 @@ class ConcurrencyLimit:
             self._changed = now
 
 
-class Pacer:
+class RatePacer:
     """Thread-safe even spacing of calls, adaptive to "slow down" answers.
 
     Calls are spaced by cost/rate: one call may go at once, each next one waits its own cost after the
@@ -273,11 +273,11 @@ class ChainedPacer:
 
     acquire() waits for each budget in turn, so no budget is ever exceeded. "Slow down" signals, server
     waits, the concurrency limit and backoff concern the own pacer only: a refusal names one account's
-    quota, and the shared budget is kept below its limit by pacing alone. Offers the Pacer interface the
+    quota, and the shared budget is kept below its limit by pacing alone. Offers the RatePacer interface the
     engine uses.
     """
 
-    def __init__(self, own: Pacer, *shared: Pacer) -> None:
+    def __init__(self, own: RatePacer, *shared: RatePacer) -> None:
         self.own, self.shared = own, shared
         self.max_delay = own.max_delay
 

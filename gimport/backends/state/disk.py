@@ -1,6 +1,6 @@
 """The state file on disk: the errors SQLite and the file system give, said in one line with what to
 do; the descriptors that must not drop SQLite's locks; and the run lock (a BSD flock on the state file
-itself, held for the whole run). Used by gimport.backends.state and gimport.backends.state_read."""
+itself, held for the whole run). Used by gimport.backends.state.store and gimport.backends.state.read."""
 
 from __future__ import annotations
 

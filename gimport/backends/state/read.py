@@ -1,9 +1,9 @@
 """Reading the state file: every query gimport asks of it, and opening one read-only (gimport verify).
 
-StateReader is the reading half of gimport.backends.state.StateStore, which opens, creates and migrates
+StateReader is the reading half of gimport.backends.state.store.StateStore, which opens, creates and migrates
 the file and makes every change. Nothing here writes: no schema, no meta, no message rows (the one
 exception is a read-only connection's temporary view that lets a schema-1 file be read as it is, held in
-memory by that connection only). Only the gimport.backends.state* modules import sqlite3.
+memory by that connection only). Only the gimport.backends.state.store* modules import sqlite3.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from gimport.backends.statefile import file_identity, lost_state_hint, register, sqlite_error, unregister
+from gimport.backends.state.disk import file_identity, lost_state_hint, register, sqlite_error, unregister
 from gimport.contract import (
     DUPLICATE,
     FAILED,

@@ -12,11 +12,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from gimport.accounting import COSTS, MAX_MESSAGE_BYTES
+from gimport.config.settings import Settings
 from gimport.contract import KnownContent, MailSource, State
 from gimport.errors import ConfigError, FolderChanged, FolderGone
 from gimport.i18n import _, english
-from gimport.mapping import (
+from gimport.mail.mapping import (
     IMPORT,
     FolderPlan,
     label_limit_problem,
@@ -24,8 +24,8 @@ from gimport.mapping import (
     unused_map_entries,
     user_labels_to_create,
 )
-from gimport.selection import select_messages
-from gimport.settings import Settings
+from gimport.mail.quota import COSTS, MAX_MESSAGE_BYTES
+from gimport.mail.selection import select_messages
 
 
 @dataclass

@@ -7,7 +7,7 @@ import logging
 from gimport.contract import Destination
 from gimport.errors import AccountError, Conflict, GmailError, MessageRejected
 from gimport.i18n import _
-from gimport.mapping import FolderPlan, label_key, label_limit_problem, user_labels_to_create
+from gimport.mail.mapping import FolderPlan, label_key, label_limit_problem, user_labels_to_create
 
 log = logging.getLogger("gimport")
 

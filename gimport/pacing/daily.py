@@ -1,9 +1,9 @@
-"""A daily budget, in the style of gimport.pacer: knows nothing of Gmail.
+"""A daily budget, in the style of gimport.pacing.rate: knows nothing of Gmail.
 
 Gmail counts a project's units per quota day, which runs from midnight to midnight US Pacific time (Google
 documents its daily quotas that way). DailyBudget lets `units_per_day` be spent per such day; a caller that
 would go over waits, in acquire(), until the day turns. Chained behind the per-user and per-minute pacers
-(gimport.pacer.ChainedPacer), it sits on the one call path, so nothing else needs to know about it.
+(gimport.pacing.rate.ChainedPacer), it sits on the one call path, so nothing else needs to know about it.
 Clock (wall time: the day is a calendar day), sleep and time zone are injectable for tests.
 """
 

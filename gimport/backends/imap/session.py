@@ -4,9 +4,9 @@ ImapSession owns the connection: TLS and login (with what to fix when they fail)
 prefix, a guard that refuses a literal larger than the operation allows before reading a byte of it, and
 `_call`, which runs one operation through the one call path (gimport.calls). Each attempt has a deadline;
 past it, or when the connection drops, the session reconnects and re-opens the folder that was open (with
-`_examine`, which gimport.backends.imap.ImapSource provides); `interrupt` ends it from another thread.
+`_examine`, which gimport.backends.imap.source.ImapSource provides); `interrupt` ends it from another thread.
 It never lists, searches or fetches by itself: that is ImapSource's, built on this class. Only the
-gimport.backends.imap* modules import imapclient.
+gimport.backends.imap.source* modules import imapclient.
 """
 
 from __future__ import annotations
@@ -23,12 +23,12 @@ from typing import Any
 import imapclient
 from imapclient.exceptions import IMAPClientError, LoginError
 
-from gimport.accounting import MAX_MESSAGE_BYTES
-from gimport.backends.imap_parse import LiteralTooLarge, cert_hint, parse_folder_name, security_hint
+from gimport.backends.imap.parse import LiteralTooLarge, cert_hint, parse_folder_name, security_hint
 from gimport.calls import Caller, RetryPolicy
+from gimport.config.settings import SourceSettings
 from gimport.errors import FolderGone, Interrupted, LoginRefused, RetryableError, SourceError
 from gimport.i18n import _
-from gimport.settings import SourceSettings
+from gimport.mail.quota import MAX_MESSAGE_BYTES
 
 log = logging.getLogger("gimport.imap")
 

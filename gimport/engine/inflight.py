@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 
 
-class ByteBudget:
+class InFlightBytes:
     """Bounds the bytes held between fetching and importing; one item always fits, however large."""
 
     def __init__(self, limit: int, stop: threading.Event) -> None:

@@ -1,5 +1,5 @@
 """Reading and checking the values of gimport.toml's tables: one typed getter per kind of value, each
-error a ConfigError naming the table and key and what is allowed (used by gimport.config)."""
+error a ConfigError naming the table and key and what is allowed (used by gimport.config.load)."""
 
 from __future__ import annotations
 

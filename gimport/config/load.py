@@ -1,8 +1,8 @@
-"""Reading gimport.toml into the typed settings of gimport.settings.
+"""Reading gimport.toml into the typed settings of gimport.config.settings.
 
 The only module that reads the config file. Every problem is a ConfigError naming the key and what is
 allowed, so the CLI can print one line and exit 2. The values of each table are read through
-gimport.config_values.Table; this module owns the tables themselves, which keys go together, and the bounds.
+gimport.config.values.Table; this module owns the tables themselves, which keys go together, and the bounds.
 """
 
 from __future__ import annotations
@@ -14,10 +14,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from gimport.config_values import Table, check_globs, check_host, check_user
-from gimport.errors import ConfigError
-from gimport.i18n import N_, _
-from gimport.settings import (
+from gimport.config.settings import (
     DEFAULT_PROJECT_DAILY,
     DEFAULT_PROJECT_QUOTA,
     DEFAULT_QUOTA,
@@ -30,6 +27,9 @@ from gimport.settings import (
     Settings,
     SourceSettings,
 )
+from gimport.config.values import Table, check_globs, check_host, check_user
+from gimport.errors import ConfigError
+from gimport.i18n import N_, _
 
 API_URL_ENV = "GIMPORT_GMAIL_API_URL"
 # Bounds of numeric keys: beyond them a value is a typo, and some (workers) would exhaust the machine

@@ -1,10 +1,10 @@
 """The scan: which messages of each folder a run sends, recorded in the state before anything is sent.
 
-For every folder the mapping imports, the Scanner runs the selection (gimport.selection: EXAMINE, SEARCH,
+For every folder the mapping imports, the Scanner runs the selection (gimport.mail.selection: EXAMINE, SEARCH,
 sizes, what earlier runs did), records what it found (the folder, the pending messages, the ones matched by
 content, the ones too large to send), and fills the folder's FolderResult. It speaks the contract only (a
 MailSource and a State), never prints, and reports a folder it cannot read as that folder's error (the run goes
-on with the others). The fetch (gimport.fetch) asks it to scan a folder again when the folder's UIDVALIDITY
+on with the others). The fetch (gimport.engine.fetch) asks it to scan a folder again when the folder's UIDVALIDITY
 changes during the run.
 """
 
@@ -14,13 +14,14 @@ import logging
 import threading
 from collections.abc import Callable
 
-from gimport.accounting import FolderResult, RunSummary, too_large
+from gimport.config.settings import FilterSettings
 from gimport.contract import SKIPPED, MailSource, MessageKey, State
+from gimport.engine.results import FolderResult, RunSummary
 from gimport.errors import FolderChanged, FolderGone
 from gimport.i18n import _, english
-from gimport.mapping import IMPORT, FolderPlan
-from gimport.selection import select_messages
-from gimport.settings import FilterSettings
+from gimport.mail.mapping import IMPORT, FolderPlan
+from gimport.mail.quota import too_large
+from gimport.mail.selection import select_messages
 
 log = logging.getLogger("gimport")
 

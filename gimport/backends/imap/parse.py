@@ -1,6 +1,6 @@
 """Pure parsing for the IMAP backend (imapclient's response_parser is the model): folder names, flags,
 sizes, dates, UID sets, FETCH answers read by hand, and the advice for TLS and certificate failures.
-Used by gimport.backends.imap and gimport.backends.imap_session only; tested by feeding it values."""
+Used by gimport.backends.imap.source and gimport.backends.imap.session only; tested by feeding it values."""
 
 from __future__ import annotations
 
@@ -16,9 +16,9 @@ from imapclient import imap_utf7
 from imapclient.exceptions import IMAPClientError
 from imapclient.response_parser import parse_fetch_response
 
+from gimport.config.settings import SourceSettings
 from gimport.contract import MessageMeta
 from gimport.i18n import _
-from gimport.settings import SourceSettings
 
 UID_IN_FETCH = re.compile(rb"\bUID (\d+)")
 # A size claim above this is nonsense (a server bug): the body tells the size instead.

@@ -23,9 +23,9 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from gimport.accounting import cost
 from gimport.contract import FLAG_LABEL_IDS, Destination, MessageKey
 from gimport.i18n import N_, _
+from gimport.mail.quota import cost
 
 TRASH = "TRASH"
 # the problems, as --json names them (English) and as people read them (_(problem) where shown)

@@ -2,8 +2,8 @@
 
 Folders are opened with EXAMINE (read-only) and bodies fetched with BODY.PEEK[], so neither flags nor
 contents on the server change. A dropped connection is re-opened transparently (a few tries with
-backoff, gimport.backends.imap_session); if the folder's UIDVALIDITY changed meanwhile, FolderChanged is
-raised so the caller can re-scan it instead of trusting stale UIDs. Only the gimport.backends.imap*
+backoff, gimport.backends.imap.session); if the folder's UIDVALIDITY changed meanwhile, FolderChanged is
+raised so the caller can re-scan it instead of trusting stale UIDs. Only the gimport.backends.imap.source*
 modules import imapclient.
 """
 
@@ -19,9 +19,7 @@ import imapclient
 from imapclient import imap_utf7
 from imapclient.exceptions import IMAPClientError
 
-from gimport import rfc822
-from gimport.accounting import MAX_MESSAGE_BYTES
-from gimport.backends.imap_parse import (
+from gimport.backends.imap.parse import (
     UID_IN_FETCH,
     FetchFailed,
     LiteralTooLarge,
@@ -34,12 +32,14 @@ from gimport.backends.imap_parse import (
     uid_fetch,
     uid_set,
 )
-from gimport.backends.imap_session import ImapSession
+from gimport.backends.imap.session import ImapSession
 from gimport.calls import RetryPolicy
+from gimport.config.settings import SourceSettings
 from gimport.contract import FetchedMessage, Folder, MessageMeta
 from gimport.errors import FolderChanged, FolderGone, LoginRefused, SourceError
 from gimport.i18n import _
-from gimport.settings import SourceSettings
+from gimport.mail import rfc822
+from gimport.mail.quota import MAX_MESSAGE_BYTES
 
 log = logging.getLogger("gimport.imap")
 
