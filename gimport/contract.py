@@ -1,10 +1,15 @@
 """The contract the engine speaks: what a mail source, the Gmail destination, the state, the pacer and
 the reporter offer, and the values that cross between them (rclone's fs/types.go).
 
-The engine, plan, verify and cleanup import this module and the pure ones (mapping, rfc822,
-selection, accounting) only, never a backend: a new source (Maildir, mbox, ...) plugs in by offering
-MailSource, without a change to the engine. Errors crossing these interfaces are those of
-gimport.errors, typed by what the caller must do.
+The engine, plan, verify and cleanup import this module and the pure ones (gimport.mail) only, never a
+backend: a new source (Maildir, mbox, ...) plugs in by offering MailSource, without a change to the
+engine. Errors crossing these interfaces are those of gimport.errors, typed by what the caller must do.
+
+Core and optional parts, as rclone's Fs and its optional interfaces: MailSource, Destination and State
+are what the engine needs; MessageIdLookup, MailboxSettings, MessageListing and Ledger are what a command
+or two need, and those commands ask for them. Python has no intersection type, so an optional part
+extends the core it adds to. The *Backend protocols gather every part: what gimport.wiring builds, and
+what each backend is checked against (the `_: type[...]` line at the end of each backend's module).
 
 Which message is meant: a message is named by its per-source key, (account, folder, generation, uid).
 For IMAP the generation is the folder's UIDVALIDITY and uid its UID; a local source gives numbers of
@@ -22,7 +27,8 @@ import datetime as dt
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import Any, Protocol, runtime_checkable
+from pathlib import Path
+from typing import Any, Protocol, Self, runtime_checkable
 
 # A message's status in the state file (and its outcome in a run).
 PENDING = "pending"  # found on the source, not yet sent
@@ -33,11 +39,9 @@ FAILED = "failed"  # last attempt failed; retried by the next run
 SKIPPED = "skipped"  # can never be imported as it is (e.g. over Gmail's 150 MB); reported every run
 DONE_STATUSES = (IMPORTED, DUPLICATE)
 PROBLEM_STATUSES = (FAILED, SKIPPED)  # what `gimport failed` lists and `gimport accept` may accept
-# A failed or skipped message can be *accepted* (gimport accept): its status stays as it is, the time of
-# the acceptance is recorded beside it; run no longer tries it and verify lists it, never silently.
+# A failed or skipped message can be *accepted* (gimport accept): its status stays, the time of the acceptance
+# is recorded beside it; run no longer tries it and verify lists it, never silently.
 ACCEPTED = "accepted"
-# Labels a message carries for its flags: the user changes them by reading; never checked by verify --exact.
-FLAG_LABEL_IDS = frozenset({"UNREAD", "STARRED"})
 
 
 # ------------------------------------------------------------------------------------------------ values
@@ -101,19 +105,11 @@ class MessageMeta:
     size_known: bool = True
 
 
-def content_identity(message_id: str | None, size: int, internaldate: dt.datetime | None) -> str | None:
-    """The cheap identity of a message (Message-ID, size, INTERNALDATE to the second): what tells a message
-    apart when its UID means nothing any more (a new UIDVALIDITY). None when it has no Message-ID or date:
-    only its content hash can tell then."""
-    if not message_id or internaldate is None:
-        return None
-    return f"{message_id}\n{size}\n{int(internaldate.timestamp())}"
-
-
 @dataclass(frozen=True)
 class KnownContent:
-    """What a folder's earlier generations (other UIDVALIDITYs) put into Gmail: identity -> the content
-    hashes of the imported messages that have it, and content hash -> Gmail id."""
+    """What a folder's earlier generations (other UIDVALIDITYs) put into Gmail: identity
+    (gimport.mail.selection.content_identity) -> the content hashes of the imported messages that have it, and
+    content hash -> Gmail id."""
 
     by_identity: dict[str, frozenset[str]]
     by_hash: dict[str, str]
@@ -160,15 +156,15 @@ class MessageKey:
         """The key as the commands print and accept it: FOLDER:UIDVALIDITY:UID (the account is the config's)."""
         return f"{self.folder}:{self.uidvalidity}:{self.uid}"
 
-
-def parse_key(account: str, text: str) -> MessageKey:
-    """A key printed by `gimport failed` (FOLDER:UIDVALIDITY:UID; the folder may hold ":" itself).
-    Raises ValueError saying what is wrong."""
-    folder, sep1, rest = text.rpartition(":")
-    folder, sep2, uidvalidity = folder.rpartition(":")
-    if not (sep1 and sep2 and folder and uidvalidity.isdigit() and rest.isdigit()):
-        raise ValueError(f"{text!r} is not a message key (FOLDER:UIDVALIDITY:UID, as 'gimport failed' prints it)")
-    return MessageKey(account, folder, int(uidvalidity), int(rest))
+    @classmethod
+    def parse(cls, account: str, text: str) -> MessageKey:
+        """A key printed by `gimport failed` (FOLDER:UIDVALIDITY:UID; the folder may hold ":" itself).
+        Raises ValueError saying what is wrong."""
+        folder, sep1, rest = text.rpartition(":")
+        folder, sep2, uidvalidity = folder.rpartition(":")
+        if not (sep1 and sep2 and folder and uidvalidity.isdigit() and rest.isdigit()):
+            raise ValueError(f"{text!r} is not a message key (FOLDER:UIDVALIDITY:UID, as 'gimport failed' prints it)")
+        return cls(account, folder, int(uidvalidity), int(rest))
 
 
 @dataclass(frozen=True)
@@ -222,48 +218,54 @@ class FolderCounts:
 # --------------------------------------------------------------------------------------------- protocols
 
 
-@runtime_checkable
 class MailSource(Protocol):
-    """A mailbox, read-only. One thread uses it. Raises SourceError (the account), FolderGone /
-    FolderChanged (one folder)."""
+    """A mailbox, read-only, as the engine and plan read it. One thread uses it. Raises SourceError (the
+    account), FolderGone / FolderChanged (one folder)."""
 
     @property
     def account(self) -> str: ...
 
     reconnects: int
 
-    def connect(self) -> None: ...
-    def close(self) -> None: ...
     def list_folders(self) -> list[Folder]: ...
     def examine(self, folder: str) -> tuple[int, int]:
         """Open `folder` read-only: (generation, message count)."""
-        ...
 
     def search(self, since: dt.date | None = None, before: dt.date | None = None) -> list[int]:
         """UIDs in the open folder, ascending, each once."""
-        ...
 
     def fetch_meta(self, uids: Sequence[int]) -> Iterator[MessageMeta]: ...
     def fetch_identities(self, uids: Sequence[int]) -> Iterator[MessageMeta]:
         """fetch_meta plus each message's Message-ID, in one FETCH per chunk (no body)."""
-        ...
 
-    def fetch_message_ids(self, uids: Sequence[int]) -> dict[int, str | None]: ...
-    def fetch_bodies(self, uids: Sequence[int], expected_bytes: int | None = None) -> Iterator[FetchedMessage]:
-        """Bodies in the order asked (lazily: hold only what you need); expunged ones left out; a message the
+    def fetch_bodies(self, uids: Sequence[int], expected_bytes: int | None = None) -> Iterable[FetchedMessage]:
+        """Bodies in the order asked (lazily or not: iterate, and hold only what you need); expunged ones left out; a message the
         server will not give comes back with `error` set (never an exception for one message).
         `expected_bytes`: what the sizes claim."""
-        ...
 
     def interrupt(self) -> None:
         """From another thread: stop now. The operation in progress ends with Interrupted."""
-        ...
+
+
+class MessageIdLookup(MailSource, Protocol):
+    """Optional: the Message-IDs of messages in the open folder (verify names the missing ones by them)."""
+
+    def fetch_message_ids(self, uids: Sequence[int]) -> dict[int, str | None]: ...
 
 
 @runtime_checkable
+class SourceBackend(MessageIdLookup, Protocol):
+    """Every part of a source, opened and closed by its owner (or `with`): gimport.wiring.source builds it."""
+
+    def connect(self) -> None: ...
+    def close(self) -> None: ...
+    def __enter__(self) -> Self: ...
+    def __exit__(self, *exc: object) -> None: ...
+
+
 class Destination(Protocol):
-    """One Gmail account. Every method is one paced, retried call (gimport.calls); errors are
-    gimport.errors: RetryableError (gave up), MessageRejected, Conflict, AuthError, GmailError."""
+    """One Gmail account as the engine needs it: address, labels, import. Each method is one paced, retried
+    call (gimport.calls); errors: RetryableError (gave up), MessageRejected, Conflict, AuthError, GmailError."""
 
     max_message_bytes: int
 
@@ -271,20 +273,6 @@ class Destination(Protocol):
     def list_labels(self) -> list[dict[str, Any]]: ...
     def get_label(self, label_id: str) -> dict[str, Any]: ...
     def create_label(self, name: str, visibility: str = "labelShow") -> dict[str, Any]: ...
-    def get_imap(self) -> dict[str, Any]: ...
-    def update_imap(self, body: dict[str, Any]) -> dict[str, Any]: ...
-    def get_auto_forwarding(self) -> dict[str, Any]: ...
-    def list_forwarding_addresses(self) -> list[dict[str, Any]]: ...
-    def list_filters(self) -> list[dict[str, Any]]: ...
-    def can_list_messages(self) -> bool:
-        """Whether the grant allows users.messages.list (the gmail.metadata scope: verify --exact)."""
-        ...
-
-    def list_message_ids(self, label_id: str | None, *, include_spam_trash: bool = False) -> Iterator[list[str]]:
-        """The ids of the messages carrying `label_id` (None: the whole mailbox), one page (one call, up to
-        500 ids) at a time. Raises AuthError without the scope."""
-        ...
-
     def import_message(
         self,
         raw: bytes,
@@ -294,7 +282,32 @@ class Destination(Protocol):
         on_retry: Callable[[Any], None] | None = None,
     ) -> str:
         """Import byte-exact; returns the Gmail id. `on_attempt(n)` runs before attempt n leaves."""
-        ...
+
+
+class MailboxSettings(Destination, Protocol):
+    """Optional: the settings that may point at the old server (IMAP access, forwarding, filters): read by
+    check and cleanup; cleanup changes IMAP access only."""
+
+    def get_imap(self) -> dict[str, Any]: ...
+    def update_imap(self, body: dict[str, Any]) -> dict[str, Any]: ...
+    def get_auto_forwarding(self) -> dict[str, Any]: ...
+    def list_forwarding_addresses(self) -> list[dict[str, Any]]: ...
+    def list_filters(self) -> list[dict[str, Any]]: ...
+
+
+class MessageListing(Destination, Protocol):
+    """Optional: the ids of the messages in the account, by label (verify --exact proves the import by them)."""
+
+    def can_list_messages(self) -> bool:
+        """Whether the grant allows users.messages.list (the gmail.metadata scope: verify --exact)."""
+
+    def list_message_ids(self, label_id: str | None, *, include_spam_trash: bool = False) -> Iterator[list[str]]:
+        """The ids of the messages carrying `label_id` (None: the whole mailbox), one page (one call, up to
+        500 ids) at a time. Raises AuthError without the scope."""
+
+
+class DestinationBackend(MailboxSettings, MessageListing, Protocol):
+    """Every part of the destination: what gimport.wiring.gmail builds."""
 
 
 class Pacer(Protocol):
@@ -303,11 +316,9 @@ class Pacer(Protocol):
     def acquire(self, units: float = 1, *, sleep: Callable[[float], object] | None = None) -> float: ...
     def note_rate_limited(self, server_wait: float | None = None, *, concurrent: bool = False) -> None:
         """The server refused this thread's last call: slow down, or with `concurrent` fewer calls at once."""
-        ...
 
     def slot(self) -> AbstractContextManager[None]:
         """Hold a place in the concurrency limit for one call."""
-        ...
 
     def backoff_delay(self, attempt: int, server_wait: float | None = None) -> float: ...
 
@@ -319,9 +330,10 @@ class Pacer(Protocol):
 
 
 class State(Protocol):
-    """What the engine records (gimport.backends.state.store.StateStore). Raises StateError."""
+    """What the engine reads and records (gimport.backends.state.store.StateStore). Raises StateError."""
 
-    path: Any
+    @property
+    def path(self) -> Path: ...
 
     def get_meta(self, key: str) -> str | None: ...
     def bind_destination(self, gmail_account: str) -> None: ...
@@ -329,7 +341,7 @@ class State(Protocol):
         self, account: str, folder: str, uidvalidity: int | None, found: int, selected: int, labels: str
     ) -> None: ...
     def set_folder_errors(self, account: str, errors: dict[str, str]) -> None: ...
-    def folder_errors(self, account: str) -> dict[str, str]: ...
+    def recorded_folders(self, account: str) -> dict[str, int | None]: ...
     def done_uids(
         self, account: str, folder: str, uidvalidity: int, statuses: tuple[str, ...] = ..., *, accepted: bool = ...
     ) -> set[int]: ...
@@ -349,20 +361,34 @@ class State(Protocol):
     def note_error(self, key: MessageKey, reason: str) -> None: ...
     def mark_skipped(self, key: MessageKey, reason: str) -> None: ...
     def count_in_flight(self, account: str) -> int: ...
+
+
+class Ledger(State, Protocol):
+    """Optional: the queries of the commands that report (status, failed, report, verify, admin report), and
+    the acceptance of a message as not in Gmail (accept)."""
+
+    def accounts(self) -> list[str]: ...
     def folder_counts(self, account: str) -> list[FolderCounts]: ...
-    def recorded_folders(self, account: str) -> dict[str, int | None]: ...
+    def folder_errors(self, account: str) -> dict[str, str]: ...
     def folder_messages(self, account: str, folder: str, uidvalidity: int) -> dict[int, MessageRecord]: ...
+    def problems(self, account: str, limit: int = 50) -> list[tuple[str, int, str, str]]:
+        """(folder, uid, status, reason) of messages failed or skipped and not accepted, newest first."""
+
     def ledger(self, account: str, *, statuses: tuple[str, ...] | None = None) -> list[LedgerRow]:
         """Every message of the folders' current generations (optionally only `statuses`), by key."""
-        ...
 
     def accept(self, keys: Iterable[MessageKey], when: float) -> list[MessageKey]:
         """Accept failed/skipped messages as not in Gmail; returns those newly accepted."""
-        ...
 
     def unaccept(self, key: MessageKey) -> bool:
         """Undo an acceptance; False when the message was not accepted."""
-        ...
+
+
+class StateBackend(Ledger, Protocol):
+    """Every part of the state file, with its owner's notes and close(): gimport.wiring.state builds it."""
+
+    def set_meta(self, key: str, value: str) -> None: ...
+    def close(self) -> None: ...
 
 
 class Reporter(Protocol):
@@ -372,17 +398,3 @@ class Reporter(Protocol):
     def transfer_started(self, messages: int, size: int) -> None: ...
     def message_finished(self, folder: str, outcome: str, size: int) -> None: ...
     def warning(self, text: str) -> None: ...
-
-
-class NullReporter:
-    def phase(self, text: str) -> None:
-        pass
-
-    def transfer_started(self, messages: int, size: int) -> None:
-        pass
-
-    def message_finished(self, folder: str, outcome: str, size: int) -> None:
-        pass
-
-    def warning(self, text: str) -> None:
-        pass

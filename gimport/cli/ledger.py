@@ -2,7 +2,7 @@
 and the options `auth --exact-verify`, `verify --exact --strict-labels` (also on `admin verify`).
 
 Messages are named by their key as `gimport failed` prints it, FOLDER:UIDVALIDITY:UID (gimport.contract
-.parse_key); never by contents. Registered by gimport.cli.main.build_parser (add_commands, add_auth_options,
+.MessageKey.parse); never by contents. Registered by gimport.cli.main.build_parser (add_commands, add_auth_options,
 add_verify_options) and gimport.cli.admin_parser.add_parser (add_admin_commands, add_verify_options).
 """
 
@@ -20,7 +20,7 @@ from typing import Any
 
 from gimport.config.load import load_settings
 from gimport.config.settings import Settings
-from gimport.contract import PROBLEM_STATUSES, LedgerRow, MessageKey, parse_key
+from gimport.contract import PROBLEM_STATUSES, LedgerRow, MessageKey
 from gimport.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_SOME_FAILED, EXIT_SOURCE, EXIT_USAGE, ConfigError, FolderGone
 from gimport.i18n import _
 
@@ -159,7 +159,7 @@ def cmd_accept(args: argparse.Namespace) -> int:
     if args.undo and (args.all_failed or not args.keys):
         raise ConfigError(_("--undo takes the KEY(s) of accepted messages (not --all-failed)"))
     try:
-        keys = [parse_key(account, k) for k in args.keys]
+        keys = [MessageKey.parse(account, k) for k in args.keys]
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
     lock = wiring.check_lock(settings.state_path)  # not while a run uses the state file

@@ -26,17 +26,16 @@ from gimport.contract import (
     Destination,
     MailSource,
     MessageKey,
-    NullReporter,
     Pacer,
     Reporter,
     State,
-    content_identity,
 )
 from gimport.engine.fetch import Fetcher, Item, ItemQueue
 from gimport.engine.identity import identify
 from gimport.engine.inflight import InFlightBytes
 from gimport.engine.labels import ensure_labels
 from gimport.engine.lost_state import check_new_state
+from gimport.engine.reporting import NullReporter
 from gimport.engine.results import FolderResult, RunSummary
 from gimport.engine.scan import Scanner, Work
 from gimport.errors import (
@@ -50,7 +49,7 @@ from gimport.i18n import _, english, ngettext
 from gimport.mail import rfc822
 from gimport.mail.mapping import IMPORT, FolderPlan, message_labels, plan_folders
 from gimport.mail.quota import too_large
-from gimport.mail.selection import inbox_first
+from gimport.mail.selection import content_identity, inbox_first
 
 log = logging.getLogger("gimport")
 # A message's outcome in a run (reported to the Reporter) is the status the state file records for it:

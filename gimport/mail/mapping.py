@@ -32,6 +32,9 @@ from gimport.config.settings import SYSTEM_LABEL_IDS, LabelSettings
 from gimport.contract import Folder, logical_path  # noqa: F401 - part of the mapping API
 from gimport.i18n import _
 
+# Labels a message carries for its flags: the user changes them by reading; never checked by verify --exact.
+FLAG_LABEL_IDS = frozenset({"UNREAD", "STARRED"})
+
 IMPORT, EXCLUDE, NOT_INCLUDED, NOSELECT = "import", "exclude", "not included", "noselect"
 RESERVED_SUFFIX = " (imported)"
 MAX_LABEL_LENGTH = 225

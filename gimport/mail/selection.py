@@ -12,12 +12,13 @@ UIDVALIDITY in every session (issue 17) costs one small FETCH per message per ru
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from gimport.config.settings import FilterSettings
-from gimport.contract import ContentMatch, KnownContent, MailSource, content_identity
+from gimport.contract import ContentMatch, KnownContent, MailSource
 from gimport.errors import FolderChanged
 from gimport.mail import rfc822
 
@@ -26,6 +27,15 @@ from gimport.mail import rfc822
 SCAN_TRIES = 3
 
 T = TypeVar("T")
+
+
+def content_identity(message_id: str | None, size: int, internaldate: dt.datetime | None) -> str | None:
+    """The cheap identity of a message (Message-ID, size, INTERNALDATE to the second): what tells a message
+    apart when its UID means nothing any more (a new UIDVALIDITY). None when it has no Message-ID or date:
+    only its content hash can tell then."""
+    if not message_id or internaldate is None:
+        return None
+    return f"{message_id}\n{size}\n{int(internaldate.timestamp())}"
 
 
 def _path(item: Any) -> str:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from gimport.config.settings import Settings, SourceSettings
-from gimport.contract import Destination
+from gimport.contract import MailboxSettings
 from gimport.engine.identity import identify
 from gimport.errors import ConfigError, GimportError
 from gimport.i18n import N_, _
@@ -90,7 +90,7 @@ def _criteria_text(criteria: dict[str, Any]) -> str:
     return ", ".join(parts) or _("every message")
 
 
-def read_gmail_settings(settings: Settings, gmail: Destination) -> GmailSettingsReport:
+def read_gmail_settings(settings: Settings, gmail: MailboxSettings) -> GmailSettingsReport:
     """IMAP and forwarding settings of the token's account, with warnings about forwarding to the old
     server's domain. Reads only (all allowed by gmail.settings.basic). Raises AuthError, GmailError."""
     account = identify(gmail, settings.gmail.user)
@@ -177,7 +177,7 @@ class CleanupPlan:
 
 def plan_cleanup(
     settings: Settings,
-    gmail: Destination,
+    gmail: MailboxSettings,
     *,
     revoke: bool = False,
     forget: bool = False,
@@ -236,7 +236,7 @@ class CleanupResult:
 
 
 def apply_cleanup(
-    plan: CleanupPlan, gmail: Destination, *, revoke_token: Callable[[Path], str] | None = None
+    plan: CleanupPlan, gmail: MailboxSettings, *, revoke_token: Callable[[Path], str] | None = None
 ) -> CleanupResult:
     """Carry out a plan the user confirmed: disable IMAP (and read it back), revoke the token, delete the
     state files, in that order. Stops at the first step that fails: the error is in result.error and the

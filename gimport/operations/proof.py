@@ -1,5 +1,5 @@
 """`gimport verify --exact`: prove, message by message, that what the state file records as imported is in
-Gmail now. Speaks the contract only (Destination.list_message_ids, list_labels); never prints.
+Gmail now. Speaks the contract only (MessageListing.list_message_ids, Destination.list_labels); never prints.
 
 With the gmail.metadata scope Gmail lists message ids per label (users.messages.list: labelIds,
 includeSpamTrash, maxResults 500, pageToken; 5 units a page; `q` and message contents are not allowed).
@@ -23,8 +23,9 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from gimport.contract import FLAG_LABEL_IDS, Destination, MessageKey
+from gimport.contract import MessageKey, MessageListing
 from gimport.i18n import N_, _
+from gimport.mail.mapping import FLAG_LABEL_IDS
 from gimport.mail.quota import cost
 
 TRASH = "TRASH"
@@ -75,7 +76,7 @@ class ExactResult:
 
 
 def prove(
-    gmail: Destination,
+    gmail: MessageListing,
     items: Iterable[ProofItem],
     *,
     label_names: dict[str, str] | None = None,

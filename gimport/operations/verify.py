@@ -33,13 +33,14 @@ from gimport.contract import (
     SKIPPED,
     Destination,
     KnownContent,
-    MailSource,
+    Ledger,
+    MessageIdLookup,
     MessageKey,
-    NullReporter,
+    MessageListing,
     Reporter,
-    State,
 )
 from gimport.engine.identity import identify
+from gimport.engine.reporting import NullReporter
 from gimport.errors import AuthError, FolderChanged, FolderGone
 from gimport.i18n import _
 from gimport.mail.mapping import IMPORT, label_key, plan_folders
@@ -175,9 +176,9 @@ def _reason(rec, folder_uv: int, recorded_uv: int | None, folder_known: bool) ->
 def verify(
     settings: Settings,
     *,
-    source: MailSource,
-    gmail: Destination,
-    state: State,
+    source: MessageIdLookup,
+    gmail: MessageListing,
+    state: Ledger,
     list_limit: int | None = None,
     reporter: Reporter | None = None,
     exact: bool = False,

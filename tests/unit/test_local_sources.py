@@ -162,7 +162,7 @@ def test_takeout_label_header():
 
 def test_sources_offer_the_contract_and_notice_a_file_rewritten_under_them(tmp_path):
     from gimport.backends.local.mbox import MboxSource
-    from gimport.contract import MailSource
+    from gimport.contract import SourceBackend
     from gimport.errors import FolderChanged
 
     path = tmp_path / "inbox"
@@ -170,7 +170,7 @@ def test_sources_offer_the_contract_and_notice_a_file_rewritten_under_them(tmp_p
     two = b"From a@b Tue Dec  1 09:00:01 2026\nSubject: two\n\nbody\n\n"
     path.write_bytes(one + two)
     src = MboxSource(path, "mbox@local")
-    assert isinstance(src, MailSource)
+    assert isinstance(src, SourceBackend)
     src.connect()
     (folder,) = src.list_folders()
     assert folder.name == "inbox"

@@ -3,7 +3,6 @@
 import sqlite3
 
 from gimport.backends.state.store import SCHEMA_VERSION, MessageKey, StateStore
-from gimport.contract import parse_key
 
 A = "kt@mail"
 
@@ -79,10 +78,10 @@ def test_accept_only_failed_or_skipped_and_undo(tmp_path):
 
 def test_keys_round_trip_with_colons_in_folder_names():
     key = MessageKey(A, "a:b:c/受信", 12, 34)
-    assert parse_key(A, str(key)) == key
+    assert MessageKey.parse(A, str(key)) == key
     for bad in ("INBOX", "INBOX:1", "INBOX:x:1", ":1:2", "INBOX:1:"):
         try:
-            parse_key(A, bad)
+            MessageKey.parse(A, bad)
         except ValueError as exc:
             assert "FOLDER:UIDVALIDITY:UID" in str(exc)
         else:

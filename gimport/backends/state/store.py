@@ -270,7 +270,7 @@ class StateStore(StateReader):
     ) -> bool:
         """Mark a message in flight, just before its import call. Returns True if it was already
         'sending' before (it was in flight when an earlier run was interrupted: this is a re-send).
-        `identity`: its cheap identity (gimport.contract.content_identity), for later UIDVALIDITYs."""
+        `identity`: its cheap identity (gimport.mail.selection.content_identity), for later UIDVALIDITYs."""
         with self._tx() as db:
             row = db.execute(
                 "SELECT status FROM messages WHERE account=? AND folder=? AND uidvalidity=? AND uid=?",
