@@ -14,16 +14,20 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gimport.calls import Caller, RetryPolicy
 from gimport.config.settings import Settings, SourceSettings
-from gimport.contract import Pacer
+from gimport.contract import DestinationBackend, MailSource, Pacer, Reporter, SourceBackend, State, StateBackend
 from gimport.engine.migration import EngineOptions, Migration
 from gimport.errors import ConfigError, GmailError, StateError
 from gimport.files import lock_path, read_secret
 from gimport.i18n import _
 from gimport.pacing import rate as pacing
+
+if TYPE_CHECKING:  # the backends load their libraries when first built, not when a command starts
+    from gimport.backends.google.service_account import ServiceAccount
+    from gimport.backends.state.disk import StateLock
 
 
 def read_password(settings: Settings) -> str:
@@ -62,7 +66,7 @@ def _gmail_unreachable(text: str) -> GmailError:
     )
 
 
-def pacer(settings: Settings, *shared: pacing.RatePacer, stop: threading.Event | None = None) -> Pacer:
+def pacer(settings: Settings, *shared: pacing.SharedBudget, stop: threading.Event | None = None) -> Pacer:
     """The account's own budget ([gmail] quota_units_per_minute), chained to shared ones (admin mode)."""
     own = pacing.RatePacer(settings.gmail.quota_units_per_minute, sleep=stop.wait if stop is not None else time.sleep)
     return pacing.ChainedPacer(own, *shared) if shared else own
@@ -72,7 +76,7 @@ def caller(settings: Settings, pacer: Pacer | None, stop: threading.Event | None
     return Caller(pacer, retry_policy(settings), stop=stop or threading.Event(), unreachable=_gmail_unreachable)
 
 
-def gmail(settings: Settings, calls: Caller, credentials: Any = None) -> Any:
+def gmail(settings: Settings, calls: Caller, credentials: Any = None) -> DestinationBackend:
     """The Gmail destination: the user's token ([gmail] token_file) unless `credentials` are given (a
     service account's for one user)."""
     from gimport.backends.google.gmail import GmailClient
@@ -86,7 +90,7 @@ def gmail(settings: Settings, calls: Caller, credentials: Any = None) -> Any:
     return GmailClient(credentials, caller=calls, api_url=settings.gmail.api_url, timeout=timeout)
 
 
-def source(source_settings: SourceSettings, password: str) -> Any:
+def source(source_settings: SourceSettings, password: str) -> SourceBackend:
     """The mail source, read-only (not connected yet): the old IMAP server, or for [source] type =
     "maildir" | "mbox" | "thunderbird" | "takeout" the files at [source] path (password unused)."""
     if source_settings.local:
@@ -98,25 +102,25 @@ def source(source_settings: SourceSettings, password: str) -> Any:
     return ImapSource(source_settings, password)
 
 
-def state(path: Path, *, readonly: bool = False) -> Any:
+def state(path: Path, *, readonly: bool = False) -> StateBackend:
     from gimport.backends.state.store import StateStore
 
     return StateStore.open_readonly(path) if readonly else StateStore(path)
 
 
-def state_if_exists(path: Path) -> Any:
+def state_if_exists(path: Path) -> StateBackend | None:
     """The state file read-only, or None when there is none yet (plan)."""
     return state(path, readonly=True) if Path(path).exists() else None
 
 
-def run_lock(path: Path) -> Any:
-    from gimport.backends.state.store import StateLock
+def run_lock(path: Path) -> StateLock:
+    from gimport.backends.state.disk import StateLock
 
     return StateLock(lock_path(path))
 
 
 def run_in_progress(state_path: Path) -> bool:
-    from gimport.backends.state.store import StateLock
+    from gimport.backends.state.disk import StateLock
 
     return StateLock.held(lock_path(state_path))
 
@@ -134,12 +138,12 @@ def refresh_token(settings: Settings) -> str:
 
 def gmail_scopes(exact_verify: bool = False) -> tuple[str, ...]:
     """The OAuth scopes gimport asks for (with `exact_verify`, also the metadata scope of verify --exact)."""
-    from gimport.backends.google.oauth import scopes_for
+    from gimport.backends.google.scopes import scopes_for
 
     return scopes_for(exact_verify)
 
 
-def service_account(key_file: Path) -> Any:
+def service_account(key_file: Path) -> ServiceAccount:
     """The service account of a JSON key (admin mode): .authorize(email) gives one user's credentials."""
     from gimport.backends.google.service_account import ServiceAccount
 
@@ -164,10 +168,17 @@ class Account:
     settings: Settings
     pacer: Pacer
     calls: Caller
-    gmail: Any
+    gmail: DestinationBackend
     stop: threading.Event = field(default_factory=threading.Event)
 
-    def migration(self, *, source: Any, state: Any, reporter: Any = None, options: EngineOptions | None = None):
+    def migration(
+        self,
+        *,
+        source: MailSource,
+        state: State,
+        reporter: Reporter | None = None,
+        options: EngineOptions | None = None,
+    ) -> Migration:
         return Migration(
             settings=self.settings,
             source=source,
@@ -180,7 +191,7 @@ class Account:
         )
 
 
-def account(settings: Settings, *shared: Any, credentials: Any = None) -> Account:
+def account(settings: Settings, *shared: pacing.SharedBudget, credentials: Any = None) -> Account:
     """Pacer, call path and Gmail destination for one account, sharing one stop event."""
     stop = threading.Event()
     own = pacer(settings, *shared, stop=stop)
@@ -188,13 +199,13 @@ def account(settings: Settings, *shared: Any, credentials: Any = None) -> Accoun
     return Account(settings, own, calls, gmail(settings, calls, credentials), stop)
 
 
-def check_lock(path: Path) -> Any:
+def check_lock(path: Path) -> StateLock:
     """Take the run lock of a state file, or refuse (StateError) while another run holds it."""
     lock = run_lock(path)
     try:
         acquired = lock.acquire()
     except OSError as exc:
-        from gimport.backends.state.store import lock_error
+        from gimport.backends.state.disk import lock_error
 
         raise lock_error(path, exc) from None
     if not acquired:

@@ -17,6 +17,9 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Protocol
+
+from gimport.contract import Pacer
 
 
 class ConcurrencyLimit:
@@ -267,6 +270,12 @@ class RatePacer:
             self._sleep(seconds)
 
 
+class SharedBudget(Protocol):
+    """A budget several accounts' pacers charge together (a RatePacer, or a pacing.daily.DailyBudget)."""
+
+    def acquire(self, units: float = 1, *, sleep: Callable[[float], object] | None = None) -> float: ...
+
+
 class ChainedPacer:
     """Charges every call to several budgets: its own pacer (one account's quota) and shared ones (for
     example one budget for many accounts together, shared by many ChainedPacers across threads).
@@ -277,7 +286,7 @@ class ChainedPacer:
     engine uses.
     """
 
-    def __init__(self, own: RatePacer, *shared: RatePacer) -> None:
+    def __init__(self, own: RatePacer, *shared: SharedBudget) -> None:
         self.own, self.shared = own, shared
         self.max_delay = own.max_delay
 
@@ -308,3 +317,8 @@ class ChainedPacer:
     @property
     def rate_limited(self) -> int:
         return self.own.rate_limited
+
+
+# mypy proves here that both pacers offer what the call path needs (gimport.contract.Pacer)
+_rate_fits_the_contract: type[Pacer] = RatePacer
+_chain_fits_the_contract: type[Pacer] = ChainedPacer

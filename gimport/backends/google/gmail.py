@@ -25,6 +25,7 @@ from googleapiclient.http import MediaIoBaseUpload
 from gimport.backends.google.gmail_http import GmailHttp, classify, discovery_doc
 from gimport.backends.google.scopes import LIST_SCOPES
 from gimport.calls import Caller
+from gimport.contract import DestinationBackend
 from gimport.errors import Conflict, GmailError, GmailRefused, MessageRejected, RetryableError
 from gimport.i18n import _
 from gimport.mail.quota import COSTS, MAX_MESSAGE_BYTES
@@ -234,3 +235,7 @@ class GmailClient:
             )
             first = False
         return done[0]["id"]
+
+
+# mypy proves here that GmailClient offers every part of the contract (as rclone's `var _ fs.Fs = &Fs{}`)
+_fits_the_contract: type[DestinationBackend] = GmailClient

@@ -59,7 +59,8 @@ from gimport.backends.google.tokens import (  # noqa: F401 - re-exported: `gimpo
     revoke_uri_for,
     write_private,
 )
-from gimport.errors import AuthError, ConfigError, GmailError
+from gimport.config.settings import GmailSettings
+from gimport.errors import AuthError, ConfigError, GmailError, MessageRejected, RetryableError
 from gimport.i18n import _
 
 DEFAULT_TIMEOUT = 300.0
@@ -278,7 +279,7 @@ def _check_token_dir(token_file: Path) -> None:
 
 
 def authorize(
-    gmail: Any,
+    gmail: GmailSettings,
     *,
     mode: str = "auto",
     port: int | None = None,
@@ -292,9 +293,9 @@ def authorize(
     """`gimport auth`: consent, save the token (0600), print and return the account's primary address.
     With `exact_verify`, the grant also holds the metadata scope (gimport verify --exact).
 
-    `gmail` is config.GmailSettings (client_secrets, token_file, user, api_url). Warns on `out` when the
+    `gmail`: client_secrets, token_file, user, api_url are read. Warns on `out` when the
     account is not `gmail.user`. Raises ConfigError, AuthError or GmailError (see obtain_credentials)."""
-    from gimport.backends.google.gmail import GmailClient, MessageRejected, RetryableError
+    from gimport.backends.google.gmail import GmailClient
 
     out = sys.stdout if out is None else out
     client_config = load_client_config(gmail.client_secrets)

@@ -23,7 +23,8 @@ import google.auth.exceptions
 from google.oauth2.credentials import Credentials
 
 from gimport.backends.google.scopes import SCOPES, scopes_for
-from gimport.errors import AuthError, ConfigError, GmailError
+from gimport.config.settings import GmailSettings
+from gimport.errors import AuthError, ConfigError, GmailError, MessageRejected, RetryableError
 from gimport.files import check_secret
 from gimport.i18n import N_, _
 
@@ -275,7 +276,7 @@ def _delete(path: Path) -> None:
         raise ConfigError(_("cannot delete {path}: {strerror}").format(path=path, strerror=exc.strerror)) from None
 
 
-def token_status(gmail: Any, *, out: TextIO | None = None) -> str:
+def token_status(gmail: GmailSettings, *, out: TextIO | None = None) -> str:
     """`gimport auth --status`: the account, the scopes and whether the token still refreshes. Refreshes it
     now (and saves the new access token, as every command does); changes nothing else. Returns the
     account. Raises AuthError (no token, it no longer refreshes, a scope missing, another account than
@@ -284,7 +285,7 @@ def token_status(gmail: Any, *, out: TextIO | None = None) -> str:
     import google.auth.transport.requests
     import requests
 
-    from gimport.backends.google.gmail import GmailClient, MessageRejected, RetryableError
+    from gimport.backends.google.gmail import GmailClient
 
     out = sys.stdout if out is None else out
     creds = load_credentials(gmail.token_file)

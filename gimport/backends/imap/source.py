@@ -35,7 +35,7 @@ from gimport.backends.imap.parse import (
 from gimport.backends.imap.session import ImapSession
 from gimport.calls import RetryPolicy
 from gimport.config.settings import SourceSettings
-from gimport.contract import FetchedMessage, Folder, MessageMeta
+from gimport.contract import FetchedMessage, Folder, MessageMeta, SourceBackend
 from gimport.errors import FolderChanged, FolderGone, LoginRefused, SourceError
 from gimport.i18n import _
 from gimport.mail import rfc822
@@ -352,3 +352,7 @@ class ImapSource(ImapSession):
             return self._call(op)
         except LiteralTooLarge:
             return {}  # BODY[] stands
+
+
+# mypy proves here that ImapSource offers every part of the contract (as rclone's `var _ fs.Fs = &Fs{}`)
+_fits_the_contract: type[SourceBackend] = ImapSource

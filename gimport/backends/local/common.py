@@ -21,7 +21,7 @@ import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 from gimport.contract import FetchedMessage, Folder, MessageMeta
 from gimport.errors import FolderGone, SourceError
@@ -126,7 +126,7 @@ class LocalSource:
         self._indexes.clear()
         self._current = None
 
-    def __enter__(self) -> LocalSource:
+    def __enter__(self) -> Self:
         self.connect()
         return self
 

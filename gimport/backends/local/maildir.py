@@ -35,7 +35,7 @@ from gimport.backends.local.common import (
     log,
     make_uid,
 )
-from gimport.contract import Folder
+from gimport.contract import Folder, SourceBackend
 from gimport.errors import SourceError
 from gimport.i18n import _
 
@@ -140,3 +140,7 @@ def _by_unique(where: Path) -> dict[str, Path]:
         except FileNotFoundError:
             pass
     return found
+
+
+# mypy proves here that MaildirSource offers every part of the contract (as rclone's `var _ fs.Fs = &Fs{}`)
+_fits_the_contract: type[SourceBackend] = MaildirSource

@@ -48,7 +48,7 @@ from gimport.backends.local.common import (
     log,
     remove_fields,
 )
-from gimport.contract import Folder
+from gimport.contract import Folder, SourceBackend
 from gimport.errors import FolderChanged, SourceError
 from gimport.i18n import _
 
@@ -323,3 +323,7 @@ def _folder_name(filename: str) -> str:
 def wrap(stream: Any) -> IO[bytes]:
     """A fast line reader over any readable binary stream (zip and tar members)."""
     return io.BufferedReader(stream, buffer_size=1 << 20)
+
+
+# mypy proves here that MboxSource offers every part of the contract (as rclone's `var _ fs.Fs = &Fs{}`)
+_fits_the_contract: type[SourceBackend] = MboxSource

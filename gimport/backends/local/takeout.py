@@ -57,7 +57,7 @@ from gimport.backends.local.mbox import (
     wrap,
 )
 from gimport.config.settings import LabelSettings
-from gimport.contract import Folder
+from gimport.contract import Folder, SourceBackend
 from gimport.errors import SourceError
 from gimport.i18n import _
 from gimport.mail.mapping import IMPORT, plan_folder
@@ -312,3 +312,7 @@ class TakeoutSource(MboxSource):
         if fh is None:
             fh = self._handles[Path(key)] = stream.open()
         return read_message(fh, start, end, identity, str(stream))
+
+
+# mypy proves here that TakeoutSource offers every part of the contract (as rclone's `var _ fs.Fs = &Fs{}`)
+_fits_the_contract: type[SourceBackend] = TakeoutSource

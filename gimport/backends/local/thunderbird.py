@@ -22,7 +22,7 @@ from typing import Any
 
 from gimport.backends.local.common import ANSWERED, FLAGGED, SEEN, log
 from gimport.backends.local.mbox import MboxFile, MboxSource, looks_like_mbox, status_flags
-from gimport.contract import Folder
+from gimport.contract import Folder, SourceBackend
 from gimport.errors import SourceError
 from gimport.i18n import _
 
@@ -104,3 +104,7 @@ def _walk(d: Path, prefix: str, out: list[tuple[Folder, Any]]) -> None:
             if not (d / name).is_file():  # a subfolder's parent that holds no mail itself
                 out.append((Folder(prefix + name, flags=frozenset({"\\Noselect"})), None))
             _walk(p, prefix + name + "/", out)
+
+
+# mypy proves here that ThunderbirdSource offers every part of the contract (as rclone's `var _ fs.Fs = &Fs{}`)
+_fits_the_contract: type[SourceBackend] = ThunderbirdSource

@@ -50,6 +50,7 @@ from gimport.contract import (
     FolderCounts,
     MessageKey,
     MessageRecord,
+    StateBackend,
 )
 from gimport.errors import StateError
 from gimport.files import PrivateFileError, check_existing_private, lock_path, open_private
@@ -350,3 +351,7 @@ class StateStore(StateReader):
                 (key.account, key.folder, key.uidvalidity, key.uid),
             )
         return bool(cur.rowcount)
+
+
+# mypy proves here that StateStore offers every part of the contract (as rclone's `var _ fs.Fs = &Fs{}`)
+_fits_the_contract: type[StateBackend] = StateStore
