@@ -78,7 +78,7 @@ def english(value: object) -> str:
         return value.english
     method = getattr(value, "english", None)
     if callable(method):
-        return method()
+        return str(method())
     return str(value)
 
 

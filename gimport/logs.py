@@ -15,6 +15,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TextIO
 
 from gimport.errors import ConfigError
 from gimport.i18n import _
@@ -25,12 +26,12 @@ SECRET_LOGGERS = ("oauthlib", "requests_oauthlib", "google.auth", "google_auth_o
 log = logging.getLogger("gimport.admin")
 
 
-class PrivateLogHandler(logging.StreamHandler):
+class PrivateLogHandler(logging.StreamHandler[TextIO]):
     """Appends to an already opened, private log file. When a write fails (a full disk), it says so once
     on stderr and drops the lines after it, instead of logging's traceback for every line; the run goes on
     (the state file, not the log, records what was imported)."""
 
-    def __init__(self, path: Path, stream) -> None:
+    def __init__(self, path: Path, stream: TextIO) -> None:
         super().__init__(stream)
         self.path = Path(path)
         self.failed = False
@@ -61,7 +62,8 @@ class PrivateLogHandler(logging.StreamHandler):
                 self.flush()
             except (OSError, ValueError):
                 pass  # reported already, or nothing to report on a closed stream
-            stream, self.stream = self.stream, None
+            # typeshed types the stream without None; logging's own FileHandler.close sets it to None too
+            stream, self.stream = self.stream, None  # type: ignore[assignment]
             if stream is not None:
                 try:
                     stream.close()

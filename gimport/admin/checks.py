@@ -18,7 +18,7 @@ from gimport.admin.users import SourceLogin, UserEntry, user_settings
 from gimport.config.settings import Settings
 from gimport.errors import ConfigError, GimportError
 from gimport.i18n import N_, _
-from gimport.operations.cleanup import apply_cleanup, plan_cleanup
+from gimport.operations.cleanup import ForwardingWarning, apply_cleanup, plan_cleanup
 from gimport.operations.verify import verify
 
 log = logging.getLogger("gimport.admin")
@@ -186,7 +186,7 @@ def cleanup_line(plan: Any) -> tuple[str, str]:
     return (WOULD_CHANGE if plan.has_changes else NOTHING_TO_DO), "; ".join(parts)
 
 
-def _warnings(check: UserCheck) -> list:
+def _warnings(check: UserCheck) -> list[ForwardingWarning]:
     """The forwarding warnings of a user's cleanup plan (none when the plan could not be made)."""
     plan = check.report
     return list(plan.gmail.warnings) if plan is not None and hasattr(plan, "gmail") else []

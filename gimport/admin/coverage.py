@@ -40,7 +40,7 @@ def users_digest(gmails: list[str]) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 
-def _write_json(path: Path, doc: dict) -> None:
+def _write_json(path: Path, doc: dict[str, Any]) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -54,7 +54,7 @@ def _write_json(path: Path, doc: dict) -> None:
         ) from None
 
 
-def record_start(state_dir: Path, shard: Shard, mine: list[str], all_users: list[str]) -> dict:
+def record_start(state_dir: Path, shard: Shard, mine: list[str], all_users: list[str]) -> dict[str, Any]:
     """Record that this shard runs now, over `mine` of `all_users` (Gmail addresses). Returns the record."""
     doc = {
         "index": shard.index,
@@ -74,7 +74,7 @@ def record_start(state_dir: Path, shard: Shard, mine: list[str], all_users: list
     return doc
 
 
-def record_finish(state_dir: Path, record: dict, outcome: str) -> None:
+def record_finish(state_dir: Path, record: dict[str, Any], outcome: str) -> None:
     """Complete the record written by record_start: when the run ended and how (complete, incomplete,
     interrupted, failed)."""
     record = {**record, "finished": time.time(), "outcome": outcome}

@@ -184,7 +184,7 @@ def estimate(settings: Settings, users: list[UserPlan], shard_count: int, *, bal
     return CampusPlan(users, shards, limits, shard_seconds)
 
 
-def to_json(plan: CampusPlan, shard_map: Any = None) -> dict:
+def to_json(plan: CampusPlan, shard_map: Any = None) -> dict[str, Any]:
     return {
         "users": [
             {

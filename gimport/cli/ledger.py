@@ -103,7 +103,7 @@ def cmd_export_failed(args: argparse.Namespace) -> int:
         target.mkdir(mode=0o700, parents=True, exist_ok=True)
     except OSError as exc:
         raise ConfigError(_("cannot create {path}: {strerror}").format(path=target, strerror=exc.strerror)) from None
-    by_folder: dict[str, list] = defaultdict(list)
+    by_folder: dict[str, list[LedgerRow]] = defaultdict(list)
     for r in rows:
         by_folder[r.key.folder].append(r)
     written = 0

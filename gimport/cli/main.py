@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from collections.abc import Callable
 from typing import Any
 
 from gimport import __version__, i18n
@@ -201,7 +202,8 @@ def main(argv: list[str] | None = None) -> int:
     args.config = getattr(args, "config", DEFAULT_CONFIG)
     args.verbose = getattr(args, "verbose", False)
     try:
-        return args.func(args)
+        command: Callable[[argparse.Namespace], int] = args.func
+        return command(args)
     except GimportError as err:
         print(safe(f"gimport: {err}"), file=sys.stderr)
         return err.exit_code

@@ -9,7 +9,7 @@ import argparse
 import logging
 import sys
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gimport.cli.terminal import StopOnSignal, confirm, run_exit_code
 from gimport.config.load import load_settings
@@ -18,6 +18,9 @@ from gimport.errors import EXIT_OK, EXIT_SOME_FAILED
 from gimport.i18n import _, english
 from gimport.logs import logging_to
 from gimport.render.progress import safe, safe_lines
+
+if TYPE_CHECKING:  # only named in annotations: the command loads it when it runs
+    from gimport.operations.verify import VerifyReport
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -156,7 +159,9 @@ def cmd_plan(args: argparse.Namespace) -> int:
 VERIFY_LIST_LIMIT = 50  # missing messages detailed in the table output (--json lists all)
 
 
-def _verify_report(settings: Settings, list_limit: int | None, *, exact: bool = False, strict_labels: bool = False):
+def _verify_report(
+    settings: Settings, list_limit: int | None, *, exact: bool = False, strict_labels: bool = False
+) -> VerifyReport:
     """gimport.operations.verify.verify on a read-only state file and a read-only source session."""
     from gimport import wiring
     from gimport.operations.verify import verify

@@ -9,9 +9,15 @@ import signal
 import sys
 import threading
 from collections.abc import Callable
+from types import FrameType
+from typing import TYPE_CHECKING
 
 from gimport.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_SOME_FAILED, ConfigError
 from gimport.i18n import _
+
+if TYPE_CHECKING:  # only named in annotations: a command loads them when it needs them
+    from gimport.admin.summary import AdminSummary
+    from gimport.engine.results import RunSummary
 
 
 def confirm(question: str, yes: bool) -> bool:
@@ -41,14 +47,14 @@ class StopOnSignal:
 
     def __init__(
         self, stop: Callable[[], None], say: Callable[[str], None], before_exit: Callable[[], None] = lambda: None
-    ):
+    ) -> None:
         self._stop, self._say, self._before_exit = stop, say, before_exit
         self._stopping = False
         self._interrupts = 0  # SIGINTs received
         self._repeat_noted = False
-        self._old: dict = {}
+        self._old: dict[int, signal._HANDLER] = {}
 
-    def _on_signal(self, signum, frame) -> None:  # noqa: ARG002
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:  # noqa: ARG002
         if signum == signal.SIGINT:
             self._interrupts += 1
             if self._interrupts > 1:
@@ -84,7 +90,7 @@ class StopOnSignal:
                 signal.signal(s, h)
 
 
-def run_exit_code(summary) -> int:
+def run_exit_code(summary: RunSummary | AdminSummary) -> int:
     """The exit code of a finished run (single-user or admin summary: interrupted, fatal, complete);
     prints the error that stopped it, if any."""
     if summary.interrupted:

@@ -99,7 +99,7 @@ class Table:
         return tuple(value)
 
     def date(self, key: builtins.str) -> dt.date | None:
-        value = self._get(key, (dt.date, str), _("a date like 2015-01-01"), False, None)
+        value: dt.date | str | None = self._get(key, (dt.date, str), _("a date like 2015-01-01"), False, None)
         if isinstance(value, dt.datetime):
             return value.date()
         if isinstance(value, str):

@@ -35,7 +35,7 @@ class FolderResult:
     accepted: int = 0  # failed/skipped earlier and accepted as not in Gmail (gimport accept): not tried
     bytes: int = 0
     error: str | None = None
-    reasons: Counter = field(default_factory=Counter)
+    reasons: Counter[str] = field(default_factory=Counter)
 
     @property
     def folder(self) -> str:

@@ -37,13 +37,14 @@ from gimport.contract import (
     MessageIdLookup,
     MessageKey,
     MessageListing,
+    MessageRecord,
     Reporter,
 )
 from gimport.engine.identity import identify
 from gimport.engine.reporting import NullReporter
 from gimport.errors import AuthError, FolderChanged, FolderGone
 from gimport.i18n import _
-from gimport.mail.mapping import IMPORT, label_key, plan_folders
+from gimport.mail.mapping import IMPORT, FolderPlan, label_key, plan_folders
 from gimport.mail.selection import inbox_first, select_messages
 from gimport.operations.proof import ExactResult, ProofItem, prove
 
@@ -144,7 +145,9 @@ class VerifyReport:
         return any(f.missing - f.skipped for f in self.folders) or any(f.error for f in self.folders)
 
 
-def _reason(rec, folder_uv: int, recorded_uv: int | None, folder_known: bool) -> tuple[str, str, bool]:
+def _reason(
+    rec: MessageRecord | None, folder_uv: int, recorded_uv: int | None, folder_known: bool
+) -> tuple[str, str, bool]:
     """(status, reason, retried by run) for a selected message not recorded imported."""
     if rec is not None:
         if rec.status == FAILED:
@@ -213,9 +216,9 @@ def verify(
     for plan in plans:
         check = FolderCheck(plan.path, plan.labels, recorded_uidvalidity=recorded_folders.get(plan.path))
         checks.append(check)
-        records: dict = {}
+        records: dict[int, MessageRecord] = {}
 
-        def done(uidvalidity: int, path: str = plan.path, records: dict = records) -> set[int]:
+        def done(uidvalidity: int, path: str = plan.path, records: dict[int, MessageRecord] = records) -> set[int]:
             records.update(state.folder_messages(account, path, uidvalidity))
             return {uid for uid, r in records.items() if r.status in DONE_STATUSES or r.accepted is not None}
 
@@ -235,17 +238,18 @@ def verify(
         done_records = [r for r in records.values() if r.status in DONE_STATUSES]
         check.recorded_imported = len(done_records) + len(sel.by_content)
         selected_done = set(sel.done)
-        by_gmail_id = {r.gmail_id: r.labels for r in done_records if r.gmail_id and r.labels}
+        by_gmail_id: dict[str | None, str] = {r.gmail_id: r.labels for r in done_records if r.gmail_id and r.labels}
         for uid in sorted(selected_done):
             r = records[uid]
             key = MessageKey(account, plan.path, sel.uidvalidity, uid)
             if r.status not in DONE_STATUSES:
+                assert r.accepted is not None  # done() selects a message not done for its acceptance only
                 check.accepted += 1
                 accepted.append(AcceptedMessage(key, r.message_id, r.status, r.last_error, r.accepted))
             elif exact:
                 # a duplicate records no labels of its own: those of the copy it duplicates
-                labels = r.labels or by_gmail_id.get(r.gmail_id) or ""
-                proof_items.append(ProofItem(key, r.message_id, r.gmail_id, tuple(x for x in labels.split(",") if x)))
+                sent = r.labels or by_gmail_id.get(r.gmail_id) or ""
+                proof_items.append(ProofItem(key, r.message_id, r.gmail_id, tuple(x for x in sent.split(",") if x)))
         ids = {r.gmail_id for r in done_records if r.gmail_id} | {m.gmail_id for m in sel.by_content.values()}
         for label in plan.labels:
             gmail_ids.setdefault(label_key(label) if label not in SYSTEM_LABEL_IDS else label, set()).update(ids)
@@ -301,7 +305,7 @@ def verify(
     )
 
 
-def _label_checks(gmail: Destination, plans: list, gmail_ids: dict[str, set[str]]) -> dict[str, LabelCheck]:
+def _label_checks(gmail: Destination, plans: list[FolderPlan], gmail_ids: dict[str, set[str]]) -> dict[str, LabelCheck]:
     existing = gmail.list_labels()
     by_key = {label_key(lbl["name"]): lbl["id"] for lbl in existing if lbl.get("type") != "system"}
     system_ids = {lbl["id"] for lbl in existing if lbl.get("type") == "system"}

@@ -54,7 +54,7 @@ class BarReporter:
     ) -> None:
         self.stream = stream or sys.stderr
         self.enabled = self.stream.isatty() if enabled is None else enabled
-        self.bar: tqdm | None = None
+        self.bar: tqdm[Any] | None = None
         self._lock = threading.RLock()
         self.stats = max(0.0, float(stats))
         self.on_tick = on_tick

@@ -35,7 +35,8 @@ def authorization_url(flow: Any) -> tuple[str, str]:
 
     try:
         # prompt=consent: Google then always returns a refresh token, also for an account that consented before
-        return flow.authorization_url(access_type="offline", prompt="consent")
+        url_and_state: tuple[str, str] = flow.authorization_url(access_type="offline", prompt="consent")
+        return url_and_state
     except InsecureTransportError:
         raise ConfigError(
             _("auth_uri {client_config} in [gmail] client_secrets must start with https://").format(
@@ -140,7 +141,7 @@ def fetch_token(flow: Any, code: str) -> Credentials:
         raise AuthError(
             _("unexpected answer from the token endpoint {token_uri}: {exc}").format(token_uri=token_uri, exc=exc)
         ) from None
-    creds = flow.credentials
+    creds: Credentials = flow.credentials
     if not creds.refresh_token:
         raise AuthError(_("the token endpoint {token_uri} returned no refresh token").format(token_uri=token_uri))
     return creds

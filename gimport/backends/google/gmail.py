@@ -75,17 +75,19 @@ class GmailClient:
             self._local.http = http
         return http
 
-    def _call(self, method: str, request: Any, *, rejected_passes: bool = False) -> Any:
+    def _call(self, method: str, request: Any, *, rejected_passes: bool = False) -> dict[str, Any]:
         """One non-import call (`method`: its name in Gmail's discovery document), paced and retried;
         gives up as GmailError (exit 5). Conflict and AuthError pass through; MessageRejected becomes
         GmailRefused unless `rejected_passes` (the caller says what a refusal means)."""
         try:
-            return self.caller.call(
+            # every answer of the Gmail API is a JSON object; googleapiclient gives it no type
+            response: dict[str, Any] = self.caller.call(
                 lambda: request.execute(http=self._http(), num_retries=0),
                 cost=COSTS[method],
                 classify=lambda exc: classify(exc, what=method),
                 policy=dataclasses.replace(self.caller.policy, fail_fast_unreachable=True),
             )
+            return response
         except RetryableError as err:
             raise GmailError(
                 _("cannot get an answer from Gmail ({err})").format(err=err), hint=_("check the network and try again")
@@ -103,11 +105,11 @@ class GmailClient:
         result = self._call("users.settings.sendAs.list", self._settings.sendAs().list(userId="me"))
         for entry in result.get("sendAs", []):
             if entry.get("isPrimary"):
-                return entry["sendAsEmail"]
+                return str(entry["sendAsEmail"])
         raise GmailError(_("Gmail reported no primary address for this account"))
 
     def list_labels(self) -> list[dict[str, Any]]:
-        return self._call("users.labels.list", self._labels.list(userId="me")).get("labels", [])
+        return _items(self._call("users.labels.list", self._labels.list(userId="me")), "labels")
 
     def get_label(self, label_id: str) -> dict[str, Any]:
         return self._call("users.labels.get", self._labels.get(userId="me", id=label_id))
@@ -130,11 +132,11 @@ class GmailClient:
 
     def list_forwarding_addresses(self) -> list[dict[str, Any]]:
         req = self._settings.forwardingAddresses().list(userId="me")
-        return self._call("users.settings.forwardingAddresses.list", req).get("forwardingAddresses", [])
+        return _items(self._call("users.settings.forwardingAddresses.list", req), "forwardingAddresses")
 
     def list_filters(self) -> list[dict[str, Any]]:
         req = self._settings.filters().list(userId="me")
-        return self._call("users.settings.filters.list", req).get("filter", [])
+        return _items(self._call("users.settings.filters.list", req), "filter")
 
     # -- reading back (verify --exact) ---------------------------------------------------------------
     def can_list_messages(self) -> bool:
@@ -196,7 +198,7 @@ class GmailClient:
                 on_attempt=on_attempt,
                 on_retry=on_retry,
             )
-            return result["id"]
+            return str(result["id"])
         return self._import_resumable(raw, label_ids, on_attempt, on_retry)
 
     def _import_resumable(
@@ -234,7 +236,13 @@ class GmailClient:
                 on_retry=on_retry,
             )
             first = False
-        return done[0]["id"]
+        return str(done[0]["id"])
+
+
+def _items(response: dict[str, Any], key: str) -> list[dict[str, Any]]:
+    """The list under `key` of a listing's answer (Gmail leaves the key out when the list is empty)."""
+    items: list[dict[str, Any]] = response.get(key, [])
+    return items
 
 
 # mypy proves here that GmailClient offers every part of the contract (as rclone's `var _ fs.Fs = &Fs{}`)

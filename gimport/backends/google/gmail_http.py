@@ -156,44 +156,46 @@ def _unreachable(err: BaseException) -> bool:
     return False
 
 
-class _AnswerOrError:
+class _AnswerOrError(http.client.HTTPConnection):
     """httplib2 silently sends a request again when the server closes the connection without an answer
     (it takes that for a stale kept-alive connection). For an import the first copy may be stored already,
     and the second would go uncounted. Make it an error instead: the caller retries it, counted as a call
     that may have been stored (RetryableError.ambiguous)."""
 
-    def getresponse(self):
+    def getresponse(self) -> http.client.HTTPResponse:
         try:
             return super().getresponse()
         except http.client.BadStatusLine as exc:  # RemoteDisconnected included
             raise ConnectionAbortedError(f"the server closed the connection without an answer ({exc!r})") from exc
 
 
-class _HTTPConnection(_AnswerOrError, httplib2.HTTPConnectionWithTimeout):
+class _HTTPConnection(_AnswerOrError, httplib2.HTTPConnectionWithTimeout):  # type: ignore[misc]  # httplib2: untyped
     pass
 
 
-class _HTTPSConnection(_AnswerOrError, httplib2.HTTPSConnectionWithTimeout):
+class _HTTPSConnection(_AnswerOrError, httplib2.HTTPSConnectionWithTimeout):  # type: ignore[misc]  # httplib2: untyped
     pass
 
 
-class GmailHttp(httplib2.Http):
+class GmailHttp(httplib2.Http):  # type: ignore[misc]  # httplib2 has no types: its classes are Any
     def request(
         self,
-        uri,
-        method="GET",
-        body=None,
-        headers=None,
-        redirections=httplib2.DEFAULT_MAX_REDIRECTS,
-        connection_type=None,
-    ):
+        uri: str,
+        method: str = "GET",
+        body: str | bytes | None = None,
+        headers: dict[str, str] | None = None,
+        redirections: int = httplib2.DEFAULT_MAX_REDIRECTS,
+        connection_type: type[http.client.HTTPConnection] | None = None,
+    ) -> tuple[Any, bytes]:
+        """httplib2's request, on the connections above. Returns (httplib2.Response, content)."""
         if connection_type is None:
             connection_type = _HTTPSConnection if uri.startswith("https:") else _HTTPConnection
-        return super().request(uri, method, body, headers, redirections, connection_type)
+        answer: tuple[Any, bytes] = super().request(uri, method, body, headers, redirections, connection_type)
+        return answer
 
 
 def discovery_doc(api_url: str | None) -> dict[str, Any]:
-    doc = json.loads(
+    doc: dict[str, Any] = json.loads(
         resources.files("googleapiclient").joinpath("discovery_cache/documents/gmail.v1.json").read_text("utf-8")
     )
     if api_url:

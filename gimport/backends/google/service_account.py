@@ -90,7 +90,8 @@ class ServiceAccount:
     def credentials_for(self, email: str, scopes: tuple[str, ...] = SCOPES) -> service_account.Credentials:
         """Credentials that act as `email` with exactly `scopes` (gimport's; admin verify --exact adds the
         metadata scope) (no token yet)."""
-        return self._base.with_scopes(list(scopes)).with_subject(email)
+        creds: service_account.Credentials = self._base.with_scopes(list(scopes)).with_subject(email)
+        return creds
 
     def authorize(
         self,

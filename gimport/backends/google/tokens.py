@@ -85,14 +85,14 @@ class PersistingCredentials(Credentials):
             if self.token != stale and self.valid:
                 return  # another thread refreshed while this one waited for the lock
             try:
-                super().refresh(request)
+                super().refresh(request)  # type: ignore[no-untyped-call]  # google-auth leaves it unannotated
             except google.auth.exceptions.RefreshError as exc:
                 # google-auth's message is a tuple repr with the whole response; keep "invalid_grant: ..."
                 raise google.auth.exceptions.RefreshError(
                     f"{exc.args[0] if exc.args else exc}".split(",")[0], retryable=exc.retryable
                 ) from exc
             if self._token_path is not None:
-                write_private(self._token_path, self.to_json())
+                write_private(self._token_path, self.to_json())  # type: ignore[no-untyped-call]  # as refresh
 
 
 def load_credentials(token_file: Path) -> PersistingCredentials:
@@ -114,7 +114,8 @@ def load_credentials(token_file: Path) -> PersistingCredentials:
     if not isinstance(info, dict) or not info.get("refresh_token"):
         raise AuthError(_("{token_file} holds no refresh token").format(token_file=token_file))
     try:
-        creds = PersistingCredentials.from_authorized_user_info(info)
+        # google-auth leaves it unannotated; it returns an instance of the class it is called on
+        creds: PersistingCredentials = PersistingCredentials.from_authorized_user_info(info)  # type: ignore[no-untyped-call]
     except ValueError as exc:
         raise AuthError(
             _("{token_file} is not a gimport token ({exc})").format(token_file=token_file, exc=exc)

@@ -10,6 +10,7 @@ import re
 import socket
 import ssl
 from collections.abc import Sequence
+from typing import Any
 
 import imapclient
 from imapclient import imap_utf7
@@ -99,7 +100,7 @@ def _size(value: object) -> int | None:
     return n if 0 <= n < _SANE_SIZE else None
 
 
-def parse_meta(uid: int, item: dict, message_id: str | None = None) -> MessageMeta:
+def parse_meta(uid: int, item: dict[bytes, Any], message_id: str | None = None) -> MessageMeta:
     size = _size(item.get(b"RFC822.SIZE"))
     return MessageMeta(
         uid,
@@ -125,7 +126,7 @@ def uid_set(uids: Sequence[int]) -> str:
     return ",".join(out)
 
 
-def uid_fetch(c: imapclient.IMAPClient, uids: Sequence[int], items: str) -> dict[int, dict]:
+def uid_fetch(c: imapclient.IMAPClient, uids: Sequence[int], items: str) -> dict[int, dict[bytes, Any]]:
     """UID FETCH, answers keyed by the UID each one names. IMAPClient keys an answer without UID by its
     sequence number, which gives one message another's data (issue 11.5): such answers are left out here.
     A NO/BAD raises imaplib's error (IMAPClientError)."""
@@ -133,7 +134,7 @@ def uid_fetch(c: imapclient.IMAPClient, uids: Sequence[int], items: str) -> dict
     if typ != "OK":
         raise imaplib.IMAP4.error(f"FETCH {typ}: {as_text(data[-1]) if data and data[-1] else ''}".strip())
     wanted = set(uids)
-    out: dict[int, dict] = {}
+    out: dict[int, dict[bytes, Any]] = {}
     for item in parse_fetch_response(data, True, False).values():
         uid = item.get(b"UID")
         if isinstance(uid, int) and uid in wanted:

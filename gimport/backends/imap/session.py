@@ -18,7 +18,7 @@ import ssl
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TypeVar
 
 import imapclient
 from imapclient.exceptions import IMAPClientError, LoginError
@@ -31,6 +31,7 @@ from gimport.i18n import _
 from gimport.mail.quota import MAX_MESSAGE_BYTES
 
 log = logging.getLogger("gimport.imap")
+T = TypeVar("T")
 
 _TRANSIENT = (OSError, imaplib.IMAP4.abort, ssl.SSLError, EOFError)
 
@@ -193,7 +194,7 @@ class ImapSession:
         """Refuse a literal beyond what the operation allows before reading a byte of it: a server announcing
         10^15 bytes, or under-claiming sizes, cannot make gimport allocate what it says (issue 11.9, 11.12)."""
         imap = client._imap
-        read = imap.read
+        read: Callable[[int], bytes] = imap.read  # imaplib's read (imapclient gives it no type)
 
         def guarded(size: int) -> bytes:
             limit = self._literal_limit
@@ -223,18 +224,18 @@ class ImapSession:
 
     def _call(
         self,
-        op: Callable[..., Any],
+        op: Callable[[imapclient.IMAPClient], T],
         *,
         nbytes: int = 0,
         literal_limit: int | None = MAX_MESSAGE_BYTES,
         policy: RetryPolicy | None = None,
-    ) -> Any:
+    ) -> T:
         """Run `op` on the connection, reconnecting (and re-examining the folder) if it drops. Each attempt has a
         deadline (DEADLINE_READS timeouts + `nbytes` at MIN_RATE): past it the socket is shut, which counts as a
         lost connection. A literal over `literal_limit` bytes (over the whole attempt) is not read: the connection
         is dropped and LiteralTooLarge raised."""
 
-        def attempt() -> Any:
+        def attempt() -> T:
             self._deadline_passed = False
             # the deadline covers a reconnect (greeting, login, EXAMINE) as well as the operation
             timer = threading.Timer(self._deadline(nbytes), self._past_deadline)

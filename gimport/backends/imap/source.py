@@ -14,6 +14,8 @@ import imaplib
 import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
+from functools import partial
+from typing import Any
 
 import imapclient
 from imapclient import imap_utf7
@@ -159,7 +161,7 @@ class ImapSource(ImapSession):
             last = first + SEARCH_SPAN - 1
             # the last range is open ("N:*"): messages that arrived since the EXAMINE are found too
             span = f"{first}:*" if last >= count else f"{first}:{last}"
-            found.update(self._call(lambda c, span=span: c.search([span, *criteria]), nbytes=SEARCH_SPAN * 12))
+            found.update(self._call(partial(_search, criteria=[span, *criteria]), nbytes=SEARCH_SPAN * 12))
             if last >= count:
                 break
             first = last + 1
@@ -170,7 +172,7 @@ class ImapSource(ImapSession):
         for i in range(0, len(uids), chunk):
             part = list(uids[i : i + chunk])
             answers = self._call(
-                lambda c, p=part: uid_fetch(c, p, "(UID RFC822.SIZE FLAGS INTERNALDATE)"), nbytes=len(part) * 200
+                partial(uid_fetch, uids=part, items="(UID RFC822.SIZE FLAGS INTERNALDATE)"), nbytes=len(part) * 200
             )
             unanswered = set(self._still_there([u for u in part if u not in answers]))
             for uid in part:
@@ -188,7 +190,7 @@ class ImapSource(ImapSession):
             try:
                 # a header field answer is small: a server sending more is misbehaving
                 answers = self._call(
-                    lambda c, p=part: uid_fetch(c, p, items),
+                    partial(uid_fetch, uids=part, items=items),
                     nbytes=len(part) * 400,
                     literal_limit=len(part) * 4000 + 1_000_000,
                 )
@@ -261,7 +263,7 @@ class ImapSource(ImapSession):
             yield out.pop(0)  # handed over: not kept here
 
     def _fetch_chunk(self, uids: list[int], limit: int, expected: int) -> list[FetchedMessage]:
-        def op(c: imapclient.IMAPClient) -> dict[int, dict]:
+        def op(c: imapclient.IMAPClient) -> dict[int, dict[bytes, Any]]:
             try:
                 return uid_fetch(c, uids, "(UID BODY.PEEK[] FLAGS INTERNALDATE)")
             except imaplib.IMAP4.abort:
@@ -352,6 +354,11 @@ class ImapSource(ImapSession):
             return self._call(op)
         except LiteralTooLarge:
             return {}  # BODY[] stands
+
+
+def _search(c: imapclient.IMAPClient, criteria: list[object]) -> list[int]:
+    found: list[int] = c.search(criteria)
+    return found
 
 
 # mypy proves here that ImapSource offers every part of the contract (as rclone's `var _ fs.Fs = &Fs{}`)

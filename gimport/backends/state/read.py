@@ -183,15 +183,19 @@ class StateReader:
     def generations(self, account: str, folder: str) -> int:
         """How many UIDVALIDITY values of the folder have messages recorded."""
         with self._lock:
-            return self._db.execute(
-                "SELECT count(DISTINCT uidvalidity) FROM messages WHERE account=? AND folder=?", (account, folder)
-            ).fetchone()[0]
+            return int(
+                self._db.execute(
+                    "SELECT count(DISTINCT uidvalidity) FROM messages WHERE account=? AND folder=?", (account, folder)
+                ).fetchone()[0]
+            )
 
     def count_in_flight(self, account: str) -> int:
         with self._reading():
-            return self._db.execute(
-                "SELECT count(*) FROM messages WHERE account=? AND status=?", (account, SENDING)
-            ).fetchone()[0]
+            return int(
+                self._db.execute(
+                    "SELECT count(*) FROM messages WHERE account=? AND status=?", (account, SENDING)
+                ).fetchone()[0]
+            )
 
     # -- reports ------------------------------------------------------------------------------------
     def accounts(self) -> list[str]:
