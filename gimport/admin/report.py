@@ -10,10 +10,11 @@ import io
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from gimport import wiring
 from gimport.admin.paths import user_paths
+from gimport.contract import Ledger
 from gimport.errors import ConfigError, StateError
 from gimport.i18n import _, english
 
@@ -139,7 +140,7 @@ def _float(value: str | None) -> float | None:
         return None
 
 
-def row_from_state(state: Any, gmail: str, source_user: str, *, locked_elsewhere: bool = False) -> UserRow:
+def row_from_state(state: Ledger, gmail: str, source_user: str, *, locked_elsewhere: bool = False) -> UserRow:
     """The report line for one user from their state file alone."""
     row = UserRow(gmail=gmail, source_user=source_user, outcome=state.get_meta(META_OUTCOME) or INTERRUPTED)
     for account in state.accounts():

@@ -48,7 +48,7 @@ from gimport.admin.shares import daily_budget, pause_times, project_pacer
 from gimport.admin.summary import AdminSummary, incomplete_reason
 from gimport.admin.users import SourceLogin, UserEntry, user_settings
 from gimport.config.settings import AdminSettings, Settings
-from gimport.contract import Pacer
+from gimport.contract import Pacer, StateBackend
 from gimport.engine.migration import EngineOptions, Migration
 from gimport.engine.results import RunSummary
 from gimport.errors import (
@@ -249,7 +249,7 @@ class AdminRun:
             lock.release()
             thread.name = name
 
-    def _migrate(self, entry: UserEntry, state: Any) -> UserRow:
+    def _migrate(self, entry: UserEntry, state: StateBackend) -> UserRow:
         started = time.time()
         t0 = time.monotonic()
         for key, value in (
@@ -325,7 +325,7 @@ class AdminRun:
         )
         return row_from_state(state, entry.gmail, entry.source_user)
 
-    def _migration(self, entry: UserEntry, state: Any) -> RunSummary | None:
+    def _migration(self, entry: UserEntry, state: StateBackend) -> RunSummary | None:
         if self._stop.is_set():
             return None
         login, password = self._logins.for_user(entry)

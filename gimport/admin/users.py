@@ -11,10 +11,10 @@ import re
 import stat
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from gimport.admin.paths import user_paths
 from gimport.config.settings import AdminSettings, Settings
+from gimport.contract import SourceBackend
 from gimport.errors import ConfigError, LoginRefused
 from gimport.files import read_secret
 from gimport.i18n import _
@@ -271,7 +271,7 @@ class SourceLogin:
             master=repr(self.admin.master_user), login=repr(self.for_user(entry)[0])
         )
 
-    def connect(self, source: Any, entry: UserEntry) -> None:
+    def connect(self, source: SourceBackend, entry: UserEntry) -> None:
         """source.connect(), with a refused login explained in terms of the users file (LoginRefused)."""
         try:
             source.connect()
