@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from typing import Any, TextIO
 
 from gimport.cli.options import add_command
 from gimport.config.load import load_settings
@@ -24,8 +24,16 @@ def cmd_auth(args: argparse.Namespace) -> int:
         return EXIT_OK
     mode = "paste" if args.paste else "no-browser" if args.no_browser else "auto"
     exact = getattr(args, "exact_verify", False)  # gimport.cli.ledger.add_auth_options
-    oauth.authorize(settings.gmail, mode=mode, port=args.port, timeout=args.timeout, exact_verify=exact)
+    oauth.authorize(settings.gmail, mode=mode, port=args.port, timeout=args.timeout, exact_verify=exact, paragraph=_fit)
     return EXIT_OK
+
+
+def _fit(text: str, out: TextIO, indent: str) -> str:
+    """A paragraph of the consent flow's guidance, wrapped to the terminal's width (unchanged when `out` is not
+    a terminal); continuation lines get `indent`. The flows live in a backend, which leaves this to us."""
+    from gimport.render.text import terminal_width, wrap
+
+    return wrap(text, terminal_width(out), indent=indent)
 
 
 def add_parser(sub: Any, common: argparse.ArgumentParser) -> argparse.ArgumentParser:
