@@ -722,3 +722,21 @@ def test_cli_auth_exact_verify(config, capsys, monkeypatch):
     monkeypatch.setattr(auth, "authorize", fake_authorize)
     assert main(["--config", str(config), "auth", "--exact-verify", "--no-browser"]) == 0
     assert seen["exact_verify"] is True and seen["mode"] == "no-browser"
+
+
+def test_cli_auth_fits_the_guidance_to_the_terminal(config, monkeypatch):
+    # the flows are a backend's and print paragraphs as they are; `gimport auth` hands them the wrapping
+    seen = {}
+
+    def fake_authorize(gmail, **kw):
+        seen.update(kw)
+        return EMAIL
+
+    monkeypatch.setattr(auth, "authorize", fake_authorize)
+    assert main(["--config", str(config), "auth", "--paste"]) == 0
+    monkeypatch.setenv("COLUMNS", "30")
+    text = "3. " + "word " * 20
+    lines = seen["paragraph"](text.strip(), io.StringIO(), "   ").splitlines()
+    assert len(lines) > 1 and all(len(line) <= 30 for line in lines)
+    assert all(line.startswith("   word") for line in lines[1:])
+    assert auth.as_is(text, io.StringIO(), "   ") == text

@@ -56,136 +56,26 @@ def read_users(path: Path, *, master_available: bool, check_logins: bool = True)
     starting with '#' are ignored. Each Gmail address and each source user may appear once.
     check_logins=False (admin status) skips the checks of passwords and password files."""
     path = Path(path)
-    try:
-        text = path.read_text("utf-8-sig")
-    except FileNotFoundError:
-        raise ConfigError(
-            _("users file {path} not found (pass --users FILE or set [admin] users_file)").format(path=path)
-        ) from None
-    except UnicodeDecodeError:
-        raise ConfigError(_("users file {path} is not UTF-8: save it as 'CSV UTF-8'").format(path=path)) from None
-    except OSError as exc:
-        raise ConfigError(_("cannot read users file {path}: {reason}").format(path=path, reason=exc.strerror)) from None
-    reader = csv.reader(io.StringIO(text, newline=""))
+    text, rows = _read_rows(path)
     problems: list[str] = []
     header: list[str] | None = None
     users: list[UserEntry] = []
     seen_gmail: dict[str, int] = {}
     seen_source: dict[str, int] = {}
-    try:
-        rows = list(reader)
-    except csv.Error as exc:
-        raise ConfigError(_("users file {path}: not valid CSV ({error})").format(path=path, error=exc)) from None
     for row, line in zip(rows, _line_numbers(text), strict=True):
         cells = [c.strip() for c in row]
         if not any(cells) or cells[0].startswith("#"):
             continue
         if header is None:
-            header = [c.lower() for c in cells]
-            unknown = [c for c in header if c not in COLUMNS]
-            if unknown:
-                raise ConfigError(
-                    _(
-                        "users file {path} line {line}: unknown column {column} in the header"
-                        " (columns: {columns}; {required} are required)"
-                    ).format(
-                        path=path,
-                        line=line,
-                        column=repr(unknown[0]),
-                        columns=", ".join(COLUMNS),
-                        required=", ".join(REQUIRED_COLUMNS),
-                    )
-                )
-            missing = [c for c in REQUIRED_COLUMNS if c not in header]
-            if missing:
-                raise ConfigError(
-                    _(
-                        "users file {path} line {line}: the header row lacks {column} (it must name the"
-                        " columns, e.g. '{columns}')"
-                    ).format(path=path, line=line, column=repr(missing[0]), columns=",".join(COLUMNS))
-                )
-            dupes = [c for c in header if header.count(c) > 1]
-            if dupes:
-                raise ConfigError(
-                    _("users file {path} line {line}: column {column} appears twice in the header").format(
-                        path=path, line=line, column=repr(dupes[0])
-                    )
-                )
+            header = _header(cells, path, line)
             continue
-        where: str = _("users file {path} line {line}").format(path=path, line=line)
-        if len(cells) != len(header):
-            problems.append(
-                _("{where}: {n} field(s), but the header has {header}").format(
-                    where=where, n=len(cells), header=len(header)
-                )
-            )
-            continue
-        values = dict(zip(header, cells, strict=True))
-        source, gmail = values[COL_SOURCE], values[COL_GMAIL]
-        # a password is taken exactly as written (spaces included); every other cell is trimmed
-        password = dict(zip(header, row, strict=True)).get(COL_PASSWORD) or None
-        pw_file = values.get(COL_PASSWORD_FILE) or None
-        if not source:
-            problems.append(_("{where}: {column} is empty").format(where=where, column=COL_SOURCE))
-            continue
-        where = f"{where} ({source})"
-        if _CONTROL.search(source):
-            problems.append(_("{where}: {column} contains a control character").format(where=where, column=COL_SOURCE))
-            continue
-        if not _ADDRESS.fullmatch(gmail):
-            problems.append(
-                _("{where}: {column} {value} is not an e-mail address like name@example.edu").format(
-                    where=where, column=COL_GMAIL, value=repr(gmail)
-                )
-            )
-            continue
-        if password and pw_file and check_logins:
-            problems.append(
-                _("{where}: give {password} or {password_file}, not both").format(
-                    where=where, password=COL_PASSWORD, password_file=COL_PASSWORD_FILE
-                )
-            )
-            continue
-        if password and _CONTROL.search(password):
-            problems.append(
-                _("{where}: {column} contains a control character").format(where=where, column=COL_PASSWORD)
-            )
-            continue
-        resolved = None
-        if pw_file:
-            resolved = (path.parent / os.path.expanduser(pw_file)).resolve()
-            if check_logins and not resolved.is_file():
-                problems.append(
-                    _("{where}: {column} {path} not found").format(where=where, column=COL_PASSWORD_FILE, path=resolved)
-                )
-                continue
-        src_cell = values.get(COL_SOURCE_PATH) or None
-        src_path = (path.parent / os.path.expanduser(src_cell)).resolve() if src_cell else None
-        if check_logins and not password and not resolved and not src_path and not master_available:
-            problems.append(
-                _("{where}: no {password} or {password_file}, and no [admin] master_user to log in with").format(
-                    where=where, password=COL_PASSWORD, password_file=COL_PASSWORD_FILE
-                )
-            )
-            continue
-        key = gmail.lower()
-        if key in seen_gmail:
-            problems.append(
-                _(
-                    "{where}: {gmail} is also on line {other}: one line per Gmail account (two old"
-                    " mailboxes into one account: migrate them one after the other with 'gimport run')"
-                ).format(where=where, gmail=gmail, other=seen_gmail[key])
-            )
-            continue
-        if source in seen_source:
-            problems.append(
-                _("{where}: source user {source} is also on line {other}").format(
-                    where=where, source=repr(source), other=seen_source[source]
-                )
-            )
-            continue
-        seen_gmail[key], seen_source[source] = line, line
-        users.append(UserEntry(line, source, gmail, password, resolved, src_path))
+        entry = _user_line(path, line, header, row, cells, check_logins=check_logins, master_available=master_available)
+        if isinstance(entry, str):
+            problems.append(entry)
+        elif (repeated := _repeated(entry, path, seen_gmail, seen_source)) is not None:
+            problems.append(repeated)
+        else:
+            users.append(entry)
     if header is None:
         raise ConfigError(
             _("users file {path} is empty: it needs a header row ({columns}) and a line per user").format(
@@ -198,6 +88,154 @@ def read_users(path: Path, *, master_available: bool, check_logins: bool = True)
     if not users:
         raise ConfigError(_("users file {path} lists no users under its header").format(path=path))
     return users
+
+
+def _read_rows(path: Path) -> tuple[str, list[list[str]]]:
+    """The file's text and its CSV records. Raises ConfigError when it cannot be read or is not CSV."""
+    try:
+        text = path.read_text("utf-8-sig")
+    except FileNotFoundError:
+        raise ConfigError(
+            _("users file {path} not found (pass --users FILE or set [admin] users_file)").format(path=path)
+        ) from None
+    except UnicodeDecodeError:
+        raise ConfigError(_("users file {path} is not UTF-8: save it as 'CSV UTF-8'").format(path=path)) from None
+    except OSError as exc:
+        raise ConfigError(_("cannot read users file {path}: {reason}").format(path=path, reason=exc.strerror)) from None
+    reader = csv.reader(io.StringIO(text, newline=""))
+    try:
+        rows = list(reader)
+    except csv.Error as exc:
+        raise ConfigError(_("users file {path}: not valid CSV ({error})").format(path=path, error=exc)) from None
+    return text, rows
+
+
+def _header(cells: list[str], path: Path, line: int) -> list[str]:
+    """The column names of the header row (lower case). Raises ConfigError for an unknown, missing or repeated
+    column: nothing below it can be read without them."""
+    header = [c.lower() for c in cells]
+    unknown = [c for c in header if c not in COLUMNS]
+    if unknown:
+        raise ConfigError(
+            _(
+                "users file {path} line {line}: unknown column {column} in the header"
+                " (columns: {columns}; {required} are required)"
+            ).format(
+                path=path,
+                line=line,
+                column=repr(unknown[0]),
+                columns=", ".join(COLUMNS),
+                required=", ".join(REQUIRED_COLUMNS),
+            )
+        )
+    missing = [c for c in REQUIRED_COLUMNS if c not in header]
+    if missing:
+        raise ConfigError(
+            _(
+                "users file {path} line {line}: the header row lacks {column} (it must name the"
+                " columns, e.g. '{columns}')"
+            ).format(path=path, line=line, column=repr(missing[0]), columns=",".join(COLUMNS))
+        )
+    dupes = [c for c in header if header.count(c) > 1]
+    if dupes:
+        raise ConfigError(
+            _("users file {path} line {line}: column {column} appears twice in the header").format(
+                path=path, line=line, column=repr(dupes[0])
+            )
+        )
+    return header
+
+
+def _where(path: Path, line: int, source: str | None = None) -> str:
+    """How a problem names its line: the file and the line number, then the source user once it is known."""
+    where: str = _("users file {path} line {line}").format(path=path, line=line)
+    return where if source is None else f"{where} ({source})"
+
+
+def _user_line(
+    path: Path,
+    line: int,
+    header: list[str],
+    row: list[str],
+    cells: list[str],
+    *,
+    check_logins: bool,
+    master_available: bool,
+) -> UserEntry | str:
+    """The user on one line (`row` as written, `cells` trimmed), or what is wrong with the line."""
+    where = _where(path, line)
+    if len(cells) != len(header):
+        return _("{where}: {n} field(s), but the header has {header}").format(
+            where=where, n=len(cells), header=len(header)
+        )
+    values = dict(zip(header, cells, strict=True))
+    source, gmail = values[COL_SOURCE], values[COL_GMAIL]
+    if not source:
+        return _("{where}: {column} is empty").format(where=where, column=COL_SOURCE)
+    where = _where(path, line, source)
+    if _CONTROL.search(source):
+        return _("{where}: {column} contains a control character").format(where=where, column=COL_SOURCE)
+    if not _ADDRESS.fullmatch(gmail):
+        return _("{where}: {column} {value} is not an e-mail address like name@example.edu").format(
+            where=where, column=COL_GMAIL, value=repr(gmail)
+        )
+    login = _login(where, path, header, row, values, check_logins=check_logins, master_available=master_available)
+    if isinstance(login, str):
+        return login
+    password, resolved, src_path = login
+    return UserEntry(line, source, gmail, password, resolved, src_path)
+
+
+def _login(
+    where: str,
+    path: Path,
+    header: list[str],
+    row: list[str],
+    values: dict[str, str],
+    *,
+    check_logins: bool,
+    master_available: bool,
+) -> tuple[str | None, Path | None, Path | None] | str:
+    """(password, password file, source path) of one line, or what is wrong with them."""
+    # a password is taken exactly as written (spaces included); every other cell is trimmed
+    password = dict(zip(header, row, strict=True)).get(COL_PASSWORD) or None
+    pw_file = values.get(COL_PASSWORD_FILE) or None
+    if password and pw_file and check_logins:
+        return _("{where}: give {password} or {password_file}, not both").format(
+            where=where, password=COL_PASSWORD, password_file=COL_PASSWORD_FILE
+        )
+    if password and _CONTROL.search(password):
+        return _("{where}: {column} contains a control character").format(where=where, column=COL_PASSWORD)
+    resolved = None
+    if pw_file:
+        resolved = (path.parent / os.path.expanduser(pw_file)).resolve()
+        if check_logins and not resolved.is_file():
+            return _("{where}: {column} {path} not found").format(where=where, column=COL_PASSWORD_FILE, path=resolved)
+    src_cell = values.get(COL_SOURCE_PATH) or None
+    src_path = (path.parent / os.path.expanduser(src_cell)).resolve() if src_cell else None
+    if check_logins and not password and not resolved and not src_path and not master_available:
+        return _("{where}: no {password} or {password_file}, and no [admin] master_user to log in with").format(
+            where=where, password=COL_PASSWORD, password_file=COL_PASSWORD_FILE
+        )
+    return password, resolved, src_path
+
+
+def _repeated(entry: UserEntry, path: Path, seen_gmail: dict[str, int], seen_source: dict[str, int]) -> str | None:
+    """What is wrong when `entry`'s Gmail address or source user was on an earlier line; else None, and
+    `entry` is remembered as seen."""
+    where = _where(path, entry.line, entry.source_user)
+    key = entry.gmail.lower()
+    if key in seen_gmail:
+        return _(
+            "{where}: {gmail} is also on line {other}: one line per Gmail account (two old"
+            " mailboxes into one account: migrate them one after the other with 'gimport run')"
+        ).format(where=where, gmail=entry.gmail, other=seen_gmail[key])
+    if entry.source_user in seen_source:
+        return _("{where}: source user {source} is also on line {other}").format(
+            where=where, source=repr(entry.source_user), other=seen_source[entry.source_user]
+        )
+    seen_gmail[key], seen_source[entry.source_user] = entry.line, entry.line
+    return None
 
 
 def _line_numbers(text: str) -> list[int]:

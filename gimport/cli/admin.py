@@ -18,7 +18,10 @@ from gimport.i18n import _
 
 if TYPE_CHECKING:
     from gimport.admin.shards import Shard
+    from gimport.admin.summary import AdminSummary
     from gimport.admin.users import UserEntry
+    from gimport.config.settings import AdminSettings
+    from gimport.render.admin_progress import AdminProgress
 
 
 # ------------------------------------------------------------------------------------------------ helpers
@@ -70,7 +73,6 @@ def cmd_admin_run(args: argparse.Namespace) -> int:
     from gimport.admin.summary import run_outcome
     from gimport.admin.users import exposed_passwords
     from gimport.logs import admin_logging
-    from gimport.render.admin import format_admin_summary, format_coverage
     from gimport.render.admin_progress import AdminProgress
 
     settings = _settings(args)
@@ -89,6 +91,26 @@ def cmd_admin_run(args: argparse.Namespace) -> int:
     progress = AdminProgress(
         len(mine), stats=args.stats, rate_limited=lambda: runners[0].rate_limited() if runners else 0
     )
+    _announce(progress, admin, shard, users, mine)
+    record = coverage.record_start(admin.state_dir, shard, [u.gmail for u in mine], [u.gmail for u in users])
+    with admin_logging(log_file, args.verbose) as router:
+        runner = AdminRun(settings, mine, authorize=sa.authorize, shard=shard, reporter=progress, log_router=router)
+        runners.append(runner)
+        with StopOnSignal(runner.request_stop, progress.warning):
+            try:
+                summary = runner.run()
+            finally:
+                progress.close()
+    coverage.record_finish(admin.state_dir, record, run_outcome(summary))
+    write_report(report, summary.rows)
+    return _after_run(summary, admin, users, report=report, log_file=log_file, show_all=args.all)
+
+
+def _announce(
+    progress: AdminProgress, admin: AdminSettings, shard: Shard, users: list[UserEntry], mine: list[UserEntry]
+) -> None:
+    """The run's opening line (whose users, how many at a time, the budget) and a warning for the users that
+    [admin] shard_map does not name."""
     per_minute = f"{admin.project_units_per_minute / shard.count:,.0f}"
     daily = (
         _(" and {units} units/day").format(units=f"{admin.project_units_per_day / shard.count:,.0f}")
@@ -119,18 +141,22 @@ def cmd_admin_run(args: argparse.Namespace) -> int:
                     " map again with 'gimport admin plan --write-shards {count}' between campaigns)"
                 ).format(n=unmapped, count=shard.count)
             )
-    record = coverage.record_start(admin.state_dir, shard, [u.gmail for u in mine], [u.gmail for u in users])
-    with admin_logging(log_file, args.verbose) as router:
-        runner = AdminRun(settings, mine, authorize=sa.authorize, shard=shard, reporter=progress, log_router=router)
-        runners.append(runner)
-        with StopOnSignal(runner.request_stop, progress.warning):
-            try:
-                summary = runner.run()
-            finally:
-                progress.close()
-    coverage.record_finish(admin.state_dir, record, run_outcome(summary))
-    write_report(report, summary.rows)
-    print(format_admin_summary(summary, report=str(report), show_all=args.all))
+
+
+def _after_run(
+    summary: AdminSummary,
+    admin: AdminSettings,
+    users: list[UserEntry],
+    *,
+    report: Path,
+    log_file: Path,
+    show_all: bool,
+) -> int:
+    """Print the run's table, the coverage of every shard and where the logs are; the exit code."""
+    from gimport.admin import coverage
+    from gimport.render.admin import format_admin_summary, format_coverage
+
+    print(format_admin_summary(summary, report=str(report), show_all=show_all))
     cov = coverage.check(admin.state_dir, [u.gmail for u in users])
     print(format_coverage(cov, admin.state_dir, after_run=True))
     print(
@@ -138,7 +164,7 @@ def cmd_admin_run(args: argparse.Namespace) -> int:
     )
     rc = run_exit_code(summary)
     if summary.bugs and rc in (EXIT_OK, EXIT_SOME_FAILED):
-        # a bug in gimport, not something the users file or an account can fix: its own code (issue 10)
+        # a bug in gimport, not something the users file or an account can fix: its own code
         print(
             _(
                 "gimport: {n} user(s) stopped by an unexpected error (a bug in gimport): the run's log has the details"

@@ -1,34 +1,32 @@
 """The command table of `gimport admin`: each admin command, its options, its example and the exit codes
-every admin command shares. Registered by gimport.cli.main.build_parser; the commands themselves are in
+every admin command shares. Registered by gimport.cli.main (register); the commands themselves are in
 gimport.cli.admin. Builds argparse parsers only: reads no config and runs nothing."""
 
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
 
 from gimport.cli import ledger as ledger_cli
 from gimport.cli.admin import cmd_admin_cleanup, cmd_admin_plan, cmd_admin_run, cmd_admin_status, cmd_admin_verify
-from gimport.cli.options import FittingHelpFormatter, add_stats_option, exit_codes_help
+from gimport.cli.options import Code, CommandTable, add_stats_option, add_verify_options, exit_codes_help
 from gimport.errors import EXIT_AUTH, EXIT_BUG, EXIT_INTERRUPTED, EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE
 from gimport.i18n import N_, _
 
 
-def admin_exit_codes() -> str:
-    """The "exit codes:" block of every admin command's --help (in the reader's language)."""
-    return exit_codes_help(
-        [
-            (EXIT_OK, _("every user (of this shard) is complete / verified / cleaned up")),
-            (
-                EXIT_SOME_FAILED,
-                _("some users are not: see the table and the report (each failure is recorded; run again)"),
-            ),
-            (EXIT_USAGE, _("usage, config or users-file error (nothing was started)")),
-            (EXIT_AUTH, _("the service account cannot impersonate users (domain-wide delegation; see docs/admin.md)")),
-            (EXIT_BUG, _("an unexpected error (a bug in gimport; the run's log has the details)")),
-            (EXIT_INTERRUPTED, _("interrupted (Ctrl-C or SIGTERM); run the same command again to continue")),
-        ]
-    )
+def admin_exit_codes() -> list[Code]:
+    """The exit codes every admin command lists in its --help, with what each means for many users (in the
+    reader's language)."""
+    return [
+        (EXIT_OK, _("every user (of this shard) is complete / verified / cleaned up")),
+        (
+            EXIT_SOME_FAILED,
+            _("some users are not: see the table and the report (each failure is recorded; run again)"),
+        ),
+        (EXIT_USAGE, _("usage, config or users-file error (nothing was started)")),
+        (EXIT_AUTH, _("the service account cannot impersonate users (domain-wide delegation; see docs/admin.md)")),
+        (EXIT_BUG, _("an unexpected error (a bug in gimport; the run's log has the details)")),
+        (EXIT_INTERRUPTED, _("interrupted (Ctrl-C or SIGTERM); run the same command again to continue")),
+    ]
 
 
 ADMIN_DESCRIPTION = N_("""\
@@ -47,25 +45,29 @@ example (a typical session):
 """)
 
 
-def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser) -> None:
-    """Register `gimport admin` and its commands on the top-level subparsers."""
-    fmt = FittingHelpFormatter
-    admin_p = sub.add_parser(
+def register(commands: CommandTable) -> None:
+    """Register `gimport admin` and its commands, in the order `gimport admin --help` lists them."""
+    codes = admin_exit_codes()
+    admin = commands.add_group(
         "admin",
-        help=_("migrate many mailboxes with a Google service account (plan, run, status, verify, cleanup)"),
-        description=_(ADMIN_DESCRIPTION),
-        epilog=_(ADMIN_EPILOG) + "\n" + admin_exit_codes(),
-        formatter_class=fmt,
-        parents=[common],
+        _("migrate many mailboxes with a Google service account (plan, run, status, verify, cleanup)"),
+        _(ADMIN_DESCRIPTION),
+        _(ADMIN_EPILOG) + "\n" + exit_codes_help(codes),
+        title=_("admin commands"),
+        dest="admin_command",
+        parents=[_users_options()],
+        codes=codes,
     )
+    _register_run(admin)
+    _register_status(admin)
+    _register_plan(admin)
+    _register_verify(admin)
+    ledger_cli.register_admin(admin)  # admin report --csv
+    _register_cleanup(admin)
 
-    def admin_help(args: argparse.Namespace) -> int:  # `gimport admin` without a command
-        admin_p.print_help()
-        return EXIT_USAGE
 
-    admin_p.set_defaults(func=admin_help)
-    asub = admin_p.add_subparsers(dest="admin_command", metavar="COMMAND", title=_("admin commands"))
-
+def _users_options() -> argparse.ArgumentParser:
+    """--users and --shard: which users an admin command is about."""
     users_opts = argparse.ArgumentParser(add_help=False)
     users_opts.add_argument(
         "--users", metavar="CSV", help=_("the users file (default: [admin] users_file); format in docs/admin.md")
@@ -79,22 +81,11 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser], common:
             " array (SLURM_ARRAY_TASK_*); else every user"
         ),
     )
+    return users_opts
 
-    def add(
-        name: str, func: Callable[[argparse.Namespace], int], help_text: str, example: str
-    ) -> argparse.ArgumentParser:
-        p = asub.add_parser(
-            name,
-            help=help_text,
-            description=help_text,
-            epilog=_("example:") + f"\n  {example}\n\n" + admin_exit_codes(),
-            formatter_class=fmt,
-            parents=[common, users_opts],
-        )
-        p.set_defaults(func=func)
-        return p
 
-    run_p = add(
+def _register_run(admin: CommandTable) -> None:
+    run_p = admin.add(
         "run",
         cmd_admin_run,
         _("migrate every user of the users file (of this shard); safe to interrupt and run again"),
@@ -103,7 +94,10 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser], common:
     )
     run_p.add_argument("--all", action="store_true", help=_("list every user in the final table (not only problems)"))
     add_stats_option(run_p)
-    status_p = add(
+
+
+def _register_status(admin: CommandTable) -> None:
+    status_p = admin.add(
         "status",
         cmd_admin_status,
         _("where every user stands, from the state files alone (no network)"),
@@ -112,7 +106,10 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser], common:
     )
     status_p.add_argument("--csv", action="store_true", help=_("print the report as CSV (the columns of report_file)"))
     status_p.add_argument("--all", action="store_true", help=_("list every user (not only problems)"))
-    plan_p = add(
+
+
+def _register_plan(admin: CommandTable) -> None:
+    plan_p = admin.add(
         "plan",
         cmd_admin_plan,
         _(
@@ -130,16 +127,21 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser], common:
         help=_("also write [admin] shard_map: the users split into N shards balanced by messages, largest first"),
     )
     plan_p.add_argument("--json", action="store_true", help=_("print JSON instead of a table"))
-    verify_p = add(
+
+
+def _register_verify(admin: CommandTable) -> None:
+    verify_p = admin.add(
         "verify",
         cmd_admin_verify,
         _("run 'gimport verify' for every user: the source now vs the state file vs Gmail; changes nothing"),
         "gimport admin verify --users users.csv\n  gimport admin verify --users users.csv --exact   # "
         + _("every message by its Gmail id (the delegation grant must list the gmail.metadata scope: docs/admin.md)"),
     )
-    ledger_cli.add_verify_options(verify_p)
-    ledger_cli.add_admin_commands(add)  # admin report --csv
-    cleanup_p = add(
+    add_verify_options(verify_p)
+
+
+def _register_cleanup(admin: CommandTable) -> None:
+    cleanup_p = admin.add(
         "cleanup",
         cmd_admin_cleanup,
         _("run 'gimport cleanup' for every user: check forwarding, disable IMAP in Gmail"),

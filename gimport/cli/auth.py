@@ -1,11 +1,12 @@
-"""`gimport auth`: the OAuth grant itself (consent, --status, --revoke). Registered by gimport.cli.main."""
+"""`gimport auth`: the OAuth grant itself (consent, --status, --revoke, --exact-verify). Registered by
+gimport.cli.main."""
 
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from typing import TextIO
 
-from gimport.cli.options import add_command
+from gimport.cli.options import CommandTable
 from gimport.config.load import load_settings
 from gimport.errors import EXIT_AUTH, EXIT_GMAIL, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
 from gimport.i18n import _
@@ -23,16 +24,22 @@ def cmd_auth(args: argparse.Namespace) -> int:
         tokens.token_status(settings.gmail)
         return EXIT_OK
     mode = "paste" if args.paste else "no-browser" if args.no_browser else "auto"
-    exact = getattr(args, "exact_verify", False)  # gimport.cli.ledger.add_auth_options
-    oauth.authorize(settings.gmail, mode=mode, port=args.port, timeout=args.timeout, exact_verify=exact)
+    exact = args.exact_verify
+    oauth.authorize(settings.gmail, mode=mode, port=args.port, timeout=args.timeout, exact_verify=exact, paragraph=_fit)
     return EXIT_OK
 
 
-def add_parser(sub: Any, common: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    """Register `gimport auth`; returns its parser (gimport.cli.ledger adds --exact-verify)."""
-    auth_p = add_command(
-        sub,
-        common,
+def _fit(text: str, out: TextIO, indent: str) -> str:
+    """A paragraph of the consent flow's guidance, wrapped to the terminal's width (unchanged when `out` is not
+    a terminal); continuation lines get `indent`. The flows live in a backend, which leaves this to us."""
+    from gimport.render.text import terminal_width, wrap
+
+    return wrap(text, terminal_width(out), indent=indent)
+
+
+def register(commands: CommandTable) -> None:
+    """Register `gimport auth`."""
+    auth_p = commands.add(
         "auth",
         cmd_auth,
         _("authorize gimport to import into your Gmail (once; the token is saved to [gmail] token_file)"),
@@ -77,4 +84,11 @@ def add_parser(sub: Any, common: argparse.ArgumentParser) -> argparse.ArgumentPa
         metavar="SECONDS",
         help=_("how long to wait for the answer (default 300)"),
     )
-    return auth_p
+    auth_p.add_argument(
+        "--exact-verify",
+        action="store_true",
+        help=_(
+            "also grant the read-only gmail.metadata scope (message and label ids, never contents), for"
+            " 'gimport verify --exact'"
+        ),
+    )

@@ -7,9 +7,8 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from typing import Any
 
-from gimport.cli.options import add_command
+from gimport.cli.options import CommandTable
 from gimport.config.load import load_settings
 from gimport.errors import EXIT_AUTH, EXIT_GMAIL, EXIT_INTERRUPTED, EXIT_OK, EXIT_SOURCE, EXIT_USAGE
 from gimport.i18n import _
@@ -77,10 +76,9 @@ def cmd_check(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
-    add_command(
-        sub,
-        common,
+def register(commands: CommandTable) -> None:
+    """Register `gimport check`."""
+    commands.add(
         "check",
         cmd_check,
         _("check both logins and count what a run would import, with its ETA, in a few seconds; changes nothing"),

@@ -6,9 +6,8 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any
 
-from gimport.cli.options import add_command
+from gimport.cli.options import CommandTable
 from gimport.errors import EXIT_OK, EXIT_USAGE, ConfigError
 from gimport.i18n import N_, _
 
@@ -90,10 +89,9 @@ def cmd_help(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
-    p = add_command(
-        sub,
-        common,
+def register(commands: CommandTable) -> None:
+    """Register `gimport help`."""
+    p = commands.add(
         "help",
         cmd_help,
         _("show the documentation installed with gimport (the README's sections, docs/*.md)"),

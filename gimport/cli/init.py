@@ -9,9 +9,8 @@ import getpass
 import os
 import sys
 from pathlib import Path
-from typing import Any
 
-from gimport.cli.options import add_command
+from gimport.cli.options import CommandTable
 from gimport.config.settings import DEFAULT_CONFIG
 from gimport.errors import EXIT_OK, EXIT_USAGE, ConfigError
 from gimport.i18n import _
@@ -126,10 +125,9 @@ def cmd_init(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
-    p = add_command(
-        sub,
-        common,
+def register(commands: CommandTable) -> None:
+    """Register `gimport init`."""
+    p = commands.add(
         "init",
         cmd_init,
         _("write a commented gimport.toml to start from (asks on a terminal); never overwrites a file"),
@@ -145,4 +143,4 @@ def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--gmail", metavar="ADDRESS", help=_("your Gmail address ([gmail] user)"))
 
 
-__all__ = ["cmd_init", "add_parser", "DEFAULT_CONFIG"]
+__all__ = ["cmd_init", "register", "DEFAULT_CONFIG"]

@@ -1,9 +1,8 @@
-"""The per-message commands: `gimport failed`, `export-failed`, `accept`, `report --csv`, `admin report --csv`,
-and the options `auth --exact-verify`, `verify --exact --strict-labels` (also on `admin verify`).
+"""The per-message commands: `gimport failed`, `export-failed`, `accept`, `report --csv`, `admin report --csv`.
 
 Messages are named by their key as `gimport failed` prints it, FOLDER:UIDVALIDITY:UID (gimport.contract
-.MessageKey.parse); never by contents. Registered by gimport.cli.main.build_parser (add_commands, add_auth_options,
-add_verify_options) and gimport.cli.admin_parser.add_parser (add_admin_commands, add_verify_options).
+.MessageKey.parse); never by contents. Registered by gimport.cli.main (register) and gimport.cli.admin_parser
+(register_admin).
 """
 
 from __future__ import annotations
@@ -16,8 +15,8 @@ import time
 import unicodedata
 from collections import defaultdict
 from pathlib import Path
-from typing import Any
 
+from gimport.cli.options import CommandTable
 from gimport.config.load import load_settings
 from gimport.config.settings import Settings
 from gimport.contract import PROBLEM_STATUSES, LedgerRow, MessageKey
@@ -258,37 +257,9 @@ def cmd_admin_report(args: argparse.Namespace) -> int:
 # -------------------------------------------------------------------------------------------- parser
 
 
-def add_auth_options(auth_p: argparse.ArgumentParser) -> None:
-    auth_p.add_argument(
-        "--exact-verify",
-        action="store_true",
-        help=_(
-            "also grant the read-only gmail.metadata scope (message and label ids, never contents), for"
-            " 'gimport verify --exact'"
-        ),
-    )
-
-
-def add_verify_options(verify_p: argparse.ArgumentParser) -> None:
-    verify_p.add_argument(
-        "--exact",
-        action="store_true",
-        help=_(
-            "also prove every recorded message in Gmail by its id and labels (needs 'gimport auth --exact-verify';"
-            " about 5 quota units per 500 messages)"
-        ),
-    )
-    verify_p.add_argument(
-        "--strict-labels",
-        action="store_true",
-        help=_("with --exact: a label taken off a message since the import fails too (default: listed only)"),
-    )
-
-
-def add_commands(add: Any) -> None:
-    """Register failed, export-failed, accept and report with build_parser's `add` (name, function, help,
-    example, exit codes)."""
-    add(
+def register(commands: CommandTable) -> None:
+    """Register `gimport failed`, `export-failed`, `accept` and `report`."""
+    commands.add(
         "failed",
         cmd_failed,
         _("list the messages recorded as failed or skipped, with their reasons and keys (no network)"),
@@ -299,7 +270,7 @@ def add_commands(add: Any) -> None:
             EXIT_USAGE,
         ),
     )
-    export_p = add(
+    export_p = commands.add(
         "export-failed",
         cmd_export_failed,
         _("save every failed or skipped message as an .eml file, exactly as the old server serves it (read-only)"),
@@ -313,7 +284,7 @@ def add_commands(add: Any) -> None:
         ),
     )
     export_p.add_argument("dir", metavar="DIR", help=_("folder to write FOLDER.UIDVALIDITY.UID.eml files into"))
-    accept_p = add(
+    accept_p = commands.add(
         "accept",
         cmd_accept,
         _("accept failed or skipped messages as not in Gmail: run stops retrying them, verify lists them"),
@@ -333,7 +304,7 @@ def add_commands(add: Any) -> None:
     )
     accept_p.add_argument("--all-failed", action="store_true", help=_("accept every failed or skipped message"))
     accept_p.add_argument("--undo", action="store_true", help=_("put the KEY(s) back: the next run tries them again"))
-    report_p = add(
+    report_p = commands.add(
         "report",
         cmd_report,
         _(
@@ -348,9 +319,9 @@ def add_commands(add: Any) -> None:
     )
 
 
-def add_admin_commands(add: Any) -> None:
-    """Register `gimport admin report` with gimport.cli.admin_parser's `add`."""
-    report_p = add(
+def register_admin(admin: CommandTable) -> None:
+    """Register `gimport admin report` in the table of `gimport admin` (gimport.cli.admin_parser)."""
+    report_p = admin.add(
         "report",
         cmd_admin_report,
         _("write one ledger for every user: a CSV row per message with a user column; no contents"),

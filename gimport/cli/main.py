@@ -1,8 +1,10 @@
 """The command line: parse, build settings, call one function, turn errors into one line and an exit code.
 
-This module is the command table (build_parser: every command, its help, its example and its exit codes)
-and main(), the one place that catches an error and prints it. The commands themselves live beside it:
-gimport.cli.migration (plan, run, status, verify, cleanup), auth, check, init, help, ledger and admin."""
+This module builds the parser (build_parser: the top-level options, then each command module's register(),
+listed in REGISTER) and holds main(), the one place that catches an error and prints it. Every command is
+registered the same way, through gimport.cli.options.CommandTable: with its help, its example and its exit
+codes, beside its code: gimport.cli.migration (plan, run, status, verify, cleanup), auth, check, init, help,
+ledger (failed, export-failed, accept, report) and admin_parser (admin and its commands)."""
 
 from __future__ import annotations
 
@@ -10,28 +12,15 @@ import argparse
 import logging
 import sys
 from collections.abc import Callable
-from typing import Any
 
 from gimport import __version__, i18n
-from gimport.cli import auth, check, init
+from gimport.cli import admin_parser, auth, check, init, migration
 from gimport.cli import help as help_topics
 from gimport.cli import ledger as ledger_cli
 from gimport.cli.memory import bound_heap
-from gimport.cli.migration import cmd_cleanup, cmd_plan, cmd_run, cmd_status, cmd_verify
-from gimport.cli.options import Code, FittingHelpFormatter, add_command, add_stats_option, exit_codes_help
+from gimport.cli.options import ALL_CODES, CommandTable, FittingHelpFormatter, exit_codes_help
 from gimport.config.settings import DEFAULT_CONFIG
-from gimport.errors import (
-    EXIT_AUTH,
-    EXIT_BUG,
-    EXIT_GMAIL,
-    EXIT_INTERRUPTED,
-    EXIT_OK,
-    EXIT_SOME_FAILED,
-    EXIT_SOURCE,
-    EXIT_USAGE,
-    GimportError,
-    Unexpected,
-)
+from gimport.errors import EXIT_BUG, EXIT_INTERRUPTED, EXIT_USAGE, GimportError, Unexpected
 from gimport.i18n import N_, _
 from gimport.render.progress import safe
 
@@ -57,20 +46,21 @@ The config file is ./{config} unless --config is given ('gimport init' writes on
 """)
 
 
-ALL_CODES = (EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, EXIT_AUTH, EXIT_SOURCE, EXIT_GMAIL, EXIT_INTERRUPTED)
+# every command module's register(), in the order `gimport --help` lists the commands
+REGISTER: tuple[Callable[[CommandTable], None], ...] = (
+    auth.register,
+    check.register,
+    init.register,
+    help_topics.register,
+    migration.register,  # plan, run, verify, status, cleanup
+    ledger_cli.register,  # failed, export-failed, accept, report
+    admin_parser.register,  # admin and its commands
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument(
-        "--config",
-        "-c",
-        metavar="PATH",
-        default=argparse.SUPPRESS,
-        help=_("config file (default: ./{config})").format(config=DEFAULT_CONFIG),
-    )
-    common.add_argument("--verbose", "-v", action="store_true", default=argparse.SUPPRESS, help=_("debug output"))
-
+    """gimport's parser: the top-level options, then every command, each registered by its module."""
+    common = _common_options()
     parser = argparse.ArgumentParser(
         prog="gimport",
         description=_(DESCRIPTION),
@@ -85,109 +75,24 @@ def build_parser() -> argparse.ArgumentParser:
         help=_("show program's version number and exit"),
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", title=_("commands"))
-
-    def add(
-        name: str, func: Any, help_text: str, example: str, codes: tuple[Code, ...] = ()
-    ) -> argparse.ArgumentParser:
-        return add_command(sub, common, name, func, help_text, example, codes or ALL_CODES)
-
-    auth_p = auth.add_parser(sub, common)
-    ledger_cli.add_auth_options(auth_p)
-    check.add_parser(sub, common)
-    init.add_parser(sub, common)
-    help_topics.add_parser(sub, common)
-    plan_p = add(
-        "plan",
-        cmd_plan,
-        _("show what would land under which label; reads the source only and changes nothing"),
-        _("gimport plan            # a table\n  gimport plan --json     # the same as JSON, for scripts"),
-        (EXIT_OK, EXIT_USAGE, EXIT_SOURCE, EXIT_INTERRUPTED),
-    )
-    plan_p.add_argument("--json", action="store_true", help=_("print JSON instead of a table"))
-    run_p = add(
-        "run",
-        cmd_run,
-        _("import every selected message; safe to interrupt and run again"),
-        _(
-            "gimport --config ~/gimport.toml run\n"
-            "  nohup gimport run --stats 300 >> run.out 2>&1 &    # unattended: a status line every 5 minutes"
-        ),
-        ALL_CODES,
-    )
-    run_p.add_argument(
-        "--new-state",
-        action="store_true",
-        help=_(
-            "go on with a new (or lost) state file even when the labels this run uses already hold mail in Gmail"
-            " (that mail may then be imported again)"
-        ),
-    )
-    add_stats_option(run_p)
-    verify_p = add(
-        "verify",
-        cmd_verify,
-        _("check that everything arrived: the source now vs the state file vs Gmail's label counts; changes nothing"),
-        _(
-            "gimport verify            # a table; exit 0 only when nothing selected is missing\n"
-            "  gimport verify --json     # the same as JSON, every missing message listed\n"
-            "  gimport verify --exact    # also each message by its Gmail id (gimport auth --exact-verify)\n"
-            "  (the end of a migration: gimport help finishing)"
-        ),
-        (
-            (EXIT_OK, _("every selected message is recorded as imported")),
-            (EXIT_SOME_FAILED, _("some selected message is not (the table and the list say which)")),
-            *ALL_CODES[2:],
-        ),
-    )
-    verify_p.add_argument("--json", action="store_true", help=_("print JSON instead of a table"))
-    ledger_cli.add_verify_options(verify_p)
-    add(
-        "status",
-        cmd_status,
-        _("where the migration stands, from the state file alone (no network); also while a run is going"),
-        "gimport status",
-        (
-            (EXIT_OK, _("everything selected at the last run is in Gmail")),
-            (EXIT_SOME_FAILED, _("something selected is not in Gmail yet (or a run is still going)")),
-            EXIT_USAGE,
-        ),
-    )
-    cleanup_p = add(
-        "cleanup",
-        cmd_cleanup,
-        _(
-            "after the migration: show Gmail's IMAP and forwarding settings, warn about forwarding to the old"
-            " server, disable IMAP"
-        ),
-        _(
-            "gimport cleanup --dry-run           # show what would change; change nothing\n"
-            "  gimport cleanup                     # asks before disabling IMAP (--yes: without asking)\n"
-            "  gimport cleanup --revoke --forget   # also revoke the token and delete the state file (verify must"
-            " pass)\n"
-            "  (the end of a migration: gimport help finishing)"
-        ),
-        (
-            (EXIT_OK, _("IMAP is off and no forwarding points at the old server")),
-            (EXIT_SOME_FAILED, _("something is left to do or was refused (the output says what)")),
-            *ALL_CODES[2:],
-        ),
-    )
-    cleanup_p.add_argument("--dry-run", action="store_true", help=_("show what would change and change nothing"))
-    cleanup_p.add_argument("--yes", "-y", action="store_true", help=_("do not ask for confirmation"))
-    cleanup_p.add_argument(
-        "--revoke", action="store_true", help=_("also revoke gimport's Gmail token and delete the token file")
-    )
-    cleanup_p.add_argument(
-        "--forget", action="store_true", help=_("also delete the state file (and its -wal/-shm files)")
-    )
-    cleanup_p.add_argument(
-        "--force", action="store_true", help=_("--revoke/--forget even when 'gimport verify' would not pass")
-    )
-    ledger_cli.add_commands(add)  # failed, export-failed, accept, report
-    from gimport.cli import admin_parser
-
-    admin_parser.add_parser(sub, common)
+    commands = CommandTable(sub, [common], ALL_CODES)
+    for register in REGISTER:
+        register(commands)
     return parser
+
+
+def _common_options() -> argparse.ArgumentParser:
+    """--config and --verbose: taken before or after any command."""
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--config",
+        "-c",
+        metavar="PATH",
+        default=argparse.SUPPRESS,
+        help=_("config file (default: ./{config})").format(config=DEFAULT_CONFIG),
+    )
+    common.add_argument("--verbose", "-v", action="store_true", default=argparse.SUPPRESS, help=_("debug output"))
+    return common
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,7 +1,7 @@
 """`gimport plan | run | status | verify | cleanup`: the commands of one mailbox's migration. Each is a short
 function: build settings (gimport.config.load), get its pieces from gimport.wiring, call one function of the
 engine or the finishing steps, print what gimport.render makes of the result, return an exit code. Errors
-are left to gimport.cli.main, which turns them into one line. Registered by gimport.cli.main.build_parser."""
+are left to gimport.cli.main, which turns them into one line. Registered by gimport.cli.main (register)."""
 
 from __future__ import annotations
 
@@ -11,10 +11,11 @@ import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from gimport.cli.options import ALL_CODES, CommandTable, add_stats_option, add_verify_options
 from gimport.cli.terminal import StopOnSignal, confirm, run_exit_code
 from gimport.config.load import load_settings
 from gimport.config.settings import Settings
-from gimport.errors import EXIT_OK, EXIT_SOME_FAILED
+from gimport.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_SOME_FAILED, EXIT_SOURCE, EXIT_USAGE
 from gimport.i18n import _, english
 from gimport.logs import logging_to
 from gimport.render.progress import safe, safe_lines
@@ -243,3 +244,117 @@ def cmd_cleanup(args: argparse.Namespace) -> int:
             raise result.error
         imap_off = result.imap_disabled
     return EXIT_OK if imap_off and not plan.gmail.warnings else EXIT_SOME_FAILED
+
+
+# -------------------------------------------------------------------------------------------- parser
+
+
+def register(commands: CommandTable) -> None:
+    """Register `gimport plan`, `run`, `verify`, `status` and `cleanup`, in the order `gimport --help` lists them."""
+    _register_plan(commands)
+    _register_run(commands)
+    _register_verify(commands)
+    _register_status(commands)
+    _register_cleanup(commands)
+
+
+def _register_plan(commands: CommandTable) -> None:
+    plan_p = commands.add(
+        "plan",
+        cmd_plan,
+        _("show what would land under which label; reads the source only and changes nothing"),
+        _("gimport plan            # a table\n  gimport plan --json     # the same as JSON, for scripts"),
+        (EXIT_OK, EXIT_USAGE, EXIT_SOURCE, EXIT_INTERRUPTED),
+    )
+    plan_p.add_argument("--json", action="store_true", help=_("print JSON instead of a table"))
+
+
+def _register_run(commands: CommandTable) -> None:
+    run_p = commands.add(
+        "run",
+        cmd_run,
+        _("import every selected message; safe to interrupt and run again"),
+        _(
+            "gimport --config ~/gimport.toml run\n"
+            "  nohup gimport run --stats 300 >> run.out 2>&1 &    # unattended: a status line every 5 minutes"
+        ),
+        ALL_CODES,
+    )
+    run_p.add_argument(
+        "--new-state",
+        action="store_true",
+        help=_(
+            "go on with a new (or lost) state file even when the labels this run uses already hold mail in Gmail"
+            " (that mail may then be imported again)"
+        ),
+    )
+    add_stats_option(run_p)
+
+
+def _register_verify(commands: CommandTable) -> None:
+    verify_p = commands.add(
+        "verify",
+        cmd_verify,
+        _("check that everything arrived: the source now vs the state file vs Gmail's label counts; changes nothing"),
+        _(
+            "gimport verify            # a table; exit 0 only when nothing selected is missing\n"
+            "  gimport verify --json     # the same as JSON, every missing message listed\n"
+            "  gimport verify --exact    # also each message by its Gmail id (gimport auth --exact-verify)\n"
+            "  (the end of a migration: gimport help finishing)"
+        ),
+        (
+            (EXIT_OK, _("every selected message is recorded as imported")),
+            (EXIT_SOME_FAILED, _("some selected message is not (the table and the list say which)")),
+            *ALL_CODES[2:],
+        ),
+    )
+    verify_p.add_argument("--json", action="store_true", help=_("print JSON instead of a table"))
+    add_verify_options(verify_p)
+
+
+def _register_status(commands: CommandTable) -> None:
+    commands.add(
+        "status",
+        cmd_status,
+        _("where the migration stands, from the state file alone (no network); also while a run is going"),
+        "gimport status",
+        (
+            (EXIT_OK, _("everything selected at the last run is in Gmail")),
+            (EXIT_SOME_FAILED, _("something selected is not in Gmail yet (or a run is still going)")),
+            EXIT_USAGE,
+        ),
+    )
+
+
+def _register_cleanup(commands: CommandTable) -> None:
+    cleanup_p = commands.add(
+        "cleanup",
+        cmd_cleanup,
+        _(
+            "after the migration: show Gmail's IMAP and forwarding settings, warn about forwarding to the old"
+            " server, disable IMAP"
+        ),
+        _(
+            "gimport cleanup --dry-run           # show what would change; change nothing\n"
+            "  gimport cleanup                     # asks before disabling IMAP (--yes: without asking)\n"
+            "  gimport cleanup --revoke --forget   # also revoke the token and delete the state file (verify must"
+            " pass)\n"
+            "  (the end of a migration: gimport help finishing)"
+        ),
+        (
+            (EXIT_OK, _("IMAP is off and no forwarding points at the old server")),
+            (EXIT_SOME_FAILED, _("something is left to do or was refused (the output says what)")),
+            *ALL_CODES[2:],
+        ),
+    )
+    cleanup_p.add_argument("--dry-run", action="store_true", help=_("show what would change and change nothing"))
+    cleanup_p.add_argument("--yes", "-y", action="store_true", help=_("do not ask for confirmation"))
+    cleanup_p.add_argument(
+        "--revoke", action="store_true", help=_("also revoke gimport's Gmail token and delete the token file")
+    )
+    cleanup_p.add_argument(
+        "--forget", action="store_true", help=_("also delete the state file (and its -wal/-shm files)")
+    )
+    cleanup_p.add_argument(
+        "--force", action="store_true", help=_("--revoke/--forget even when 'gimport verify' would not pass")
+    )

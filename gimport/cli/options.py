@@ -1,12 +1,13 @@
-"""What every command's parser shares: the help formatter that fits the terminal, each command's own exit
-codes, and the `--stats` option of unattended runs (for `run` and `admin run` alike)."""
+"""What every command's parser shares: the table every command is registered in (CommandTable), the help
+formatter that fits the terminal, each command's own exit codes, the `--stats` option of unattended runs (for
+`run` and `admin run` alike) and the `--exact` options of `verify` and `admin verify`."""
 
 from __future__ import annotations
 
 import argparse
 import re
-from collections.abc import Callable, Iterable
-from typing import Any
+from collections.abc import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING
 
 from gimport.errors import (
     EXIT_AUTH,
@@ -96,28 +97,87 @@ class FittingHelpFormatter(argparse.RawDescriptionHelpFormatter):
 
 
 CommandFunc = Callable[[argparse.Namespace], int]
+if TYPE_CHECKING:  # subscripting argparse's class fails at run time
+    SubParsers = argparse._SubParsersAction[argparse.ArgumentParser]
+
+# the exit codes of a command that can meet every kind of trouble (the default of gimport's own commands)
+ALL_CODES: tuple[Code, ...] = (
+    EXIT_OK,
+    EXIT_SOME_FAILED,
+    EXIT_USAGE,
+    EXIT_AUTH,
+    EXIT_SOURCE,
+    EXIT_GMAIL,
+    EXIT_INTERRUPTED,
+)
 
 
-def add_command(
-    sub: Any,
-    common: argparse.ArgumentParser,
-    name: str,
-    func: CommandFunc,
-    help_text: str,
-    example: str,
-    codes: Iterable[Code],
-) -> argparse.ArgumentParser:
-    """Register one command: its help, an example, and only the exit codes it can give."""
-    p: argparse.ArgumentParser = sub.add_parser(
-        name,
-        help=help_text,
-        description=help_text,
-        epilog=_("example:") + f"\n  {example}\n\n" + exit_codes_help(codes),
-        formatter_class=FittingHelpFormatter,
-        parents=[common],
-    )
-    p.set_defaults(func=func)
-    return p
+class CommandTable:
+    """One level of commands, `gimport COMMAND` or `gimport admin COMMAND`: every command is registered through
+    add(), and a command with commands of its own through add_group(). Each command module has a
+    `register(commands)` that adds its commands here; gimport.cli.main lists those functions.
+
+    `parents`: the parsers whose options every command of this level takes; `codes`: the exit codes a command
+    lists when it names none of its own."""
+
+    def __init__(self, sub: SubParsers, parents: Sequence[argparse.ArgumentParser], codes: Iterable[Code]) -> None:
+        self.sub = sub
+        self.parents = list(parents)
+        self.codes = tuple(codes)
+
+    def add(
+        self, name: str, func: CommandFunc, help_text: str, example: str, codes: Iterable[Code] | None = None
+    ) -> argparse.ArgumentParser:
+        """Register one command: its help, an example, and only the exit codes it can give (default: the
+        table's). Returns its parser, for its own options."""
+        p: argparse.ArgumentParser = self.sub.add_parser(
+            name,
+            help=help_text,
+            description=help_text,
+            epilog=_("example:") + f"\n  {example}\n\n" + exit_codes_help(self.codes if codes is None else codes),
+            formatter_class=FittingHelpFormatter,
+            parents=self.parents,
+        )
+        p.set_defaults(func=func)
+        return p
+
+    def add_group(
+        self,
+        name: str,
+        help_text: str,
+        description: str,
+        epilog: str,
+        *,
+        title: str,
+        dest: str,
+        parents: Sequence[argparse.ArgumentParser] = (),
+        codes: Iterable[Code],
+    ) -> CommandTable:
+        """Register a command that has commands of its own (`gimport admin`); given none, it prints its help and
+        exits EXIT_USAGE. Returns the table of its commands, which take this table's options, `parents`' and
+        list `codes`."""
+        p: argparse.ArgumentParser = self.sub.add_parser(
+            name,
+            help=help_text,
+            description=description,
+            epilog=epilog,
+            formatter_class=FittingHelpFormatter,
+            parents=self.parents,
+        )
+        p.set_defaults(func=_HelpOf(p))
+        sub = p.add_subparsers(dest=dest, metavar="COMMAND", title=title)
+        return CommandTable(sub, [*self.parents, *parents], codes)
+
+
+class _HelpOf:
+    """The command of a group given no command: its help, and EXIT_USAGE."""
+
+    def __init__(self, parser: argparse.ArgumentParser) -> None:
+        self.parser = parser
+
+    def __call__(self, args: argparse.Namespace) -> int:
+        self.parser.print_help()
+        return EXIT_USAGE
 
 
 def add_stats_option(parser: argparse.ArgumentParser) -> None:
@@ -136,6 +196,23 @@ def add_stats_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_verify_options(verify_p: argparse.ArgumentParser) -> None:
+    """`--exact` and `--strict-labels`, for `verify` and `admin verify` alike."""
+    verify_p.add_argument(
+        "--exact",
+        action="store_true",
+        help=_(
+            "also prove every recorded message in Gmail by its id and labels (needs 'gimport auth --exact-verify';"
+            " about 5 quota units per 500 messages)"
+        ),
+    )
+    verify_p.add_argument(
+        "--strict-labels",
+        action="store_true",
+        help=_("with --exact: a label taken off a message since the import fails too (default: listed only)"),
+    )
+
+
 def _seconds(text: str) -> float:
     try:
         value = float(text)
@@ -146,4 +223,12 @@ def _seconds(text: str) -> float:
     return value
 
 
-__all__ = ["DEFAULT_STATS", "FittingHelpFormatter", "add_command", "add_stats_option", "exit_codes_help"]
+__all__ = [
+    "ALL_CODES",
+    "DEFAULT_STATS",
+    "CommandTable",
+    "FittingHelpFormatter",
+    "add_stats_option",
+    "add_verify_options",
+    "exit_codes_help",
+]

@@ -97,6 +97,30 @@ def load_settings(
     the default config) a missing file means all defaults, relative to its folder."""
     environ: Mapping[str, str] = os.environ if env is None else env
     config_path = Path(path).expanduser().resolve()
+    data = _read_toml(path, config_path, missing_ok=missing_ok)
+    base = config_path.parent
+    _check_tables(data)
+    source = _source_settings(data, base, need_source=need_source, admin=admin)
+    gmail = _gmail_settings(data.get("gmail", {}), base, environ)
+    state_path, log_file = _state_settings(data.get("state", {}), base)
+    labels = _label_settings(data.get("labels", {}), base)
+    filters = _filter_settings(data.get("filters", {}), base)
+    if source.local:
+        source = dataclasses.replace(source, labels=labels)
+    return Settings(
+        admin=_admin_settings(data.get("admin", {}), base),
+        config_path=config_path,
+        source=source,
+        gmail=gmail,
+        state_path=state_path,
+        log_file=log_file,
+        labels=labels,
+        filters=filters,
+    )
+
+
+def _read_toml(path: str | os.PathLike[str], config_path: Path, *, missing_ok: bool) -> dict[str, Any]:
+    """The file's tables; {} when it is missing and `missing_ok`. Errors name `path` as the person gave it."""
     try:
         with open(config_path, "rb") as fh:
             data = tomllib.load(fh)
@@ -124,8 +148,11 @@ def load_settings(
         raise ConfigError(
             _("cannot read config file {path!r}: {strerror}").format(path=str(path), strerror=exc.strerror)
         ) from None
-    base = config_path.parent
+    return data
 
+
+def _check_tables(data: dict[str, Any]) -> None:
+    """Refuse a table gimport does not know (a typo would otherwise be ignored silently)."""
     known = {"source", "gmail", "state", "labels", "filters", "admin"}
     for key in data:
         if key not in known:
@@ -133,6 +160,10 @@ def load_settings(
                 _("unknown table [{key}] (allowed: {known})").format(key=key, known=", ".join(sorted(known)))
             )
 
+
+def _source_settings(data: dict[str, Any], base: Path, *, need_source: bool, admin: bool) -> SourceSettings:
+    """[source] (see load_settings for need_source and admin). Puts placeholders into `data["source"]` where
+    the login comes from elsewhere."""
     if admin and isinstance(data.get("source"), dict):
         for key in ("user", "password_file", "password_env"):
             if key in data["source"]:
@@ -151,9 +182,12 @@ def load_settings(
     src = Table("source", data["source"], base)
     kind = src.str("type", "imap", choices=SOURCE_TYPES)
     imap_user = not (admin or not need_source and data["source"].get("user") == "-")
-    source = _imap_source(src, user_required=imap_user) if kind == "imap" else _local_source(src, kind, admin)
+    return _imap_source(src, user_required=imap_user) if kind == "imap" else _local_source(src, kind, admin)
 
-    gm = Table("gmail", data.get("gmail", {}), base)
+
+def _gmail_settings(raw: Any, base: Path, environ: Mapping[str, str]) -> GmailSettings:
+    """[gmail]; the API's address comes from the environment (GIMPORT_GMAIL_API_URL) only, never the file."""
+    gm = Table("gmail", raw, base)
     gmail = GmailSettings(
         client_secrets=gm.path("client_secrets", "credentials.json"),
         token_file=gm.path("token_file", "token.json"),
@@ -164,13 +198,21 @@ def load_settings(
         api_url=environ.get(API_URL_ENV) or None,
     )
     gm.finish()
+    return gmail
 
-    st = Table("state", data.get("state", {}), base)
+
+def _state_settings(raw: Any, base: Path) -> tuple[Path, Path]:
+    """[state]: (the state file, the log file). It has no dataclass of its own."""
+    st = Table("state", raw, base)
     state_path = st.path("path", "gimport-state.sqlite")
     log_file = st.path("log_file", "gimport.log")
     st.finish()
+    return state_path, log_file
 
-    lb_raw = dict(data.get("labels", {})) if isinstance(data.get("labels", {}), dict) else data["labels"]
+
+def _label_settings(raw: Any, base: Path) -> LabelSettings:
+    """[labels] and its [labels.map] sub-table."""
+    lb_raw = dict(raw) if isinstance(raw, dict) else raw
     map_raw = lb_raw.pop("map", {}) if isinstance(lb_raw, dict) else {}
     lb = Table("labels", lb_raw, base)
     labels = LabelSettings(
@@ -187,8 +229,12 @@ def load_settings(
         raise ConfigError(
             _("[labels] prefix {prefix!r} must not start with '/' or contain '//'").format(prefix=labels.prefix)
         )
+    return labels
 
-    fl = Table("filters", data.get("filters", {}), base)
+
+def _filter_settings(raw: Any, base: Path) -> FilterSettings:
+    """[filters]: which messages are selected."""
+    fl = Table("filters", raw, base)
     filters = FilterSettings(
         since=fl.date("since"), before=fl.date("before"), max_size_mb=fl.number("max_size_mb", maximum=MAX_SIZE_MB)
     )
@@ -199,19 +245,7 @@ def load_settings(
                 since=filters.since, before=filters.before
             )
         )
-
-    if source.local:
-        source = dataclasses.replace(source, labels=labels)
-    return Settings(
-        admin=_admin_settings(data.get("admin", {}), base),
-        config_path=config_path,
-        source=source,
-        gmail=gmail,
-        state_path=state_path,
-        log_file=log_file,
-        labels=labels,
-        filters=filters,
-    )
+    return filters
 
 
 def _imap_source(src: Table, *, user_required: bool = True) -> SourceSettings:

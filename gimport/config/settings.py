@@ -105,7 +105,7 @@ class AdminSettings:
     users_file: Path | None = None
     parallel_users: int = 4
     project_units_per_minute: int = DEFAULT_PROJECT_QUOTA
-    memory_budget_mb: int = 512  # bytes of fetched messages waiting for import, all users together
+    memory_budget_mb: int = 512  # megabytes (MiB) of fetched messages waiting for import, all users together
     master_user: str | None = None
     master_password_file: Path | None = None
     master_login: str = "{user}*{master}"  # Dovecot's default auth_master_user_separator is "*"

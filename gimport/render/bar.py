@@ -20,18 +20,13 @@ from typing import Any, TextIO
 
 from tqdm import tqdm
 
-from gimport.i18n import _
+from gimport.i18n import _, english
 from gimport.render.text import safe
 
 log = logging.getLogger("gimport")
 
 Translate = Callable[[str], str]
 TICK_SECONDS = 5.0  # how often on_tick runs (the run's record for `gimport status`)
-
-
-def english(text: str) -> str:
-    """The identity: the log's version of a status line (logs stay English)."""
-    return text
 
 
 class BarReporter:
@@ -102,8 +97,8 @@ class BarReporter:
 
     # -- the periodic status -------------------------------------------------------------------------
     def status_line(self, tr: Translate, now: float | None = None) -> str:
-        """One line of status at `now` (default: the time now); `tr` is `_` for the terminal and `english`
-        for the log."""
+        """One line of status at `now` (default: the time now); `tr` is `_` for the terminal and
+        `english` for the log (given a msgid, it returns the msgid itself: logs stay English)."""
         raise NotImplementedError
 
     def snapshot(self) -> dict[str, Any]:
@@ -160,4 +155,4 @@ def eta_seconds(done: float, total: float, elapsed: float) -> float | None:
     return (total - done) / (done / elapsed)
 
 
-__all__ = ["BarReporter", "english", "eta_seconds", "TICK_SECONDS"]
+__all__ = ["BarReporter", "eta_seconds", "TICK_SECONDS"]

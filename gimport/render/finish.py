@@ -52,7 +52,25 @@ def format_verify(r: VerifyReport, *, shown_limit: int | None = None, width: int
         ),
         "",
     ]
-    out: list[str] = []
+    out: list[str] = ["", _(LEGEND[0]), _(LEGEND[1])]
+    notes = _verify_notes(r)
+    if notes:
+        out += [""] + notes
+    out += _missing_lines(r, shown_limit)
+    out += verify_sections(r, shown_limit=shown_limit)  # accepted messages, the exact proof (gimport.render.ledger)
+    if r.retry_helps:
+        out.append(
+            _("To import what is missing (failed ones are retried): {command}   then: gimport verify").format(
+                command=RETRY_COMMAND
+            )
+        )
+    out += ["", _verdict(r)]
+    table = _verify_table(r, width)
+    return wrap("\n".join(head), width, indent="  ") + "\n" + table + "\n" + wrap("\n".join(out), width, indent="    ")
+
+
+def _verify_table(r: VerifyReport, width: int | None) -> str:
+    """One row per folder (INBOX first): the source, the state file and Gmail's label counts; the totals."""
     headers = [
         _("folder"),
         _("labels"),
@@ -91,9 +109,11 @@ def format_verify(r: VerifyReport, *, shown_limit: int | None = None, width: int
             "",
         ]
     )
-    table = format_table(headers, rows, right={2, 3, 4, 5}, width=width, prose={6})
-    out += ["", _(LEGEND[0]), _(LEGEND[1])]
+    return format_table(headers, rows, right={2, 3, 4, 5}, width=width, prose={6})
 
+
+def _verify_notes(r: VerifyReport) -> list[str]:
+    """Folders that could not be read, labels Gmail counts fewer of or lacks, folders no longer selected."""
     notes: list[str] = []
     for f in r.folders:
         if f.error:
@@ -124,39 +144,39 @@ def format_verify(r: VerifyReport, *, shown_limit: int | None = None, width: int
                 " (deleted, renamed or excluded there): not checked"
             ).format(folder=folder, n=f"{n:,}")
         )
-    if notes:
-        out += [""] + notes
+    return notes
 
-    if r.missing_total:
-        listed = r.missing[:shown_limit] if shown_limit is not None else r.missing
-        out += [
-            "",
-            _("Missing: {n} selected message(s) not recorded as imported").format(n=f"{r.missing_total:,}"),
-        ]
-        for m in listed:
-            out.append(f"  {m.folder}  UID {m.uid}  {m.message_id or _('(no Message-ID)')}  {m.status}: {m.reason}")
-        if r.missing_total > len(listed):
-            out.append(
-                _("  ... and {n} more ('gimport verify --json' lists them all)").format(
-                    n=f"{r.missing_total - len(listed):,}"
-                )
-            )
-        skipped = sum(f.skipped for f in r.folders)
-        if skipped:
-            out.append(
-                _(
-                    "{n} of them cannot be imported as they are (skipped, see the reasons): '{command}' does not"
-                    " retry them; keep them on the old account or save them elsewhere if you need them."
-                ).format(n=f"{skipped:,}", command=RETRY_COMMAND)
-            )
-    out += verify_sections(r, shown_limit=shown_limit)  # accepted messages, the exact proof (gimport.render.ledger)
-    if r.retry_helps:
+
+def _missing_lines(r: VerifyReport, shown_limit: int | None) -> list[str]:
+    """The selected messages not recorded as imported (the first `shown_limit` of them) and how many cannot be."""
+    if not r.missing_total:
+        return []
+    listed = r.missing[:shown_limit] if shown_limit is not None else r.missing
+    out = [
+        "",
+        _("Missing: {n} selected message(s) not recorded as imported").format(n=f"{r.missing_total:,}"),
+    ]
+    for m in listed:
+        out.append(f"  {m.folder}  UID {m.uid}  {m.message_id or _('(no Message-ID)')}  {m.status}: {m.reason}")
+    if r.missing_total > len(listed):
         out.append(
-            _("To import what is missing (failed ones are retried): {command}   then: gimport verify").format(
-                command=RETRY_COMMAND
+            _("  ... and {n} more ('gimport verify --json' lists them all)").format(
+                n=f"{r.missing_total - len(listed):,}"
             )
         )
-    out.append("")
+    skipped = sum(f.skipped for f in r.folders)
+    if skipped:
+        out.append(
+            _(
+                "{n} of them cannot be imported as they are (skipped, see the reasons): '{command}' does not"
+                " retry them; keep them on the old account or save them elsewhere if you need them."
+            ).format(n=f"{skipped:,}", command=RETRY_COMMAND)
+        )
+    return out
+
+
+def _verdict(r: VerifyReport) -> str:
+    """The last line: VERIFIED, or NOT VERIFIED and why."""
     accepted = len(r.accepted)
     if r.passed:
         total = sum(f.selected for f in r.folders)
@@ -165,24 +185,15 @@ def format_verify(r: VerifyReport, *, shown_limit: int | None = None, width: int
             if r.exact is not None
             else _("are recorded as imported into {account}")
         ).format(account=r.gmail_account)
-        out.append(
-            _("VERIFIED: all {n} selected message(s) in {folders} folder(s) {proven}").format(
-                n=f"{total - accepted:,}", folders=len(r.folders), proven=proven
-            )
-            + (_("; {n:,} accepted as not in Gmail (listed above).").format(n=accepted) if accepted else ".")
-        )
-    elif not r.folders:
-        out.append(_("NOT VERIFIED: no folder on the source is selected (see 'gimport plan')."))
-    elif r.missing_total or r.exact is None:
-        out.append(
-            _("NOT VERIFIED: {n} selected message(s) are not recorded as imported.").format(n=f"{r.missing_total:,}")
-        )
-    else:
-        failing = sum(g.fails for g in r.exact.gaps)
-        out.append(
-            _("NOT VERIFIED: {n:,} message(s) recorded as imported are not as recorded in Gmail.").format(n=failing)
-        )
-    return wrap("\n".join(head), width, indent="  ") + "\n" + table + "\n" + wrap("\n".join(out), width, indent="    ")
+        return _("VERIFIED: all {n} selected message(s) in {folders} folder(s) {proven}").format(
+            n=f"{total - accepted:,}", folders=len(r.folders), proven=proven
+        ) + (_("; {n:,} accepted as not in Gmail (listed above).").format(n=accepted) if accepted else ".")
+    if not r.folders:
+        return _("NOT VERIFIED: no folder on the source is selected (see 'gimport plan').")
+    if r.missing_total or r.exact is None:
+        return _("NOT VERIFIED: {n} selected message(s) are not recorded as imported.").format(n=f"{r.missing_total:,}")
+    failing = sum(g.fails for g in r.exact.gaps)
+    return _("NOT VERIFIED: {n:,} message(s) recorded as imported are not as recorded in Gmail.").format(n=failing)
 
 
 def verify_to_json(r: VerifyReport) -> dict[str, Any]:

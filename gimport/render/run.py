@@ -22,6 +22,12 @@ def stopped_before_importing(s: RunSummary) -> bool:
 
 def format_summary(s: RunSummary, *, width: int | None = None) -> str:
     """The table of a finished run and what to do next."""
+    lines = [_throughput(s), *_summary_notes(s), _what_next(s)]
+    return _summary_table(s, width) + "\n" + wrap("\n".join(lines), width)
+
+
+def _summary_table(s: RunSummary, width: int | None) -> str:
+    """One row per folder (INBOX first) and the totals."""
     headers = [
         _("folder"),
         _("labels"),
@@ -56,27 +62,30 @@ def format_summary(s: RunSummary, *, width: int | None = None) -> str:
         str(s.total("failed")),
         human_bytes(s.total("bytes")),
     ]
-    out = [format_table(headers, rows + [tot], right={2, 3, 4, 5, 6, 7}, width=width)]
+    return format_table(headers, rows + [tot], right={2, 3, 4, 5, 6, 7}, width=width)
+
+
+def _throughput(s: RunSummary) -> str:
+    """How many were imported, how fast, into which account (or that there was nothing new); after a blank line."""
     imported = s.total("imported")
     rate = imported / s.duration if s.duration > 0 else 0.0
     if imported or s.total("todo"):
-        out.append(
-            "\n"
-            + _("{n} message(s) imported in {duration} ({rate} msg/s, {speed}/s) into {account}").format(
-                n=f"{imported:,}",
-                duration=human_duration(s.duration),
-                rate=f"{rate:.1f}",
-                speed=human_bytes(s.total("bytes") / max(s.duration, 1e-6)),
-                account=s.gmail_account or "?",
-            )
+        return "\n" + _("{n} message(s) imported in {duration} ({rate} msg/s, {speed}/s) into {account}").format(
+            n=f"{imported:,}",
+            duration=human_duration(s.duration),
+            rate=f"{rate:.1f}",
+            speed=human_bytes(s.total("bytes") / max(s.duration, 1e-6)),
+            account=s.gmail_account or "?",
         )
-    else:
-        out.append(
-            "\n"
-            + _("Nothing new to import into {account} (checked in {duration}).").format(
-                account=s.gmail_account or "?", duration=human_duration(s.duration)
-            )
-        )
+    return "\n" + _("Nothing new to import into {account} (checked in {duration}).").format(
+        account=s.gmail_account or "?", duration=human_duration(s.duration)
+    )
+
+
+def _summary_notes(s: RunSummary) -> list[str]:
+    """What the reader should know besides the counts: messages sent again, retried calls, slow-downs,
+    accepted messages, and each folder's error and most common reasons."""
+    out: list[str] = []
     resent = s.total("resent")
     if resent:
         out.append(_("{n} message(s) were in flight when an earlier run stopped and were sent again.").format(n=resent))
@@ -102,26 +111,25 @@ def format_summary(s: RunSummary, *, width: int | None = None) -> str:
             out.append(safe(f"{f.folder}: {f.error}"))
         for reason, n in f.reasons.most_common(5):
             out.append(safe(f"{f.folder}: {n} x {reason}"))
+    return out
+
+
+def _what_next(s: RunSummary) -> str:
+    """The last line: why the run ended and what to do now."""
     retry = any(f.error or f.failed or f.remaining > 0 for f in s.folders)
     if s.interrupted:
-        out.append(_("Interrupted: run the same command again to continue where it stopped."))
-    elif s.fatal is not None:
-        out.append(safe(_("Stopped: {error}").format(error=s.fatal)))
-    elif s.complete:
-        out.append(_("Everything selected is in Gmail."))
-    elif retry:
-        out.append(
-            _("Some messages are not in Gmail (see above and the log file); run 'gimport run' again to retry them.")
-        )
-    else:
-        # only skipped ones (over Gmail's limit, empty): another run would not change that
-        out.append(
-            _(
-                "Some messages cannot be imported as they are (see above; 'gimport status' lists them): another"
-                " run does not retry them."
-            )
-        )
-    return out[0] + "\n" + wrap("\n".join(out[1:]), width)
+        return _("Interrupted: run the same command again to continue where it stopped.")
+    if s.fatal is not None:
+        return safe(_("Stopped: {error}").format(error=s.fatal))
+    if s.complete:
+        return _("Everything selected is in Gmail.")
+    if retry:
+        return _("Some messages are not in Gmail (see above and the log file); run 'gimport run' again to retry them.")
+    # only skipped ones (over Gmail's limit, empty): another run would not change that
+    return _(
+        "Some messages cannot be imported as they are (see above; 'gimport status' lists them): another"
+        " run does not retry them."
+    )
 
 
 def format_status(

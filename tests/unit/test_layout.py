@@ -1,6 +1,6 @@
-"""The shape of the package (issue 10), read from the code's own imports with ast: modules stay small, the
-engine and the commands built on it speak the contract only, each outside library has one home, and no two
-modules need each other.
+"""The shape of the package (issue 10), read from the code's own imports with ast: modules and functions stay
+small, the engine and the commands built on it speak the contract only, each outside library has one home, and
+no two modules need each other.
 
 A failure names the module and the import; the fix is to move the code where its name says, not to widen
 the lists below.
@@ -16,6 +16,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = ROOT / "gimport"
 MAX_LINES = 400
+MAX_FUNCTION_LINES = 80  # from `def` to its last line: a longer function does several things; name each
 
 # The layers, bottom up, read from the folders: a module's layer is its package (a module at the package's
 # root is "shared"). A module may import its own layer and the layers below it, never one above. The
@@ -92,6 +93,19 @@ def test_the_walk_sees_the_package():
 def test_no_module_is_over_400_lines(module):
     lines = len(MODULES[module].read_text(encoding="utf-8").splitlines())
     assert lines <= MAX_LINES, f"{MODULES[module].relative_to(ROOT)} has {lines} lines: split it by responsibility"
+
+
+@pytest.mark.parametrize("module", sorted(MODULES))
+def test_no_function_is_over_80_lines(module):
+    tree = ast.parse(MODULES[module].read_text(encoding="utf-8"))
+    long = [
+        f"{node.name} (line {node.lineno}: {node.end_lineno - node.lineno + 1} lines)"
+        for node in ast.walk(tree)
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+        and node.end_lineno is not None
+        and node.end_lineno - node.lineno + 1 > MAX_FUNCTION_LINES
+    ]
+    assert not long, f"{MODULES[module].relative_to(ROOT)}: split into well-named pieces: {long}"
 
 
 def _place(module: str) -> str:

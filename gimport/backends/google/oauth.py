@@ -95,11 +95,21 @@ def _print(out: TextIO, text: str = "") -> None:
     out.flush()
 
 
-def _say(out: TextIO, text: str) -> None:
-    """A paragraph for the person at the terminal, wrapped to its width (unwrapped when not a terminal)."""
-    from gimport.render.text import terminal_width, wrap
+# How a paragraph meets the person: (text, the stream, the indent of its continuation lines) -> the text to
+# print. Fitting text to a terminal is the command line's business, not a backend's: `gimport auth` passes
+# gimport.render's wrapping; called directly, the flows print each paragraph as it is, on one line.
+Paragraph = Callable[[str, TextIO, str], str]
 
-    _print(out, wrap(text, terminal_width(out), indent="   " if text[:2] in ("1.", "2.", "3.") else ""))
+
+def as_is(text: str, out: TextIO, indent: str) -> str:
+    """The default Paragraph: `text` unchanged."""
+    return text
+
+
+def _say(out: TextIO, text: str, paragraph: Paragraph) -> None:
+    """A paragraph for the person at the terminal, through `paragraph` (the numbered steps of --paste indent
+    their continuation lines under the text)."""
+    _print(out, paragraph(text, out, "   " if text[:2] in ("1.", "2.", "3.") else ""))
 
 
 def _loopback_flow(
@@ -111,6 +121,7 @@ def _loopback_flow(
     out: TextIO,
     open_browser: Callable[[str], bool],
     scopes: tuple[str, ...] = SCOPES,
+    paragraph: Paragraph = as_is,
 ) -> Credentials:
     receiver = Receiver(port)
     try:
@@ -118,7 +129,9 @@ def _loopback_flow(
         url, state = authorization_url(flow)
         opened = False
         if use_browser:
-            _say(out, _("Opening your browser to authorize gimport. If it does not open, visit this address:"))
+            _say(
+                out, _("Opening your browser to authorize gimport. If it does not open, visit this address:"), paragraph
+            )
             _print(out)
             _print(out, url)  # unwrapped, alone on its line: a terminal wraps it, copying keeps it whole
             _print(out)
@@ -127,10 +140,14 @@ def _loopback_flow(
             except webbrowser.Error:
                 opened = False
             if not opened:
-                _say(out, _("(No browser could be started here: open the address above yourself.)"))
+                _say(out, _("(No browser could be started here: open the address above yourself.)"), paragraph)
         if not opened:
             if not use_browser:
-                _say(out, _("Open this address in a web browser and sign in with the Gmail account to import into:"))
+                _say(
+                    out,
+                    _("Open this address in a web browser and sign in with the Gmail account to import into:"),
+                    paragraph,
+                )
                 _print(out)
                 _print(out, url)  # unwrapped, alone on its line: a terminal wraps it, copying keeps it whole
                 _print(out)
@@ -141,6 +158,7 @@ def _loopback_flow(
                     _("(Port {default} is taken on this machine, so gimport listens on {port} this time.)").format(
                         default=DEFAULT_PORT, port=p
                     ),
+                    paragraph,
                 )
             _say(
                 out,
@@ -149,6 +167,7 @@ def _loopback_flow(
                     " waiting. If the browser runs on another computer (an SSH session), forward that port first: on"
                     " the computer with the browser, run this in a new terminal and keep it open:"
                 ).format(port=p),
+                paragraph,
             )
             _print(out, f"\n    ssh -N -L {p}:localhost:{p} {_ssh_target()}\n")  # i18n-ok: a command to copy
             _say(
@@ -157,8 +176,13 @@ def _loopback_flow(
                     "(use the host name you log in to this machine with). Or press Ctrl-C and run 'gimport auth"
                     " --paste' to copy the final address back by hand instead."
                 ),
+                paragraph,
             )
-        _say(out, _("Waiting up to {timeout:g} s for Google's answer (Ctrl-C to stop)...").format(timeout=timeout))
+        _say(
+            out,
+            _("Waiting up to {timeout:g} s for Google's answer (Ctrl-C to stop)...").format(timeout=timeout),
+            paragraph,
+        )
         params = receiver.wait(timeout)
     finally:
         receiver.close()
@@ -190,6 +214,7 @@ def _paste_flow(
     out: TextIO,
     read_line: Callable[[str], str],
     scopes: tuple[str, ...] = SCOPES,
+    paragraph: Paragraph = as_is,
 ) -> Credentials:
     port = port or DEFAULT_PORT
     if not 0 < port <= 65535:
@@ -200,6 +225,7 @@ def _paste_flow(
     _say(
         out,
         _("1. Open this address in a web browser (on any computer) and sign in with the Gmail account to import into:"),
+        paragraph,
     )
     _print(out)
     _print(out, url)  # unwrapped, alone on its line
@@ -211,8 +237,9 @@ def _paste_flow(
             ' error such as "This site can\'t be reached". That is expected: copy the whole address from the'
             " browser's address bar."
         ).format(redirect_uri=redirect_uri),
+        paragraph,
     )
-    _say(out, _("3. Paste it here and press Enter."))
+    _say(out, _("3. Paste it here and press Enter."), paragraph)
     try:
         pasted = read_line(_("Address: "))
     except EOFError:
@@ -232,13 +259,15 @@ def obtain_credentials(
     open_browser: Callable[[str], bool] | None = None,
     env: Mapping[str, str] | None = None,
     scopes: tuple[str, ...] = SCOPES,
+    paragraph: Paragraph = as_is,
 ) -> Credentials:
     """Run the consent flow (PKCE) for `scopes` (SCOPES, or scopes_for(exact_verify=True)) and return
     credentials holding a refresh token.
 
     mode: "auto" (open a browser when this machine can show one, else as "no-browser"), "no-browser" (print
     the URL, wait on localhost:`port`), "paste" (print the URL, read the final redirect address with
-    `read_line`). `port` 0 picks a free port (loopback modes). Raises ConfigError (port busy, bad client file)
+    `read_line`). `port` 0 picks a free port (loopback modes). `paragraph` fits each paragraph of guidance to
+    `out` (default: printed as it is). Raises ConfigError (port busy, bad client file)
     and AuthError (consent denied, timeout, a permission unticked, token endpoint refusal)."""
     out = sys.stdout if out is None else out
     if mode not in MODES:
@@ -246,7 +275,7 @@ def obtain_credentials(
     if not timeout > 0:
         raise ConfigError(_("--timeout must be more than 0 seconds, not {timeout:g}").format(timeout=timeout))
     if mode == "paste":
-        return _paste_flow(client_config, port=port, out=out, read_line=read_line, scopes=scopes)
+        return _paste_flow(client_config, port=port, out=out, read_line=read_line, scopes=scopes, paragraph=paragraph)
     use_browser = mode == "auto" and browser_available(env)
     return _loopback_flow(
         client_config,
@@ -256,6 +285,7 @@ def obtain_credentials(
         out=out,
         open_browser=open_browser or webbrowser.open,
         scopes=scopes,
+        paragraph=paragraph,
     )
 
 
@@ -289,12 +319,14 @@ def authorize(
     open_browser: Callable[[str], bool] | None = None,
     env: Mapping[str, str] | None = None,
     exact_verify: bool = False,
+    paragraph: Paragraph = as_is,
 ) -> str:
     """`gimport auth`: consent, save the token (0600), print and return the account's primary address.
     With `exact_verify`, the grant also holds the metadata scope (gimport verify --exact).
 
-    `gmail`: client_secrets, token_file, user, api_url are read. Warns on `out` when the
-    account is not `gmail.user`. Raises ConfigError, AuthError or GmailError (see obtain_credentials)."""
+    `gmail`: client_secrets, token_file, user, api_url are read. Warns on `out` when the account is not
+    `gmail.user`. `paragraph`: as in obtain_credentials. Raises ConfigError, AuthError or GmailError (see
+    obtain_credentials)."""
     from gimport.backends.google.gmail import GmailClient
 
     out = sys.stdout if out is None else out
@@ -310,6 +342,7 @@ def authorize(
         open_browser=open_browser,
         env=env,
         scopes=scopes_for(exact_verify),
+        paragraph=paragraph,
     )
     try:
         # which account, before anything is saved: a token for another account is never kept
