@@ -24,9 +24,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.rig.fault_imap import FaultFolder, FaultImapServer, FaultMessage, Faults, Mailbox, many_messages  # noqa: E402
-from tests.rig.gmail_emulator import GmailEmulator  # noqa: E402
-from tests.rig.workspace import EMAIL, make_workspace  # noqa: E402
+from tests.rig.fault_imap import FaultFolder, FaultImapServer, FaultMessage, Faults, Mailbox, many_messages
+from tests.rig.gmail_emulator import GmailEmulator
+from tests.rig.workspace import EMAIL, make_workspace
 
 _CHILD = (
     "import re, sys\n"

@@ -169,7 +169,7 @@ def test_uidvalidity_changing_at_a_reconnect_during_the_scan(tmp_path, emulator,
 
 
 def _status(ws, capsys) -> str:
-    rc, out = run(ws, "status", capsys=capsys)
+    _rc, out = run(ws, "status", capsys=capsys)
     return out.out
 
 
@@ -363,11 +363,15 @@ def test_folder_without_a_valid_uidvalidity_is_reported_and_excludable(tmp_path,
         rc, out = run(ws, capsys=capsys)
         assert rc == 1
         assert "Traceback" not in out.err
-        assert "UIDVALIDITY" in out.out and "[labels] exclude" in out.out
+        assert "UIDVALIDITY" in out.out
+        assert "[labels] exclude" in out.out
         rc, out = run(ws, "verify", capsys=capsys)
-        assert rc == 1 and "[labels] exclude" in out.out
+        assert rc == 1
+        assert "[labels] exclude" in out.out
         rc, out = run(ws, "status", capsys=capsys)
-        assert rc == 1 and "could not serve" in out.out and "INBOX: " in out.out
+        assert rc == 1
+        assert "could not serve" in out.out
+        assert "INBOX: " in out.out
         ws = _ws(
             tmp_path / "b",
             srv,
@@ -398,7 +402,8 @@ def test_literal_announcing_ten_to_the_fifteen_bytes(tmp_path, emulator, monkeyp
     with _server(box, Faults(huge_literal_uids={5})) as srv:
         ws = _ws(tmp_path, srv, emulator, monkeypatch)
         rc, out = run(ws, capsys=capsys)
-        assert "Traceback" not in out.err and "MemoryError" not in out.err
+        assert "Traceback" not in out.err
+        assert "MemoryError" not in out.err
         assert rc == 1
         assert "too large for Gmail" in out.out
         assert "again to retry" not in out.out
@@ -426,11 +431,14 @@ def test_control_characters_in_folder_names_never_reach_the_terminal(tmp_path, e
             rc, out = run(ws, *command, capsys=capsys)
             assert rc == 0, (command, out.err)
             for text in (out.out, out.err):
-                assert "\x1b" not in text and "\x07" not in text and "\r" not in text, command
+                assert "\x1b" not in text, command
+                assert "\x07" not in text, command
+                assert "\r" not in text, command
             if command == ("run",):
                 table = out.out.split("\n\n")[0].splitlines()
                 assert len(table) == 2 + 3 + 1  # header, rule, three folders, total
-                assert "Evil\\x1b]0;pwned\\x07" in out.out and "two\\r\\nlines" in out.out
+                assert "Evil\\x1b]0;pwned\\x07" in out.out
+                assert "two\\r\\nlines" in out.out
 
 
 @pytest.mark.parametrize("where", ["user", "password"])
@@ -445,7 +453,8 @@ def test_crlf_in_the_user_or_the_password_file_never_reaches_the_wire(tmp_path, 
             (ws.dir / "imap-password.txt").write_text("secret\r\nX1 DELETE INBOX\n")
         rc, out = run(ws, capsys=capsys)
         assert rc == 2
-        assert len(out.err.strip().splitlines()) == 1 and "line break" in out.err
+        assert len(out.err.strip().splitlines()) == 1
+        assert "line break" in out.err
         assert srv.commands == []
 
 
@@ -584,4 +593,5 @@ def test_labels_leave_out_the_personal_namespace_prefix(tmp_path, emulator, monk
         rc, out = run(ws, capsys=capsys)
         assert rc == 0, out.err
     names = {lbl["name"] for lbl in emulator.user(EMAIL).labels.values() if lbl.get("type") == "user"}
-    assert "Work/2024" in names and not any(n.startswith("mail") for n in names)
+    assert "Work/2024" in names
+    assert not any(n.startswith("mail") for n in names)

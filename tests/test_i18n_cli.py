@@ -132,10 +132,8 @@ def test_wrong_password(ws):
     write_private(ws.dir / "imap-password.txt", "not the password\n")
     ja, en = both("--config", str(ws.config), "run", env=ws.env())
     assert ja.returncode == 4  # EXIT_SOURCE
-    assert (
-        "がユーザー" in ja.stderr
-        and "のログインを拒否しました。[source] user とパスワードを確認してください" in ja.stderr
-    )
+    assert "がユーザー" in ja.stderr
+    assert "のログインを拒否しました。[source] user とパスワードを確認してください" in ja.stderr
     assert "refused the login for user" in en.stderr
 
 
@@ -201,8 +199,19 @@ def _auth_no_browser(directory: Path, lang: str, env: dict[str, str]) -> tuple[i
     """`gimport auth --no-browser` in a process; the user opens the printed URL and consents. Returns
     (exit code, stdout, stderr, the page the browser showed at the end)."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "gimport", "--config", str(directory / "gimport.toml")]
-        + ["auth", "--no-browser", "--port", "0", "--timeout", str(WAIT)],
+        [
+            sys.executable,
+            "-m",
+            "gimport",
+            "--config",
+            str(directory / "gimport.toml"),
+            "auth",
+            "--no-browser",
+            "--port",
+            "0",
+            "--timeout",
+            str(WAIT),
+        ],
         env=lang_env(lang, env),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -241,7 +250,8 @@ def test_auth_no_browser(emu, auth_env, tmp_path):
     print(out_ja, err_ja, page_ja, out_en, err_en, page_en, sep="\n---\n")
     assert rc_ja == rc_en == 0
     assert "次のアドレスを Web ブラウザーで開き、取り込み先の Gmail アカウントでログインしてください:" in out_ja
-    assert "ポートを転送してください" in out_ja and "ssh -N -L " in out_ja
+    assert "ポートを転送してください" in out_ja
+    assert "ssh -N -L " in out_ja
     assert "Google の応答を最大 20 秒待っています（Ctrl-C で中止）..." in out_ja
     assert "alice@example.ac.jp で gimport を承認しました" in out_ja
     assert "Google の応答を gimport が受け取りました。" in page_ja

@@ -107,7 +107,8 @@ def test_full_migration_byte_exact_flags_japanese_folders_and_verify(
     assert rc == 0, out.out
     calls = emulator.user(EMAIL).import_calls
     rc, out = run(ws, capsys=capsys)
-    assert rc == 0 and emulator.user(EMAIL).import_calls == calls
+    assert rc == 0
+    assert emulator.user(EMAIL).import_calls == calls
 
 
 def test_resume_after_sigterm(tmp_path, any_server_user, emulator, monkeypatch, capsys):

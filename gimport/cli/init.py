@@ -145,4 +145,4 @@ def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--gmail", metavar="ADDRESS", help=_("your Gmail address ([gmail] user)"))
 
 
-__all__ = ["cmd_init", "add_parser", "DEFAULT_CONFIG"]
+__all__ = ["DEFAULT_CONFIG", "add_parser", "cmd_init"]

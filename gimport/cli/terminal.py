@@ -48,7 +48,7 @@ class StopOnSignal:
         self._repeat_noted = False
         self._old: dict = {}
 
-    def _on_signal(self, signum, frame) -> None:  # noqa: ARG002
+    def _on_signal(self, signum, frame) -> None:
         if signum == signal.SIGINT:
             self._interrupts += 1
             if self._interrupts > 1:

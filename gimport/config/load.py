@@ -150,7 +150,7 @@ def load_settings(
         data["source"] = {"host": "-", "user": "-"}
     src = Table("source", data["source"], base)
     kind = src.str("type", "imap", choices=SOURCE_TYPES)
-    imap_user = not (admin or not need_source and data["source"].get("user") == "-")
+    imap_user = not (admin or (not need_source and data["source"].get("user") == "-"))
     source = _imap_source(src, user_required=imap_user) if kind == "imap" else _local_source(src, kind, admin)
 
     gm = Table("gmail", data.get("gmail", {}), base)

@@ -71,7 +71,7 @@ class Fetcher:
                     return
         except GimportError as err:
             self.fatal(err)
-        except Exception as err:  # noqa: BLE001 - a bug must not leave workers waiting forever
+        except Exception as err:  # a bug must not leave workers waiting forever
             log.exception("reading the source failed")
             self.fatal(Unexpected(_("reading the source failed: {error!r}").format(error=err)))
         finally:

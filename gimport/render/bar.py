@@ -160,4 +160,4 @@ def eta_seconds(done: float, total: float, elapsed: float) -> float | None:
     return (total - done) / (done / elapsed)
 
 
-__all__ = ["BarReporter", "english", "eta_seconds", "TICK_SECONDS"]
+__all__ = ["TICK_SECONDS", "BarReporter", "english", "eta_seconds"]

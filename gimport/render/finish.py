@@ -125,7 +125,7 @@ def format_verify(r: VerifyReport, *, shown_limit: int | None = None, width: int
             ).format(folder=folder, n=f"{n:,}")
         )
     if notes:
-        out += [""] + notes
+        out += ["", *notes]
 
     if r.missing_total:
         listed = r.missing[:shown_limit] if shown_limit is not None else r.missing

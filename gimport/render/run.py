@@ -56,7 +56,7 @@ def format_summary(s: RunSummary, *, width: int | None = None) -> str:
         str(s.total("failed")),
         human_bytes(s.total("bytes")),
     ]
-    out = [format_table(headers, rows + [tot], right={2, 3, 4, 5, 6, 7}, width=width)]
+    out = [format_table(headers, [*rows, tot], right={2, 3, 4, 5, 6, 7}, width=width)]
     imported = s.total("imported")
     rate = imported / s.duration if s.duration > 0 else 0.0
     if imported or s.total("todo"):
@@ -207,4 +207,4 @@ def format_run_progress(progress: dict[str, Any] | None, holder: str, *, width: 
     return wrap("\n".join(lines), width)
 
 
-__all__ = ["stopped_before_importing", "format_summary", "format_status", "format_run_progress"]
+__all__ = ["format_run_progress", "format_status", "format_summary", "stopped_before_importing"]

@@ -11,6 +11,7 @@ gimport.backends.imap.source* modules import imapclient.
 
 from __future__ import annotations
 
+import contextlib
 import imaplib
 import logging
 import socket
@@ -78,10 +79,8 @@ class ImapSession:
     def _shut(client: imapclient.IMAPClient | None) -> None:
         sock = getattr(getattr(client, "_imap", None), "sock", None)
         if sock is not None:
-            try:
+            with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
 
     @property
     def account(self) -> str:
@@ -212,10 +211,8 @@ class ImapSession:
         try:
             client.logout()
         except Exception:  # noqa: BLE001 - closing a broken connection must not fail the run
-            try:
+            with contextlib.suppress(Exception):
                 client.shutdown()
-            except Exception:  # noqa: BLE001
-                pass
 
     # -- one operation, under a deadline ------------------------------------------------------------
     def _deadline(self, nbytes: int = 0) -> float:
@@ -289,10 +286,8 @@ class ImapSession:
     def _drop(self) -> None:
         client, self._client = self._client, None
         if client is not None:
-            try:
+            with contextlib.suppress(Exception):  # dropping a broken connection must not fail the run
                 client.shutdown()
-            except Exception:  # noqa: BLE001
-                pass
 
     def _examine(self, folder: str, expect: int | None = None) -> tuple[int, int]:
         """Open `folder` read-only on the connection: (UIDVALIDITY, EXISTS). The source's EXAMINE; _call

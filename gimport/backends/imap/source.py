@@ -43,7 +43,7 @@ from gimport.mail.quota import MAX_MESSAGE_BYTES
 
 log = logging.getLogger("gimport.imap")
 
-__all__ = ["ImapSource", "FolderGone", "FolderChanged", "LoginRefused", "FetchedMessage", "MessageMeta"]
+__all__ = ["FetchedMessage", "FolderChanged", "FolderGone", "ImapSource", "LoginRefused", "MessageMeta"]
 
 # UID SEARCH goes by message-sequence ranges of this many messages: imaplib refuses an answer line over
 # 1,000,000 bytes, and 50,000 UIDs of up to 10 digits stay well below that (issue 11.1).
