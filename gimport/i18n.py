@@ -3,7 +3,7 @@
 The language is chosen as GNU gettext does, from LANGUAGE, LC_ALL, LC_MESSAGES and LANG (so
 `LANG=ja_JP.UTF-8 gimport ...` speaks Japanese and `LANG=C` English). Catalogs are
 `gimport/locale/<lang>/LC_MESSAGES/gimport.mo`, compiled from the `.po` sources beside them by
-`scripts/i18n` (and by the wheel build and scripts/test); `.mo` files are not in git.
+`scripts/i18n` and kept in git, so that any install, an editable one included, speaks every language.
 
 install() also makes gimport's catalog the process's default text domain, so that argparse's own
 words ("usage:", "options:", its error messages), which argparse looks up through the module-level

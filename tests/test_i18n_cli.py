@@ -22,18 +22,12 @@ from gimport.backends.google.oauth import write_private
 from tests.rig.corpus import make_message
 from tests.rig.dovecot import SeedMessage
 from tests.rig.gmail_emulator import GmailEmulator
-from tests.test_i18n import tool
 
 JA = "ja_JP.UTF-8"
 C = "C"
 WAIT = 20.0  # deadline for a process to print or finish (normally well under a second)
 AUTH_URL = re.compile(r"(http://\S+/o/oauth2/auth\?\S+)")
 _LOCALE_VARS = ("LANGUAGE", "LC_ALL", "LC_MESSAGES", "LANG")
-
-
-@pytest.fixture(scope="module", autouse=True)
-def catalogs():
-    tool.compile_all()  # the .mo files are not in git
 
 
 def lang_env(lang: str, base: dict[str, str] | None = None) -> dict[str, str]:

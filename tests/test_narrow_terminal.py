@@ -94,13 +94,6 @@ def mailbox(imap_user):
     return box
 
 
-@pytest.fixture(scope="module", autouse=True)
-def catalogs():
-    from tests.test_i18n import tool
-
-    tool.compile_all()  # the .mo files are not in git
-
-
 # what the run summary and verify say when all went well, in each language
 DONE_WORDS = {"C": ("message(s) imported in", "VERIFIED"), "ja_JP.UTF-8": ("通を", "検証済み（VERIFIED）")}
 

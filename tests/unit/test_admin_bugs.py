@@ -4,7 +4,6 @@ and gives the admin command its own exit code (70), not 1 (some users incomplete
 from __future__ import annotations
 
 import csv
-import importlib.util
 from pathlib import Path
 
 import pytest
@@ -19,16 +18,11 @@ from gimport.config.load import load_settings
 from gimport.errors import EXIT_BUG, EXIT_SOME_FAILED, AuthError
 from tests.rig.admin_workspace import write_service_account
 
-ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
 def japanese(monkeypatch):
-    """The process speaks Japanese (the catalog compiled first: .mo files are not in git)."""
-    spec = importlib.util.spec_from_file_location("gimport_i18n_tool", ROOT / "scripts" / "i18n.py")
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
-    tool.compile_all()
+    """The process speaks Japanese."""
     for var in ("LANGUAGE", "LC_ALL", "LC_MESSAGES"):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("LANG", "ja_JP.UTF-8")
