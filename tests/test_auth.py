@@ -246,7 +246,7 @@ def test_expired_access_token_is_refreshed_at_the_saved_token_uri_and_written_ba
     authorize_with_consent(gmail)
     before = json.loads(gmail.token_file.read_text())
     creds = load_credentials(gmail.token_file)
-    # a token file others can read is refused at load (issue 12); the rewrite after a refresh must still set
+    # a token file others can read is refused at load (anyone on a shared server could copy it); the rewrite after a refresh must still set
     # 0600 itself: loosen it after loading, as a careless `cp` would
     gmail.token_file.chmod(0o644)
     assert creds.token_uri == before["token_uri"]  # not Google's: from_authorized_user_info's reset is undone
@@ -383,7 +383,7 @@ def test_state_mismatch_on_the_loopback_port(gmail):
 
 
 def test_wrong_account_is_refused_and_its_token_not_saved(tmp_path, env):
-    # issue 12: with [gmail] user set, a token for another account is not kept (it used to be, with a warning)
+    # with [gmail] user set, a token for another account is not kept (it used to be, with a warning)
     config = write_config(tmp_path, env, user="bob@example.ac.jp")
     gmail = load_settings(config, need_source=False).gmail
     with pytest.raises(AuthError) as info:
@@ -502,7 +502,7 @@ def test_cli_bad_client_secrets(tmp_path, env, capsys, content, message):
     assert out == ""  # failed before printing any URL
 
 
-# ------------------------------------------------------------------------------ a shared server (issue 12)
+# --------------------------------------------------------------------------------------------- a shared server
 
 
 def test_a_busy_default_port_falls_back_to_a_free_one_and_the_ssh_line_names_it(gmail, emu):
@@ -695,7 +695,7 @@ def test_run_stops_with_exit_3_when_the_refresh_token_is_revoked(tmp_path, env, 
     assert env.user(EMAIL).messages == []
 
 
-# ------------------------------------------------------------------------ auth --exact-verify (issue 14)
+# ------------------------------------------------------------------------------------- auth --exact-verify
 
 
 def test_exact_verify_adds_the_metadata_scope_and_the_token_remembers_it(gmail, emu):

@@ -1,4 +1,4 @@
-"""Config mistakes and hostile values (issue 11, findings 10 and 13): each is one line on stderr and exit 2,
+"""Config mistakes and hostile values (deep nesting, huge numbers, odd host names): each is one line on stderr and exit 2,
 never a traceback, as a person sees it from `python -m gimport`."""
 
 from __future__ import annotations

@@ -85,7 +85,7 @@ def _body_fetches(srv: FaultImapServer, session_from: int) -> int:
     )
 
 
-# --------------------------------------------------------------------------- issue 17
+# --------------------------------------------------------------------------- a new UIDVALIDITY per session
 
 
 @pytest.mark.parametrize(
@@ -96,7 +96,7 @@ def _body_fetches(srv: FaultImapServer, session_from: int) -> int:
 def test_new_uidvalidity_in_every_session_finishes_and_verifies(
     tmp_path, emulator, monkeypatch, capsys, message_id, mode
 ):
-    """Issue 17: a new UIDVALIDITY per session. Run 1 imports all (exit 0), run 2 sends nothing (exit 0), verify
+    """A new UIDVALIDITY per session (a server that rebuilds its indexes). Run 1 imports all (exit 0), run 2 sends nothing (exit 0), verify
     passes, plan has nothing to do, no duplicates (emulator merging off). With Message-IDs the rerun reads no body;
     without them the content hash decides (bodies read, still nothing sent)."""
     box = _box(message_id=message_id)
@@ -131,7 +131,7 @@ def test_new_uidvalidity_in_every_session_finishes_and_verifies(
 
 
 def test_new_uidvalidity_at_a_reconnect_during_the_fetch_scans_again(tmp_path, emulator, monkeypatch, capsys):
-    """Issue 17: the value changes inside a run (a reconnect): the folder is scanned again in the new session and
+    """UIDVALIDITY changes inside a run (a reconnect): the folder is scanned again in the new session and
     the run still makes full progress, exit 0, nothing twice."""
     box = _box(n=40)
     rcs = []
@@ -148,12 +148,12 @@ def test_new_uidvalidity_at_a_reconnect_during_the_fetch_scans_again(tmp_path, e
     assert rcs == [0, 0, 0]
 
 
-# --------------------------------------------------------------------------- issue 11.11
+# --------------------------------------------------------------------------- a restart during the scan
 
 
 @pytest.mark.parametrize("drop", [5, 6, 7, 8, 9])
 def test_uidvalidity_changing_at_a_reconnect_during_the_scan(tmp_path, emulator, monkeypatch, capsys, drop):
-    """Issue 11.11: a server restart that rebuilds indexes (new UIDVALIDITY from session 2 on) while gimport
+    """A server restart that rebuilds indexes (new UIDVALIDITY from session 2 on) while gimport
     reconnects in the scan: no traceback; everything arrives once (exit 0)."""
     box = _box()
     faults = Faults(drop_after_commands=drop, drop_in_sessions={1}, uidvalidity_change_from_session=2)
@@ -165,7 +165,7 @@ def test_uidvalidity_changing_at_a_reconnect_during_the_scan(tmp_path, emulator,
     assert _stored(emulator) == _served(box)
 
 
-# --------------------------------------------------------------------------- issue 11: the IMAP boundary
+# --------------------------------------------------------------------------- the IMAP boundary
 
 
 def _status(ws, capsys) -> str:

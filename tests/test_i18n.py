@@ -24,7 +24,7 @@ from gimport.i18n import _, english, ngettext
 ROOT = Path(__file__).resolve().parent.parent
 JA_PO = ROOT / "gimport" / "locale" / "ja" / "LC_MESSAGES" / "gimport.po"
 
-# Every module of the package: each user-visible string is wrapped (issue 13). Listed from the tree, so a module
+# Every module of the package: each user-visible string is wrapped. Listed from the tree, so a module
 # split off another, or a new one, is checked from its first commit.
 CONVERTED = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "gimport").rglob("*.py"))
 
@@ -259,6 +259,7 @@ def test_no_f_string_msgid_anywhere_in_gimport():
 @pytest.fixture
 def lang(monkeypatch):
     """Set the locale variables for this process and look the catalog up again (and again afterwards)."""
+
     def set_env(**values: str) -> None:
         for var in ("LANGUAGE", "LC_ALL", "LC_MESSAGES", "LANG"):
             monkeypatch.delenv(var, raising=False)

@@ -1,4 +1,4 @@
-"""Issue 12: the 80-column terminal of a shared SSH server. Every command runs as its own process on a real
+"""The 80-column terminal of a shared SSH server. Every command runs as its own process on a real
 pseudo-terminal of 80 columns (COLUMNS unset; LANG=C, and LANG=ja_JP.UTF-8 where every header and message
 is Japanese, two columns a character), against Dovecot and the emulator, with a Japanese folder name of more
 than 40 characters; no line may be wider than 80 display columns (wide characters count two). Without a
@@ -154,7 +154,7 @@ def test_help_lists_only_the_commands_own_exit_codes(ws):
     rc, text = run_pty(ws, "status", "--help")
     assert rc == 0
     codes = re.findall(r"^\s+(\d+)\s{2,}", text.split("exit codes:")[1], re.MULTILINE)
-    assert codes == ["0", "1", "2", "70"], text  # 70: a bug, which any command can meet (issue 10)
+    assert codes == ["0", "1", "2", "70"], text  # 70: a bug, which any command can meet
     rc, text = run_pty(ws, "run", "--help")
     codes = re.findall(r"^\s+(\d+)\s{2,}", text.split("exit codes:")[1], re.MULTILINE)
     assert codes == ["0", "1", "2", "3", "4", "5", "70", "130"], text

@@ -137,7 +137,7 @@ def test_resume_after_sigterm(tmp_path, any_server_user, emulator, monkeypatch, 
 def test_a_folder_whose_uidvalidity_changed_is_matched_by_content(
     tmp_path, any_server_user, emulator, monkeypatch, capsys
 ):
-    """Issue 17 on real servers: a new UIDVALIDITY after a run: nothing is sent again, verify passes."""
+    """On real servers: a new UIDVALIDITY after a run: nothing is sent again, verify passes."""
     _seed(any_server_user)
     ws = _ws(tmp_path, any_server_user, emulator, monkeypatch)
     assert run(ws, capsys=capsys)[0] == 0

@@ -1,4 +1,4 @@
-"""The state file under attack (issue 11, findings 7, 8, 14, 15 and the label limit): the run lock, a lost
+"""The state file under attack (and the label limit): the run lock, a lost
 or damaged state file, a full disk, files planted on a shared machine. Real Dovecot, the Gmail emulator,
 `python -m gimport` as a process: exit codes and stderr as a person sees them."""
 

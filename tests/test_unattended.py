@@ -1,4 +1,4 @@
-"""Issue 12: a run left alone on a shared server. `--stats` status lines when stderr is not a terminal (and the
+"""A run left alone on a shared server. `--stats` status lines when stderr is not a terminal (and the
 same lines in the log), `gimport status` while a run holds the state file, one line for a run that stops
 before importing, secret files others can read refused, `gimport check`, `gimport init`, the TLS/plain hint.
 """

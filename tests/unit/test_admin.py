@@ -235,7 +235,7 @@ class FakeClock:
 
 
 def test_chained_pacer_respects_the_tighter_budget_and_slows_only_its_own():
-    """Changed with issue 10 item 4: a pacer bursts no more than one call (it allowed half a second)."""
+    """A pacer bursts no more than one call (it allowed half a second)."""
     clock = FakeClock()
     kw = {"clock": clock, "sleep": clock.sleep, "rand": lambda: 0.5, "headroom": 1.0}
     project = RatePacer(60 * 100, **kw)  # 100 units/s for everybody

@@ -1,4 +1,4 @@
-"""Admin mode and unexpected errors (issue 10): a bug in gimport that stops a user is recorded in English
+"""Admin mode and unexpected errors: a bug in gimport that stops a user is recorded in English
 and gives the admin command its own exit code (70), not 1 (some users incomplete) or 2 (usage)."""
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ from gimport.cli import main
 from gimport.config.load import load_settings
 from gimport.errors import EXIT_BUG, EXIT_SOME_FAILED, AuthError
 from tests.rig.admin_workspace import write_service_account
-
 
 
 @pytest.fixture

@@ -146,7 +146,7 @@ def test_an_answer_resets_the_silence():
 
 
 def test_a_call_that_hangs_counts_its_silence_from_when_it_left():
-    """Issue 11.4: a call that hangs 30 s until its timeout, with give_up_after 10 s: the account stops at that
+    """A call that hangs 30 s until its timeout, with give_up_after 10 s: the account stops at that
     first failure, not 10 s of retries later; and a backoff never waits past give_up_after."""
     c, clock = caller(RetryPolicy(attempts=50, give_up_after=10.0), unreachable=lambda t: GmailError(f"gone: {t}"))
 

@@ -1,4 +1,4 @@
-"""Certificate advice (issue 11, smaller): a hostname mismatch or an expired certificate is not cured by
+"""Certificate advice: a hostname mismatch or an expired certificate is not cured by
 [source] ca_file, so the message must not say so. A real TLS handshake on loopback against generated certificates."""
 
 from __future__ import annotations

@@ -78,8 +78,8 @@ def test_rate_recovers_after_quiet_period():
 
 
 def test_rate_never_drops_below_floor():
-    """Changed with issue 10 item 4: it took a hundred 429s at once to reach the floor; now every cut needs
-    a refusal of a call sent after the previous cut."""
+    """Every cut needs a refusal of a call sent after the previous cut, so a burst of 429s at once does not
+    drive the rate to the floor (it once took only a hundred of them)."""
     pacer, _ = make(6000, floor=0.1, recovery_seconds=1e9)  # no recovery between the cuts
     for _ in range(100):
         pacer.acquire(25)
@@ -98,7 +98,7 @@ def test_first_call_goes_at_once_and_every_next_one_waits_its_turn():
 
 
 def test_many_429s_at_once_are_one_congestion_event():
-    """Changed with issue 10 item 4: each 429 used to cut the rate by 15% (four at once: to 52%)."""
+    """One congestion event, one cut: each 429 used to cut the rate by 15% (four at once: to 52%)."""
     pacer, _clock = make(12000, light_decrease=0.95, decrease=0.85)
     full = pacer.rate_per_minute
     barrier = threading.Barrier(8)

@@ -127,7 +127,7 @@ def uid_set(uids: Sequence[int]) -> str:
 
 def uid_fetch(c: imapclient.IMAPClient, uids: Sequence[int], items: str) -> dict[int, dict]:
     """UID FETCH, answers keyed by the UID each one names. IMAPClient keys an answer without UID by its
-    sequence number, which gives one message another's data (issue 11.5): such answers are left out here.
+    sequence number, which gives one message another's data (a server may answer without the UID): such answers are left out here.
     A NO/BAD raises imaplib's error (IMAPClientError)."""
     typ, data = c._imap.uid("FETCH", uid_set(uids), items)
     if typ != "OK":

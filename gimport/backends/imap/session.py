@@ -36,7 +36,7 @@ log = logging.getLogger("gimport.imap")
 _TRANSIENT = (OSError, imaplib.IMAP4.abort, ssl.SSLError, EOFError)
 
 # The slowest a server may send before an operation passes its deadline: [source] timeout bounds each read,
-# this bounds the whole (issue 11.3).
+# this bounds the whole, so a server trickling a byte at a time cannot hold a run forever.
 MIN_RATE = 50_000  # bytes per second
 DEADLINE_READS = 4  # an operation may take this many [source] timeouts, plus its bytes at MIN_RATE
 
@@ -190,7 +190,7 @@ class ImapSession:
 
     def _guard_reads(self, client: imapclient.IMAPClient) -> None:
         """Refuse a literal beyond what the operation allows before reading a byte of it: a server announcing
-        10^15 bytes, or under-claiming sizes, cannot make gimport allocate what it says (issue 11.9, 11.12)."""
+        10^15 bytes, or under-claiming sizes, cannot make gimport allocate what it says."""
         imap = client._imap
         read = imap.read
 

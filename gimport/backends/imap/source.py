@@ -46,10 +46,10 @@ log = logging.getLogger("gimport.imap")
 __all__ = ["FetchedMessage", "FolderChanged", "FolderGone", "ImapSource", "LoginRefused", "MessageMeta"]
 
 # UID SEARCH goes by message-sequence ranges of this many messages: imaplib refuses an answer line over
-# 1,000,000 bytes, and 50,000 UIDs of up to 10 digits stay well below that (issue 11.1).
+# 1,000,000 bytes, and 50,000 UIDs of up to 10 digits stay well below that, however large the folder.
 SEARCH_SPAN = 50_000
 # Literal bytes one FETCH of several messages may bring, at least: beyond it (sizes were under-claimed),
-# the messages are fetched one at a time, each up to Gmail's limit (issue 11.9: memory stays bounded).
+# the messages are fetched one at a time, each up to Gmail's limit, so memory stays bounded.
 CHUNK_LITERAL_FLOOR = 16_000_000
 
 
@@ -297,7 +297,7 @@ class ImapSource(ImapSession):
                 continue
             body = item.get(b"BODY[]")
             if not isinstance(body, bytes):
-                # not "expunged": the server answered for the message, without it (issue 11.5)
+                # not "expunged": the server answered for the message, without it: the message is there, its data is not
                 out.append(FetchedMessage(uid, b"", (), None, error=_("the server's FETCH answer has no body for it")))
                 continue
             out.append(

@@ -146,7 +146,9 @@ class StateStore(StateReader):
             columns = {r[1] for r in db.execute("PRAGMA table_info(messages)")}
             if "accepted" not in columns:  # schema 1
                 db.execute("ALTER TABLE messages ADD COLUMN accepted REAL")
-            if "identity" not in columns:  # the content check of folders whose UIDVALIDITY changes (issue 17)
+            if (
+                "identity" not in columns
+            ):  # the content check of folders whose UIDVALIDITY changes (they are matched by content)
                 db.execute("ALTER TABLE messages ADD COLUMN identity TEXT")
             if version != SCHEMA_VERSION:
                 db.execute(
