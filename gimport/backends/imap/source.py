@@ -24,12 +24,12 @@ from gimport.backends.imap.parse import (
     FetchFailed,
     LiteralTooLarge,
     as_text,
+    fetch_answers,
     parse_date,
     parse_flags,
     parse_folder_name,
     parse_meta,
     same_but_nul,
-    uid_fetch,
     uid_set,
 )
 from gimport.backends.imap.session import ImapSession
@@ -51,6 +51,15 @@ SEARCH_SPAN = 50_000
 # Literal bytes one FETCH of several messages may bring, at least: beyond it (sizes were under-claimed),
 # the messages are fetched one at a time, each up to Gmail's limit, so memory stays bounded.
 CHUNK_LITERAL_FLOOR = 16_000_000
+
+
+def uid_fetch(c: imapclient.IMAPClient, uids: Sequence[int], items: str) -> dict[int, dict]:
+    """UID FETCH on the connection, answers keyed by the UID each one names (parse.fetch_answers).
+    A NO/BAD raises imaplib's error (IMAPClientError)."""
+    typ, data = c._imap.uid("FETCH", uid_set(uids), items)
+    if typ != "OK":
+        raise imaplib.IMAP4.error(f"FETCH {typ}: {as_text(data[-1]) if data and data[-1] else ''}".strip())
+    return fetch_answers(data, uids)
 
 
 class ImapSource(ImapSession):
