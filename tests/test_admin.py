@@ -22,6 +22,7 @@ import pytest
 
 from gimport.admin.shards import shard_of
 from gimport.cli import main
+from tests.helpers import wait_for
 from tests.rig.admin_workspace import Person, make_admin_workspace
 from tests.rig.corpus import make_message
 from tests.rig.dovecot import Dovecot, SeedMessage
@@ -81,24 +82,10 @@ def assert_exactly_once(emu: GmailEmulator, gmail: str, box: dict[str, list[Seed
     assert stored == seeded
 
 
-def _wait_for(predicate, timeout=30.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.01)  # polling a condition, not waiting for time to pass
-    raise AssertionError("condition not reached in time")
-
-
 @pytest.fixture
-def emulator(monkeypatch):
-    emu = GmailEmulator(merge_duplicates=False)
-    emu.start()
-    monkeypatch.setenv("GIMPORT_GMAIL_API_URL", emu.base_url)
-    for k in ("JOB_COMPLETION_INDEX", "SLURM_ARRAY_TASK_ID", "GIMPORT_SHARD"):
-        monkeypatch.delenv(k, raising=False)
-    yield emu
-    emu.stop()
+def emulator(campus_emulator):
+    """The admin tests' emulator (tests/conftest.py)."""
+    return campus_emulator
 
 
 def test_campus_run_isolates_failures_resumes_and_reports(tmp_path, dovecot_server, emulator, capsys):
@@ -348,7 +335,7 @@ def test_ctrl_c_stops_every_user_cleanly_then_resumes(tmp_path, dovecot_server, 
     )
     emulator.faults.add(Fault("slow", method="import", count=10_000, delay=0.2))
     proc = run_process(ws, emulator.base_url, "run")
-    _wait_for(lambda: sum(emulator.user(p.gmail).import_calls for p in people) >= 10)
+    wait_for(lambda: sum(emulator.user(p.gmail).import_calls for p in people) >= 10)
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err.decode()

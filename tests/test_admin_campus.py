@@ -14,20 +14,15 @@ import threading
 import pytest
 
 from gimport.admin.shards import shard_of
+from tests.helpers import wait_for
 from tests.rig.admin_workspace import Person, make_admin_workspace
-from tests.rig.gmail_emulator import GmailEmulator
-from tests.test_admin import DOMAIN, _wait_for, assert_exactly_once, new_user, report_rows, run, run_process
+from tests.test_admin import DOMAIN, assert_exactly_once, new_user, report_rows, run, run_process
 
 
 @pytest.fixture
-def emulator(monkeypatch):
-    emu = GmailEmulator(merge_duplicates=False)  # every re-send is visible
-    emu.start()
-    monkeypatch.setenv("GIMPORT_GMAIL_API_URL", emu.base_url)
-    for k in ("JOB_COMPLETION_INDEX", "SLURM_ARRAY_TASK_ID", "GIMPORT_SHARD", "GIMPORT_SHARD_COUNT"):
-        monkeypatch.delenv(k, raising=False)
-    yield emu
-    emu.stop()
+def emulator(campus_emulator):
+    """The admin tests' emulator (tests/conftest.py)."""
+    return campus_emulator
 
 
 def _campus(tmp_path, dovecot_server, emulator, sizes, prefix, **kw):
@@ -137,7 +132,7 @@ def test_daily_budget_pauses_visibly_and_sigterm_stops_cleanly(tmp_path, dovecot
     lines: list[bytes] = []
     reader = threading.Thread(target=lambda: lines.extend(proc.stderr), daemon=True)
     reader.start()
-    _wait_for(lambda: any(b"pausing until" in line for line in lines), timeout=60)
+    wait_for(lambda: any(b"pausing until" in line for line in lines), timeout=60)
     imported = sum(len(emulator.user(p.gmail).messages) for p in people)
     assert 0 < imported <= 1000 // 25
     err = b"".join(lines).decode()
@@ -162,7 +157,7 @@ def test_daily_budget_pauses_visibly_and_sigterm_stops_cleanly(tmp_path, dovecot
     lines = []
     reader = threading.Thread(target=lambda: lines.extend(proc.stderr), daemon=True)
     reader.start()
-    _wait_for(lambda: any(b"pausing until" in line for line in lines), timeout=60)
+    wait_for(lambda: any(b"pausing until" in line for line in lines), timeout=60)
     proc.send_signal(signal.SIGTERM)
     proc.communicate(timeout=30)
     assert sum(len(emulator.user(p.gmail).messages) for p in people) == imported

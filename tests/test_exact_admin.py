@@ -14,20 +14,14 @@ from gimport.cli import main
 from tests.rig.admin_workspace import Person, make_admin_workspace
 from tests.rig.corpus import make_message
 from tests.rig.dovecot import SeedMessage
-from tests.rig.gmail_emulator import GmailEmulator
 
 DOMAIN = "campus.example.ac.jp"
 
 
 @pytest.fixture
-def emulator(monkeypatch):
-    emu = GmailEmulator(merge_duplicates=False)
-    emu.start()
-    monkeypatch.setenv("GIMPORT_GMAIL_API_URL", emu.base_url)
-    for k in ("JOB_COMPLETION_INDEX", "SLURM_ARRAY_TASK_ID", "GIMPORT_SHARD"):
-        monkeypatch.delenv(k, raising=False)
-    yield emu
-    emu.stop()
+def emulator(campus_emulator):
+    """The admin tests' emulator (tests/conftest.py)."""
+    return campus_emulator
 
 
 def admin(ws, *args, capsys):

@@ -17,8 +17,9 @@ import yaml
 from kubernetes_validate import utils as kv_utils
 
 from gimport.admin.shards import shard_of
+from tests.helpers import wait_for
 from tests.rig.admin_workspace import Person, make_admin_workspace
-from tests.test_admin import DOMAIN, _wait_for, assert_exactly_once, new_user, report_rows, run_process
+from tests.test_admin import DOMAIN, assert_exactly_once, new_user, report_rows, run_process
 
 KUBERNETES = Path(__file__).resolve().parents[1] / "deploy" / "kubernetes"
 MANIFESTS = sorted(KUBERNETES.glob("*.yaml"))
@@ -61,15 +62,9 @@ def _job() -> tuple[int, dict[str, str], list[str]]:
 
 
 @pytest.fixture
-def emulator(monkeypatch):
-    from tests.rig.gmail_emulator import GmailEmulator
-
-    emu = GmailEmulator(merge_duplicates=False)
-    emu.start()
-    for k in ("JOB_COMPLETION_INDEX", "SLURM_ARRAY_TASK_ID", "GIMPORT_SHARD", "GIMPORT_SHARD_COUNT"):
-        monkeypatch.delenv(k, raising=False)
-    yield emu
-    emu.stop()
+def emulator(campus_emulator):
+    """The admin tests' emulator (tests/conftest.py)."""
+    return campus_emulator
 
 
 def test_indexed_job_pods_with_a_retried_index_deliver_exactly_once(tmp_path, dovecot_server, emulator):
@@ -119,13 +114,13 @@ def _run_the_job(emulator, users, ws, completions, pod) -> None:
     victim = 2
     victims = [p.gmail for p, _ in users if shard_of(p.gmail, completions) == victim]
     pods = {i: pod(i) for i in range(completions)}
-    _wait_for(lambda: min(len(emulator.user(g).messages) for g in victims) >= 3, timeout=60)
+    wait_for(lambda: min(len(emulator.user(g).messages) for g in victims) >= 3, timeout=60)
     # read the pod's stderr as it comes, to see when the first SIGTERM has been taken
     lines: list[bytes] = []
     reader = threading.Thread(target=lambda: lines.extend(pods[victim].stderr), daemon=True)
     reader.start()
     pods[victim].send_signal(signal.SIGTERM)  # the kubelet stopping the pod (eviction, node drain)
-    _wait_for(lambda: any(b"stopping" in line for line in lines), timeout=30)
+    wait_for(lambda: any(b"stopping" in line for line in lines), timeout=30)
     pods[victim].send_signal(signal.SIGTERM)  # a second one (signals are not queued: sent after the first
     pods[victim].send_signal(signal.SIGTERM)  # was handled) is the same clean stop
     out = pods[victim].stdout.read()
