@@ -12,8 +12,8 @@ Giving up:
 - when the other side has not answered for `policy.give_up_after` seconds in a row, across all calls
   and threads of this Caller: `Unreachable` (a GmailError or SourceError, by the backend's choice),
   which stops the account cleanly, everything resumable;
-- when a stop was requested: Interrupted (before anything is sent, or while waiting to retry; the
-  last error is in `__cause__` and in `Interrupted.last_error`).
+- when a stop was requested: StopRequested, an Interrupted (before anything is sent, or while waiting
+  to retry; the last error, if any, is in `__cause__` and in `last_error`).
 """
 
 from __future__ import annotations
@@ -112,23 +112,14 @@ class Caller:
         errors = limited = attempt = 0
         last: RetryableError | None = None
         while True:
-            if self.stop.is_set():
-                raise StopRequested(_("stopped on request"), last)
-            if self.pacer is not None and cost:
-                self.pacer.acquire(cost, sleep=self._sleep)
-                if self.stop.is_set():
-                    raise StopRequested(_("stopped on request"), last)
+            self._take_turn(cost, last)
             attempt += 1
             if on_attempt is not None:
                 on_attempt(attempt)
             started = self._clock()
             try:
-                if self.pacer is not None:
-                    with self.pacer.slot():  # the concurrency limit ("too many at once" lowers it)
-                        result = op()
-                else:
-                    result = op()
-            except Exception as exc:  # noqa: BLE001 - classified by the backend
+                result = self._attempt(op)
+            except Exception as exc:  # classified by the backend
                 err = classify(exc)
                 if not isinstance(err, RetryableError):
                     if err is exc:
@@ -164,6 +155,21 @@ class Caller:
                 # never wait past the moment the silence reaches give_up_after: check again then
                 delay = min(delay, max(0.0, policy.give_up_after - silent) + 0.05)
             self._sleep(delay)
+
+    def _take_turn(self, cost: float, last: RetryableError | None) -> None:
+        """Wait for the pacer's turn; raises StopRequested (from `last`) when a stop was requested."""
+        if self.stop.is_set():
+            raise StopRequested(_("stopped on request"), last) from last
+        if self.pacer is not None and cost:
+            self.pacer.acquire(cost, sleep=self._sleep)
+            if self.stop.is_set():
+                raise StopRequested(_("stopped on request"), last) from last
+
+    def _attempt(self, op: Callable[[], T]) -> T:
+        if self.pacer is None:
+            return op()
+        with self.pacer.slot():  # the concurrency limit ("too many at once" lowers it)
+            return op()
 
 
 def default_backoff(attempt: int, server_wait: float | None = None) -> float:

@@ -203,10 +203,12 @@ class DelegationError(FatalError):
 
 
 class Interrupted(GimportError):
-    """The user asked to stop (Ctrl-C / SIGTERM)."""
+    """The user asked to stop (Ctrl-C / SIGTERM). `last_error`: the error a call was waiting to retry when
+    the stop came (gimport.calls.StopRequested sets it), else None."""
 
     level = EVERYTHING
     exit_code = EXIT_INTERRUPTED
+    last_error: RetryableError | None = None
 
 
 class Unexpected(GimportError):

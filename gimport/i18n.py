@@ -3,7 +3,7 @@
 The language is chosen as GNU gettext does, from LANGUAGE, LC_ALL, LC_MESSAGES and LANG (so
 `LANG=ja_JP.UTF-8 gimport ...` speaks Japanese and `LANG=C` English). Catalogs are
 `gimport/locale/<lang>/LC_MESSAGES/gimport.mo`, compiled from the `.po` sources beside them by
-`scripts/i18n` (and by the wheel build and scripts/test); `.mo` files are not in git.
+`scripts/i18n` and kept in git, so that any install, an editable one included, speaks every language.
 
 install() also makes gimport's catalog the process's default text domain, so that argparse's own
 words ("usage:", "options:", its error messages), which argparse looks up through the module-level
@@ -62,7 +62,7 @@ class Text(str):
     def __getnewargs__(self) -> tuple[str, str]:  # type: ignore[override]  # copy / pickle keep both
         return (str(self), self.english)
 
-    def format(self, *args: Any, **kwargs: Any) -> Text:  # noqa: A003 - str's name
+    def format(self, *args: Any, **kwargs: Any) -> Text:  # str's name
         en_args = [english(a) if _has_english(a) else a for a in args]
         en_kwargs = {k: english(v) if _has_english(v) else v for k, v in kwargs.items()}
         return Text(str.format(self, *args, **kwargs), str.format(self.english, *en_args, **en_kwargs))
@@ -92,7 +92,7 @@ def ngettext(singular: str, plural: str, n: int) -> Text:
     return Text(translation().ngettext(singular, plural, n), singular if n == 1 else plural)
 
 
-def N_(message: str) -> str:  # noqa: N802 - gettext's conventional name
+def N_(message: str) -> str:  # gettext's conventional name
     """Mark `message` for extraction without translating it now (translate where it is shown)."""
     return message
 
@@ -110,15 +110,15 @@ def is_japanese() -> bool:
 
 
 __all__ = [
-    "_",
-    "ngettext",
-    "N_",
-    "Text",
-    "english",
-    "install",
-    "translation",
-    "reset",
-    "is_japanese",
     "DOMAIN",
     "LOCALE_DIR",
+    "N_",
+    "Text",
+    "_",
+    "english",
+    "install",
+    "is_japanese",
+    "ngettext",
+    "reset",
+    "translation",
 ]

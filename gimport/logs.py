@@ -40,35 +40,29 @@ class PrivateLogHandler(logging.StreamHandler[TextIO]):
         if not self.failed:
             super().emit(record)
 
-    def handleError(self, record: logging.LogRecord) -> None:  # noqa: N802 - logging's name
+    def handleError(self, record: logging.LogRecord) -> None:  # logging's name
         if self.failed:
             return
         self.failed = True
         exc = sys.exc_info()[1]
         why = getattr(exc, "strerror", None) or str(exc)
-        try:
+        with contextlib.suppress(OSError, ValueError):
             sys.stderr.write(
                 _("gimport: warning: cannot write the log file {path} ({why}): going on without it\n").format(
                     path=self.path, why=why
                 )
             )
-        except (OSError, ValueError):
-            pass
 
     def close(self) -> None:
         self.acquire()
         try:
-            try:
+            with contextlib.suppress(OSError, ValueError):  # reported already, or a closed stream
                 self.flush()
-            except (OSError, ValueError):
-                pass  # reported already, or nothing to report on a closed stream
             # typeshed types the stream without None; logging's own FileHandler.close sets it to None too
             stream, self.stream = self.stream, None  # type: ignore[assignment]
             if stream is not None:
-                try:
+                with contextlib.suppress(OSError):
                     stream.close()
-                except OSError:
-                    pass
         finally:
             self.release()
             logging.Handler.close(self)
@@ -98,10 +92,8 @@ def private_log_handler(path: Path) -> logging.Handler:
             stream.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} INFO gimport: log opened (pid {os.getpid()})\n")
             stream.flush()
         except OSError:
-            try:
+            with contextlib.suppress(OSError):
                 stream.close()
-            except OSError:
-                pass
             raise
     except OSError as exc:
         raise ConfigError(

@@ -85,7 +85,7 @@ def gmail(settings: Settings, calls: Caller, credentials: Any = None) -> Destina
         from gimport.backends.google.tokens import load_credentials
 
         credentials = load_credentials(settings.gmail.token_file)
-    # a call that hangs must not outlast [gmail] give_up_after (issue 11.4): its timeout is at most that
+    # a call that hangs must not outlast [gmail] give_up_after: its timeout is at most that
     timeout = min(120.0, float(settings.gmail.give_up_after))
     return GmailClient(credentials, caller=calls, api_url=settings.gmail.api_url, timeout=timeout)
 

@@ -36,9 +36,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from gimport.backends.google.oauth import SCOPES, scopes_for, write_private  # noqa: E402
-from tests.rig.corpus import realistic_mailbox  # noqa: E402
-from tests.rig.dovecot import Dovecot, SeedMessage  # noqa: E402
+from gimport.backends.google.oauth import SCOPES, scopes_for, write_private
+from tests.rig.corpus import realistic_mailbox
+from tests.rig.dovecot import Dovecot, SeedMessage
 
 EMAIL = "bench@example.ac.jp"
 _opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
@@ -222,7 +222,7 @@ def pacing_bench(root: Path, server: Dovecot, scale: float = 1.0) -> None:
         emu = Emulator(quota=quota, mode=mode, window=window)
         try:
             cfg = workspace(root / user, server, user, emu, quota=quota)
-            secs, rc, _ = run_gimport(cfg, emu)
+            _secs, rc, _ = run_gimport(cfg, emu)
             st = emu.stats()
         finally:
             emu.stop()

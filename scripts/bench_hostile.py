@@ -1,12 +1,12 @@
-"""Figures for the hostile-server findings of issue 11 (prints, asserts nothing): wall time and peak RSS of a
+"""Figures for hostile IMAP servers (prints, asserts nothing): wall time and peak RSS of a
 `gimport` process against the fault-injecting IMAP server (tests/rig/fault_imap.py) and the Gmail emulator.
 
 Cases (--case, repeatable; default all):
-  search   one folder of --messages (170,000) small messages: `gimport plan`, then `gimport run` (11.1)
-  under    100 messages of 20 MB whose RFC822.SIZE claims 1,000 bytes: `gimport run` (11.9)
-  large    messages of 100, 100, 100 and 140 MB, plus one of 160 MB (skipped unfetched): `gimport run` (11.9)
+  search   one folder of --messages (170,000) small messages: `gimport plan`, then `gimport run`
+  under    100 messages of 20 MB whose RFC822.SIZE claims 1,000 bytes: `gimport run`
+  large    messages of 100, 100, 100 and 140 MB, plus one of 160 MB (skipped unfetched): `gimport run`
   session  --session-messages (10,000) messages in a folder with a new UIDVALIDITY per session: run, run again
-           (matched by content), verify (issue 17: the cost per rerun)
+           (matched by content), verify (the cost per rerun)
 Peak RSS is the child's VmHWM (getrusage's ru_maxrss would carry this big parent's size over execve).
 MB = 10^6 bytes. Usage: .venv/bin/python scripts/bench_hostile.py [--case search] [--messages 170000]
 """
@@ -24,9 +24,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.rig.fault_imap import FaultFolder, FaultImapServer, FaultMessage, Faults, Mailbox, many_messages  # noqa: E402
-from tests.rig.gmail_emulator import GmailEmulator  # noqa: E402
-from tests.rig.workspace import EMAIL, make_workspace  # noqa: E402
+from tests.rig.fault_imap import FaultFolder, FaultImapServer, FaultMessage, Faults, Mailbox, many_messages
+from tests.rig.gmail_emulator import GmailEmulator
+from tests.rig.workspace import EMAIL, make_workspace
 
 _CHILD = (
     "import re, sys\n"

@@ -17,8 +17,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.rig.cyrus import Cyrus  # noqa: E402
-from tests.rig.dovecot import Dovecot, SeedMessage  # noqa: E402
+from tests.rig.cyrus import Cyrus
+from tests.rig.dovecot import Dovecot, SeedMessage
 
 
 def _messages(n: int, kb: float) -> list[SeedMessage]:

@@ -5,10 +5,11 @@
   into gimport/locale/gimport.pot;
 - update: merge the template into each gimport/locale/<lang>/LC_MESSAGES/gimport.po (new messages come in
   untranslated, changed ones as fuzzy, removed ones are dropped);
-- compile: each .po into the .mo beside it (not in git: scripts/test and the wheel build compile too).
+- compile: each .po into the .mo beside it (in git, so that every install has them;
+  tests/unit/test_catalogs.py fails while a .mo is stale against its .po).
 
 Usage: scripts/i18n            # all three, then lists what still needs a translation (exit 1 if any)
-       scripts/i18n compile    # only compile (what scripts/test does before pytest)
+       scripts/i18n compile    # only compile
        scripts/i18n init LANG  # start a new language
 
 The files are written without line numbers and sorted by msgid, so that two branches adding messages

@@ -13,6 +13,7 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 
@@ -25,22 +26,17 @@ from tests.rig.imap_server import ImapServerRig
 # --------------------------------------------------------------------------- IMAP (Dovecot)
 
 _user_numbers = itertools.count(1)
+S = TypeVar("S", bound=ImapServerRig)
 
 
-@pytest.fixture(scope="session")
-def dovecot_server() -> Iterator[Dovecot]:
-    """One Dovecot on loopback for the whole session; its files live in a temp dir that is removed at the
-    end (kept when GIMPORT_KEEP_RIG=1, for reading dovecot.log)."""
-    for tool in (rig_dovecot.DOVECOT, rig_dovecot.DOVEADM):
-        if not os.access(tool, os.X_OK):
-            pytest.fail(f"{tool} not found: run scripts/test, which installs dovecot-imapd", pytrace=False)
+def _session_server(rig: type[S], prefix: str, *, needs_root: str) -> Iterator[S]:
+    """Start one server of the rig for the session in a temp dir, stop it and remove the dir at the end
+    (kept when GIMPORT_KEEP_RIG=1, for reading its logs). `needs_root`: why, said when not root."""
     if os.geteuid() != 0:
-        pytest.fail(
-            "the Dovecot rig needs root (its mail processes run as nobody): run scripts/test as root", pytrace=False
-        )
-    workdir = Path(tempfile.mkdtemp(prefix="gimport-dovecot-"))
-    workdir.chmod(0o755)  # Dovecot's mail processes run as nobody
-    server = Dovecot(workdir)
+        pytest.fail(f"{needs_root}: run scripts/test as root", pytrace=False)
+    workdir = Path(tempfile.mkdtemp(prefix=prefix))
+    workdir.chmod(0o755)  # the servers' own processes run as another user (nobody, cyrus)
+    server = rig(workdir)
     try:
         server.start()
         yield server
@@ -48,6 +44,17 @@ def dovecot_server() -> Iterator[Dovecot]:
         server.stop()
         if os.environ.get("GIMPORT_KEEP_RIG") != "1":
             shutil.rmtree(workdir, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def dovecot_server() -> Iterator[Dovecot]:
+    """One Dovecot on loopback for the whole session (see _session_server)."""
+    for tool in (rig_dovecot.DOVECOT, rig_dovecot.DOVEADM):
+        if not os.access(tool, os.X_OK):
+            pytest.fail(f"{tool} not found: run scripts/test, which installs dovecot-imapd", pytrace=False)
+    yield from _session_server(
+        Dovecot, "gimport-dovecot-", needs_root="the Dovecot rig needs root (its mail processes run as nobody)"
+    )
 
 
 def _new_user(server: ImapServerRig, separator: str) -> ImapUser:
@@ -74,7 +81,7 @@ def imap_user_dot(dovecot_server: Dovecot) -> ImapUser:
 @pytest.fixture(scope="session")
 def cyrus_server() -> Iterator[Cyrus]:
     """One Cyrus on loopback for the whole session, classic namespace: "." separator, folders under ``INBOX.``
-    (tests/rig/cyrus.py). Its files live in a temp dir removed at the end (kept when GIMPORT_KEEP_RIG=1)."""
+    (tests/rig/cyrus.py; see _session_server)."""
     if (
         not rig_cyrus.MASTER.exists()
         or not rig_cyrus.imapd_path().exists()
@@ -84,20 +91,9 @@ def cyrus_server() -> Iterator[Cyrus]:
             "Cyrus not found: run scripts/test, which installs cyrus-common and sasl2-bin and extracts cyrus-imapd",
             pytrace=False,
         )
-    if os.geteuid() != 0:
-        pytest.fail(
-            "the Cyrus rig needs root (master drops to the cyrus user): run scripts/test as root", pytrace=False
-        )
-    workdir = Path(tempfile.mkdtemp(prefix="gimport-cyrus-"))
-    workdir.chmod(0o755)  # Cyrus runs as the cyrus user
-    server = Cyrus(workdir)
-    try:
-        server.start()
-        yield server
-    finally:
-        server.stop()
-        if os.environ.get("GIMPORT_KEEP_RIG") != "1":
-            shutil.rmtree(workdir, ignore_errors=True)
+    yield from _session_server(
+        Cyrus, "gimport-cyrus-", needs_root="the Cyrus rig needs root (master drops to the cyrus user)"
+    )
 
 
 @pytest.fixture
@@ -131,6 +127,22 @@ def emulator():
     emu = GmailEmulator(merge_duplicates=False)
     emu.start()
     emu.add_user(EMAIL)
+    yield emu
+    emu.stop()
+
+
+@pytest.fixture
+def campus_emulator(monkeypatch):
+    """A Gmail API emulator for `gimport admin` tests: no accounts (each test adds its users'), every re-send
+    stored apart (merge_duplicates off), GIMPORT_GMAIL_API_URL set to it and no shard taken from the
+    environment. Test modules about admin runs name it `emulator`."""
+    from tests.rig.gmail_emulator import GmailEmulator
+
+    emu = GmailEmulator(merge_duplicates=False)
+    emu.start()
+    monkeypatch.setenv("GIMPORT_GMAIL_API_URL", emu.base_url)
+    for k in ("JOB_COMPLETION_INDEX", "SLURM_ARRAY_TASK_ID", "GIMPORT_SHARD", "GIMPORT_SHARD_COUNT"):
+        monkeypatch.delenv(k, raising=False)
     yield emu
     emu.stop()
 

@@ -22,6 +22,7 @@ import pytest
 
 from gimport.admin.shards import shard_of
 from gimport.cli import main
+from tests.helpers import wait_for
 from tests.rig.admin_workspace import Person, make_admin_workspace
 from tests.rig.corpus import make_message
 from tests.rig.dovecot import Dovecot, SeedMessage
@@ -81,24 +82,10 @@ def assert_exactly_once(emu: GmailEmulator, gmail: str, box: dict[str, list[Seed
     assert stored == seeded
 
 
-def _wait_for(predicate, timeout=30.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.01)  # polling a condition, not waiting for time to pass
-    raise AssertionError("condition not reached in time")
-
-
 @pytest.fixture
-def emulator(monkeypatch):
-    emu = GmailEmulator(merge_duplicates=False)
-    emu.start()
-    monkeypatch.setenv("GIMPORT_GMAIL_API_URL", emu.base_url)
-    for k in ("JOB_COMPLETION_INDEX", "SLURM_ARRAY_TASK_ID", "GIMPORT_SHARD"):
-        monkeypatch.delenv(k, raising=False)
-    yield emu
-    emu.stop()
+def emulator(campus_emulator):
+    """The admin tests' emulator (tests/conftest.py)."""
+    return campus_emulator
 
 
 def test_campus_run_isolates_failures_resumes_and_reports(tmp_path, dovecot_server, emulator, capsys):
@@ -129,15 +116,18 @@ def test_campus_run_isolates_failures_resumes_and_reports(tmp_path, dovecot_serv
     rows = report_rows(ws.report)
     assert set(rows) == {p.gmail for p in people}
     assert [rows[p.gmail]["outcome"] for p in people] == ["complete"] * 3 + ["failed"] * 3
-    assert rows[people[0].gmail]["imported"] == "12" and rows[people[0].gmail]["to_do"] == "0"
-    assert "refused the login" in rows[people[3].gmail]["error"] and "line 5" in rows[people[3].gmail]["error"]
+    assert rows[people[0].gmail]["imported"] == "12"
+    assert rows[people[0].gmail]["to_do"] == "0"
+    assert "refused the login" in rows[people[3].gmail]["error"]
+    assert "line 5" in rows[people[3].gmail]["error"]
     assert "Mail service not enabled" in rows[people[4].gmail]["error"]
     assert "invalid_grant" in rows[people[5].gmail]["error"]
     assert emulator.user(people[4].gmail).messages == []
     # a line per user as it finishes, then the table
     for p in people:
         assert p.gmail in out.err
-    assert out.err.count("[done") == len(people) and "FAILED" in out.err
+    assert out.err.count("[done") == len(people)
+    assert "FAILED" in out.err
     assert "Users: 3 failed, 3 complete." in out.out
     # the impersonation used exactly gimport's scopes, through the jwt-bearer grant
     assert emulator.stats.snapshot()["requests"].get("oauth.token", 0) >= len(people)
@@ -146,7 +136,8 @@ def test_campus_run_isolates_failures_resumes_and_reports(tmp_path, dovecot_serv
     assert user_log.count(" imported folder=") == 12
     for p in people:
         assert nomail[1] not in (ws.state_dir / f"{p.gmail}.log").read_text()
-    assert nomail[1] not in ws.log.read_text() and "refused the login" in ws.log.read_text()
+    assert nomail[1] not in ws.log.read_text()
+    assert "refused the login" in ws.log.read_text()
 
     # rerun: nothing is sent again for the complete users
     calls = {p.gmail: emulator.user(p.gmail).import_calls for p in people[:3]}
@@ -206,7 +197,9 @@ def test_users_file_errors_are_one_line_naming_the_line(tmp_path, dovecot_server
         rc, out = run(ws, "run", capsys=capsys)
         assert rc == 2, text
         lines = out.err.strip().splitlines()
-        assert len(lines) == 1 and lines[0].startswith("gimport: users file ") and expected in lines[0], lines
+        assert len(lines) == 1, lines
+        assert lines[0].startswith("gimport: users file "), lines
+        assert expected in lines[0], lines
         assert "Traceback" not in out.err
     assert emulator.stats.snapshot()["requests"] == {}  # nothing was started
 
@@ -237,7 +230,8 @@ def test_master_user_login(tmp_path, emulator, capsys):
         for p, box in zip(people, boxes, strict=True):
             assert_exactly_once(emulator, p.gmail, box)
         log = (ws.state_dir / f"{people[0].gmail}.log").read_text()
-        assert master_pw not in log and master_pw not in ws.log.read_text()
+        assert master_pw not in log
+        assert master_pw not in ws.log.read_text()
         # a wrong master password fails every user, each with a message naming the master login
         (ws.dir / "master-password.txt").write_text("wrong\n")
         rc, out = run(ws, "run", capsys=capsys)
@@ -286,7 +280,8 @@ def test_shards_in_separate_processes_cover_every_user_once(tmp_path, dovecot_se
     for (_, _, box), p in zip(users, people, strict=True):
         assert_exactly_once(emulator, p.gmail, box)
     assert b"project budget 400,000 units/min for this shard" in outputs[0][1]
-    assert b"shard 1/3 (Kubernetes Indexed Job" in outputs[1][1] and b"shard 2/3 (Slurm job array" in outputs[2][1]
+    assert b"shard 1/3 (Kubernetes Indexed Job" in outputs[1][1]
+    assert b"shard 2/3 (Slurm job array" in outputs[2][1]
 
 
 def test_project_budget_holds_across_users(tmp_path, dovecot_server, monkeypatch, capsys):
@@ -340,14 +335,15 @@ def test_ctrl_c_stops_every_user_cleanly_then_resumes(tmp_path, dovecot_server, 
     )
     emulator.faults.add(Fault("slow", method="import", count=10_000, delay=0.2))
     proc = run_process(ws, emulator.base_url, "run")
-    _wait_for(lambda: sum(emulator.user(p.gmail).import_calls for p in people) >= 10)
+    wait_for(lambda: sum(emulator.user(p.gmail).import_calls for p in people) >= 10)
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err.decode()
     assert b"Traceback" not in err
     assert b"Interrupted: run the same command again" in out
     outcomes = collections.Counter(r["outcome"] for r in report_rows(ws.report).values())
-    assert outcomes["interrupted"] >= 1 and outcomes["not run"] >= 1, outcomes
+    assert outcomes["interrupted"] >= 1, outcomes
+    assert outcomes["not run"] >= 1, outcomes
     emulator.faults.clear()
     proc = run_process(ws, emulator.base_url, "run")
     out, err = proc.communicate(timeout=120)

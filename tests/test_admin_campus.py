@@ -14,20 +14,15 @@ import threading
 import pytest
 
 from gimport.admin.shards import shard_of
+from tests.helpers import wait_for
 from tests.rig.admin_workspace import Person, make_admin_workspace
-from tests.rig.gmail_emulator import GmailEmulator
-from tests.test_admin import DOMAIN, _wait_for, assert_exactly_once, new_user, report_rows, run, run_process
+from tests.test_admin import DOMAIN, assert_exactly_once, new_user, report_rows, run, run_process
 
 
 @pytest.fixture
-def emulator(monkeypatch):
-    emu = GmailEmulator(merge_duplicates=False)  # every re-send is visible
-    emu.start()
-    monkeypatch.setenv("GIMPORT_GMAIL_API_URL", emu.base_url)
-    for k in ("JOB_COMPLETION_INDEX", "SLURM_ARRAY_TASK_ID", "GIMPORT_SHARD", "GIMPORT_SHARD_COUNT"):
-        monkeypatch.delenv(k, raising=False)
-    yield emu
-    emu.stop()
+def emulator(campus_emulator):
+    """The admin tests' emulator (tests/conftest.py)."""
+    return campus_emulator
 
 
 def _campus(tmp_path, dovecot_server, emulator, sizes, prefix, **kw):
@@ -47,7 +42,8 @@ def test_status_fails_until_every_shard_ran_and_on_a_shard_count_mismatch(tmp_pa
         assert "Shards not run yet (of 3): " in out.out
     rc, out = run(ws, "status", capsys=capsys)
     assert rc == 1
-    assert "Shards that never ran (of 3): 2" in out.out and "sbatch --array=2" in out.out
+    assert "Shards that never ran (of 3): 2" in out.out
+    assert "sbatch --array=2" in out.out
     # every user that did run is complete: only the coverage says the campus is not done
     # without a users file (a debug pod with the state volume only) every state file found is complete:
     # only the shard records tell that shard 2 never ran
@@ -56,7 +52,9 @@ def test_status_fails_until_every_shard_ran_and_on_a_shard_count_mismatch(tmp_pa
     rc, out = run(bare, "status", "--csv", capsys=capsys)
     rows = list(csv.DictReader(out.out.splitlines()))
     assert len(rows) == sum(1 for p in people if shard_of(p.gmail, 3) != 2), out.out
-    assert rc == 1 and {r["outcome"] for r in rows} == {"complete"} and "never ran (of 3): 2" in out.err
+    assert rc == 1
+    assert {r["outcome"] for r in rows} == {"complete"}
+    assert "never ran (of 3): 2" in out.err
 
     rc, out = run(ws, "run", "--shard", "2/3", capsys=capsys)
     assert rc == 0, out.err
@@ -71,14 +69,16 @@ def test_status_fails_until_every_shard_ran_and_on_a_shard_count_mismatch(tmp_pa
     with ws.users_csv.open("a", encoding="utf-8", newline="") as fh:
         csv.writer(fh).writerow([late[0], f"{late[0]}@{DOMAIN}", late[1], ""])
     rc, out = run(ws, "status", capsys=capsys)
-    assert rc == 1 and f"1 user(s) of the users file taken by no shard: {late[0]}@{DOMAIN}" in out.out
+    assert rc == 1
+    assert f"1 user(s) of the users file taken by no shard: {late[0]}@{DOMAIN}" in out.out
 
     # one pod with another shard count: the run that sees it fails, and so does status
     rc, out = run(ws, "run", "--shard", "0/2", capsys=capsys)
     assert rc == 1
     assert "different shard counts (2, 3)" in out.out
     rc, out = run(ws, "status", capsys=capsys)
-    assert rc == 1 and "different shard counts (2, 3)" in out.out
+    assert rc == 1
+    assert "different shard counts (2, 3)" in out.out
     for p, box in zip(people, boxes, strict=True):
         assert_exactly_once(emulator, p.gmail, box)
 
@@ -113,11 +113,14 @@ def test_plan_writes_balanced_shards_that_decide_each_index(tmp_path, dovecot_se
         assert_exactly_once(emulator, p.gmail, box)
     # an index of another N than the map's is refused before anything starts
     rc, out = run(ws, "run", "--shard", "0/3", capsys=capsys)
-    assert rc == 2 and "shard count is fixed at 2" in out.err
+    assert rc == 2
+    assert "shard count is fixed at 2" in out.err
 
     rc, out = run(ws, "plan", capsys=capsys)
     assert rc == 0
-    assert "binds" in out.out and "project daily budget" in out.out and "to import" in out.out
+    assert "binds" in out.out
+    assert "project daily budget" in out.out
+    assert "to import" in out.out
 
 
 def test_daily_budget_pauses_visibly_and_sigterm_stops_cleanly(tmp_path, dovecot_server, emulator):
@@ -129,14 +132,16 @@ def test_daily_budget_pauses_visibly_and_sigterm_stops_cleanly(tmp_path, dovecot
     lines: list[bytes] = []
     reader = threading.Thread(target=lambda: lines.extend(proc.stderr), daemon=True)
     reader.start()
-    _wait_for(lambda: any(b"pausing until" in line for line in lines), timeout=60)
+    wait_for(lambda: any(b"pausing until" in line for line in lines), timeout=60)
     imported = sum(len(emulator.user(p.gmail).messages) for p in people)
     assert 0 < imported <= 1000 // 25
     err = b"".join(lines).decode()
     assert "daily budget of 1,000 units for this shard spent ([admin] project_units_per_day)" in err
-    assert "US Pacific (" in err and "local time)" in err
+    assert "US Pacific (" in err
+    assert "local time)" in err
     log = ws.log.read_text("utf-8")
-    assert "pausing until" in log and "US Pacific" in log
+    assert "pausing until" in log
+    assert "US Pacific" in log
     proc.send_signal(signal.SIGTERM)  # the orchestrator stopping the job during the pause
     out = proc.stdout.read()
     proc.wait(timeout=30)
@@ -152,7 +157,7 @@ def test_daily_budget_pauses_visibly_and_sigterm_stops_cleanly(tmp_path, dovecot
     lines = []
     reader = threading.Thread(target=lambda: lines.extend(proc.stderr), daemon=True)
     reader.start()
-    _wait_for(lambda: any(b"pausing until" in line for line in lines), timeout=60)
+    wait_for(lambda: any(b"pausing until" in line for line in lines), timeout=60)
     proc.send_signal(signal.SIGTERM)
     proc.communicate(timeout=30)
     assert sum(len(emulator.user(p.gmail).messages) for p in people) == imported

@@ -77,7 +77,7 @@ _BROWSER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
 class _StopAtRedirect(urllib.request.HTTPRedirectHandler):
-    def redirect_request(self, req, fp, code, msg, headers, newurl):  # noqa: ARG002
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
         return None
 
 
@@ -221,7 +221,8 @@ def test_no_browser_flow_saves_a_private_token_and_prints_the_account(gmail, emu
 
     assert address == EMAIL
     assert f"Authorized gimport for {EMAIL}" in term.text
-    assert page[0] == 200 and "reached gimport" in page[1]
+    assert page[0] == 200
+    assert "reached gimport" in page[1]
     url = urllib.parse.urlsplit(AUTH_URL.search(term.text).group(1))
     query = urllib.parse.parse_qs(url.query)
     assert query["code_challenge_method"] == ["S256"]  # PKCE
@@ -245,7 +246,7 @@ def test_expired_access_token_is_refreshed_at_the_saved_token_uri_and_written_ba
     authorize_with_consent(gmail)
     before = json.loads(gmail.token_file.read_text())
     creds = load_credentials(gmail.token_file)
-    # a token file others can read is refused at load (issue 12); the rewrite after a refresh must still set
+    # a token file others can read is refused at load (anyone on a shared server could copy it); the rewrite after a refresh must still set
     # 0600 itself: loosen it after loading, as a careless `cp` would
     gmail.token_file.chmod(0o644)
     assert creds.token_uri == before["token_uri"]  # not Google's: from_authorized_user_info's reset is undone
@@ -259,7 +260,8 @@ def test_expired_access_token_is_refreshed_at_the_saved_token_uri_and_written_ba
     assert any(lbl["id"] == "INBOX" for lbl in labels)
     assert emu.stats.requests["oauth.token"] == 2
     after = json.loads(gmail.token_file.read_text())
-    assert after["token"] != before["token"] and after["token"] == creds.token
+    assert after["token"] != before["token"]
+    assert after["token"] == creds.token
     assert after["refresh_token"] == before["refresh_token"]
     assert after["token_uri"] == before["token_uri"]
     assert file_mode(gmail.token_file) == 0o600
@@ -316,7 +318,7 @@ def test_paste_mode_reads_the_final_address_back(gmail, emu):
 
 
 @pytest.mark.parametrize(
-    "tamper, message",
+    ("tamper", "message"),
     [
         (lambda loc: re.sub(r"state=[^&]+", "state=someone-else", loc), "state mismatch"),
         (lambda loc: "http://localhost:8765/", "not the address Google sent"),
@@ -340,7 +342,8 @@ def test_denied_consent_is_one_clear_error(gmail, emu):
     with pytest.raises(AuthError, match="access was not granted"):
         auth.authorize(gmail, mode="no-browser", port=0, timeout=WAIT, out=term)
     status, page = consent.finish()
-    assert status == 200 and "not granted" in page
+    assert status == 200
+    assert "not granted" in page
     assert not gmail.token_file.exists()
     assert emu.stats.requests.get("oauth.token", 0) == 0
 
@@ -360,7 +363,7 @@ def test_unticked_permission_is_refused_and_its_token_revoked(gmail, emu):
 def test_more_scopes_than_asked_for_are_accepted(gmail):
     """Google may add scopes granted earlier; every scope gimport needs is there, so that is fine."""
     extra = urllib.parse.quote_plus("https://www.googleapis.com/auth/gmail.readonly")
-    address, term, _ = authorize_with_consent(gmail, edit=lambda url: url.replace("&scope=", f"&scope={extra}+"))
+    address, _term, _ = authorize_with_consent(gmail, edit=lambda url: url.replace("&scope=", f"&scope={extra}+"))
     assert address == EMAIL
     assert json.loads(gmail.token_file.read_text())["scopes"] == list(SCOPES)
 
@@ -380,14 +383,16 @@ def test_state_mismatch_on_the_loopback_port(gmail):
 
 
 def test_wrong_account_is_refused_and_its_token_not_saved(tmp_path, env):
-    # issue 12: with [gmail] user set, a token for another account is not kept (it used to be, with a warning)
+    # with [gmail] user set, a token for another account is not kept (it used to be, with a warning)
     config = write_config(tmp_path, env, user="bob@example.ac.jp")
     gmail = load_settings(config, need_source=False).gmail
     with pytest.raises(AuthError) as info:
         authorize_with_consent(gmail)
     assert info.value.exit_code == 3
     text = str(info.value)
-    assert "alice@example.ac.jp" in text and "bob@example.ac.jp" in text and "not saved" in text
+    assert "alice@example.ac.jp" in text
+    assert "bob@example.ac.jp" in text
+    assert "not saved" in text
     assert "\n" not in text  # one line
     assert not gmail.token_file.exists()
 
@@ -408,7 +413,8 @@ def test_cli_auth_on_a_desktop_opens_the_browser(config, capsys, monkeypatch):
     rc, out, err = run_cli(capsys, "--config", str(config), "auth", "--port", "0")
 
     assert (rc, err) == (0, "")
-    assert len(opened) == 1 and opened[0] in out
+    assert len(opened) == 1
+    assert opened[0] in out
     assert "Opening your browser" in out
     assert "ssh -N -L" not in out  # a desktop needs no port forwarding advice
     assert f"Authorized gimport for {EMAIL}\n" in out
@@ -426,7 +432,8 @@ def test_cli_auth_over_ssh_does_not_open_a_browser(config, capsys, monkeypatch):
     rc = main(["--config", str(config), "auth", "--port", "0", "--timeout", str(WAIT)])
     consent.finish()
     assert rc == 0
-    assert "ssh -N -L" in term.text and f"Authorized gimport for {EMAIL}" in term.text
+    assert "ssh -N -L" in term.text
+    assert f"Authorized gimport for {EMAIL}" in term.text
 
 
 def test_cli_timeout(config, capsys):
@@ -438,7 +445,7 @@ def test_cli_timeout(config, capsys):
     assert not (config.parent / "token.json").exists()
 
 
-@pytest.mark.parametrize("family, address", [(socket.AF_INET, "127.0.0.1"), (socket.AF_INET6, "::1")])
+@pytest.mark.parametrize(("family", "address"), [(socket.AF_INET, "127.0.0.1"), (socket.AF_INET6, "::1")])
 def test_cli_port_busy(config, capsys, family, address):
     if family == socket.AF_INET6 and not socket.has_ipv6:
         pytest.skip("no IPv6 here")
@@ -451,7 +458,8 @@ def test_cli_port_busy(config, capsys, family, address):
         )
     assert rc == 2
     line = one_line_error(err)
-    assert f"port {port}" in line and f"--port {port + 1}" in line
+    assert f"port {port}" in line
+    assert f"--port {port + 1}" in line
     assert out == ""
 
 
@@ -472,7 +480,7 @@ def test_cli_no_traceback_when_the_token_endpoint_is_down(tmp_path, env, capsys)
 
 
 @pytest.mark.parametrize(
-    "content, message",
+    ("content", "message"),
     [
         (None, "no OAuth client file at .*Create credentials > OAuth client ID > Application type: Desktop app"),
         ('{"web": {"client_id": "x"}}', "'Web application' OAuth client; gimport needs a 'Desktop app' client"),
@@ -494,7 +502,7 @@ def test_cli_bad_client_secrets(tmp_path, env, capsys, content, message):
     assert out == ""  # failed before printing any URL
 
 
-# ------------------------------------------------------------------------------ a shared server (issue 12)
+# --------------------------------------------------------------------------------------------- a shared server
 
 
 def test_a_busy_default_port_falls_back_to_a_free_one_and_the_ssh_line_names_it(gmail, emu):
@@ -516,7 +524,8 @@ def test_a_busy_default_port_falls_back_to_a_free_one_and_the_ssh_line_names_it(
     assert f"ssh -N -L {port}:localhost:{port} " in term.text
     assert "Port 8765 is taken" in term.text
     url_lines = [line for line in term.text.splitlines() if "code_challenge=" in line]
-    assert len(url_lines) == 1 and url_lines[0].startswith("http")  # unwrapped, alone on its line
+    assert len(url_lines) == 1
+    assert url_lines[0].startswith("http")  # unwrapped, alone on its line
 
 
 def test_auth_status_shows_the_account_and_scopes_and_refreshes(gmail, emu, config, capsys):
@@ -568,7 +577,8 @@ def test_cli_revoke_revokes_and_deletes(gmail, emu, config, capsys):
     assert not gmail.token_file.exists()
 
     rc, out, err = run_cli(capsys, "--config", str(config), "auth", "--revoke")
-    assert rc == 0 and "nothing to revoke" in out
+    assert rc == 0
+    assert "nothing to revoke" in out
 
 
 def test_revoke_keeps_the_file_when_the_endpoint_is_unreachable(gmail):
@@ -591,7 +601,7 @@ def test_revoke_endpoint():
 
 
 @pytest.mark.parametrize(
-    "env, platform, expected",
+    ("env", "platform", "expected"),
     [
         ({}, "linux", False),
         ({"DISPLAY": ":0"}, "linux", True),
@@ -656,7 +666,7 @@ def test_every_product_scope_is_needed(env, tmp_path, dropped):
         try:
             call()
         except AuthError as err:
-            assert "lacks a permission" in str(err)
+            assert "lacks a permission" in str(err)  # noqa: PT017 - only the calls needing the scope raise
             refused.append(name)
     assert refused, f"nothing needs {dropped}"
 
@@ -677,7 +687,7 @@ def test_run_stops_with_exit_3_when_the_refresh_token_is_revoked(tmp_path, env, 
     env.revoke_refresh_tokens(EMAIL)
     env.expire_access_tokens(EMAIL)
 
-    rc, out, err = run_cli(capsys, "--config", str(ws.config), "run")
+    rc, _out, err = run_cli(capsys, "--config", str(ws.config), "run")
 
     assert rc == 3
     assert "Traceback" not in err
@@ -685,7 +695,7 @@ def test_run_stops_with_exit_3_when_the_refresh_token_is_revoked(tmp_path, env, 
     assert env.user(EMAIL).messages == []
 
 
-# ------------------------------------------------------------------------ auth --exact-verify (issue 14)
+# ------------------------------------------------------------------------------------- auth --exact-verify
 
 
 def test_exact_verify_adds_the_metadata_scope_and_the_token_remembers_it(gmail, emu):
@@ -721,7 +731,8 @@ def test_cli_auth_exact_verify(config, capsys, monkeypatch):
 
     monkeypatch.setattr(auth, "authorize", fake_authorize)
     assert main(["--config", str(config), "auth", "--exact-verify", "--no-browser"]) == 0
-    assert seen["exact_verify"] is True and seen["mode"] == "no-browser"
+    assert seen["exact_verify"] is True
+    assert seen["mode"] == "no-browser"
 
 
 def test_cli_auth_fits_the_guidance_to_the_terminal(config, monkeypatch):
@@ -737,6 +748,7 @@ def test_cli_auth_fits_the_guidance_to_the_terminal(config, monkeypatch):
     monkeypatch.setenv("COLUMNS", "30")
     text = "3. " + "word " * 20
     lines = seen["paragraph"](text.strip(), io.StringIO(), "   ").splitlines()
-    assert len(lines) > 1 and all(len(line) <= 30 for line in lines)
+    assert len(lines) > 1
+    assert all(len(line) <= 30 for line in lines)
     assert all(line.startswith("   word") for line in lines[1:])
     assert auth.as_is(text, io.StringIO(), "   ") == text

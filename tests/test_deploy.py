@@ -40,9 +40,11 @@ def test_slurm_array_script_is_valid_bash_and_runs_admin():
     subprocess.run(["bash", "-n", str(script)], check=True)
     text = script.read_text()
     assert re.search(r"^#SBATCH --array=\d+-\d+", text, re.MULTILINE)
-    assert "admin run" in text and "--signal=B:TERM@" in text
+    assert "admin run" in text
+    assert "--signal=B:TERM@" in text
     # one process gets Slurm's signal: gimport replaces the shell (a trap forwarding it sent a second SIGTERM)
-    assert re.search(r"^exec .*gimport.* admin run$", text, re.MULTILINE) and "trap" not in text
+    assert re.search(r"^exec .*gimport.* admin run$", text, re.MULTILINE)
+    assert "trap" not in text
     # the shard count the header tells to configure is the array's size
     low, high = map(int, re.search(r"^#SBATCH --array=(\d+)-(\d+)", text, re.MULTILINE).groups())
     assert (low, f"shard_count = {high + 1}") == (0, re.search(r"shard_count = \d+", text).group(0))

@@ -146,8 +146,10 @@ def test_every_admin_command_has_help_with_an_example_and_is_documented():
     admin_doc = (ROOT / "docs" / "admin.md").read_text("utf-8")
     for name, parser in sub.choices.items():
         help_text = parser.format_help()
-        assert "example" in help_text.lower() and f"gimport admin {name}" in help_text, name
-        assert f"gimport admin {name}" in admin_doc and f"admin {name}" in README, name
+        assert "example" in help_text.lower(), name
+        assert f"gimport admin {name}" in help_text, name
+        assert f"gimport admin {name}" in admin_doc, name
+        assert f"admin {name}" in README, name
 
 
 def test_readme_commands_exist():

@@ -82,8 +82,11 @@ def test_verify_exact_passes_after_a_full_run_and_says_what_it_cost(exact_ws, em
     assert SECRET_SUBJECT not in out.out + out.err
     rc, out = cli(exact_ws, "verify", "--exact", "--json", capsys=capsys)
     data = json.loads(out.out)
-    assert rc == 0 and data["passed"] and data["proof_level"] == "exact"
-    assert data["exact_check"]["checked"] == 7 and data["exact_check"]["gaps"] == []
+    assert rc == 0
+    assert data["passed"]
+    assert data["proof_level"] == "exact"
+    assert data["exact_check"]["checked"] == 7
+    assert data["exact_check"]["gaps"] == []
     assert data["exact_check"]["units"] == calls * 5 + 1
 
 
@@ -97,9 +100,11 @@ def test_verify_exact_names_a_deleted_message_and_a_label_gone(exact_ws, emulato
     assert rc == 1
     gaps = {g["key"]: g for g in json.loads(out.out)["exact_check"]["gaps"]}
     assert set(gaps) == {str(deleted.key), str(unlabelled.key)}
-    assert gaps[str(deleted.key)]["problem"] == "missing" and gaps[str(deleted.key)]["fails"]
+    assert gaps[str(deleted.key)]["problem"] == "missing"
+    assert gaps[str(deleted.key)]["fails"]
     assert gaps[str(deleted.key)]["message_id"] == "<m5@test.invalid>"
-    assert gaps[str(unlabelled.key)]["problem"] == "label gone" and not gaps[str(unlabelled.key)]["fails"]
+    assert gaps[str(unlabelled.key)]["problem"] == "label gone"
+    assert not gaps[str(unlabelled.key)]["fails"]
     assert "INBOX" in gaps[str(unlabelled.key)]["detail"]
     rc, out = cli(exact_ws, "verify", "--exact", capsys=capsys)
     assert rc == 1
@@ -126,7 +131,8 @@ def test_a_label_gone_fails_only_with_strict_labels_and_flags_are_never_checked(
     assert "--strict-labels makes it fail" in out.out
     rc, out = cli(exact_ws, "verify", "--exact", "--strict-labels", "--json", capsys=capsys)
     data = json.loads(out.out)
-    assert rc == 1 and [g["key"] for g in data["exact_check"]["gaps"]] == [str(moved.key)]
+    assert rc == 1
+    assert [g["key"] for g in data["exact_check"]["gaps"]] == [str(moved.key)]
 
 
 def test_a_trashed_message_is_not_proven(exact_ws, emulator, mailbox, capsys):
@@ -135,7 +141,9 @@ def test_a_trashed_message_is_not_proven(exact_ws, emulator, mailbox, capsys):
     emulator.change_labels(EMAIL, trashed.gmail_id, add=["TRASH"])
     rc, out = cli(exact_ws, "verify", "--exact", "--json", capsys=capsys)
     (gap,) = json.loads(out.out)["exact_check"]["gaps"]
-    assert rc == 1 and gap["key"] == str(trashed.key) and gap["problem"] == "in Trash"
+    assert rc == 1
+    assert gap["key"] == str(trashed.key)
+    assert gap["problem"] == "in Trash"
 
 
 def test_a_reimport_answered_with_an_earlier_id_is_checked_per_record(tmp_path, imap_user, monkeypatch, capsys):
@@ -152,12 +160,14 @@ def test_a_reimport_answered_with_an_earlier_id_is_checked_per_record(tmp_path, 
         assert cli(ws, "run", capsys=capsys)[0] == 0
         rows = recorded(ws)
         inbox, archive = rows[("INBOX", 1)], rows[("Projects", 1)]
-        assert inbox.gmail_id == archive.gmail_id and len(emu.user(EMAIL).messages) == 2
+        assert inbox.gmail_id == archive.gmail_id
+        assert len(emu.user(EMAIL).messages) == 2
         assert cli(ws, "verify", "--exact", capsys=capsys)[0] == 0
         emu.change_labels(EMAIL, inbox.gmail_id, remove=[emu.label_by_name(EMAIL, "Projects")["id"]])
         rc, out = cli(ws, "verify", "--exact", "--strict-labels", "--json", capsys=capsys)
         gaps = json.loads(out.out)["exact_check"]["gaps"]
-        assert rc == 1 and [(g["key"], g["problem"]) for g in gaps] == [(str(archive.key), "label gone")]
+        assert rc == 1
+        assert [(g["key"], g["problem"]) for g in gaps] == [(str(archive.key), "label gone")]
 
 
 def test_without_the_scope_verify_is_as_before_and_says_how_to_get_the_exact_check(ws, emulator, mailbox, capsys):
@@ -169,7 +179,8 @@ def test_without_the_scope_verify_is_as_before_and_says_how_to_get_the_exact_che
     assert "gimport auth --exact-verify" in out.out
     rc, out = cli(ws, "verify", "--exact", capsys=capsys)
     assert rc == 3
-    assert "gimport auth --exact-verify" in out.err and "Traceback" not in out.err
+    assert "gimport auth --exact-verify" in out.err
+    assert "Traceback" not in out.err
     assert list_requests(emulator) == 0
 
 
@@ -189,7 +200,8 @@ def test_the_emulator_enforces_the_metadata_scope_like_gmail(emulator):
     msgs = meta.users().messages()
     with pytest.raises(HttpError) as err:
         msgs.list(userId="me", q="rfc822msgid:x").execute()
-    assert err.value.resp.status == 403 and "Metadata scope does not support 'q' parameter" in str(err.value)
+    assert err.value.resp.status == 403
+    assert "Metadata scope does not support 'q' parameter" in str(err.value)
     with pytest.raises(HttpError) as err:
         msgs.get(userId="me", id=ids[1], format="raw").execute()
     assert err.value.resp.status == 403
@@ -225,5 +237,7 @@ def test_a_label_deleted_in_gmail_is_named_for_each_of_its_messages(exact_ws, em
     full.users().labels().delete(userId="me", id=label_id).execute()
     rc, out = cli(exact_ws, "verify", "--exact", "--strict-labels", "--json", capsys=capsys)
     (gap,) = json.loads(out.out)["exact_check"]["gaps"]
-    assert rc == 1 and gap["problem"] == "label gone" and "no longer exists" in gap["detail"]
+    assert rc == 1
+    assert gap["problem"] == "label gone"
+    assert "no longer exists" in gap["detail"]
     assert gap["key"] == str(recorded(exact_ws)[("受信/日本", 1)].key)

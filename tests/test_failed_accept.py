@@ -85,7 +85,8 @@ def test_failed_lists_them_by_key_and_export_failed_writes_them_byte_exact(ws, e
     assert rc == 1
     for key in keys:
         assert str(key) in out.out
-    assert "rejected by Gmail" in out.out and SECRET_SUBJECT not in out.out + out.err
+    assert "rejected by Gmail" in out.out
+    assert SECRET_SUBJECT not in out.out + out.err
 
     before = mailbox.snapshot()
     target = tmp_path / "kept"
@@ -110,11 +111,13 @@ def test_accepting_lets_run_and_verify_pass_and_undo_puts_one_back(ws, emulator,
     assert cli(ws, "cleanup", "--dry-run", "--revoke", "--forget", capsys=capsys)[0] == 1  # blocked
 
     rc, out = cli(ws, "accept", str(first), capsys=capsys)
-    assert rc == 0 and f"{first}: accepted as not in Gmail" in out.out
+    assert rc == 0
+    assert f"{first}: accepted as not in Gmail" in out.out
     assert cli(ws, "run", capsys=capsys)[0] == 1  # the others still fail
     imports = emulator.stats.snapshot()["requests"]["messages.import"]
     rc, out = cli(ws, "accept", "--all-failed", capsys=capsys)
-    assert rc == 0 and all(str(k) in out.out for k in rest)
+    assert rc == 0
+    assert all(str(k) in out.out for k in rest)
 
     rc, out = cli(ws, "run", capsys=capsys)
     assert rc == 0, out.out
@@ -128,26 +131,32 @@ def test_accepting_lets_run_and_verify_pass_and_undo_puts_one_back(ws, emulator,
         assert str(key) in out.out
     assert "accepted as not in Gmail (listed above)" in out.out
     data = json.loads(cli(ws, "verify", "--json", capsys=capsys)[1].out)
-    assert data["passed"] and sorted(a["key"] for a in data["accepted"]) == sorted(str(k) for k in keys)
+    assert data["passed"]
+    assert sorted(a["key"] for a in data["accepted"]) == sorted(str(k) for k in keys)
     assert cli(ws, "status", capsys=capsys)[0] == 0
     rc, out = cli(ws, "cleanup", "--dry-run", "--revoke", "--forget", capsys=capsys)
     assert rc == 0, out.out  # verify passes: revoking and forgetting are allowed now
 
     # accepting twice, or a key that is not failed, is refused and named
     rc, out = cli(ws, "accept", str(first), "INBOX:1:1", capsys=capsys)
-    assert rc == 1 and "accepted already" in out.err and "not recorded as failed or skipped" in out.err
+    assert rc == 1
+    assert "accepted already" in out.err
+    assert "not recorded as failed or skipped" in out.err
     rc, out = cli(ws, "accept", "not-a-key", capsys=capsys)
-    assert rc == 2 and "FOLDER:UIDVALIDITY:UID" in out.err
+    assert rc == 2
+    assert "FOLDER:UIDVALIDITY:UID" in out.err
 
     # undo one: the next run tries it again (the server-side fault is gone now: it is imported)
     emulator.faults.clear()
     rc, out = cli(ws, "accept", "--undo", str(first), capsys=capsys)
-    assert rc == 0 and "tries it again" in out.out
+    assert rc == 0
+    assert "tries it again" in out.out
     rc, out = cli(ws, "run", capsys=capsys)
     assert rc == 0
     assert emulator.stats.snapshot()["requests"]["messages.import"] == imports + 1
     data = json.loads(cli(ws, "verify", "--json", capsys=capsys)[1].out)
-    assert data["passed"] and len(data["accepted"]) == len(keys) - 1
+    assert data["passed"]
+    assert len(data["accepted"]) == len(keys) - 1
 
 
 def test_report_csv_has_one_row_per_message_and_no_contents(ws, emulator, mailbox, tmp_path, capsys):
@@ -155,11 +164,12 @@ def test_report_csv_has_one_row_per_message_and_no_contents(ws, emulator, mailbo
     keys = problem_keys(ws)
     cli(ws, "accept", str(keys[0]), capsys=capsys)
     path = tmp_path / "ledger.csv"
-    rc, out = cli(ws, "report", "--csv", str(path), capsys=capsys)
+    rc, _out = cli(ws, "report", "--csv", str(path), capsys=capsys)
     assert rc == 0
     text = path.read_text("utf-8")
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
-    assert SECRET_SUBJECT not in text and "a@example.jp" not in text
+    assert SECRET_SUBJECT not in text
+    assert "a@example.jp" not in text
     rows = list(csv.DictReader(io.StringIO(text)))
     assert list(rows[0]) == [
         "folder",
@@ -175,10 +185,12 @@ def test_report_csv_has_one_row_per_message_and_no_contents(ws, emulator, mailbo
     assert len(rows) == 3 * len(FOLDERS), [(r["folder"], r["uid"], r["status"]) for r in rows]
     stored = {m.id for m in emulator.user("student@example.ac.jp").messages}
     imported = [r for r in rows if r["status"] == "imported"]
-    assert len(imported) == 3 * len(FOLDERS) - len(keys) and {r["gmail_id"] for r in imported} <= stored
+    assert len(imported) == 3 * len(FOLDERS) - len(keys)
+    assert {r["gmail_id"] for r in imported} <= stored
     assert all(r["time"].endswith("Z") and int(r["size"]) > 0 for r in rows)
     by_key = {f"{r['folder']}:{r['uidvalidity']}:{r['uid']}": r for r in rows}
-    assert by_key[str(keys[0])]["status"] == "accepted" and by_key[str(keys[0])]["reason"].startswith("failed: ")
+    assert by_key[str(keys[0])]["status"] == "accepted"
+    assert by_key[str(keys[0])]["reason"].startswith("failed: ")
     assert all(by_key[str(k)]["status"] == "failed" for k in keys[1:])
     assert {r["folder"] for r in rows} == set(FOLDERS)
 
@@ -189,8 +201,11 @@ def test_report_csv_has_one_row_per_message_and_no_contents(ws, emulator, mailbo
 )
 def test_export_file_names_are_safe_and_distinct(folder):
     name = safe_file_name(MessageKey("u@h", folder, 7, 9))
-    assert "/" not in name and "\x00" not in name and "\n" not in name
-    assert not name.startswith(".") and name.endswith(".7.9.eml")
+    assert "/" not in name
+    assert "\x00" not in name
+    assert "\n" not in name
+    assert not name.startswith(".")
+    assert name.endswith(".7.9.eml")
     assert len(name.encode("utf-8")) <= 200
     assert name != safe_file_name(MessageKey("u@h", folder + "x", 7, 9))
     if folder == "受信/日本語":

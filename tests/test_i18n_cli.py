@@ -22,18 +22,12 @@ from gimport.backends.google.oauth import write_private
 from tests.rig.corpus import make_message
 from tests.rig.dovecot import SeedMessage
 from tests.rig.gmail_emulator import GmailEmulator
-from tests.test_i18n import tool
 
 JA = "ja_JP.UTF-8"
 C = "C"
 WAIT = 20.0  # deadline for a process to print or finish (normally well under a second)
 AUTH_URL = re.compile(r"(http://\S+/o/oauth2/auth\?\S+)")
 _LOCALE_VARS = ("LANGUAGE", "LC_ALL", "LC_MESSAGES", "LANG")
-
-
-@pytest.fixture(scope="module", autouse=True)
-def catalogs():
-    tool.compile_all()  # the .mo files are not in git
 
 
 def lang_env(lang: str, base: dict[str, str] | None = None) -> dict[str, str]:
@@ -132,10 +126,8 @@ def test_wrong_password(ws):
     write_private(ws.dir / "imap-password.txt", "not the password\n")
     ja, en = both("--config", str(ws.config), "run", env=ws.env())
     assert ja.returncode == 4  # EXIT_SOURCE
-    assert (
-        "がユーザー" in ja.stderr
-        and "のログインを拒否しました。[source] user とパスワードを確認してください" in ja.stderr
-    )
+    assert "がユーザー" in ja.stderr
+    assert "のログインを拒否しました。[source] user とパスワードを確認してください" in ja.stderr
     assert "refused the login for user" in en.stderr
 
 
@@ -201,8 +193,19 @@ def _auth_no_browser(directory: Path, lang: str, env: dict[str, str]) -> tuple[i
     """`gimport auth --no-browser` in a process; the user opens the printed URL and consents. Returns
     (exit code, stdout, stderr, the page the browser showed at the end)."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "gimport", "--config", str(directory / "gimport.toml")]
-        + ["auth", "--no-browser", "--port", "0", "--timeout", str(WAIT)],
+        [
+            sys.executable,
+            "-m",
+            "gimport",
+            "--config",
+            str(directory / "gimport.toml"),
+            "auth",
+            "--no-browser",
+            "--port",
+            "0",
+            "--timeout",
+            str(WAIT),
+        ],
         env=lang_env(lang, env),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -241,7 +244,8 @@ def test_auth_no_browser(emu, auth_env, tmp_path):
     print(out_ja, err_ja, page_ja, out_en, err_en, page_en, sep="\n---\n")
     assert rc_ja == rc_en == 0
     assert "次のアドレスを Web ブラウザーで開き、取り込み先の Gmail アカウントでログインしてください:" in out_ja
-    assert "ポートを転送してください" in out_ja and "ssh -N -L " in out_ja
+    assert "ポートを転送してください" in out_ja
+    assert "ssh -N -L " in out_ja
     assert "Google の応答を最大 20 秒待っています（Ctrl-C で中止）..." in out_ja
     assert "alice@example.ac.jp で gimport を承認しました" in out_ja
     assert "Google の応答を gimport が受け取りました。" in page_ja

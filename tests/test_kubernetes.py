@@ -17,8 +17,9 @@ import yaml
 from kubernetes_validate import utils as kv_utils
 
 from gimport.admin.shards import shard_of
+from tests.helpers import wait_for
 from tests.rig.admin_workspace import Person, make_admin_workspace
-from tests.test_admin import DOMAIN, _wait_for, assert_exactly_once, new_user, report_rows, run_process
+from tests.test_admin import DOMAIN, assert_exactly_once, new_user, report_rows, run_process
 
 KUBERNETES = Path(__file__).resolve().parents[1] / "deploy" / "kubernetes"
 MANIFESTS = sorted(KUBERNETES.glob("*.yaml"))
@@ -34,7 +35,8 @@ def _supported_minors() -> list[str]:
 
 def test_the_validator_knows_the_versions_we_claim():
     minors = _supported_minors()
-    assert "1.29" in minors and len(minors) >= 3, minors
+    assert "1.29" in minors, minors
+    assert len(minors) >= 3, minors
     assert MANIFESTS, f"no manifests in {KUBERNETES}"
 
 
@@ -60,20 +62,15 @@ def _job() -> tuple[int, dict[str, str], list[str]]:
 
 
 @pytest.fixture
-def emulator(monkeypatch):
-    from tests.rig.gmail_emulator import GmailEmulator
-
-    emu = GmailEmulator(merge_duplicates=False)
-    emu.start()
-    for k in ("JOB_COMPLETION_INDEX", "SLURM_ARRAY_TASK_ID", "GIMPORT_SHARD", "GIMPORT_SHARD_COUNT"):
-        monkeypatch.delenv(k, raising=False)
-    yield emu
-    emu.stop()
+def emulator(campus_emulator):
+    """The admin tests' emulator (tests/conftest.py)."""
+    return campus_emulator
 
 
 def test_indexed_job_pods_with_a_retried_index_deliver_exactly_once(tmp_path, dovecot_server, emulator):
     completions, job_env, command = _job()
-    assert command[:2] == ["gimport", "--config"] and command[-2:] == ["admin", "run"]
+    assert command[:2] == ["gimport", "--config"]
+    assert command[-2:] == ["admin", "run"]
     per_shard = collections.Counter()
     users = []
     while len(users) < 2 * completions:  # two users per index, so every pod has work
@@ -117,13 +114,13 @@ def _run_the_job(emulator, users, ws, completions, pod) -> None:
     victim = 2
     victims = [p.gmail for p, _ in users if shard_of(p.gmail, completions) == victim]
     pods = {i: pod(i) for i in range(completions)}
-    _wait_for(lambda: min(len(emulator.user(g).messages) for g in victims) >= 3, timeout=60)
+    wait_for(lambda: min(len(emulator.user(g).messages) for g in victims) >= 3, timeout=60)
     # read the pod's stderr as it comes, to see when the first SIGTERM has been taken
     lines: list[bytes] = []
     reader = threading.Thread(target=lambda: lines.extend(pods[victim].stderr), daemon=True)
     reader.start()
     pods[victim].send_signal(signal.SIGTERM)  # the kubelet stopping the pod (eviction, node drain)
-    _wait_for(lambda: any(b"stopping" in line for line in lines), timeout=30)
+    wait_for(lambda: any(b"stopping" in line for line in lines), timeout=30)
     pods[victim].send_signal(signal.SIGTERM)  # a second one (signals are not queued: sent after the first
     pods[victim].send_signal(signal.SIGTERM)  # was handled) is the same clean stop
     out = pods[victim].stdout.read()
@@ -131,7 +128,8 @@ def _run_the_job(emulator, users, ws, completions, pod) -> None:
     reader.join(10)
     err = b"".join(lines)
     assert pods[victim].returncode == 130, err.decode()
-    assert b"stopped at once" not in err and b"Interrupted" in out
+    assert b"stopped at once" not in err
+    assert b"Interrupted" in out
     assert sum(len(emulator.user(g).messages) for g in victims) < len(victims) * 24  # stopped part-way
     for i, proc in pods.items():
         if i != victim:
@@ -149,4 +147,5 @@ def _run_the_job(emulator, users, ws, completions, pod) -> None:
     assert calls == sum(len(msgs) for _, box in users for msgs in box.values())  # nothing re-sent at all
     for i in range(completions):
         rows = report_rows(ws.dir / f"report-shard-{i}-of-{completions}.csv")
-        assert len(rows) == 2 and {r["outcome"] for r in rows.values()} == {"complete"}
+        assert len(rows) == 2
+        assert {r["outcome"] for r in rows.values()} == {"complete"}

@@ -154,7 +154,8 @@ def test_maildir_plus_plus_flags_japanese_folders_and_dates(tmp_path, local, emu
 def test_mbox_folder_of_files_unescapes_and_grows_at_its_end(tmp_path, local, emulator, capsys):
     root = tmp_path / "mail"
     tricky = message(1, body="From here on, a line that starts with From.\n>From quoted\n>>From deeper\nend\n")
-    assert b"\nFrom here" in tricky and b"\n>From quoted" in tricky
+    assert b"\nFrom here" in tricky
+    assert b"\n>From quoted" in tricky
     plain = [message(n) for n in range(2, 6)]
     write_mbox(root / "inbox", [tricky, *plain[:2]])
     write_mbox(root / "Lists" / "gimport-dev.mbox", plain[2:], variant="mboxo")
@@ -244,7 +245,7 @@ def thunderbird_profile(tmp_path):
 
 
 def test_thunderbird_local_folders_flags_expunged_and_compacting(tmp_path, local, emulator, capsys):
-    profile, folders, msgs, inbox = thunderbird_profile(tmp_path)
+    profile, folders, msgs, _inbox = thunderbird_profile(tmp_path)
     before = tree_snapshot(profile)
     ws = local("thunderbird", folders)
     rc, out = run(ws, capsys=capsys)
@@ -279,7 +280,7 @@ def test_thunderbird_local_folders_flags_expunged_and_compacting(tmp_path, local
 
 
 def test_thunderbird_profile_lists_every_account(tmp_path, local, emulator, capsys):
-    profile, _, msgs, _ = thunderbird_profile(tmp_path)
+    profile, _, _msgs, _ = thunderbird_profile(tmp_path)
     ws = local("thunderbird", profile)
     rc, out = run(ws, "plan", "--json", capsys=capsys)
     assert rc == 0, out.err
@@ -345,7 +346,8 @@ def test_takeout_labels_system_japanese_nested_once_each(tmp_path, local, emulat
     assert len(emulator.user(EMAIL).messages) == len(TAKEOUT)
     assert tree_snapshot(export) == before
     rc, out = run(ws, capsys=capsys)  # again: nothing to do
-    assert rc == 0 and len(emulator.user(EMAIL).messages) == len(TAKEOUT)
+    assert rc == 0
+    assert len(emulator.user(EMAIL).messages) == len(TAKEOUT)
     rc, out = run(ws, "verify", capsys=capsys)
     assert rc == 0, out.out + out.err
 

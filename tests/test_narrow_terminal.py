@@ -1,4 +1,4 @@
-"""Issue 12: the 80-column terminal of a shared SSH server. Every command runs as its own process on a real
+"""The 80-column terminal of a shared SSH server. Every command runs as its own process on a real
 pseudo-terminal of 80 columns (COLUMNS unset; LANG=C, and LANG=ja_JP.UTF-8 where every header and message
 is Japanese, two columns a character), against Dovecot and the emulator, with a Japanese folder name of more
 than 40 characters; no line may be wider than 80 display columns (wide characters count two). Without a
@@ -29,7 +29,8 @@ ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
 
 def test_the_long_name_is_long_enough():
-    assert len(LONG) >= 40 and display_width(LONG) > 80
+    assert len(LONG) >= 40
+    assert display_width(LONG) > 80
 
 
 def run_pty(
@@ -93,13 +94,6 @@ def mailbox(imap_user):
     return box
 
 
-@pytest.fixture(scope="module", autouse=True)
-def catalogs():
-    from tests.test_i18n import tool
-
-    tool.compile_all()  # the .mo files are not in git
-
-
 # what the run summary and verify say when all went well, in each language
 DONE_WORDS = {"C": ("message(s) imported in", "VERIFIED"), "ja_JP.UTF-8": ("通を", "検証済み（VERIFIED）")}
 
@@ -122,13 +116,16 @@ def test_every_command_fits_80_columns(ws, mailbox, emulator, lang):
     plan_lines = [line for line in screen_lines(outputs["plan"]) if line.startswith("研究室/")]
     assert len(plan_lines) == 1, outputs["plan"]
     folder_cell = plan_lines[0].split("  ")[0]
-    assert folder_cell.startswith("研究室/") and folder_cell.endswith("まとめ") and "..." in folder_cell
+    assert folder_cell.startswith("研究室/")
+    assert folder_cell.endswith("まとめ")
+    assert "..." in folder_cell
     print(*outputs.values(), sep="\n")  # the captures (shown with -s)
     imported, verified = DONE_WORDS[lang]
     assert imported in outputs["run"]
     assert verified in outputs["verify"]
     if lang != "C":  # the tables are Japanese there, headers and all
-        assert "フォルダー" in outputs["plan"] and "フォルダー" in outputs["run"], outputs["plan"]
+        assert "フォルダー" in outputs["plan"], outputs["plan"]
+        assert "フォルダー" in outputs["run"], outputs["plan"]
 
 
 def test_columns_is_honoured_and_pipes_keep_full_names(ws, mailbox, emulator):
@@ -157,7 +154,7 @@ def test_help_lists_only_the_commands_own_exit_codes(ws):
     rc, text = run_pty(ws, "status", "--help")
     assert rc == 0
     codes = re.findall(r"^\s+(\d+)\s{2,}", text.split("exit codes:")[1], re.MULTILINE)
-    assert codes == ["0", "1", "2", "70"], text  # 70: a bug, which any command can meet (issue 10)
+    assert codes == ["0", "1", "2", "70"], text  # 70: a bug, which any command can meet
     rc, text = run_pty(ws, "run", "--help")
     codes = re.findall(r"^\s+(\d+)\s{2,}", text.split("exit codes:")[1], re.MULTILINE)
     assert codes == ["0", "1", "2", "3", "4", "5", "70", "130"], text
@@ -172,10 +169,12 @@ def test_help_topics_come_with_the_package(ws, capsys):
     assert "Desktop app" in out  # docs/auth.md, read from the installed package
     assert main(["help", "config"]) == 0
     out = capsys.readouterr().out
-    assert out.startswith("## Configuration reference") and "`[source] host`" in out
+    assert out.startswith("## Configuration reference")
+    assert "`[source] host`" in out
     assert main(["help", "nosuch"]) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "auth" in err
+    assert err.count("\n") == 1
+    assert "auth" in err
 
 
 def test_plan_json_is_not_shortened(ws, mailbox, emulator, capsys, monkeypatch):
@@ -198,7 +197,8 @@ def test_help_topics_in_japanese_come_from_the_japanese_docs(ws, capsys, monkeyp
     try:
         assert main(["help", "config"]) == 0
         out = capsys.readouterr().out
-        assert out.startswith("## 設定リファレンス") and "`[source] host`" in out  # README.ja.md's section
+        assert out.startswith("## 設定リファレンス")
+        assert "`[source] host`" in out  # README.ja.md's section
         assert main(["help", "reboot"]) == 0
         assert capsys.readouterr().out.startswith("## 無人での実行と再起動")
     finally:

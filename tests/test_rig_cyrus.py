@@ -170,9 +170,9 @@ def test_seed_refuses_what_cyrus_refuses(cyrus_user: ImapUser) -> None:
 def test_folder_names_and_user_rules(cyrus_user: ImapUser) -> None:
     with pytest.raises(ValueError, match="INBOX"):
         cyrus_user.folder_name("INBOX/x")
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"contain no '\.'"):
         cyrus_user.folder_name("a.b")
-    with pytest.raises(ValueError, match="uses '.'"):
+    with pytest.raises(ValueError, match=r"uses '\.'"):
         cyrus_user.server.add_user("slashuser", separator="/")
     assert cyrus_user.folder_name("INBOX") == "INBOX"
 
@@ -214,7 +214,7 @@ def test_start_stop_restart_keeps_mail_and_ports(own_cyrus: Cyrus) -> None:
     own_cyrus.seed("early", "A/B", [SeedMessage(_msg(1))])
     own_cyrus.stop()
     assert not any(pid_alive(p) for p in pids)
-    with pytest.raises(OSError):
+    with pytest.raises(ConnectionRefusedError):
         socket.create_connection(("127.0.0.1", ports[0]), timeout=1).close()
     own_cyrus.start()
     assert (own_cyrus.plain_port, own_cyrus.tls_port) == ports
@@ -302,7 +302,8 @@ def test_missing_parent(any_server_user: ImapUser) -> None:
             with pytest.raises(IMAPClientError):
                 c.select_folder(parent, readonly=True)
         else:
-            assert b"\\noselect" not in flags and b"\\haschildren" in flags
+            assert b"\\noselect" not in flags
+            assert b"\\haschildren" in flags
             assert c.select_folder(parent, readonly=True)[b"EXISTS"] == 0
 
 
@@ -333,9 +334,11 @@ def test_binary_capability_and_fetch(any_server_user: ImapUser) -> None:
     # literal8 -- not the bytes BODY[] gives.
     head, content = whole[0]
     if any_server_user.server.kind == "cyrus":
-        assert content == raw and head.endswith(b" {%d}" % len(raw))
+        assert content == raw
+        assert head.endswith(b" {%d}" % len(raw))
     else:
-        assert content != raw and head.endswith(b"~{%d}" % len(content))
+        assert content != raw
+        assert head.endswith(b"~{%d}" % len(content))
         assert b"Content-Transfer-Encoding: binary\r\n\r\n" + payload in content
 
 
@@ -350,9 +353,9 @@ def test_nul_bytes(any_server_user: ImapUser) -> None:
             assert c.fetch([1], ["BODY.PEEK[]"])[1][b"BODY[]"] == raw.replace(b"\0", b"\x80")
     else:
         assert not server.can_store(raw)
-        with any_server_user.connect() as c:  # Cyrus itself refuses it: not a rig rule
-            with pytest.raises(IMAPClientError, match="NUL"):
-                c.append("INBOX", raw)
+        # Cyrus itself refuses it: not a rig rule
+        with any_server_user.connect() as c, pytest.raises(IMAPClientError, match="NUL"):
+            c.append("INBOX", raw)
 
 
 def test_eight_bit_headers(any_server_user: ImapUser) -> None:
@@ -386,7 +389,8 @@ def test_bare_lf(any_server_user: ImapUser) -> None:
         with any_server_user.connect() as c:
             c._imap.literal = raw  # imaplib would not convert; imapclient's append would
             typ, data = c._imap._simple_command("APPEND", "INBOX")
-        assert typ == "NO" and b"bare newlines" in data[0]
+        assert typ == "NO"
+        assert b"bare newlines" in data[0]
 
 
 def test_uidvalidity_values(any_server_user: ImapUser) -> None:

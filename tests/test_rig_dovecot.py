@@ -89,7 +89,8 @@ def own_dovecot() -> Iterator[Dovecot]:
 
 def test_tls_login_verifies_the_generated_certificate(dovecot_server: Dovecot, imap_user: ImapUser) -> None:
     ctx = ssl.create_default_context(cafile=str(dovecot_server.ca_file))
-    assert ctx.check_hostname and ctx.verify_mode == ssl.CERT_REQUIRED
+    assert ctx.check_hostname
+    assert ctx.verify_mode == ssl.CERT_REQUIRED
     ctx.verify_flags |= ssl.VERIFY_X509_STRICT  # Python 3.13's default; keep the rig's cert acceptable to it
     for host in ("localhost", "127.0.0.1"):  # both are in the certificate's subjectAltName
         with IMAPClient(host, port=dovecot_server.tls_port, ssl=True, ssl_context=ctx) as client:
@@ -157,11 +158,13 @@ def test_japanese_folder_name_round_trip(dovecot_server: Dovecot, any_user: Imap
     any_user.seed("仕事/報告書", [SeedMessage(_msg(1)), SeedMessage(_msg(2))])
     on_disk = dovecot_server.folder_path(any_user.name, "仕事/報告書")
     assert on_disk.name == ".&TtVOiw-.&WDFUSmb4-"  # modified UTF-7
-    assert (on_disk / "maildirfolder").exists() and (on_disk / "cur").is_dir()
+    assert (on_disk / "maildirfolder").exists()
+    assert (on_disk / "cur").is_dir()
     name = f"仕事{any_user.separator}報告書"
     with any_user.connect() as client:
         folders = _folders(client)
-        assert name in folders and b"\\noselect" in folders["仕事"][0]
+        assert name in folders
+        assert b"\\noselect" in folders["仕事"][0]
         assert client.folder_status(name, ["MESSAGES"])[b"MESSAGES"] == 2
         assert client.select_folder(name, readonly=True)[b"EXISTS"] == 2
 
@@ -217,7 +220,8 @@ def test_reset_uidvalidity_keeps_the_messages(any_user: ImapUser) -> None:
         old = client.folder_status("Work", ["UIDVALIDITY"])[b"UIDVALIDITY"]
         old_inbox = client.folder_status("INBOX", ["UIDVALIDITY"])[b"UIDVALIDITY"]
     new = any_user.reset_uidvalidity("Work")
-    assert isinstance(new, int) and new != old
+    assert isinstance(new, int)
+    assert new != old
     with any_user.connect() as client:
         assert client.select_folder("Work", readonly=True)[b"UIDVALIDITY"] == new
         assert client.folder_status("INBOX", ["UIDVALIDITY"])[b"UIDVALIDITY"] == old_inbox
@@ -226,7 +230,8 @@ def test_reset_uidvalidity_keeps_the_messages(any_user: ImapUser) -> None:
     def content(snap):
         return {f: [(e.flags, e.sha256, e.internaldate) for e in entries] for f, entries in snap.items()}
 
-    assert content(after) == content(before) and len(after["Work"]) == 3
+    assert content(after) == content(before)
+    assert len(after["Work"]) == 3
 
 
 # --------------------------------------------------------------------------- messages
@@ -344,7 +349,8 @@ def test_stop_leaves_no_dovecot_process(own_dovecot: Dovecot) -> None:
         own_dovecot.stop()
         assert [p for p in pids if _alive(p)] == []
         assert _processes_mentioning(str(own_dovecot.config_path)) == []
-        assert own_dovecot.pid is None and not own_dovecot.running
+        assert own_dovecot.pid is None
+        assert not own_dovecot.running
         with pytest.raises(ConnectionRefusedError):
             socket.create_connection((own_dovecot.host, own_dovecot.plain_port), timeout=5)
     finally:
@@ -361,9 +367,12 @@ def test_restart_keeps_ports_and_mail_and_start_failure_shows_the_log(own_doveco
     with own_dovecot.connect("alice", tls=True) as client:
         assert client.select_folder("A.B")[b"EXISTS"] == 1
     own_dovecot.stop()
-    with socket.create_server((own_dovecot.host, ports[0])):  # someone else took the port meanwhile
-        with pytest.raises(DovecotError, match="Address already in use"):
-            own_dovecot.start()
+    # someone else took the port meanwhile
+    with (
+        socket.create_server((own_dovecot.host, ports[0])),
+        pytest.raises(DovecotError, match="Address already in use"),
+    ):
+        own_dovecot.start()
     assert not own_dovecot.running
 
 
@@ -385,7 +394,8 @@ def test_a_killed_runner_takes_its_dovecot_along(own_dovecot: Dovecot) -> None:
     try:
         master = int(runner.stdout.readline())
         group = [p for p in map(int, filter(str.isdigit, os.listdir("/proc"))) if _alive(p) and _pgid(p) == master]
-        assert master in group and len(group) >= 4
+        assert master in group
+        assert len(group) >= 4
     finally:
         runner.kill()
         runner.wait()
@@ -408,7 +418,7 @@ def test_workdir_must_be_traversable_by_nobody() -> None:
 
 def test_seed_rejects_what_maildir_cannot_hold(dovecot_server: Dovecot, imap_user: ImapUser) -> None:
     for bad in ("a.b/c", "a//b", "/a", ""):
-        with pytest.raises(ValueError):
+        with pytest.raises(ValueError, match="folder"):
             imap_user.seed(bad, [])
     with pytest.raises(ValueError, match="system flag"):
         imap_user.seed("INBOX", [SeedMessage(b"x", ("\\Important",))])
@@ -430,13 +440,15 @@ def test_corpus_is_deterministic() -> None:
 def test_sample_mailbox_contents() -> None:
     mailbox = sample_mailbox()
     msgs = [m for folder in mailbox.values() for m in folder]
-    assert len(msgs) == 300 and all(mailbox.values())
+    assert len(msgs) == 300
+    assert all(mailbox.values())
     charsets: collections.Counter[str] = collections.Counter()
     cases: collections.defaultdict[str, list[str]] = collections.defaultdict(list)
     for folder, folder_msgs in mailbox.items():
         assert [m.internaldate for m in folder_msgs] == sorted(m.internaldate for m in folder_msgs)
         for m in folder_msgs:
-            assert b"\n" not in m.raw.replace(b"\r\n", b"") and b"\r" not in m.raw.replace(b"\r\n", b"")
+            assert b"\n" not in m.raw.replace(b"\r\n", b"")
+            assert b"\r" not in m.raw.replace(b"\r\n", b"")
             assert 2015 <= m.internaldate.year <= 2024
             parsed = email.message_from_bytes(m.raw, policy=email.policy.default)
             charsets[
@@ -444,7 +456,8 @@ def test_sample_mailbox_contents() -> None:
             ] += 1
             if case := parsed["X-Corpus-Case"]:
                 cases[case].append(folder)
-    assert 0.15 <= charsets["iso-2022-jp"] / 300 <= 0.35 and 0.04 <= charsets["shift_jis"] / 300 <= 0.16
+    assert 0.15 <= charsets["iso-2022-jp"] / 300 <= 0.35
+    assert 0.04 <= charsets["shift_jis"] / 300 <= 0.16
     assert {k: len(v) for k, v in cases.items()} == {
         "attachment": 6,
         "no-date": 1,
@@ -455,9 +468,13 @@ def test_sample_mailbox_contents() -> None:
     }
     assert sorted(cases["duplicate-id"]) == ["Archive/2021", "Projects/gimport/Design"]
     dup = [m for m in mailbox["Archive/2021"] + mailbox["Projects/gimport/Design"] if b"duplicate-id" in m.raw]
-    assert dup[0].raw == dup[1].raw and dup[0].flags != dup[1].flags
+    assert dup[0].raw == dup[1].raw
+    assert dup[0].flags != dup[1].flags
     flags = collections.Counter(f for m in msgs for f in m.flags)
-    assert flags["\\Seen"] > 200 and flags["\\Flagged"] > 0 and flags["\\Answered"] > 0 and flags["\\Seen"] < 300
+    assert flags["\\Seen"] > 200
+    assert flags["\\Flagged"] > 0
+    assert flags["\\Answered"] > 0
+    assert flags["\\Seen"] < 300
 
 
 def test_make_message_japanese_encodings() -> None:
@@ -468,9 +485,12 @@ def test_make_message_japanese_encodings() -> None:
         to="b@example.jp",
         charset="iso-2022-jp",
     )
-    assert jis.isascii() and b"Subject: =?ISO-2022-JP?B?" in jis and b"\x1b$B" in jis
+    assert jis.isascii()
+    assert b"Subject: =?ISO-2022-JP?B?" in jis
+    assert b"\x1b$B" in jis
     parsed = email.message_from_bytes(jis, policy=email.policy.default)
-    assert parsed["Subject"] == "会議の議事録" and parsed["From"].addresses[0].display_name == "山田 太郎"
+    assert parsed["Subject"] == "会議の議事録"
+    assert parsed["From"].addresses[0].display_name == "山田 太郎"
     assert parsed.get_content().replace("\r\n", "\n") == "本日の会議です。\n"
     sjis = make_message(
         subject="報告",
@@ -483,8 +503,10 @@ def test_make_message_japanese_encodings() -> None:
         message_id=None,
     )
     parsed = email.message_from_bytes(sjis, policy=email.policy.default)
-    assert parsed["Date"] is None and parsed["Message-ID"] is None
-    assert parsed.get_body()["Content-Transfer-Encoding"] == "8bit" and "報告書です。".encode("shift_jis") in sjis
+    assert parsed["Date"] is None
+    assert parsed["Message-ID"] is None
+    assert parsed.get_body()["Content-Transfer-Encoding"] == "8bit"
+    assert "報告書です。".encode("shift_jis") in sjis
     assert parsed.get_body().get_content().replace("\r\n", "\n") == "報告書です。\n"
     assert len(next(parsed.iter_attachments()).get_content()) == 12_345
 
@@ -492,7 +514,9 @@ def test_make_message_japanese_encodings() -> None:
 def test_realistic_mailbox_sizes() -> None:
     mailbox = realistic_mailbox(2000, avg_kb=20)
     sizes = sorted(len(m.raw) for folder in mailbox.values() for m in folder)
-    assert len(sizes) == 2000 and len(mailbox) >= 5
+    assert len(sizes) == 2000
+    assert len(mailbox) >= 5
     assert 17 <= sum(sizes) / len(sizes) / 1024 <= 23
     assert 2_000 <= sizes[len(sizes) // 2] <= 10_000  # most are small
-    assert 0.03 <= sum(s >= 100_000 for s in sizes) / len(sizes) <= 0.06 and sizes[-1] <= 1_100_000
+    assert 0.03 <= sum(s >= 100_000 for s in sizes) / len(sizes) <= 0.06
+    assert sizes[-1] <= 1_100_000

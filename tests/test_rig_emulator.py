@@ -87,7 +87,8 @@ def test_labels_list_create_get_and_conflicts(emu, svc):
     labels = svc.users().labels().list(userId="me").execute()["labels"]
     ids = {lab["id"] for lab in labels}
     assert {"INBOX", "SPAM", "TRASH", "UNREAD", "STARRED", "IMPORTANT", "SENT", "DRAFT", "CHAT"} <= ids
-    assert "CATEGORY_PERSONAL" in ids and all(lab["type"] == "system" for lab in labels)
+    assert "CATEGORY_PERSONAL" in ids
+    assert all(lab["type"] == "system" for lab in labels)
 
     created = (
         svc.users()
@@ -98,7 +99,9 @@ def test_labels_list_create_get_and_conflicts(emu, svc):
         )
         .execute()
     )
-    assert created["id"].startswith("Label_") and created["name"] == "Projects" and created["type"] == "user"
+    assert created["id"].startswith("Label_")
+    assert created["name"] == "Projects"
+    assert created["type"] == "user"
     assert emu.label_by_name(ALICE, "projects")["id"] == created["id"]
     assert emu.user(ALICE).labels[created["id"]]["labelListVisibility"] == "labelShow"
 
@@ -108,7 +111,8 @@ def test_labels_list_create_get_and_conflicts(emu, svc):
         err = error_of(ei.value)
         assert ei.value.resp.status == 409
         assert err["message"] == "Label name exists or conflicts"
-        assert err["errors"][0]["reason"] == "aborted" and err["status"] == "ABORTED"
+        assert err["errors"][0]["reason"] == "aborted"
+        assert err["status"] == "ABORTED"
 
     raws = [make_message(1, extra=b"X: 1\r\n"), make_message(2), make_message(3)]
     label_sets = [["INBOX", created["id"], "UNREAD"], [created["id"]], ["INBOX"]]
@@ -135,11 +139,13 @@ def test_label_reserved_and_malformed_names(svc, emu, name):
 def test_label_nesting_needs_parent_first(svc, emu):
     with pytest.raises(HttpError) as ei:
         svc.users().labels().create(userId="me", body={"name": "2024/Lectures"}).execute()
-    assert ei.value.resp.status == 400 and error_of(ei.value)["message"] == "Invalid label name"
+    assert ei.value.resp.status == 400
+    assert error_of(ei.value)["message"] == "Invalid label name"
     svc.users().labels().create(userId="me", body={"name": "2024"}).execute()
     child = svc.users().labels().create(userId="me", body={"name": "2024/Lectures"}).execute()
     grandchild = svc.users().labels().create(userId="me", body={"name": "2024/lectures/講義"}).execute()
-    assert child["name"] == "2024/Lectures" and grandchild["name"] == "2024/lectures/講義"
+    assert child["name"] == "2024/Lectures"
+    assert grandchild["name"] == "2024/lectures/講義"
     assert emu.label_by_name(ALICE, "2024/LECTURES/講義")["id"] == grandchild["id"]
 
 
@@ -164,7 +170,8 @@ def test_import_json_raw_is_byte_exact(emu, svc):
     (msg,) = emu.user(ALICE).messages
     assert msg.raw == raw
     assert resp == {"id": msg.id, "threadId": msg.thread_id, "labelIds": ["INBOX", "UNREAD"]}
-    assert msg.label_ids == ["INBOX", "UNREAD"] and msg.upload_path == "json"
+    assert msg.label_ids == ["INBOX", "UNREAD"]
+    assert msg.upload_path == "json"
     assert msg.params == {"internalDateSource": "dateHeader", "neverMarkSpam": "true", "processForCalendar": "false"}
     assert msg.message_id == "<m7@old.example.ac.jp>"
     assert msg.internal_date_ms == int(datetime.datetime(2024, 9, 3, 3, 34, 56, tzinfo=datetime.UTC).timestamp()) * 1000
@@ -204,8 +211,10 @@ def test_import_validation_errors_store_nothing(emu):
             body=json.dumps({"raw": b64url(make_message(1))}),
             headers={"Content-Type": "application/json"},
         )
-        assert resp.status == 400 and "Invalid value at" in json.loads(content)["error"]["message"]
-    assert emu.user(ALICE).messages == [] and emu.user(ALICE).import_calls == 0
+        assert resp.status == 400
+        assert "Invalid value at" in json.loads(content)["error"]["message"]
+    assert emu.user(ALICE).messages == []
+    assert emu.user(ALICE).import_calls == 0
 
 
 def test_internal_date_sources(emu, svc):
@@ -236,14 +245,17 @@ def test_media_upload_is_byte_exact(emu, svc):
     media = MediaIoBaseUpload(io.BytesIO(raw), mimetype="message/rfc822", resumable=False)
     resp = svc.users().messages().import_(userId="me", media_body=media, neverMarkSpam=True).execute()
     (msg,) = emu.user(ALICE).messages
-    assert msg.raw == raw and msg.upload_path == "media" and msg.label_ids == []
+    assert msg.raw == raw
+    assert msg.upload_path == "media"
+    assert msg.label_ids == []
     assert resp == {"id": msg.id, "threadId": msg.thread_id}  # no labelIds key when there are none
     assert msg.params == {"neverMarkSpam": "true"}
 
+    media = MediaIoBaseUpload(io.BytesIO(raw), mimetype="text/plain", resumable=False)
     with pytest.raises(HttpError) as ei:
-        media = MediaIoBaseUpload(io.BytesIO(raw), mimetype="text/plain", resumable=False)
         svc.users().messages().import_(userId="me", media_body=media).execute()
-    assert ei.value.resp.status == 400 and "Media type 'text/plain' is not supported" in str(ei.value)
+    assert ei.value.resp.status == 400
+    assert "Media type 'text/plain' is not supported" in str(ei.value)
 
 
 def test_multipart_upload_ascii_and_the_client_8bit_bug(emu, svc):
@@ -256,7 +268,8 @@ def test_multipart_upload_ascii_and_the_client_8bit_bug(emu, svc):
         .execute()
     )
     (msg,) = emu.user(ALICE).messages
-    assert msg.raw == raw and msg.upload_path == "multipart"
+    assert msg.raw == raw
+    assert msg.upload_path == "multipart"
     assert msg.label_ids == ["INBOX", "STARRED"] == resp["labelIds"]
     assert msg.params == {"neverMarkSpam": "true"}
 
@@ -302,16 +315,20 @@ def test_resumable_upload_20mb_with_chunk_faults_byte_exact(emu, svc):
             if len(errors) == 1:
                 # Nothing received yet: a status query answers 308 without a Range header.
                 resp, _ = http.request(request.resumable_uri, "PUT", headers={"Content-Range": f"bytes */{len(raw)}"})
-                assert resp.status == 308 and "range" not in resp
+                assert resp.status == 308
+                assert "range" not in resp
             continue
         if status is not None:
             progress.append(status.resumable_progress)
-    assert response is not None and errors == [503, 500, 503, 503]
+    assert response is not None
+    assert errors == [503, 500, 503, 503]
     (msg,) = emu.user(ALICE).messages
     assert msg.raw == raw  # byte-exact, 20 MB
     assert response == {"id": msg.id, "threadId": msg.thread_id, "labelIds": ["INBOX", "IMPORTANT"]}
-    assert msg.upload_path == "resumable" and msg.params == {"neverMarkSpam": "true"}
-    assert progress == sorted(progress) and progress[-1] == 9 * chunksize
+    assert msg.upload_path == "resumable"
+    assert msg.params == {"neverMarkSpam": "true"}
+    assert progress == sorted(progress)
+    assert progress[-1] == 9 * chunksize
     requests = emu.stats.snapshot()["requests"]
     assert requests["messages.import"] == 1  # the initiating POST
     assert requests["upload.chunk"] == n_chunks + 2  # the two refused chunks were sent again
@@ -321,7 +338,8 @@ def test_resumable_upload_20mb_with_chunk_faults_byte_exact(emu, svc):
 
     # A status query after completion answers 200 and the message again.
     resp, content = http.request(request.resumable_uri, "PUT", headers={"Content-Range": f"bytes */{len(raw)}"})
-    assert resp.status == 200 and json.loads(content)["id"] == msg.id
+    assert resp.status == 200
+    assert json.loads(content)["id"] == msg.id
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -343,7 +361,9 @@ def test_batch_of_ten_imports_with_one_rejected(emu, svc):
 
     assert sorted(results) == sorted(f"r{n}" for n in range(10))
     response, exc = results["r4"]
-    assert response is None and exc.resp.status == 400 and error_of(exc)["message"] == "Invalid message"
+    assert response is None
+    assert exc.resp.status == 400
+    assert error_of(exc)["message"] == "Invalid message"
     stored = {m.message_id: m for m in emu.user(ALICE).messages}
     assert len(emu.user(ALICE).messages) == 9
     for n in range(10):
@@ -352,10 +372,14 @@ def test_batch_of_ten_imports_with_one_rejected(emu, svc):
             continue
         response, exc = results[f"r{n}"]
         msg = stored[f"<m{n}@old.example.ac.jp>"]
-        assert exc is None and response["id"] == msg.id  # replies map back to the right request
-        assert msg.raw == make_message(n) and msg.upload_path == "json" and msg.params == {"neverMarkSpam": "true"}
+        assert exc is None
+        assert response["id"] == msg.id  # replies map back to the right request
+        assert msg.raw == make_message(n)
+        assert msg.upload_path == "json"
+        assert msg.params == {"neverMarkSpam": "true"}
     snap = emu.stats.snapshot()
-    assert snap["requests"]["batch"] == 1 and snap["requests"]["messages.import"] == 10
+    assert snap["requests"]["batch"] == 1
+    assert snap["requests"]["messages.import"] == 10
     assert snap["units_charged"][ALICE] == 9 * 25  # each part charged; the refused one is not
     assert snap["faults_fired"] == 1
 
@@ -384,13 +408,17 @@ def test_batch_with_auth_on_the_outer_request_only(emu):
         body=body,
         headers={"Content-Type": 'multipart/mixed; boundary="XYZ"'},
     )
-    assert resp.status == 200 and resp["content-type"].startswith("multipart/mixed; boundary=")
+    assert resp.status == 200
+    assert resp["content-type"].startswith("multipart/mixed; boundary=")
     text = content.decode()
     assert re.findall(r"Content-ID: <(response-a\+\d)>", text) == ["response-a+1", "response-a+2", "response-a+3"]
     assert re.findall(r"HTTP/1\.1 (\d+)", text) == ["200", "200", "404"]
-    assert "Content-Type: application/http\r\n" in text and "HTTP/1.1 200 OK\r\n" in text
+    assert "Content-Type: application/http\r\n" in text
+    assert "HTTP/1.1 200 OK\r\n" in text
     (msg,) = emu.user(ALICE).messages
-    assert msg.raw == raw and msg.params == {"neverMarkSpam": "true"} and msg.label_ids == ["INBOX"]
+    assert msg.raw == raw
+    assert msg.params == {"neverMarkSpam": "true"}
+    assert msg.label_ids == ["INBOX"]
     assert msg.id in text
 
 
@@ -408,8 +436,10 @@ def test_quota_429_retry_after_and_refill(emu, svc):
             break
     else:
         pytest.fail("no 429 from the quota")
-    assert status == 429 and err["status"] == "RESOURCE_EXHAUSTED"
-    assert err["errors"][0]["reason"] == "rateLimitExceeded" and err["errors"][0]["domain"] == "usageLimits"
+    assert status == 429
+    assert err["status"] == "RESOURCE_EXHAUSTED"
+    assert err["errors"][0]["reason"] == "rateLimitExceeded"
+    assert err["errors"][0]["domain"] == "usageLimits"
     m = re.fullmatch(
         r"User-rate limit exceeded\.  Retry after (\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z)", err["message"]
     )
@@ -425,18 +455,20 @@ def test_quota_429_retry_after_and_refill(emu, svc):
             imports.import_(userId="me", body={"raw": b64url(make_message(99))}).execute()
             break
         except HttpError as e2:
-            assert e2.resp.status == 429
+            assert e2.resp.status == 429  # noqa: PT017 - calls until one goes through: each refusal is checked
             assert time.monotonic() < deadline
     assert time.time() >= retry_at - 0.002  # nothing passed before the announced time
     snap = emu.stats.snapshot()
-    assert snap["quota_limited"] >= 1 and snap["rate_limited"] == snap["quota_limited"]
+    assert snap["quota_limited"] >= 1
+    assert snap["rate_limited"] == snap["quota_limited"]
     assert snap["units_charged"][ALICE] == 25 * (stored_before + 1)  # refused calls cost nothing
 
 
 def _retry_at(exc: HttpError) -> float:
     """The wall-clock time of Gmail's "Retry after <ts>" in a 429's message."""
     err = error_of(exc)
-    assert exc.resp.status == 429 and err["errors"][0]["reason"] == "rateLimitExceeded", err
+    assert exc.resp.status == 429, err
+    assert err["errors"][0]["reason"] == "rateLimitExceeded", err
     m = re.fullmatch(
         r"User-rate limit exceeded\.  Retry after (\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z)", err["message"]
     )
@@ -472,17 +504,19 @@ def test_sliding_window_quota_refuses_until_the_oldest_charge_ages_out(emu, svc)
             imports.import_(userId="me", body={"raw": b64url(make_message(3))}).execute()
             break
         except HttpError as e:
-            assert _retry_at(e) == pytest.approx(first_out, abs=0.002)
+            assert _retry_at(e) == pytest.approx(first_out, abs=0.002)  # noqa: PT017 - as above
             assert time.monotonic() < deadline
     assert time.time() >= first_out - 0.002  # nothing passed before the announced time
     # the window now holds the second import and this one: the next call waits for the second to age out
     with pytest.raises(HttpError) as ei:
         imports.import_(userId="me", body={"raw": b64url(make_message(4))}).execute()
     second_out = _retry_at(ei.value)
-    assert sent[1] + 2 - 0.01 <= second_out <= first_out + 2 and second_out > first_out + 0.4
+    assert sent[1] + 2 - 0.01 <= second_out <= first_out + 2
+    assert second_out > first_out + 0.4
     snap = emu.stats.snapshot()
     assert snap["units_charged"][ALICE] == 3 * 25  # refused calls cost nothing
-    assert snap["rate_limited"] == snap["quota_limited"] >= 4 and snap["concurrency_limited"] == 0
+    assert snap["rate_limited"] == snap["quota_limited"] >= 4
+    assert snap["concurrency_limited"] == 0
 
 
 def test_quota_mode_is_checked_and_bucket_stays_the_default():
@@ -491,7 +525,8 @@ def test_quota_mode_is_checked_and_bucket_stays_the_default():
     with pytest.raises(ValueError, match="quota_window"):
         GmailEmulator(quota_units_per_minute=6000, quota_mode="sliding", quota_window=0)
     emu = GmailEmulator(quota_units_per_minute=6000)
-    assert emu.quota_mode == "bucket" and emu.burst_seconds == 1.0
+    assert emu.quota_mode == "bucket"
+    assert emu.burst_seconds == 1.0
 
 
 def test_injected_429_then_execute_num_retries_succeeds(emu, svc):
@@ -504,7 +539,9 @@ def test_injected_429_then_execute_num_retries_succeeds(emu, svc):
     (msg,) = emu.user(ALICE).messages
     assert response["id"] == msg.id
     snap = emu.stats.snapshot()
-    assert snap["faults_fired"] == 2 and snap["rate_limited"] == 2 and snap["units_charged"][ALICE] == 25
+    assert snap["faults_fired"] == 2
+    assert snap["rate_limited"] == 2
+    assert snap["units_charged"][ALICE] == 25
 
 
 def test_concurrency_cap(emu):
@@ -527,15 +564,18 @@ def test_concurrency_cap(emu):
     with pytest.raises(HttpError) as ei:
         svc.users().getProfile(userId="me").execute()
     err = error_of(ei.value)
-    assert ei.value.resp.status == 429 and err["message"] == "Too many concurrent requests for user."
+    assert ei.value.resp.status == 429
+    assert err["message"] == "Too many concurrent requests for user."
     assert err["errors"][0]["reason"] == "rateLimitExceeded"
     slow.release()
     for t in threads:
         t.join(10)
-    assert len(results) == 3 and emu.in_flight(ALICE) == 0
+    assert len(results) == 3
+    assert emu.in_flight(ALICE) == 0
     assert svc.users().getProfile(userId="me").execute()["emailAddress"] == ALICE
     snap = emu.stats.snapshot()
-    assert snap["concurrency_limited"] == 1 and snap["units_charged"][ALICE] == 1 + 3 + 1  # the 429 is free
+    assert snap["concurrency_limited"] == 1
+    assert snap["units_charged"][ALICE] == 1 + 3 + 1  # the 429 is free
 
     # A batch is one request for the cap: five parts pass with a cap of one.
     emu.max_concurrent = 1
@@ -544,7 +584,8 @@ def test_concurrency_cap(emu):
     for lid in ("INBOX", "SENT", "SPAM", "TRASH", "UNREAD"):
         batch.add(svc.users().labels().get(userId="me", id=lid))
     batch.execute()
-    assert got == ["INBOX", "SENT", "SPAM", "TRASH", "UNREAD"] and emu.in_flight(ALICE) == 0
+    assert got == ["INBOX", "SENT", "SPAM", "TRASH", "UNREAD"]
+    assert emu.in_flight(ALICE) == 0
 
 
 @pytest.mark.parametrize("merge", [True, False])
@@ -564,10 +605,12 @@ def test_reimport_of_same_message_id(merge):
         st = emu.user(ALICE)
         assert st.import_calls == 2
         if merge:
-            assert second["id"] == first["id"] and len(st.messages) == 1
+            assert second["id"] == first["id"]
+            assert len(st.messages) == 1
             assert st.messages[0].label_ids == ["INBOX", lab["id"]] == second["labelIds"]
         else:
-            assert second["id"] != first["id"] and len(st.messages) == 2
+            assert second["id"] != first["id"]
+            assert len(st.messages) == 2
             assert [m.label_ids for m in st.messages] == [["INBOX"], [lab["id"], "INBOX"]]
         reply = b"In-Reply-To: <m5@old.example.ac.jp>\r\nMessage-ID: <reply@x>\r\nSubject: Re\r\n\r\nok\r\n"
         third = svc.users().messages().import_(userId="me", body={"raw": b64url(reply)}).execute()
@@ -582,8 +625,10 @@ def test_fault_5xx_before_is_not_stored(emu, svc):
     emu.faults.add(Fault("5xx_before", status=503))
     with pytest.raises(HttpError) as ei:
         svc.users().messages().import_(userId="me", body={"raw": b64url(make_message(1))}).execute()
-    assert ei.value.resp.status == 503 and error_of(ei.value)["status"] == "UNAVAILABLE"
-    assert emu.user(ALICE).messages == [] and emu.user(ALICE).import_calls == 0
+    assert ei.value.resp.status == 503
+    assert error_of(ei.value)["status"] == "UNAVAILABLE"
+    assert emu.user(ALICE).messages == []
+    assert emu.user(ALICE).import_calls == 0
     svc.users().messages().import_(userId="me", body={"raw": b64url(make_message(1))}).execute()
     assert len(emu.user(ALICE).messages) == 1
 
@@ -633,14 +678,15 @@ def test_fault_skip_count_match_and_method_names(emu, svc):
         except HttpError as e:
             outcomes.append(e.resp.status)
     assert outcomes == ["ok", "ok", "ok", 503, 503, "ok"]
-    assert fault.fired == 2 and fault.exhausted
+    assert fault.fired == 2
+    assert fault.exhausted
     emu.faults.add(Fault("5xx_before", method="labels.create", match=b"Broken"))
     svc.users().labels().create(userId="me", body={"name": "Fine"}).execute()
     with pytest.raises(HttpError):
         svc.users().labels().create(userId="me", body={"name": "Broken"}).execute()
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="unknown fault kind 'boom'"):
         Fault("boom")
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"unknown method name 'labels\.lst'"):
         Fault("slow", method="labels.lst")
 
 
@@ -686,7 +732,7 @@ def test_oauth_installed_app_flow_with_pkce(emu, monkeypatch):
             opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
             with opener.open(catcher.url, timeout=10) as r:  # follows the 302 to the flow's local server
                 r.read()
-        except Exception as e:  # reported by the test thread
+        except Exception as e:  # noqa: BLE001 - whatever it is, the test thread reports it
             browser_errors.append(e)
 
     t = threading.Thread(target=browser)
@@ -695,11 +741,17 @@ def test_oauth_installed_app_flow_with_pkce(emu, monkeypatch):
     t.join(10)
     assert browser_errors == []
     asked = emu.authorize_requests[-1]
-    assert asked["code_challenge_method"] == "S256" and len(asked["code_challenge"]) >= 43
-    assert asked["redirect_uri"].startswith("http://localhost:") and asked["response_type"] == "code"
-    assert creds.refresh_token and creds.token and set(creds.scopes) == set(scopes)
+    assert asked["code_challenge_method"] == "S256"
+    assert len(asked["code_challenge"]) >= 43
+    assert asked["redirect_uri"].startswith("http://localhost:")
+    assert asked["response_type"] == "code"
+    assert creds.refresh_token
+    assert creds.token
+    assert set(creds.scopes) == set(scopes)
     claims = google.auth.jwt.decode(creds.id_token, verify=False)
-    assert claims["email"] == ALICE and claims["email_verified"] is True and claims["aud"] == emu.client_id
+    assert claims["email"] == ALICE
+    assert claims["email_verified"] is True
+    assert claims["aud"] == emu.client_id
     assert {"sub", "iss", "iat", "exp"} <= set(claims)
 
     creds = creds.with_token_uri(emu.base_url + "token")
@@ -716,7 +768,9 @@ def test_oauth_code_exchange_rejects_wrong_pkce_verifier_and_denied_consent(emu,
         _no_redirect_opener().open(url, timeout=10)
     location = ei.value.headers["Location"]
     query = urllib.parse.parse_qs(urllib.parse.urlsplit(location).query)
-    assert location.startswith("http://localhost:9/?") and query["state"] == [state] and query["scope"] == [INSERT]
+    assert location.startswith("http://localhost:9/?")
+    assert query["state"] == [state]
+    assert query["scope"] == [INSERT]
     flow.code_verifier = "x" * 64
     with pytest.raises(oauth_errors.InvalidGrantError):
         flow.fetch_token(code=query["code"][0])
@@ -738,7 +792,8 @@ def test_oauth_refresh_expiry_and_revocation(emu):
 
     emu.expire_access_tokens(ALICE)  # the server says 401, AuthorizedHttp refreshes and retries
     svc.users().labels().list(userId="me").execute()
-    assert creds.token != first_token and emu.stats.snapshot()["requests"]["oauth.token"] == 2
+    assert creds.token != first_token
+    assert emu.stats.snapshot()["requests"]["oauth.token"] == 2
 
     # revoke the current access token at /revoke: the whole grant goes, refresh gives invalid_grant
     http = plain_http()
@@ -752,10 +807,11 @@ def test_oauth_refresh_expiry_and_revocation(emu):
     with pytest.raises(google.auth.exceptions.RefreshError, match="invalid_grant"):
         svc.users().labels().list(userId="me").execute()
     resp, content = http.request(emu.base_url + "revoke?token=unknown", "POST")
-    assert resp.status == 400 and json.loads(content)["error"] == "invalid_token"
+    assert resp.status == 400
+    assert json.loads(content)["error"] == "invalid_token"
 
     # revoke_refresh_tokens(): a second grant's refresh fails once its access token is gone
-    svc2, creds2 = service_for(emu, ALICE, [LABELS])
+    svc2, _creds2 = service_for(emu, ALICE, [LABELS])
     svc2.users().labels().list(userId="me").execute()
     emu.revoke_refresh_tokens(ALICE)
     svc2.users().labels().list(userId="me").execute()  # the access token still works
@@ -769,14 +825,16 @@ def test_missing_or_unknown_access_token_gets_google_401(emu):
     with pytest.raises(HttpError) as ei:
         svc.users().labels().list(userId="me").execute()
     err = error_of(ei.value)
-    assert ei.value.resp.status == 401 and err["status"] == "UNAUTHENTICATED"
+    assert ei.value.resp.status == 401
+    assert err["status"] == "UNAUTHENTICATED"
     assert err["errors"][0]["reason"] == "authError"
     assert err["message"].startswith("Request had invalid authentication credentials.")
     assert "invalid_token" in ei.value.resp["www-authenticate"]
     resp, content = plain_http().request(
         emu.base_url + "gmail/v1/users/me/labels", headers={"Authorization": "Bearer ya29.bogus"}
     )
-    assert resp.status == 401 and json.loads(content)["error"]["code"] == 401
+    assert resp.status == 401
+    assert json.loads(content)["error"]["code"] == 401
 
 
 def test_service_account_jwt_bearer_grant(emu):
@@ -810,8 +868,10 @@ def test_scope_enforcement_delegation_and_missing_mailbox(emu):
         with pytest.raises(HttpError) as ei:
             call.execute()
         err = error_of(ei.value)
-        assert ei.value.resp.status == 403 and err["message"] == "Request had insufficient authentication scopes."
-        assert err["errors"][0]["reason"] == "insufficientPermissions" and err["status"] == "PERMISSION_DENIED"
+        assert ei.value.resp.status == 403
+        assert err["message"] == "Request had insufficient authentication scopes."
+        assert err["errors"][0]["reason"] == "insufficientPermissions"
+        assert err["status"] == "PERMISSION_DENIED"
     svc_mod, _ = service_for(emu, ALICE, [MODIFY])
     with pytest.raises(HttpError) as ei:  # updateImap accepts only gmail.settings.basic
         svc_mod.users().settings().updateImap(userId="me", body={"enabled": False}).execute()
@@ -819,16 +879,20 @@ def test_scope_enforcement_delegation_and_missing_mailbox(emu):
 
     with pytest.raises(HttpError) as ei:
         svc.users().messages().import_(userId=BOB, body={"raw": b64url(make_message(2))}).execute()
-    assert ei.value.resp.status == 403 and error_of(ei.value)["message"] == f"Delegation denied for {ALICE}"
+    assert ei.value.resp.status == 403
+    assert error_of(ei.value)["message"] == f"Delegation denied for {ALICE}"
     svc.users().messages().import_(userId=ALICE.upper(), body={"raw": b64url(make_message(3))}).execute()
 
     emu.user(ALICE).exists = False
     with pytest.raises(HttpError) as ei:
         svc.users().messages().import_(userId="me", body={"raw": b64url(make_message(4))}).execute()
     err = error_of(ei.value)
-    assert ei.value.resp.status == 400 and err["message"] == "Mail service not enabled"
-    assert err["errors"][0]["reason"] == "failedPrecondition" and err["status"] == "FAILED_PRECONDITION"
-    assert len(emu.user(ALICE).messages) == 2 and emu.user(BOB).messages == []
+    assert ei.value.resp.status == 400
+    assert err["message"] == "Mail service not enabled"
+    assert err["errors"][0]["reason"] == "failedPrecondition"
+    assert err["status"] == "FAILED_PRECONDITION"
+    assert len(emu.user(ALICE).messages) == 2
+    assert emu.user(BOB).messages == []
 
 
 def test_settings_imap_send_as_forwarding(emu):
@@ -836,7 +900,8 @@ def test_settings_imap_send_as_forwarding(emu):
     settings = svc.users().settings()
     assert settings.getImap(userId="me").execute()["enabled"] is True
     updated = settings.updateImap(userId="me", body={"enabled": False, "autoExpunge": False}).execute()
-    assert updated["enabled"] is False and emu.user(ALICE).imap["autoExpunge"] is False
+    assert updated["enabled"] is False
+    assert emu.user(ALICE).imap["autoExpunge"] is False
     assert settings.getImap(userId="me").execute()["enabled"] is False
 
     emu.user(ALICE).imap_locked_enabled = True  # personal accounts reportedly keep IMAP on
@@ -844,7 +909,8 @@ def test_settings_imap_send_as_forwarding(emu):
     assert settings.getImap(userId="me").execute()["enabled"] is True
 
     (primary,) = settings.sendAs().list(userId="me").execute()["sendAs"]
-    assert primary["sendAsEmail"] == ALICE and primary["isPrimary"] is True
+    assert primary["sendAsEmail"] == ALICE
+    assert primary["isPrimary"] is True
     assert settings.getAutoForwarding(userId="me").execute() == {"enabled": False}
     assert settings.forwardingAddresses().list(userId="me").execute() == {}
     assert settings.filters().list(userId="me").execute() == {}
@@ -854,11 +920,13 @@ def test_settings_imap_send_as_forwarding(emu):
     fwd = settings.updateAutoForwarding(
         userId="me", body={"enabled": True, "emailAddress": "x@y.jp", "disposition": "leaveInInbox"}
     ).execute()
-    assert fwd["enabled"] is True and settings.getAutoForwarding(userId="me").execute()["emailAddress"] == "x@y.jp"
+    assert fwd["enabled"] is True
+    assert settings.getAutoForwarding(userId="me").execute()["emailAddress"] == "x@y.jp"
     assert settings.filters().list(userId="me").execute()["filter"][0]["action"]["forward"] == "x@y.jp"
     assert settings.forwardingAddresses().list(userId="me").execute()["forwardingAddresses"][0]["forwardingEmail"]
     profile = svc.users().getProfile(userId="me").execute()
-    assert profile["emailAddress"] == ALICE and profile["messagesTotal"] == 0
+    assert profile["emailAddress"] == ALICE
+    assert profile["messagesTotal"] == 0
 
 
 def test_json_import_throughput(emu, svc):
@@ -911,7 +979,8 @@ def test_standalone_process():
         )
         assert resp.status == 200
         info = json.loads(content)
-        assert info["type"] == "authorized_user" and info["token_uri"] == base + "token"
+        assert info["type"] == "authorized_user"
+        assert info["token_uri"] == base + "token"
         svc = build_service(base, credentials_from_info(info))
         raw = make_message(1, body=b"\xff\x00 binary\r\n")
         for _ in range(2):
@@ -923,17 +992,22 @@ def test_standalone_process():
         assert ei.value.resp.status == 503
         resp, content = http.request(base + "_emulator/users/" + urllib.parse.quote(ALICE) + "/messages")
         listed = json.loads(content)
-        assert resp.status == 200 and len(listed) == 2  # --no-merge
-        assert listed[0]["sha256"] == hashlib.sha256(raw).hexdigest() and listed[0]["size"] == len(raw)
-        assert listed[0]["message_id"] == "<m1@old.example.ac.jp>" and listed[0]["params"] == {"neverMarkSpam": "true"}
+        assert resp.status == 200
+        assert len(listed) == 2  # --no-merge
+        assert listed[0]["sha256"] == hashlib.sha256(raw).hexdigest()
+        assert listed[0]["size"] == len(raw)
+        assert listed[0]["message_id"] == "<m1@old.example.ac.jp>"
+        assert listed[0]["params"] == {"neverMarkSpam": "true"}
         resp, content = http.request(base + "_emulator/stats")
         stats = json.loads(content)
-        assert stats["requests"]["messages.import"] == 3 and stats["users"][ALICE]["messages"] == 2
+        assert stats["requests"]["messages.import"] == 3
+        assert stats["users"][ALICE]["messages"] == 2
         assert stats["faults_fired"] == 1
         assert BOB in stats["users"]
         resp, content = http.request(base + "_emulator/client_config")  # for a standalone `gimport auth`
         installed = json.loads(content)["installed"]
-        assert installed["token_uri"] == base + "token" and installed["auth_uri"] == base + "o/oauth2/auth"
+        assert installed["token_uri"] == base + "token"
+        assert installed["auth_uri"] == base + "o/oauth2/auth"
     finally:
         proc.send_signal(signal.SIGTERM)
         rc = proc.wait(10)
@@ -947,7 +1021,7 @@ def test_standalone_process_with_a_sliding_window_quota():
     proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE)
     try:
         base = re.fullmatch(r"gmail emulator listening on (http://\S+/)\n", _read_line(proc, 20)).group(1)
-        resp, content = plain_http().request(
+        _resp, content = plain_http().request(
             base + "_emulator/users", "POST", body=json.dumps({"email": ALICE, "scopes": [INSERT]})
         )
         svc = build_service(base, credentials_from_info(json.loads(content)))
@@ -963,4 +1037,5 @@ def test_standalone_process_with_a_sliding_window_quota():
         proc.stdout.close()
     assert rc == 0
     bad = subprocess.run([*cmd[:3], "--quota-mode", "fixed"], cwd=REPO, capture_output=True, text=True, timeout=60)
-    assert bad.returncode == 2 and "--quota-mode" in bad.stderr
+    assert bad.returncode == 2
+    assert "--quota-mode" in bad.stderr

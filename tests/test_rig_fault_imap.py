@@ -142,7 +142,8 @@ def test_serves_what_gimport_uses_read_only() -> None:
             assert bodies[5][b"BODY[]"] == _raw(5)
             assert bodies[5][b"BODY[HEADER.FIELDS (MESSAGE-ID)]"] == b"Message-ID: <m5@test>\r\n\r\n"
             typ, data = c._imap.uid("FETCH", "5", "(BINARY.PEEK[])")
-            assert typ == "OK" and data[0][1] == _raw(5)
+            assert typ == "OK"
+            assert data[0][1] == _raw(5)
             assert c.folder_status("仕事/報告", ["MESSAGES", "UIDVALIDITY", "UIDNEXT"]) == {
                 b"MESSAGES": 1,
                 b"UIDVALIDITY": 78,
@@ -201,7 +202,8 @@ def test_search_answer_over_a_million_bytes_on_one_line() -> None:
         r = _logged_in(srv)
         answer = r.cmd(b"c", b"UID SEARCH ALL")
         first = answer.split(b"\r\n", 1)[0]
-        assert first.startswith(b"* SEARCH 1000000 1000001") and len(first) > 1_000_000
+        assert first.startswith(b"* SEARCH 1000000 1000001")
+        assert len(first) > 1_000_000
         r.close()
         with _client(srv) as c:
             c.select_folder("INBOX", readonly=True)
@@ -213,7 +215,8 @@ def test_fetch_error_then_bye_for_one_uid() -> None:
     with _serve(Faults(fetch_error_uids={2})) as srv:
         r = _logged_in(srv)
         meta = r.cmd(b"c", b"UID FETCH 1:5 (UID RFC822.SIZE)")  # metadata still served
-        assert meta.count(b" FETCH (") == 3 and b"c OK" in meta
+        assert meta.count(b" FETCH (") == 3
+        assert b"c OK" in meta
         r.send(b"d UID FETCH 1:5 (BODY.PEEK[])\r\n")
         rest = r.rest()
         assert rest.count(b" FETCH (") == 1  # UID 1, then the failure
@@ -262,11 +265,14 @@ def test_fetch_without_body_and_without_uid() -> None:
     with _serve(Faults(omit_body_uids={2})) as srv, _client(srv) as c:
         c.select_folder("INBOX", readonly=True)
         data = c.fetch([1, 2], ["BODY.PEEK[]", "FLAGS"])
-        assert b"BODY[]" in data[1] and b"BODY[]" not in data[2] and b"FLAGS" in data[2]
+        assert b"BODY[]" in data[1]
+        assert b"BODY[]" not in data[2]
+        assert b"FLAGS" in data[2]
     with _serve(Faults(omit_uid=True)) as srv:
         r = _logged_in(srv)
         answer = r.cmd(b"c", b"UID FETCH 2,5 (FLAGS)")
-        assert b"* 2 FETCH (FLAGS (\\Seen \\Flagged))" in answer and b"UID" not in answer
+        assert b"* 2 FETCH (FLAGS (\\Seen \\Flagged))" in answer
+        assert b"UID" not in answer
         r.close()
     shifted = Mailbox([FaultFolder("INBOX", [FaultMessage(u, _raw(u)) for u in (2, 3, 4)])])
     with _serve(Faults(omit_uid=True), shifted) as srv, _client(srv) as c:
@@ -291,7 +297,8 @@ def test_invalid_utf7_name_nil_name_and_8bit_delimiter_and_flags() -> None:
     with _serve(Faults(delimiter=b"\xe9"), mailbox) as srv:
         r = _logged_in(srv, folder=None)
         listing = r.cmd(b"l", b'LIST "" "*"')
-        assert b'* LIST () "\xe9" &ZZZ\r\n' in listing and b'* LIST () "\xe9" NIL\r\n' in listing
+        assert b'* LIST () "\xe9" &ZZZ\r\n' in listing
+        assert b'* LIST () "\xe9" NIL\r\n' in listing
         assert b"[UIDVALIDITY 5]" in r.cmd(b"e", b"EXAMINE &ZZZ")
         assert b"FLAGS (\xe9t\xe9 \\Seen)" in r.cmd(b"f", b"UID FETCH 1 (FLAGS)")
         assert b"[UIDVALIDITY 6]" in r.cmd(b"g", b'EXAMINE "NIL"')
@@ -369,9 +376,13 @@ def test_uidvalidity_changes_at_a_reconnect() -> None:
         c = _client(srv)  # CAPABILITY? LOGIN
         before = c.select_folder("INBOX", readonly=True)[b"UIDVALIDITY"]
         n = len([x for x in srv.commands if x.session == 1])
-        with pytest.raises((IMAPClientError, OSError, imaplib.IMAP4.abort)):
+
+        def search_past_the_drop() -> None:
             for _ in range(4 - n + 1):
                 c.search(["ALL"])
+
+        with pytest.raises((IMAPClientError, OSError, imaplib.IMAP4.abort)):
+            search_past_the_drop()
         c.shutdown()
         with _client(srv) as c2:
             after = c2.select_folder("INBOX", readonly=True)[b"UIDVALIDITY"]
@@ -432,7 +443,7 @@ def test_stops_by_itself_after_its_lifetime() -> None:
     while srv.running and time.monotonic() < deadline:
         time.sleep(0.01)
     assert not srv.running
-    with pytest.raises(OSError):
+    with pytest.raises(ConnectionRefusedError):
         socket.create_connection((srv.host, srv.plain_port), timeout=1).close()
     srv.stop()  # idempotent
     assert not _fault_threads()

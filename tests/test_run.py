@@ -161,7 +161,8 @@ def test_starttls_and_plain_connections(tmp_path, imap_user, emulator, monkeypat
     logins = [
         line for line in imap_user.server.log_path.read_text().splitlines() if f"Login: user=<{imap_user.name}>" in line
     ]
-    assert logins and all((", TLS" in line) == (security == "starttls") for line in logins), logins
+    assert logins, logins
+    assert all((", TLS" in line) == (security == "starttls") for line in logins), logins
 
 
 def test_existing_labels_are_reused_case_insensitively(ws, emulator, imap_user, capsys):
@@ -234,7 +235,8 @@ def test_rejected_message_is_recorded_and_retried_next_run(ws, emulator, mailbox
     assert rc == 1
     assert "rejected by Gmail" in out.out
     rc, out = run(ws, "status", capsys=capsys)
-    assert rc == 1 and "rejected by Gmail" in out.out
+    assert rc == 1
+    assert "rejected by Gmail" in out.out
     calls = emulator.user(EMAIL).import_calls
     rc, out = run(ws, capsys=capsys)
     assert rc == 0
@@ -326,8 +328,10 @@ def test_too_many_concurrent_requests_lower_the_concurrency_not_the_rate(tmp_pat
         assert len(emu.user(EMAIL).messages) == total
         refused = emu.stats.snapshot()["concurrency_limited"]
         (pacer,) = pacers
-        assert refused >= 1 and pacer.concurrency.refusals == refused == pacer.rate_limited  # each one told
-        assert pacer.concurrency.limit is not None and pacer.concurrency.limit <= 6  # fewer at once
+        assert refused >= 1
+        assert pacer.concurrency.refusals == refused == pacer.rate_limited  # each one told
+        assert pacer.concurrency.limit is not None
+        assert pacer.concurrency.limit <= 6  # fewer at once
         assert pacer.rate_per_minute == pytest.approx(600_000 * 0.98)  # and the rate never cut
     finally:
         emu.stop()
@@ -364,7 +368,8 @@ def test_message_larger_than_one_chunk_resumes_across_chunks(ws, emulator, imap_
     rc, out = run(ws, capsys=capsys)
     assert rc == 0, out.out
     (stored,) = emulator.user(EMAIL).messages
-    assert stored.raw == big and len(big) > CHUNK_SIZE
+    assert stored.raw == big
+    assert len(big) > CHUNK_SIZE
     assert emulator.stats.snapshot()["requests"].get("upload.chunk", 0) >= 3
 
 
@@ -418,7 +423,9 @@ def test_wrong_password_is_one_line_and_exit_4(ws, capsys):
     rc, out = run(ws, capsys=capsys)
     assert rc == 4
     last = out.err.strip().splitlines()[-1]
-    assert last.startswith("gimport: ") and "refused the login" in last and "check [source] user" in last
+    assert last.startswith("gimport: ")
+    assert "refused the login" in last
+    assert "check [source] user" in last
     assert "Traceback" not in out.err
 
 
@@ -512,7 +519,8 @@ def test_a_second_run_on_the_same_state_is_refused(ws, emulator, mailbox, capsys
         wait_for(lambda: emulator.user(EMAIL).import_calls >= 3)
         rc, out = run(ws, capsys=capsys)
         assert rc == 2
-        assert f"pid {first.pid} on " in out.err and "is already running gimport" in out.err
+        assert f"pid {first.pid} on " in out.err
+        assert "is already running gimport" in out.err
     finally:
         first.send_signal(signal.SIGINT)
         first.communicate(timeout=60)
@@ -568,5 +576,7 @@ def test_verbose_output_carries_no_secrets(ws, imap_user, emulator, mailbox, cap
     assert rc == 0
     token = __import__("json").loads((ws.dir / "token.json").read_text())
     for secret in (imap_user.password, token["refresh_token"], token["client_secret"], token.get("token") or "-"):
-        assert secret not in out.err and secret not in out.out and secret not in ws.log.read_text()
+        assert secret not in out.err
+        assert secret not in out.out
+        assert secret not in ws.log.read_text()
     assert "INFO gimport" in out.err or "DEBUG gimport" in out.err

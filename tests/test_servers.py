@@ -107,7 +107,8 @@ def test_full_migration_byte_exact_flags_japanese_folders_and_verify(
     assert rc == 0, out.out
     calls = emulator.user(EMAIL).import_calls
     rc, out = run(ws, capsys=capsys)
-    assert rc == 0 and emulator.user(EMAIL).import_calls == calls
+    assert rc == 0
+    assert emulator.user(EMAIL).import_calls == calls
 
 
 def test_resume_after_sigterm(tmp_path, any_server_user, emulator, monkeypatch, capsys):
@@ -136,7 +137,7 @@ def test_resume_after_sigterm(tmp_path, any_server_user, emulator, monkeypatch, 
 def test_a_folder_whose_uidvalidity_changed_is_matched_by_content(
     tmp_path, any_server_user, emulator, monkeypatch, capsys
 ):
-    """Issue 17 on real servers: a new UIDVALIDITY after a run: nothing is sent again, verify passes."""
+    """On real servers: a new UIDVALIDITY after a run: nothing is sent again, verify passes."""
     _seed(any_server_user)
     ws = _ws(tmp_path, any_server_user, emulator, monkeypatch)
     assert run(ws, capsys=capsys)[0] == 0

@@ -159,7 +159,8 @@ def test_slurm_array_scancel_requeue_resubmit_exactly_once(slurm, dovecot_server
         for i in range(SHARDS):
             rows = report_rows(ws.dir / f"report-shard-{i}-of-{SHARDS}.csv")
             assert {r["outcome"] for r in rows.values()} == {"complete"}
-            assert {shard_of(g, SHARDS) for g in rows} == {i} and len(rows) == PER_SHARD
+            assert {shard_of(g, SHARDS) for g in rows} == {i}
+            assert len(rows) == PER_SHARD
 
         missing, dups, per_user = _count(emu, boxes)
         calls = sum(emu.user(g).import_calls for g in boxes)

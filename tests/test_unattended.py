@@ -1,4 +1,4 @@
-"""Issue 12: a run left alone on a shared server. `--stats` status lines when stderr is not a terminal (and the
+"""A run left alone on a shared server. `--stats` status lines when stderr is not a terminal (and the
 same lines in the log), `gimport status` while a run holds the state file, one line for a run that stops
 before importing, secret files others can read refused, `gimport check`, `gimport init`, the TLS/plain hint.
 """
@@ -67,7 +67,8 @@ def test_stats_lines_go_to_stderr_and_to_the_log(paced, emulator):
     lines = [m for m in map(STATUS_LINE.search, err_path.read_text().splitlines()) if m]
     assert len(lines) >= 2, err_path.read_text()
     done = [int(m.group(1).replace(",", "")) for m in lines]
-    assert done == sorted(done) and all(int(m.group(2)) == 80 for m in lines)
+    assert done == sorted(done)
+    assert all(int(m.group(2)) == 80 for m in lines)
     assert any("ETA " in m.string for m in lines)
     assert any("folder INBOX" in m.string for m in lines)
     logged = [line for line in paced.log.read_text().splitlines() if STATUS_LINE.search(line)]
@@ -77,7 +78,7 @@ def test_stats_lines_go_to_stderr_and_to_the_log(paced, emulator):
 
 def test_stats_zero_prints_no_status_lines(paced):
     proc = run_process(paced, "run", "--stats", "0")
-    out, err = proc.communicate(timeout=120)
+    _out, err = proc.communicate(timeout=120)
     assert proc.returncode == 0
     assert b"gimport: status:" not in err
 
@@ -99,18 +100,22 @@ def test_status_during_a_run_says_a_run_is_in_progress(paced, capsys):
         text = out.out
         assert rc == 1
         assert re.search(rf"A run is going on now \(pid {proc.pid} on ", text), text
-        assert "Started at " in text and "Done so far: " in text and " of 80 message(s)" in text
+        assert "Started at " in text
+        assert "Done so far: " in text
+        assert " of 80 message(s)" in text
         assert "Do not start a second run" in text
         assert "run 'gimport run' to continue" not in text
         # a second run is refused harmlessly
         rc, out = run(paced, "run", capsys=capsys)
-        assert rc == 2 and "already running gimport" in out.err
+        assert rc == 2
+        assert "already running gimport" in out.err
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.communicate(timeout=60)
     rc, out = run(paced, "status", capsys=capsys)
     last = out.out.split("Source: ")[-1]  # run() echoes what it captured: the earlier outputs come again
-    assert "A run is going on now" not in last and "run 'gimport run' to continue" in last
+    assert "A run is going on now" not in last
+    assert "run 'gimport run' to continue" in last
 
 
 _READ_PROGRESS = """
@@ -127,10 +132,12 @@ def test_a_run_stopped_before_importing_prints_one_line_once(ws, imap_user, emul
     emulator.expire_access_tokens(EMAIL)
     rc, out = run(ws, "run", capsys=capsys)
     assert rc == 3
-    assert "Nothing new to import" not in out.out and "folder" not in out.out
+    assert "Nothing new to import" not in out.out
+    assert "folder" not in out.out
     said = [line for line in out.err.splitlines() if "gimport auth" in line]
     assert len(said) == 1, out.err  # the error once, not twice
-    assert said[0].startswith("gimport: ") and said[0].endswith(f"(log: {ws.log})")
+    assert said[0].startswith("gimport: ")
+    assert said[0].endswith(f"(log: {ws.log})")
 
 
 # ------------------------------------------------------------------------------- secrets on a shared machine
@@ -144,7 +151,8 @@ def test_a_password_file_others_can_read_is_refused(ws, capsys):
     assert f"chmod 600 {ws.dir / 'imap-password.txt'}" in out.err
     (ws.dir / "imap-password.txt").chmod(0o640)  # the group is refused too in single-user mode
     rc, out = run(ws, "check", capsys=capsys)
-    assert rc == 2 and "can be read by its group" in out.err
+    assert rc == 2
+    assert "can be read by its group" in out.err
 
 
 def test_a_token_file_others_can_read_is_refused(ws, imap_user, capsys):
@@ -152,7 +160,8 @@ def test_a_token_file_others_can_read_is_refused(ws, imap_user, capsys):
     rc, out = run(ws, "run", capsys=capsys)
     assert rc == 2
     assert f"[gmail] token_file {ws.dir / 'token.json'} can be read by others" in out.err
-    assert "chmod 600" in out.err and out.err.count("\n") == 1
+    assert "chmod 600" in out.err
+    assert out.err.count("\n") == 1
 
 
 def test_admin_mode_lets_the_group_read(tmp_path):
@@ -174,10 +183,12 @@ def test_check_logs_in_to_both_and_counts_changing_nothing(ws, imap_user, emulat
     rc, out = run(ws, "check", capsys=capsys)
     assert rc == 0, out.err
     text = out.out
-    assert f"Old server: {imap_user.name} on localhost:" in text and "login OK" in text
+    assert f"Old server: {imap_user.name} on localhost:" in text
+    assert "login OK" in text
     assert f"Gmail: {EMAIL}: the token refreshes" in text
     assert "Gmail's IMAP access:" in text
-    assert "To import: 9 message(s)" in text and "until about" in text
+    assert "To import: 9 message(s)" in text
+    assert "until about" in text
     assert not ws.state.exists()  # nothing recorded
     assert emulator.user(EMAIL).messages == []
     assert not [lbl for lbl in emulator.user(EMAIL).labels.values() if lbl.get("type") == "user"]
@@ -186,7 +197,8 @@ def test_check_logs_in_to_both_and_counts_changing_nothing(ws, imap_user, emulat
 def test_check_exit_codes_are_those_of_run(ws, imap_user, emulator, capsys):
     (ws.dir / "imap-password.txt").write_text("wrong\n")
     rc, out = run(ws, "check", capsys=capsys)
-    assert rc == 4 and "refused the login" in out.err
+    assert rc == 4
+    assert "refused the login" in out.err
     (ws.dir / "imap-password.txt").write_text(imap_user.server.password(imap_user.name) + "\n")
     emulator.revoke_refresh_tokens(EMAIL)
     emulator.expire_access_tokens(EMAIL)
@@ -199,7 +211,8 @@ def test_tls_on_the_plain_port_says_what_to_try(ws, imap_user, capsys):
     ws.config.write_text(text)
     rc, out = run(ws, "check", capsys=capsys)
     assert rc == 4
-    assert 'security = "starttls"' in out.err and out.err.count("\n") == 1
+    assert 'security = "starttls"' in out.err
+    assert out.err.count("\n") == 1
 
 
 def test_plain_on_the_tls_port_says_what_to_try(ws, imap_user, capsys):
@@ -251,7 +264,8 @@ def test_init_asks_on_a_terminal_and_writes_the_password_file_0600(tmp_path):
     assert password.read_text() == "secret-pw\n"
     assert password.stat().st_mode & 0o777 == 0o600
     settings = load_settings(Here.config)
-    assert settings.source.user == "kt12345" and settings.source.password_file == password
+    assert settings.source.user == "kt12345"
+    assert settings.source.password_file == password
     assert "secret-pw" not in text  # not echoed
     assert Here.config.stat().st_mode & 0o777 == 0o644
 
@@ -290,7 +304,8 @@ def test_the_status_line_says_when_gmail_asked_to_slow_down(tmp_path, imap_user)
         assert proc.returncode == 0, err_path.read_text()
         assert emu.stats.rate_limited > 0
         slowed = [line for line in err_path.read_text().splitlines() if "Gmail asked to slow down" in line]
-        assert slowed and all(line.startswith("gimport: status: ") for line in slowed), err_path.read_text()
+        assert slowed, err_path.read_text()
+        assert all(line.startswith("gimport: status: ") for line in slowed), err_path.read_text()
         assert "Gmail asked to slow down" in w.log.read_text()
     finally:
         emu.stop()

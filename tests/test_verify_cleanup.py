@@ -52,7 +52,8 @@ def one_line_error(out, text: str) -> str:
     """The error is the last line on stderr, one line, no traceback."""
     assert "Traceback" not in out.err
     last = out.err.strip().splitlines()[-1]
-    assert last.startswith("gimport: ") and text in last, out.err
+    assert last.startswith("gimport: "), out.err
+    assert text in last, out.err
     return last
 
 
@@ -90,7 +91,8 @@ def test_verify_passes_after_a_run_and_changes_nothing(ws, emulator, mailbox, ca
     assert rows["INBOX"][2:6] == ["3", "3", "3", "0"]  # on source, selected, recorded, missing
     assert rows["Work/Reports"][2:7] == ["3", "3", "3", "0", "3"]  # ... and Gmail's count for the user label
     assert "(system label)" in " ".join(rows["INBOX"])  # counted, never compared
-    assert "Exact:" in out.out and "Approximate:" in out.out
+    assert "Exact:" in out.out
+    assert "Approximate:" in out.out
     assert SECRET_SUBJECT not in out.out + out.err
     # nothing changed anywhere
     assert state_fingerprint(ws) == before_state
@@ -99,7 +101,9 @@ def test_verify_passes_after_a_run_and_changes_nothing(ws, emulator, mailbox, ca
 
     rc, out = cli(ws, "verify", "--json", capsys=capsys)
     data = json.loads(out.out)
-    assert rc == 0 and data["passed"] is True and data["missing"] == []
+    assert rc == 0
+    assert data["passed"] is True
+    assert data["missing"] == []
     folders = {f["folder"]: f for f in data["folders"]}
     assert folders["Sent"]["gmail_labels"] == [
         {"label": "SENT", "system": True, "messages_total": 2, "recorded": 2, "verdict": "not compared"}
@@ -169,7 +173,8 @@ def test_verify_respects_filters(ws, emulator, mailbox, capsys):
     mailbox.seed("Sent", [msg(10)])  # not selected: must not count as missing
     rc, out = cli(ws, "verify", "--json", capsys=capsys)
     data = json.loads(out.out)
-    assert rc == 0 and data["passed"]
+    assert rc == 0
+    assert data["passed"]
     assert {f["folder"] for f in data["folders"]} == {"INBOX", "Work/Reports"}
 
 
@@ -263,11 +268,13 @@ class _FakeStdin:
 def test_cleanup_asks_on_a_terminal(ws, emulator, capsys, monkeypatch):
     monkeypatch.setattr(sys, "stdin", _FakeStdin("n\n"))
     rc, out = cli(ws, "cleanup", capsys=capsys)
-    assert rc == 1 and "Nothing was changed." in out.out
+    assert rc == 1
+    assert "Nothing was changed." in out.out
     assert emulator.user(EMAIL).imap["enabled"] is True
     monkeypatch.setattr(sys, "stdin", _FakeStdin("y\n"))
     rc, out = cli(ws, "cleanup", capsys=capsys)
-    assert rc == 0 and "Make these changes? [y/N]" in out.out
+    assert rc == 0
+    assert "Make these changes? [y/N]" in out.out
     assert emulator.user(EMAIL).imap["enabled"] is False
 
 
@@ -288,13 +295,12 @@ def test_cleanup_warns_about_forwarding_to_the_old_domain(ws, emulator, capsys):
     assert rc == 1  # IMAP is off, but the user has something left to do
     warnings = [ln for ln in out.out.splitlines() if ln.startswith("warning:")]
     assert len(warnings) == 3, warnings
-    assert (
-        warnings[0].startswith("warning: auto-forwarding to taro@example.ac.jp") and "Disable forwarding" in warnings[0]
-    )
-    assert (
-        warnings[1].startswith("warning: forwarding address to taro@example.ac.jp") and "Remove address" in warnings[1]
-    )
-    assert warnings[2].startswith("warning: filter to taro@cc.example.ac.jp") and "from: boss@example.jp" in warnings[2]
+    assert warnings[0].startswith("warning: auto-forwarding to taro@example.ac.jp")
+    assert "Disable forwarding" in warnings[0]
+    assert warnings[1].startswith("warning: forwarding address to taro@example.ac.jp")
+    assert "Remove address" in warnings[1]
+    assert warnings[2].startswith("warning: filter to taro@cc.example.ac.jp")
+    assert "from: boss@example.jp" in warnings[2]
     assert not any("elsewhere.org" in w or "other.com" in w for w in warnings)
     assert "Old server's mail domain(s): example.ac.jp, mail.example.ac.jp" in out.out
     assert "IMAP access: disabled (read back from Gmail)." in out.out
@@ -322,7 +328,9 @@ def test_revoke_and_forget_wait_for_verify(ws, emulator, mailbox, capsys):
     assert rc == 1
     assert "Verify: does NOT pass (1 selected message(s) missing)." in out.out
     assert "Refused: --revoke and --forget: verify does not pass" in out.out
-    assert token.exists() and ws.state.exists() and emulator.user(EMAIL).imap["enabled"] is True
+    assert token.exists()
+    assert ws.state.exists()
+    assert emulator.user(EMAIL).imap["enabled"] is True
 
     assert cli(ws, "run", capsys=capsys)[0] == 0
     rc, out = cli(ws, "cleanup", "--yes", "--revoke", "--forget", capsys=capsys)
@@ -333,7 +341,8 @@ def test_revoke_and_forget_wait_for_verify(ws, emulator, mailbox, capsys):
     assert not [p for p in ws.dir.iterdir() if p.name.startswith("gimport-state.sqlite")]
     assert emulator.user(EMAIL).imap["enabled"] is False
     rc, out = cli(ws, "verify", capsys=capsys)
-    assert rc == 2 and "no state file" in out.err
+    assert rc == 2
+    assert "no state file" in out.err
 
 
 def test_force_revokes_without_verify(ws, emulator, capsys):
@@ -368,7 +377,8 @@ def test_failed_revoke_keeps_the_state_and_reports_what_was_done(ws, emulator, c
     assert rc == 5
     assert "IMAP access: disabled (read back from Gmail)." in out.out
     one_line_error(out, "revoking at")
-    assert (ws.dir / "token.json").exists() and ws.state.exists()
+    assert (ws.dir / "token.json").exists()
+    assert ws.state.exists()
 
 
 def test_readonly_state_refuses_writes(tmp_path):

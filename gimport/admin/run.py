@@ -270,7 +270,7 @@ class AdminRun:
             error = err
             if stops_everything(err):
                 self._fatal(err)
-        except Exception as err:  # noqa: BLE001 - one user's bug must not stop the others
+        except Exception as err:  # one user's bug must not stop the others
             log.exception("%s: unexpected error", entry.gmail)
             error = Unexpected(_("unexpected error: {error!r}").format(error=err))
         if summary is not None and summary.fatal is not None:

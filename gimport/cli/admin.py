@@ -164,7 +164,7 @@ def _after_run(
     )
     rc = run_exit_code(summary)
     if summary.bugs and rc in (EXIT_OK, EXIT_SOME_FAILED):
-        # a bug in gimport, not something the users file or an account can fix: its own code
+        # a bug in gimport, not something the users file or an account can fix: its own code, so a script tells it from a failed account
         print(
             _(
                 "gimport: {n} user(s) stopped by an unexpected error (a bug in gimport): the run's log has the details"

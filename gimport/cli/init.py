@@ -143,4 +143,4 @@ def register(commands: CommandTable) -> None:
     p.add_argument("--gmail", metavar="ADDRESS", help=_("your Gmail address ([gmail] user)"))
 
 
-__all__ = ["cmd_init", "register", "DEFAULT_CONFIG"]
+__all__ = ["DEFAULT_CONFIG", "cmd_init", "register"]

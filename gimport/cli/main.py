@@ -115,11 +115,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(_("gimport: interrupted"), file=sys.stderr)
         return EXIT_INTERRUPTED
-    except Exception as exc:  # noqa: BLE001 - a bug: one line for the person, the traceback for the log
+    except Exception as exc:  # a bug: one line for the person, the traceback for the log
         logging.getLogger("gimport").exception("unexpected error")
         bug = Unexpected(_("unexpected error: {error!r}").format(error=exc))
         print(safe(f"gimport: {bug}"), file=sys.stderr)
         return EXIT_BUG
 
 
-__all__ = ["main", "build_parser"]
+__all__ = ["build_parser", "main"]

@@ -1,4 +1,4 @@
-"""Keeping freed memory freed (issue 11.9: 200 MB + twice the largest message, whatever the server claims).
+"""Keeping freed memory freed, so a run stays within 200 MB + twice the largest message, whatever the server claims.
 
 glibc raises its mmap threshold each time a large block is freed, up to 32 MB: after that, every buffer of a
 message up to that size comes from a thread's heap instead of its own mapping, and a heap gives memory back

@@ -54,7 +54,7 @@ class StopOnSignal:
         self._repeat_noted = False
         self._old: dict[int, signal._HANDLER] = {}
 
-    def _on_signal(self, signum: int, frame: FrameType | None) -> None:  # noqa: ARG002
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
         if signum == signal.SIGINT:
             self._interrupts += 1
             if self._interrupts > 1:

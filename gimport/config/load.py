@@ -181,7 +181,7 @@ def _source_settings(data: dict[str, Any], base: Path, *, need_source: bool, adm
         data["source"] = {"host": "-", "user": "-"}
     src = Table("source", data["source"], base)
     kind = src.str("type", "imap", choices=SOURCE_TYPES)
-    imap_user = not (admin or not need_source and data["source"].get("user") == "-")
+    imap_user = not (admin or (not need_source and data["source"].get("user") == "-"))
     return _imap_source(src, user_required=imap_user) if kind == "imap" else _local_source(src, kind, admin)
 
 

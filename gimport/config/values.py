@@ -32,7 +32,7 @@ class Table:
             return default
         value = self.data[key]
         # bool is an int in Python; never accept it where a number is meant
-        if isinstance(value, bool) and bool not in kinds or not isinstance(value, kinds):
+        if (isinstance(value, bool) and bool not in kinds) or not isinstance(value, kinds):
             raise ConfigError(
                 _("[{name}] {key} must be {what}, not {value!r}").format(
                     name=self.name, key=key, what=what, value=value

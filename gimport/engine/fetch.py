@@ -71,7 +71,7 @@ class Fetcher:
                     return
         except GimportError as err:
             self.fatal(err)
-        except Exception as err:  # noqa: BLE001 - a bug must not leave workers waiting forever
+        except Exception as err:  # a bug must not leave workers waiting forever
             log.exception("reading the source failed")
             self.fatal(Unexpected(_("reading the source failed: {error!r}").format(error=err)))
         finally:
@@ -129,7 +129,7 @@ class Fetcher:
             try:
                 for msg in self.source.fetch_bodies([uid for uid, _ in chunk], expected_bytes=need):
                     n = len(msg.raw)
-                    # sizes are claims: a message bigger than claimed waits for room (issue 11.9)
+                    # sizes are claims: a message bigger than claimed waits for room, so memory stays bounded whatever the server claims
                     if n > held:
                         if not budget.acquire(n - held, held=held):
                             return False  # `held` is released below

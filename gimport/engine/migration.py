@@ -141,7 +141,7 @@ class Migration:
                     self._import_one(item)
             except GimportError as err:
                 self._set_fatal(err)
-            except Exception as err:  # noqa: BLE001
+            except Exception as err:
                 log.exception("unexpected error importing a message")
                 self._set_fatal(Unexpected(_("unexpected error: {error!r}").format(error=err)))
             finally:

@@ -43,26 +43,24 @@ MAX_USER_LABELS = 10_000  # Gmail's limit of labels per account (user labels; ne
 # Gmail rejects these names for user labels (compared case-insensitively, whole name).
 RESERVED_NAMES = frozenset(
     n.casefold()
-    for n in (
-        "inbox spam trash unread starred important sent draft drafts chat chats migrated todo todos buzz bin"
-        " allmail archive archived muted".split()
-        + [
-            "all mail",
-            "sent mail",
-            "受信トレイ",
-            "迷惑メール",
-            "ゴミ箱",
-            "未読",
-            "スター付き",
-            "重要",
-            "送信済み",
-            "送信済みメール",
-            "下書き",
-            "チャット",
-            "すべてのメール",
-            "アーカイブ",
-        ]
-    )
+    for n in [
+        *"inbox spam trash unread starred important sent draft drafts chat chats migrated todo todos buzz bin"
+        " allmail archive archived muted".split(),
+        "all mail",
+        "sent mail",
+        "受信トレイ",
+        "迷惑メール",
+        "ゴミ箱",
+        "未読",
+        "スター付き",
+        "重要",
+        "送信済み",
+        "送信済みメール",
+        "下書き",
+        "チャット",
+        "すべてのメール",
+        "アーカイブ",
+    ]
 )
 
 _SENT = {"sent", "sent items", "sent messages", "sent mail", "送信済み", "送信済みアイテム", "送信済みメール", "送信箱"}

@@ -7,7 +7,7 @@ generations (other UIDVALIDITYs) imported messages, by its content: its cheap id
 RFC822.SIZE, INTERNALDATE, read in one FETCH with the sizes) names exactly one imported message, or,
 where the identity is missing or ambiguous and the caller asks for it, its content hash (the body,
 fetched one message at a time) is that of an imported message. So a server that gives a folder a new
-UIDVALIDITY in every session (issue 17) costs one small FETCH per message per run, not a re-import.
+UIDVALIDITY in every session (some do, rebuilding their indexes) costs one small FETCH per message per run, not a re-import.
 """
 
 from __future__ import annotations

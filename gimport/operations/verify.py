@@ -226,7 +226,7 @@ def verify(
             return state.known_content(account, path, uidvalidity)
 
         try:
-            # a message an earlier UIDVALIDITY imported counts by its content, as in a run (issue 17)
+            # a message an earlier UIDVALIDITY imported counts by its content, as in a run: a server may give a folder a new UIDVALIDITY at any session
             sel = select_messages(source, plan.folder.name, settings.filters, done, known, resolve_by_hash=True)
         except (FolderGone, FolderChanged) as exc:
             check.error = _(

@@ -155,4 +155,4 @@ def eta_seconds(done: float, total: float, elapsed: float) -> float | None:
     return (total - done) / (done / elapsed)
 
 
-__all__ = ["BarReporter", "eta_seconds", "TICK_SECONDS"]
+__all__ = ["TICK_SECONDS", "BarReporter", "eta_seconds"]

@@ -55,7 +55,7 @@ def format_verify(r: VerifyReport, *, shown_limit: int | None = None, width: int
     out: list[str] = ["", _(LEGEND[0]), _(LEGEND[1])]
     notes = _verify_notes(r)
     if notes:
-        out += [""] + notes
+        out += ["", *notes]
     out += _missing_lines(r, shown_limit)
     out += verify_sections(r, shown_limit=shown_limit)  # accepted messages, the exact proof (gimport.render.ledger)
     if r.retry_helps:

@@ -62,7 +62,7 @@ def _summary_table(s: RunSummary, width: int | None) -> str:
         str(s.total("failed")),
         human_bytes(s.total("bytes")),
     ]
-    return format_table(headers, rows + [tot], right={2, 3, 4, 5, 6, 7}, width=width)
+    return format_table(headers, [*rows, tot], right={2, 3, 4, 5, 6, 7}, width=width)
 
 
 def _throughput(s: RunSummary) -> str:
@@ -215,4 +215,4 @@ def format_run_progress(progress: dict[str, Any] | None, holder: str, *, width: 
     return wrap("\n".join(lines), width)
 
 
-__all__ = ["stopped_before_importing", "format_summary", "format_status", "format_run_progress"]
+__all__ = ["format_run_progress", "format_status", "format_summary", "stopped_before_importing"]

@@ -62,7 +62,7 @@ def make_message(
     sender: str,
     to: str | Sequence[str],
     date: dt.datetime | str = DEFAULT_DATE,
-    message_id: str | None | _Auto = AUTO,
+    message_id: str | _Auto | None = AUTO,
     charset: str = "utf-8",
     attachment_size: int = 0,
     attachment_name: str = "attachment.bin",
@@ -147,12 +147,14 @@ def make_message(
         params = f'name="{attachment_name}"'.encode(), f'filename="{attachment_name}"'.encode()
     else:
         quoted = "".join(
-            c if c.isascii() and c.isalnum() or c in "._-" else f"%{b:02X}" for c in attachment_name for b in c.encode()
+            c if (c.isascii() and c.isalnum()) or c in "._-" else f"%{b:02X}"
+            for c in attachment_name
+            for b in c.encode()
         )
         params = b"name*=UTF-8''" + quoted.encode(), b"filename*=UTF-8''" + quoted.encode()
     encoded = base64.encodebytes(payload).replace(b"\n", b"\r\n")
     parts = [
-        b"\r\n".join(headers + [b'Content-Type: multipart/mixed; boundary="' + boundary + b'"']),
+        b"\r\n".join([*headers, b'Content-Type: multipart/mixed; boundary="' + boundary + b'"']),
         b"",
         b"This is a multi-part message in MIME format.",
         b"--" + boundary,

@@ -568,7 +568,7 @@ class Cyrus(ServerProcess):
                         "-p",
                         str(self.workdir / "run" / "master.pid"),
                         "-D",
-                    ],  # fmt: skip
+                    ],
                     stdin=subprocess.PIPE,
                     stdout=out,
                     stderr=out,

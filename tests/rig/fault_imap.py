@@ -31,6 +31,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime as dt
+import itertools
 import re
 import socket
 import threading
@@ -90,7 +91,7 @@ class FaultFolder:
     def __post_init__(self) -> None:
         self.messages = list(self.messages)
         uids = [m.uid for m in self.messages]
-        if any(b <= a for a, b in zip(uids, uids[1:], strict=False)):
+        if any(b <= a for a, b in itertools.pairwise(uids)):
             raise ValueError(f"folder {self.name!r}: UIDs must increase strictly")
         self._by_uid = {m.uid: i for i, m in enumerate(self.messages)}
 
@@ -198,9 +199,8 @@ class Faults:
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
             v = getattr(self, f.name)
-            if f.name.endswith("_uids") or f.name == "drop_in_sessions":
-                if v is not None:
-                    object.__setattr__(self, f.name, frozenset(v))
+            if (f.name.endswith("_uids") or f.name == "drop_in_sessions") and v is not None:
+                object.__setattr__(self, f.name, frozenset(v))
         if self.search_repeat < 1:
             raise ValueError("search_repeat must be >= 1")
 

@@ -50,6 +50,7 @@ import argparse
 import base64
 import binascii
 import collections
+import contextlib
 import dataclasses
 import datetime
 import email.utils
@@ -187,7 +188,7 @@ def discovery_document_path() -> str:
     spec = importlib.util.find_spec("googleapiclient")
     if spec is None or not spec.submodule_search_locations:
         raise RuntimeError("google-api-python-client is not installed")
-    base = list(spec.submodule_search_locations)[0]
+    base = next(iter(spec.submodule_search_locations))
     return os.path.join(base, "discovery_cache", "documents", "gmail.v1.json")
 
 
@@ -305,9 +306,7 @@ class Fault:
     def _applies(self, method: str, subject: bytes | None) -> bool:
         if self.method != "*" and self.method != method:
             return False
-        if self.match is not None and (subject is None or self.match not in subject):
-            return False
-        return True
+        return not (self.match is not None and (subject is None or self.match not in subject))
 
 
 class FaultList:
@@ -462,7 +461,7 @@ class Stats:
 
 
 class _Req:
-    __slots__ = ("method", "path", "query", "headers", "body")
+    __slots__ = ("body", "headers", "method", "path", "query")
 
     def __init__(self, method: str, path: str, query: dict, headers: dict, body: bytes) -> None:
         self.method = method
@@ -477,7 +476,7 @@ class _Req:
 
 
 class _Resp:
-    __slots__ = ("status", "headers", "body")
+    __slots__ = ("body", "headers", "status")
 
     def __init__(self, status: int, headers: list | None = None, body: bytes = b"") -> None:
         self.status = status
@@ -497,7 +496,7 @@ class _Ctx:
 
 
 class _Token:
-    __slots__ = ("email", "scopes", "expires", "family", "kind", "revoked", "client_id")
+    __slots__ = ("client_id", "email", "expires", "family", "kind", "revoked", "scopes")
 
     def __init__(self, email, scopes, expires, family, kind, client_id=None) -> None:
         self.email = email
@@ -510,7 +509,7 @@ class _Token:
 
 
 class _Upload:
-    __slots__ = ("id", "email", "spec", "params", "label_ids", "thread_id", "total", "buf", "result", "lock")
+    __slots__ = ("buf", "email", "id", "label_ids", "lock", "params", "result", "spec", "thread_id", "total")
 
     def __init__(self, uid, email, spec, params, label_ids, thread_id, total) -> None:
         self.id = uid
@@ -784,10 +783,8 @@ class _Server(ThreadingHTTPServer):
         with self._conns_lock:
             conns = list(self._conns)
         for c in conns:
-            try:
+            with contextlib.suppress(OSError):
                 c.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -796,7 +793,7 @@ class _Handler(BaseHTTPRequestHandler):
     sys_version = ""
     timeout = 300  # idle keep-alive connections are dropped after this
 
-    def log_message(self, format, *args):  # noqa: A002 - silence the default stderr log
+    def log_message(self, format, *args):  # silence the default stderr log
         pass
 
     def _serve(self) -> None:
@@ -829,7 +826,7 @@ class _Handler(BaseHTTPRequestHandler):
         ctx = _Ctx(headers.get("host") or emu._hostport)
         try:
             resp = emu._dispatch(req, ctx)
-        except Exception as exc:  # a bug in the emulator: answer 500 and say what it was
+        except Exception as exc:  # noqa: BLE001 - a bug in the emulator: answer 500 and say what it was
             resp = _gerror(500, f"emulator bug: {exc!r}", "backendError")
         if ctx.abort is not None:
             self._abort(ctx.abort)
@@ -1089,10 +1086,10 @@ class GmailEmulator:
         n = 0
         with self._lock:
             for tok in self._tokens.values():
-                if tok.kind == "access" and (email is None or tok.email.lower() == email.lower()):
-                    if tok.expires > now:
-                        tok.expires = now
-                        n += 1
+                mine = email is None or tok.email.lower() == email.lower()
+                if tok.kind == "access" and mine and tok.expires > now:
+                    tok.expires = now
+                    n += 1
         return n
 
     def revoke_refresh_tokens(self, email: str | None = None) -> int:
@@ -1100,10 +1097,10 @@ class GmailEmulator:
         n = 0
         with self._lock:
             for tok in self._tokens.values():
-                if tok.kind == "refresh" and (email is None or tok.email.lower() == email.lower()):
-                    if not tok.revoked:
-                        tok.revoked = True
-                        n += 1
+                mine = email is None or tok.email.lower() == email.lower()
+                if tok.kind == "refresh" and mine and not tok.revoked:
+                    tok.revoked = True
+                    n += 1
         return n
 
     def in_flight(self, email: str) -> int:
@@ -1476,7 +1473,7 @@ class GmailEmulator:
                 return _bad(f"Invalid multipart request: {e}")
             if len(parts) != 2:
                 return _bad(f"Invalid multipart request with {len(parts)} mime parts.")
-            (mh, meta), (dh, data) = parts
+            (_mh, meta), (dh, data) = parts
             try:
                 call._json_cache = json.loads(meta.decode("utf-8")) if meta.strip() else {}
             except ValueError:
@@ -1840,10 +1837,8 @@ class GmailEmulator:
             return _bad(f"Invalid batch part request line: {request_line!r}")
         headers, body = _split_head_body(rest)
         if "content-length" in headers:
-            try:
+            with contextlib.suppress(ValueError):
                 body = body[: int(headers["content-length"])]
-            except ValueError:
-                pass
         else:
             body = body.rstrip(b"\r\n")
         if "authorization" not in headers and outer_auth:
@@ -2220,7 +2215,7 @@ class GmailEmulator:
 class _Call:
     """One authenticated Gmail call in progress."""
 
-    __slots__ = ("emu", "spec", "state", "token", "req", "pp", "upload_path", "fault", "_json_cache", "_gated")
+    __slots__ = ("_gated", "_json_cache", "emu", "fault", "pp", "req", "spec", "state", "token", "upload_path")
 
     def __init__(self, emu, spec, state, token, req, pp, upload_path) -> None:
         self.emu = emu

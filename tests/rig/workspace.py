@@ -3,6 +3,7 @@ the Gmail emulator. Used by the integration tests, scripts/demo and scripts/benc
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from dataclasses import dataclass
@@ -47,10 +48,8 @@ def make_workspace(
     directory.mkdir(parents=True, exist_ok=True)
     write_private(directory / "imap-password.txt", server.password(user) + "\n")
     if email not in getattr(emulator, "users", {}):
-        try:
+        with contextlib.suppress(ValueError):  # exists already
             emulator.add_user(email)
-        except ValueError:
-            pass  # exists already
     write_private(directory / "token.json", json.dumps(emulator.authorized_user_info(email, list(scopes))))
     write_private(directory / "credentials.json", json.dumps(emulator.client_config()))
     if tls:
@@ -87,10 +86,8 @@ def make_local_workspace(
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     if email not in getattr(emulator, "users", {}):
-        try:
+        with contextlib.suppress(ValueError):
             emulator.add_user(email)
-        except ValueError:
-            pass
     write_private(directory / "token.json", json.dumps(emulator.authorized_user_info(email, list(SCOPES))))
     write_private(directory / "credentials.json", json.dumps(emulator.client_config()))
     gmail = "quota_units_per_minute = 100000000\n" + (f"workers = {workers}\n" if workers else "")

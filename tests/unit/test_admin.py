@@ -147,9 +147,8 @@ def test_sharded_report_path(tmp_path):
 def test_user_paths_are_distinct_and_safe(tmp_path):
     plain = user_paths(tmp_path, "Alice.Smith+x@Example.edu")
     assert plain.state == tmp_path / "alice.smith+x@example.edu.sqlite"
-    assert (
-        plain.log.name == "alice.smith+x@example.edu.log" and plain.lock == plain.state
-    )  # the run lock is a flock on the state file
+    assert plain.log.name == "alice.smith+x@example.edu.log"
+    assert plain.lock == plain.state  # the run lock is a flock on the state file
     odd = [user_paths(tmp_path, a).state for a in ("a/b@x.jp", "a_b@x.jp", "../a@x.jp", "a'b@x.jp", 'a"b@x.jp')]
     assert len(set(odd)) == len(odd)
     assert all(p.parent == tmp_path for p in odd)
@@ -236,7 +235,7 @@ class FakeClock:
 
 
 def test_chained_pacer_respects_the_tighter_budget_and_slows_only_its_own():
-    """Changed with issue 10 item 4: a pacer bursts no more than one call (it allowed half a second)."""
+    """A pacer bursts no more than one call (it allowed half a second)."""
     clock = FakeClock()
     kw = {"clock": clock, "sleep": clock.sleep, "rand": lambda: 0.5, "headroom": 1.0}
     project = RatePacer(60 * 100, **kw)  # 100 units/s for everybody
@@ -249,11 +248,15 @@ def test_chained_pacer_respects_the_tighter_budget_and_slows_only_its_own():
     # 2000 units through a 100 units/s budget, the first call without waiting
     assert clock.now - start == pytest.approx((2000 - 25) / 100, rel=0.01)
     alice.note_rate_limited(5.0)
-    assert alice.rate_limited == 1 and bob.rate_limited == 0 and project.rate_limited == 0
-    assert alice.rate_per_minute < 60 * 1000 and project.rate_per_minute == 60 * 100
+    assert alice.rate_limited == 1
+    assert bob.rate_limited == 0
+    assert project.rate_limited == 0
+    assert alice.rate_per_minute < 60 * 1000
+    assert project.rate_per_minute == 60 * 100
     cut_short = []
     alice.acquire(25, sleep=cut_short.append)  # the engine's stop-aware sleep reaches every budget
-    assert cut_short and cut_short[0] >= 4.9
+    assert cut_short
+    assert cut_short[0] >= 4.9
 
 
 # ----------------------------------------------------------------------------------- the service account
@@ -273,7 +276,8 @@ def test_service_account_key_file_checks(tmp_path):
     from gimport.backends.google.oauth import SCOPES
 
     assert tuple(creds.scopes) == SCOPES
-    assert creds._subject == "alice@x.jp" and creds._token_uri == "http://127.0.0.1:9/token"
+    assert creds._subject == "alice@x.jp"
+    assert creds._token_uri == "http://127.0.0.1:9/token"
     assert sa.client_id == info["client_id"]
 
 
@@ -292,7 +296,9 @@ def test_token_refusals_are_sorted_by_whom_they_concern(tmp_path, details, kind)
     err = sa._refused("alice@x.jp", google.auth.exceptions.RefreshError(details, {}))
     assert type(err) is kind
     if kind is DelegationError:
-        assert sa.client_id in str(err) and "gmail.insert" in str(err) and "Domain-wide delegation" in str(err)
+        assert sa.client_id in str(err)
+        assert "gmail.insert" in str(err)
+        assert "Domain-wide delegation" in str(err)
     else:
         assert "alice@x.jp" in str(err)
 
@@ -338,7 +344,8 @@ def test_admin_mode_refuses_a_single_user_source(tmp_path):
 
 
 def test_user_row_ok():
-    assert UserRow("a@x.jp", "a", "complete").ok and not UserRow("a@x.jp", "a", "incomplete").ok
+    assert UserRow("a@x.jp", "a", "complete").ok
+    assert not UserRow("a@x.jp", "a", "incomplete").ok
 
 
 # ------------------------------------------------------------------------------- the run, without servers
@@ -357,9 +364,12 @@ def test_a_delegation_refusal_stops_every_user(tmp_path):
         raise DelegationError("Google refuses to let the service account act for users")
 
     summary = AdminRun(settings, users, authorize=authorize).run()
-    assert isinstance(summary.fatal, DelegationError) and summary.fatal.exit_code == 3
+    assert isinstance(summary.fatal, DelegationError)
+    assert summary.fatal.exit_code == 3
     assert len(asked) <= 2  # only the users already started when the first refusal came
     outcomes = collections.Counter(r.outcome for r in summary.rows)
-    assert outcomes["failed"] == len(asked) and outcomes["not run"] >= 4
+    assert outcomes["failed"] == len(asked)
+    assert outcomes["not run"] >= 4
     assert outcomes["failed"] + outcomes["interrupted"] + outcomes["not run"] == 6
-    assert len(summary.rows) == 6 and not summary.complete
+    assert len(summary.rows) == 6
+    assert not summary.complete

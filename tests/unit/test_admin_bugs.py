@@ -1,10 +1,9 @@
-"""Admin mode and unexpected errors (issue 10): a bug in gimport that stops a user is recorded in English
+"""Admin mode and unexpected errors: a bug in gimport that stops a user is recorded in English
 and gives the admin command its own exit code (70), not 1 (some users incomplete) or 2 (usage)."""
 
 from __future__ import annotations
 
 import csv
-import importlib.util
 from pathlib import Path
 
 import pytest
@@ -19,16 +18,10 @@ from gimport.config.load import load_settings
 from gimport.errors import EXIT_BUG, EXIT_SOME_FAILED, AuthError
 from tests.rig.admin_workspace import write_service_account
 
-ROOT = Path(__file__).resolve().parents[2]
-
 
 @pytest.fixture
 def japanese(monkeypatch):
-    """The process speaks Japanese (the catalog compiled first: .mo files are not in git)."""
-    spec = importlib.util.spec_from_file_location("gimport_i18n_tool", ROOT / "scripts" / "i18n.py")
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
-    tool.compile_all()
+    """The process speaks Japanese."""
     for var in ("LANGUAGE", "LC_ALL", "LC_MESSAGES"):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("LANG", "ja_JP.UTF-8")

@@ -40,7 +40,8 @@ def test_shard_map_round_trip_and_what_it_decides(tmp_path):
     weights = {"Big@X.jp": 100, "b@x.jp": 60, "c@x.jp": 50}
     write_shard_map(path, weights, 2)
     m = load_shard_map(path)
-    assert m.count == 2 and m.users == {"big@x.jp": 0, "b@x.jp": 1, "c@x.jp": 1}
+    assert m.count == 2
+    assert m.users == {"big@x.jp": 0, "b@x.jp": 1, "c@x.jp": 1}
     settings = _settings(tmp_path, 'shard_map = "shards.json"\n')
     shard = shard_for("1/2", settings.admin.shard_count, shard_map=settings.admin.shard_map)
     assert [g for g in ["big@x.jp", "B@x.jp", "c@x.jp"] if shard.takes(g)] == ["B@x.jp", "c@x.jp"]
@@ -62,7 +63,7 @@ def test_shard_map_conflicts_and_damage_are_config_errors(tmp_path):
     doc = json.loads(path.read_text())
     doc["shards"][1]["users"].append("a@x.jp")
     path.write_text(json.dumps(doc))
-    with pytest.raises(ConfigError, match="a@x.jp is in shards 0 and 1"):
+    with pytest.raises(ConfigError, match=r"a@x\.jp is in shards 0 and 1"):
         load_shard_map(path)
     path.write_text("{}")
     with pytest.raises(ConfigError, match="not a shard map"):
@@ -81,7 +82,8 @@ def _ran(state_dir, index, count, users, everybody, finish=True):
 
 def test_coverage_from_the_records(tmp_path):
     users = [f"u{i}@x.jp" for i in range(40)]
-    assert not coverage.check(tmp_path).ok and coverage.check(tmp_path).count is None  # nothing recorded
+    assert not coverage.check(tmp_path).ok
+    assert coverage.check(tmp_path).count is None  # nothing recorded
     _ran(tmp_path, 0, 4, users, users)
     _ran(tmp_path, 1, 4, users, users)
     _ran(tmp_path, 2, 4, users, users, finish=False)  # killed, or running now
@@ -92,15 +94,22 @@ def test_coverage_from_the_records(tmp_path):
     _ran(tmp_path, 3, 4, users, users)
     _ran(tmp_path, 2, 4, users, users)
     cov = coverage.check(tmp_path, users)
-    assert cov.ok and cov.settled and not cov.uncovered
+    assert cov.ok
+    assert cov.settled
+    assert not cov.uncovered
     assert coverage.check(tmp_path).ok  # judged by the users_total the shards recorded
     # a user added to the file since: taken by no shard; settled, so a run fails on it too
     cov = coverage.check(tmp_path, [*users, "late@x.jp"])
-    assert cov.uncovered == ["late@x.jp"] and not cov.ok and cov.fails_run
+    assert cov.uncovered == ["late@x.jp"]
+    assert not cov.ok
+    assert cov.fails_run
     # one pod with another N
     _ran(tmp_path, 0, 3, users, users)
     cov = coverage.check(tmp_path, users)
-    assert cov.mismatch and cov.counts == [3, 4] and not cov.ok and cov.fails_run
+    assert cov.mismatch
+    assert cov.counts == [3, 4]
+    assert not cov.ok
+    assert cov.fails_run
     # status --shard I/N looks at that shard only
     assert coverage.check(tmp_path, users, Shard(1, 4)).missing == []
 
@@ -110,7 +119,9 @@ def test_shards_run_with_different_users_files(tmp_path):
     _ran(tmp_path, 0, 2, users, users)
     _ran(tmp_path, 1, 2, users, users[:-1])
     cov = coverage.check(tmp_path)
-    assert cov.users_changed and not cov.ok and cov.fails_run
+    assert cov.users_changed
+    assert not cov.ok
+    assert cov.fails_run
 
 
 # ---------------------------------------------------------------------------------------------- the plan
@@ -136,14 +147,16 @@ def test_estimate_names_the_limit_that_binds(tmp_path):
     assert secs[PER_USER] == pytest.approx(4 * 24_000 * 25 / 6000 * 60)  # 4 rounds of 100 minutes
     assert secs[PER_MINUTE] == pytest.approx(plan.units / 1_200_000 * 60)
     assert secs[DAILY] == 0  # never reached
-    assert plan.binds.name == PER_USER and plan.seconds == secs[PER_USER]
+    assert plan.binds.name == PER_USER
+    assert plan.seconds == secs[PER_USER]
 
     # 200 users (120 M units) over 8 balanced shards of 25 at a time: 100 minutes at either per-minute
     # limit, but the daily 80 M units make it wait for a second quota day
     plan = estimate(s, _users(200, 24_000), 8, balanced=True)
     secs = {lim.name: lim.seconds for lim in plan.limits}
     assert [len(users) for users in plan.shards] == [25] * 8
-    assert secs[PER_USER] == pytest.approx(6000) and secs[PER_MINUTE] == pytest.approx(6000)
+    assert secs[PER_USER] == pytest.approx(6000)
+    assert secs[PER_MINUTE] == pytest.approx(6000)
     assert secs[DAILY] == pytest.approx(86400 + 6000 / 3)
     assert plan.binds.name == DAILY
 
@@ -176,4 +189,5 @@ def test_the_progress_bar_shows_the_daily_pause():
     progress.paused(None)
     progress.close()
     last = stream.getvalue().rstrip().split("\r")[-1]
-    assert "users 0/3" in last and "paused" not in last  # going on again: the bar says so
+    assert "users 0/3" in last
+    assert "paused" not in last  # going on again: the bar says so

@@ -8,7 +8,7 @@ import threading
 import pytest
 
 from gimport.calls import Caller, RetryPolicy, StopRequested
-from gimport.errors import GmailError, MessageRejected, RetryableError
+from gimport.errors import GmailError, Interrupted, MessageRejected, RetryableError
 
 
 class Clock:
@@ -71,7 +71,8 @@ def test_retries_then_succeeds_charging_each_attempt():
     op, calls = failing([RetryableError("5xx"), RetryableError("5xx")])
     attempts = []
     assert c.call(op, cost=25, on_attempt=attempts.append) == "ok"
-    assert len(calls) == 3 and attempts == [1, 2, 3]
+    assert len(calls) == 3
+    assert attempts == [1, 2, 3]
     assert pacer.charged == [25, 25, 25]  # a retry is a new call for the quota
     assert clock.slept == [1.0, 2.0]
 
@@ -89,7 +90,8 @@ def test_rate_limits_are_counted_apart_and_told_to_the_pacer():
     c, clock = caller(RetryPolicy(attempts=2, rate_limited_attempts=5), pacer=pacer)
     op, calls = failing([RetryableError("429", rate_limited=True, wait=7.0)] * 4)
     assert c.call(op, cost=1) == "ok"
-    assert len(calls) == 5 and pacer.limited == [7.0] * 4
+    assert len(calls) == 5
+    assert pacer.limited == [7.0] * 4
     assert min(clock.slept) >= 7.0  # never shorter than the server asked
 
 
@@ -109,7 +111,8 @@ def test_unreachable_fails_fast_only_when_the_policy_says_so():
     assert len(calls) == 1
     c2, _ = caller(RetryPolicy(fail_fast_unreachable=False))
     op2, calls2 = failing([RetryableError("refused", unreachable=True)] * 3)
-    assert c2.call(op2) == "ok" and len(calls2) == 4
+    assert c2.call(op2) == "ok"
+    assert len(calls2) == 4
 
 
 def test_silence_across_calls_stops_the_account_after_give_up_after():
@@ -117,14 +120,20 @@ def test_silence_across_calls_stops_the_account_after_give_up_after():
         RetryPolicy(attempts=3, give_up_after=100.0), unreachable=lambda text: GmailError(f"gone: {text}")
     )
     gave_up = 0
-    with pytest.raises(GmailError, match="gone"):
+
+    def messages_until_the_account_stops() -> None:
+        nonlocal gave_up
         for _ in range(200):  # each message gives up after 3 attempts; the account goes on until 100 s of silence
             op, _ = failing([RetryableError("timed out", no_answer=True)] * 99)
             try:
                 c.call(op)
             except RetryableError:
                 gave_up += 1
-    assert gave_up >= 2 and clock.now >= 100.0
+
+    with pytest.raises(GmailError, match="gone"):
+        messages_until_the_account_stops()
+    assert gave_up >= 2
+    assert clock.now >= 100.0
 
 
 def test_an_answer_resets_the_silence():
@@ -137,7 +146,7 @@ def test_an_answer_resets_the_silence():
 
 
 def test_a_call_that_hangs_counts_its_silence_from_when_it_left():
-    """Issue 11.4: a call that hangs 30 s until its timeout, with give_up_after 10 s: the account stops at that
+    """A call that hangs 30 s until its timeout, with give_up_after 10 s: the account stops at that
     first failure, not 10 s of retries later; and a backoff never waits past give_up_after."""
     c, clock = caller(RetryPolicy(attempts=50, give_up_after=10.0), unreachable=lambda t: GmailError(f"gone: {t}"))
 
@@ -165,7 +174,10 @@ def test_a_stop_before_sending_raises_without_an_attempt():
     attempts = []
     with pytest.raises(StopRequested) as info:
         c.call(op, on_attempt=attempts.append)
-    assert calls == [] and attempts == [] and info.value.last_error is None
+    assert calls == []
+    assert attempts == []
+    assert info.value.last_error is None
+    assert info.value.__cause__ is None
 
 
 def test_a_stop_while_waiting_to_retry_carries_the_last_error():
@@ -180,4 +192,8 @@ def test_a_stop_while_waiting_to_retry_carries_the_last_error():
     op, calls = failing([RetryableError("5xx", ambiguous=True)] * 5)
     with pytest.raises(StopRequested) as info:
         c.call(op)
-    assert len(calls) == 1 and info.value.last_error is not None and info.value.last_error.ambiguous
+    assert len(calls) == 1
+    assert info.value.last_error is not None
+    assert info.value.last_error.ambiguous
+    assert info.value.__cause__ is info.value.last_error  # a traceback shows what it was waiting to retry
+    assert isinstance(info.value, Interrupted)  # what the engine and the CLI catch

@@ -37,13 +37,15 @@ def write(tmp_path, text):
 
 def test_good_config_with_relative_paths(tmp_path):
     s = load_settings(write(tmp_path, GOOD), env={})
-    assert s.source.port == 993 and s.source.security == "ssl"
+    assert s.source.port == 993
+    assert s.source.security == "ssl"
     assert s.source.password_file == tmp_path / "pw.txt"
     assert s.state_path == tmp_path / "state" / "gimport.sqlite"
     assert s.gmail.token_file == tmp_path / "token.json"
     assert s.gmail.quota_units_per_minute == 6000
     assert s.labels.map == {"Sent": ("SENT",), "Projects": ("Work", "STARRED")}
-    assert s.filters.since == dt.date(2015, 1, 1) and s.filters.before == dt.date(2024, 4, 1)
+    assert s.filters.since == dt.date(2015, 1, 1)
+    assert s.filters.before == dt.date(2024, 4, 1)
     assert s.gmail.api_url is None
 
 

@@ -28,7 +28,8 @@ def pacific(*args: int) -> float:
 
 def test_the_quota_day_turns_at_midnight_us_pacific_across_dst():
     t = pacific(2026, 3, 7, 23, 59, 59)
-    assert quota_day(t) == "2026-03-07" and quota_day(t + 1) == "2026-03-08"
+    assert quota_day(t) == "2026-03-07"
+    assert quota_day(t + 1) == "2026-03-08"
     assert next_day_start(t) == t + 1
     # 8 March 2026 has 23 hours in California (DST starts), 1 November 25
     assert next_day_start(pacific(2026, 3, 8, 0, 0, 0)) - pacific(2026, 3, 8, 0, 0, 0) == 23 * 3600
@@ -53,10 +54,13 @@ def test_spending_the_day_pauses_until_pacific_midnight_then_resumes():
     waited = budget.acquire(25)
     midnight = pacific(2026, 12, 2, 0, 0, 0)
     assert events[0] == ("pause", midnight)
-    assert events[1][0] == "resume" and midnight <= events[1][1] <= midnight + 1
-    assert 2 * 3600 <= waited <= 2 * 3600 + 1 and max(clock.naps) <= 300.5
+    assert events[1][0] == "resume"
+    assert midnight <= events[1][1] <= midnight + 1
+    assert 2 * 3600 <= waited <= 2 * 3600 + 1
+    assert max(clock.naps) <= 300.5
     assert budget.snapshot() == ("2026-12-02", 25)
-    assert budget.waited == waited and budget.paused_until is None
+    assert budget.waited == waited
+    assert budget.paused_until is None
 
 
 def test_no_limit_never_waits_and_a_restart_the_same_day_keeps_what_was_spent():
@@ -92,7 +96,8 @@ def test_chained_behind_the_per_user_and_project_pacers():
         chained.acquire(25)
     assert not clock.naps
     chained.acquire(25)  # the fourth import waits for the new quota day
-    assert 60 <= sum(clock.naps) <= 61 and daily.snapshot() == ("2026-12-02", 25)
+    assert 60 <= sum(clock.naps) <= 61
+    assert daily.snapshot() == ("2026-12-02", 25)
 
 
 def test_persisted_now_and_then_and_on_flush():

@@ -27,27 +27,36 @@ def test_user_rate_limit_with_the_wait_only_in_the_text():
         what="import",
         now=lambda: NOW,
     )
-    assert isinstance(err, RetryableError) and err.rate_limited and not err.ambiguous
+    assert isinstance(err, RetryableError)
+    assert err.rate_limited
+    assert not err.ambiguous
     assert err.wait == pytest.approx(12.5)
 
 
 def test_too_many_concurrent_requests_is_told_apart_from_the_rate_limit():
     # same status and reason as the rate limit: the caller must lower its concurrency, not its rate
     err = classify(http_error(429, "rateLimitExceeded", "Too many concurrent requests for user."), what="import")
-    assert isinstance(err, RetryableError) and err.rate_limited and err.concurrent and err.wait is None
+    assert isinstance(err, RetryableError)
+    assert err.rate_limited
+    assert err.concurrent
+    assert err.wait is None
     rate = classify(http_error(429, "rateLimitExceeded", "User-rate limit exceeded."), what="import")
-    assert rate.rate_limited and not rate.concurrent
+    assert rate.rate_limited
+    assert not rate.concurrent
 
 
 @pytest.mark.parametrize("reason", ["rateLimitExceeded", "userRateLimitExceeded"])
 def test_403_rate_limits_are_retried(reason):
     err = classify(http_error(403, reason, "slow down"), what="import")
-    assert isinstance(err, RetryableError) and err.rate_limited
+    assert isinstance(err, RetryableError)
+    assert err.rate_limited
 
 
 def test_retry_after_header_is_honoured():
     err = classify(http_error(503, "backendError", "busy", {"retry-after": "7"}), what="import")
-    assert isinstance(err, RetryableError) and err.wait == 7 and err.ambiguous  # 5xx: it may be stored
+    assert isinstance(err, RetryableError)
+    assert err.wait == 7
+    assert err.ambiguous  # 5xx: it may be stored
 
 
 @pytest.mark.parametrize(
@@ -73,15 +82,21 @@ def test_other_answers(status, reason, kind, text):
 
 def test_network_errors():
     refused = classify(ConnectionRefusedError(111, "refused"), what="import")
-    assert isinstance(refused, RetryableError) and refused.unreachable and not refused.ambiguous
+    assert isinstance(refused, RetryableError)
+    assert refused.unreachable
+    assert not refused.ambiguous
     reset = classify(ConnectionResetError(104, "reset"), what="import")
-    assert isinstance(reset, RetryableError) and reset.ambiguous and not reset.unreachable
+    assert isinstance(reset, RetryableError)
+    assert reset.ambiguous
+    assert not reset.unreachable
     dns = classify(httplib2.ServerNotFoundError("Unable to find the server"), what="import")
-    assert isinstance(dns, RetryableError) and dns.unreachable
+    assert isinstance(dns, RetryableError)
+    assert dns.unreachable
 
 
 def test_token_endpoint_errors():
     gone = classify(google.auth.exceptions.RefreshError("invalid_grant: Token has been expired or revoked."), what="x")
-    assert isinstance(gone, AuthError) and "gimport auth" in str(gone)
+    assert isinstance(gone, AuthError)
+    assert "gimport auth" in str(gone)
     busy = google.auth.exceptions.RefreshError("internal_failure", retryable=True)  # token endpoint 5xx
     assert isinstance(classify(busy, what="x"), RetryableError)

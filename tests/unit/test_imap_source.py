@@ -1,4 +1,4 @@
-from gimport.backends.imap.parse import same_but_nul
+from gimport.backends.imap.parse import fetch_answers, same_but_nul
 
 
 def test_binary_body_is_accepted_only_when_it_differs_by_nuls():
@@ -8,3 +8,11 @@ def test_binary_body_is_accepted_only_when_it_differs_by_nuls():
     assert not same_but_nul(b"head\r\n\r\nab\x00cd", body, step=3)  # length differs (e.g. decoded)
     assert not same_but_nul(b"head\r\n\r\nab\x00cX\x80", body, step=3)  # any other difference
     assert not same_but_nul(b"Head\r\n\r\nab\x00cd\x80", body, step=4)
+
+
+def test_fetch_answers_are_keyed_by_the_uid_they_name_and_answers_without_one_are_left_out():
+    data = [b"1 (UID 7 RFC822.SIZE 10)", b"2 (RFC822.SIZE 20)", b"3 (UID 9 RFC822.SIZE 30)", b"4 (UID 11 FLAGS ())"]
+    answers = fetch_answers(data, [7, 9, 2])
+    assert sorted(answers) == [7, 9]  # 2 is the second answer's sequence number, not a UID it named
+    assert answers[7][b"RFC822.SIZE"] == 10
+    assert answers[9][b"RFC822.SIZE"] == 30

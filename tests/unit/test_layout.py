@@ -1,4 +1,4 @@
-"""The shape of the package (issue 10), read from the code's own imports with ast: modules and functions stay
+"""The shape of the package, read from the code's own imports with ast: modules and functions stay
 small, the engine and the commands built on it speak the contract only, each outside library has one home, and
 no two modules need each other.
 

@@ -26,7 +26,8 @@ def write(tmp_path, text):
 @pytest.mark.parametrize("kind", ["maildir", "mbox", "thunderbird", "takeout"])
 def test_local_type_needs_a_path_only(tmp_path, kind):
     s = load_settings(write(tmp_path, f'[source]\ntype = "{kind}"\npath = "mail"\n'), env={})
-    assert s.source.type == kind and s.source.path == (tmp_path / "mail").resolve()
+    assert s.source.type == kind
+    assert s.source.path == (tmp_path / "mail").resolve()
     assert s.source.account == f"{kind}@local"
     assert s.source.labels == s.labels
     with pytest.raises(ConfigError, match=r"\[source\] path is required with type = "):
@@ -70,7 +71,9 @@ def test_removing_fields_keeps_every_other_byte():
 
 def test_uids_differ_by_occurrence_and_fit_sqlite():
     a, b = make_uid(b"x", 0), make_uid(b"x", 1)
-    assert a != b and 0 < a < 2**63 and 0 < b < 2**63
+    assert a != b
+    assert 0 < a < 2**63
+    assert 0 < b < 2**63
 
 
 # ------------------------------------------------------------------------------------------------ mbox

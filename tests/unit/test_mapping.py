@@ -150,7 +150,8 @@ def test_labels_to_create_have_parents_first_and_are_case_insensitively_unique()
     ]
     names = user_labels_to_create(plans)
     assert names.index("Work") < names.index("Work/2024") < names.index("Work/2024/Q1")
-    assert "仕事" in names and names.index("仕事") < names.index("仕事/報告書")
+    assert "仕事" in names
+    assert names.index("仕事") < names.index("仕事/報告書")
     assert not any(n.lower() == "work" and n != "Work" for n in names)
     assert "INBOX" not in names
 

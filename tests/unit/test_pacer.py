@@ -1,5 +1,6 @@
 """The pacer and the concurrency limit with a fake clock: no real waiting."""
 
+import itertools
 import threading
 from contextlib import ExitStack
 
@@ -47,7 +48,7 @@ def test_rate_converges_to_quota_with_headroom(upm):
 
 
 def test_burst_is_bounded():
-    pacer, clock = make(6000)
+    pacer, _clock = make(6000)
     # 100 units/s * 0.98 * 0.5 s = 49 units of burst: only one 25-unit call goes without waiting... plus one
     waits = [pacer.acquire(25) for _ in range(4)]
     assert waits[0] == 0
@@ -77,8 +78,8 @@ def test_rate_recovers_after_quiet_period():
 
 
 def test_rate_never_drops_below_floor():
-    """Changed with issue 10 item 4: it took a hundred 429s at once to reach the floor; now every cut needs
-    a refusal of a call sent after the previous cut."""
+    """Every cut needs a refusal of a call sent after the previous cut, so a burst of 429s at once does not
+    drive the rate to the floor (it once took only a hundred of them)."""
     pacer, _ = make(6000, floor=0.1, recovery_seconds=1e9)  # no recovery between the cuts
     for _ in range(100):
         pacer.acquire(25)
@@ -97,8 +98,8 @@ def test_first_call_goes_at_once_and_every_next_one_waits_its_turn():
 
 
 def test_many_429s_at_once_are_one_congestion_event():
-    """Changed with issue 10 item 4: each 429 used to cut the rate by 15% (four at once: to 52%)."""
-    pacer, clock = make(12000, light_decrease=0.95, decrease=0.85)
+    """One congestion event, one cut: each 429 used to cut the rate by 15% (four at once: to 52%)."""
+    pacer, _clock = make(12000, light_decrease=0.95, decrease=0.85)
     full = pacer.rate_per_minute
     barrier = threading.Barrier(8)
 
@@ -172,32 +173,35 @@ def test_a_pause_that_comes_while_callers_wait_holds_them_and_they_resume_one_by
     t0 = clock.now
     pacer.acquire(25, sleep=sleep)
     pacer.acquire(25, sleep=sleep)
-    assert done.is_set() and clock.now - t0 >= 5  # it did not go at its old turn
+    assert done.is_set()
+    assert clock.now - t0 >= 5  # it did not go at its old turn
     cut = pacer.rate_per_minute / 60
     starts = []
     for _ in range(3):
         pacer.acquire(25, sleep=sleep)
         starts.append(clock.now)
-    gaps = [b - a for a, b in zip(starts, starts[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(starts)]
     assert all(g == pytest.approx(25 / cut, rel=0.05) for g in gaps)  # spaced, not a burst after the pause
 
 
 def test_a_stop_aware_sleep_cut_short_returns_at_once():
-    pacer, clock = make(6000)
+    pacer, _clock = make(6000)
     pacer.note_rate_limited(server_wait=120)
     slept = []
     pacer.acquire(25, sleep=slept.append)  # returns at once, as an Event.wait does on a stop request
-    assert len(slept) == 1 and slept[0] >= 119
+    assert len(slept) == 1
+    assert slept[0] >= 119
 
 
 def test_too_many_concurrent_lowers_the_concurrency_not_the_rate():
-    pacer, clock = make(12000)
+    pacer, _clock = make(12000)
     full = pacer.rate_per_minute
     with ExitStack() as stack:
         for _ in range(8):
             stack.enter_context(pacer.slot())
         pacer.note_rate_limited(concurrent=True)
-    assert pacer.rate_per_minute == full and pacer.rate_limited == 1
+    assert pacer.rate_per_minute == full
+    assert pacer.rate_limited == 1
     assert pacer.concurrency.limit == 6
 
 
@@ -237,7 +241,8 @@ def test_concurrency_is_unlimited_until_the_server_complains():
     with ExitStack() as stack:
         for _ in range(50):
             stack.enter_context(lim.slot())
-        assert lim.in_use == 50 and lim.limit is None
+        assert lim.in_use == 50
+        assert lim.limit is None
     assert lim.in_use == 0
 
 
@@ -255,7 +260,8 @@ def test_one_cut_per_congestion_event_then_one_more_each_quiet_period_until_lift
         t.start()
     for t in threads:
         t.join()
-    assert lim.refusals == 8 and lim.limit == 6  # 8 * 0.75, once
+    assert lim.refusals == 8
+    assert lim.limit == 6  # 8 * 0.75, once
     clock.sleep(5)
     assert lim.limit == 7
     clock.sleep(5)

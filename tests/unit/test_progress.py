@@ -24,7 +24,9 @@ def test_a_status_line_has_the_totals_rate_eta_folder_and_failures(caplog):
     rep.close()
     line = out.getvalue().splitlines()[-1]
     assert line.startswith("gimport: status: 4/10 messages, 3.9 KB/9.8 KB, ")
-    assert " msg/s, ETA " in line and "folder 研究室" in line and "1 failed" in line
+    assert " msg/s, ETA " in line
+    assert "folder 研究室" in line
+    assert "1 failed" in line
     assert line.endswith("Gmail asked to slow down (2 times)")
     assert [r.getMessage() for r in caplog.records if "status:" in r.getMessage()] == [line]  # the same, in the log
 
@@ -36,7 +38,9 @@ def test_snapshots_are_what_gimport_status_reads():
     rep.message_finished("INBOX", IMPORTED, 100)
     rep.close()  # and once more at the end
     assert [t["total"] for t in ticks] == [5, 5]
-    assert ticks[-1]["done"] == 1 and ticks[-1]["bytes_done"] == 100 and ticks[-1]["folder"] == "INBOX"
+    assert ticks[-1]["done"] == 1
+    assert ticks[-1]["bytes_done"] == 100
+    assert ticks[-1]["folder"] == "INBOX"
 
 
 def test_admin_progress_status_counts_users_and_messages():

@@ -31,7 +31,8 @@ def test_lifecycle_and_counts(tmp_path):
     assert st.mark_sending(k[3], None, "h4", "L1") is True
     st.mark_imported(k[3], "g4", 400)
     (c,) = st.folder_counts(A)
-    assert c.resent == 1 and c.imported == 2
+    assert c.resent == 1
+    assert c.imported == 2
 
 
 def test_content_match_is_per_folder(tmp_path):

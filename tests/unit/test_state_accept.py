@@ -2,6 +2,8 @@
 
 import sqlite3
 
+import pytest
+
 from gimport.backends.state.store import SCHEMA_VERSION, MessageKey, StateStore
 
 A = "kt@mail"
@@ -69,7 +71,8 @@ def test_accept_only_failed_or_skipped_and_undo(tmp_path):
     assert st.problems(A) == []
     (c,) = st.folder_counts(A)
     assert (c.failed, c.skipped, c.accepted, c.to_do) == (0, 0, 2, 0)
-    assert st.unaccept(k[1]) is True and st.unaccept(k[1]) is False
+    assert st.unaccept(k[1]) is True
+    assert st.unaccept(k[1]) is False
     assert st.done_uids(A, "Work", 7) == {1, 3}
     (c,) = st.folder_counts(A)
     assert (c.failed, c.accepted, c.to_do) == (1, 1, 1)
@@ -80,9 +83,5 @@ def test_keys_round_trip_with_colons_in_folder_names():
     key = MessageKey(A, "a:b:c/受信", 12, 34)
     assert MessageKey.parse(A, str(key)) == key
     for bad in ("INBOX", "INBOX:1", "INBOX:x:1", ":1:2", "INBOX:1:"):
-        try:
+        with pytest.raises(ValueError, match="FOLDER:UIDVALIDITY:UID"):
             MessageKey.parse(A, bad)
-        except ValueError as exc:
-            assert "FOLDER:UIDVALIDITY:UID" in str(exc)
-        else:
-            raise AssertionError(bad)

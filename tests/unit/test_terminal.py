@@ -54,14 +54,16 @@ def _child(*signals: str, late: bool = False) -> subprocess.CompletedProcess:
 def test_second_ctrl_c_quits_at_once():
     done = _child("SIGINT", "SIGINT")
     assert done.returncode == 130
-    assert "before_exit" in done.stdout and "stops" not in done.stdout
+    assert "before_exit" in done.stdout
+    assert "stops" not in done.stdout
     assert "sent again next time" in done.stderr
 
 
 def test_repeated_sigterm_is_one_clean_stop():
     done = _child("SIGTERM", "SIGTERM", "SIGTERM", "SIGTERM", "SIGTERM")
     assert done.returncode == 0, done.stderr
-    assert "stops 1" in done.stdout and "before_exit" not in done.stdout
+    assert "stops 1" in done.stdout
+    assert "before_exit" not in done.stdout
     assert done.stdout.count("say:") == 1
 
 
@@ -70,13 +72,15 @@ def test_sigint_after_sigterm_is_still_the_same_stop():
     done = _child("SIGTERM", "SIGINT", "SIGTERM")
     assert done.returncode == 0, done.stderr
     assert "stops 1" in done.stdout
-    assert done.stdout.count("say:") == 2 and "Ctrl-C again" in done.stdout.splitlines()[1]
+    assert done.stdout.count("say:") == 2
+    assert "Ctrl-C again" in done.stdout.splitlines()[1]
 
 
 def test_sigint_then_sigterm_does_not_quit():
     done = _child("SIGINT", "SIGTERM", "SIGTERM")
     assert done.returncode == 0, done.stderr
-    assert "stops 1" in done.stdout and "before_exit" not in done.stdout
+    assert "stops 1" in done.stdout
+    assert "before_exit" not in done.stdout
 
 
 def test_a_late_sigterm_after_the_stop_does_not_kill_the_process():

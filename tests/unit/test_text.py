@@ -9,7 +9,8 @@ def test_wide_characters_count_two_columns():
     assert display_width("INBOX") == 5
     assert display_width("送信済み") == 8
     assert display_width("ｱ") == 1  # half-width katakana is narrow
-    assert display_width("é") == 1 and display_width("e\u0301") == 1  # a combining accent takes no column
+    assert display_width("é") == 1
+    assert display_width("e\u0301") == 1  # a combining accent takes no column
 
 
 def test_elide_keeps_both_ends_and_never_exceeds_the_width():
@@ -18,7 +19,9 @@ def test_elide_keeps_both_ends_and_never_exceeds_the_width():
         short = elide(name, cols)
         assert display_width(short) <= cols
         if cols < display_width(name):
-            assert "..." in short and short.startswith("研") and short.endswith("め")
+            assert "..." in short
+            assert short.startswith("研")
+            assert short.endswith("め")
         else:
             assert short == name
     assert elide("Archive/2020/Projects", 12) == "Archi...ects"
@@ -43,7 +46,8 @@ def test_a_table_fits_by_wrapping_headers_then_shortening_text_columns():
     fitted = format_table(headers, rows, right={2, 3, 4}, width=50)
     lines = fitted.split("\n")
     assert all(display_width(line) <= 50 for line in lines), fitted
-    assert lines[0].split() == ["imported", "already"] and lines[1].split()[-2:] == ["now", "there"]
+    assert lines[0].split() == ["imported", "already"]
+    assert lines[1].split()[-2:] == ["now", "there"]
     assert lines[-1].split()[-3:] == ["12", "3", "9"]  # numbers are never shortened
 
 
@@ -60,4 +64,5 @@ def test_prose_columns_keep_their_start():
     table = format_table(
         ["folder", "action"], [["Archive", "skip: holds no messages (\\Noselect)"]], set(), width=30, prose={1}
     )
-    assert table.split("\n")[-1].rstrip().endswith("...") and "skip: holds" in table
+    assert table.split("\n")[-1].rstrip().endswith("...")
+    assert "skip: holds" in table

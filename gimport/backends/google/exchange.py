@@ -11,6 +11,7 @@ The only module that imports google_auth_oauthlib.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping
 from typing import Any
 
@@ -81,10 +82,8 @@ def _revoke_quietly(token_uri: str, token: str | None) -> None:
         return
     import requests
 
-    try:
+    with contextlib.suppress(requests.RequestException):
         requests.post(revoke_uri_for(token_uri), data={"token": token}, timeout=NETWORK_TIMEOUT)
-    except requests.RequestException:
-        pass
 
 
 def fetch_token(flow: Any, code: str) -> Credentials:

@@ -15,6 +15,7 @@ set. Nothing here makes a call. Only the gimport.backends.google.gmail* modules 
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import http.client
 import json
@@ -66,10 +67,8 @@ def _parse_http_error(exc: HttpError, now: Callable[[], dt.datetime]) -> ApiErro
     wait = None
     header = exc.resp.get("retry-after")
     if header:
-        try:
+        with contextlib.suppress(ValueError):
             wait = float(header)
-        except ValueError:
-            pass
     match = _RETRY_AFTER.search(message)
     if match:
         when = dt.datetime.fromisoformat(match.group(1).replace("Z", "+00:00"))

@@ -30,10 +30,10 @@ class RedirectHandler(http.server.BaseHTTPRequestHandler):
     server: LoopbackServer
     timeout = 15  # a connection that sends nothing (a browser preconnect) must not live forever
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
+    def log_message(self, format: str, *args: Any) -> None:  # the base class's name
         pass
 
-    def do_GET(self) -> None:  # noqa: N802 - the base class's name
+    def do_GET(self) -> None:  # the base class's name
         url = urllib.parse.urlsplit(self.path)
         params = dict(urllib.parse.parse_qsl(url.query, keep_blank_values=True))
         if url.path != "/" or not ("code" in params or "error" in params):

@@ -195,7 +195,7 @@ def _parse_pasted(text: str, redirect_uri: str) -> dict[str, str]:
         raise AuthError(_("nothing was pasted"), hint=_("run 'gimport auth --paste' again and paste the whole address"))
     parts = urllib.parse.urlsplit(text)
     params = dict(urllib.parse.parse_qsl(parts.query, keep_blank_values=True))
-    if parts.scheme not in ("http", "https") or "code" not in params and "error" not in params:
+    if parts.scheme not in ("http", "https") or ("code" not in params and "error" not in params):
         redirect_host = urllib.parse.urlsplit(redirect_uri).netloc
         raise AuthError(
             _(

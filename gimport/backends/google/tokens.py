@@ -10,6 +10,7 @@ The revoke endpoint is derived from the token_uri saved in the token file: Googl
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import json
 import os
@@ -64,10 +65,8 @@ def write_private(path: Path, text: str) -> None:
             os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
-        try:
+        with contextlib.suppress(OSError):
             os.unlink(tmp)
-        except OSError:
-            pass
         raise
 
 
@@ -245,10 +244,8 @@ def revoke(token_file: Path, *, out: TextIO | None = None) -> None:
         _print(out, _("Revoked gimport's access to Gmail and deleted {token_file}.").format(token_file=token_file))
         return
     error = ""
-    try:
+    with contextlib.suppress(ValueError):
         error = str(resp.json().get("error", ""))
-    except ValueError:
-        pass
     if resp.status_code == 400 and error in ("invalid_token", "invalid_request", ""):
         _delete(token_file)
         _print(

@@ -5,14 +5,12 @@ Used by gimport.backends.imap.source and gimport.backends.imap.session only; tes
 from __future__ import annotations
 
 import datetime as dt
-import imaplib
 import re
 import socket
 import ssl
 from collections.abc import Sequence
 from typing import Any
 
-import imapclient
 from imapclient import imap_utf7
 from imapclient.exceptions import IMAPClientError
 from imapclient.response_parser import parse_fetch_response
@@ -126,13 +124,10 @@ def uid_set(uids: Sequence[int]) -> str:
     return ",".join(out)
 
 
-def uid_fetch(c: imapclient.IMAPClient, uids: Sequence[int], items: str) -> dict[int, dict[bytes, Any]]:
-    """UID FETCH, answers keyed by the UID each one names. IMAPClient keys an answer without UID by its
-    sequence number, which gives one message another's data (issue 11.5): such answers are left out here.
-    A NO/BAD raises imaplib's error (IMAPClientError)."""
-    typ, data = c._imap.uid("FETCH", uid_set(uids), items)
-    if typ != "OK":
-        raise imaplib.IMAP4.error(f"FETCH {typ}: {as_text(data[-1]) if data and data[-1] else ''}".strip())
+def fetch_answers(data: list[Any], uids: Sequence[int]) -> dict[int, dict[bytes, Any]]:
+    """A UID FETCH's answer lines, keyed by the UID each one names, for the `uids` asked. IMAPClient keys an
+    answer without UID by its sequence number, which gives one message another's data (a server may answer
+    without the UID): such answers are left out here."""
     wanted = set(uids)
     out: dict[int, dict[bytes, Any]] = {}
     for item in parse_fetch_response(data, True, False).values():

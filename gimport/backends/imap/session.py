@@ -11,6 +11,7 @@ gimport.backends.imap.source* modules import imapclient.
 
 from __future__ import annotations
 
+import contextlib
 import imaplib
 import logging
 import socket
@@ -36,7 +37,7 @@ T = TypeVar("T")
 _TRANSIENT = (OSError, imaplib.IMAP4.abort, ssl.SSLError, EOFError)
 
 # The slowest a server may send before an operation passes its deadline: [source] timeout bounds each read,
-# this bounds the whole (issue 11.3).
+# this bounds the whole, so a server trickling a byte at a time cannot hold a run forever.
 MIN_RATE = 50_000  # bytes per second
 DEADLINE_READS = 4  # an operation may take this many [source] timeouts, plus its bytes at MIN_RATE
 
@@ -79,10 +80,8 @@ class ImapSession:
     def _shut(client: imapclient.IMAPClient | None) -> None:
         sock = getattr(getattr(client, "_imap", None), "sock", None)
         if sock is not None:
-            try:
+            with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
 
     @property
     def account(self) -> str:
@@ -192,7 +191,7 @@ class ImapSession:
 
     def _guard_reads(self, client: imapclient.IMAPClient) -> None:
         """Refuse a literal beyond what the operation allows before reading a byte of it: a server announcing
-        10^15 bytes, or under-claiming sizes, cannot make gimport allocate what it says (issue 11.9, 11.12)."""
+        10^15 bytes, or under-claiming sizes, cannot make gimport allocate what it says."""
         imap = client._imap
         read: Callable[[int], bytes] = imap.read  # imaplib's read (imapclient gives it no type)
 
@@ -213,10 +212,8 @@ class ImapSession:
         try:
             client.logout()
         except Exception:  # noqa: BLE001 - closing a broken connection must not fail the run
-            try:
+            with contextlib.suppress(Exception):
                 client.shutdown()
-            except Exception:  # noqa: BLE001
-                pass
 
     # -- one operation, under a deadline ------------------------------------------------------------
     def _deadline(self, nbytes: int = 0) -> float:
@@ -290,10 +287,8 @@ class ImapSession:
     def _drop(self) -> None:
         client, self._client = self._client, None
         if client is not None:
-            try:
+            with contextlib.suppress(Exception):  # dropping a broken connection must not fail the run
                 client.shutdown()
-            except Exception:  # noqa: BLE001
-                pass
 
     def _examine(self, folder: str, expect: int | None = None) -> tuple[int, int]:
         """Open `folder` read-only on the connection: (UIDVALIDITY, EXISTS). The source's EXAMINE; _call

@@ -26,12 +26,12 @@ from gimport.backends.imap.parse import (
     FetchFailed,
     LiteralTooLarge,
     as_text,
+    fetch_answers,
     parse_date,
     parse_flags,
     parse_folder_name,
     parse_meta,
     same_but_nul,
-    uid_fetch,
     uid_set,
 )
 from gimport.backends.imap.session import ImapSession
@@ -45,14 +45,23 @@ from gimport.mail.quota import MAX_MESSAGE_BYTES
 
 log = logging.getLogger("gimport.imap")
 
-__all__ = ["ImapSource", "FolderGone", "FolderChanged", "LoginRefused", "FetchedMessage", "MessageMeta"]
+__all__ = ["FetchedMessage", "FolderChanged", "FolderGone", "ImapSource", "LoginRefused", "MessageMeta"]
 
 # UID SEARCH goes by message-sequence ranges of this many messages: imaplib refuses an answer line over
-# 1,000,000 bytes, and 50,000 UIDs of up to 10 digits stay well below that (issue 11.1).
+# 1,000,000 bytes, and 50,000 UIDs of up to 10 digits stay well below that, however large the folder.
 SEARCH_SPAN = 50_000
 # Literal bytes one FETCH of several messages may bring, at least: beyond it (sizes were under-claimed),
-# the messages are fetched one at a time, each up to Gmail's limit (issue 11.9: memory stays bounded).
+# the messages are fetched one at a time, each up to Gmail's limit, so memory stays bounded.
 CHUNK_LITERAL_FLOOR = 16_000_000
+
+
+def uid_fetch(c: imapclient.IMAPClient, uids: Sequence[int], items: str) -> dict[int, dict[bytes, Any]]:
+    """UID FETCH on the connection, answers keyed by the UID each one names (parse.fetch_answers).
+    A NO/BAD raises imaplib's error (IMAPClientError)."""
+    typ, data = c._imap.uid("FETCH", uid_set(uids), items)
+    if typ != "OK":
+        raise imaplib.IMAP4.error(f"FETCH {typ}: {as_text(data[-1]) if data and data[-1] else ''}".strip())
+    return fetch_answers(data, uids)
 
 
 class ImapSource(ImapSession):
@@ -299,7 +308,7 @@ class ImapSource(ImapSession):
                 continue
             body = item.get(b"BODY[]")
             if not isinstance(body, bytes):
-                # not "expunged": the server answered for the message, without it (issue 11.5)
+                # not "expunged": the server answered for the message, without it: the message is there, its data is not
                 out.append(FetchedMessage(uid, b"", (), None, error=_("the server's FETCH answer has no body for it")))
                 continue
             out.append(

@@ -87,6 +87,36 @@ class Scanned:
         return self.end - self.start - len(self.separator)
 
 
+class _Message:
+    """One message being read: its identity (a hash of its unescaped lines, volatile headers left out) and
+    the first MAX_HEAD bytes of its header."""
+
+    def __init__(self) -> None:
+        self.h = hashlib.blake2b(digest_size=16)
+        self.in_head = True
+        self.dropping = False
+        self.head: list[bytes] = []
+        self.head_len = 0
+
+    def feed(self, line: bytes) -> None:
+        if line[:1] == b">" and _ESCAPED.match(line):
+            line = line[1:]
+        if self.in_head:
+            if line == b"\n" or line == b"\r\n":
+                self.in_head = False
+            elif line[:1] not in (b" ", b"\t"):
+                self.dropping = line.split(b":", 1)[0].strip().lower() in VOLATILE
+            if self.head_len < MAX_HEAD:
+                self.head.append(line)
+                self.head_len += len(line)
+            if self.dropping and self.in_head:
+                return
+        self.h.update(line)
+
+    def scanned(self, start: int, end: int, separator: bytes) -> Scanned:
+        return Scanned(start, end, separator, self.h.digest(), b"".join(self.head))
+
+
 def scan(fh: IO[bytes]) -> Iterator[Scanned]:
     """The messages of an mbox stream, in order, reading it once line by line. Raises NotMbox when the
     first line that is not blank is not a "From " line."""
@@ -95,34 +125,14 @@ def scan(fh: IO[bytes]) -> Iterator[Scanned]:
     prev_blank = True
     pending = b""  # a blank line not yet fed: it belongs to the separator if a "From " line follows
     separator = b""
-    h: Any = None
-    in_head = dropping = False
-    head: list[bytes] = []
-    head_len = 0
-
-    def feed(line: bytes) -> None:
-        nonlocal in_head, dropping, head_len
-        if line[:1] == b">" and _ESCAPED.match(line):
-            line = line[1:]
-        if in_head:
-            if line == b"\n" or line == b"\r\n":
-                in_head = False
-            elif line[:1] not in (b" ", b"\t"):
-                dropping = line.split(b":", 1)[0].strip().lower() in VOLATILE
-            if head_len < MAX_HEAD:
-                head.append(line)
-                head_len += len(line)
-            if dropping and in_head:
-                return
-        h.update(line)
-
+    message = _Message()
     for line in fh:
         blank = line == b"\n" or line == b"\r\n"
         if line[:5] == b"From " and (prev_blank or _SEPARATOR.match(line)):
             if start >= 0:
-                yield Scanned(start, pos - len(pending), separator, h.digest(), b"".join(head))
+                yield message.scanned(start, pos - len(pending), separator)
             start, separator, pending = pos, line, b""
-            h, in_head, dropping, head, head_len = hashlib.blake2b(digest_size=16), True, False, [], 0
+            message = _Message()
         elif start < 0:
             if not blank:
                 raise NotMbox(
@@ -130,16 +140,16 @@ def scan(fh: IO[bytes]) -> Iterator[Scanned]:
                 )
         else:
             if pending:
-                feed(pending)
+                message.feed(pending)
                 pending = b""
             if blank:
                 pending = line
             else:
-                feed(line)
+                message.feed(line)
         prev_blank = blank
         pos += len(line)
     if start >= 0:
-        yield Scanned(start, pos - len(pending), separator, h.digest(), b"".join(head))
+        yield message.scanned(start, pos - len(pending), separator)
 
 
 def identity_of(content: bytes) -> bytes:

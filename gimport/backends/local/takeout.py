@@ -32,6 +32,7 @@ only; a .zip member or a .tgz is decompressed as it is read, never unpacked to d
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import email.header
 import gzip
@@ -136,10 +137,8 @@ def parse_labels(value: str) -> list[str]:
     RFC 2047 words), separates with commas and quotes a label that holds one."""
     text = value.encode("latin-1").decode("utf-8", "replace")
     if "=?" in text:
-        try:
+        with contextlib.suppress(ValueError, LookupError, UnicodeDecodeError):
             text = str(email.header.make_header(email.header.decode_header(text)))
-        except (ValueError, LookupError, UnicodeDecodeError):
-            pass
     row = next(csv.reader([text], skipinitialspace=True), [])
     return [label.strip() for label in row if label.strip()]
 

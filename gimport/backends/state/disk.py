@@ -91,7 +91,7 @@ def _full_hint() -> str:
 def sqlite_error(path: Path, exc: sqlite3.Error) -> StateError:
     """One line for a person, from what SQLite said about the state file (never a traceback)."""
     code = (getattr(exc, "sqlite_errorcode", None) or 0) & 0xFF
-    if code == _SQLITE_FULL or code == _SQLITE_IOERR and _nearly_full(path):
+    if code == _SQLITE_FULL or (code == _SQLITE_IOERR and _nearly_full(path)):
         return StateError(_("no space left for the state file {path}").format(path=path), hint=_full_hint())
     if code in (_SQLITE_CORRUPT, _SQLITE_NOTADB):
         return StateError(

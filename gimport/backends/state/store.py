@@ -21,7 +21,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 from gimport.backends.state.disk import (  # noqa: F401 - StateLock etc. are part of this module's API
@@ -67,8 +67,8 @@ __all__ = [
     "FolderCounts",
     "MessageKey",
     "MessageRecord",
-    "StateStore",
     "StateLock",
+    "StateStore",
     "lock_path",
 ]
 
@@ -147,7 +147,9 @@ class StateStore(StateReader):
             columns = {r[1] for r in db.execute("PRAGMA table_info(messages)")}
             if "accepted" not in columns:  # schema 1
                 db.execute("ALTER TABLE messages ADD COLUMN accepted REAL")
-            if "identity" not in columns:  # the content check of folders whose UIDVALIDITY changes (issue 17)
+            if (
+                "identity" not in columns
+            ):  # the content check of folders whose UIDVALIDITY changes (they are matched by content)
                 db.execute("ALTER TABLE messages ADD COLUMN identity TEXT")
             if version != SCHEMA_VERSION:
                 db.execute(
@@ -191,10 +193,9 @@ class StateStore(StateReader):
             try:
                 yield self._db
             except BaseException:
-                try:
+                # SQLite may have rolled back by itself (a full disk, say): the first error is the one to tell
+                with suppress(sqlite3.Error):
                     self._db.execute("ROLLBACK")
-                except sqlite3.Error:
-                    pass  # SQLite rolled back by itself (a full disk, say): the first error is the one to tell
                 raise
             self._db.execute("COMMIT")
 
