@@ -3,9 +3,11 @@
 It speaks only to small interfaces (an IMAP source, a Gmail client, the state store, a pacer) and never
 prints: it reports events to a Reporter, which the CLI renders. The scan (gimport.engine.scan) records what each
 folder has to send; one thread reads the source (gimport.engine.fetch: the IMAP connection is not shared), a pool of
-workers here imports, and a byte budget bounds what sits in memory between the two. Every import is recorded as 'sending' before the call and 'imported' right after, so
-a run killed at any instant can be started again: nothing is lost, and only messages that were in
-flight at the kill can be sent a second time (counted and reported).
+workers here imports, and a byte budget bounds what sits in memory between the two. Every import is recorded
+as 'sending' before the call and 'imported' right after, so a run killed at any instant can be started again:
+nothing is lost, and only messages that were in flight at the kill can be sent a second time (counted and
+reported). Each message's outcome is recorded once, on its folder's FolderResult (gimport.engine.results), which
+derives every count a person sees.
 """
 
 from __future__ import annotations
@@ -36,8 +38,8 @@ from gimport.engine.inflight import InFlightBytes
 from gimport.engine.labels import ensure_labels
 from gimport.engine.lost_state import check_new_state
 from gimport.engine.reporting import NullReporter
-from gimport.engine.results import FolderResult, RunSummary
-from gimport.engine.scan import Scanner, Work
+from gimport.engine.results import RunSummary
+from gimport.engine.scan import FolderWork, Scanner
 from gimport.errors import (
     GimportError,
     Interrupted,
@@ -89,7 +91,6 @@ class Migration:
         self.options = options or EngineOptions(workers=settings.gmail.workers)
         self._stop = stop or threading.Event()
         self._fatal_lock = threading.Lock()
-        self._count_lock = threading.Lock()
         self.summary = RunSummary(source_account=source.account, gmail_account=None)
         self._importing: dict[str, FolderPlan] = {}  # folder name -> plan, for FetchedMessage.also_in
         self._scanner = Scanner(
@@ -151,94 +152,94 @@ class Migration:
                 budget.release(size)
 
     def _finish(self, item: Item, outcome: str, size: int, reason: str = "") -> None:
-        """Count, log (in English) and report one message's outcome; `reason` in the reader's language."""
-        with self._count_lock:  # workers finish concurrently
-            self._count(item.result, outcome, size, reason)
+        """Record (on the folder's result), log (in English) and report one message's outcome; `reason` in the
+        reader's language."""
+        folder = item.work.folder
+        item.work.result.record(outcome, size=size, reason=reason)
         log.info(
             "%s folder=%r uid=%d size=%d%s",
             outcome,
-            item.result.folder,
+            folder,
             item.message.uid,
             size,
             f" reason={english(reason)!r}" if reason else "",
         )
-        self.reporter.message_finished(item.result.folder, outcome, size)
-
-    @staticmethod
-    def _count(r: FolderResult, outcome: str, size: int, reason: str) -> None:
-        if outcome == IMPORTED:
-            r.imported += 1
-            r.bytes += size
-        elif outcome == DUPLICATE:
-            r.duplicates += 1
-        elif outcome == FAILED:
-            r.failed += 1
-            r.note_reason(reason)
-        elif outcome == SKIPPED:
-            r.skipped += 1
-            r.note_reason(reason)
+        self.reporter.message_finished(folder, outcome, size)
 
     def _import_one(self, item: Item) -> None:
-        r, msg = item.result, item.message
-        account = self.source.account
-        key = MessageKey(account, r.folder, item.uidvalidity, msg.uid)
+        """Import one fetched message and record its outcome: what the server or Gmail's limits refuse costs
+        that message only; an error that stops the run is recorded, then raised."""
+        msg = item.message
+        key = MessageKey(self.source.account, item.work.folder, item.work.uidvalidity, msg.uid)
+        if self._refused(item, key):
+            return
         raw = msg.raw
-        size = len(raw)
-        limit = self.gmail.max_message_bytes
+        digest = rfc822.sha256(raw)
+        mid = rfc822.message_id(raw)
+        copy = self.state.find_imported_copy(key.account, key.folder, digest)
+        if copy:
+            self.state.mark_duplicate(key, copy, digest, mid)
+            return self._finish(item, DUPLICATE, len(raw))
+        self._send(item, key, digest, mid)
+
+    def _refused(self, item: Item, key: MessageKey) -> bool:
+        """Record the message as failed or skipped when it cannot be sent as it is: the server would not give
+        it, it is empty, or it is over Gmail's limit. False when it can be sent."""
+        msg = item.message
+        size, limit = len(msg.raw), self.gmail.max_message_bytes
         if msg.error is not None:
             # the server would not give this one message: it costs that message, never the folder
             if msg.permanent:
                 self.state.mark_skipped(key, msg.error)
-                return self._finish(item, SKIPPED, 0, msg.error)
-            self.state.mark_failed(key, msg.error)
-            return self._finish(item, FAILED, 0, msg.error)
+                self._finish(item, SKIPPED, 0, msg.error)
+            else:
+                self.state.mark_failed(key, msg.error)
+                self._finish(item, FAILED, 0, msg.error)
+            return True
         if size == 0:
             reason: str = _("empty message on the server (0 bytes)")
             self.state.mark_skipped(key, english(reason))
-            return self._finish(item, SKIPPED, 0, reason)
+            self._finish(item, SKIPPED, 0, reason)
+            return True
         if size > limit:
             reason = too_large(size, limit)
             self.state.mark_skipped(key, english(reason))
-            return self._finish(item, SKIPPED, size, reason)
-        digest = rfc822.sha256(raw)
-        mid = rfc822.message_id(raw)
-        copy = self.state.find_imported_copy(account, r.folder, digest)
-        if copy:
-            self.state.mark_duplicate(key, copy, digest, mid)
-            return self._finish(item, DUPLICATE, size)
-        refs = list(message_labels(r.plan, msg.flags))
-        for name in msg.also_in:  # the message's other folders (Takeout labels): imported once, with them all
+            self._finish(item, SKIPPED, size, reason)
+            return True
+        return False
+
+    def _label_ids(self, item: Item) -> list[str]:
+        """The Gmail label ids the message is sent with: its folder's and flags', and those of its other
+        folders (Takeout labels: imported once, with them all)."""
+        work = item.work
+        refs = list(message_labels(work.plan, item.message.flags))
+        for name in item.message.also_in:
             refs += self._importing[name].labels if name in self._importing else ()
-        labels = list(dict.fromkeys(item.label_ids[ref] for ref in refs))
+        return list(dict.fromkeys(work.label_ids[ref] for ref in refs))
+
+    def _send(self, item: Item, key: MessageKey, digest: str, mid: str | None) -> None:
+        """Send the message to Gmail, recorded 'sending' before the call leaves, and record the outcome."""
+        msg, result = item.message, item.work.result
+        size = len(msg.raw)
+        labels = self._label_ids(item)
         identity = content_identity(mid, size, msg.internaldate)
-        data = rfc822.ensure_date(raw, msg.internaldate)
+        data = rfc822.ensure_date(msg.raw, msg.internaldate)
         attempts = [0]
 
         def on_attempt(n: int) -> None:
             attempts[0] = n
             # recorded before the call leaves: a kill from here on counts as a possible re-send
             if n == 1 and self.state.mark_sending(key, mid, digest, ",".join(labels), identity):
-                with self._count_lock:
-                    r.resent += 1
+                result.note_resent()
 
         def on_retry(err: RetryableError) -> None:
             if err.ambiguous:
-                with self._count_lock:
-                    r.ambiguous += 1
+                result.note_ambiguous()
 
         try:
             gmail_id = self.gmail.import_message(data, labels, on_attempt=on_attempt, on_retry=on_retry)
         except StopRequested as stop:
-            err = stop.last_error
-            if err is None and attempts[0] == 0:
-                return  # never sent: stays pending for the next run
-            reason = _("interrupted while waiting to retry: {error}").format(error=err)
-            if err is not None and err.ambiguous:
-                # Gmail may have it: leave it in flight, so the next run counts the re-send
-                self.state.note_error(key, english(reason))
-            else:
-                self.state.mark_failed(key, english(reason))
-            return self._finish(item, FAILED, size, reason)
+            return self._stopped(item, key, stop, attempts[0])
         except RetryableError as err:
             reason = _("gave up after {attempts} attempts: {error}").format(attempts=attempts[0], error=err)
             self.state.mark_failed(key, english(reason))
@@ -254,10 +255,24 @@ class Migration:
         self.state.mark_imported(key, gmail_id, size)
         return self._finish(item, IMPORTED, size)
 
+    def _stopped(self, item: Item, key: MessageKey, stop: StopRequested, attempts: int) -> None:
+        """A stop came while the message waited to be sent again (or before its first attempt)."""
+        err = stop.last_error
+        if err is None and attempts == 0:
+            return  # never sent: stays pending for the next run
+        reason = _("interrupted while waiting to retry: {error}").format(error=err)
+        if err is not None and err.ambiguous:
+            # Gmail may have it: leave it in flight, so the next run counts the re-send
+            self.state.note_error(key, english(reason))
+        else:
+            self.state.mark_failed(key, english(reason))
+        self._finish(item, FAILED, len(item.message.raw), reason)
+
     # -- the run ------------------------------------------------------------------------------------
     def run(self) -> RunSummary:
-        """Migrate; returns the summary. Errors that stop the run are in summary.fatal (also raised
-        when they happen before anything was sent)."""
+        """Migrate; returns the summary. An error that stops the run is returned in summary.fatal, never
+        raised: one before the transfer (the account check, listing, labels, the scan) returns at once, with
+        nothing sent (gimport.render.run.stopped_before_importing tells it apart)."""
         s = self.summary
         try:
             self.reporter.phase(_("checking the Gmail account"))
@@ -271,7 +286,7 @@ class Migration:
             self.reporter.phase(_("preparing labels in Gmail"))
             label_ids = self._ensure_labels(plans)
             self.reporter.phase(_("scanning folders"))
-            work = self._scanner.scan(plans, self._stop)
+            work = self._scanner.scan(plans, label_ids, self._stop)
         except GimportError as err:
             s.fatal = err
             s.finished = time.monotonic()
@@ -287,17 +302,16 @@ class Migration:
                     in_flight,
                 ).format(n=in_flight)
             )
-        total = sum(len(items) for _, items in work)
-        total_bytes = sum(size for _, items in work for _, size in items)
-        self.reporter.transfer_started(total, total_bytes)
+        total = sum(len(folder.items) for folder in work)
+        self.reporter.transfer_started(total, sum(folder.size for folder in work))
         if total:
-            self._transfer(work, label_ids)
+            self._transfer(work)
         s.rate_limited = self.pacer.rate_limited
         s.imap_reconnects = self.source.reconnects
         s.finished = time.monotonic()
         return s
 
-    def _transfer(self, work: Work, label_ids: dict[str, str]) -> None:
+    def _transfer(self, work: list[FolderWork]) -> None:
         budget = InFlightBytes(self.options.memory_budget, self._stop)
         q: ItemQueue = queue.Queue()
         workers = [
@@ -310,7 +324,7 @@ class Migration:
             t.start()
         fetch = Fetcher(
             source=self.source,
-            scanner=self._scanner,
+            rescan=self._scanner.rescan,
             batch=self.options.fetch_batch,
             batch_bytes=self.options.fetch_batch_bytes,
             budget=budget,
@@ -321,7 +335,7 @@ class Migration:
         )
         fetcher = threading.Thread(
             target=fetch.run,
-            args=(work, label_ids, self.options.workers),
+            args=(work, self.options.workers),
             name=f"{self.options.thread_prefix}fetch",
             daemon=True,
         )

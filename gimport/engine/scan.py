@@ -2,17 +2,19 @@
 
 For every folder the mapping imports, the Scanner runs the selection (gimport.mail.selection: EXAMINE, SEARCH,
 sizes, what earlier runs did), records what it found (the folder, the pending messages, the ones matched by
-content, the ones too large to send), and fills the folder's FolderResult. It speaks the contract only (a
-MailSource and a State), never prints, and reports a folder it cannot read as that folder's error (the run goes
-on with the others). The fetch (gimport.engine.fetch) asks it to scan a folder again when the folder's UIDVALIDITY
-changes during the run.
+content, the ones too large to send), tells the folder's FolderResult what it saw, and hands the fetch the
+folder's work: a FolderWork. It speaks the contract only (a MailSource and a State), never prints, and reports
+a folder it cannot read as that folder's error (the run goes on with the others). The fetch
+(gimport.engine.fetch) asks for a folder's work again (Scanner.rescan) when its UIDVALIDITY changes during the
+run.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 
 from gimport.config.settings import FilterSettings
 from gimport.contract import SKIPPED, MailSource, MessageKey, State
@@ -21,20 +23,44 @@ from gimport.errors import FolderChanged, FolderGone
 from gimport.i18n import _, english
 from gimport.mail.mapping import IMPORT, FolderPlan
 from gimport.mail.quota import too_large
-from gimport.mail.selection import select_messages
+from gimport.mail.selection import FolderSelection, select_messages
 
 log = logging.getLogger("gimport")
 
-# what the scan hands to the fetch: each folder's result with the (uid, claimed size) pairs to send
-Items = list[tuple[int, int]]
-Work = list[tuple[FolderResult, Items]]
+Items = list[tuple[int, int]]  # (uid, claimed size) pairs to send, in order
 
 # a folder given a new UIDVALIDITY this many times (runs) is one the server renumbers in every session
 EVERY_SESSION = 3
 
 
+@dataclass(frozen=True)
+class FolderWork:
+    """One folder's share of a run as a scan handed it out: the messages to send under one UIDVALIDITY (the
+    folder's generation). Outcomes are recorded on `result`, which counts the work as remaining until then."""
+
+    result: FolderResult
+    uidvalidity: int
+    items: Items
+    label_ids: Mapping[str, str]  # label reference -> Gmail label id (gimport.engine.labels), for every message
+    alone: frozenset[int] = frozenset()  # uids whose size claim is unusable: each goes in a FETCH of its own
+
+    @property
+    def folder(self) -> str:
+        return self.result.folder
+
+    @property
+    def plan(self) -> FolderPlan:
+        return self.result.plan
+
+    @property
+    def size(self) -> int:
+        """The bytes claimed for the items."""
+        return sum(n for _, n in self.items)
+
+
 class Scanner:
-    """Scans the folders of one run into `summary`; `warn` shows and keeps a warning (Migration._warn)."""
+    """Scans the folders of one run into `summary`; `label_ids` (label reference -> Gmail id) goes with each
+    folder's work; `warn` shows and keeps a warning (Migration._warn)."""
 
     def __init__(
         self,
@@ -49,11 +75,11 @@ class Scanner:
         self.source, self.state, self.filters, self.limit = source, state, filters, limit
         self.summary, self.warn = summary, warn
         self.content_folders: dict[str, int] = {}  # path -> generations seen, for folders compared by content
-        self.unknown_size: set[tuple[str, int]] = set()  # (path, uid) whose size claim is unusable
 
-    def scan(self, plans: list[FolderPlan], stop: threading.Event) -> Work:
-        """Scan every folder the plans import (until `stop`); returns the work for the fetch."""
-        work: Work = []
+    def scan(self, plans: list[FolderPlan], label_ids: Mapping[str, str], stop: threading.Event) -> list[FolderWork]:
+        """Scan every folder the plans import (until `stop`); returns the work for the fetch: the folders
+        with messages to send."""
+        work: list[FolderWork] = []
         for plan in plans:
             if plan.action != IMPORT:
                 continue
@@ -61,24 +87,58 @@ class Scanner:
                 break
             result = FolderResult(plan)
             self.summary.folders.append(result)
-            items = self.select(result)
-            if items:
-                work.append((result, items))
+            folder = self._folder(result, label_ids)
+            if folder is not None and folder.items:
+                work.append(folder)
         self._note_content_folders()
         # what status shows: the folders this run could not read, with why
         self.state.set_folder_errors(self.source.account, {r.folder: r.error for r in self.summary.folders if r.error})
         return work
 
-    def select(self, result: FolderResult, opened: tuple[int, int] | None = None) -> Items:
-        """Scan one folder (under the EXAMINE `opened`, when given) and record what it found: the (uid, size)
-        pairs to fetch. A folder that cannot be read gets result.error and no items."""
-        account = self.source.account
-        plan = result.plan
-        path = plan.path
+    def rescan(self, work: FolderWork, opened: tuple[int, int]) -> FolderWork | None:
+        """Scan `work`'s folder again under the EXAMINE `opened` (its UIDVALIDITY is not the work's any more);
+        returns the new work, or None when the folder cannot be read (then its result has the error)."""
+        return self._folder(work.result, work.label_ids, opened)
+
+    def _folder(
+        self, result: FolderResult, label_ids: Mapping[str, str], opened: tuple[int, int] | None = None
+    ) -> FolderWork | None:
+        """Scan one folder (under the EXAMINE `opened`, when given), record what it found and hand out its
+        work. A folder that cannot be read gets result.error and no work."""
+        sel = self._select(result, opened)
+        if sel is None:
+            return None
+        account, path = self.source.account, result.folder
+        if sel.by_content:
+            self.state.add_done_by_content(account, path, sel.uidvalidity, sel.by_content)
+        skipped_before = self._count_done(result, sel)
+        self.state.add_pending(account, path, sel.uidvalidity, sel.todo)
+        if sel.compared_by_content and path not in self.content_folders:
+            self.content_folders[path] = self.state.generations(account, path)
+        items = self._skip_too_large(result, sel)
+        result.handed_out(len(items))
+        self.state.record_folder(
+            account, path, sel.uidvalidity, result.found, result.selected, ",".join(result.plan.labels)
+        )
+        log.info(
+            "scanned %s: uidvalidity %d, %d messages, %d selected, %d done before (%d by content), %d to import",
+            path,
+            sel.uidvalidity,
+            result.found,
+            result.selected,
+            result.already,
+            len(sel.by_content),
+            skipped_before + len(sel.todo),
+        )
+        return FolderWork(result, sel.uidvalidity, items, label_ids, sel.unknown_size)
+
+    def _select(self, result: FolderResult, opened: tuple[int, int] | None) -> FolderSelection | None:
+        """The folder's selection now, or None (with result.error, shown) when it cannot be read."""
+        account, path = self.source.account, result.folder
         try:
-            sel = select_messages(
+            return select_messages(
                 self.source,
-                plan.folder.name,
+                result.plan.folder.name,
                 self.filters,
                 done=lambda v: self.state.done_uids(account, path, v),
                 known=lambda v: self.state.known_content(account, path, v),
@@ -88,60 +148,47 @@ class Scanner:
             result.error = _(
                 "the server cannot open the folder ({detail}); if it never can, leave it out with [labels] exclude"
             ).format(detail=exc)
-            self.warn(_("{folder}: {problem}").format(folder=path, problem=result.error))
-            return []
         except FolderChanged as exc:
             result.error = _("its UIDVALIDITY kept changing while it was scanned ({detail}): run again").format(
                 detail=exc
             )
-            self.warn(_("{folder}: {problem}").format(folder=path, problem=result.error))
-            return []
-        processed = result.imported + result.duplicates + result.failed + result.skipped
-        result.uidvalidity, result.found = sel.uidvalidity, sel.found
-        if sel.by_content:
-            self.state.add_done_by_content(account, path, sel.uidvalidity, sel.by_content)
+        self.warn(_("{folder}: {problem}").format(folder=path, problem=result.error))
+        return None
+
+    def _count_done(self, result: FolderResult, sel: FolderSelection) -> int:
+        """Tell `result` what the scan saw, and record as skipped what an earlier run skipped (returns how
+        many)."""
+        account, path = self.source.account, result.folder
         # skipped in an earlier run (e.g. over 150 MB): needs no more work, but is not in Gmail
         skipped = self.state.done_uids(account, path, sel.uidvalidity, (SKIPPED,), accepted=False)
         skipped &= set(sel.done)
         # accepted as not in Gmail (gimport accept): no more work, counted apart, never as "already there"
         accepted = self.state.done_uids(account, path, sel.uidvalidity, (), accepted=True) & set(sel.done)
-        result.accepted = len(accepted)
-        result.already = len(sel.done) - len(skipped) - len(accepted) + len(sel.by_content)
-        result.todo = processed
+        result.scanned(
+            uidvalidity=sel.uidvalidity,
+            found=sel.found,
+            selected=sel.selected,
+            already=len(sel.done) - len(skipped) - len(accepted) + len(sel.by_content),
+            accepted=len(accepted),
+        )
         if skipped:
-            result.todo += len(skipped)
-            result.skipped += len(skipped)
-            result.note_reason(_("skipped in an earlier run (see gimport status)"), len(skipped))
-        result.selected = sel.selected
-        result.todo += len(sel.todo)
-        self.state.add_pending(account, path, result.uidvalidity, sel.todo)
-        if sel.compared_by_content and path not in self.content_folders:
-            self.content_folders[path] = self.state.generations(account, path)
-        items = []
+            result.record(SKIPPED, n=len(skipped), reason=_("skipped in an earlier run (see gimport status)"))
+        return len(skipped)
+
+    def _skip_too_large(self, result: FolderResult, sel: FolderSelection) -> Items:
+        """The selection's messages to send; those known too large for Gmail (by RFC822.SIZE: not worth
+        fetching) are recorded skipped instead."""
+        items: Items = []
         for uid, size in sel.todo:
-            if uid not in sel.unknown_size and size > self.limit:  # known from RFC822.SIZE: not worth fetching
-                reason = too_large(size, self.limit)
-                self.state.mark_skipped(MessageKey(account, path, result.uidvalidity, uid), english(reason))
-                result.skipped += 1
-                result.note_reason(reason)
-                log.info("skipped folder=%r uid=%d size=%d reason=%r", path, uid, size, english(reason))
-            else:
+            if uid in sel.unknown_size or size <= self.limit:
                 items.append((uid, size))
-        self.unknown_size |= {(path, uid) for uid in sel.unknown_size}
-        result.todo_bytes = sum(size for _, size in items)
-        self.state.record_folder(
-            account, path, result.uidvalidity, result.found, result.selected, ",".join(plan.labels)
-        )
-        log.info(
-            "scanned %s: uidvalidity %d, %d messages, %d selected, %d done before (%d by content), %d to import",
-            path,
-            result.uidvalidity,
-            result.found,
-            result.selected,
-            result.already,
-            len(sel.by_content),
-            result.todo - processed,
-        )
+                continue
+            reason = too_large(size, self.limit)
+            self.state.mark_skipped(
+                MessageKey(self.source.account, result.folder, sel.uidvalidity, uid), english(reason)
+            )
+            result.record(SKIPPED, reason=reason)
+            log.info("skipped folder=%r uid=%d size=%d reason=%r", result.folder, uid, size, english(reason))
         return items
 
     def _note_content_folders(self) -> None:

@@ -89,77 +89,68 @@ def prove(
     items = list(items)
     result = ExactResult(checked=len(items), strict_labels=strict_labels)
     result.gmail_messages = len({i.gmail_id for i in items if i.gmail_id})
-
-    def listing(label_id: str | None) -> set[str]:
-        ids: set[str] = set()
-        # includeSpamTrash: a message the user trashed (or Gmail put in Spam) still carries its labels
-        for page in gmail.list_message_ids(label_id, include_spam_trash=True):
-            result.calls += 1
-            result.units += cost("users.messages.list")
-            ids.update(page)
-        return ids
-
     existing = {lbl["id"]: lbl.get("name", lbl["id"]) for lbl in gmail.list_labels()}
     result.calls += 1
     result.units += cost("users.labels.list")
+    listings = _Listings(gmail, result, existing, items)
     names = {**existing, **(label_names or {})}
-    wanted = sorted({lid for i in items for lid in i.label_ids if lid not in FLAG_LABEL_IDS})
-    by_label = {lid: listing(lid) for lid in wanted if lid in existing}
-    if TRASH not in by_label and items:
-        by_label[TRASH] = listing(TRASH)
-    seen = set().union(*by_label.values()) if by_label else set()
-    everything: set[str] | None = None
-    if any(i.gmail_id and i.gmail_id not in seen for i in items):
-        everything = listing(None)
-
     for item in items:
-        if not item.gmail_id:
-            result.gaps.append(Gap(item.key, item.message_id, None, MISSING, _("no Gmail id recorded for it"), True))
-            continue
-        if item.gmail_id not in seen and (everything is None or item.gmail_id not in everything):
-            result.gaps.append(
-                Gap(
-                    item.key,
-                    item.message_id,
-                    item.gmail_id,
-                    MISSING,
-                    _("Gmail id {id} is not in the mailbox (deleted in Gmail?)").format(id=item.gmail_id),
-                    True,
-                )
-            )
-            continue
-        if item.gmail_id in by_label.get(TRASH, ()) and TRASH not in item.label_ids:
-            result.gaps.append(
-                Gap(
-                    item.key,
-                    item.message_id,
-                    item.gmail_id,
-                    IN_TRASH,
-                    _("in Gmail's Trash: deleted for good 30 days after it was put there"),
-                    True,
-                )
-            )
-            continue
-        gone = []
+        gap = listings.gap(item, names)
+        if gap is not None:
+            result.gaps.append(gap)
+    result.seconds = clock() - started
+    return result
+
+
+class _Listings:
+    """Gmail's listings of message ids that `items` need: by each label they were sent with (that exists), of
+    Trash, and of the whole mailbox only when some id is in none of those. Counts the calls in `result`."""
+
+    def __init__(
+        self, gmail: MessageListing, result: ExactResult, existing: dict[str, str], items: list[ProofItem]
+    ) -> None:
+        self.gmail, self.result, self.existing = gmail, result, existing
+        wanted = sorted({lid for i in items for lid in i.label_ids if lid not in FLAG_LABEL_IDS})
+        self.by_label = {lid: self._list(lid) for lid in wanted if lid in existing}
+        if TRASH not in self.by_label and items:
+            self.by_label[TRASH] = self._list(TRASH)
+        self.seen: set[str] = set().union(*self.by_label.values()) if self.by_label else set()
+        self.everything: set[str] | None = None
+        if any(i.gmail_id and i.gmail_id not in self.seen for i in items):
+            self.everything = self._list(None)
+
+    def _list(self, label_id: str | None) -> set[str]:
+        ids: set[str] = set()
+        # includeSpamTrash: a message the user trashed (or Gmail put in Spam) still carries its labels
+        for page in self.gmail.list_message_ids(label_id, include_spam_trash=True):
+            self.result.calls += 1
+            self.result.units += cost("users.messages.list")
+            ids.update(page)
+        return ids
+
+    def gap(self, item: ProofItem, names: dict[str, str]) -> Gap | None:
+        """What is wrong with `item` in Gmail (the first of missing, in Trash, label gone), or None.
+        `names`: label id -> the name shown in details."""
+        gid = item.gmail_id
+        if not gid:
+            return Gap(item.key, item.message_id, None, MISSING, _("no Gmail id recorded for it"), True)
+        if gid not in self.seen and (self.everything is None or gid not in self.everything):
+            detail = _("Gmail id {id} is not in the mailbox (deleted in Gmail?)").format(id=gid)
+            return Gap(item.key, item.message_id, gid, MISSING, detail, True)
+        if gid in self.by_label.get(TRASH, ()) and TRASH not in item.label_ids:
+            detail = _("in Gmail's Trash: deleted for good 30 days after it was put there")
+            return Gap(item.key, item.message_id, gid, IN_TRASH, detail, True)
+        gone: list[str] = []
         for lid in item.label_ids:
             if lid in FLAG_LABEL_IDS:
                 continue
-            if lid not in existing:
+            if lid not in self.existing:
                 gone.append(_("{label} (the label no longer exists)").format(label=names.get(lid, lid)))
-            elif item.gmail_id not in by_label[lid]:
+            elif gid not in self.by_label[lid]:
                 gone.append(names.get(lid, lid))
-        if gone:
-            result.gaps.append(
-                Gap(
-                    item.key,
-                    item.message_id,
-                    item.gmail_id,
-                    LABEL_GONE,
-                    _("in Gmail, but no longer labelled {labels} (archived or moved since the import?)").format(
-                        labels=", ".join(gone)
-                    ),
-                    strict_labels,
-                )
-            )
-    result.seconds = clock() - started
-    return result
+        if not gone:
+            return None
+        detail = _("in Gmail, but no longer labelled {labels} (archived or moved since the import?)").format(
+            labels=", ".join(gone)
+        )
+        return Gap(item.key, item.message_id, gid, LABEL_GONE, detail, self.result.strict_labels)

@@ -45,7 +45,7 @@ from gimport.engine.reporting import NullReporter
 from gimport.errors import AuthError, FolderChanged, FolderGone
 from gimport.i18n import _
 from gimport.mail.mapping import IMPORT, FolderPlan, label_key, plan_folders
-from gimport.mail.selection import inbox_first, select_messages
+from gimport.mail.selection import FolderSelection, inbox_first, select_messages
 from gimport.operations.proof import ExactResult, ProofItem, prove
 
 RETRY_COMMAND = "gimport run"
@@ -194,115 +194,170 @@ def verify(
     (gimport.operations.proof; `strict_labels`: a label gone since the import fails too). Raises AuthError (also
     when `exact` is asked without the scope), GmailError, SourceError, StateError."""
     reporter = reporter or NullReporter()
-    account = source.account
     exact_available = gmail.can_list_messages()
     if exact and not exact_available:
         raise AuthError(
             _("the Gmail grant cannot list messages, which 'gimport verify --exact' needs"),
             hint=_("run '{command}' once to add the read-only metadata scope").format(command=EXACT_HOWTO),
         )
-    proof_items: list[ProofItem] = []
-    accepted: list[AcceptedMessage] = []
     reporter.phase(_("checking the Gmail account"))
     address = identify(gmail, settings.gmail.user, state)
     reporter.phase(_("listing folders on the source"))
     plans = inbox_first([p for p in plan_folders(source.list_folders(), settings.labels) if p.action == IMPORT])
-    recorded_folders = state.recorded_folders(account)
-    checks: list[FolderCheck] = []
-    missing: list[MissingMessage] = []
-    missing_total = 0
-    gmail_ids: dict[str, set[str]] = {}  # label -> Gmail ids recorded for the selected folders
     reporter.phase(_("comparing {n} folder(s) with the state file").format(n=len(plans)))
+    comparison = _Comparison(settings, source, state, list_limit=list_limit, exact=exact)
     for plan in plans:
-        check = FolderCheck(plan.path, plan.labels, recorded_uidvalidity=recorded_folders.get(plan.path))
-        checks.append(check)
+        comparison.folder(plan)
+    reporter.phase(_("reading label counts from Gmail"))
+    labels = _label_checks(gmail, plans, comparison.gmail_ids)
+    result = None
+    if exact:
+        items = comparison.proof_items
+        reporter.phase(_("proving {n} message(s) in Gmail by their ids").format(n=f"{len(items):,}"))
+        result = prove(gmail, items, strict_labels=strict_labels)
+    return VerifyReport(
+        source_account=source.account,
+        gmail_account=address,
+        state_path=state.path,
+        folders=comparison.checks,
+        labels=labels,
+        missing=comparison.missing,
+        missing_total=comparison.missing_total,
+        not_selected_now=_not_selected_now(state, source.account, {p.path for p in plans}),
+        accepted=comparison.accepted,
+        exact=result,
+        exact_available=exact_available,
+    )
+
+
+class _Comparison:
+    """The folder-by-folder part of verify: each selected folder on the source now against the state file.
+    Collects the folders' checks, the missing messages (at most `list_limit` detailed), the accepted ones, the
+    Gmail ids recorded per label, and (with `exact`) what the proof in Gmail must check."""
+
+    def __init__(
+        self, settings: Settings, source: MessageIdLookup, state: Ledger, *, list_limit: int | None, exact: bool
+    ) -> None:
+        self.settings, self.source, self.state = settings, source, state
+        self.account = source.account
+        self.list_limit, self.exact = list_limit, exact
+        self.recorded_folders = state.recorded_folders(self.account)
+        self.checks: list[FolderCheck] = []
+        self.missing: list[MissingMessage] = []
+        self.missing_total = 0
+        self.accepted: list[AcceptedMessage] = []
+        self.proof_items: list[ProofItem] = []
+        self.gmail_ids: dict[str, set[str]] = {}  # label -> Gmail ids recorded for the selected folders
+
+    def folder(self, plan: FolderPlan) -> None:
+        """Compare one folder; a folder the server cannot serve gets its check's error."""
+        check = FolderCheck(plan.path, plan.labels, recorded_uidvalidity=self.recorded_folders.get(plan.path))
+        self.checks.append(check)
         records: dict[int, MessageRecord] = {}
-
-        def done(uidvalidity: int, path: str = plan.path, records: dict[int, MessageRecord] = records) -> set[int]:
-            records.update(state.folder_messages(account, path, uidvalidity))
-            return {uid for uid, r in records.items() if r.status in DONE_STATUSES or r.accepted is not None}
-
-        def known(uidvalidity: int, path: str = plan.path) -> KnownContent:
-            return state.known_content(account, path, uidvalidity)
-
-        try:
-            # a message an earlier UIDVALIDITY imported counts by its content, as in a run: a server may give a folder a new UIDVALIDITY at any session
-            sel = select_messages(source, plan.folder.name, settings.filters, done, known, resolve_by_hash=True)
-        except (FolderGone, FolderChanged) as exc:
-            check.error = _(
-                "the server cannot serve the folder ({detail}); if it never can, leave it out with [labels] exclude"
-            ).format(detail=exc)
-            continue
+        sel = self._select(plan, check, records)
+        if sel is None:
+            return
         check.uidvalidity, check.on_source, check.selected = sel.uidvalidity, sel.found, sel.selected
         check.by_content = len(sel.by_content)
         done_records = [r for r in records.values() if r.status in DONE_STATUSES]
         check.recorded_imported = len(done_records) + len(sel.by_content)
-        selected_done = set(sel.done)
-        by_gmail_id: dict[str | None, str] = {r.gmail_id: r.labels for r in done_records if r.gmail_id and r.labels}
-        for uid in sorted(selected_done):
-            r = records[uid]
-            key = MessageKey(account, plan.path, sel.uidvalidity, uid)
-            if r.status not in DONE_STATUSES:
-                assert r.accepted is not None  # done() selects a message not done for its acceptance only
-                check.accepted += 1
-                accepted.append(AcceptedMessage(key, r.message_id, r.status, r.last_error, r.accepted))
-            elif exact:
-                # a duplicate records no labels of its own: those of the copy it duplicates
-                sent = r.labels or by_gmail_id.get(r.gmail_id) or ""
-                proof_items.append(ProofItem(key, r.message_id, r.gmail_id, tuple(x for x in sent.split(",") if x)))
+        self._done(plan, check, sel, records, done_records)
         ids = {r.gmail_id for r in done_records if r.gmail_id} | {m.gmail_id for m in sel.by_content.values()}
         for label in plan.labels:
-            gmail_ids.setdefault(label_key(label) if label not in SYSTEM_LABEL_IDS else label, set()).update(ids)
+            self.gmail_ids.setdefault(label_key(label) if label not in SYSTEM_LABEL_IDS else label, set()).update(ids)
+        self.missing.extend(self._with_message_ids(self._missing(plan, check, sel, records)))
+
+    def _select(
+        self, plan: FolderPlan, check: FolderCheck, records: dict[int, MessageRecord]
+    ) -> FolderSelection | None:
+        """The folder's selection now, with the engine's own formula; `records` gets the state file's records
+        of the generation it finds. None (and check.error) when the server cannot serve the folder."""
+        state, account, path = self.state, self.account, plan.path
+
+        def done(uidvalidity: int) -> set[int]:
+            records.update(state.folder_messages(account, path, uidvalidity))
+            return {uid for uid, r in records.items() if r.status in DONE_STATUSES or r.accepted is not None}
+
+        def known(uidvalidity: int) -> KnownContent:
+            return state.known_content(account, path, uidvalidity)
+
+        try:
+            # a message an earlier UIDVALIDITY imported counts by its content, as in a run
+            return select_messages(
+                self.source, plan.folder.name, self.settings.filters, done, known, resolve_by_hash=True
+            )
+        except (FolderGone, FolderChanged) as exc:
+            check.error = _(
+                "the server cannot serve the folder ({detail}); if it never can, leave it out with [labels] exclude"
+            ).format(detail=exc)
+            return None
+
+    def _done(
+        self,
+        plan: FolderPlan,
+        check: FolderCheck,
+        sel: FolderSelection,
+        records: dict[int, MessageRecord],
+        done_records: list[MessageRecord],
+    ) -> None:
+        """The selected messages that need no more work: the accepted ones are listed; the others (with
+        `exact`) are to be proven in Gmail."""
+        # a duplicate records no labels of its own: those of the copy it duplicates
+        by_gmail_id = {r.gmail_id: r.labels for r in done_records if r.gmail_id and r.labels}
+        for uid in sorted(set(sel.done)):
+            r = records[uid]
+            key = MessageKey(self.account, plan.path, sel.uidvalidity, uid)
+            if r.status not in DONE_STATUSES:
+                assert r.accepted is not None  # done without a done status: accepted (see _select)
+                check.accepted += 1
+                self.accepted.append(AcceptedMessage(key, r.message_id, r.status, r.last_error, r.accepted))
+            elif self.exact:
+                labels = r.labels or by_gmail_id.get(r.gmail_id or "") or ""
+                self.proof_items.append(
+                    ProofItem(key, r.message_id, r.gmail_id, tuple(x for x in labels.split(",") if x))
+                )
+
+    def _missing(
+        self, plan: FolderPlan, check: FolderCheck, sel: FolderSelection, records: dict[int, MessageRecord]
+    ) -> list[MissingMessage]:
+        """Count the selected messages not recorded imported; returns those to detail (list_limit)."""
         check.missing = len(sel.todo)
-        missing_total += check.missing
+        self.missing_total += check.missing
         detailed: list[MissingMessage] = []
         for uid, _size in sel.todo:
             rec = records.get(uid)
             status, reason, retried = _reason(
-                rec, sel.uidvalidity, check.recorded_uidvalidity, plan.path in recorded_folders
+                rec, sel.uidvalidity, check.recorded_uidvalidity, plan.path in self.recorded_folders
             )
             check.failed += status == FAILED
             check.skipped += status == SKIPPED
-            if list_limit is None or len(missing) + len(detailed) < list_limit:
+            if self.list_limit is None or len(self.missing) + len(detailed) < self.list_limit:
                 detailed.append(
                     MissingMessage(plan.path, uid, rec.message_id if rec else None, status, reason, retried)
                 )
+        return detailed
+
+    def _with_message_ids(self, detailed: list[MissingMessage]) -> list[MissingMessage]:
+        """`detailed`, with the Message-IDs the state file lacks read from the source (one header, PEEK)."""
         unknown = [m.uid for m in detailed if m.message_id is None]
-        if unknown:
-            found_ids = source.fetch_message_ids(unknown)
-            detailed = [
-                MissingMessage(m.folder, m.uid, found_ids.get(m.uid), m.status, m.reason, m.retried_by_run)
-                if m.message_id is None
-                else m
-                for m in detailed
-            ]
-        missing.extend(detailed)
+        if not unknown:
+            return detailed
+        found_ids = self.source.fetch_message_ids(unknown)
+        return [
+            MissingMessage(m.folder, m.uid, found_ids.get(m.uid), m.status, m.reason, m.retried_by_run)
+            if m.message_id is None
+            else m
+            for m in detailed
+        ]
 
-    selected_paths = {p.path for p in plans}
-    not_selected = []
-    for c in state.folder_counts(account):
-        if c.folder not in selected_paths and (c.imported or c.duplicate):
-            not_selected.append((c.folder, c.imported + c.duplicate))
 
-    reporter.phase(_("reading label counts from Gmail"))
-    labels = _label_checks(gmail, plans, gmail_ids)
-    result = None
-    if exact:
-        reporter.phase(_("proving {n} message(s) in Gmail by their ids").format(n=f"{len(proof_items):,}"))
-        result = prove(gmail, proof_items, strict_labels=strict_labels)
-    return VerifyReport(
-        source_account=account,
-        gmail_account=address,
-        state_path=state.path,
-        folders=checks,
-        labels=labels,
-        missing=missing,
-        missing_total=missing_total,
-        not_selected_now=not_selected,
-        accepted=accepted,
-        exact=result,
-        exact_available=exact_available,
-    )
+def _not_selected_now(state: Ledger, account: str, selected_paths: set[str]) -> list[tuple[str, int]]:
+    """The folders the state file records imports for that are not selected now, with how many."""
+    return [
+        (c.folder, c.imported + c.duplicate)
+        for c in state.folder_counts(account)
+        if c.folder not in selected_paths and (c.imported or c.duplicate)
+    ]
 
 
 def _label_checks(gmail: Destination, plans: list[FolderPlan], gmail_ids: dict[str, set[str]]) -> dict[str, LabelCheck]:
