@@ -296,6 +296,31 @@ def test_thunderbird_profile_lists_every_account(tmp_path, local, emulator, caps
     assert not any(name.endswith((".msf", ".dat", "prefs.js")) for name in plan)
 
 
+def test_thunderbird_folders_without_mail_make_no_labels(tmp_path, local, emulator, capsys):
+    """Thunderbird keeps empty files for Unsent Messages, Templates, Drafts, parents of subfolders, and
+    folders whose messages are all expunged: none of them becomes a label in Gmail."""
+    folders = tmp_path / "Local Folders"
+    (folders / "Archives.sbd").mkdir(parents=True)
+    kept = message(1)
+    for name in ("Unsent Messages", "Templates", "Drafts", "Archives", "Archives.sbd/2019"):
+        (folders / name).write_bytes(b"")
+        (folders / (name + ".msf")).write_text('// <!-- <mdb:mork:z v="1.4"/> -->\n')
+    (folders / "Old").write_bytes(thunderbird_entry(message(2), READ | EXPUNGED))
+    (folders / "Archives.sbd" / "2020").write_bytes(thunderbird_entry(kept, READ))
+    ws = local("thunderbird", folders)
+    rc, out = run(ws, "plan", "--json", capsys=capsys)
+    assert rc == 0, out.err
+    plan = {f["folder"]: f for f in json.loads(out.out)["folders"]}
+    assert {n: f["action"] for n, f in plan.items() if f["action"] != "import"} == {
+        n: "noselect" for n in ("Unsent Messages", "Templates", "Drafts", "Archives", "Archives/2019", "Old")
+    }
+    rc, out = run(ws, capsys=capsys)
+    assert rc == 0, out.err
+    user = [lbl["name"] for lbl in emulator.user(EMAIL).labels.values() if lbl.get("type") == "user"]
+    assert sorted(user) == ["Archives", "Archives/2020"]  # the parent only as the nesting of its subfolder
+    assert only(emulator, kept) == ["Archives/2020"]
+
+
 # --------------------------------------------------------------------------------------------- Takeout
 
 TAKEOUT = {
