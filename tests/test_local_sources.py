@@ -181,19 +181,23 @@ def test_mbox_folder_of_files_unescapes_and_grows_at_its_end(tmp_path, local, em
 
 
 def test_mbox_single_file_with_status_headers(tmp_path, local, emulator, capsys):
+    """Status, X-Status, X-Keywords and X-UID are the mbox server's bookkeeping (Dovecot and UW-IMAP never
+    serve them): not imported; their flags are. X-Status "D" (deleted, not yet expunged) is skipped."""
     path = tmp_path / "Archive 2019.mbox"
-    read, unread, starred = message(1), message(2), message(3)
+    read, unread, starred, deleted = message(1), message(2), message(3), message(4)
     path.write_bytes(
-        mbox_entry(read, headers=b"Status: RO\n")
-        + mbox_entry(unread, headers=b"Status: O\n")
+        mbox_entry(read, headers=b"Status: RO\nX-UID: 7\n")
+        + mbox_entry(unread, headers=b"Status: O\nX-Keywords: $Work  \n")
         + mbox_entry(starred, headers=b"Status: RO\nX-Status: F\n")
+        + mbox_entry(deleted, headers=b"Status: RO\nX-Status: D\n")
     )
     ws = local("mbox", path)
     rc, out = run(ws, capsys=capsys)
     assert rc == 0, out.err
-    assert only(emulator, b"Status: RO\n" + read) == ["Archive 2019"]
-    assert only(emulator, b"Status: O\n" + unread) == ["Archive 2019", "UNREAD"]
-    assert only(emulator, b"Status: RO\nX-Status: F\n" + starred) == ["Archive 2019", "STARRED"]
+    assert only(emulator, read) == ["Archive 2019"]
+    assert only(emulator, unread) == ["Archive 2019", "UNREAD"]
+    assert only(emulator, starred) == ["Archive 2019", "STARRED"]
+    assert len(emulator.user(EMAIL).messages) == 3
 
 
 # ----------------------------------------------------------------------------------------- Thunderbird
@@ -290,6 +294,31 @@ def test_thunderbird_profile_lists_every_account(tmp_path, local, emulator, caps
     assert plan["Local Folders/Inbox"]["selected"] == 4
     assert plan["Local Folders/Archives"]["action"] == "noselect"
     assert not any(name.endswith((".msf", ".dat", "prefs.js")) for name in plan)
+
+
+def test_thunderbird_folders_without_mail_make_no_labels(tmp_path, local, emulator, capsys):
+    """Thunderbird keeps empty files for Unsent Messages, Templates, Drafts, parents of subfolders, and
+    folders whose messages are all expunged: none of them becomes a label in Gmail."""
+    folders = tmp_path / "Local Folders"
+    (folders / "Archives.sbd").mkdir(parents=True)
+    kept = message(1)
+    for name in ("Unsent Messages", "Templates", "Drafts", "Archives", "Archives.sbd/2019"):
+        (folders / name).write_bytes(b"")
+        (folders / (name + ".msf")).write_text('// <!-- <mdb:mork:z v="1.4"/> -->\n')
+    (folders / "Old").write_bytes(thunderbird_entry(message(2), READ | EXPUNGED))
+    (folders / "Archives.sbd" / "2020").write_bytes(thunderbird_entry(kept, READ))
+    ws = local("thunderbird", folders)
+    rc, out = run(ws, "plan", "--json", capsys=capsys)
+    assert rc == 0, out.err
+    plan = {f["folder"]: f for f in json.loads(out.out)["folders"]}
+    assert {n: f["action"] for n, f in plan.items() if f["action"] != "import"} == {
+        n: "noselect" for n in ("Unsent Messages", "Templates", "Drafts", "Archives", "Archives/2019", "Old")
+    }
+    rc, out = run(ws, capsys=capsys)
+    assert rc == 0, out.err
+    user = [lbl["name"] for lbl in emulator.user(EMAIL).labels.values() if lbl.get("type") == "user"]
+    assert sorted(user) == ["Archives", "Archives/2020"]  # the parent only as the nesting of its subfolder
+    assert only(emulator, kept) == ["Archives/2020"]
 
 
 # --------------------------------------------------------------------------------------------- Takeout

@@ -11,6 +11,7 @@ Returns data only; gimport.render.plan renders it (table and JSON).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
 
 from gimport.config.settings import Settings
 from gimport.contract import KnownContent, MailSource, State
@@ -28,6 +29,14 @@ from gimport.mail.quota import COSTS, MAX_MESSAGE_BYTES
 from gimport.mail.selection import select_messages
 
 
+@runtime_checkable
+class FolderFormats(Protocol):
+    """Optional, for sources of files: the format an examined folder's file turned out to be (e.g.
+    "mboxcl2") and notes on what it leaves open, or None."""
+
+    def folder_format(self, folder: str) -> tuple[str, list[str]] | None: ...
+
+
 @dataclass
 class FolderPreview:
     plan: FolderPlan
@@ -38,6 +47,8 @@ class FolderPreview:
     too_large: int = 0  # over Gmail's 150 MB: will be skipped and reported
     done: int = 0  # already imported by an earlier run (state file)
     error: str | None = None
+    format: str | None = None  # the file's format, for sources of files that tell it (mbox variants)
+    format_notes: list[str] = field(default_factory=list)
 
     @property
     def folder(self) -> str:
@@ -110,6 +121,9 @@ def preview(source: MailSource, settings: Settings, state: State | None = None) 
             ).format(detail=exc)
             continue
         fp.messages, fp.size = sel.found, sum(sizes.values())
+        described = source.folder_format(plan.folder.name) if isinstance(source, FolderFormats) else None
+        if described is not None:
+            fp.format, fp.format_notes = described
         fp.selected = sel.selected
         fp.selected_size = sum(size for _, size in sel.todo) + sum(m.size for m in sel.by_content.values())
         fp.too_large = sum(1 for uid, size in sel.todo if size > MAX_MESSAGE_BYTES and uid not in sel.unknown_size)
@@ -125,6 +139,7 @@ def preview(source: MailSource, settings: Settings, state: State | None = None) 
     ]
     for fp in out:
         warnings += [f"{fp.folder}: {n}" for n in fp.plan.notes if "exclude wins" in english(n)]
+        warnings += [f"{fp.folder}: {n}" for n in fp.format_notes]
         if fp.too_large:
             warnings.append(
                 _("{folder}: {n} message(s) over Gmail's 150 MB limit will be skipped").format(

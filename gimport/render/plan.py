@@ -19,7 +19,7 @@ def action_text(fp: FolderPreview) -> str:
     if a != IMPORT:
         why = fp.plan.notes[0] if fp.plan.notes else a
         return _("skip: ") + why
-    parts = [_("import")]
+    parts = [_("import") + (f" ({fp.format})" if fp.format else "")]
     if fp.filtered:
         parts.append(_("filtered out {n}").format(n=fp.filtered))
     if fp.done:
@@ -76,6 +76,8 @@ def plan_to_json(p: Preview) -> dict[str, Any]:
                 "already_imported": fp.done,
                 "to_import": fp.to_import,
                 "error": None if fp.error is None else english(fp.error),
+                "format": fp.format,
+                "format_notes": [english(n) for n in fp.format_notes],
             }
             for fp in p.folders
         ],

@@ -11,6 +11,8 @@ A Thunderbird folder is an mbox file without an extension; its subfolders are in
 - X-Mozilla-Status, X-Mozilla-Status2 and X-Mozilla-Keys are removed from what is imported (they are
   Thunderbird's bookkeeping, rewritten in place), and are not part of a message's identity, so marking
   a message read or compacting the folder between two runs changes no key.
+A folder that holds no message (an empty file such as "Unsent Messages", a parent kept for its
+subfolders, or one whose messages are all expunged) is listed as \\Noselect: it makes no empty label.
 Folder names: the path below the root with "/" between levels; with a profile or Mail/ as the root,
 the account folder is the first level ("Local Folders/Archives/2020").
 """
@@ -20,8 +22,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from gimport.backends.local.common import ANSWERED, FLAGGED, SEEN, log
+from gimport.backends.local.common import ANSWERED, FLAGGED, SEEN, FolderIndex, log
 from gimport.backends.local.mbox import MboxFile, MboxSource, looks_like_mbox, status_flags
+from gimport.backends.local.mboxscan import SERVER_FIELDS
 from gimport.contract import Folder, SourceBackend
 from gimport.errors import SourceError
 from gimport.i18n import _
@@ -32,7 +35,7 @@ _IGNORED_EXT = (".msf", ".dat", ".json", ".sqlite", ".html", ".js", ".txt", ".lo
 
 class ThunderbirdSource(MboxSource):
     kind = "thunderbird"
-    strip_fields = frozenset({b"x-mozilla-status", b"x-mozilla-status2", b"x-mozilla-keys"})
+    strip_fields = SERVER_FIELDS | {b"x-mozilla-status", b"x-mozilla-status2", b"x-mozilla-keys"}
 
     def _list(self) -> list[tuple[Folder, Any]]:
         root = self.path
@@ -58,7 +61,24 @@ class ThunderbirdSource(MboxSource):
                     " Mail/Local Folders)"
                 ).format(path=root)
             )
-        return out
+        return [self._unless_empty(folder, where) for folder, where in out]
+
+    def _unless_empty(self, folder: Folder, where: MboxFile | None) -> tuple[Folder, MboxFile | None]:
+        """A folder that holds no message (Unsent Messages, Templates, a parent kept for its subfolders,
+        one whose messages are all deleted) as \\Noselect: it makes no empty label. Indexed here, once: the
+        index is kept for examine()."""
+        if where is None:
+            return folder, where
+        try:
+            if where.path.stat().st_size:
+                stamp = self._stamp(where)
+                entries = self._index(folder, where)
+                self._indexes[folder.name] = FolderIndex(folder, entries, stamp)
+                if entries:
+                    return folder, where
+        except (OSError, SourceError):
+            return folder, where  # examine() says what is wrong with it
+        return Folder(folder.name, flags=frozenset({"\\Noselect"})), None
 
     def _flags(self, fields: dict[str, str]) -> tuple[str, ...] | None:
         value = fields.get("x-mozilla-status")
@@ -101,7 +121,7 @@ def _walk(d: Path, prefix: str, out: list[tuple[Folder, Any]]) -> None:
     for p in sorted(d.iterdir()):
         if p.is_dir() and p.name.endswith(".sbd"):
             name = p.name[:-4]
-            if not (d / name).is_file():  # a subfolder's parent that holds no mail itself
+            if not (d / name).is_file():  # a subfolder's parent that is no folder itself
                 out.append((Folder(prefix + name, flags=frozenset({"\\Noselect"})), None))
             _walk(p, prefix + name + "/", out)
 
