@@ -291,7 +291,7 @@ class MboxSource(LocalSource):
         occurrences = Occurrences()
         entries, any_status = [], False
         for m in scan(fh):
-            fields = header_fields(m.head, ("date", "status", "x-status", "x-mozilla-status"))
+            fields = header_fields(m.head, ("date", "status", "x-status", "x-mozilla-status", "x-mozilla-keys"))
             any_status = any_status or "status" in fields or "x-mozilla-status" in fields
             flags = self._flags(fields)
             if flags is None:

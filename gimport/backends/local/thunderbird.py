@@ -4,8 +4,9 @@ or ImapMail/ folder, or one account's folder in them (e.g. "Mail/Local Folders")
 A Thunderbird folder is an mbox file without an extension; its subfolders are in "<name>.sbd/". The
 .msf files (Mork summaries, rebuilt by Thunderbird) and every other file are ignored. Read as mbox
 (gimport.backends.local.mbox: the same streaming, escaping and identity), with:
-- X-Mozilla-Status: 0x0001 read (\\Seen), 0x0002 replied (\\Answered), 0x0004 marked (\\Flagged); a
-  message with 0x0008 (expunged: deleted, not yet compacted away) is skipped;
+- X-Mozilla-Status: 0x0001 read (\\Seen), 0x0002 replied (\\Answered), 0x0004 marked (\\Flagged), 0x0008
+  expunged (\\Deleted: deleted, not yet compacted away; left out unless [filters] include_deleted);
+- X-Mozilla-Keys: the message's tags, as IMAP keywords ($label1.., custom ones): they become labels;
 - a message marked partial (0x0400: POP "download headers only") is imported as stored, with a warning
   in the log: Thunderbird never had the rest of it;
 - X-Mozilla-Status, X-Mozilla-Status2 and X-Mozilla-Keys are removed from what is imported (they are
@@ -20,7 +21,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from gimport.backends.local.common import ANSWERED, FLAGGED, SEEN, log
+from gimport.backends.local.common import ANSWERED, DELETED, FLAGGED, SEEN, log
 from gimport.backends.local.mbox import MboxFile, MboxSource, looks_like_mbox, status_flags
 from gimport.contract import Folder, SourceBackend
 from gimport.errors import SourceError
@@ -68,8 +69,6 @@ class ThunderbirdSource(MboxSource):
             bits = int(value.strip()[:4], 16)
         except ValueError:
             return status_flags(fields)
-        if bits & EXPUNGED:
-            return None
         if bits & PARTIAL:
             # POP "headers only": Thunderbird never had the rest; imported as it is, and said in the log
             log.warning("a message marked partial (headers only) in Thunderbird is imported as Thunderbird has it")
@@ -80,6 +79,9 @@ class ThunderbirdSource(MboxSource):
             flags.append(ANSWERED)
         if bits & MARKED:
             flags.append(FLAGGED)
+        if bits & EXPUNGED:
+            flags.append(DELETED)
+        flags += fields.get("x-mozilla-keys", "").split()
         return tuple(flags)
 
 
