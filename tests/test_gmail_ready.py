@@ -120,6 +120,8 @@ def test_deleted_messages_are_left_out_and_counted(ws, emulator, deleted_box, ca
     data = plan_json(ws, capsys)
     folders = {f["folder"]: f for f in data["folders"]}
     assert folders["INBOX"]["marked_deleted"] == 2
+    assert folders["INBOX"]["filtered_out"] == 0  # counted apart, not as filtered
+    assert folders["INBOX"]["to_import"] == 1
     assert folders["Work"]["marked_deleted"] == 1
     assert data["totals"]["to_import"] == 2
     assert any("3 message(s) marked deleted on the server will be left out" in w for w in data["warnings"])

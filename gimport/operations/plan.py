@@ -44,6 +44,7 @@ class FolderPreview:
     done: int = 0  # already imported by an earlier run (state file)
     error: str | None = None
     deleted: int = 0  # marked deleted on the server (left out unless [filters] include_deleted)
+    deleted_left_out: bool = True  # [filters] include_deleted is false
     keyword_labels: dict[str, int] = field(default_factory=dict)  # label a keyword becomes -> messages
     renamed: dict[str, str] = field(default_factory=dict)  # label name -> the name it gets in Gmail
 
@@ -53,7 +54,8 @@ class FolderPreview:
 
     @property
     def filtered(self) -> int:
-        return self.messages - self.selected
+        """Left out by [filters] since/before/max_size_mb (the messages marked deleted are counted apart)."""
+        return self.messages - self.selected - (self.deleted if self.deleted_left_out else 0)
 
     @property
     def to_import(self) -> int:
@@ -120,6 +122,7 @@ def preview(source: MailSource, settings: Settings, state: State | None = None) 
             continue
         fp.messages, fp.size = sel.found, sum(sizes.values())
         fp.deleted, fp.keyword_labels = sel.deleted, keyword_counts(sel.keywords, settings.labels)
+        fp.deleted_left_out = sel.deleted_left_out
         fp.renamed = folder_renames(plan, fp.keyword_labels, renames)
         fp.selected = sel.selected
         fp.selected_size = sum(size for _, size in sel.todo) + sum(m.size for m in sel.by_content.values())
