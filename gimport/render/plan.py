@@ -24,6 +24,14 @@ def action_text(fp: FolderPreview) -> str:
         parts.append(_("filtered out {n}").format(n=fp.filtered))
     if fp.done:
         parts.append(_("{n} already imported").format(n=fp.done))
+    if fp.deleted:
+        parts.append(_("{n} marked deleted on the server").format(n=fp.deleted))
+    if fp.keyword_labels:
+        parts.append(
+            _("tags as labels: {labels}").format(
+                labels=", ".join(f"{k} ({n})" for k, n in sorted(fp.keyword_labels.items()))
+            )
+        )
     return ", ".join(parts)
 
 
@@ -75,6 +83,9 @@ def plan_to_json(p: Preview) -> dict[str, Any]:
                 "filtered_out": fp.filtered,
                 "already_imported": fp.done,
                 "to_import": fp.to_import,
+                "marked_deleted": fp.deleted,
+                "keyword_labels": fp.keyword_labels,
+                "renamed_labels": fp.renamed,
                 "error": None if fp.error is None else english(fp.error),
                 "format": fp.format,
                 "format_notes": [english(n) for n in fp.format_notes],

@@ -99,7 +99,8 @@ def test_server_flags_and_keywords():
     assert status_flags({"status": "O", "x-status": "AT", "x-keywords": "$Work  Junk,$label1 "}) == (
         "\\Answered", "\\Draft", "$Work", "Junk", "$label1",
     )  # fmt: skip
-    assert status_flags({"status": "RO", "x-status": "D"}) is None  # deleted, not yet expunged
+    # marked deleted, not yet expunged: left out by the selection, or to Trash with [filters] include_deleted
+    assert status_flags({"status": "RO", "x-status": "D"}) == ("\\Seen", "\\Deleted")
 
 
 def test_the_source_imports_the_message_as_the_server_serves_it(tmp_path):

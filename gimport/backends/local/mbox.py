@@ -35,6 +35,7 @@ from typing import IO, Any
 
 from gimport.backends.local.common import (
     ANSWERED,
+    DELETED,
     DRAFT,
     FLAGGED,
     SEEN,
@@ -59,12 +60,10 @@ _CONTENT_LENGTH = frozenset({b"content-length"})
 
 def status_flags(fields: dict[str, str]) -> tuple[str, ...] | None:
     """Flags from the Status, X-Status and X-Keywords headers an mbox's IMAP server or mail program
-    writes; None for a message marked deleted (X-Status "D": gone at the next expunge)."""
+    writes (X-Status "D": marked deleted, gone at the next expunge, as \\Deleted)."""
     xs = fields.get("x-status", "")
-    if "D" in xs:
-        return None
     flags = [SEEN] if "R" in fields.get("status", "") else []
-    flags += [flag for letter, flag in (("A", ANSWERED), ("F", FLAGGED), ("T", DRAFT)) if letter in xs]
+    flags += [f for letter, f in (("A", ANSWERED), ("F", FLAGGED), ("T", DRAFT), ("D", DELETED)) if letter in xs]
     # keywords: space-separated (UW-IMAP, Dovecot pads with spaces), some writers use commas
     flags += [k for k in fields.get("x-keywords", "").replace(",", " ").split() if not k.startswith("\\")]
     return tuple(dict.fromkeys(flags))
@@ -153,7 +152,9 @@ class MboxSource(LocalSource):
         entries, any_status = [], False
         variant = self._variants[folder.name] = Variant()
         for m in scan(fh, content_length=True, variant=variant):
-            fields = header_fields(m.head, ("date", "status", "x-status", "x-keywords", "x-mozilla-status"))
+            fields = header_fields(
+                m.head, ("date", "status", "x-status", "x-keywords", "x-mozilla-status", "x-mozilla-keys")
+            )
             any_status = any_status or "status" in fields or "x-mozilla-status" in fields
             flags = self._flags(fields)
             if flags is None:
