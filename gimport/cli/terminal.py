@@ -92,7 +92,8 @@ class StopOnSignal:
     def _quit(self) -> None:
         self._before_exit()
         print(_("gimport: stopped at once; messages in flight will be sent again next time"), file=sys.stderr)
-        logging.getLogger("gimport").warning("stopped at once; messages in flight are sent again next time")
+        log = logging.getLogger("gimport")
+        log.warning("stopped at once; messages in flight are sent again next time")
         logging.shutdown()
         os._exit(EXIT_INTERRUPTED)
 
