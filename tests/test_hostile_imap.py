@@ -411,6 +411,42 @@ def test_literal_announcing_ten_to_the_fifteen_bytes(tmp_path, emulator, monkeyp
     assert _stored(emulator) == sorted(r for r in _served(box) if r != _raw(5))
 
 
+@pytest.mark.parametrize("where", ["list", "metadata"])
+def test_literal_of_ten_to_the_fifteen_bytes_outside_a_body_is_one_line(tmp_path, emulator, monkeypatch, capsys, where):
+    """`{1000000000000000}` in LIST or in the metadata FETCH (sizes, flags, dates): `run`, `plan` and `verify` each
+    stop with one line and the exit code of a source error (4), never a traceback; `run` logs it."""
+    box = _box()
+    faults = Faults(huge_literal_in_list=True) if where == "list" else Faults(huge_literal_meta_uids={2})
+    with _server(box, faults) as srv:
+        ws = _ws(tmp_path, srv, emulator, monkeypatch)
+        for command in (["run"], ["plan"], ["verify"]):
+            rc, out = run(ws, *command, capsys=capsys)
+            assert "Traceback" not in out.err, command
+            assert rc == 4, (command, out.err)
+            lines = [line for line in out.err.splitlines() if line.startswith("gimport: ") and "announced" in line]
+            assert len(lines) == 1, (command, out.err)
+            assert "1,000,000,000,000,000 bytes" in lines[0]
+    assert "announced a literal of 1,000,000,000,000,000 bytes" in ws.log.read_text()
+    assert _stored(emulator) == []
+
+
+def test_a_folder_listed_twice_is_scanned_once(tmp_path, emulator, monkeypatch, capsys):
+    """A LIST answer naming every folder twice: each folder is examined and imported once (no duplicate in Gmail,
+    merging off), and `plan` shows it once."""
+    box = _box()
+    with _server(box, Faults(list_repeat=2)) as srv:
+        ws = _ws(tmp_path, srv, emulator, monkeypatch)
+        rc, out = run(ws, capsys=capsys)
+        assert rc == 0, out.err
+        assert _stored(emulator) == _served(box)
+        examined = [c.raw for c in srv.commands if c.name in ("EXAMINE", "SELECT")]
+        assert len(examined) == len(set(examined)), examined
+        rc, out = run(ws, "plan", "--json", capsys=capsys)
+        assert rc == 0, out.err
+        names = [f["folder"] for f in json.loads(out.out)["folders"]]
+        assert sorted(names) == sorted(set(names)), names
+
+
 # --------------------------------------------------------------------------- 11.15 and the smaller ones
 
 

@@ -91,11 +91,17 @@ class ImapSource(ImapSession):
     # -- folders ------------------------------------------------------------------------------------
     def list_folders(self) -> list[Folder]:
         """Every folder LIST shows. Whatever the server sends (invalid modified UTF-7, 8-bit delimiter or
-        flags, a folder named NIL) becomes a Folder: one strange name never blocks the account."""
+        flags, a folder named NIL) becomes a Folder: one strange name never blocks the account. A folder the
+        server lists twice is one folder (scanned once: two scans of it would race to import it twice)."""
         rows = self._call(lambda c: c.list_folders())
         folders = []
+        seen: set[str] = set()
         for flags, delimiter, raw_name in rows:
             name, wire = parse_folder_name(raw_name)
+            if name in seen:
+                log.warning("the server listed folder %r more than once: taken once", name)
+                continue
+            seen.add(name)
             self._wire[name] = wire
             delim = as_text(delimiter) if delimiter is not None else None
             prefix = self._prefix
