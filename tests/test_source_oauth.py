@@ -9,6 +9,8 @@ import json
 import os
 import shutil
 import tempfile
+import threading
+import time
 from pathlib import Path
 
 import imapclient
@@ -225,3 +227,92 @@ def test_a_token_file_others_can_read_is_refused(oauth_rig, user, emulator, tmp_
     # refused before anything was sent: no login, no refresh
     assert (len(oauth.asked("/introspect")), len(oauth.asked("/token"))) == (introspections, refreshes)
     assert emulator.user(EMAIL).messages == []
+
+
+# ------------------------------------------------------------------------- gimport auth --source (Microsoft)
+
+MS_CLIENT = "ms-app-registration"
+
+
+def _approve_when_asked(oauth, user, done):
+    """The person: opens the address, types the code shown, signs in as `user` (once the code exists)."""
+
+    def person():
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not done.is_set():
+            with oauth._lock:
+                pending = [d.user_code for d in oauth.state.devices.values() if d.user is None]
+            if pending:
+                oauth.approve(pending[0], user)
+                return
+            time.sleep(0.005)  # polling for the code, not waiting for time to pass
+
+    thread = threading.Thread(target=person, daemon=True)
+    thread.start()
+    return thread
+
+
+def test_device_code_sign_in_then_runs_and_refreshes(oauth_rig, user, emulator, tmp_path, monkeypatch, capsys):
+    oauth, dovecot = oauth_rig
+    ws, _, _ = _workspace(tmp_path, emulator, monkeypatch, dovecot, user, oauth)
+    (tmp_path / "source-token.json").unlink()
+    text = ws.config.read_text().replace(
+        'auth = "xoauth2"',
+        f'provider = "microsoft"\nclient_id = "{MS_CLIENT}"\nauthority = "{oauth.https_url}/uni-tenant"',
+    )
+    ws.config.write_text(text)
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(oauth.ca_file))  # MSAL (requests) trusts the rig's certificate
+    monkeypatch.setenv("SSL_CERT_FILE", str(oauth.ca_file))  # and so does the refresh (urllib, OpenSSL's default)
+    done = threading.Event()
+    person = _approve_when_asked(oauth, user.name, done)
+    try:
+        rc, out = run(ws, "auth", "--source", capsys=capsys)
+    finally:
+        done.set()
+        person.join()
+    assert rc == 0, out.err
+    asked = oauth.asked("/uni-tenant/oauth2/v2.0/devicecode")
+    assert len(asked) == 1
+    assert asked[0]["client_id"] == MS_CLIENT
+    assert "https://outlook.office365.com/IMAP.AccessAsUser.All" in asked[0]["scope"].split()
+    assert "offline_access" in asked[0]["scope"].split()
+    assert f"{oauth.https_url}/devicelogin" in out.out  # the short address and the code are shown
+    path = tmp_path / "source-token.json"
+    assert path.stat().st_mode & 0o777 == 0o600
+    saved = json.loads(path.read_text())
+    assert oauth.active(saved["token"]) == user.name
+    assert saved["token_uri"] == f"{oauth.https_url}/uni-tenant/oauth2/v2.0/token"
+    assert (saved["client_id"], saved["client_secret"]) == (MS_CLIENT, "")
+    assert saved["token"] not in out.out + out.err
+    assert saved["refresh_token"] not in out.out + out.err
+
+    # the token it saved logs in (the host is the rig's, written in the config over the provider's)
+    rc, out = run(ws, "run", capsys=capsys)
+    assert rc == 0, out.err
+    assert len(emulator.user(EMAIL).messages) == 3
+    # once it has expired, the next run refreshes it at Microsoft's token endpoint, as a public client
+    oauth.expire(saved["token"])
+    rc, out = run(ws, "verify", capsys=capsys)
+    assert rc == 0, out.err
+    refreshes = [f for f in oauth.asked("/uni-tenant/oauth2/v2.0/token") if f["grant_type"] == "refresh_token"]
+    assert len(refreshes) == 1
+    assert refreshes[0]["client_id"] == MS_CLIENT
+    assert "client_secret" not in refreshes[0]
+    assert "offline_access" in refreshes[0]["scope"].split()
+    _no_secret_anywhere(ws, out, saved["token"], saved["refresh_token"])
+
+
+def test_device_code_not_approved_in_time(oauth_rig, user, emulator, tmp_path, monkeypatch, capsys):
+    oauth, dovecot = oauth_rig
+    ws, _, _ = _workspace(tmp_path, emulator, monkeypatch, dovecot, user, oauth)
+    (tmp_path / "source-token.json").unlink()
+    text = ws.config.read_text().replace(
+        'auth = "xoauth2"',
+        f'provider = "microsoft"\nclient_id = "{MS_CLIENT}"\nauthority = "{oauth.https_url}/uni-tenant"',
+    )
+    ws.config.write_text(text)
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(oauth.ca_file))
+    rc, out = run(ws, "auth", "--source", "--timeout", "0.3", capsys=capsys)
+    assert rc == 3
+    assert "authorization_pending" in out.err
+    assert not (tmp_path / "source-token.json").exists()

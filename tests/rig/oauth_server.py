@@ -226,7 +226,9 @@ class OAuthServer:
             "user_code": user_code,
             "verification_uri": f"{self.https_url}/devicelogin",
             "expires_in": 900,
-            "interval": 0,  # MSAL waits `interval` seconds between polls: none, the test approves at once
+            # MSAL waits `interval` seconds between polls and checks its deadline only then: a server saying 0
+            # would have it poll forever, so gimport insists on at least 1
+            "interval": 0,
             "message": f"To sign in, open {self.https_url}/devicelogin and enter the code {user_code}.",
         }
 

@@ -216,16 +216,21 @@ class SourceToken:
         return error if isinstance(error, str) and error.replace("_", "").isalnum() else ""
 
     def _save(self, data: dict[str, Any]) -> None:
-        """Rewrite the file, 0600, in one step: a crash leaves the old file or the new one, never half."""
-        tmp = self.path.with_name(f".{self.path.name}.tmp")
         try:
-            fd = open_private(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                json.dump({k: v for k, v in data.items() if k != "refreshed_at"}, fh, indent=2)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, self.path)
+            write_token_file(self.path, data)
         except OSError as exc:
             raise SourceError(
                 _("cannot save the refreshed token to {path}: {strerror}").format(path=self.path, strerror=exc.strerror)
             ) from None
+
+
+def write_token_file(path: Path, data: dict[str, Any]) -> None:
+    """Write the token file, 0600, in one step: a crash leaves the old file or the new one, never half.
+    Raises OSError (PrivateFileError for a file of another user or a link planted there)."""
+    tmp = Path(path).with_name(f".{Path(path).name}.tmp")
+    fd = open_private(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        json.dump({k: v for k, v in data.items() if k != "refreshed_at"}, fh, indent=2)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
