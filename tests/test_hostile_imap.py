@@ -310,7 +310,7 @@ def test_one_sigterm_stops_a_trickling_server_promptly(tmp_path, emulator, monke
     assert _stored(emulator) == _served(box)
 
 
-# --------------------------------------------------------------------------- 11.12: server data
+# -------------------------------------------------------------------------- odd server data
 
 
 def test_invalid_utf7_name_does_not_block_the_account_and_can_be_excluded(tmp_path, emulator, monkeypatch, capsys):
@@ -447,7 +447,7 @@ def test_a_folder_listed_twice_is_scanned_once(tmp_path, emulator, monkeypatch, 
         assert sorted(names) == sorted(set(names)), names
 
 
-# --------------------------------------------------------------------------- 11.15 and the smaller ones
+# ---------------------------------------------------------------------------- the smaller cases
 
 
 def test_control_characters_in_folder_names_never_reach_the_terminal(tmp_path, emulator, monkeypatch, capsys):
@@ -505,7 +505,7 @@ def test_preauth_greeting_is_not_a_refused_login(tmp_path, emulator, monkeypatch
     assert _stored(emulator) == _served(box)
 
 
-# --------------------------------------------------------------------------- 11.9 memory, 11.4 Gmail gone
+# ---------------------------------------------------------------------- memory, Gmail gone
 
 
 # VmHWM, not getrusage's ru_maxrss: Linux carries ru_maxrss over execve, so a child of a big test process would
