@@ -308,9 +308,9 @@ class Migration:
             self._warn(
                 ngettext(
                     "{n} message was in flight when an earlier run stopped: it is sent again"
-                    " (Gmail merges a re-import of the same Message-ID)",
+                    " (if Gmail stored it before the stop, it may now hold it twice)",
                     "{n} messages were in flight when an earlier run stopped: they are sent again"
-                    " (Gmail merges a re-import of the same Message-ID)",
+                    " (if Gmail stored them before the stop, it may now hold them twice)",
                     in_flight,
                 ).format(n=in_flight)
             )

@@ -11,7 +11,7 @@ interruption; they are sent again and counted.
 
 Durability: WAL with synchronous=NORMAL survives a killed process (SIGKILL, Ctrl-C, an orderly reboot).
 Only an operating-system crash or power loss could drop the last transactions, and then those messages
-are simply sent again (Gmail merges a re-import of the same Message-ID).
+are simply sent again (Gmail may then hold them twice: it documents no merging of re-imports).
 """
 
 from __future__ import annotations
