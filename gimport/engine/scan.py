@@ -115,6 +115,11 @@ class Scanner:
         found = find_copies(self.source, self.candidates)
         if not found.of:
             return work
+        log.info(
+            "%d message(s) are in more than one folder (%d more copies): each imported once",
+            len(found.of),
+            len(found.left_out),
+        )
         return [
             replace(
                 w,

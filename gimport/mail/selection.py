@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 
 from gimport.config.settings import FilterSettings
 from gimport.contract import ContentMatch, KnownContent, MailSource, MessageMeta
-from gimport.errors import FolderChanged
+from gimport.errors import FolderChanged, FolderGone
 from gimport.mail import rfc822
 from gimport.mail.keywords import is_deleted, keywords
 
@@ -138,7 +138,7 @@ def _select_open(
     unresolved: list[int] = []
     deleted = 0
     tags: dict[str, int] = {}
-    metas = source.fetch_identities(rest) if earlier or copies else source.fetch_meta(rest)
+    metas = _metas(source, rest, bool(earlier), copies)
     for meta in metas:
         if meta.size_known and max_size is not None and meta.size > max_size:
             too_big += 1
@@ -188,6 +188,19 @@ def _select_open(
         keywords=tags,
         copies=_copy_identities(kept) if copies else {},
     )
+
+
+def _metas(source: MailSource, uids: list[int], earlier: bool, copies: bool) -> Iterable[MessageMeta]:
+    """The messages' metadata; with their Message-IDs where an earlier generation or the copies need them. A
+    server that will not give the header of one message (FETCH NO) costs the copies of this folder only."""
+    if earlier:
+        return source.fetch_identities(uids)
+    if not copies:
+        return source.fetch_meta(uids)
+    try:
+        return list(source.fetch_identities(uids))
+    except (FolderGone, FolderChanged):
+        return source.fetch_meta(uids)
 
 
 def _copy_identities(metas: list[MessageMeta]) -> dict[int, tuple[str, tuple[str, ...]]]:
