@@ -18,7 +18,7 @@ stays the same, and a new generation says "every uid may now mean another messag
 
 One message, several folders: a source whose folders are labels (Google Takeout) lists every label as
 a folder but serves a message in one of them only, naming the others in FetchedMessage.also_in; the
-engine adds those folders' labels, so the message is imported once with all of them.
+engine adds those folders' labels. Copies in folders of other sources: gimport.engine.copies.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from typing import Any, Protocol, Self, runtime_checkable
 PENDING = "pending"  # found on the source, not yet sent
 SENDING = "sending"  # import call may be in flight
 IMPORTED = "imported"  # Gmail has it (gmail_id set)
-DUPLICATE = "duplicate"  # same content already imported from this folder (e.g. after a UIDVALIDITY change)
+DUPLICATE = "duplicate"  # same content imported already: from this folder, or as a copy elsewhere (engine.copies)
 FAILED = "failed"  # last attempt failed; retried by the next run
 SKIPPED = "skipped"  # can never be imported as it is (e.g. over Gmail's 150 MB); reported every run
 DONE_STATUSES = (IMPORTED, DUPLICATE)
@@ -356,7 +356,7 @@ class State(Protocol):
     def mark_sending(
         self, key: MessageKey, message_id: str | None, sha256: str, labels: str, identity: str | None = None
     ) -> bool: ...
-    def mark_imported(self, key: MessageKey, gmail_id: str, size: int) -> None: ...
+    def mark_imported(self, key: MessageKey, gmail_id: str, size: int, copies: Sequence[MessageKey] = ...) -> None: ...
     def mark_duplicate(self, key: MessageKey, gmail_id: str, sha256: str, message_id: str | None) -> None: ...
     def mark_failed(self, key: MessageKey, reason: str) -> None: ...
     def note_error(self, key: MessageKey, reason: str) -> None: ...

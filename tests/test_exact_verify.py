@@ -147,10 +147,11 @@ def test_a_trashed_message_is_not_proven(exact_ws, emulator, mailbox, capsys):
 
 
 def test_a_reimport_answered_with_an_earlier_id_is_checked_per_record(tmp_path, imap_user, monkeypatch, capsys):
-    """Gmail merges a re-import of a known Message-ID and answers with the earlier message's id: two
-    records, one Gmail id, each checked for its own folder's label."""
+    """Gmail merges a re-import of a known Message-ID and answers with the earlier message's id (reported,
+    not documented): two records, one Gmail id, each checked for its own folder's label. The two differ in
+    their bytes (so gimport sends each: gimport.engine.copies imports identical copies once)."""
     imap_user.seed("INBOX", [msg(1, message_id="<same@test.invalid>")])
-    imap_user.seed("Projects", [msg(1, message_id="<same@test.invalid>"), msg(2)])
+    imap_user.seed("Projects", [msg(1, subject="edited", message_id="<same@test.invalid>"), msg(2)])
     with GmailEmulator(merge_duplicates=True) as emu:
         emu.add_user(EMAIL)
         ws = make_workspace(

@@ -92,7 +92,7 @@ def test_maildir_plus_plus_flags_japanese_folders_and_dates(tmp_path, local, emu
                 MaildirMessage(answered, "RSab"),  # keywords a and b: dovecot-keywords below
                 MaildirMessage(nodate, "S", mtime=when),
                 MaildirMessage(twin, "S"),
-                MaildirMessage(twin, "S"),  # the same bytes twice: two messages, two keys
+                MaildirMessage(twin, "S"),  # the same bytes twice: two keys, one message
             ],
             "Sent": [MaildirMessage(sent, "S")],
             "仕事": [MaildirMessage(work, "S")],
@@ -127,7 +127,7 @@ def test_maildir_plus_plus_flags_japanese_folders_and_dates(tmp_path, local, emu
     assert dated == [b"Date: Fri, 06 May 2016 07:08:09 +0000\n" + nodate]
     # identical files: two keys, both done (imported twice, or the second recorded as a duplicate when
     # the first was in before it: it depends on the workers' timing, as for two identical IMAP messages)
-    assert 1 <= len(stored_by_raw(emulator)[twin]) <= 2
+    assert len(stored_by_raw(emulator)[twin]) == 1  # copies of one message are one (gimport.engine.copies)
     assert done_keys(ws, "INBOX") == 7
     assert tree_snapshot(root) == before
 
@@ -201,6 +201,42 @@ def test_mbox_single_file_with_status_headers(tmp_path, local, emulator, capsys)
     assert only(emulator, unread) == ["$Work", "Archive 2019", "UNREAD"]  # a keyword is a label
     assert only(emulator, starred) == ["Archive 2019", "STARRED"]
     assert len(emulator.user(EMAIL).messages) == 3
+
+
+def test_copies_in_several_maildir_folders_are_one_message(tmp_path, local, emulator, capsys):
+    """The same bytes in two or three folders (a mail program's "copy to"): one Gmail message with every
+    folder's label; TRASH only when every copy is in Trash (gimport.engine.copies, as for IMAP)."""
+    root = tmp_path / "Maildir"
+    kept, binned, alone = message(1), message(2), message(3)
+    write_maildir(
+        root,
+        {
+            "INBOX": [MaildirMessage(kept, "S"), MaildirMessage(alone, "")],
+            "Work": [MaildirMessage(kept, "S"), MaildirMessage(binned, "S")],
+            "Trash": [MaildirMessage(kept, "S"), MaildirMessage(binned, "S")],
+        },
+    )
+    ws = local("maildir", root)
+    rc, out = run(ws, capsys=capsys)
+    assert rc == 0, out.err
+    assert only(emulator, kept) == ["INBOX", "Work"]
+    assert only(emulator, binned) == ["Work"]
+    assert only(emulator, alone) == ["INBOX", "UNREAD"]
+    assert len(emulator.user(EMAIL).messages) == 3  # 6 copies
+    assert done_keys(ws, "Trash") == 2  # each copy recorded, with the one Gmail id
+    assert run(ws, "verify", capsys=capsys)[0] == 0
+
+
+def test_copies_in_two_mbox_files_are_one_message(tmp_path, local, emulator, capsys):
+    mail = tmp_path / "mail"
+    shared, other = message(10), message(11)
+    write_mbox(mail / "inbox", [shared])
+    write_mbox(mail / "Lists" / "dev.mbox", [shared, other])
+    ws = local("mbox", mail)
+    rc, out = run(ws, capsys=capsys)
+    assert rc == 0, out.err
+    assert only(emulator, shared) == ["INBOX", "Lists/dev"]
+    assert only(emulator, other) == ["Lists/dev"]
 
 
 # ----------------------------------------------------------------------------------------- Thunderbird

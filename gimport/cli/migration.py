@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from collections import Counter
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -15,6 +16,7 @@ from gimport.cli.options import ALL_CODES, CommandTable, add_stats_option, add_v
 from gimport.cli.terminal import StopOnSignal, confirm, run_exit_code
 from gimport.config.load import load_settings
 from gimport.config.settings import Settings
+from gimport.contract import DONE_STATUSES
 from gimport.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_SOME_FAILED, EXIT_SOURCE, EXIT_USAGE
 from gimport.i18n import _, english
 from gimport.logs import logging_to
@@ -113,7 +115,11 @@ def cmd_status(args: argparse.Namespace) -> int:
             holder = wiring.run_lock(settings.state_path).holder()
             print(safe_lines(format_run_progress(progress, holder, width=width)))
             print()
-        print(safe_lines(format_status(counts, state.get_meta("gmail_account"), width=width, in_progress=running)))
+        # one Gmail id behind several rows: a message in several folders (gimport.engine.copies)
+        ids = Counter(r.gmail_id for r in state.ledger(account, statuses=DONE_STATUSES) if r.gmail_id)
+        shared = (sum(n > 1 for n in ids.values()), sum(n for n in ids.values() if n > 1))
+        status = format_status(counts, state.get_meta("gmail_account"), width=width, in_progress=running, shared=shared)
+        print(safe_lines(status))
         problems = state.problems(account, limit=20)
         if problems:
             print("\n" + _("Not imported (most recent first):"))

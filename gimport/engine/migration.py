@@ -32,6 +32,7 @@ from gimport.contract import (
     Reporter,
     State,
 )
+from gimport.engine.copies import finish_copies, labels_with_copies
 from gimport.engine.fetch import Fetcher, Item, ItemQueue
 from gimport.engine.identity import identify
 from gimport.engine.inflight import InFlightBytes
@@ -167,6 +168,8 @@ class Migration:
             f" reason={english(reason)!r}" if reason else "",
         )
         self.reporter.message_finished(folder, outcome, size)
+        if copies := item.work.copies.get(item.message.uid):
+            finish_copies(self.state, self.reporter, copies, outcome, size, reason)
 
     def _import_one(self, item: Item) -> None:
         """Import one fetched message and record its outcome: what the server or Gmail's limits refuse costs
@@ -178,7 +181,9 @@ class Migration:
         raw = msg.raw
         digest = rfc822.sha256(raw)
         mid = rfc822.message_id(raw)
-        copy = self.state.find_imported_copy(key.account, key.folder, digest)
+        # a message sent with the labels of its copies elsewhere is sent even when this folder has it already
+        copies = item.work.copies.get(msg.uid)
+        copy = None if copies else self.state.find_imported_copy(key.account, key.folder, digest)
         if copy:
             self.state.mark_duplicate(key, copy, digest, mid)
             return self._finish(item, DUPLICATE, len(raw))
@@ -218,6 +223,7 @@ class Migration:
         refs += flag_labels(item.message.flags, self.settings.labels)  # keywords, \Deleted
         for name in item.message.also_in:
             refs += self._importing[name].labels if name in self._importing else ()
+        refs = labels_with_copies(refs, work.copies.get(item.message.uid, ()), self.settings.labels)
         # a keyword set after the scan has no label made for it: the message goes without that one, never fails
         return list(dict.fromkeys(work.label_ids[ref] for ref in refs if ref in work.label_ids))
 
@@ -256,7 +262,7 @@ class Migration:
             self.state.mark_failed(key, english(err))
             self._finish(item, FAILED, size, str(err))
             raise
-        self.state.mark_imported(key, gmail_id, size)
+        self.state.mark_imported(key, gmail_id, size, [c.key for c in item.work.copies.get(msg.uid, ())])
         return self._finish(item, IMPORTED, size)
 
     def _stopped(self, item: Item, key: MessageKey, stop: StopRequested, attempts: int) -> None:
@@ -302,13 +308,13 @@ class Migration:
             self._warn(
                 ngettext(
                     "{n} message was in flight when an earlier run stopped: it is sent again"
-                    " (Gmail merges a re-import of the same Message-ID)",
+                    " (if Gmail stored it before the stop, it may now hold it twice)",
                     "{n} messages were in flight when an earlier run stopped: they are sent again"
-                    " (Gmail merges a re-import of the same Message-ID)",
+                    " (if Gmail stored them before the stop, it may now hold them twice)",
                     in_flight,
                 ).format(n=in_flight)
             )
-        total = sum(len(folder.items) for folder in work)
+        total = sum(len(folder.items) + sum(map(len, folder.copies.values())) for folder in work)
         self.reporter.transfer_started(total, sum(folder.size for folder in work))
         if total:
             self._transfer(work)

@@ -96,7 +96,8 @@ class FolderResult:
 
     @property
     def duplicates(self) -> int:
-        """Same content already imported from this folder (e.g. after a UIDVALIDITY change)."""
+        """Same content already imported from this folder (e.g. after a UIDVALIDITY change), or a copy of a
+        message imported once from another folder (gimport.engine.copies)."""
         return self.outcomes[DUPLICATE]
 
     @property

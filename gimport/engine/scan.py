@@ -15,10 +15,11 @@ import logging
 import threading
 from collections import Counter
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 from gimport.config.settings import FilterSettings, LabelSettings
 from gimport.contract import SKIPPED, MailSource, MessageKey, State
+from gimport.engine.copies import Candidate, Copy, find_copies
 from gimport.engine.results import FolderResult, RunSummary
 from gimport.errors import FolderChanged, FolderGone
 from gimport.i18n import _, english
@@ -50,6 +51,8 @@ class FolderWork:
     items: Items
     label_ids: Mapping[str, str]  # label reference -> Gmail label id (gimport.engine.labels), for every message
     alone: frozenset[int] = frozenset()  # uids whose size claim is unusable: each goes in a FETCH of its own
+    # uid -> the copies of that message in other places, imported with it (gimport.engine.copies)
+    copies: Mapping[int, tuple[Copy, ...]] = field(default_factory=dict)
 
     @property
     def folder(self) -> str:
@@ -84,6 +87,7 @@ class Scanner:
         self.content_folders: dict[str, int] = {}  # path -> generations seen, for folders compared by content
         self.keywords: Counter[str] = Counter()  # keyword -> messages to send that carry it
         self.deleted: dict[str, int] = {}  # path -> messages marked deleted on the server (latest scan)
+        self.candidates: list[Candidate] = []  # messages to send that may have copies elsewhere
 
     def scan(self, plans: list[FolderPlan], label_ids: Mapping[str, str], stop: threading.Event) -> list[FolderWork]:
         """Scan every folder the plans import (until `stop`); returns the work for the fetch: the folders
@@ -99,11 +103,37 @@ class Scanner:
             folder = self._folder(result, label_ids)
             if folder is not None and folder.items:
                 work.append(folder)
+        work = self._with_copies(work)
         self._note_content_folders()
         self._note_deleted()
         # what status shows: the folders this run could not read, with why
         self.state.set_folder_errors(self.source.account, {r.folder: r.error for r in self.summary.folders if r.error})
         return work
+
+    def _with_copies(self, work: list[FolderWork]) -> list[FolderWork]:
+        """The work, each message found in several places sent once: from its home, with its copies."""
+        found = find_copies(self.source, self.candidates)
+        if not found.of:
+            return work
+        log.info(
+            "%d message(s) are in more than one folder (%d more copies): each imported once",
+            len(found.of),
+            len(found.left_out),
+        )
+        return [
+            replace(
+                w,
+                items=[
+                    i
+                    for i in w.items
+                    if MessageKey(self.source.account, w.folder, w.uidvalidity, i[0]) not in found.left_out
+                ],
+                copies={
+                    k.uid: c for k, c in found.of.items() if (k.folder, k.uidvalidity) == (w.folder, w.uidvalidity)
+                },
+            )
+            for w in work
+        ]
 
     def rescan(self, work: FolderWork, opened: tuple[int, int]) -> FolderWork | None:
         """Scan `work`'s folder again under the EXAMINE `opened` (its UIDVALIDITY is not the work's any more);
@@ -126,6 +156,12 @@ class Scanner:
         if sel.compared_by_content and path not in self.content_folders:
             self.content_folders[path] = self.state.generations(account, path)
         items = self._skip_too_large(result, sel)
+        if opened is None:  # the run's scan, not a rescan: copies are looked for among all folders at once
+            for uid, size in items:
+                if uid in sel.copies:
+                    ident, flags = sel.copies[uid]
+                    key = MessageKey(account, path, sel.uidvalidity, uid)
+                    self.candidates.append(Candidate(Copy(key, result.plan, flags, result, size), ident))
         self.keywords.update(sel.keywords)
         if sel.deleted or self.deleted.get(path):
             self.deleted[path] = sel.deleted
@@ -157,6 +193,7 @@ class Scanner:
                 done=lambda v: self.state.done_uids(account, path, v),
                 known=lambda v: self.state.known_content(account, path, v),
                 opened=opened,
+                copies=opened is None,
             )
         except FolderGone as exc:
             result.error = _(

@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from gimport.config.settings import FilterSettings
-from gimport.contract import ContentMatch, KnownContent, MailSource
-from gimport.errors import FolderChanged
+from gimport.contract import ContentMatch, KnownContent, MailSource, MessageMeta
+from gimport.errors import FolderChanged, FolderGone
 from gimport.mail import rfc822
 from gimport.mail.keywords import is_deleted, keywords
 
@@ -37,6 +37,15 @@ def content_identity(message_id: str | None, size: int, internaldate: dt.datetim
     if not message_id or internaldate is None:
         return None
     return f"{message_id}\n{size}\n{int(internaldate.timestamp())}"
+
+
+def copy_identity(message_id: str | None, size: int, internaldate: dt.datetime | None) -> str | None:
+    """What copies of one message in several folders share (IMAP COPY keeps the bytes and the INTERNALDATE):
+    content_identity, or size and INTERNALDATE alone for a message without a Message-ID. A candidate only:
+    the content hash confirms it (gimport.engine.copies)."""
+    if internaldate is None:
+        return None
+    return content_identity(message_id or "", size, internaldate) or f"\n{size}\n{int(internaldate.timestamp())}"
 
 
 def _path(item: Any) -> str:
@@ -65,6 +74,7 @@ class FolderSelection:
     deleted: int = 0  # matched, not done, flagged \\Deleted: left out (todo holds them with include_deleted)
     deleted_left_out: bool = True  # [filters] include_deleted is false
     keywords: dict[str, int] = field(default_factory=dict)  # keyword -> messages of todo carrying it
+    copies: dict[int, tuple[str, tuple[str, ...]]] = field(default_factory=dict)  # todo uid -> (copy_identity, flags)
 
     @property
     def selected(self) -> int:
@@ -80,6 +90,7 @@ def select_messages(
     *,
     resolve_by_hash: bool = False,
     opened: tuple[int, int] | None = None,
+    copies: bool = False,
 ) -> FolderSelection:
     """Open one folder read-only and apply [filters]. Only reads the source; touches no state.
 
@@ -90,6 +101,7 @@ def select_messages(
     (see the module docstring); `resolve_by_hash` also hashes the bodies of those the identity cannot tell
     (verify; the run hashes every body it fetches anyway).
     `opened`: (uidvalidity, count) of an EXAMINE just done in this session: the scan uses it, with no new one.
+    `copies`: also read each message's copy_identity (with its Message-ID) into FolderSelection.copies.
     A UIDVALIDITY change during the scan (FolderChanged) is answered by examining and scanning again, up to
     SCAN_TRIES times. Raises FolderGone (the folder cannot be opened), FolderChanged (it kept changing) and
     SourceError (the server is gone).
@@ -97,7 +109,7 @@ def select_messages(
     for attempt in range(SCAN_TRIES):
         try:
             examined = opened if opened is not None and attempt == 0 else source.examine(folder_name)
-            return _select_open(source, examined, filters, done, known, resolve_by_hash)
+            return _select_open(source, examined, filters, done, known, resolve_by_hash, copies)
         except FolderChanged:
             if attempt == SCAN_TRIES - 1:
                 raise
@@ -111,6 +123,7 @@ def _select_open(
     done: Callable[[int], Collection[int]] | None,
     known: Callable[[int], KnownContent] | None,
     resolve_by_hash: bool,
+    copies: bool = False,
 ) -> FolderSelection:
     max_size = int(filters.max_size_mb * 1024 * 1024) if filters.max_size_mb else None
     uidvalidity, found = examined
@@ -119,13 +132,13 @@ def _select_open(
     done_uids = [u for u in uids if u in finished]
     rest = [u for u in uids if u not in finished]
     earlier = known(uidvalidity) if known and rest else None
-    todo, too_big = [], 0
+    too_big = 0
     by_content: dict[int, ContentMatch] = {}
-    unknown: set[int] = set()
+    kept: list[MessageMeta] = []  # matched, not done, within max_size: to send
     unresolved: list[int] = []
     deleted = 0
     tags: dict[str, int] = {}
-    metas = source.fetch_identities(rest) if earlier else source.fetch_meta(rest)
+    metas = _metas(source, rest, bool(earlier), copies)
     for meta in metas:
         if meta.size_known and max_size is not None and meta.size > max_size:
             too_big += 1
@@ -145,9 +158,7 @@ def _select_open(
                 continue
             if resolve_by_hash:
                 unresolved.append(meta.uid)
-        if not meta.size_known:
-            unknown.add(meta.uid)
-        todo.append((meta.uid, meta.size))
+        kept.append(meta)
     if earlier and unresolved:
         # one body at a time: only the messages the identity could not tell, never the folder at once
         hashed: dict[int, ContentMatch] = {}
@@ -159,7 +170,9 @@ def _select_open(
                         ident = content_identity(rfc822.message_id(msg.raw), len(msg.raw), msg.internaldate)
                         hashed[uid] = ContentMatch(earlier.by_hash[sha], ident, sha, len(msg.raw))
         by_content.update(hashed)
-        todo = [(u, s) for u, s in todo if u not in hashed]
+        kept = [m for m in kept if m.uid not in hashed]
+    todo = [(m.uid, m.size) for m in kept]
+    unknown = {m.uid for m in kept if not m.size_known}
     return FolderSelection(
         uidvalidity,
         found,
@@ -173,4 +186,28 @@ def _select_open(
         deleted=deleted,
         deleted_left_out=not filters.include_deleted,
         keywords=tags,
+        copies=_copy_identities(kept) if copies else {},
     )
+
+
+def _metas(source: MailSource, uids: list[int], earlier: bool, copies: bool) -> Iterable[MessageMeta]:
+    """The messages' metadata; with their Message-IDs where an earlier generation or the copies need them. A
+    server that will not give the header of one message (FETCH NO) costs the copies of this folder only."""
+    if earlier:
+        return source.fetch_identities(uids)
+    if not copies:
+        return source.fetch_meta(uids)
+    try:
+        return list(source.fetch_identities(uids))
+    except (FolderGone, FolderChanged):
+        return source.fetch_meta(uids)
+
+
+def _copy_identities(metas: list[MessageMeta]) -> dict[int, tuple[str, tuple[str, ...]]]:
+    """uid -> (copy_identity, flags) of the messages whose size and date are known."""
+    out = {}
+    for m in metas:
+        ident = copy_identity(m.message_id, m.size, m.internaldate) if m.size_known else None
+        if ident:
+            out[m.uid] = (ident, m.flags)
+    return out

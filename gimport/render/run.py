@@ -94,7 +94,7 @@ def _summary_notes(s: RunSummary) -> list[str]:
         out.append(
             _(
                 "{n} call(s) were retried after an answer that may have come after Gmail stored the message"
-                " (Gmail merges re-imports of the same Message-ID)."
+                " (where it had, Gmail may now hold the message twice)."
             ).format(n=ambiguous)
         )
     if s.rate_limited:
@@ -133,10 +133,16 @@ def _what_next(s: RunSummary) -> str:
 
 
 def format_status(
-    counts: list[FolderCounts], gmail_account: str | None, *, width: int | None = None, in_progress: bool = False
+    counts: list[FolderCounts],
+    gmail_account: str | None,
+    *,
+    width: int | None = None,
+    in_progress: bool = False,
+    shared: tuple[int, int] = (0, 0),
 ) -> str:
     """The state file's table and what to do next; `in_progress`: a run holds the state file now
-    (format_run_progress tells it), so there is no advice to start one."""
+    (format_run_progress tells it), so there is no advice to start one. `shared`: (Gmail messages, the
+    imported rows they stand for) of messages in several folders (gimport.engine.copies)."""
     headers = [
         _("folder"),
         _("labels"),
@@ -172,6 +178,11 @@ def format_status(
     text = format_table(headers, rows, right=set(range(2, 9)), width=width)
     todo_total = total[-1]
     tail = "\n" + _("Gmail account: {account}").format(account=gmail_account or _("not yet recorded"))
+    if shared[0]:
+        tail += "\n" + _(
+            "{n} message(s) in Gmail stand for {rows} of the imported ones above: copies in several folders,"
+            " each imported once with every folder's label."
+        ).format(n=shared[0], rows=shared[1])
     if in_progress:
         tail += "\n" + _("{n} message(s) still to import by the run in progress.").format(n=todo_total)
     elif todo_total == 0 and total[4] == 0 and total[5] == 0:

@@ -188,13 +188,14 @@ class LocalSource:
 
     def fetch_message_ids(self, uids: Sequence[int]) -> dict[int, str | None]:
         out: dict[int, str | None] = {}
-        for m in self.fetch_bodies(uids):
-            out[m.uid] = rfc822.message_id(m.raw)
+        for uid in uids:  # one message in memory at a time, whatever the folder holds
+            for m in self.fetch_bodies([uid]):
+                out[m.uid] = rfc822.message_id(m.raw)
         return out
 
     def fetch_identities(self, uids: Sequence[int]) -> Iterator[MessageMeta]:
-        """fetch_meta plus each message's Message-ID (read from the file: a local folder's generation never
-        changes, so this is only asked for when an earlier gimport keyed the folder differently)."""
+        """fetch_meta plus each message's Message-ID, read from the file message by message (a run's scan
+        asks for them to find copies of one message in several folders: gimport.engine.copies)."""
         ids = self.fetch_message_ids(uids)
         for meta in self.fetch_meta(uids):
             yield MessageMeta(meta.uid, meta.size, meta.flags, meta.internaldate, message_id=ids.get(meta.uid))

@@ -173,13 +173,14 @@ class StateReader:
         return row[0] if row else None
 
     def known_content(self, account: str, folder: str, uidvalidity: int) -> KnownContent:
-        """What the folder's other generations (UIDVALIDITY values) imported: identities and content hashes."""
+        """What the folder's other generations (UIDVALIDITY values) have in Gmail (imported, or a copy of a
+        message imported from another folder): identities and content hashes."""
         with self._lock:
             identity = "identity" if self._has_identity() else "NULL"
             rows = self._db.execute(
                 f"SELECT {identity}, sha256, gmail_id FROM messages WHERE account=? AND folder=? AND uidvalidity!=?"
-                " AND status=? AND sha256 IS NOT NULL AND gmail_id IS NOT NULL",
-                (account, folder, uidvalidity, IMPORTED),
+                " AND status IN (?, ?) AND sha256 IS NOT NULL AND gmail_id IS NOT NULL",
+                (account, folder, uidvalidity, IMPORTED, DUPLICATE),
             ).fetchall()
         by_identity: dict[str, set[str]] = {}
         by_hash: dict[str, str] = {}

@@ -11,7 +11,7 @@ interruption; they are sent again and counted.
 
 Durability: WAL with synchronous=NORMAL survives a killed process (SIGKILL, Ctrl-C, an orderly reboot).
 Only an operating-system crash or power loss could drop the last transactions, and then those messages
-are simply sent again (Gmail merges a re-import of the same Message-ID).
+are simply sent again (Gmail may then hold them twice: it documents no merging of re-imports).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
 
@@ -310,8 +310,29 @@ class StateStore(StateReader):
                 (*cols.values(), key.account, key.folder, key.uidvalidity, key.uid),
             )
 
-    def mark_imported(self, key: MessageKey, gmail_id: str, size: int) -> None:
-        self._set(key, status=IMPORTED, gmail_id=gmail_id, size=size, last_error=None)
+    def mark_imported(self, key: MessageKey, gmail_id: str, size: int, copies: Sequence[MessageKey] = ()) -> None:
+        """Record the message imported as `gmail_id`; with it, in the same transaction, its `copies` in other
+        places (gimport.engine.copies) as duplicates of it, with its Gmail id, hash, Message-ID, identity and
+        the labels it was sent with: a kill at any instant leaves all of them to send, or none."""
+        if not copies:
+            return self._set(key, status=IMPORTED, gmail_id=gmail_id, size=size, last_error=None)
+        where = "account=? AND folder=? AND uidvalidity=? AND uid=?"
+        now = time.time()
+        with self._tx() as db:
+            db.execute(
+                f"UPDATE messages SET status=?, gmail_id=?, size=?, last_error=NULL, updated=? WHERE {where}",
+                (IMPORTED, gmail_id, size, now, key.account, key.folder, key.uidvalidity, key.uid),
+            )
+            home = db.execute(
+                f"SELECT message_id, sha256, labels, identity FROM messages WHERE {where}",
+                (key.account, key.folder, key.uidvalidity, key.uid),
+            ).fetchone()
+            db.executemany(
+                "UPDATE messages SET status=?, gmail_id=?, size=?, message_id=?, sha256=?, labels=?, identity=?,"
+                f" last_error=NULL, updated=? WHERE {where}",
+                [(DUPLICATE, gmail_id, size, *home, now, c.account, c.folder, c.uidvalidity, c.uid) for c in copies],
+            )
+        return None
 
     def mark_duplicate(self, key: MessageKey, gmail_id: str, sha256: str, message_id: str | None) -> None:
         self._set(key, status=DUPLICATE, gmail_id=gmail_id, sha256=sha256, message_id=message_id, last_error=None)
