@@ -113,6 +113,10 @@ class Table:
                 ) from None
         return value
 
+    def flag(self, key: builtins.str, default: builtins.bool) -> builtins.bool:
+        value: builtins.bool = self._get(key, (builtins.bool,), _("true or false"), False, default)
+        return value
+
     def finish(self) -> None:
         unknown = sorted(set(self.data) - self.used)
         if unknown:

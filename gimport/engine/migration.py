@@ -49,6 +49,7 @@ from gimport.errors import (
 )
 from gimport.i18n import _, english, ngettext
 from gimport.mail import rfc822
+from gimport.mail.dates import fix_date
 from gimport.mail.mapping import IMPORT, FolderPlan, message_labels, plan_folders
 from gimport.mail.quota import too_large
 from gimport.mail.selection import content_identity, inbox_first
@@ -223,7 +224,8 @@ class Migration:
         size = len(msg.raw)
         labels = self._label_ids(item)
         identity = content_identity(mid, size, msg.internaldate)
-        data = rfc822.ensure_date(msg.raw, msg.internaldate)
+        # what Gmail gets; the state keeps the hash of the served bytes, so resume and duplicates see the source
+        data = fix_date(msg.raw, msg.internaldate) if self.settings.importing.fix_dates else msg.raw
         attempts = [0]
 
         def on_attempt(n: int) -> None:
