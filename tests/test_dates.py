@@ -1,0 +1,131 @@
+"""Every message lands on its own date: a corpus of odd Date headers through a real Dovecot (running in Tokyo
+time, so a Date without a zone must take the +0900 of its INTERNALDATE) and a local mbox, into the Gmail
+emulator dating messages the lenient way and the strict way (the worst plausible Gmail: anything but RFC
+5322's strict form is dated at the time of the import)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import run
+from tests.rig.dovecot import Dovecot, SeedMessage
+from tests.rig.gmail_emulator import GmailEmulator
+from tests.rig.localmail import write_mbox
+from tests.rig.odd_dates import CORPUS, MOVED, served
+from tests.rig.workspace import EMAIL, make_local_workspace, make_workspace
+
+MINUTE_MS = 60_000
+
+
+@pytest.fixture(scope="module")
+def tokyo_dovecot():
+    """A Dovecot of its own whose clock reads Tokyo time: it reports INTERNALDATE with +0900."""
+    if os.geteuid() != 0:
+        pytest.fail("the Dovecot rig needs root: run scripts/test as root", pytrace=False)
+    workdir = Path(tempfile.mkdtemp(prefix="gimport-dovecot-tokyo-"))
+    workdir.chmod(0o755)
+    server = Dovecot(workdir)
+    before = os.environ.get("TZ")
+    os.environ["TZ"] = "JST-9"  # Dovecot hands TZ to its processes; this process never calls tzset
+    try:
+        server.start()
+    finally:
+        if before is None:
+            del os.environ["TZ"]
+        else:
+            os.environ["TZ"] = before
+    try:
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+@pytest.fixture(params=["lenient", "strict"])
+def gmail(request, monkeypatch):
+    emu = GmailEmulator(merge_duplicates=False, date_mode=request.param)
+    emu.start()
+    emu.add_user(EMAIL)
+    monkeypatch.setenv("GIMPORT_GMAIL_API_URL", emu.base_url)
+    yield emu
+    emu.stop()
+
+
+_users = iter(range(1, 1000))
+
+
+def imap_workspace(tmp_path, server, emu, extra_toml=""):
+    name = f"t{next(_users)}"
+    server.add_user(name)
+    user = server.user(name)
+    messages = [case.message(n) for n, case in enumerate(CORPUS)]
+    user.seed("INBOX", [SeedMessage(raw, ("\\Seen",), MOVED) for raw in messages])
+    ws = make_workspace(tmp_path, server=server, user=name, emulator=emu, email=EMAIL, extra_toml=extra_toml)
+    # Dovecot serves a message stored with bare LF line ends with CRLF (the mbox test keeps LF)
+    return ws, [raw if b"\r\n" in raw else raw.replace(b"\n", b"\r\n") for raw in messages]
+
+
+def by_subject(emu):
+    out = {}
+    for m in emu.user(EMAIL).messages:
+        subject = next(line for line in m.raw.splitlines() if line.startswith(b"Subject: odd date "))
+        assert subject not in out, f"stored twice: {subject!r}"
+        out[subject] = m
+    return out
+
+
+def assert_on_their_dates(emu, messages, internaldate):
+    stored = by_subject(emu)
+    assert len(stored) == len(CORPUS)
+    wrong = []
+    for case, raw in zip(CORPUS, messages, strict=True):
+        m = stored[b"Subject: odd date " + case.name.encode()]
+        # byte-identical to the served message once the added Date is dropped and X-Original- taken away
+        assert (m.raw if case.strict else served(m.raw)) == raw, case.name
+        want = int(case.expected(internaldate).timestamp() * 1000)
+        if abs(m.internal_date_ms - want) > MINUTE_MS:
+            wrong.append((case.name, dt.datetime.fromtimestamp(m.internal_date_ms / 1000, dt.UTC)))
+    assert not wrong
+
+
+def test_odd_dates_from_imap_land_on_their_dates(tmp_path, tokyo_dovecot, gmail, capsys):
+    ws, messages = imap_workspace(tmp_path, tokyo_dovecot, gmail)
+    rc, _out = run(ws, capsys=capsys)
+    assert rc == 0
+    # a Date without a zone is in the zone of the server's INTERNALDATE: +0900 here
+    assert_on_their_dates(gmail, messages, MOVED)
+    # a second run sends nothing: the state knows the served bytes
+    calls = gmail.user(EMAIL).import_calls
+    assert run(ws, capsys=capsys)[0] == 0
+    assert gmail.user(EMAIL).import_calls == calls
+
+
+def test_fix_dates_false_sends_the_bytes_untouched(tmp_path, tokyo_dovecot, gmail, capsys):
+    ws, messages = imap_workspace(tmp_path, tokyo_dovecot, gmail, extra_toml="[import]\nfix_dates = false\n")
+    start = time.time()
+    rc, _out = run(ws, capsys=capsys)
+    assert rc == 0
+    stored = by_subject(gmail)
+    assert sorted(m.raw for m in stored.values()) == sorted(messages)
+    if gmail.date_mode == "strict":
+        # what the setting costs under the worst plausible Gmail: every odd date shows the day of the import
+        today = [s for s, m in stored.items() if m.internal_date_ms >= start * 1000 - MINUTE_MS]
+        assert len(today) == sum(not case.strict for case in CORPUS)
+
+
+def test_odd_dates_from_an_mbox_land_on_their_dates(tmp_path, gmail, capsys):
+    # an mbox gives the separator line's date as INTERNALDATE (UTC): the last resort for unreadable ones
+    messages = [case.message(n).replace(b"\r\n", b"\n") for n, case in enumerate(CORPUS)]
+    separator = b"From old@example.jp " + MOVED.astimezone(dt.UTC).strftime("%a %b %e %H:%M:%S %Y").encode()
+    path = write_mbox(tmp_path / "Inbox.mbox", messages, separator=separator)
+    ws = make_local_workspace(tmp_path / "ws", kind="mbox", path=path, emulator=gmail)
+    rc, _out = run(ws, capsys=capsys)
+    assert rc == 0
+    assert_on_their_dates(gmail, messages, MOVED.astimezone(dt.UTC))
