@@ -6,6 +6,7 @@ emulator dating messages the lenient way and the strict way (the worst plausible
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import shutil
 import tempfile
@@ -126,6 +127,49 @@ def test_odd_dates_from_an_mbox_land_on_their_dates(tmp_path, gmail, capsys):
     separator = b"From old@example.jp " + MOVED.astimezone(dt.UTC).strftime("%a %b %e %H:%M:%S %Y").encode()
     path = write_mbox(tmp_path / "Inbox.mbox", messages, separator=separator)
     ws = make_local_workspace(tmp_path / "ws", kind="mbox", path=path, emulator=gmail)
+    capsys.readouterr()
+    rc, out = run(ws, "plan", "--json", capsys=capsys)
+    assert rc == 0
+    (folder,) = json.loads(out.out)["folders"]
+    assert (folder["dates_to_fix"], folder["dates_unreadable"]) == (ODD, UNREADABLE)
     rc, _out = run(ws, capsys=capsys)
     assert rc == 0
     assert_on_their_dates(gmail, messages, MOVED.astimezone(dt.UTC))
+
+
+def inbox_plan(ws, capsys):
+    """`gimport plan --json`'s INBOX entry, and the whole document."""
+    capsys.readouterr()  # what run() echoed of earlier commands
+    rc, out = run(ws, "plan", "--json", capsys=capsys)
+    assert rc == 0
+    plan = json.loads(out.out)
+    (inbox,) = [f for f in plan["folders"] if f["folder"] == "INBOX"]
+    return inbox, plan
+
+
+ODD = sum(not case.strict for case in CORPUS)
+UNREADABLE = sum(case.instant is None and case.wall is None for case in CORPUS)
+
+
+@pytest.mark.parametrize("fix_dates", [True, False])
+def test_plan_and_check_count_the_dates(tmp_path, tokyo_dovecot, emulator, monkeypatch, fix_dates, capsys):
+    extra = "" if fix_dates else "[import]\nfix_dates = false\n"
+    ws, _messages = imap_workspace(tmp_path, tokyo_dovecot, emulator, extra_toml=extra)
+    monkeypatch.setenv("GIMPORT_GMAIL_API_URL", emulator.base_url)
+    inbox, plan = inbox_plan(ws, capsys)
+    assert (inbox["dates_to_fix"], inbox["dates_unreadable"]) == (ODD, UNREADABLE)
+    assert plan["fix_dates"] is fix_dates
+    rc, out = run(ws, "plan", capsys=capsys)
+    assert rc == 0
+    text = " ".join(out.out.split())
+    if fix_dates:
+        assert f"INBOX: {ODD} message(s) get a Date Gmail can read" in text
+        assert f"({UNREADABLE} dated by the server's INTERNALDATE" in text
+    else:
+        assert f"warning: INBOX: {ODD} message(s) have a Date Gmail may not read" in text
+    rc, out = run(ws, "check", capsys=capsys)
+    assert rc == 0
+    assert f"INBOX: {ODD} message(s)" in " ".join(out.out.split())
+    # counted before a run; after it, nothing is left to fix
+    assert run(ws, capsys=capsys)[0] == 0
+    assert inbox_plan(ws, capsys)[0]["dates_to_fix"] == 0

@@ -29,6 +29,10 @@ from dateutil import parser as dateutil_parser
 from gimport.mail.rfc822 import header_block, header_values
 
 PREFIX = b"X-Original-"
+# what fix_date does with a message (date_fix tells it from the header alone)
+STRICT = "strict"  # sent as it is
+READ = "read"  # a strict Date from what a person reads in the header
+LAST_RESORT = "internaldate"  # no Date header can be read: the INTERNALDATE's
 _DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 _STRICT = re.compile(
@@ -118,6 +122,15 @@ def needs_fix(raw: bytes) -> bool:
     """Whether the message's Date header(s) are anything but exactly one strict date-time."""
     values = header_values(raw, "Date")
     return len(values) != 1 or not is_strict(values[0])
+
+
+def date_fix(header: bytes) -> str:
+    """What fix_date will do with a message, from its header (or just its Date lines): STRICT, READ or
+    LAST_RESORT."""
+    if not needs_fix(header):
+        return STRICT
+    values = header_values(header, "Date")
+    return READ if any(read_date(v, None) is not None for v in values) else LAST_RESORT
 
 
 def _zone(name: str | None, offset: int | None) -> dt.tzinfo | None:

@@ -115,3 +115,18 @@ def test_read_date(value, instant):
 @pytest.mark.parametrize("value", ["yesterday", "Dec 1", "10:00", "12", "x" * 500])
 def test_unreadable(value):
     assert dates.read_date(value, JST) is None
+
+
+@pytest.mark.parametrize("case", CORPUS, ids=[c.name for c in CORPUS])
+def test_date_fix_tells_from_the_date_lines_alone_what_fix_date_does(case: OddDate):
+    raw = case.message(1)
+    lines = b"".join(d + b"\r\n" for d in case.dates) + b"\r\n"  # what a FETCH of HEADER.FIELDS (DATE) gives
+    kind = dates.date_fix(lines)
+    assert kind == dates.date_fix(raw)
+    if case.strict:
+        assert kind == dates.STRICT
+    elif case.instant is None and case.wall is None:
+        assert kind == dates.LAST_RESORT
+        assert dates.read_date(header_values(dates.fix_date(raw, MOVED), "Date")[0], None) == MOVED
+    else:
+        assert kind == dates.READ
