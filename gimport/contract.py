@@ -66,8 +66,7 @@ class Folder:
     delimiter: str | None = "/"
     flags: frozenset[str] = frozenset()
     # Gmail system label ids this folder stands for when the source knows them (Takeout's "Important",
-    # "Category Social", ...; () for "no label": archived). None: the mapping decides from the name.
-    # [labels.map] still wins.
+    # "Category Social", ...; () for "no label": archived); None: the mapping decides; [labels.map] wins.
     labels: tuple[str, ...] | None = None
     prefix: str | None = None
 
@@ -191,6 +190,7 @@ class LedgerRow:
     reason: str
     updated: float | None
     accepted: float | None
+    changes: str = ""  # what gimport changed in the message on its way to Gmail: "" or "date fixed"
 
 
 @dataclass(frozen=True)
@@ -355,7 +355,7 @@ class State(Protocol):
     def mark_sending(
         self, key: MessageKey, message_id: str | None, sha256: str, labels: str, identity: str | None = None
     ) -> bool: ...
-    def mark_imported(self, key: MessageKey, gmail_id: str, size: int) -> None: ...
+    def mark_imported(self, key: MessageKey, gmail_id: str, size: int, changes: str = "") -> None: ...
     def mark_duplicate(self, key: MessageKey, gmail_id: str, sha256: str, message_id: str | None) -> None: ...
     def mark_failed(self, key: MessageKey, reason: str) -> None: ...
     def note_error(self, key: MessageKey, reason: str) -> None: ...

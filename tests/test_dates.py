@@ -5,6 +5,7 @@ emulator dating messages the lenient way and the strict way (the worst plausible
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
 import json
 import os
@@ -102,6 +103,12 @@ def test_odd_dates_from_imap_land_on_their_dates(tmp_path, tokyo_dovecot, gmail,
     assert rc == 0
     # a Date without a zone is in the zone of the server's INTERNALDATE: +0900 here
     assert_on_their_dates(gmail, messages, MOVED)
+    # the ledger says which messages gimport changed
+    report = tmp_path / "ledger.csv"
+    assert run(ws, "report", "--csv", str(report), capsys=capsys)[0] == 0
+    rows = list(csv.DictReader(report.open(encoding="utf-8")))
+    changed = {int(r["uid"]): r["changed"] for r in rows}
+    assert changed == {n + 1: "" if case.strict else "date fixed" for n, case in enumerate(CORPUS)}
     # a second run sends nothing: the state knows the served bytes
     calls = gmail.user(EMAIL).import_calls
     assert run(ws, capsys=capsys)[0] == 0

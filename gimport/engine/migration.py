@@ -49,7 +49,7 @@ from gimport.errors import (
 )
 from gimport.i18n import _, english, ngettext
 from gimport.mail import rfc822
-from gimport.mail.dates import fix_date
+from gimport.mail.dates import DATE_FIXED, fix_date
 from gimport.mail.mapping import IMPORT, FolderPlan, message_labels, plan_folders
 from gimport.mail.quota import too_large
 from gimport.mail.selection import content_identity, inbox_first
@@ -254,7 +254,7 @@ class Migration:
             self.state.mark_failed(key, english(err))
             self._finish(item, FAILED, size, str(err))
             raise
-        self.state.mark_imported(key, gmail_id, size)
+        self.state.mark_imported(key, gmail_id, size, DATE_FIXED if data is not msg.raw else "")
         return self._finish(item, IMPORTED, size)
 
     def _stopped(self, item: Item, key: MessageKey, stop: StopRequested, attempts: int) -> None:

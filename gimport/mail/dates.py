@@ -33,6 +33,7 @@ PREFIX = b"X-Original-"
 STRICT = "strict"  # sent as it is
 READ = "read"  # a strict Date from what a person reads in the header
 LAST_RESORT = "internaldate"  # no Date header can be read: the INTERNALDATE's
+DATE_FIXED = "date fixed"  # what the ledger (gimport report --csv) says of a message fix_date changed
 _DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 _STRICT = re.compile(

@@ -151,6 +151,8 @@ class StateStore(StateReader):
                 "identity" not in columns
             ):  # the content check of folders whose UIDVALIDITY changes (they are matched by content)
                 db.execute("ALTER TABLE messages ADD COLUMN identity TEXT")
+            if "changes" not in columns:  # schema 2: what gimport changed in a message ("date fixed")
+                db.execute("ALTER TABLE messages ADD COLUMN changes TEXT")
             if version != SCHEMA_VERSION:
                 db.execute(
                     "INSERT OR REPLACE INTO meta(key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
@@ -310,8 +312,8 @@ class StateStore(StateReader):
                 (*cols.values(), key.account, key.folder, key.uidvalidity, key.uid),
             )
 
-    def mark_imported(self, key: MessageKey, gmail_id: str, size: int) -> None:
-        self._set(key, status=IMPORTED, gmail_id=gmail_id, size=size, last_error=None)
+    def mark_imported(self, key: MessageKey, gmail_id: str, size: int, changes: str = "") -> None:
+        self._set(key, status=IMPORTED, gmail_id=gmail_id, size=size, last_error=None, changes=changes or None)
 
     def mark_duplicate(self, key: MessageKey, gmail_id: str, sha256: str, message_id: str | None) -> None:
         self._set(key, status=DUPLICATE, gmail_id=gmail_id, sha256=sha256, message_id=message_id, last_error=None)
