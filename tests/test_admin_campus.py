@@ -148,9 +148,12 @@ def test_daily_budget_pauses_visibly_and_sigterm_stops_cleanly(tmp_path, dovecot
     reader.join(10)
     assert proc.returncode == 130, b"".join(lines).decode()
     assert b"Interrupted" in out
-    assert sum(len(emulator.user(p.gmail).messages) for p in people) == imported  # nothing more, nothing twice
+    # an import already in flight when the first user reached the spent budget may still land (a stop lets
+    # calls in flight finish); nothing beyond the day's units, and every unit it spent is saved
+    landed = sum(len(emulator.user(p.gmail).messages) for p in people)
+    assert imported <= landed <= 1000 // 25
     saved = json.loads((ws.state_dir / "shards" / "daily-shard-0-of-1.json").read_text())
-    assert saved["units"] >= imported * 25
+    assert saved["units"] >= landed * 25
 
     # the same day, a restart goes on counting: it pauses again at once instead of spending a second share
     proc = run_process(ws, emulator.base_url, "run")
@@ -160,7 +163,7 @@ def test_daily_budget_pauses_visibly_and_sigterm_stops_cleanly(tmp_path, dovecot
     wait_for(lambda: any(b"pausing until" in line for line in lines), timeout=60)
     proc.send_signal(signal.SIGTERM)
     proc.communicate(timeout=30)
-    assert sum(len(emulator.user(p.gmail).messages) for p in people) == imported
+    assert sum(len(emulator.user(p.gmail).messages) for p in people) == landed  # the restart sent nothing
     # a campus that accepts the charges: no daily limit
     text = ws.config.read_text().replace("project_units_per_day = 1000", "project_units_per_day = 0")
     ws.config.write_text(text)

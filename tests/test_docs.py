@@ -113,7 +113,7 @@ def _missing_keys(text: str, table: str, cls, skip: set[str]) -> list[str]:
     [
         ("source", SourceSettings, {"login", "labels"}),  # login: set by admin mode; labels: [labels] itself
         ("gmail", GmailSettings, {"api_url"}),  # from GIMPORT_GMAIL_API_URL, documented separately
-        ("labels", LabelSettings, {"map"}),
+        ("labels", LabelSettings, {"map", "keywords"}),  # sub-tables, checked below
         ("filters", FilterSettings, set()),
     ],
 )
@@ -123,6 +123,7 @@ def test_every_config_key_is_in_the_reference(table, cls, skip, docs):
     assert not missing, f"[{table}] {', '.join(missing)} missing from {docs}"
     if table == "labels":
         assert "`[labels.map]" in text, f"[labels.map] missing from {docs}"
+        assert "`[labels.keywords]" in text, f"[labels.keywords] missing from {docs}"
 
 
 @pytest.mark.parametrize("docs", sorted(ADMIN_DOC_SETS))

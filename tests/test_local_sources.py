@@ -89,7 +89,7 @@ def test_maildir_plus_plus_flags_japanese_folders_and_dates(tmp_path, local, emu
                 MaildirMessage(flagged, "FS"),
                 MaildirMessage(new, new=True),
                 MaildirMessage(trashed, "ST"),
-                MaildirMessage(answered, "RS"),
+                MaildirMessage(answered, "RSab"),  # keywords a and b: dovecot-keywords below
                 MaildirMessage(nodate, "S", mtime=when),
                 MaildirMessage(twin, "S"),
                 MaildirMessage(twin, "S"),  # the same bytes twice: two messages, two keys
@@ -99,6 +99,7 @@ def test_maildir_plus_plus_flags_japanese_folders_and_dates(tmp_path, local, emu
             "仕事/報告書": [MaildirMessage(report, "")],
         },
     )
+    (root / "dovecot-keywords").write_text("0 $label2\n1 $Forwarded\n")
     assert (root / ".&TtVOiw-.&WDFUSmb4-").is_dir()  # modified UTF-7 on disk
     before = tree_snapshot(root)
     ws = local("maildir", root)
@@ -108,13 +109,15 @@ def test_maildir_plus_plus_flags_japanese_folders_and_dates(tmp_path, local, emu
     plan = {f["folder"]: f for f in json.loads(out.out)["folders"]}
     assert plan["仕事/報告書"]["labels"] == ["仕事/報告書"]
     assert plan["INBOX"]["selected"] == 7  # the trashed one is not there
+    assert plan["INBOX"]["marked_deleted"] == 1
+    assert plan["INBOX"]["keyword_labels"] == {"Work": 1}
 
     rc, out = run(ws, capsys=capsys)
     assert rc == 0, out.err
     assert only(emulator, seen) == ["INBOX"]
     assert only(emulator, flagged) == ["INBOX", "STARRED"]
     assert only(emulator, new) == ["INBOX", "UNREAD"]
-    assert only(emulator, answered) == ["INBOX"]
+    assert only(emulator, answered) == ["INBOX", "Work"]  # $label2 is Thunderbird's "Work"; $Forwarded none
     assert trashed not in stored_by_raw(emulator)
     assert only(emulator, sent) == ["SENT"]
     assert only(emulator, work) == ["仕事"]
@@ -181,19 +184,23 @@ def test_mbox_folder_of_files_unescapes_and_grows_at_its_end(tmp_path, local, em
 
 
 def test_mbox_single_file_with_status_headers(tmp_path, local, emulator, capsys):
+    """Status, X-Status, X-Keywords and X-UID are the mbox server's bookkeeping (Dovecot and UW-IMAP never
+    serve them): not imported; their flags are. X-Status "D" (deleted, not yet expunged) is left out."""
     path = tmp_path / "Archive 2019.mbox"
-    read, unread, starred = message(1), message(2), message(3)
+    read, unread, starred, deleted = message(1), message(2), message(3), message(4)
     path.write_bytes(
-        mbox_entry(read, headers=b"Status: RO\n")
-        + mbox_entry(unread, headers=b"Status: O\n")
+        mbox_entry(read, headers=b"Status: RO\nX-UID: 7\n")
+        + mbox_entry(unread, headers=b"Status: O\nX-Keywords: $Work  \n")
         + mbox_entry(starred, headers=b"Status: RO\nX-Status: F\n")
+        + mbox_entry(deleted, headers=b"Status: RO\nX-Status: D\n")
     )
     ws = local("mbox", path)
     rc, out = run(ws, capsys=capsys)
     assert rc == 0, out.err
-    assert only(emulator, b"Status: RO\n" + read) == ["Archive 2019"]
-    assert only(emulator, b"Status: O\n" + unread) == ["Archive 2019", "UNREAD"]
-    assert only(emulator, b"Status: RO\nX-Status: F\n" + starred) == ["Archive 2019", "STARRED"]
+    assert only(emulator, read) == ["Archive 2019"]
+    assert only(emulator, unread) == ["$Work", "Archive 2019", "UNREAD"]  # a keyword is a label
+    assert only(emulator, starred) == ["Archive 2019", "STARRED"]
+    assert len(emulator.user(EMAIL).messages) == 3
 
 
 # ----------------------------------------------------------------------------------------- Thunderbird
@@ -228,7 +235,9 @@ def thunderbird_profile(tmp_path):
     ]
     (local / "Inbox").write_bytes(b"".join(thunderbird_entry(msgs[k], s) for k, s in inbox))
     (local / "Inbox.sbd").mkdir()
-    (local / "Inbox.sbd" / "Projects").write_bytes(thunderbird_entry(msgs["project"], READ, "$label1"))
+    (local / "Inbox.sbd" / "Projects").write_bytes(
+        thunderbird_entry(msgs["project"], READ, "$label1 $label4 $NotJunk &MMYwuTDI-")
+    )
     (local / "Sent").write_bytes(thunderbird_entry(msgs["sent"], READ))
     (local / "Archives.sbd").mkdir()
     (local / "Archives.sbd" / "2020").write_bytes(thunderbird_entry(msgs["y2020"], READ))
@@ -256,7 +265,9 @@ def test_thunderbird_local_folders_flags_expunged_and_compacting(tmp_path, local
     assert only(emulator, msgs["flagged"]) == ["INBOX", "STARRED"]
     assert only(emulator, msgs["replied"]) == ["INBOX"]
     assert msgs["expunged"] not in stored_by_raw(emulator)
-    assert only(emulator, msgs["project"]) == ["Projects"]  # the mapping treats INBOX/x as top-level
+    # the mapping treats INBOX/x as top-level; the tags: Important, To Do, a bookkeeping one, a Japanese one
+    assert only(emulator, msgs["project"]) == ["IMPORTANT", "Projects", "To Do", "テスト"]
+    assert "1 message(s) marked deleted on the server are left out (Inbox (1))" in out.err + out.out
     assert only(emulator, msgs["sent"]) == ["SENT"]
     assert only(emulator, msgs["y2020"]) == ["Archives/2020"]
     assert len(emulator.user(EMAIL).messages) == 7
@@ -290,6 +301,31 @@ def test_thunderbird_profile_lists_every_account(tmp_path, local, emulator, caps
     assert plan["Local Folders/Inbox"]["selected"] == 4
     assert plan["Local Folders/Archives"]["action"] == "noselect"
     assert not any(name.endswith((".msf", ".dat", "prefs.js")) for name in plan)
+
+
+def test_thunderbird_folders_without_mail_make_no_labels(tmp_path, local, emulator, capsys):
+    """Thunderbird keeps empty files for Unsent Messages, Templates, Drafts, parents of subfolders, and
+    folders whose messages are all expunged: none of them becomes a label in Gmail."""
+    folders = tmp_path / "Local Folders"
+    (folders / "Archives.sbd").mkdir(parents=True)
+    kept = message(1)
+    for name in ("Unsent Messages", "Templates", "Drafts", "Archives", "Archives.sbd/2019"):
+        (folders / name).write_bytes(b"")
+        (folders / (name + ".msf")).write_text('// <!-- <mdb:mork:z v="1.4"/> -->\n')
+    (folders / "Old").write_bytes(thunderbird_entry(message(2), READ | EXPUNGED))
+    (folders / "Archives.sbd" / "2020").write_bytes(thunderbird_entry(kept, READ))
+    ws = local("thunderbird", folders)
+    rc, out = run(ws, "plan", "--json", capsys=capsys)
+    assert rc == 0, out.err
+    plan = {f["folder"]: f for f in json.loads(out.out)["folders"]}
+    assert {n: f["action"] for n, f in plan.items() if f["action"] != "import"} == {
+        n: "noselect" for n in ("Unsent Messages", "Templates", "Drafts", "Archives", "Archives/2019", "Old")
+    }
+    rc, out = run(ws, capsys=capsys)
+    assert rc == 0, out.err
+    user = [lbl["name"] for lbl in emulator.user(EMAIL).labels.values() if lbl.get("type") == "user"]
+    assert sorted(user) == ["Archives", "Archives/2020"]  # the parent only as the nesting of its subfolder
+    assert only(emulator, kept) == ["Archives/2020"]
 
 
 # --------------------------------------------------------------------------------------------- Takeout
@@ -516,3 +552,12 @@ def test_takeout_folder_with_one_mbox_per_label_imports_a_shared_message_once(tm
     stored = stored_by_raw(emulator)
     assert [v for r, v in stored.items() if r.endswith(shared)] == [[["INBOX", "Work"]]]
     assert len(emulator.user(EMAIL).messages) == 2
+
+
+def test_thunderbird_deleted_message_to_trash_with_include_deleted(tmp_path, local, emulator, capsys):
+    _profile, folders, msgs, _inbox = thunderbird_profile(tmp_path)
+    ws = local("thunderbird", folders, extra_toml="[filters]\ninclude_deleted = true\n")
+    rc, out = run(ws, capsys=capsys)
+    assert rc == 0, out.err
+    assert only(emulator, msgs["expunged"]) == ["INBOX", "TRASH"]
+    assert only(emulator, msgs["read"]) == ["INBOX"]

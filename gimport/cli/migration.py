@@ -124,10 +124,28 @@ def cmd_status(args: argparse.Namespace) -> int:
             print("\n" + _("Folders the server could not serve at the last run (leave one out with [labels] exclude):"))
             for folder, error in sorted(folder_errors.items()):
                 print(safe(f"  {folder}: {error}"))
+        _print_deleted(state, account, [c.folder for c in counts])
         todo = sum(c.to_do for c in counts)
         return EXIT_OK if counts and todo == 0 and not problems and not folder_errors else EXIT_SOME_FAILED
     finally:
         state.close()
+
+
+def _print_deleted(state: Any, account: str, folders: list[str]) -> None:
+    """The folders' messages marked deleted on the server at the latest scan (gimport.engine.scan)."""
+    from gimport.engine.scan import deleted_key
+
+    marked = [(f, int(state.get_meta(deleted_key(account, f)) or 0)) for f in folders]
+    marked = [(f, n) for f, n in marked if n]
+    if marked:
+        print(
+            "\n"
+            + _(
+                "Marked deleted on the server at the latest scan (imported, to Trash, only with [filters] include_deleted = true):"
+            )
+        )
+        for folder, n in marked:
+            print(safe(f"  {folder}: {n}"))
 
 
 def cmd_plan(args: argparse.Namespace) -> int:

@@ -81,6 +81,20 @@ def _label_map(raw: Any) -> dict[str, tuple[str, ...]]:
     return result
 
 
+def _keyword_map(raw: Any) -> dict[str, str]:
+    """[labels.keywords]: IMAP keyword (a tag) -> label name or system label id, "" for no label."""
+    if not isinstance(raw, dict) or not all(isinstance(k, str) and k and isinstance(v, str) for k, v in raw.items()):
+        raise ConfigError(_('[labels.keywords] must be a table of keyword = "label" (or "" for no label)'))
+    for keyword, target in raw.items():
+        if target in UNUSABLE_SYSTEM_LABELS:
+            raise ConfigError(
+                _("[labels.keywords] {keyword!r} = {label!r}: {why}").format(
+                    keyword=keyword, label=target, why=_(UNUSABLE_SYSTEM_LABELS[target])
+                )
+            )
+    return dict(raw)
+
+
 def load_settings(
     path: str | os.PathLike[str],
     *,
@@ -216,6 +230,7 @@ def _label_settings(raw: Any, base: Path) -> LabelSettings:
     """[labels] and its [labels.map] sub-table."""
     lb_raw = dict(raw) if isinstance(raw, dict) else raw
     map_raw = lb_raw.pop("map", {}) if isinstance(lb_raw, dict) else {}
+    keywords_raw = lb_raw.pop("keywords", {}) if isinstance(lb_raw, dict) else {}
     lb = Table("labels", lb_raw, base)
     labels = LabelSettings(
         prefix=lb.str("prefix", ""),
@@ -223,6 +238,7 @@ def _label_settings(raw: Any, base: Path) -> LabelSettings:
         include=lb.str_list("include"),
         visibility=lb.str("visibility", "labelShow", choices=("labelShow", "labelShowIfUnread", "labelHide")),
         map=_label_map(map_raw),
+        keywords=_keyword_map(keywords_raw),
     )
     lb.finish()
     check_globs("labels", "exclude", labels.exclude)
@@ -238,7 +254,10 @@ def _filter_settings(raw: Any, base: Path) -> FilterSettings:
     """[filters]: which messages are selected."""
     fl = Table("filters", raw, base)
     filters = FilterSettings(
-        since=fl.date("since"), before=fl.date("before"), max_size_mb=fl.number("max_size_mb", maximum=MAX_SIZE_MB)
+        since=fl.date("since"),
+        before=fl.date("before"),
+        max_size_mb=fl.number("max_size_mb", maximum=MAX_SIZE_MB),
+        include_deleted=fl.flag("include_deleted"),
     )
     fl.finish()
     if filters.since and filters.before and filters.since >= filters.before:

@@ -86,6 +86,7 @@ class LabelSettings:
     include: tuple[str, ...] = ()
     visibility: str = "labelShow"
     map: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    keywords: dict[str, str] = field(default_factory=dict)  # [labels.keywords]: keyword -> label, "" for none
 
 
 @dataclass(frozen=True)
@@ -93,6 +94,7 @@ class FilterSettings:
     since: dt.date | None = None
     before: dt.date | None = None
     max_size_mb: float | None = None
+    include_deleted: bool = False  # import messages flagged \\Deleted (with TRASH) instead of leaving them out
 
 
 @dataclass(frozen=True)

@@ -98,6 +98,10 @@ class Table:
             )
         return tuple(value)
 
+    def flag(self, key: builtins.str, default: bool = False) -> bool:
+        """true or false."""
+        return bool(self._get(key, (bool,), _("true or false"), False, default))
+
     def date(self, key: builtins.str) -> dt.date | None:
         value: dt.date | str | None = self._get(key, (dt.date, str), _("a date like 2015-01-01"), False, None)
         if isinstance(value, dt.datetime):
@@ -111,10 +115,6 @@ class Table:
                         name=self.name, key=key, value=value
                     )
                 ) from None
-        return value
-
-    def flag(self, key: builtins.str, default: builtins.bool) -> builtins.bool:
-        value: builtins.bool = self._get(key, (builtins.bool,), _("true or false"), False, default)
         return value
 
     def finish(self) -> None:

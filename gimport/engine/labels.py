@@ -1,58 +1,142 @@
-"""The Gmail labels a run needs: found or created before the first import (used by the engine)."""
+"""The Gmail labels a run needs: found or created before the first import (used by the engine).
+
+Gmail refuses some names (400 on labels.create): its system labels in every interface language and more,
+a list no one has complete. The mapping renames the reserved names it knows ("Archive" -> "Archive
+(imported)"); any other name Gmail refuses gets the same visible rename here, when Gmail refuses it, and
+its sub-labels go under the renamed one ("Muted/2020" -> "Muted (imported)/2020"). The run goes on. The
+state file remembers each such rename (meta RENAMES_KEY), so a later run asks Gmail once, not twice, and
+`gimport plan` shows it.
+"""
 
 from __future__ import annotations
 
+import json
 import logging
+from collections.abc import Iterable
 
-from gimport.contract import Destination
+from gimport.config.settings import SYSTEM_LABEL_IDS
+from gimport.contract import Destination, State
 from gimport.errors import AccountError, Conflict, GmailError, MessageRejected
 from gimport.i18n import _
-from gimport.mail.mapping import FolderPlan, label_key, label_limit_problem, user_labels_to_create
+from gimport.mail.keywords import user_labels
+from gimport.mail.mapping import RESERVED_SUFFIX, FolderPlan, label_key, label_limit_problem, user_labels_to_create
 
 log = logging.getLogger("gimport")
 
+RENAMES_KEY = "label_renames"  # meta: JSON {label name as the mapping made it: the name Gmail accepted}
+# labels a message may get beyond its folder's: its flags (UNREAD, STARRED), keywords and \Deleted
+FLAG_SYSTEM_LABELS = ("UNREAD", "STARRED", "IMPORTANT", "SPAM", "TRASH")
 
-def ensure_labels(gmail: Destination, plans: list[FolderPlan], visibility: str) -> dict[str, str]:
-    """Label reference (system id or user name) -> label id, for every label of `plans`; creates the missing
-    user labels in Gmail, parents first, reusing existing ones case-insensitively. Raises GmailError (a
-    label Gmail will not create), AccountError (the labels would pass Gmail's limit per account) and the
-    Destination's errors."""
-    existing = gmail.list_labels()
-    too_many = label_limit_problem(plans, [lbl["name"] for lbl in existing if lbl.get("type") != "system"])
-    if too_many:
-        raise AccountError(too_many)
-    ids = {label_key(lbl["name"]): lbl["id"] for lbl in existing}
-    actual = {label_key(lbl["name"]): lbl["name"] for lbl in existing}
-    ids.update({lbl["id"]: lbl["id"] for lbl in existing if lbl.get("type") == "system"})
-    refs: dict[str, str] = {}
-    for name in user_labels_to_create(plans):  # parents come first
-        key = label_key(name)
-        if key in ids:
-            continue
-        parent, _sep, leaf = name.rpartition("/")
-        # nest under the parent as Gmail spells it (an existing "Work" for our "work")
-        full = f"{actual[label_key(parent)]}/{leaf}" if parent else name
+
+def remembered_renames(state: State | None) -> dict[str, str]:
+    """The renames earlier runs made (label name -> the name Gmail accepted); {} without a state."""
+    text = state.get_meta(RENAMES_KEY) if state is not None else None
+    try:
+        value = json.loads(text) if text else {}
+    except ValueError:
+        return {}
+    return {str(k): str(v) for k, v in value.items()} if isinstance(value, dict) else {}
+
+
+class Labels:
+    """Label reference (system id or user name, as the mapping and gimport.mail.keywords make them) -> Gmail
+    label id, filled by ensure() (creating what is missing) and read by the import workers through `ids`.
+    `renamed`: label name -> the name Gmail accepted, for every name Gmail refused (this run or an earlier
+    one), written back to the state."""
+
+    def __init__(self, gmail: Destination, visibility: str, state: State | None = None) -> None:
+        self.gmail, self.visibility, self.state = gmail, visibility, state
+        self.ids: dict[str, str] = {system: system for system in FLAG_SYSTEM_LABELS}
+        self.renamed: dict[str, str] = remembered_renames(state)
+        self._gmail_ids: dict[str, str] = {}  # label_key(Gmail's name) -> id
+        self._actual: dict[str, str] = {}  # label_key(Gmail's name) -> Gmail's spelling
+        self._effective: dict[str, str] = {}  # label_key(our name) -> Gmail's name for it
+
+    def for_plans(self, plans: list[FolderPlan]) -> dict[str, str]:
+        """Every label of `plans` (user labels created, parents first, existing ones reused case-insensitively);
+        returns `ids`. Raises GmailError (a label Gmail will not create under either name), AccountError (the
+        labels would pass Gmail's limit per account) and the Destination's errors."""
+        existing = self.gmail.list_labels()
+        too_many = label_limit_problem(plans, [lbl["name"] for lbl in existing if lbl.get("type") != "system"])
+        if too_many:
+            raise AccountError(too_many)
+        for lbl in existing:
+            self._gmail_ids[label_key(lbl["name"])] = lbl["id"]
+            self._actual[label_key(lbl["name"])] = lbl["name"]
+            if lbl.get("type") == "system":
+                self.ids[lbl["id"]] = lbl["id"]
+        self._ensure(user_labels_to_create(plans))
+        for plan in plans:
+            for ref in plan.labels:
+                self._ref(ref)
+        return self.ids
+
+    def add(self, refs: Iterable[str]) -> None:
+        """More label references (a scan's keywords): created like the plans' (after for_plans)."""
+        refs = list(refs)
+        self._ensure(user_labels(refs))
+        for ref in refs:
+            self._ref(ref)
+
+    def _ref(self, ref: str) -> None:
+        if ref in SYSTEM_LABEL_IDS or ref in self.ids:
+            self.ids.setdefault(ref, ref)
+            return
+        self.ids[ref] = self._gmail_ids[label_key(self._effective[label_key(ref)])]
+
+    def _ensure(self, names: list[str]) -> None:
+        """Find or create each user label of `names` (parents come first)."""
+        before = dict(self.renamed)
+        for name in names:
+            key = label_key(name)
+            if key in self._effective:
+                continue
+            parent, _sep, leaf = name.rpartition("/")
+            # nest under the parent as Gmail spells it (an existing "Work" for our "work", a renamed one)
+            full = f"{self._effective[label_key(parent)]}/{leaf}" if parent else name
+            remembered = next((v for k, v in self.renamed.items() if label_key(k) == key), None)
+            full = remembered or full
+            try:
+                self._effective[key] = self._find_or_create(full)
+            except MessageRejected as err:
+                renamed = full + RESERVED_SUFFIX
+                try:
+                    self._effective[key] = self._find_or_create(renamed)
+                except MessageRejected:
+                    raise GmailError(
+                        _(
+                            "Gmail rejects the label name {label!r} ({error}), and {renamed!r} too: map that folder"
+                            " to another name in [labels.map]"
+                        ).format(label=full, error=err, renamed=renamed)
+                    ) from None
+                log.warning("Gmail refuses the label name %r (%s): using %r", full, err, renamed)
+                self.renamed[name] = renamed
+        if self.renamed != before and self.state is not None:
+            self.state.set_meta(RENAMES_KEY, json.dumps(self.renamed, ensure_ascii=False, sort_keys=True))
+
+    def _find_or_create(self, full: str) -> str:
+        """Gmail's name of the label `full`, created when missing. Raises MessageRejected (Gmail refuses the
+        name), GmailError (a conflict that does not resolve) and the Destination's errors."""
+        key = label_key(full)
+        if key in self._gmail_ids:
+            return self._actual[key]
         try:
-            created = gmail.create_label(full, visibility)
+            created = self.gmail.create_label(full, self.visibility)
             log.info("created label %r (%s)", full, created["id"])
         except Conflict:
             # created meanwhile, or a conflict we did not foresee: look again
-            again = {label_key(lbl["name"]): lbl for lbl in gmail.list_labels()}
+            again = {label_key(lbl["name"]): lbl for lbl in self.gmail.list_labels()}
             if key not in again:
                 raise GmailError(
                     _("Gmail says label {label!r} conflicts with an existing label").format(label=full)
                 ) from None
             created = again[key]
-        except MessageRejected as err:
-            raise GmailError(
-                _(
-                    "Gmail rejects the label name {label!r} ({error}): map that folder to another name in [labels.map]"
-                ).format(label=full, error=err)
-            ) from None
-        ids[key], actual[key] = created["id"], created["name"]
-    for plan in plans:
-        for ref in plan.labels:
-            refs[ref] = ids.get(ref) or ids[label_key(ref)]
-    for system in ("UNREAD", "STARRED"):
-        refs[system] = system
-    return refs
+        self._gmail_ids[key], self._actual[key] = created["id"], created["name"]
+        return str(created["name"])
+
+
+def ensure_labels(
+    gmail: Destination, plans: list[FolderPlan], visibility: str, state: State | None = None
+) -> dict[str, str]:
+    """Label reference -> label id for every label of `plans` (see Labels.for_plans)."""
+    return Labels(gmail, visibility, state).for_plans(plans)

@@ -35,7 +35,7 @@ from gimport.contract import (
 from gimport.engine.fetch import Fetcher, Item, ItemQueue
 from gimport.engine.identity import identify
 from gimport.engine.inflight import InFlightBytes
-from gimport.engine.labels import ensure_labels
+from gimport.engine.labels import Labels
 from gimport.engine.lost_state import check_new_state
 from gimport.engine.reporting import NullReporter
 from gimport.engine.results import RunSummary
@@ -50,6 +50,7 @@ from gimport.errors import (
 from gimport.i18n import _, english, ngettext
 from gimport.mail import rfc822
 from gimport.mail.dates import DATE_FIXED, fix_date
+from gimport.mail.keywords import flag_labels
 from gimport.mail.mapping import IMPORT, FolderPlan, message_labels, plan_folders
 from gimport.mail.quota import too_large
 from gimport.mail.selection import content_identity, inbox_first
@@ -131,7 +132,8 @@ class Migration:
         self.summary.gmail_account = identify(self.gmail, self.settings.gmail.user, self.state, bind=True)
 
     def _ensure_labels(self, plans: list[FolderPlan]) -> dict[str, str]:
-        return ensure_labels(self.gmail, plans, self.settings.labels.visibility)
+        self._labels = Labels(self.gmail, self.settings.labels.visibility, self.state)
+        return self._labels.for_plans(plans)
 
     def _worker(self, budget: InFlightBytes, q: ItemQueue) -> None:
         while True:
@@ -214,9 +216,11 @@ class Migration:
         folders (Takeout labels: imported once, with them all)."""
         work = item.work
         refs = list(message_labels(work.plan, item.message.flags))
+        refs += flag_labels(item.message.flags, self.settings.labels)  # keywords, \Deleted
         for name in item.message.also_in:
             refs += self._importing[name].labels if name in self._importing else ()
-        return list(dict.fromkeys(work.label_ids[ref] for ref in refs))
+        # a keyword set after the scan has no label made for it: the message goes without that one, never fails
+        return list(dict.fromkeys(work.label_ids[ref] for ref in refs if ref in work.label_ids))
 
     def _send(self, item: Item, key: MessageKey, digest: str, mid: str | None) -> None:
         """Send the message to Gmail, recorded 'sending' before the call leaves, and record the outcome."""
@@ -289,6 +293,8 @@ class Migration:
             label_ids = self._ensure_labels(plans)
             self.reporter.phase(_("scanning folders"))
             work = self._scanner.scan(plans, label_ids, self._stop)
+            self._labels.add(self._scanner.keyword_labels(self.settings.labels))
+            self._scanner.note_renames(self._labels.renamed)
         except GimportError as err:
             s.fatal = err
             s.finished = time.monotonic()

@@ -13,14 +13,16 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from gimport.config.settings import FilterSettings
+from gimport.config.settings import FilterSettings, LabelSettings
 from gimport.contract import SKIPPED, MailSource, MessageKey, State
 from gimport.engine.results import FolderResult, RunSummary
 from gimport.errors import FolderChanged, FolderGone
 from gimport.i18n import _, english
+from gimport.mail.keywords import keyword_counts
 from gimport.mail.mapping import IMPORT, FolderPlan
 from gimport.mail.quota import too_large
 from gimport.mail.selection import FolderSelection, select_messages
@@ -31,6 +33,11 @@ Items = list[tuple[int, int]]  # (uid, claimed size) pairs to send, in order
 
 # a folder given a new UIDVALIDITY this many times (runs) is one the server renumbers in every session
 EVERY_SESSION = 3
+
+
+def deleted_key(account: str, folder: str) -> str:
+    """The state's meta key of a folder's count of messages marked deleted on the server (latest scan)."""
+    return f"deleted\t{account}\t{folder}"
 
 
 @dataclass(frozen=True)
@@ -75,6 +82,8 @@ class Scanner:
         self.source, self.state, self.filters, self.limit = source, state, filters, limit
         self.summary, self.warn = summary, warn
         self.content_folders: dict[str, int] = {}  # path -> generations seen, for folders compared by content
+        self.keywords: Counter[str] = Counter()  # keyword -> messages to send that carry it
+        self.deleted: dict[str, int] = {}  # path -> messages marked deleted on the server (latest scan)
 
     def scan(self, plans: list[FolderPlan], label_ids: Mapping[str, str], stop: threading.Event) -> list[FolderWork]:
         """Scan every folder the plans import (until `stop`); returns the work for the fetch: the folders
@@ -91,6 +100,7 @@ class Scanner:
             if folder is not None and folder.items:
                 work.append(folder)
         self._note_content_folders()
+        self._note_deleted()
         # what status shows: the folders this run could not read, with why
         self.state.set_folder_errors(self.source.account, {r.folder: r.error for r in self.summary.folders if r.error})
         return work
@@ -116,6 +126,10 @@ class Scanner:
         if sel.compared_by_content and path not in self.content_folders:
             self.content_folders[path] = self.state.generations(account, path)
         items = self._skip_too_large(result, sel)
+        self.keywords.update(sel.keywords)
+        if sel.deleted or self.deleted.get(path):
+            self.deleted[path] = sel.deleted
+            self.state.set_meta(deleted_key(account, path), str(sel.deleted))
         result.handed_out(len(items))
         self.state.record_folder(
             account, path, sel.uidvalidity, result.found, result.selected, ",".join(result.plan.labels)
@@ -190,6 +204,39 @@ class Scanner:
             result.record(SKIPPED, reason=reason)
             log.info("skipped folder=%r uid=%d size=%d reason=%r", result.folder, uid, size, english(reason))
         return items
+
+    def keyword_labels(self, settings: LabelSettings) -> list[str]:
+        """The labels the scanned messages' keywords become (gimport.mail.keywords)."""
+        return sorted(keyword_counts(self.keywords, settings))
+
+    def note_renames(self, renamed: Mapping[str, str]) -> None:
+        """Say (summary and log) which label names Gmail refused, and what they are called instead."""
+        if renamed:
+            self.warn(
+                _("Gmail refuses {n} label name(s); renamed: {names}").format(
+                    n=len(renamed), names=", ".join(f"{k!r} -> {v!r}" for k, v in sorted(renamed.items()))
+                )
+            )
+
+    def _note_deleted(self) -> None:
+        """Say (summary and log) how many messages are marked deleted on the server, and what became of them."""
+        marked = {p: n for p, n in self.deleted.items() if n}
+        if not marked:
+            return
+        names = ", ".join(f"{p} ({n})" for p, n in sorted(marked.items()))
+        if self.filters.include_deleted:
+            self.warn(
+                _("{n} message(s) marked deleted on the server are imported to Trash ({names})").format(
+                    n=sum(marked.values()), names=names
+                )
+            )
+        else:
+            self.warn(
+                _(
+                    "{n} message(s) marked deleted on the server are left out ({names}); [filters] include_deleted"
+                    " = true imports them to Trash"
+                ).format(n=sum(marked.values()), names=names)
+            )
 
     def _note_content_folders(self) -> None:
         """Say once (summary and log) which folders were compared by content, and why."""

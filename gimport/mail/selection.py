@@ -21,6 +21,7 @@ from gimport.config.settings import FilterSettings
 from gimport.contract import ContentMatch, KnownContent, MailSource
 from gimport.errors import FolderChanged
 from gimport.mail import rfc822
+from gimport.mail.keywords import is_deleted, keywords
 
 # A folder whose UIDVALIDITY changes between the EXAMINE and the last command of its scan is scanned again
 # (a server rebuilding its indexes, a reconnect): this many times, then it is reported as changing.
@@ -61,10 +62,13 @@ class FolderSelection:
     by_content: dict[int, ContentMatch] = field(default_factory=dict)  # matched, done by content (see module)
     unknown_size: frozenset[int] = frozenset()  # of todo: the server's size claim is unusable (size 0 there)
     compared_by_content: bool = False  # earlier generations exist: identities were read
+    deleted: int = 0  # matched, not done, flagged \\Deleted: left out (todo holds them with include_deleted)
+    deleted_left_out: bool = True  # [filters] include_deleted is false
+    keywords: dict[str, int] = field(default_factory=dict)  # keyword -> messages of todo carrying it
 
     @property
     def selected(self) -> int:
-        return self.matched - self.too_big
+        return self.matched - self.too_big - (self.deleted if self.deleted_left_out else 0)
 
 
 def select_messages(
@@ -119,11 +123,19 @@ def _select_open(
     by_content: dict[int, ContentMatch] = {}
     unknown: set[int] = set()
     unresolved: list[int] = []
+    deleted = 0
+    tags: dict[str, int] = {}
     metas = source.fetch_identities(rest) if earlier else source.fetch_meta(rest)
     for meta in metas:
         if meta.size_known and max_size is not None and meta.size > max_size:
             too_big += 1
             continue
+        if is_deleted(meta.flags):
+            deleted += 1
+            if not filters.include_deleted:
+                continue
+        for keyword in keywords(meta.flags):
+            tags[keyword] = tags.get(keyword, 0) + 1
         if earlier:
             ident = content_identity(meta.message_id, meta.size, meta.internaldate) if meta.size_known else None
             hashes = earlier.by_identity.get(ident) if ident else None
@@ -158,4 +170,7 @@ def _select_open(
         by_content,
         frozenset(unknown),
         compared_by_content=bool(earlier),
+        deleted=deleted,
+        deleted_left_out=not filters.include_deleted,
+        keywords=tags,
     )

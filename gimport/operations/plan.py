@@ -16,12 +16,17 @@ from typing import Protocol, runtime_checkable
 
 from gimport.config.settings import Settings
 from gimport.contract import KnownContent, MailSource, State
+from gimport.engine.labels import remembered_renames
 from gimport.errors import ConfigError, FolderChanged, FolderGone
 from gimport.i18n import _, english
 from gimport.mail.dates import LAST_RESORT, STRICT, date_fix
+from gimport.mail.keywords import keyword_counts, user_labels
 from gimport.mail.mapping import (
     IMPORT,
+    RESERVED_NAMES,
+    RESERVED_SUFFIX,
     FolderPlan,
+    label_key,
     label_limit_problem,
     plan_folders,
     unused_map_entries,
@@ -29,6 +34,14 @@ from gimport.mail.mapping import (
 )
 from gimport.mail.quota import COSTS, MAX_MESSAGE_BYTES
 from gimport.mail.selection import select_messages
+
+
+@runtime_checkable
+class FolderFormats(Protocol):
+    """Optional, for sources of files: the format an examined folder's file turned out to be (e.g.
+    "mboxcl2") and notes on what it leaves open, or None."""
+
+    def folder_format(self, folder: str) -> tuple[str, list[str]] | None: ...
 
 
 @dataclass
@@ -43,6 +56,12 @@ class FolderPreview:
     dates_to_fix: int = 0  # to import, with a Date Gmail may not read (gimport.mail.dates)
     dates_unreadable: int = 0  # of those, no Date a person can read either: dated by the INTERNALDATE
     error: str | None = None
+    format: str | None = None  # the file's format, for sources of files that tell it (mbox variants)
+    format_notes: list[str] = field(default_factory=list)
+    deleted: int = 0  # marked deleted on the server (left out unless [filters] include_deleted)
+    deleted_left_out: bool = True  # [filters] include_deleted is false
+    keyword_labels: dict[str, int] = field(default_factory=dict)  # label a keyword becomes -> messages
+    renamed: dict[str, str] = field(default_factory=dict)  # label name -> the name it gets in Gmail
 
     @property
     def folder(self) -> str:
@@ -50,7 +69,8 @@ class FolderPreview:
 
     @property
     def filtered(self) -> int:
-        return self.messages - self.selected
+        """Left out by [filters] since/before/max_size_mb (the messages marked deleted are counted apart)."""
+        return self.messages - self.selected - (self.deleted if self.deleted_left_out else 0)
 
     @property
     def to_import(self) -> int:
@@ -128,6 +148,7 @@ def preview(source: MailSource, settings: Settings, state: State | None = None) 
     folders = source.list_folders()
     plans = plan_folders(folders, settings.labels)
     too_many = label_limit_problem(plans)
+    renames = remembered_renames(state)
     if too_many:  # before scanning thousands of folders
         raise ConfigError(too_many)
     account = source.account
@@ -154,6 +175,12 @@ def preview(source: MailSource, settings: Settings, state: State | None = None) 
             ).format(detail=exc)
             continue
         fp.messages, fp.size = sel.found, sum(sizes.values())
+        described = source.folder_format(plan.folder.name) if isinstance(source, FolderFormats) else None
+        if described is not None:
+            fp.format, fp.format_notes = described
+        fp.deleted, fp.keyword_labels = sel.deleted, keyword_counts(sel.keywords, settings.labels)
+        fp.deleted_left_out = sel.deleted_left_out
+        fp.renamed = folder_renames(plan, fp.keyword_labels, renames)
         fp.selected = sel.selected
         fp.selected_size = sum(size for _, size in sel.todo) + sum(m.size for m in sel.by_content.values())
         fp.too_large = sum(1 for uid, size in sel.todo if size > MAX_MESSAGE_BYTES and uid not in sel.unknown_size)
@@ -169,8 +196,10 @@ def preview(source: MailSource, settings: Settings, state: State | None = None) 
         ).format(key=k)
         for k in unused_map_entries(folders, settings.labels)
     ]
+    warnings += readiness_warnings(out, settings.filters.include_deleted)
     for fp in out:
         warnings += [f"{fp.folder}: {n}" for n in fp.plan.notes if "exclude wins" in english(n)]
+        warnings += [f"{fp.folder}: {n}" for n in fp.format_notes]
         if fp.too_large:
             warnings.append(
                 _("{folder}: {n} message(s) over Gmail's 150 MB limit will be skipped").format(
@@ -179,10 +208,60 @@ def preview(source: MailSource, settings: Settings, state: State | None = None) 
             )
     return Preview(
         folders=out,
-        labels_needed=user_labels_to_create(plans),
+        labels_needed=user_labels([*user_labels_to_create(plans), *(k for fp in out for k in fp.keyword_labels)]),
         unused_map_entries=unused_map_entries(folders, settings.labels),
         quota_units_per_minute=settings.gmail.quota_units_per_minute,
         warnings=warnings + ([] if settings.importing.fix_dates else _date_notes(out, False)),
         notes=_date_notes(out, True) if settings.importing.fix_dates else [],
         fix_dates=settings.importing.fix_dates,
     )
+
+
+def folder_renames(plan: FolderPlan, keyword_labels: dict[str, int], renames: dict[str, str]) -> dict[str, str]:
+    """The label names of one folder that land in Gmail under another name: the reserved names the mapping
+    renames (gimport.mail.mapping: "Archive" -> "Archive (imported)") and those Gmail refused at an earlier
+    run (the state remembers them: gimport.engine.labels)."""
+    out: dict[str, str] = {}
+    refused = {label_key(k): v for k, v in renames.items()}
+    for label in [*plan.labels, *keyword_labels]:
+        top = label.split("/")[0]
+        if top.endswith(RESERVED_SUFFIX) and label_key(top[: -len(RESERVED_SUFFIX)]) in RESERVED_NAMES:
+            out[top[: -len(RESERVED_SUFFIX)]] = top
+        parts = label.split("/")
+        for depth in range(1, len(parts) + 1):
+            name = "/".join(parts[:depth])
+            if label_key(name) in refused:
+                out[name] = refused[label_key(name)]
+    return out
+
+
+def readiness_warnings(folders: list[FolderPreview], include_deleted: bool) -> list[str]:
+    """What Gmail will get otherwise than the folders have it: messages marked deleted, renamed labels."""
+    out: list[str] = []
+    deleted = {fp.folder: fp.deleted for fp in folders if fp.deleted and fp.plan.action == IMPORT}
+    if deleted:
+        names = ", ".join(f"{p} ({n})" for p, n in sorted(deleted.items()))
+        if include_deleted:
+            out.append(
+                _("{n} message(s) marked deleted on the server will be imported to Trash ({names})").format(
+                    n=sum(deleted.values()), names=names
+                )
+            )
+        else:
+            out.append(
+                _(
+                    "{n} message(s) marked deleted on the server will be left out ({names}); [filters]"
+                    " include_deleted = true imports them to Trash"
+                ).format(n=sum(deleted.values()), names=names)
+            )
+    renamed: dict[str, str] = {}
+    for fp in folders:
+        if fp.plan.action == IMPORT:
+            renamed.update(fp.renamed)
+    if renamed:
+        out.append(
+            _("{n} label name(s) Gmail does not accept get a visible rename: {names}").format(
+                n=len(renamed), names=", ".join(f"{k!r} -> {v!r}" for k, v in sorted(renamed.items()))
+            )
+        )
+    return out

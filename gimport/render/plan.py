@@ -19,11 +19,19 @@ def action_text(fp: FolderPreview) -> str:
     if a != IMPORT:
         why = fp.plan.notes[0] if fp.plan.notes else a
         return _("skip: ") + why
-    parts = [_("import")]
+    parts = [_("import") + (f" ({fp.format})" if fp.format else "")]
     if fp.filtered:
         parts.append(_("filtered out {n}").format(n=fp.filtered))
     if fp.done:
         parts.append(_("{n} already imported").format(n=fp.done))
+    if fp.deleted:
+        parts.append(_("{n} marked deleted on the server").format(n=fp.deleted))
+    if fp.keyword_labels:
+        parts.append(
+            _("tags as labels: {labels}").format(
+                labels=", ".join(f"{k} ({n})" for k, n in sorted(fp.keyword_labels.items()))
+            )
+        )
     return ", ".join(parts)
 
 
@@ -78,7 +86,12 @@ def plan_to_json(p: Preview) -> dict[str, Any]:
                 "to_import": fp.to_import,
                 "dates_to_fix": fp.dates_to_fix,
                 "dates_unreadable": fp.dates_unreadable,
+                "marked_deleted": fp.deleted,
+                "keyword_labels": fp.keyword_labels,
+                "renamed_labels": fp.renamed,
                 "error": None if fp.error is None else english(fp.error),
+                "format": fp.format,
+                "format_notes": [english(n) for n in fp.format_notes],
             }
             for fp in p.folders
         ],

@@ -115,6 +115,30 @@ RESERVED_LABEL_NAMES = frozenset(
     "inbox spam trash unread starred important sent draft drafts chat chats migrated todo todos buzz bin "
     "allmail archive archived muted".split()
 )
+# Names real Gmail refuses beyond those (system labels in other interface languages, newer system labels;
+# users report them: GYB #135, #429, #442, #518). Kept apart from gimport's own list on purpose: labels.create
+# refuses them, so a test proves gimport's rule for any refusal, not its list.
+LOCALIZED_RESERVED_NAMES = frozenset(
+    n.casefold()
+    for n in (
+        "Scheduled",
+        "Snoozed",
+        "Ongelezen",
+        "Gearchiveerd",
+        "Verzonden",
+        "Prullenbak",
+        "Enviados",
+        "Enviado",
+        "Papelera",
+        "Borradores",
+        "Gesendet",
+        "Entwürfe",
+        "Papierkorb",
+        "Envoyés",
+        "Corbeille",
+        "Brouillons",
+    )
+)
 _LABEL_LIST_VIS = ("labelShow", "labelShowIfUnread", "labelHide")
 _MESSAGE_LIST_VIS = ("show", "hide")
 
@@ -1435,7 +1459,8 @@ class GmailEmulator:
         if mlv is not None and mlv not in _MESSAGE_LIST_VIS:
             return _bad(f"Invalid value at 'label.message_list_visibility' (MessageListVisibility), \"{mlv}\"")
         parts = name.split("/")
-        if any(not p for p in parts) or name.casefold() in RESERVED_LABEL_NAMES:
+        refused = RESERVED_LABEL_NAMES | LOCALIZED_RESERVED_NAMES
+        if any(not p for p in parts) or name.casefold() in refused:
             return _bad("Invalid label name")
         state = call.state
         folded = name.casefold()

@@ -8,7 +8,7 @@ import pytest
 
 from gimport.backends.local.common import decode_modified_utf7, make_uid, remove_fields
 from gimport.backends.local.maildir import parse_name
-from gimport.backends.local.mbox import identity_of, read_message, scan, separator_date
+from gimport.backends.local.mboxscan import identity_of, read_message, scan, separator_date
 from gimport.backends.local.takeout import classify, parse_labels
 from gimport.config.load import load_settings
 from gimport.errors import ConfigError
@@ -106,7 +106,7 @@ def test_identity_survives_growth_status_changes_and_compaction():
 
 
 def test_not_an_mbox_is_refused():
-    from gimport.backends.local.mbox import NotMbox
+    from gimport.backends.local.mboxscan import NotMbox
 
     with pytest.raises(NotMbox):
         _scan(b"Subject: no separator\n\nbody\n")

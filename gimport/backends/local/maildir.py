@@ -6,8 +6,9 @@ beside cur/ (as Dovecot and Courier keep them), names in IMAP's modified UTF-7 d
 listed here from cur/ and new/ directly, because the flags are in the file names (mailbox would parse
 every message to give them) and the internal date is each file's modification time.
 
-Flags from the name's ":2,<letters>" part: S \\Seen, R \\Answered, F \\Flagged, D \\Draft; a message
-marked T (trashed: deleted, waiting for expunge) is skipped; new/ holds unseen messages. Internal date:
+Flags from the name's ":2,<letters>" part: S \\Seen, R \\Answered, F \\Flagged, D \\Draft, T \\Deleted
+(trashed, waiting for expunge: left out unless [filters] include_deleted); the letters a..z are keywords,
+named in the folder's dovecot-keywords file (Dovecot's "N keyword" lines: a is 0); new/ holds unseen messages. Internal date:
 the file's modification time (what Dovecot reports as INTERNALDATE; it dates a message that has no
 Date header).
 
@@ -25,6 +26,7 @@ from typing import Any
 
 from gimport.backends.local.common import (
     ANSWERED,
+    DELETED,
     DRAFT,
     FLAGGED,
     SEEN,
@@ -39,7 +41,21 @@ from gimport.contract import Folder, SourceBackend
 from gimport.errors import SourceError
 from gimport.i18n import _
 
-_FLAG_LETTERS = {"S": SEEN, "R": ANSWERED, "F": FLAGGED, "D": DRAFT}
+_FLAG_LETTERS = {"S": SEEN, "R": ANSWERED, "F": FLAGGED, "D": DRAFT, "T": DELETED}
+
+
+def keyword_letters(folder: Path) -> dict[str, str]:
+    """Dovecot's dovecot-keywords file of a Maildir folder: letter (a..z) -> keyword; {} without one."""
+    try:
+        text = (folder / "dovecot-keywords").read_text("utf-8", "replace")
+    except OSError:
+        return {}
+    out: dict[str, str] = {}
+    for line in text.splitlines():
+        number, _sep, keyword = line.strip().partition(" ")
+        if number.isdigit() and int(number) < 26 and keyword:
+            out[chr(ord("a") + int(number))] = keyword
+    return out
 
 
 def parse_name(name: str) -> tuple[str, str | None]:
@@ -85,6 +101,7 @@ class MaildirSource(LocalSource):
     def _index(self, folder: Folder, where: Path) -> list[Entry]:
         self._renamed.pop(where, None)
         entries = []
+        tags = keyword_letters(where)
         for sub in ("cur", "new"):
             d = where / sub
             if not d.is_dir():
@@ -93,8 +110,6 @@ class MaildirSource(LocalSource):
                 files = sorted((e for e in it if not e.name.startswith(".")), key=lambda e: e.name)
             for f in files:
                 unique, letters = parse_name(f.name)
-                if letters and "T" in letters:
-                    continue
                 try:
                     st = f.stat()
                 except FileNotFoundError:
@@ -102,6 +117,7 @@ class MaildirSource(LocalSource):
                 if not f.is_file():
                     continue
                 flags = tuple(_FLAG_LETTERS[c] for c in sorted(set(letters or "")) if c in _FLAG_LETTERS)
+                flags += tuple(tags[c] for c in sorted(set(letters or "")) if c in tags)
                 entries.append(
                     Entry(make_uid(unique.encode(), 0), st.st_size, flags, file_time(st), (where, d / f.name, unique))
                 )

@@ -1,221 +1,72 @@
 """mbox files, read-only and streamed: [source] type = "mbox", path = a file or a folder of files.
 
 Why not the standard library's mailbox.mbox: it opens the file for writing when it can ("rb+"), it
-counts every line starting with "From " as a separator, it does not undo the ">From " escaping, and
-its table of contents knows nothing of what gimport needs per message (an identity that survives flag
-changes, the flags, a date). So the file is read here: once, line by line, without holding more than
-one header block (the index keeps offsets), and each message again when it is imported.
+counts every line starting with "From " as a separator, it does not undo the ">From " escaping, knows
+nothing of Content-Length, and its table of contents knows nothing of what gimport needs per message (an
+identity that survives flag changes, the flags, a date). So the file is read here
+(gimport.backends.local.mboxscan: once, line by line, without holding more than one header block; the
+index keeps offsets), and each message again when it is imported. Each file's variant (mboxo, mboxrd,
+mboxcl, mboxcl2) is found as it is read; `folder_format` names it for `gimport plan`.
 
-The mbox variants: a message starts at a line "From " at the start of the file or after a blank line
-(or at any line that looks like a full "From sender date" separator), and ends before the blank line
-that precedes the next one (or the end of the file). Lines ">From ", ">>From ", ... lose one ">"
-(mboxrd; for mboxo this also restores its escaped lines, and a body line that really began with
-">From " cannot be told apart in mboxo anyway).
-
-What identifies a message (its uid): a hash of its bytes as imported, without the separator line and
+What identifies a message (its uid): a hash of its bytes as read, without the separator line and
 without the header fields mail programs rewrite in place when flags change (Status, X-Status,
 X-Keywords, X-UID, X-IMAP, X-IMAPbase, X-Mozilla-Status, X-Mozilla-Status2, X-Mozilla-Keys,
 X-Gmail-Labels), numbered among identical ones. Offsets are not part of it: an mbox growing at its
 end, or compacted (deleted messages removed), keeps the keys of the messages it still has.
 
-Flags: Status "R" = \\Seen, X-Status "F" = \\Flagged, "A" = \\Answered. A file in which no message
-has a Status header carries no read state at all (an export): its messages count as read.
+What is imported: the message as the mbox's IMAP server (UW-IMAP, Dovecot) would serve it: without the
+fields it keeps for itself (Status, X-Status, X-Keywords, X-UID, X-IMAP, X-IMAPbase, and the
+Content-Length that framed a message), whose flags are kept as flags.
+Flags: Status "R" = \\Seen; X-Status "A" = \\Answered, "F" = \\Flagged, "T" = \\Draft, "D" = deleted (the
+message is skipped, as a Maildir "T"); X-Keywords = keywords. A file in which no message has a Status
+header carries no read state at all (an export): its messages count as read.
 Internal date: the separator line's date, else the Date header, else the file's modification time.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import io
 import os
-import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
 from gimport.backends.local.common import (
     ANSWERED,
+    DELETED,
+    DRAFT,
     FLAGGED,
     SEEN,
     Entry,
     LocalSource,
     Occurrences,
     date_header,
+    decode_modified_utf7,
     file_time,
     header_fields,
     log,
     remove_fields,
 )
+from gimport.backends.local.mboxscan import SERVER_FIELDS, NotMbox, Variant, read_message, scan, separator_date
 from gimport.contract import Folder, SourceBackend
-from gimport.errors import FolderChanged, SourceError
-from gimport.i18n import _
+from gimport.errors import SourceError
+from gimport.i18n import _, english
 
-# header fields rewritten in place when a message's flags change: not part of its identity
-VOLATILE = frozenset(
-    b"status x-status x-keywords x-uid x-imap x-imapbase x-mozilla-status x-mozilla-status2 x-mozilla-keys"
-    b" x-gmail-labels".split()
-)
-MAX_HEAD = 256 * 1024  # header bytes kept per message while scanning (for Date, Status, labels)
-_SEPARATOR = re.compile(
-    rb"From \S+ +(?:[A-Z][a-z]{2},? +)?(Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) +(\d{1,2}) +"
-    rb"(\d{1,2}):(\d\d)(?::(\d\d))?(?: +([+-]\d{4}|[A-Z]{1,5}))? +(\d{4})(?: +([+-]\d{4}))?"
-)
-_MONTHS = {m: i for i, m in enumerate(b"Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec".split(), 1)}
-_ESCAPED = re.compile(rb">+From ")
-_UNESCAPE = re.compile(rb"(?m)^>(>*From )")
 _NOT_MBOX_EXT = (".msf", ".dat", ".json", ".sqlite", ".html", ".js", ".txt", ".lock", ".bak", ".db", ".zip", ".gz")
+_CONTENT_LENGTH = frozenset({b"content-length"})
 
 
-class NotMbox(ValueError):
-    """The file does not start with a "From " line."""
-
-
-@dataclass(frozen=True)
-class Scanned:
-    """One message found by scan(): bytes [start, end) of the file, the first line being the separator."""
-
-    start: int
-    end: int
-    separator: bytes
-    identity: bytes
-    head: bytes  # the header block (at most MAX_HEAD bytes), unescaped
-
-    @property
-    def size(self) -> int:
-        return self.end - self.start - len(self.separator)
-
-
-class _Message:
-    """One message being read: its identity (a hash of its unescaped lines, volatile headers left out) and
-    the first MAX_HEAD bytes of its header."""
-
-    def __init__(self) -> None:
-        self.h = hashlib.blake2b(digest_size=16)
-        self.in_head = True
-        self.dropping = False
-        self.head: list[bytes] = []
-        self.head_len = 0
-
-    def feed(self, line: bytes) -> None:
-        if line[:1] == b">" and _ESCAPED.match(line):
-            line = line[1:]
-        if self.in_head:
-            if line == b"\n" or line == b"\r\n":
-                self.in_head = False
-            elif line[:1] not in (b" ", b"\t"):
-                self.dropping = line.split(b":", 1)[0].strip().lower() in VOLATILE
-            if self.head_len < MAX_HEAD:
-                self.head.append(line)
-                self.head_len += len(line)
-            if self.dropping and self.in_head:
-                return
-        self.h.update(line)
-
-    def scanned(self, start: int, end: int, separator: bytes) -> Scanned:
-        return Scanned(start, end, separator, self.h.digest(), b"".join(self.head))
-
-
-def scan(fh: IO[bytes]) -> Iterator[Scanned]:
-    """The messages of an mbox stream, in order, reading it once line by line. Raises NotMbox when the
-    first line that is not blank is not a "From " line."""
-    pos = 0
-    start = -1
-    prev_blank = True
-    pending = b""  # a blank line not yet fed: it belongs to the separator if a "From " line follows
-    separator = b""
-    message = _Message()
-    for line in fh:
-        blank = line == b"\n" or line == b"\r\n"
-        if line[:5] == b"From " and (prev_blank or _SEPARATOR.match(line)):
-            if start >= 0:
-                yield message.scanned(start, pos - len(pending), separator)
-            start, separator, pending = pos, line, b""
-            message = _Message()
-        elif start < 0:
-            if not blank:
-                raise NotMbox(
-                    _("not an mbox file: byte {pos} is not in a message (no 'From ' line before it)").format(pos=pos)
-                )
-        else:
-            if pending:
-                message.feed(pending)
-                pending = b""
-            if blank:
-                pending = line
-            else:
-                message.feed(line)
-        prev_blank = blank
-        pos += len(line)
-    if start >= 0:
-        yield message.scanned(start, pos - len(pending), separator)
-
-
-def identity_of(content: bytes) -> bytes:
-    """The identity scan() computes, from a message's unescaped bytes (separator line not included)."""
-    h = hashlib.blake2b(digest_size=16)
-    i, n, dropping = 0, len(content), False
-    while i < n:
-        j = content.find(b"\n", i)
-        j = n if j < 0 else j + 1
-        line = content[i:j]
-        if line == b"\n" or line == b"\r\n":
-            break
-        if line[:1] not in (b" ", b"\t"):
-            dropping = line.split(b":", 1)[0].strip().lower() in VOLATILE
-        if not dropping:
-            h.update(line)
-        i = j
-    h.update(content[i:])
-    return h.digest()
-
-
-def read_message(fh: IO[bytes], start: int, end: int, identity: bytes, where: str) -> bytes:
-    """The message at [start, end), unescaped, separator line removed; FolderChanged when the bytes
-    there are not that message any more (the file was rewritten since it was scanned)."""
-    fh.seek(start)
-    data = fh.read(end - start)
-    nl = data.find(b"\n")
-    if not data.startswith(b"From ") or nl < 0:
-        raise FolderChanged(_("{where}: the file changed since it was read (run again)").format(where=where))
-    content = data[nl + 1 :]
-    del data  # a large message is held once, not twice
-    if _UNESCAPE.search(content):
-        content = _UNESCAPE.sub(rb"\1", content)
-    if identity_of(content) != identity:
-        raise FolderChanged(_("{where}: the file changed since it was read (run again)").format(where=where))
-    return content
-
-
-def separator_date(line: bytes) -> dt.datetime | None:
-    """The date of a "From sender Tue Dec  1 09:00:00 2026" line (UTC unless it names an offset)."""
-    m = _SEPARATOR.match(line)
-    if not m:
-        return None
-    mon, day, hh, mm, ss, tz1, year, tz2 = m.groups()
-    offset = next((z for z in (tz1, tz2) if z and z[:1] in b"+-"), None)
-    tz = dt.UTC
-    if offset:
-        sign = -1 if offset[:1] == b"-" else 1
-        tz = dt.timezone(sign * dt.timedelta(hours=int(offset[1:3]), minutes=int(offset[3:5])))
-    try:
-        return dt.datetime(int(year), _MONTHS[mon], int(day), int(hh), int(mm), int(ss or 0), tzinfo=tz)
-    except ValueError:
-        return None
-
-
-def status_flags(fields: dict[str, str]) -> tuple[str, ...]:
-    """Flags from mbox Status / X-Status headers."""
-    flags = []
-    if "R" in fields.get("status", ""):
-        flags.append(SEEN)
+def status_flags(fields: dict[str, str]) -> tuple[str, ...] | None:
+    """Flags from the Status, X-Status and X-Keywords headers an mbox's IMAP server or mail program
+    writes (X-Status "D": marked deleted, gone at the next expunge, as \\Deleted)."""
     xs = fields.get("x-status", "")
-    if "A" in xs:
-        flags.append(ANSWERED)
-    if "F" in xs:
-        flags.append(FLAGGED)
-    return tuple(flags)
+    flags = [SEEN] if "R" in fields.get("status", "") else []
+    flags += [f for letter, f in (("A", ANSWERED), ("F", FLAGGED), ("T", DRAFT), ("D", DELETED)) if letter in xs]
+    # keywords: space-separated (UW-IMAP, Dovecot pads with spaces), some writers use commas
+    flags += [k for k in fields.get("x-keywords", "").replace(",", " ").split() if not k.startswith("\\")]
+    return tuple(dict.fromkeys(flags))
 
 
 def open_buffered(path: Path) -> IO[bytes]:
@@ -242,11 +93,12 @@ class MboxSource(LocalSource):
     """mbox files (see the module docstring). Subclasses change `_listing`, `_flags` and `_keep`."""
 
     kind = "mbox"
-    strip_fields: frozenset[bytes] = frozenset()  # header fields left out of what is imported
+    strip_fields: frozenset[bytes] = SERVER_FIELDS  # header fields left out of what is imported
 
     def __init__(self, path: Path, account: str) -> None:
         super().__init__(path, account)
         self._handles: dict[Path, IO[bytes]] = {}
+        self._variants: dict[str, Variant] = {}  # folder name -> what its file turned out to be
 
     def close(self) -> None:
         for fh in self._handles.values():
@@ -271,7 +123,8 @@ class MboxSource(LocalSource):
             if any(p.startswith(".") for p in rel.parts) or file.name.lower().endswith(_NOT_MBOX_EXT):
                 continue
             if file.is_file() and looks_like_mbox(file):
-                name = "/".join([*rel.parts[:-1], _folder_name(rel.name)])
+                # Dovecot and UW-IMAP name the files and folders of an mbox tree in modified UTF-7
+                name = "/".join([*map(decode_modified_utf7, rel.parts[:-1]), _folder_name(rel.name)])
                 out.append((Folder(name), MboxFile(file)))
         return out
 
@@ -287,22 +140,36 @@ class MboxSource(LocalSource):
             except NotMbox as exc:
                 raise SourceError(f"{where.path}: {exc}") from None
 
+    def folder_format(self, folder: str) -> tuple[str, list[str]] | None:
+        """The mbox variant of an examined folder's file and what it leaves open (for `gimport plan`)."""
+        variant = self._variants.get(folder)
+        if variant is None:
+            return None
+        return variant.name, variant.doubts()
+
     def _entries(self, folder: Folder, fh: IO[bytes], mtime: dt.datetime) -> list[Entry]:
         occurrences = Occurrences()
         entries, any_status = [], False
-        for m in scan(fh):
-            fields = header_fields(m.head, ("date", "status", "x-status", "x-mozilla-status"))
+        variant = self._variants[folder.name] = Variant()
+        for m in scan(fh, content_length=True, variant=variant):
+            fields = header_fields(
+                m.head, ("date", "status", "x-status", "x-keywords", "x-mozilla-status", "x-mozilla-keys")
+            )
             any_status = any_status or "status" in fields or "x-mozilla-status" in fields
             flags = self._flags(fields)
             if flags is None:
-                continue  # deleted (Thunderbird's expunged bit): not a message any more
+                continue  # deleted, not yet expunged: not a message any more
             when = separator_date(m.separator) or date_header(fields.get("date")) or mtime
             uid = occurrences.uid(m.identity)
-            entries.append(Entry(uid, m.size, flags, when, (m.start, m.end, m.identity)))
+            entries.append(Entry(uid, m.size, flags, when, (m.start, m.end, m.identity, m.quoted)))
         if entries and not any_status:
             # no message says whether it was read: an export without read state, not an unread spool
             entries = [Entry(e.uid, e.size, (*e.flags, SEEN), e.internaldate, e.where) for e in entries]
-        log.info("indexed %s: %d messages", folder.name, len(entries))
+        log.info("indexed %s: %d messages (%s)", folder.name, len(entries), variant.name)
+        if variant.pseudo:
+            log.info("%s: the mail server's folder-data message (FOLDER INTERNAL DATA) is left out", folder.name)
+        for doubt in variant.doubts():
+            log.warning("%s: %s", folder.name, english(doubt))
         return entries
 
     def _flags(self, fields: dict[str, str]) -> tuple[str, ...] | None:
@@ -316,18 +183,18 @@ class MboxSource(LocalSource):
         return fh
 
     def _read(self, entry: Entry) -> bytes | None:
-        start, end, identity = entry.where
+        start, end, identity, quoted = entry.where
         name = self._open().folder.name
         assert self._folders is not None  # listed by _open
         where = self._folders[name]
-        raw = read_message(self._handle(where.path), start, end, identity, str(where.path))
-        if self.strip_fields:
-            raw = remove_fields(raw, self.strip_fields)
-        return raw
+        raw = read_message(self._handle(where.path), start, end, identity, str(where.path), quoted=quoted)
+        # a Content-Length that framed the message is the mbox's, not the message's
+        return remove_fields(raw, self.strip_fields if quoted else self.strip_fields | _CONTENT_LENGTH)
 
 
 def _folder_name(filename: str) -> str:
-    return filename[:-5] if filename.lower().endswith(".mbox") and len(filename) > 5 else filename
+    name = filename[:-5] if filename.lower().endswith(".mbox") and len(filename) > 5 else filename
+    return decode_modified_utf7(name)
 
 
 def wrap(stream: Any) -> IO[bytes]:

@@ -47,16 +47,8 @@ from pathlib import Path
 from typing import IO, Any, cast
 
 from gimport.backends.local.common import FLAGGED, SEEN, Entry, Occurrences, date_header, file_time, header_fields, log
-from gimport.backends.local.mbox import (
-    MboxSource,
-    NotMbox,
-    looks_like_mbox,
-    open_buffered,
-    read_message,
-    scan,
-    separator_date,
-    wrap,
-)
+from gimport.backends.local.mbox import MboxSource, looks_like_mbox, open_buffered, wrap
+from gimport.backends.local.mboxscan import NotMbox, read_message, scan, separator_date
 from gimport.config.settings import LabelSettings
 from gimport.contract import Folder, SourceBackend
 from gimport.errors import SourceError
