@@ -56,7 +56,7 @@ _ZONES = {
 }  # fmt: skip
 
 # Month names beyond English, lower case, as dateutil looks them up: German, French, Spanish, Italian,
-# Dutch, Portuguese, Swedish, Danish and Norwegian, each full and abbreviated (accents and none).
+# Dutch, Portuguese, Swedish, Danish, Norwegian and Finnish, full and abbreviated (accents and none).
 _MONTH_NAMES = (
     "januar janvier janv enero ene gennaio gen januari janeiro jänner jän tammikuu",
     "februar février fevrier févr fevr febrero febbraio februari fevereiro fev helmikuu",
