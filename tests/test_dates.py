@@ -19,11 +19,13 @@ import pytest
 from tests.helpers import run
 from tests.rig.dovecot import Dovecot, SeedMessage
 from tests.rig.gmail_emulator import GmailEmulator
-from tests.rig.localmail import write_mbox
+from tests.rig.localmail import MaildirMessage, write_maildir, write_mbox
 from tests.rig.odd_dates import CORPUS, MOVED, served
 from tests.rig.workspace import EMAIL, make_local_workspace, make_workspace
 
 MINUTE_MS = 60_000
+ODD = sum(not case.strict for case in CORPUS)  # the messages whose Date gimport rewrites
+UNREADABLE = sum(case.instant is None and case.wall is None for case in CORPUS)  # dated by their INTERNALDATE
 
 
 @pytest.fixture(scope="module")
@@ -128,12 +130,18 @@ def test_fix_dates_false_sends_the_bytes_untouched(tmp_path, tokyo_dovecot, gmai
         assert len(today) == sum(not case.strict for case in CORPUS)
 
 
-def test_odd_dates_from_an_mbox_land_on_their_dates(tmp_path, gmail, capsys):
-    # an mbox gives the separator line's date as INTERNALDATE (UTC): the last resort for unreadable ones
+@pytest.mark.parametrize("kind", ["mbox", "maildir"])
+def test_odd_dates_from_local_files_land_on_their_dates(tmp_path, gmail, kind, capsys):
+    # the last resort for unreadable dates is what the files give as INTERNALDATE (in UTC): an mbox's
+    # separator line's date, a Maildir file's modification time
     messages = [case.message(n).replace(b"\r\n", b"\n") for n, case in enumerate(CORPUS)]
-    separator = b"From old@example.jp " + MOVED.astimezone(dt.UTC).strftime("%a %b %e %H:%M:%S %Y").encode()
-    path = write_mbox(tmp_path / "Inbox.mbox", messages, separator=separator)
-    ws = make_local_workspace(tmp_path / "ws", kind="mbox", path=path, emulator=gmail)
+    if kind == "mbox":
+        separator = b"From old@example.jp " + MOVED.astimezone(dt.UTC).strftime("%a %b %e %H:%M:%S %Y").encode()
+        path = write_mbox(tmp_path / "Inbox.mbox", messages, separator=separator)
+    else:
+        path = tmp_path / "Maildir"
+        write_maildir(path, {"INBOX": [MaildirMessage(raw, "S", mtime=MOVED) for raw in messages]})
+    ws = make_local_workspace(tmp_path / "ws", kind=kind, path=path, emulator=gmail)
     capsys.readouterr()
     rc, out = run(ws, "plan", "--json", capsys=capsys)
     assert rc == 0
@@ -152,10 +160,6 @@ def inbox_plan(ws, capsys):
     plan = json.loads(out.out)
     (inbox,) = [f for f in plan["folders"] if f["folder"] == "INBOX"]
     return inbox, plan
-
-
-ODD = sum(not case.strict for case in CORPUS)
-UNREADABLE = sum(case.instant is None and case.wall is None for case in CORPUS)
 
 
 @pytest.mark.parametrize("fix_dates", [True, False])
