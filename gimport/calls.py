@@ -11,13 +11,18 @@ Giving up:
 - at once, when nothing answers at all and the policy says so (`fail_fast_unreachable`);
 - when the other side has not answered for `policy.give_up_after` seconds in a row, across all calls
   and threads of this Caller: `Unreachable` (a GmailError or SourceError, by the backend's choice),
-  which stops the account cleanly, everything resumable;
+  which stops the account cleanly, everything resumable. A refusal ("slow down", "too many concurrent
+  requests") is no answer here: a server whose calls hang and whose free slots refuse the retries must
+  not keep a run going for ever. The silence begins when the oldest unanswered attempt left (calls
+  still in flight included), and `time_left` tells the transport how long an attempt may wait for its
+  answer so that none outlasts the moment the silence reaches give_up_after;
 - when a stop was requested: StopRequested, an Interrupted (before anything is sent, or while waiting
   to retry; the last error, if any, is in `__cause__` and in `last_error`).
 """
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 from collections.abc import Callable
@@ -75,6 +80,8 @@ class Caller:
         self._lock = threading.Lock()
         self._silent_since: float | None = None  # first unanswered call since the last answer
         self._last_answer = float("-inf")
+        self._in_flight: dict[int, float] = {}  # attempt -> when it left
+        self._attempt_ids = itertools.count()
 
     def _answered(self) -> None:
         now = self._clock()
@@ -82,15 +89,40 @@ class Caller:
             self._silent_since = None
             self._last_answer = now
 
-    def _silent_for(self, since: float) -> float:
-        """Seconds without an answer; the silence began when the unanswered attempt left (`since`), not when
-        it failed: a call that hangs until its timeout counts from its start."""
+    def _silent_for(self, since: float | None) -> float | None:
+        """Seconds without an answer (None: no silence); the silence began when the unanswered attempt left
+        (`since`; None for a refusal, which starts no silence but does not end one), not when it failed: a
+        call that hangs until its timeout counts from its start."""
         now = self._clock()
         with self._lock:
-            since = max(since, self._last_answer)  # silence begins no earlier than the last answer
-            if self._silent_since is None or since < self._silent_since:
-                self._silent_since = since
-            return now - self._silent_since
+            if since is not None:
+                since = max(since, self._last_answer)  # silence begins no earlier than the last answer
+                if self._silent_since is None or since < self._silent_since:
+                    self._silent_since = since
+            began = self._silence_began()
+            return None if began is None else now - began
+
+    def _silence_began(self) -> float | None:
+        """When the current silence began (under the lock): the first failed unanswered attempt, or the oldest
+        attempt still waiting for its answer, since the last answer; None when there is none."""
+        waiting = min(self._in_flight.values(), default=None)
+        if waiting is not None:
+            waiting = max(waiting, self._last_answer)
+        if self._silent_since is None or (waiting is not None and waiting < self._silent_since):
+            return waiting
+        return self._silent_since
+
+    def time_left(self, cap: float) -> float:
+        """How long an attempt leaving now may wait for its answer: `cap`, cut to end when the current silence
+        reaches give_up_after (never under 1 s). For the transport's timeout."""
+        limit = self.policy.give_up_after
+        if limit is None or self._unreachable is None:
+            return cap
+        with self._lock:
+            began = self._silence_began()
+        if began is None:
+            return cap
+        return min(cap, max(1.0, began + limit - self._clock()))
 
     def call(
         self,
@@ -117,6 +149,9 @@ class Caller:
             if on_attempt is not None:
                 on_attempt(attempt)
             started = self._clock()
+            ident = next(self._attempt_ids)
+            with self._lock:
+                self._in_flight[ident] = started
             try:
                 result = self._attempt(op)
             except Exception as exc:  # classified by the backend
@@ -129,16 +164,18 @@ class Caller:
             else:
                 self._answered()
                 return result
+            finally:
+                with self._lock:
+                    del self._in_flight[ident]
             if on_retry is not None:
                 on_retry(last)
-            if last.no_answer:
-                silent = self._silent_for(started)
+            silent = None
+            if last.no_answer or last.rate_limited:  # a refusal is no answer: it never ends a silence
+                silent = self._silent_for(started if last.no_answer else None)
                 if last.unreachable and policy.fail_fast_unreachable:
                     raise last
-                if policy.give_up_after is not None and silent >= policy.give_up_after and self._unreachable:
-                    raise self._unreachable(
-                        _("{error} ({seconds:.0f} s without an answer)").format(error=last, seconds=silent)
-                    ) from last
+                if silent is not None and policy.give_up_after is not None and silent >= policy.give_up_after:
+                    self._give_up(last, silent)
             else:
                 self._answered()  # something answered, if only with an error
             if last.rate_limited:
@@ -151,10 +188,22 @@ class Caller:
             if errors >= policy.attempts or limited >= policy.rate_limited_attempts:
                 raise last
             delay = self._backoff(max(errors, limited, 1), last.wait)
-            if last.no_answer and policy.give_up_after is not None and self._unreachable:
+            if silent is not None and policy.give_up_after is not None and self._unreachable:
                 # never wait past the moment the silence reaches give_up_after: check again then
                 delay = min(delay, max(0.0, policy.give_up_after - silent) + 0.05)
             self._sleep(delay)
+
+    def _give_up(self, last: RetryableError, silent: float) -> None:
+        """Raise Unreachable (when this Caller has one): `silent` seconds without an answer."""
+        if self._unreachable is None:
+            return
+        if last.no_answer:
+            text = _("{error} ({seconds:.0f} s without an answer)").format(error=last, seconds=silent)
+        else:
+            text = _("{seconds:.0f} s without an answer other than refusals; the last: {error}").format(
+                error=last, seconds=silent
+            )
+        raise self._unreachable(text) from last
 
     def _take_turn(self, cost: float, last: RetryableError | None) -> None:
         """Wait for the pacer's turn; raises StopRequested (from `last`) when a stop was requested."""

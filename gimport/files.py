@@ -7,6 +7,10 @@ refuses it rather than writing folder names and Message-IDs into a file someone 
 creates are 0600 and folders 0700, whatever the umask; those are pure OS calls raising OSError or
 PrivateFileError. A secret file others can read is refused as ssh refuses a loose key: check_secret and
 read_secret raise ConfigError (exit 2), since the fix is the user's.
+
+Anything that is not a regular file (a folder, a FIFO, a socket, a device) is refused before it is opened:
+opening a FIFO waits for a writer that never comes, and no fix-it text ever suggests changing the mode of a
+folder (`chmod 600 /tmp` would break the machine).
 """
 
 from __future__ import annotations
@@ -23,6 +27,40 @@ from gimport.i18n import _
 class PrivateFileError(OSError):
     """The path exists but cannot be used privately (another owner, a symlink, not a regular file).
     `strerror` is a sentence for a person."""
+
+
+def kind_of(st: os.stat_result) -> str:
+    """What a file that is not a regular file is, for a person: "a folder", "a FIFO (named pipe)", ..."""
+    mode = st.st_mode
+    if stat.S_ISDIR(mode):
+        return _("a folder")
+    if stat.S_ISFIFO(mode):
+        return _("a FIFO (named pipe)")
+    if stat.S_ISSOCK(mode):
+        return _("a socket")
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return _("a device")
+    return _("not a regular file")
+
+
+def special_file(path: Path, *, follow: bool = True) -> str | None:
+    """What `path` is when it exists and is not a regular file (see kind_of), else None. Never opens it;
+    `follow`: look through a symbolic link (secrets may be links: Kubernetes mounts them so)."""
+    try:
+        st = os.stat(path) if follow else os.lstat(path)
+    except OSError:
+        return None
+    if stat.S_ISREG(st.st_mode) or stat.S_ISLNK(st.st_mode):
+        return None
+    return kind_of(st)
+
+
+def _open_nonblocking(path: Path | str, flags: int, mode: int = 0o600) -> int:
+    """os.open that cannot wait for a FIFO's other end (swapped in after a check); the descriptor is
+    blocking again once open."""
+    fd = os.open(path, flags | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY, mode)
+    os.set_blocking(fd, True)
+    return fd
 
 
 def make_private_dirs(folder: Path) -> None:
@@ -50,8 +88,11 @@ def open_private(path: Path, flags: int) -> int:
     path = Path(path)
     if flags & os.O_CREAT:
         make_private_dirs(path.parent)
+    kind = special_file(path, follow=False)
+    if kind is not None:
+        raise PrivateFileError(errno.EINVAL, _("it is {kind}, not a regular file").format(kind=kind))
     try:
-        fd = os.open(path, flags | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NOCTTY, 0o600)
+        fd = _open_nonblocking(path, flags | os.O_NOFOLLOW)
     except OSError as exc:
         if exc.errno == errno.ELOOP:
             raise PrivateFileError(exc.errno, _("it is a symbolic link: gimport does not follow links there")) from None
@@ -70,7 +111,7 @@ def check_private(path: Path, st: os.stat_result, fd: int | None = None) -> None
     if stat.S_ISLNK(st.st_mode):
         raise PrivateFileError(errno.ELOOP, _("it is a symbolic link: gimport does not follow links there"))
     if not stat.S_ISREG(st.st_mode):
-        raise PrivateFileError(errno.EINVAL, _("it is not a regular file"))
+        raise PrivateFileError(errno.EINVAL, _("it is {kind}, not a regular file").format(kind=kind_of(st)))
     if st.st_uid != os.geteuid():
         raise PrivateFileError(
             errno.EPERM,
@@ -93,11 +134,24 @@ def check_existing_private(path: Path) -> None:
     check_private(path, st)
 
 
+def refuse_special(path: Path, what: str) -> None:
+    """ConfigError (exit 2) when `path` (a file gimport is to read, named `what` for the reader) exists and is
+    not a regular file: a folder, a FIFO, a socket, a device. Never opens it. A missing file is left to the
+    reader to report."""
+    kind = special_file(path)
+    if kind is not None:
+        raise ConfigError(
+            _("{what} {path} is {kind}, not a file").format(what=what, path=path, kind=kind),
+            hint=_("give the path of the file that holds it"),
+        )
+
+
 def check_secret(path: Path, what: str, *, group_ok: bool = False) -> None:
     """Refuse (ConfigError, exit 2) a secret file that others can read, as ssh does for keys: on a shared
     server it hands the password or the mailbox to everybody. Group-readable is refused too unless
     `group_ok` (admin mode: the Kubernetes Job mounts secrets 0440 with an fsGroup). A missing file is
-    left to the reader to report."""
+    left to the reader to report. Anything but a regular file is refused (never a chmod hint for a folder)."""
+    refuse_special(path, what)
     try:
         mode = os.stat(path).st_mode
     except OSError:
@@ -120,7 +174,10 @@ def read_secret(path: Path, what: str, *, group_ok: bool = False) -> str:
     the file is readable by others (or by its group, unless `group_ok`: see check_secret)."""
     check_secret(path, what, group_ok=group_ok)
     try:
-        text = Path(path).read_text("utf-8")
+        with open(_open_nonblocking(path, os.O_RDONLY), "rb") as fh:
+            if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):  # swapped after the check
+                raise OSError(errno.EINVAL, _("not a regular file"))
+            text = fh.read().decode("utf-8")
     except OSError as exc:
         raise ConfigError(_("{what} {path}: {strerror}").format(what=what, path=path, strerror=exc.strerror)) from None
     except UnicodeDecodeError:

@@ -84,7 +84,9 @@ def private_log_handler(path: Path) -> logging.Handler:
 
     try:
         if str(path).startswith("/dev/"):  # /dev/null, /dev/stderr: chosen as they are, not a file of ours
-            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC | os.O_NOCTTY)
+            # O_NONBLOCK: a FIFO nobody reads is an error (ENXIO), not a wait for ever
+            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC | os.O_NOCTTY | os.O_NONBLOCK)
+            os.set_blocking(fd, True)
         else:
             fd = open_private(Path(path), os.O_WRONLY | os.O_CREAT | os.O_APPEND)
         stream = open(fd, "a", encoding="utf-8", errors="backslashreplace")  # noqa: SIM115 - the handler owns it

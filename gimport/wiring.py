@@ -32,9 +32,14 @@ if TYPE_CHECKING:  # the backends load their libraries when first built, not whe
 
 def read_password(settings: Settings) -> str:
     """The source password: file, environment variable, or a prompt. Never a command-line argument.
-    A local source (Maildir, mbox, ...) needs none: ""."""
+    A local source (Maildir, mbox, ...) and an OAuth login ([source] token_file, checked here) need none: ""."""
     src = settings.source
     if src.local:
+        return ""
+    if src.oauth is not None:
+        from gimport.backends.imap.oauth import SourceToken
+
+        SourceToken.load(src.oauth.token_file)  # refuses a token file others can read (exit 2) before any work
         return ""
     if src.password_file:
         return read_secret(src.password_file, "[source] password_file")

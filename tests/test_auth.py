@@ -752,3 +752,43 @@ def test_cli_auth_fits_the_guidance_to_the_terminal(config, monkeypatch):
     assert all(len(line) <= 30 for line in lines)
     assert all(line.startswith("   word") for line in lines[1:])
     assert auth.as_is(text, io.StringIO(), "   ") == text
+
+
+# ------------------------------------------------------------------------ gimport auth --source (Google)
+
+
+def test_source_sign_in_with_google_asks_for_the_imap_scope_only(tmp_path, env):
+    # a Gmail account as the old server: the same loopback flow, the one scope IMAP takes, saved to
+    # [source] token_file (the run's login and refresh are tested in tests/test_source_oauth.py)
+    from gimport.backends.imap.signin import sign_in
+
+    config = write_config(tmp_path, env)
+    config.write_text(config.read_text() + f'[source]\nprovider = "google"\nuser = "{EMAIL}"\n', encoding="utf-8")
+    settings = load_settings(config)
+    term = Terminal()
+    consent = Consent(term)
+    consent.start()
+    try:
+        saved = sign_in(settings, mode="no-browser", port=0, timeout=WAIT, out=term, paragraph=auth.as_is)
+    finally:
+        consent.join(WAIT)
+    assert consent.finish()[0] == 200
+    query = urllib.parse.parse_qs(urllib.parse.urlsplit(AUTH_URL.search(term.text).group(1)).query)
+    assert query["scope"] == ["https://mail.google.com/"]
+    assert saved == tmp_path / "source-token.json"
+    assert file_mode(saved) == 0o600
+    data = json.loads(saved.read_text())
+    assert data["scopes"] == ["https://mail.google.com/"]
+    assert data["refresh_token"]
+    assert data["token_uri"] == env.client_config()["installed"]["token_uri"]
+    assert data["token"] not in term.text
+    assert not (tmp_path / "token.json").exists()  # the Gmail destination's token is another file
+
+
+def test_source_sign_in_needs_a_provider_it_knows(tmp_path, env, capsys):
+    config = write_config(tmp_path, env)
+    text = config.read_text() + '[source]\nhost = "imap.example.ac.jp"\nuser = "a"\nauth = "oauthbearer"\n'
+    config.write_text(text, encoding="utf-8")
+    rc, _, err = run_cli(capsys, "--config", str(config), "auth", "--source")
+    assert rc == 2
+    assert "knows no sign-in for imap.example.ac.jp" in one_line_error(err)

@@ -13,7 +13,14 @@ from pathlib import Path
 import pytest
 
 from gimport.cli import build_parser
-from gimport.config.settings import AdminSettings, FilterSettings, GmailSettings, LabelSettings, SourceSettings
+from gimport.config.settings import (
+    AdminSettings,
+    FilterSettings,
+    GmailSettings,
+    LabelSettings,
+    SourceOAuth,
+    SourceSettings,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text("utf-8")
@@ -111,7 +118,9 @@ def _missing_keys(text: str, table: str, cls, skip: set[str]) -> list[str]:
 @pytest.mark.parametrize(
     ("table", "cls", "skip"),
     [
-        ("source", SourceSettings, {"login", "labels"}),  # login: set by admin mode; labels: [labels] itself
+        # login: set by admin mode; labels: [labels] itself; oauth: the keys of SourceOAuth below
+        ("source", SourceSettings, {"login", "labels", "oauth"}),
+        pytest.param("source", SourceOAuth, {"scopes"}, id="source-oauth"),  # scopes: the provider's, not a key
         ("gmail", GmailSettings, {"api_url"}),  # from GIMPORT_GMAIL_API_URL, documented separately
         ("labels", LabelSettings, {"map", "keywords"}),  # sub-tables, checked below
         ("filters", FilterSettings, set()),

@@ -174,7 +174,7 @@ def _status(ws, capsys) -> str:
 
 
 def test_search_answer_over_a_million_bytes(tmp_path, emulator, monkeypatch, capsys):
-    """11.1: a folder whose UID SEARCH answer is one line over 1,000,000 bytes (130,000 seven-digit UIDs) is
+    """a folder whose UID SEARCH answer is one line over 1,000,000 bytes (130,000 seven-digit UIDs) is
     searched in ranges: plan sees every message (before: "got more than 1000000 bytes", the folder skipped)."""
     from tests.rig.fault_imap import many_messages
 
@@ -195,7 +195,7 @@ def test_search_answer_over_a_million_bytes(tmp_path, emulator, monkeypatch, cap
 
 @pytest.mark.parametrize("bye", [True, False], ids=["no-then-bye", "no"])
 def test_one_unreadable_message_costs_that_message(tmp_path, emulator, monkeypatch, capsys, bye):
-    """11.2: Dovecot's "FETCH failed: Internal error" (then BYE) for one message: the other 39 arrive, that one
+    """Dovecot's "FETCH failed: Internal error" (then BYE) for one message: the other 39 arrive, that one
     is recorded failed with the server's reason and retried by the next run (exit 1, not 4; the folder is kept)."""
     box = Mailbox([FaultFolder("INBOX", [FaultMessage(u, _raw(u)) for u in range(1, 41)], 9)])
     with _server(box, Faults(fetch_error_uids={17}, fetch_error_bye=bye)) as srv:
@@ -216,7 +216,7 @@ def test_one_unreadable_message_costs_that_message(tmp_path, emulator, monkeypat
 
 
 def test_fetch_without_body_is_failed_not_expunged(tmp_path, emulator, monkeypatch, capsys):
-    """11.5: a FETCH answer without BODY[] is recorded failed (exit 1, listed by status and verify), never
+    """a FETCH answer without BODY[] is recorded failed (exit 1, listed by status and verify), never
     taken for "expunged" with "Everything selected is in Gmail"."""
     box = _box()
     with _server(box, Faults(omit_body_uids={2})) as srv:
@@ -231,7 +231,7 @@ def test_fetch_without_body_is_failed_not_expunged(tmp_path, emulator, monkeypat
 
 
 def test_fetch_answers_without_uid_are_never_keyed_by_sequence_number(tmp_path, emulator, monkeypatch, capsys):
-    """11.5: answers without UID (UIDs 2, 3, 4 at sequence numbers 1, 2, 3): no message is recorded imported with
+    """answers without UID (UIDs 2, 3, 4 at sequence numbers 1, 2, 3): no message is recorded imported with
     another's bytes; they are failed, and nothing wrong reaches Gmail."""
     box = Mailbox([FaultFolder("INBOX", [FaultMessage(u, _raw(u)) for u in (2, 3, 4)], 9)])
     with _server(box, Faults(omit_uid=True)) as srv:
@@ -243,7 +243,7 @@ def test_fetch_answers_without_uid_are_never_keyed_by_sequence_number(tmp_path, 
 
 
 def test_repeated_uids_in_search(tmp_path, emulator, monkeypatch, capsys):
-    """11.6: `1 1 1 2 2 2 ...` in UID SEARCH: each message once in Gmail, no negative number in the summary."""
+    """`1 1 1 2 2 2 ...` in UID SEARCH: each message once in Gmail, no negative number in the summary."""
     box = _box()
     with _server(box, Faults(search_repeat=3)) as srv:
         ws = _ws(tmp_path, srv, emulator, monkeypatch)
@@ -254,7 +254,7 @@ def test_repeated_uids_in_search(tmp_path, emulator, monkeypatch, capsys):
 
 
 def test_a_message_trickled_past_its_deadline_costs_that_message(tmp_path, emulator, monkeypatch, capsys):
-    """11.3: a server sending one message at a byte every 0.2 s (each read well within [source] timeout = 1 s):
+    """a server sending one message at a byte every 0.2 s (each read well within [source] timeout = 1 s):
     the operation's deadline ends it; that message is failed, the others arrive; the run ends (exit 1)."""
     import time
 
@@ -273,7 +273,7 @@ def test_a_message_trickled_past_its_deadline_costs_that_message(tmp_path, emula
 
 @pytest.mark.parametrize("where", ["literal", "list"])
 def test_one_sigterm_stops_a_trickling_server_promptly(tmp_path, emulator, monkeypatch, where):
-    """11.3: one SIGTERM while the server trickles (inside a literal, or a LIST answer): gimport exits 130 within
+    """one SIGTERM while the server trickles (inside a literal, or a LIST answer): gimport exits 130 within
     a few seconds, and a later run finishes the job."""
     import signal
     import time
@@ -310,11 +310,11 @@ def test_one_sigterm_stops_a_trickling_server_promptly(tmp_path, emulator, monke
     assert _stored(emulator) == _served(box)
 
 
-# --------------------------------------------------------------------------- 11.12: server data
+# -------------------------------------------------------------------------- odd server data
 
 
 def test_invalid_utf7_name_does_not_block_the_account_and_can_be_excluded(tmp_path, emulator, monkeypatch, capsys):
-    """11.12: `&ZZZ` (invalid modified UTF-7) in LIST: the account is migrated, the folder shown as sent, and
+    """`&ZZZ` (invalid modified UTF-7) in LIST: the account is migrated, the folder shown as sent, and
     `[labels] exclude` can leave it out."""
     box = Mailbox(
         [
@@ -336,7 +336,7 @@ def test_invalid_utf7_name_does_not_block_the_account_and_can_be_excluded(tmp_pa
 
 
 def test_nil_folder_8bit_flags_and_delimiter(tmp_path, emulator, monkeypatch, capsys):
-    """11.12: a folder named NIL, an 8-bit keyword flag, an 8-bit hierarchy delimiter: migrated, no traceback."""
+    """a folder named NIL, an 8-bit keyword flag, an 8-bit hierarchy delimiter: migrated, no traceback."""
     box = Mailbox(
         [
             FaultFolder("INBOX", [FaultMessage(1, _raw(1), flags=(b"\xe9t\xe9", "\\Seen"))], 5),
@@ -355,7 +355,7 @@ def test_nil_folder_8bit_flags_and_delimiter(tmp_path, emulator, monkeypatch, ca
 
 @pytest.mark.parametrize("mode", ["missing", "non_numeric"])
 def test_folder_without_a_valid_uidvalidity_is_reported_and_excludable(tmp_path, emulator, monkeypatch, capsys, mode):
-    """11.12: no UIDVALIDITY (or `abc`): one line naming the folder and `[labels] exclude`, exit 1; verify reports
+    """no UIDVALIDITY (or `abc`): one line naming the folder and `[labels] exclude`, exit 1; verify reports
     the folder as unservable; excluded, the run is complete."""
     box = _box()
     with _server(box, Faults(uidvalidity=mode)) as srv:
@@ -385,7 +385,7 @@ def test_folder_without_a_valid_uidvalidity_is_reported_and_excludable(tmp_path,
 
 @pytest.mark.parametrize("mode", ["missing", "non_numeric", "huge"])
 def test_unusable_rfc822_size_is_read_from_the_body(tmp_path, emulator, monkeypatch, capsys, mode):
-    """11.12: RFC822.SIZE missing, `abc` or 10^20 for one message: it is fetched alone and imported (exit 0)."""
+    """RFC822.SIZE missing, `abc` or 10^20 for one message: it is fetched alone and imported (exit 0)."""
     box = _box()
     with _server(box, Faults(size=mode, size_uids={2})) as srv:
         ws = _ws(tmp_path, srv, emulator, monkeypatch)
@@ -396,7 +396,7 @@ def test_unusable_rfc822_size_is_read_from_the_body(tmp_path, emulator, monkeypa
 
 
 def test_literal_announcing_ten_to_the_fifteen_bytes(tmp_path, emulator, monkeypatch, capsys):
-    """11.12: `{1000000000000000}` for one body: nothing of it is allocated; that message is skipped as too large
+    """`{1000000000000000}` for one body: nothing of it is allocated; that message is skipped as too large
     (not "run again to retry"), the others arrive, exit 1."""
     box = _box()
     with _server(box, Faults(huge_literal_uids={5})) as srv:
@@ -411,11 +411,47 @@ def test_literal_announcing_ten_to_the_fifteen_bytes(tmp_path, emulator, monkeyp
     assert _stored(emulator) == sorted(r for r in _served(box) if r != _raw(5))
 
 
-# --------------------------------------------------------------------------- 11.15 and the smaller ones
+@pytest.mark.parametrize("where", ["list", "metadata"])
+def test_literal_of_ten_to_the_fifteen_bytes_outside_a_body_is_one_line(tmp_path, emulator, monkeypatch, capsys, where):
+    """`{1000000000000000}` in LIST or in the metadata FETCH (sizes, flags, dates): `run`, `plan` and `verify` each
+    stop with one line and the exit code of a source error (4), never a traceback; `run` logs it."""
+    box = _box()
+    faults = Faults(huge_literal_in_list=True) if where == "list" else Faults(huge_literal_meta_uids={2})
+    with _server(box, faults) as srv:
+        ws = _ws(tmp_path, srv, emulator, monkeypatch)
+        for command in (["run"], ["plan"], ["verify"]):
+            rc, out = run(ws, *command, capsys=capsys)
+            assert "Traceback" not in out.err, command
+            assert rc == 4, (command, out.err)
+            lines = [line for line in out.err.splitlines() if line.startswith("gimport: ") and "announced" in line]
+            assert len(lines) == 1, (command, out.err)
+            assert "1,000,000,000,000,000 bytes" in lines[0]
+    assert "announced a literal of 1,000,000,000,000,000 bytes" in ws.log.read_text()
+    assert _stored(emulator) == []
+
+
+def test_a_folder_listed_twice_is_scanned_once(tmp_path, emulator, monkeypatch, capsys):
+    """A LIST answer naming every folder twice: each folder is examined and imported once (no duplicate in Gmail,
+    merging off), and `plan` shows it once."""
+    box = _box()
+    with _server(box, Faults(list_repeat=2)) as srv:
+        ws = _ws(tmp_path, srv, emulator, monkeypatch)
+        rc, out = run(ws, capsys=capsys)
+        assert rc == 0, out.err
+        assert _stored(emulator) == _served(box)
+        examined = [c.raw for c in srv.commands if c.name in ("EXAMINE", "SELECT")]
+        assert len(examined) == len(set(examined)), examined
+        rc, out = run(ws, "plan", "--json", capsys=capsys)
+        assert rc == 0, out.err
+        names = [f["folder"] for f in json.loads(out.out)["folders"]]
+        assert sorted(names) == sorted(set(names)), names
+
+
+# ---------------------------------------------------------------------------- the smaller cases
 
 
 def test_control_characters_in_folder_names_never_reach_the_terminal(tmp_path, emulator, monkeypatch, capsys):
-    """11.15: ESC/BEL (a terminal retitle) and CR/LF in folder names are shown escaped; the table keeps its rows."""
+    """ESC/BEL (a terminal retitle) and CR/LF in folder names are shown escaped; the table keeps its rows."""
     evil = "Evil\x1b]0;pwned\x07"
     broken = "two\r\nlines"
     box = Mailbox(
@@ -443,7 +479,7 @@ def test_control_characters_in_folder_names_never_reach_the_terminal(tmp_path, e
 
 @pytest.mark.parametrize("where", ["user", "password"])
 def test_crlf_in_the_user_or_the_password_file_never_reaches_the_wire(tmp_path, emulator, monkeypatch, capsys, where):
-    """11.15: a line break in `[source] user` or inside the password file: exit 2 with one line; the server
+    """a line break in `[source] user` or inside the password file: exit 2 with one line; the server
     receives no command at all."""
     with _server(_box()) as srv:
         ws = _ws(tmp_path, srv, emulator, monkeypatch)
@@ -469,7 +505,7 @@ def test_preauth_greeting_is_not_a_refused_login(tmp_path, emulator, monkeypatch
     assert _stored(emulator) == _served(box)
 
 
-# --------------------------------------------------------------------------- 11.9 memory, 11.4 Gmail gone
+# ---------------------------------------------------------------------- memory, Gmail gone
 
 
 # VmHWM, not getrusage's ru_maxrss: Linux carries ru_maxrss over execve, so a child of a big test process would
@@ -502,7 +538,7 @@ def run_measured(ws, *args) -> tuple[int, int, str]:
 
 
 def test_memory_stays_bounded_when_sizes_are_under_reported(tmp_path, emulator, monkeypatch):
-    """11.9: 40 messages of 20 MB each claimed at 1,000 bytes: peak RSS stays under 200 MB + 2 x the largest
+    """40 messages of 20 MB each claimed at 1,000 bytes: peak RSS stays under 200 MB + 2 x the largest
     message (MB = 10^6 bytes), and everything arrives. scripts/bench_hostile.py measures 100 of them and the
     100/100/100/140 MB case."""
     size = 20_000_000
@@ -519,7 +555,7 @@ def test_memory_stays_bounded_when_sizes_are_under_reported(tmp_path, emulator, 
 
 
 def test_gmail_gone_mid_run_stops_with_exit_5_within_give_up_after(tmp_path, emulator, monkeypatch, capsys):
-    """11.4: Gmail stops answering (connections refused) mid-run: the run stops with exit 5 within
+    """Gmail stops answering (connections refused) mid-run: the run stops with exit 5 within
     [gmail] give_up_after (3 s here) of it going away, and a later run finishes with everything in Gmail."""
     import threading
     import time
@@ -528,7 +564,9 @@ def test_gmail_gone_mid_run_stops_with_exit_5_within_give_up_after(tmp_path, emu
     from tests.rig.gmail_emulator import Fault
 
     box = _box(n=60)
-    emulator.faults.add(Fault("slow", method="import", count=None, delay=0.02))
+    emulator.faults.add(
+        Fault("slow", method="import", count=None, delay=0.1)
+    )  # long enough that Gmail goes away mid-run, even on a busy machine
     gone_at: list[float] = []
 
     def go_away() -> None:
@@ -555,7 +593,7 @@ def test_gmail_gone_mid_run_stops_with_exit_5_within_give_up_after(tmp_path, emu
 
 
 def test_gmail_hanging_mid_run_stops_with_exit_5_within_give_up_after(tmp_path, emulator, monkeypatch, capsys):
-    """11.4: imports that hang (Gmail accepts the connection, never answers): exit 5 within give_up_after (3 s)
+    """imports that hang (Gmail accepts the connection, never answers): exit 5 within give_up_after (3 s)
     plus one timeout, not the 120 s call timeout times every retry; resumable."""
     import time
 

@@ -8,13 +8,15 @@ from typing import TextIO
 
 from gimport.cli.options import CommandTable
 from gimport.config.load import load_settings
-from gimport.errors import EXIT_AUTH, EXIT_GMAIL, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
+from gimport.errors import EXIT_AUTH, EXIT_GMAIL, EXIT_INTERRUPTED, EXIT_OK, EXIT_SOURCE, EXIT_USAGE, ConfigError
 from gimport.i18n import _
 
 
 def cmd_auth(args: argparse.Namespace) -> int:
     from gimport.backends.google import oauth, tokens  # the command is about the OAuth grant itself
 
+    if args.source:
+        return _auth_source(args)
     # without a config file, auth works with the defaults: ./credentials.json -> ./token.json
     settings = load_settings(args.config, need_source=False, missing_ok=not args.config_given)
     if args.revoke:
@@ -26,6 +28,20 @@ def cmd_auth(args: argparse.Namespace) -> int:
     mode = "paste" if args.paste else "no-browser" if args.no_browser else "auto"
     exact = args.exact_verify
     oauth.authorize(settings.gmail, mode=mode, port=args.port, timeout=args.timeout, exact_verify=exact, paragraph=_fit)
+    return EXIT_OK
+
+
+def _auth_source(args: argparse.Namespace) -> int:
+    """`gimport auth --source`: the old server's token ([source] token_file)."""
+    import sys
+
+    from gimport.backends.imap.signin import sign_in
+
+    if args.revoke or args.status or args.exact_verify:
+        raise ConfigError(_("--source goes with --no-browser, --paste, --port and --timeout only"))
+    settings = load_settings(args.config)
+    mode = "paste" if args.paste else "no-browser" if args.no_browser else "auto"
+    sign_in(settings, mode=mode, port=args.port, timeout=args.timeout, out=sys.stdout, paragraph=_fit)
     return EXIT_OK
 
 
@@ -50,9 +66,10 @@ def register(commands: CommandTable) -> None:
             "  gimport auth --status         # which account, which scopes, does the token still refresh\n"
             "  gimport auth --revoke         # withdraw gimport's access and delete the token file\n"
             "  gimport auth --exact-verify   # also the read-only metadata scope, for 'gimport verify --exact'\n"
+            "  gimport auth --source         # the old server's OAuth token ([source] provider = microsoft/google)\n"
             "  (the Google Cloud project and the Desktop OAuth client: gimport help auth)"
         ),
-        (EXIT_OK, EXIT_USAGE, EXIT_AUTH, EXIT_GMAIL, EXIT_INTERRUPTED),
+        (EXIT_OK, EXIT_USAGE, EXIT_AUTH, EXIT_SOURCE, EXIT_GMAIL, EXIT_INTERRUPTED),
     )
     auth_how = auth_p.add_mutually_exclusive_group()
     auth_how.add_argument(
@@ -83,6 +100,14 @@ def register(commands: CommandTable) -> None:
         default=300.0,
         metavar="SECONDS",
         help=_("how long to wait for the answer (default 300)"),
+    )
+    auth_p.add_argument(
+        "--source",
+        action="store_true",
+        help=_(
+            "sign in to the old mail server instead ([source] provider): Microsoft 365 with a device code (any"
+            " device, also over SSH), Google as above; saved to [source] token_file"
+        ),
     )
     auth_p.add_argument(
         "--exact-verify",

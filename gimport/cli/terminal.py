@@ -34,21 +34,32 @@ def confirm(question: str, yes: bool) -> bool:
         return False
 
 
+REPEAT_SIGTERM_GRACE = 3.0  # seconds a stop may still take after a second SIGTERM
+
+
 class StopOnSignal:
     """While active, the first SIGINT (Ctrl-C) or SIGTERM calls `stop`: calls in flight finish and are
-    recorded, nothing is sent twice. Further SIGTERMs are the same stop, never more: orchestrators send them
+    recorded, nothing is sent twice. A second SIGINT — a person pressing Ctrl-C again — quits at once, calling
+    `before_exit` and then os._exit(130); what was in flight is then sent again by the next run (and counted).
+    A second SIGTERM gives the stop `grace` seconds more, then quits the same way: orchestrators send SIGTERM
     more than once (Slurm signals every process of a job step and may repeat a kill request; a wrapper script
-    may forward one too). Only a second SIGINT — a person pressing Ctrl-C again — quits at once, calling
-    `before_exit` and then os._exit(130); what was in flight is then sent again by the next run.
+    may forward one too), and a stop that ends in time is still the clean one; a stop held up by calls that
+    hang (a Gmail that does not answer) ends all the same. The state stays consistent either way: every change
+    is its own committed transaction, and a message in flight stays recorded as possibly sent.
 
     Once stopping, SIGTERM stays ignored after the block too: the process is on its way out (report, exit
     code), and a late SIGTERM must not kill it half-way. Installs handlers only in the main thread
     (signal.signal's rule); elsewhere it does nothing."""
 
     def __init__(
-        self, stop: Callable[[], None], say: Callable[[str], None], before_exit: Callable[[], None] = lambda: None
+        self,
+        stop: Callable[[], None],
+        say: Callable[[str], None],
+        before_exit: Callable[[], None] = lambda: None,
+        *,
+        grace: float = REPEAT_SIGTERM_GRACE,
     ) -> None:
-        self._stop, self._say, self._before_exit = stop, say, before_exit
+        self._stop, self._say, self._before_exit, self._grace = stop, say, before_exit, grace
         self._stopping = False
         self._interrupts = 0  # SIGINTs received
         self._repeat_noted = False
@@ -58,13 +69,16 @@ class StopOnSignal:
         if signum == signal.SIGINT:
             self._interrupts += 1
             if self._interrupts > 1:
-                self._before_exit()
-                print(_("gimport: stopped at once; messages in flight will be sent again next time"), file=sys.stderr)
-                os._exit(EXIT_INTERRUPTED)
+                self._quit()
         if self._stopping:
             if signum != signal.SIGINT and not self._repeat_noted:
                 self._repeat_noted = True
-                logging.getLogger("gimport").info("SIGTERM again: already stopping cleanly")
+                logging.getLogger("gimport").info(
+                    "SIGTERM again: stopping cleanly if that takes under %g s, else at once", self._grace
+                )
+                quit_later = threading.Timer(self._grace, self._quit)
+                quit_later.daemon = True  # a stop that ends in time exits as it would have
+                quit_later.start()
             elif signum == signal.SIGINT:
                 self._say(_("already stopping: press Ctrl-C again to quit at once"))
             return
@@ -74,6 +88,14 @@ class StopOnSignal:
         else:
             self._say(_("stopping (SIGTERM): letting calls in flight finish"))
         self._stop()
+
+    def _quit(self) -> None:
+        self._before_exit()
+        print(_("gimport: stopped at once; messages in flight will be sent again next time"), file=sys.stderr)
+        log = logging.getLogger("gimport")
+        log.warning("stopped at once; messages in flight are sent again next time")
+        logging.shutdown()
+        os._exit(EXIT_INTERRUPTED)
 
     def __enter__(self) -> StopOnSignal:
         if threading.current_thread() is threading.main_thread():

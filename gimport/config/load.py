@@ -28,6 +28,7 @@ from gimport.config.settings import (
     Settings,
     SourceSettings,
 )
+from gimport.config.source_auth import OAUTH_KEYS, provider_defaults, read_auth
 from gimport.config.values import Table, check_globs, check_host, check_user
 from gimport.errors import ConfigError
 from gimport.i18n import N_, _
@@ -48,7 +49,10 @@ UNUSABLE_SYSTEM_LABELS = {
 }
 
 SOURCE_TYPES = ("imap", "maildir", "mbox", "thunderbird", "takeout")
-_IMAP_ONLY_KEYS = ("host", "user", "port", "security", "password_file", "password_env", "ca_file", "timeout")
+_IMAP_ONLY_KEYS = (
+    *("host", "user", "port", "security", "password_file", "password_env", "ca_file", "timeout"),
+    *("provider", "auth", *OAUTH_KEYS),
+)
 
 
 def _label_map(raw: Any) -> dict[str, tuple[str, ...]]:
@@ -197,8 +201,17 @@ def _source_settings(data: dict[str, Any], base: Path, *, need_source: bool, adm
         data["source"] = {"host": "-", "user": "-"}
     src = Table("source", data["source"], base)
     kind = src.str("type", "imap", choices=SOURCE_TYPES)
-    imap_user = not (admin or (not need_source and data["source"].get("user") == "-"))
-    return _imap_source(src, user_required=imap_user) if kind == "imap" else _local_source(src, kind, admin)
+    if kind != "imap":
+        return _local_source(src, kind, admin)
+    provider, src.data = provider_defaults(src.data)
+    source = _imap_source(src, provider, user_required=not (admin or (not need_source and src.data.get("user") == "-")))
+    if admin and source.oauth is not None:
+        raise ConfigError(
+            _("[source] auth = {auth!r} is for one mailbox: 'gimport admin' logs in with passwords").format(
+                auth=source.auth
+            )
+        )
+    return source
 
 
 def _gmail_settings(raw: Any, base: Path, environ: Mapping[str, str]) -> GmailSettings:
@@ -277,7 +290,7 @@ def _import_settings(raw: Any, base: Path) -> ImportSettings:
     return settings
 
 
-def _imap_source(src: Table, *, user_required: bool = True) -> SourceSettings:
+def _imap_source(src: Table, provider: str, *, user_required: bool = True) -> SourceSettings:
     src.used.add("path")
     if "path" in src.data:
         raise ConfigError(
@@ -287,6 +300,7 @@ def _imap_source(src: Table, *, user_required: bool = True) -> SourceSettings:
             )
         )
     security = src.str("security", "ssl", choices=("ssl", "starttls", "plain"))
+    auth, oauth = read_auth(src, provider)
     source = SourceSettings(
         host=src.str("host", required=True),
         user=src.str("user", required=True),
@@ -296,6 +310,8 @@ def _imap_source(src: Table, *, user_required: bool = True) -> SourceSettings:
         password_env=src.str("password_env"),
         ca_file=src.path("ca_file"),
         timeout=src.number("timeout", 60.0, maximum=MAX_TIMEOUT),
+        auth=auth,
+        oauth=oauth,
     )
     src.finish()
     if user_required:

@@ -37,6 +37,23 @@ LOCAL_HOST = "local"  # the "host" of a local source: its account is "<user>@loc
 
 
 @dataclass(frozen=True)
+class SourceOAuth:
+    """How the source's OAuth token is obtained and kept ([source] auth = "xoauth2" | "oauthbearer").
+
+    `token_file` holds the authorized-user JSON that a login reads and a refresh rewrites; the rest is what
+    `gimport auth --source` needs to sign in: for Microsoft the app's `client_id` and the `authority`
+    (https://login.microsoftonline.com/<tenant>), for Google the OAuth client file `client_secrets`, and
+    the `scopes` the IMAP server wants (empty for a plain imap provider: a token made elsewhere)."""
+
+    token_file: Path
+    provider: str = "imap"  # imap | microsoft | google
+    scopes: tuple[str, ...] = ()
+    client_id: str | None = None
+    authority: str | None = None
+    client_secrets: Path | None = None
+
+
+@dataclass(frozen=True)
 class SourceSettings:
     """[source]: the old IMAP server (type "imap"), or mail on this computer's disk (the local types).
 
@@ -57,6 +74,8 @@ class SourceSettings:
     type: str = "imap"  # imap | maildir | mbox | thunderbird | takeout
     path: Path | None = None  # local types: the Maildir, mbox file or folder, Thunderbird folder, Takeout export
     labels: LabelSettings | None = field(default=None, repr=False)
+    auth: str = "password"  # password | xoauth2 | oauthbearer
+    oauth: SourceOAuth | None = None  # with auth = "xoauth2" | "oauthbearer"
 
     @property
     def local(self) -> bool:

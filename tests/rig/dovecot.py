@@ -220,6 +220,10 @@ class Dovecot(ServerProcess):
 
     ``master_user_separator`` (e.g. ``"*"``) turns on Dovecot master users: ``add_master_user`` adds one, and
     ``alice*admin`` with admin's password then logs in as alice. Off by default (the config is unchanged).
+
+    ``oauth2_introspection`` (an RFC 7662 introspection URL, e.g. tests/rig/oauth_server.py's) turns on SASL
+    XOAUTH2 and OAUTHBEARER: an ``oauth2`` passdb asks that URL about each bearer token and logs the user in
+    when it answers ``"active": true`` with a ``username`` (the user must exist: the userdb is unchanged).
     """
 
     #: ``tests.rig.imap_server.ImapServerRig``: which server this is
@@ -229,9 +233,12 @@ class Dovecot(ServerProcess):
     #: a separator ``add_user`` accepts (any user may also have ".")
     default_separator = "/"
 
-    def __init__(self, workdir: Path | str, *, master_user_separator: str | None = None) -> None:
+    def __init__(
+        self, workdir: Path | str, *, master_user_separator: str | None = None, oauth2_introspection: str | None = None
+    ) -> None:
         self.workdir = Path(workdir).absolute()
         self.master_user_separator = master_user_separator
+        self.oauth2_introspection = oauth2_introspection
         self._masters: dict[str, str] = {}
         self.plain_port: int | None = None
         self.tls_port: int | None = None
@@ -498,7 +505,7 @@ disable_plaintext_auth = no
 # Tests provoke failed logins: no 2 s delay per failure, and (anvil-auth-penalty below) no penalty growing
 # to 15 s per client IP.
 auth_failure_delay = 0
-auth_mechanisms = plain login
+auth_mechanisms = plain login{" xoauth2 oauthbearer" if self.oauth2_introspection else ""}
 default_internal_user = nobody
 default_login_user = nobody
 mail_uid = nobody
@@ -508,9 +515,9 @@ mail_location = maildir:~/Maildir
 # Dovecot's default, spelled out: with the list index, parents that exist only through their children list
 # as \\Noselect (without it, LIST "*" omits them). The rig refreshes it after changing folders on disk.
 mailbox_list_index = yes
-{self._master_config()}passdb {{
+{self._master_config()}{self._oauth2_config()}passdb {{
   driver = passwd-file
-  args = scheme=PLAIN username_format=%u {self.users_dir}/%u
+{"  mechanisms = plain login" + chr(10) if self.oauth2_introspection else ""}  args = scheme=PLAIN username_format=%u {self.users_dir}/%u
 }}
 userdb {{
   driver = passwd-file
@@ -551,6 +558,30 @@ passdb {{
   driver = passwd-file
   args = scheme=PLAIN username_format=%u {path}
   master = yes
+}}
+"""
+
+    def _oauth2_config(self) -> str:
+        """Dovecot 2.3's oauth2 passdb: the bearer token is POSTed (token=...) to the introspection URL,
+        and only an answer with "active": true counts; `mechanisms` keeps it out of password logins."""
+        if self.oauth2_introspection is None:
+            return ""
+        path = self.workdir / "dovecot-oauth2.conf.ext"
+        path.write_text(
+            f"introspection_mode = post\n"
+            f"introspection_url = {self.oauth2_introspection}\n"
+            "force_introspection = yes\n"
+            "username_attribute = username\n"
+            "active_attribute = active\n"
+            "active_value = true\n"
+            "username_format = %u\n"
+        )
+        os.chmod(path, 0o644)
+        return f"""\
+passdb {{
+  driver = oauth2
+  mechanisms = xoauth2 oauthbearer
+  args = {path}
 }}
 """
 

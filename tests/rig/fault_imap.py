@@ -195,6 +195,13 @@ class Faults:
     size_uids: frozenset[int] | None = None
     #: The body literal of these UIDs is announced as {10^15}; 100 bytes follow, then the connection closes.
     huge_literal_uids: frozenset[int] = frozenset()
+    #: In a FETCH of sizes (the metadata FETCH, with or without a header field), these UIDs' INTERNALDATE comes as a literal
+    #: announced as {10^15}; 100 bytes follow, then the connection closes.
+    huge_literal_meta_uids: frozenset[int] = frozenset()
+    #: The first folder of a LIST answer is sent as a literal announced as {10^15}; 100 bytes, then close.
+    huge_literal_in_list: bool = False
+    #: Each folder line of a LIST answer is sent this many times (a server listing a folder twice).
+    list_repeat: int = 1
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
@@ -640,9 +647,11 @@ class _Session:
             for folder in self.srv.mailbox.folders:
                 if rx.fullmatch(folder.match_name):
                     attrs = " ".join(folder.attributes).encode()
-                    out += (
-                        b"* " + name.encode() + b" (" + attrs + b") " + self.delim() + b" " + folder.wire_name + b"\r\n"
-                    )
+                    head = b"* " + name.encode() + b" (" + attrs + b") " + self.delim() + b" "
+                    if self.f.huge_literal_in_list:
+                        self.send(bytes(out) + head + b"{%d}\r\n" % 10**15 + folder.wire_name * 100)
+                        self.close()
+                    out += (head + folder.wire_name + b"\r\n") * self.f.list_repeat
         out += tag + b" OK " + name.encode() + b" completed\r\n"
         if self.f.trickle_list:
             self.trickle(bytes(out))
@@ -790,6 +799,9 @@ class _Session:
                 continue
             if item == b"FLAGS":
                 parts.append((b"FLAGS (" + b" ".join(_flag_bytes(x) for x in m.flags) + b")", None))
+            elif item == b"INTERNALDATE" and m.uid in f.huge_literal_meta_uids and b"RFC822.SIZE" in items:
+                self.send(b"* %d FETCH (INTERNALDATE {%d}\r\n" % (seq, 10**15) + b"x" * 100)
+                self.close()
             elif item == b"INTERNALDATE":
                 parts.append((b"INTERNALDATE " + _imap_date(m.internaldate), None))
             elif item == b"RFC822.SIZE":

@@ -38,7 +38,9 @@ Fault kinds: ``5xx_before``, ``5xx_after``, ``reset_after`` (TCP RST, no respons
 part is processed, the rest of the batch too, then the connection is reset), ``close_after`` (extra: a
 graceful close without response; httplib2 then silently re-sends the request once on a new connection,
 which is how a real dropped keep-alive connection can duplicate a POST), ``slow`` (sleep ``delay`` s,
-holding a concurrency slot; ``Fault.release()`` ends the sleep early), ``400``, ``429`` (Retry after =
+holding a concurrency slot; ``Fault.release()`` ends the sleep early), ``hang`` (never answer, holding the
+slot, until ``Fault.release()`` or the emulator stops: a Gmail whose calls hang, whose "too many concurrent
+requests" answers then refuse the client's retries), ``400``, ``429`` (Retry after =
 now + ``delay`` s). ``count=None`` fires forever. ``match`` is bytes that must occur in the raw message
 (import/insert), in the chunk (upload.chunk) or in the request body (any other method).
 One fault at most fires per call; faults are checked in the order added.
@@ -82,7 +84,7 @@ MAX_BATCH_PARTS = 100
 
 GMAIL_SCOPE_PREFIX = "https://www.googleapis.com/auth/"
 QUOTA_MODES = frozenset({"bucket", "sliding"})
-FAULT_KINDS = frozenset({"5xx_before", "5xx_after", "reset_after", "close_after", "slow", "400", "429"})
+FAULT_KINDS = frozenset({"5xx_before", "5xx_after", "reset_after", "close_after", "slow", "hang", "400", "429"})
 PSEUDO_METHODS = frozenset({"upload.chunk", "upload.status", "batch", "oauth.token", "oauth.authorize", "oauth.revoke"})
 _METHOD_ALIASES = {
     "import": "messages.import",
@@ -324,7 +326,7 @@ class Fault:
         return self.count is not None and self.fired >= self.count
 
     def release(self) -> None:
-        """Wake every call sleeping in this "slow" fault now (and make later ones not sleep)."""
+        """Wake every call sleeping in this "slow" or "hang" fault now (and make later ones not sleep)."""
         self._wake.set()
 
     def _applies(self, method: str, subject: bytes | None) -> bool:
@@ -1245,6 +1247,8 @@ class GmailEmulator:
         kind = fault.kind
         if kind == "slow":
             fault._wake.wait(fault.delay)
+        elif kind == "hang":
+            fault._wake.wait()
         elif kind == "5xx_before":
             return fault, _server_error(fault.status)
         elif kind == "400":

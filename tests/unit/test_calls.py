@@ -166,6 +166,55 @@ def test_a_call_that_hangs_counts_its_silence_from_when_it_left():
     assert clock.now < 10.0 + 1.0  # it looked again when the silence reached 10 s, not after 60
 
 
+def test_refusals_do_not_restart_the_give_up_clock():
+    """Calls hang until their timeout (30 s), then every retry is refused ("too many concurrent requests": the hung
+    calls still hold their slots). The refusals are no answer: the account stops when the silence that began with
+    the hung call reaches give_up_after (100 s), not 40 refusals per call later."""
+    c, clock = caller(RetryPolicy(attempts=50, give_up_after=100.0), unreachable=lambda t: GmailError(f"gone: {t}"))
+    attempts = []
+
+    def hung_then_refused():
+        attempts.append(clock.now)
+        if len(attempts) == 1:
+            clock.now += 30.0
+            raise RetryableError("timed out", no_answer=True)
+        raise RetryableError("Too many concurrent requests", rate_limited=True, concurrent=True)
+
+    with pytest.raises(GmailError, match="other than refusals"):
+        c.call(hung_then_refused)
+    assert 100.0 <= clock.now <= 101.0
+    assert len(attempts) > 3  # the refusals were retried meanwhile
+
+
+def test_refusals_alone_start_no_silence():
+    """Only refusals (a quota that says "slow down" for a long time) never stop the account for silence: that is
+    the per-call limit's business."""
+    c, _ = caller(RetryPolicy(rate_limited_attempts=5, give_up_after=1.0), unreachable=lambda t: GmailError(t))
+    op, _ = failing([RetryableError("429", rate_limited=True, wait=60.0)] * 4)
+    assert c.call(op) == "ok"
+
+
+def test_time_left_ends_an_attempt_when_the_silence_reaches_give_up_after():
+    """An attempt leaving while another has been waiting 70 s for its answer may wait 30 s more, not its full
+    timeout: no call outlasts the moment the account gives up. Without silence, the full timeout."""
+    c, clock = caller(RetryPolicy(give_up_after=100.0), unreachable=lambda t: GmailError(t))
+    assert c.time_left(120.0) == 120.0
+    seen = []
+
+    def hanging():
+        clock.now += 70.0
+        seen.append(c.time_left(120.0))  # as a second thread's attempt would see it now
+        clock.now += 40.0
+        seen.append(c.time_left(120.0))
+        return "late"
+
+    assert c.call(hanging) == "late"
+    assert seen == [30.0, 1.0]  # never under 1 s
+    assert c.time_left(120.0) == 120.0  # the answer ended the silence
+    no_give_up, _ = caller(RetryPolicy(give_up_after=None))
+    assert no_give_up.time_left(120.0) == 120.0
+
+
 def test_a_stop_before_sending_raises_without_an_attempt():
     stop = threading.Event()
     stop.set()

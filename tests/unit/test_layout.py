@@ -45,7 +45,8 @@ HOMES = {
     "google": ("gimport.backends.google.",),  # google-auth
     "httplib2": ("gimport.backends.google.",),
     "google_auth_httplib2": ("gimport.backends.google.",),
-    "requests": ("gimport.backends.google.",),
+    "requests": ("gimport.backends.google.", "gimport.backends.microsoft."),  # MSAL raises requests' errors
+    "msal": ("gimport.backends.microsoft.",),
     "sqlite3": ("gimport.backends.state.",),
     "tqdm": ("gimport.render.",),
     "dateutil": ("gimport.mail.dates",),

@@ -1,4 +1,5 @@
-"""StopOnSignal: repeated SIGTERMs (an orchestrator) are one clean stop; only a second Ctrl-C quits at once.
+"""StopOnSignal: repeated SIGTERMs (an orchestrator) are one clean stop when it ends within the grace, else it
+ends then; a second Ctrl-C quits at once.
 
 Real signals, sent by a child process to itself while the handler is installed (the quit-at-once path ends
 the process, and a regression must not end pytest)."""
@@ -10,6 +11,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 from gimport.cli.terminal import StopOnSignal
@@ -24,14 +26,16 @@ def test_handlers_are_restored():
 
 CHILD = textwrap.dedent(
     """
-    import os, signal, sys
+    import os, signal, sys, threading
     from gimport.cli.terminal import StopOnSignal
     stops = []
     with StopOnSignal(lambda: stops.append(1), lambda m: print("say:", m, flush=True),
-                      before_exit=lambda: print("before_exit", flush=True)):
+                      before_exit=lambda: print("before_exit", flush=True), grace=0.5):
         for name in sys.argv[1:]:
             os.kill(os.getpid(), getattr(signal, name))
             signal.pthread_sigmask(signal.SIG_BLOCK, [])
+        if os.environ.get("HANG"):  # a stop held up by calls that never answer
+            threading.Event().wait(60)
     if os.environ.get("LATE"):  # a SIGTERM after the block, while the process writes its report
         os.kill(os.getpid(), signal.SIGTERM)
         signal.pthread_sigmask(signal.SIG_BLOCK, [])
@@ -40,14 +44,14 @@ CHILD = textwrap.dedent(
 )
 
 
-def _child(*signals: str, late: bool = False) -> subprocess.CompletedProcess:
+def _child(*signals: str, late: bool = False, hang: bool = False) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-c", CHILD, *signals],
         capture_output=True,
         text=True,
         timeout=60,
         cwd=Path(__file__).resolve().parents[2],
-        env={**os.environ, "LATE": "1" if late else ""},
+        env={**os.environ, "LATE": "1" if late else "", "HANG": "1" if hang else ""},
     )
 
 
@@ -65,6 +69,16 @@ def test_repeated_sigterm_is_one_clean_stop():
     assert "stops 1" in done.stdout
     assert "before_exit" not in done.stdout
     assert done.stdout.count("say:") == 1
+
+
+def test_second_sigterm_ends_a_stop_that_hangs_after_the_grace():
+    start = time.monotonic()
+    done = _child("SIGTERM", "SIGTERM", hang=True)
+    assert done.returncode == 130, done.stderr
+    assert time.monotonic() - start < 30  # the child would hang 60 s
+    assert "before_exit" in done.stdout
+    assert "stops" not in done.stdout
+    assert "sent again next time" in done.stderr
 
 
 def test_sigint_after_sigterm_is_still_the_same_stop():

@@ -67,7 +67,7 @@ class GmailClient:
     def _http(self) -> google_auth_httplib2.AuthorizedHttp:
         http = getattr(self._local, "http", None)
         if http is None:
-            raw = GmailHttp(timeout=self._timeout)
+            raw = GmailHttp(self._timeout, self.caller.time_left)
             # as googleapiclient.http.build_http() does: 308 is "resume incomplete" for resumable uploads,
             # not a redirect (a bare Http raises RedirectMissingLocation on it)
             raw.redirect_codes = raw.redirect_codes - {308}

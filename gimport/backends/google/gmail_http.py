@@ -177,6 +177,24 @@ class _HTTPSConnection(_AnswerOrError, httplib2.HTTPSConnectionWithTimeout):  # 
 
 
 class GmailHttp(httplib2.Http):  # type: ignore[misc]  # httplib2 has no types: its classes are Any
+    """httplib2.Http on the connections above; `timeout_for(timeout)`, when given, says before each request how
+    long it may wait for its answer (gimport.calls.Caller.time_left: a hung call must not outlast the
+    moment the run gives up), at most `timeout`."""
+
+    def __init__(self, timeout: float, timeout_for: Callable[[float], float] | None = None) -> None:
+        super().__init__(timeout=timeout)
+        self._base_timeout, self._timeout_for = timeout, timeout_for
+
+    def _set_timeout(self) -> None:
+        if self._timeout_for is None:
+            return
+        timeout = self._timeout_for(self._base_timeout)
+        self.timeout = timeout
+        for conn in self.connections.values():  # kept-alive connections have their socket's timeout set
+            conn.timeout = timeout
+            if conn.sock is not None:
+                conn.sock.settimeout(timeout)
+
     def request(
         self,
         uri: str,
@@ -189,6 +207,7 @@ class GmailHttp(httplib2.Http):  # type: ignore[misc]  # httplib2 has no types: 
         """httplib2's request, on the connections above. Returns (httplib2.Response, content)."""
         if connection_type is None:
             connection_type = _HTTPSConnection if uri.startswith("https:") else _HTTPConnection
+        self._set_timeout()
         answer: tuple[Any, bytes] = super().request(uri, method, body, headers, redirections, connection_type)
         return answer
 

@@ -28,6 +28,8 @@ SCOPE_PURPOSE = {
     SCOPES[1]: N_("manage labels"),
     SCOPES[2]: N_("read and change basic settings"),
     EXACT_VERIFY_SCOPE: N_("view message ids and labels (verify --exact)"),
+    # the source's only scope (gimport auth --source): Gmail's IMAP accepts no narrower one
+    "https://mail.google.com/": N_("read the old account's mail over IMAP"),
 }
 
 

@@ -29,7 +29,7 @@ from google.oauth2 import service_account
 from gimport.backends.google.scopes import SCOPES
 from gimport.calls import Caller, RetryPolicy
 from gimport.errors import AuthError, ConfigError, DelegationError, RetryableError
-from gimport.files import check_secret
+from gimport.files import check_secret, refuse_special
 from gimport.i18n import _
 
 log = logging.getLogger("gimport.admin")
@@ -45,6 +45,7 @@ class ServiceAccount:
     def __init__(self, path: Path, *, timeout: float = 60.0) -> None:
         self.path = Path(path)
         self._timeout = timeout
+        refuse_special(self.path, "[admin] service_account_file")
         try:
             info = json.loads(self.path.read_text("utf-8"))
         except FileNotFoundError:

@@ -26,7 +26,7 @@ from google.oauth2.credentials import Credentials
 from gimport.backends.google.scopes import SCOPES, scopes_for
 from gimport.config.settings import GmailSettings
 from gimport.errors import AuthError, ConfigError, GmailError, MessageRejected, RetryableError
-from gimport.files import check_secret
+from gimport.files import check_secret, refuse_special
 from gimport.i18n import N_, _
 
 
@@ -133,6 +133,7 @@ def load_client_config(path: Path) -> dict[str, Any]:
     """Read and check a Desktop ("installed") OAuth client JSON. Raises ConfigError saying how to fix it."""
     path = Path(path)
     where = f"[gmail] client_secrets {path}"
+    refuse_special(path, "[gmail] client_secrets")
     try:
         text = path.read_text("utf-8")
     except FileNotFoundError:

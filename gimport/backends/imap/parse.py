@@ -17,6 +17,7 @@ from imapclient.response_parser import parse_fetch_response
 
 from gimport.config.settings import SourceSettings
 from gimport.contract import MessageMeta
+from gimport.errors import SourceError
 from gimport.i18n import _
 
 UID_IN_FETCH = re.compile(rb"\bUID (\d+)")
@@ -24,11 +25,19 @@ UID_IN_FETCH = re.compile(rb"\bUID (\d+)")
 _SANE_SIZE = 1 << 40
 
 
-class LiteralTooLarge(Exception):
-    """The server announced a literal larger than what the operation allows (the connection is then unusable)."""
+class LiteralTooLarge(SourceError):
+    """The server announced a literal larger than what the operation allows (the connection is then unusable).
+    Where no caller has a better use for it (a body is skipped as too large), it stops the account like any
+    other misbehaving server: one line, exit 4."""
 
     def __init__(self, size: int, limit: int) -> None:
-        super().__init__(f"{size} > {limit}")
+        super().__init__(
+            _(
+                "the IMAP server announced a literal of {size:,} bytes where at most {limit:,} make sense: it is"
+                " misbehaving, and gimport closed the connection without reading it"
+            ).format(size=size, limit=limit),
+            hint="",
+        )
         self.size, self.limit = size, limit
 
 

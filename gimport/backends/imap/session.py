@@ -24,6 +24,7 @@ from typing import TypeVar
 import imapclient
 from imapclient.exceptions import IMAPClientError, LoginError
 
+from gimport.backends.imap.oauth import SourceToken, sign_in_again
 from gimport.backends.imap.parse import LiteralTooLarge, cert_hint, parse_folder_name, security_hint
 from gimport.calls import Caller, RetryPolicy
 from gimport.config.settings import SourceSettings
@@ -56,6 +57,8 @@ class ImapSession:
     ) -> None:
         self.settings = settings
         self._password = password
+        # [source] auth = "xoauth2" | "oauthbearer": the token file, refreshed as it expires; else None
+        self._token = SourceToken.load(settings.oauth.token_file) if settings.oauth is not None else None
         # reconnecting goes through the one call path, without a quota
         self._stop = threading.Event()
         self._caller = Caller(
@@ -146,21 +149,10 @@ class ImapSession:
                 # a PREAUTH greeting: the server has authenticated the connection already
                 log.warning("the IMAP server %s greeted PREAUTH: already logged in, no LOGIN sent", where)
             else:
-                client.login(s.login or s.user, self._password)
+                self._login(client)
         except LoginError:
             client.shutdown()
-            if s.login and s.login != s.user:
-                raise LoginRefused(
-                    _(
-                        "the IMAP server {where} refused the login {login!r} for user {user!r}: check the user"
-                        " name and the master user's login and password"
-                    ).format(where=where, login=s.login, user=s.user)
-                ) from None
-            raise LoginRefused(
-                _(
-                    "the IMAP server {where} refused the login for user {user!r}: check [source] user and the password"
-                ).format(where=where, user=s.user)
-            ) from None
+            raise self._refused(where) from None
         except _TRANSIENT as exc:
             raise SourceError(
                 _("the IMAP server {where} dropped the connection during login: {exc}").format(where=where, exc=exc)
@@ -175,6 +167,68 @@ class ImapSession:
         self._client = client
         self._connecting = None
         self._prefix = self._personal_prefix(client)
+
+    def _refused(self, where: str) -> LoginRefused:
+        """What to fix when the server answered the login with NO."""
+        s = self.settings
+        if self._token is not None:
+            return LoginRefused(
+                _(
+                    "the IMAP server {where} refused the OAuth token for user {user!r} even after a refresh:"
+                    " check that [source] user is the account that signed in, and that IMAP is allowed for it"
+                ).format(where=where, user=s.user)
+            )
+        if s.login and s.login != s.user:
+            return LoginRefused(
+                _(
+                    "the IMAP server {where} refused the login {login!r} for user {user!r}: check the user"
+                    " name and the master user's login and password"
+                ).format(where=where, login=s.login, user=s.user)
+            )
+        return LoginRefused(
+            _(
+                "the IMAP server {where} refused the login for user {user!r}: check [source] user and the password"
+            ).format(where=where, user=s.user)
+        )
+
+    def _login(self, client: imapclient.IMAPClient) -> None:
+        """LOGIN with the password, or AUTHENTICATE with the OAuth token: a token the server refuses is
+        refreshed and tried once more on the same connection. Raises LoginError when refused."""
+        if self._token is None:
+            client.login(self.settings.login or self.settings.user, self._password)
+            return
+        token = self._token.access_token()
+        try:
+            self._authenticate(client, token)
+        except LoginError:
+            if not self._token.refused(token):
+                raise
+            log.info("the IMAP server %s refused the OAuth token: refreshed, trying again", self.settings.host)
+            self._authenticate(client, self._token.access_token())
+
+    def _authenticate(self, client: imapclient.IMAPClient, token: str) -> None:
+        """SASL XOAUTH2 or OAUTHBEARER (RFC 7628) with `token`. On failure the server sends its error as a
+        challenge, answered with the empty response (XOAUTH2) or ^A (OAUTHBEARER), and then says NO."""
+        user = self.settings.user
+        if any(c in token for c in "\r\n\0\1"):
+            raise SourceError(_("the OAuth token in [source] token_file is malformed"), hint=sign_in_again())
+        if self.settings.auth == "oauthbearer":
+            mech, abort = "OAUTHBEARER", "\1"
+            authzid = user.replace("=", "=3D").replace(",", "=2C")
+            first = f"n,a={authzid},\1auth=Bearer {token}\1\1"
+        else:
+            mech, abort, first = "XOAUTH2", "", f"user={user}\1auth=Bearer {token}\1\1"
+        answers = iter((first,))
+
+        def respond(challenge: bytes) -> str:
+            return next(answers, abort)
+
+        try:
+            client._imap.authenticate(mech, respond)
+        except imaplib.IMAP4.abort:
+            raise
+        except IMAPClientError as exc:
+            raise LoginError(str(exc)) from None
 
     def _personal_prefix(self, client: imapclient.IMAPClient) -> str | None:
         """The personal namespace's prefix (RFC 2342): "" when there is none, None when the server does not say."""

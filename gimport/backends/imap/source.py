@@ -9,6 +9,7 @@ modules import imapclient.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import imaplib
 import logging
@@ -91,11 +92,17 @@ class ImapSource(ImapSession):
     # -- folders ------------------------------------------------------------------------------------
     def list_folders(self) -> list[Folder]:
         """Every folder LIST shows. Whatever the server sends (invalid modified UTF-7, 8-bit delimiter or
-        flags, a folder named NIL) becomes a Folder: one strange name never blocks the account."""
+        flags, a folder named NIL) becomes a Folder: one strange name never blocks the account. A folder the
+        server lists twice is one folder (scanned once: two scans of it would race to import it twice)."""
         rows = self._call(lambda c: c.list_folders())
         folders = []
+        seen: set[str] = set()
         for flags, delimiter, raw_name in rows:
             name, wire = parse_folder_name(raw_name)
+            if name in seen:
+                log.warning("the server listed folder %r more than once: taken once", name)
+                continue
+            seen.add(name)
             self._wire[name] = wire
             delim = as_text(delimiter) if delimiter is not None else None
             prefix = self._prefix
@@ -222,24 +229,16 @@ class ImapSource(ImapSession):
         return {m.uid: m.message_id for m in self.fetch_identities(uids, chunk)}
 
     def fetch_date_headers(self, uids: Sequence[int], chunk: int = 1000) -> dict[int, bytes]:
-        """The Date header lines of each message in the open folder (b"" where it has none), by UID: what
-        `gimport plan` needs to count the dates a run will fix. PEEK, never the body; expunged ones left out."""
+        """The Date lines of each message in the open folder by UID (b"" for none): what `gimport plan` counts
+        the dates a run will fix from. PEEK, never the body; a chunk a server overfills is not counted."""
         out: dict[int, bytes] = {}
-        for i in range(0, len(uids), chunk):
-            part = list(uids[i : i + chunk])
-            items = "(UID BODY.PEEK[HEADER.FIELDS (DATE)])"
-            try:
-                answers = self._call(
-                    partial(uid_fetch, uids=part, items=items),
-                    nbytes=len(part) * 200,
-                    literal_limit=len(part) * 4000 + 1_000_000,
-                )
-            except LiteralTooLarge:
-                continue  # a misbehaving server: those messages are not counted
-
-            for uid, item in answers.items():
-                block = next((v for k, v in item.items() if k.startswith(b"BODY[HEADER")), None)
-                out[uid] = block if isinstance(block, bytes) else b""
+        fetch = partial(uid_fetch, items="(UID BODY.PEEK[HEADER.FIELDS (DATE)])")
+        for part in (list(uids[i : i + chunk]) for i in range(0, len(uids), chunk)):
+            with contextlib.suppress(LiteralTooLarge):
+                answers = self._call(partial(fetch, uids=part), nbytes=len(part) * 200, literal_limit=len(part) * 5000)
+                for uid, item in answers.items():
+                    block = next((v for k, v in item.items() if k.startswith(b"BODY[HEADER")), None)
+                    out[uid] = block if isinstance(block, bytes) else b""
         return out
 
     def fetch_bodies(self, uids: Sequence[int], expected_bytes: int | None = None) -> Iterator[FetchedMessage]:

@@ -201,7 +201,8 @@ class StateLock:
     def held(path: Path) -> bool:
         """Whether a process (another one, or another StateLock of this one) holds the lock now."""
         try:
-            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NOCTTY)
+            # O_NONBLOCK: a FIFO at the path must not hold the probe
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NOCTTY | os.O_NONBLOCK)
         except OSError:
             return False
         try:

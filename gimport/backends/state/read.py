@@ -29,6 +29,7 @@ from gimport.contract import (
     MessageRecord,
 )
 from gimport.errors import StateError
+from gimport.files import special_file
 from gimport.i18n import _
 
 # The schema this gimport writes and reads: a file of a newer one is refused by the reader and the writer.
@@ -58,6 +59,14 @@ class StateReader:
         return column in columns
 
     def _open_readonly(self) -> None:
+        kind = special_file(self.path)
+        if kind is not None:  # SQLite would wait on a FIFO for ever, deaf to Ctrl-C
+            raise StateError(
+                _("cannot use the state file {path}: {why}").format(
+                    path=self.path, why=_("it is {kind}, not a regular file").format(kind=kind)
+                ),
+                hint="",
+            )
         try:
             empty = (
                 self.path.is_file()
