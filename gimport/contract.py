@@ -30,19 +30,56 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, Self, runtime_checkable
 
-# A message's status in the state file (and its outcome in a run).
-PENDING = "pending"  # found on the source, not yet sent
-SENDING = "sending"  # import call may be in flight
-IMPORTED = "imported"  # Gmail has it (gmail_id set)
-DUPLICATE = "duplicate"  # same content imported already: from this folder, or as a copy elsewhere (engine.copies)
-FAILED = "failed"  # last attempt failed; retried by the next run
-SKIPPED = "skipped"  # can never be imported as it is (e.g. over Gmail's 150 MB); reported every run
-DONE_STATUSES = (IMPORTED, DUPLICATE)
-PROBLEM_STATUSES = (FAILED, SKIPPED)  # what `gimport failed` lists and `gimport accept` may accept
-# A failed or skipped message can be *accepted* (gimport accept): its status stays, the time of the acceptance
-# is recorded beside it; run no longer tries it and verify lists it, never silently.
-ACCEPTED = "accepted"
+from gimport.records import (
+    ACCEPTED,
+    DONE_STATUSES,
+    DUPLICATE,
+    FAILED,
+    IMPORTED,
+    PENDING,
+    PROBLEM_STATUSES,
+    SENDING,
+    SKIPPED,
+    ContentMatch,
+    FolderCounts,
+    KnownContent,
+    MessageRecord,
+)
 
+# the state's rows (gimport.records) are part of the contract: re-exported with its own names
+__all__ = [
+    "ACCEPTED",
+    "DONE_STATUSES",
+    "DUPLICATE",
+    "FAILED",
+    "IMPORTED",
+    "PENDING",
+    "PROBLEM_STATUSES",
+    "SENDING",
+    "SKIPPED",
+    "ContentMatch",
+    "Destination",
+    "DestinationBackend",
+    "FetchedMessage",
+    "Folder",
+    "FolderCounts",
+    "KnownContent",
+    "Ledger",
+    "LedgerRow",
+    "MailSource",
+    "MailboxSettings",
+    "MessageIdLookup",
+    "MessageKey",
+    "MessageListing",
+    "MessageMeta",
+    "MessageRecord",
+    "Pacer",
+    "Reporter",
+    "SourceBackend",
+    "State",
+    "StateBackend",
+    "logical_path",
+]
 
 # ------------------------------------------------------------------------------------------------ values
 
@@ -66,8 +103,7 @@ class Folder:
     delimiter: str | None = "/"
     flags: frozenset[str] = frozenset()
     # Gmail system label ids this folder stands for when the source knows them (Takeout's "Important",
-    # "Category Social", ...; () for "no label": archived). None: the mapping decides from the name.
-    # [labels.map] still wins.
+    # "Category Social", ...; () for "no label": archived); None: the mapping decides; [labels.map] wins.
     labels: tuple[str, ...] | None = None
     prefix: str | None = None
 
@@ -103,29 +139,6 @@ class MessageMeta:
     internaldate: dt.datetime | None
     message_id: str | None = None
     size_known: bool = True
-
-
-@dataclass(frozen=True)
-class KnownContent:
-    """What a folder's earlier generations (other UIDVALIDITYs) put into Gmail: identity
-    (gimport.mail.selection.content_identity) -> the content hashes of the imported messages that have it, and
-    content hash -> Gmail id."""
-
-    by_identity: dict[str, frozenset[str]]
-    by_hash: dict[str, str]
-
-    def __bool__(self) -> bool:
-        return bool(self.by_hash)
-
-
-@dataclass(frozen=True)
-class ContentMatch:
-    """A message counted as done by its content: the Gmail id of the imported copy, its identity, hash."""
-
-    gmail_id: str
-    identity: str | None
-    sha256: str
-    size: int
 
 
 @dataclass(frozen=True)
@@ -168,17 +181,6 @@ class MessageKey:
 
 
 @dataclass(frozen=True)
-class MessageRecord:
-    uid: int
-    status: str
-    message_id: str | None
-    gmail_id: str | None
-    last_error: str
-    accepted: float | None = None  # when it was accepted as not in Gmail (gimport accept), else None
-    labels: str | None = None  # the label ids it was sent with, comma-separated (None: not sent)
-
-
-@dataclass(frozen=True)
 class LedgerRow:
     """One message as the state file records it (gimport report --csv, failed, verify --exact)."""
 
@@ -191,28 +193,7 @@ class LedgerRow:
     reason: str
     updated: float | None
     accepted: float | None
-
-
-@dataclass(frozen=True)
-class FolderCounts:
-    folder: str
-    found: int
-    selected: int
-    labels: str
-    imported: int
-    duplicate: int
-    failed: int
-    skipped: int
-    sending: int
-    pending: int
-    bytes_imported: int
-    resent: int
-    accepted: int = 0  # failed or skipped, accepted as not in Gmail (not counted in failed/skipped)
-
-    @property
-    def to_do(self) -> int:
-        """Selected messages not yet in Gmail and still worth a try (the one "to do" formula)."""
-        return max(0, self.selected - self.imported - self.duplicate - self.skipped - self.accepted)
+    changes: str = ""  # what gimport changed in the message on its way to Gmail: "" or "date fixed"
 
 
 # --------------------------------------------------------------------------------------------- protocols
@@ -356,7 +337,9 @@ class State(Protocol):
     def mark_sending(
         self, key: MessageKey, message_id: str | None, sha256: str, labels: str, identity: str | None = None
     ) -> bool: ...
-    def mark_imported(self, key: MessageKey, gmail_id: str, size: int, copies: Sequence[MessageKey] = ...) -> None: ...
+    def mark_imported(
+        self, key: MessageKey, gmail_id: str, size: int, copies: Sequence[MessageKey] = ..., changes: str = ...
+    ) -> None: ...
     def mark_duplicate(self, key: MessageKey, gmail_id: str, sha256: str, message_id: str | None) -> None: ...
     def mark_failed(self, key: MessageKey, reason: str) -> None: ...
     def note_error(self, key: MessageKey, reason: str) -> None: ...

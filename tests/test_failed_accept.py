@@ -181,6 +181,7 @@ def test_report_csv_has_one_row_per_message_and_no_contents(ws, emulator, mailbo
         "gmail_id",
         "reason",
         "time",
+        "changed",
     ]
     assert len(rows) == 3 * len(FOLDERS), [(r["folder"], r["uid"], r["status"]) for r in rows]
     stored = {m.id for m in emulator.user("student@example.ac.jp").messages}

@@ -314,8 +314,14 @@ def test_text_keeps_the_english_through_format_and_errors(lang):
 
 
 def test_plural_forms(lang):
-    singular = "{n} message was in flight when an earlier run stopped: it is sent again (Gmail merges a re-import of the same Message-ID)"
-    plural = "{n} messages were in flight when an earlier run stopped: they are sent again (Gmail merges a re-import of the same Message-ID)"
+    singular = (
+        "{n} message was in flight when an earlier run stopped: it is sent again"
+        " (if Gmail stored it before the stop, it may now hold it twice)"
+    )
+    plural = (
+        "{n} messages were in flight when an earlier run stopped: they are sent again"
+        " (if Gmail stored them before the stop, it may now hold them twice)"
+    )
     lang(LANG="ja_JP.UTF-8")
     assert "件のメッセージが送信途中" in ngettext(singular, plural, 1).format(n=1)
     assert english(ngettext(singular, plural, 3).format(n=3)).startswith("3 messages were")

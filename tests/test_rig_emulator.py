@@ -234,6 +234,32 @@ def test_internal_date_sources(emu, svc):
     assert m[3].internal_date_ms == int(datetime.datetime(2003, 1, 1, tzinfo=datetime.UTC).timestamp()) * 1000
 
 
+@pytest.mark.parametrize("mode", ["lenient", "strict"])
+def test_date_modes(mode):
+    """Strict reads only RFC 5322's strict form in exactly one Date header; lenient what email.utils reads."""
+    strict_ok = b"Date: Mon, 01 Dec 2003 10:00:00 +0900 (JST)\r\nSubject: ok\r\n\r\nbody\r\n"
+    two_digit = b"Date: Mon, 01 Dec 03 10:00:00 +0900\r\nSubject: 03\r\n\r\nbody\r\n"
+    named_zone = b"Date: Mon, 01 Dec 2003 01:00:00 GMT\r\nSubject: GMT\r\n\r\nbody\r\n"
+    twice = b"Date: Mon, 01 Dec 2003 10:00:00 +0900\r\nDate: Mon, 01 Dec 2003 10:00:00 +0900\r\n\r\nbody\r\n"
+    wrong_day = b"Date: Tue, 01 Dec 2003 10:00:00 +0900\r\nSubject: Tue\r\n\r\nbody\r\n"
+    with GmailEmulator(date_mode=mode) as e:
+        e.add_user(ALICE)
+        svc, _creds = service_for(e, ALICE)
+        before = int(time.time() * 1000)
+        for raw in (strict_ok, two_digit, named_zone, twice, wrong_day):
+            svc.users().messages().import_(userId="me", body={"raw": b64url(raw)}).execute()
+        after = int(time.time() * 1000)
+        dated = [m.internal_date_ms for m in e.user(ALICE).messages]
+    header = int(datetime.datetime(2003, 12, 1, 1, tzinfo=datetime.UTC).timestamp()) * 1000
+    assert dated[0] == header
+    if mode == "lenient":
+        assert dated == [header] * 5
+    else:
+        assert all(before <= d <= after for d in dated[1:])
+    with pytest.raises(ValueError, match="date_mode"):
+        GmailEmulator(date_mode="kind")
+
+
 def test_header_parsing_on_bytes():
     raw = b"Message-ID:\r\n  <folded@x>\r\nDate: Mon, 1 Jan 2024 00:00:00 +0000\r\n\r\nMessage-ID: <body@x>\r\n"
     assert parse_header_fields(raw) == {"message-id": "<folded@x>", "date": "Mon, 1 Jan 2024 00:00:00 +0000"}

@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import collections
 import datetime as dt
+import email.utils
 import hashlib
 import signal
 
@@ -38,7 +39,8 @@ def _msg(folder: str, i: int) -> bytes:
     tag = hashlib.sha256(folder.encode()).hexdigest()[:8]
     body = f"本文 {i}\r\n".encode() + b"line with trailing space \r\n" + b"x" * (i * 37 % 500) + b"\r\n"
     return (
-        f"Date: Mon, 0{1 + i % 9} Feb 2021 10:00:00 +0900\r\nMessage-ID: <{i}.{tag}@servers.test>\r\n"
+        f"Date: {email.utils.format_datetime(dt.datetime(2021, 2, 1 + i % 9, 10, tzinfo=JST))}\r\n"
+        f"Message-ID: <{i}.{tag}@servers.test>\r\n"
         f"From: a@example.org\r\nSubject: {subject}\r\nContent-Type: text/plain; charset=utf-8\r\n"
         "Content-Transfer-Encoding: 8bit\r\n\r\n"
     ).encode() + body

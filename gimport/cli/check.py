@@ -70,6 +70,8 @@ def cmd_check(args: argparse.Namespace) -> int:
         )
     else:
         say(_("Nothing to import: everything selected is in Gmail already (or nothing is selected)."))
+    for note in p.notes:
+        say(note)
     for w in p.warnings:
         say(_("warning: {text}").format(text=w))
     say(_("Checked; nothing was changed. 'gimport plan' shows each folder, 'gimport run' imports."))

@@ -39,6 +39,9 @@ log_file = "gimport.log"
 # [filters]
 # since = 2015-01-01
 # max_size_mb = 100
+
+# [import]
+# fix_dates = false  # send a Date Gmail may not read as it is (Gmail may then date the message "today")
 """
 
 

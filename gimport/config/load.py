@@ -23,6 +23,7 @@ from gimport.config.settings import (
     AdminSettings,
     FilterSettings,
     GmailSettings,
+    ImportSettings,
     LabelSettings,
     Settings,
     SourceSettings,
@@ -134,6 +135,7 @@ def load_settings(
         log_file=log_file,
         labels=labels,
         filters=filters,
+        importing=_import_settings(data.get("import", {}), base),
     )
 
 
@@ -171,7 +173,7 @@ def _read_toml(path: str | os.PathLike[str], config_path: Path, *, missing_ok: b
 
 def _check_tables(data: dict[str, Any]) -> None:
     """Refuse a table gimport does not know (a typo would otherwise be ignored silently)."""
-    known = {"source", "gmail", "state", "labels", "filters", "admin"}
+    known = {"source", "gmail", "state", "labels", "filters", "import", "admin"}
     for key in data:
         if key not in known:
             raise ConfigError(
@@ -278,6 +280,14 @@ def _filter_settings(raw: Any, base: Path) -> FilterSettings:
             )
         )
     return filters
+
+
+def _import_settings(raw: Any, base: Path) -> ImportSettings:
+    """[import]: what gimport may change in a message on its way."""
+    table = Table("import", raw, base)
+    settings = ImportSettings(fix_dates=table.flag("fix_dates", True))
+    table.finish()
+    return settings
 
 
 def _imap_source(src: Table, provider: str, *, user_required: bool = True) -> SourceSettings:

@@ -117,6 +117,14 @@ class FilterSettings:
 
 
 @dataclass(frozen=True)
+class ImportSettings:
+    """[import]: what gimport may change in a message on its way."""
+
+    # a Date Gmail may not read is rewritten to the strict form (the original kept as X-Original-Date)
+    fix_dates: bool = True
+
+
+@dataclass(frozen=True)
 class AdminSettings:
     """[admin]: `gimport admin` (many mailboxes with a service account); see docs/admin.md."""
 
@@ -148,6 +156,7 @@ class Settings:
     log_file: Path
     labels: LabelSettings = field(default_factory=LabelSettings)
     filters: FilterSettings = field(default_factory=FilterSettings)
+    importing: ImportSettings = field(default_factory=ImportSettings)  # [import]
     admin: AdminSettings = field(
         default_factory=lambda: AdminSettings(Path("gimport-admin-state"), Path("gimport-admin-report.csv"))
     )

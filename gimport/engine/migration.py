@@ -50,6 +50,7 @@ from gimport.errors import (
 )
 from gimport.i18n import _, english, ngettext
 from gimport.mail import rfc822
+from gimport.mail.dates import DATE_FIXED, fix_date
 from gimport.mail.keywords import flag_labels
 from gimport.mail.mapping import IMPORT, FolderPlan, message_labels, plan_folders
 from gimport.mail.quota import too_large
@@ -233,7 +234,8 @@ class Migration:
         size = len(msg.raw)
         labels = self._label_ids(item)
         identity = content_identity(mid, size, msg.internaldate)
-        data = rfc822.ensure_date(msg.raw, msg.internaldate)
+        # what Gmail gets; the state keeps the hash of the served bytes, so resume and duplicates see the source
+        data = fix_date(msg.raw, msg.internaldate) if self.settings.importing.fix_dates else msg.raw
         attempts = [0]
 
         def on_attempt(n: int) -> None:
@@ -262,7 +264,8 @@ class Migration:
             self.state.mark_failed(key, english(err))
             self._finish(item, FAILED, size, str(err))
             raise
-        self.state.mark_imported(key, gmail_id, size, [c.key for c in item.work.copies.get(msg.uid, ())])
+        copies = [c.key for c in item.work.copies.get(msg.uid, ())]
+        self.state.mark_imported(key, gmail_id, size, copies, DATE_FIXED if data is not msg.raw else "")
         return self._finish(item, IMPORTED, size)
 
     def _stopped(self, item: Item, key: MessageKey, stop: StopRequested, attempts: int) -> None:

@@ -1,14 +1,10 @@
 """Pure helpers on raw message bytes. Nothing here re-encodes a message: bytes stay as stored.
 
-The one change gimport ever makes to a message: when it has no usable Date header, one is synthesised
-from the server's INTERNALDATE and put in front of the header block, so Gmail (which dates imports by
-the Date header) does not date it "today".
+The one change gimport ever makes to a message, a Date Gmail can read, is gimport.mail.dates'.
 """
 
 from __future__ import annotations
 
-import datetime as dt
-import email.utils
 import hashlib
 import re
 
@@ -40,28 +36,6 @@ def header_values(raw: bytes, name: str) -> list[str]:
 def message_id(raw: bytes) -> str | None:
     values = header_values(raw, "Message-ID")
     return values[0] if values and values[0] else None
-
-
-def has_usable_date(raw: bytes) -> bool:
-    values = header_values(raw, "Date")
-    if not values:
-        return False
-    try:
-        parsed = email.utils.parsedate_to_datetime(values[0])
-    except (TypeError, ValueError, IndexError):
-        return False
-    return parsed is not None and 1970 <= parsed.year <= 9999
-
-
-def ensure_date(raw: bytes, internaldate: dt.datetime | None) -> bytes:
-    """`raw` unchanged if it has a usable Date header (or no INTERNALDATE is known); otherwise a
-    Date header from `internaldate` (RFC 5322 format) followed by the original bytes."""
-    if internaldate is None or has_usable_date(raw):
-        return raw
-    if internaldate.tzinfo is None:
-        internaldate = internaldate.astimezone()  # IMAPClient gives naive local time
-    newline = b"\r\n" if b"\r\n" in raw[:4096] or not raw else b"\n"
-    return b"Date: " + email.utils.format_datetime(internaldate).encode("ascii") + newline + raw
 
 
 def sha256(raw: bytes) -> str:

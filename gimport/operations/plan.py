@@ -10,6 +10,7 @@ Returns data only; gimport.render.plan renders it (table and JSON).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
@@ -18,6 +19,7 @@ from gimport.contract import KnownContent, MailSource, State
 from gimport.engine.labels import remembered_renames
 from gimport.errors import ConfigError, FolderChanged, FolderGone
 from gimport.i18n import _, english
+from gimport.mail.dates import LAST_RESORT, STRICT, date_fix
 from gimport.mail.keywords import keyword_counts, user_labels
 from gimport.mail.mapping import (
     IMPORT,
@@ -51,6 +53,8 @@ class FolderPreview:
     selected_size: int = 0
     too_large: int = 0  # over Gmail's 150 MB: will be skipped and reported
     done: int = 0  # already imported by an earlier run (state file)
+    dates_to_fix: int = 0  # to import, with a Date Gmail may not read (gimport.mail.dates)
+    dates_unreadable: int = 0  # of those, no Date a person can read either: dated by the INTERNALDATE
     error: str | None = None
     format: str | None = None  # the file's format, for sources of files that tell it (mbox variants)
     format_notes: list[str] = field(default_factory=list)
@@ -80,6 +84,8 @@ class Preview:
     unused_map_entries: list[str]
     quota_units_per_minute: int
     warnings: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # what a run changes, folder by folder (the dates)
+    fix_dates: bool = True  # [import] fix_dates: else dates_to_fix are dates Gmail may not read, sent as they are
 
     @property
     def to_import(self) -> int:
@@ -98,6 +104,43 @@ class Preview:
     def estimated_seconds(self) -> float:
         units = self.to_import * COSTS["users.messages.import"] + len(self.labels_needed) * COSTS["users.labels.create"]
         return units / self.quota_units_per_minute * 60.0
+
+
+@runtime_checkable
+class DateHeaders(Protocol):
+    """What a source gives for the date counts (both backends do): the Date lines of messages in the open
+    folder, by UID."""
+
+    def fetch_date_headers(self, uids: Sequence[int]) -> dict[int, bytes]: ...
+
+
+def _count_dates(source: MailSource, fp: FolderPreview, pending: Sequence[int]) -> None:
+    """How many of the messages to import get a new Date (fix_dates), or may be dated "today" (without)."""
+    if not isinstance(source, DateHeaders) or not pending:
+        return
+    kinds = [date_fix(header) for header in source.fetch_date_headers(pending).values()]
+    fp.dates_to_fix = sum(kind != STRICT for kind in kinds)
+    fp.dates_unreadable = sum(kind == LAST_RESORT for kind in kinds)
+
+
+def _date_notes(out: list[FolderPreview], fix_dates: bool) -> list[str]:
+    if fix_dates:
+        return [
+            _(
+                "{folder}: {n} message(s) get a Date Gmail can read, the original kept as X-Original-Date"
+                " ({m} dated by the server's INTERNALDATE: no date could be read from them)"
+            ).format(folder=fp.folder, n=fp.dates_to_fix, m=fp.dates_unreadable)
+            for fp in out
+            if fp.dates_to_fix
+        ]
+    return [
+        _(
+            "{folder}: {n} message(s) have a Date Gmail may not read: Gmail may show them as received on the day"
+            " of the import ([import] fix_dates = false)"
+        ).format(folder=fp.folder, n=fp.dates_to_fix)
+        for fp in out
+        if fp.dates_to_fix
+    ]
 
 
 def preview(source: MailSource, settings: Settings, state: State | None = None) -> Preview:
@@ -141,9 +184,11 @@ def preview(source: MailSource, settings: Settings, state: State | None = None) 
         fp.selected = sel.selected
         fp.selected_size = sum(size for _, size in sel.todo) + sum(m.size for m in sel.by_content.values())
         fp.too_large = sum(1 for uid, size in sel.todo if size > MAX_MESSAGE_BYTES and uid not in sel.unknown_size)
-        if state is not None and plan.action == IMPORT:
-            done = state.done_uids(account, plan.path, sel.uidvalidity)
+        if plan.action == IMPORT:
+            done = state.done_uids(account, plan.path, sel.uidvalidity) if state is not None else set()
             fp.done = sum(1 for uid, _ in sel.todo if uid in done) + len(sel.by_content)
+            pending = [uid for uid, size in sel.todo if uid not in done and size <= MAX_MESSAGE_BYTES]
+            _count_dates(source, fp, pending)
     warnings: list[str] = [
         _(
             "[labels.map] {key!r} names no folder on the server (folder names are case-sensitive; use '/' between"
@@ -166,7 +211,9 @@ def preview(source: MailSource, settings: Settings, state: State | None = None) 
         labels_needed=user_labels([*user_labels_to_create(plans), *(k for fp in out for k in fp.keyword_labels)]),
         unused_map_entries=unused_map_entries(folders, settings.labels),
         quota_units_per_minute=settings.gmail.quota_units_per_minute,
-        warnings=warnings,
+        warnings=warnings + ([] if settings.importing.fix_dates else _date_notes(out, False)),
+        notes=_date_notes(out, True) if settings.importing.fix_dates else [],
+        fix_dates=settings.importing.fix_dates,
     )
 
 

@@ -17,7 +17,8 @@ from gimport.i18n import _, english
 from gimport.operations.verify import EXACT_HOWTO, VerifyReport
 from gimport.render.text import format_table
 
-LEDGER_COLUMNS = ["folder", "uid", "uidvalidity", "message_id", "size", "status", "gmail_id", "reason", "time"]
+# "changed": what gimport changed in the message on its way ("date fixed"), empty when nothing
+LEDGER_COLUMNS = "folder uid uidvalidity message_id size status gmail_id reason time changed".split()
 
 
 def iso(ts: float | None) -> str:
@@ -173,6 +174,7 @@ def ledger_values(r: LedgerRow) -> list[str]:
         r.gmail_id or "",
         reason,
         iso(when),
+        r.changes,
     ]
 
 

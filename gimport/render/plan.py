@@ -51,6 +51,7 @@ def format_plan(p: Preview, *, width: int | None = None) -> str:
             "\n" + _("User labels needed (existing ones are reused, case-insensitively; the rest are created):")
         )
         tail += [f"  {name}" for name in p.labels_needed]
+    tail += p.notes
     for w in p.warnings:
         tail.append(_("warning: {text}").format(text=w))
     tail.append(
@@ -83,6 +84,8 @@ def plan_to_json(p: Preview) -> dict[str, Any]:
                 "filtered_out": fp.filtered,
                 "already_imported": fp.done,
                 "to_import": fp.to_import,
+                "dates_to_fix": fp.dates_to_fix,
+                "dates_unreadable": fp.dates_unreadable,
                 "marked_deleted": fp.deleted,
                 "keyword_labels": fp.keyword_labels,
                 "renamed_labels": fp.renamed,
@@ -95,6 +98,8 @@ def plan_to_json(p: Preview) -> dict[str, Any]:
         "labels_needed": p.labels_needed,
         "unused_map_entries": p.unused_map_entries,
         "warnings": [english(w) for w in p.warnings],
+        "notes": [english(n) for n in p.notes],
+        "fix_dates": p.fix_dates,
         "totals": {
             "messages": sum(fp.messages for fp in p.folders),
             "bytes": sum(fp.size for fp in p.folders),

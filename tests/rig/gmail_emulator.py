@@ -696,13 +696,57 @@ def parse_header_fields(raw: bytes) -> dict:
     return out
 
 
-def _internal_date_ms(fields: dict, source: str) -> int:
+# How the emulator reads a Date header for internalDateSource=dateHeader. Google does not document what
+# Gmail reads: "lenient" reads whatever email.utils can parse (the kindest plausible Gmail); "strict" reads
+# only RFC 5322 §3.3's strict date-time in exactly one Date header and dates anything else at the time of
+# the import (the worst plausible Gmail: its users see old mail dated "today").
+DATE_MODES = ("lenient", "strict")
+_DAY_NAMES = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+_MONTH_NAMES = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+_STRICT_DATE = re.compile(
+    r"(?:(?P<dow>[A-Z][a-z]{2}),[ \t]*)?(?P<day>\d{1,2})[ \t]+(?P<mon>[A-Z][a-z]{2})[ \t]+(?P<year>\d{4})[ \t]+"
+    r"(?P<hh>\d\d):(?P<mm>\d\d)(?::(?P<ss>\d\d))?[ \t]+(?P<zone>[+-]\d{4})(?:[ \t]*\([^()]*\))*"
+)
+_DATE_LINE = re.compile(rb"^date[ \t]*:", re.MULTILINE | re.IGNORECASE)
+
+
+def strict_date(value: str) -> datetime.datetime | None:
+    """The instant of an RFC 5322 §3.3 date-time in its strict form (English names, four-digit year from
+    1900, numeric zone, values in range, the right day of the week; a trailing comment), else None."""
+    m = _STRICT_DATE.fullmatch(value.strip())
+    if m is None or m["mon"] not in _MONTH_NAMES or (m["dow"] is not None and m["dow"] not in _DAY_NAMES):
+        return None
+    zone = int(m["zone"][1:3]) * 60 + int(m["zone"][3:])
+    if int(m["zone"][3:]) > 59 or int(m["year"]) < 1900:
+        return None
+    try:
+        tz = datetime.timezone(datetime.timedelta(minutes=-zone if m["zone"][0] == "-" else zone))
+        when = datetime.datetime(
+            int(m["year"]), _MONTH_NAMES.index(m["mon"]) + 1, int(m["day"]),
+            int(m["hh"]), int(m["mm"]), int(m["ss"] or 0), tzinfo=tz,
+        )  # fmt: skip
+    except ValueError:
+        return None
+    if m["dow"] is not None and _DAY_NAMES[when.weekday()] != m["dow"]:
+        return None
+    return when
+
+
+def _date_lines(raw: bytes) -> int:
+    ends = [e for e in (raw.find(b"\r\n\r\n"), raw.find(b"\n\n")) if e >= 0]
+    return len(_DATE_LINE.findall(raw[: min(ends)] if ends else raw))
+
+
+def _internal_date_ms(fields: dict, source: str, *, strict: bool = False, date_lines: int = 1) -> int:
     now = int(time.time() * 1000)
     if source == "receivedTime":
         return now
     value = fields.get("date")
     if not value:
         return now
+    if strict:
+        when = strict_date(value) if date_lines == 1 else None
+        return now if when is None else int(when.timestamp() * 1000)
     try:
         dt = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError, IndexError, OverflowError):
@@ -918,6 +962,9 @@ class GmailEmulator:
     max_concurrent: per-user cap on requests in flight (None = no cap); a batch is one request.
     merge_duplicates: a messages.import of a Message-ID already imported for that user returns the
     existing message (labels merged) instead of storing a second copy. messages.insert never merges.
+    date_mode: how internalDateSource=dateHeader reads the Date header: ``"lenient"`` (default; whatever
+    email.utils parses) or ``"strict"`` (RFC 5322 §3.3's strict form in exactly one Date header, else the
+    time of the import); see DATE_MODES.
     """
 
     def __init__(
@@ -928,6 +975,7 @@ class GmailEmulator:
         quota_window: float = 60.0,
         max_concurrent: int | None = 10,
         merge_duplicates: bool = True,
+        date_mode: str = "lenient",
         access_token_lifetime: int = 3600,
         host: str = "127.0.0.1",
         port: int = 0,
@@ -943,6 +991,9 @@ class GmailEmulator:
         self.quota_window = quota_window
         self.max_concurrent = max_concurrent
         self.merge_duplicates = merge_duplicates
+        if date_mode not in DATE_MODES:
+            raise ValueError(f"date_mode must be one of {DATE_MODES}, not {date_mode!r}")
+        self.date_mode = date_mode
         self.access_token_lifetime = access_token_lifetime
         self.host = host
         self.port = port
@@ -1577,7 +1628,12 @@ class GmailEmulator:
     def _store(self, state, spec, raw: bytes, label_ids, thread_id, params, path_kind) -> _Resp:
         fields = parse_header_fields(raw)
         default_source = "receivedTime" if spec.name == "messages.insert" else "dateHeader"
-        internal = _internal_date_ms(fields, params.get("internalDateSource", default_source))
+        internal = _internal_date_ms(
+            fields,
+            params.get("internalDateSource", default_source),
+            strict=self.date_mode == "strict",
+            date_lines=_date_lines(raw),
+        )
         message_id = fields.get("message-id") or None
         refs = (fields.get("references", "") + " " + fields.get("in-reply-to", "")).split()
         label_ids = list(dict.fromkeys(label_ids))
@@ -2326,6 +2382,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quota-window", type=float, default=60.0, help="sliding mode: the window in seconds (default 60)")
     ap.add_argument("--max-concurrent", type=int, default=10, help="per-user cap; 0 = none")
     ap.add_argument("--no-merge", action="store_true", help="store re-imports of a Message-ID as new messages")
+    ap.add_argument(
+        "--date-mode",
+        choices=DATE_MODES,
+        default="lenient",
+        help="strict: date a message by its Date header only when it is RFC 5322's strict form (else: now)",
+    )
     ap.add_argument("--user", action="extend", nargs="+", default=[], metavar="EMAIL")
     args = ap.parse_args(argv)
     emu = GmailEmulator(
@@ -2335,6 +2397,7 @@ def main(argv: list[str] | None = None) -> int:
         quota_window=args.quota_window,
         max_concurrent=args.max_concurrent if args.max_concurrent > 0 else None,
         merge_duplicates=not args.no_merge,
+        date_mode=args.date_mode,
         host=args.host,
         port=args.port,
     )

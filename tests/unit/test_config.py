@@ -99,3 +99,13 @@ def test_missing_config_file_says_what_to_do(tmp_path):
 def test_auth_needs_no_source(tmp_path):
     s = load_settings(write(tmp_path, '[gmail]\ntoken_file="t.json"\n'), env={}, need_source=False)
     assert s.gmail.token_file == tmp_path / "t.json"
+
+
+def test_import_fix_dates(tmp_path):
+    assert load_settings(write(tmp_path, GOOD), env={}).importing.fix_dates is True
+    s = load_settings(write(tmp_path, GOOD + "[import]\nfix_dates = false\n"), env={})
+    assert s.importing.fix_dates is False
+    with pytest.raises(ConfigError, match=r"\[import\] fix_dates must be true or false"):
+        load_settings(write(tmp_path, GOOD + '[import]\nfix_dates = "no"\n'), env={})
+    with pytest.raises(ConfigError, match=r"\[import\] unknown key 'fix_date'"):
+        load_settings(write(tmp_path, GOOD + "[import]\nfix_date = false\n"), env={})

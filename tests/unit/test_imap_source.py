@@ -1,4 +1,6 @@
-from gimport.backends.imap.parse import fetch_answers, same_but_nul
+import datetime as dt
+
+from gimport.backends.imap.parse import fetch_answers, parse_date, same_but_nul
 
 
 def test_binary_body_is_accepted_only_when_it_differs_by_nuls():
@@ -16,3 +18,11 @@ def test_fetch_answers_are_keyed_by_the_uid_they_name_and_answers_without_one_ar
     assert sorted(answers) == [7, 9]  # 2 is the second answer's sequence number, not a UID it named
     assert answers[7][b"RFC822.SIZE"] == 10
     assert answers[9][b"RFC822.SIZE"] == 30
+
+
+def test_internaldate_keeps_the_servers_zone():
+    answers = fetch_answers([b'1 (UID 5 INTERNALDATE "01-Dec-2003 10:00:00 +0900")'], [5])
+    when = parse_date(answers[5][b"INTERNALDATE"])
+    assert when is not None
+    assert when.utcoffset() == dt.timedelta(hours=9)
+    assert when == dt.datetime(2003, 12, 1, 1, tzinfo=dt.UTC)

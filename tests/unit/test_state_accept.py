@@ -85,3 +85,17 @@ def test_keys_round_trip_with_colons_in_folder_names():
     for bad in ("INBOX", "INBOX:1", "INBOX:x:1", ":1:2", "INBOX:1:"):
         with pytest.raises(ValueError, match="FOLDER:UIDVALIDITY:UID"):
             MessageKey.parse(A, bad)
+
+
+def test_the_ledger_says_what_gimport_changed(tmp_path):
+    path = old_file(tmp_path)
+    ro = StateStore.open_readonly(path)  # a file without the column: read as it is, nothing changed
+    assert [r.changes for r in ro.ledger(A)] == ["", "", ""]
+    ro.close()
+    st = StateStore(path)
+    key = MessageKey(A, "Work", 7, 2)
+    st.mark_sending(key, "<b@x>", "h2", "L1")
+    st.mark_imported(key, "g2", 20, "date fixed")
+    st.mark_imported(MessageKey(A, "Work", 7, 1), "g1", 10)
+    assert [(r.key.uid, r.changes) for r in st.ledger(A)] == [(1, ""), (2, "date fixed"), (3, "")]
+    st.close()

@@ -139,7 +139,9 @@ def fetch_answers(data: list[Any], uids: Sequence[int]) -> dict[int, dict[bytes,
     without the UID): such answers are left out here."""
     wanted = set(uids)
     out: dict[int, dict[bytes, Any]] = {}
-    for item in parse_fetch_response(data, True, False).values():
+    # INTERNALDATE as the server wrote it, in its own zone (not normalised to this machine's): a Date
+    # without a zone is read in that zone (gimport.mail.dates)
+    for item in parse_fetch_response(data, False, False).values():
         uid = item.get(b"UID")
         if isinstance(uid, int) and uid in wanted:
             out.setdefault(uid, {}).update(item)
@@ -149,7 +151,7 @@ def fetch_answers(data: list[Any], uids: Sequence[int]) -> dict[int, dict[bytes,
 def parse_date(value: object) -> dt.datetime | None:
     if not isinstance(value, dt.datetime):
         return None
-    return value if value.tzinfo else value.astimezone()  # IMAPClient gives naive local time
+    return value if value.tzinfo else value.astimezone()  # naive is this machine's local time
 
 
 def cert_hint(exc: ssl.SSLCertVerificationError) -> str:

@@ -54,9 +54,9 @@ class StateReader:
             except sqlite3.Error as exc:
                 raise sqlite_error(self.path, exc) from None
 
-    def _has_identity(self) -> bool:
+    def _has_column(self, column: str) -> bool:
         columns = {r[1] for r in self._db.execute("PRAGMA table_info(messages)")}
-        return "identity" in columns
+        return column in columns
 
     def _open_readonly(self) -> None:
         kind = special_file(self.path)
@@ -176,7 +176,7 @@ class StateReader:
         """What the folder's other generations (UIDVALIDITY values) have in Gmail (imported, or a copy of a
         message imported from another folder): identities and content hashes."""
         with self._lock:
-            identity = "identity" if self._has_identity() else "NULL"
+            identity = "identity" if self._has_column("identity") else "NULL"
             rows = self._db.execute(
                 f"SELECT {identity}, sha256, gmail_id FROM messages WHERE account=? AND folder=? AND uidvalidity!=?"
                 " AND status IN (?, ?) AND sha256 IS NOT NULL AND gmail_id IS NOT NULL",
@@ -270,9 +270,11 @@ class StateReader:
             where = f" AND m.status IN ({','.join('?' * len(statuses))})"
             args += list(statuses)
         with self._reading():
+            # a file no run of this version wrote to yet has no changes column (read-only: not added)
+            changes = "coalesce(m.changes, '')" if self._has_column("changes") else "''"
             rows = self._db.execute(
                 "SELECT m.folder, m.uidvalidity, m.uid, m.message_id, m.size, m.status, m.gmail_id,"
-                f" coalesce(m.labels, ''), coalesce(m.last_error, ''), m.updated, m.accepted"
+                f" coalesce(m.labels, ''), coalesce(m.last_error, ''), m.updated, m.accepted, {changes}"
                 " FROM messages m JOIN folders f ON f.account=m.account AND f.folder=m.folder"
                 f" AND f.uidvalidity=m.uidvalidity WHERE m.account=?{where} ORDER BY m.folder, m.uid",
                 args,
@@ -288,6 +290,7 @@ class StateReader:
                 reason,
                 updated,
                 accepted,
+                changed,
             )
-            for folder, uv, uid, mid, size, status, gid, labels, reason, updated, accepted in rows
+            for folder, uv, uid, mid, size, status, gid, labels, reason, updated, accepted, changed in rows
         ]

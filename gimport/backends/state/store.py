@@ -151,6 +151,8 @@ class StateStore(StateReader):
                 "identity" not in columns
             ):  # the content check of folders whose UIDVALIDITY changes (they are matched by content)
                 db.execute("ALTER TABLE messages ADD COLUMN identity TEXT")
+            if "changes" not in columns:  # schema 2: what gimport changed in a message ("date fixed")
+                db.execute("ALTER TABLE messages ADD COLUMN changes TEXT")
             if version != SCHEMA_VERSION:
                 db.execute(
                     "INSERT OR REPLACE INTO meta(key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
@@ -310,18 +312,23 @@ class StateStore(StateReader):
                 (*cols.values(), key.account, key.folder, key.uidvalidity, key.uid),
             )
 
-    def mark_imported(self, key: MessageKey, gmail_id: str, size: int, copies: Sequence[MessageKey] = ()) -> None:
+    def mark_imported(
+        self, key: MessageKey, gmail_id: str, size: int, copies: Sequence[MessageKey] = (), changes: str = ""
+    ) -> None:
         """Record the message imported as `gmail_id`; with it, in the same transaction, its `copies` in other
         places (gimport.engine.copies) as duplicates of it, with its Gmail id, hash, Message-ID, identity and
-        the labels it was sent with: a kill at any instant leaves all of them to send, or none."""
+        the labels it was sent with: a kill at any instant leaves all of them to send, or none. `changes`: what
+        gimport changed in the message before sending it ("date fixed"), for the ledger."""
         if not copies:
-            return self._set(key, status=IMPORTED, gmail_id=gmail_id, size=size, last_error=None)
+            return self._set(
+                key, status=IMPORTED, gmail_id=gmail_id, size=size, last_error=None, changes=changes or None
+            )
         where = "account=? AND folder=? AND uidvalidity=? AND uid=?"
         now = time.time()
         with self._tx() as db:
             db.execute(
-                f"UPDATE messages SET status=?, gmail_id=?, size=?, last_error=NULL, updated=? WHERE {where}",
-                (IMPORTED, gmail_id, size, now, key.account, key.folder, key.uidvalidity, key.uid),
+                f"UPDATE messages SET status=?, gmail_id=?, size=?, last_error=NULL, changes=?, updated=? WHERE {where}",
+                (IMPORTED, gmail_id, size, changes or None, now, key.account, key.folder, key.uidvalidity, key.uid),
             )
             home = db.execute(
                 f"SELECT message_id, sha256, labels, identity FROM messages WHERE {where}",
@@ -329,8 +336,11 @@ class StateStore(StateReader):
             ).fetchone()
             db.executemany(
                 "UPDATE messages SET status=?, gmail_id=?, size=?, message_id=?, sha256=?, labels=?, identity=?,"
-                f" last_error=NULL, updated=? WHERE {where}",
-                [(DUPLICATE, gmail_id, size, *home, now, c.account, c.folder, c.uidvalidity, c.uid) for c in copies],
+                f" changes=?, last_error=NULL, updated=? WHERE {where}",
+                [
+                    (DUPLICATE, gmail_id, size, *home, changes or None, now, c.account, c.folder, c.uidvalidity, c.uid)
+                    for c in copies
+                ],
             )
         return None
 
