@@ -265,7 +265,7 @@ class Migration:
             self._finish(item, FAILED, size, str(err))
             raise
         copies = [c.key for c in item.work.copies.get(msg.uid, ())]
-        self.state.mark_imported(key, gmail_id, size, copies, DATE_FIXED if data is not msg.raw else "")
+        self.state.mark_imported(key, gmail_id, size, copies, changes=DATE_FIXED if data is not msg.raw else "")
         return self._finish(item, IMPORTED, size)
 
     def _stopped(self, item: Item, key: MessageKey, stop: StopRequested, attempts: int) -> None:

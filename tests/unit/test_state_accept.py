@@ -95,7 +95,7 @@ def test_the_ledger_says_what_gimport_changed(tmp_path):
     st = StateStore(path)
     key = MessageKey(A, "Work", 7, 2)
     st.mark_sending(key, "<b@x>", "h2", "L1")
-    st.mark_imported(key, "g2", 20, "date fixed")
+    st.mark_imported(key, "g2", 20, changes="date fixed")
     st.mark_imported(MessageKey(A, "Work", 7, 1), "g1", 10)
     assert [(r.key.uid, r.changes) for r in st.ledger(A)] == [(1, ""), (2, "date fixed"), (3, "")]
     st.close()

@@ -313,7 +313,7 @@ class StateStore(StateReader):
             )
 
     def mark_imported(
-        self, key: MessageKey, gmail_id: str, size: int, copies: Sequence[MessageKey] = (), changes: str = ""
+        self, key: MessageKey, gmail_id: str, size: int, copies: Sequence[MessageKey] = (), *, changes: str = ""
     ) -> None:
         """Record the message imported as `gmail_id`; with it, in the same transaction, its `copies` in other
         places (gimport.engine.copies) as duplicates of it, with its Gmail id, hash, Message-ID, identity and
