@@ -21,8 +21,9 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import TypeVar, cast
 
 from gimport.contract import Pacer
 from gimport.errors import GimportError, Interrupted, RetryableError
@@ -112,23 +113,17 @@ class Caller:
         errors = limited = attempt = 0
         last: RetryableError | None = None
         while True:
-            self._take_turn(cost, last)
             attempt += 1
-            if on_attempt is not None:
-                on_attempt(attempt)
-            started = self._clock()
-            try:
-                result = self._attempt(op)
-            except Exception as exc:  # classified by the backend
-                err = classify(exc)
-                if not isinstance(err, RetryableError):
-                    if err is exc:
-                        raise
-                    raise err from exc
-                last = err
-            else:
+            result, failure, started = self._attempt(op, cost, last, attempt, on_attempt)
+            if failure is None:
                 self._answered()
-                return result
+                return cast(T, result)
+            err = classify(failure)
+            if not isinstance(err, RetryableError):
+                if err is failure:
+                    raise err
+                raise err from failure
+            last = err
             if on_retry is not None:
                 on_retry(last)
             if last.no_answer:
@@ -165,11 +160,35 @@ class Caller:
             if self.stop.is_set():
                 raise StopRequested(_("stopped on request"), last) from last
 
-    def _attempt(self, op: Callable[[], T]) -> T:
-        if self.pacer is None:
-            return op()
-        with self.pacer.slot():  # the concurrency limit ("too many at once" lowers it)
-            return op()
+    def _attempt(
+        self,
+        op: Callable[[], T],
+        cost: float,
+        last: RetryableError | None,
+        n: int,
+        on_attempt: Callable[[int], None] | None,
+    ) -> tuple[T | None, Exception | None, float]:
+        """Attempt `n`: (the result, or the exception for the backend to classify, and when it left). The slot is
+        taken before the pacer's turn: a call holding one leaves at its turn, never in a burst when slots free
+        up; the retry waits hold none."""
+        with self._slot() as sent:
+            self._take_turn(cost, last)
+            if on_attempt is not None:
+                on_attempt(n)
+            started = self._clock()
+            sent(cost)
+            try:
+                return op(), None, started
+            except Exception as exc:  # noqa: BLE001 - handed back to be classified by the backend
+                return None, exc, started
+
+    def _slot(self) -> AbstractContextManager[Callable[[float], None]]:
+        """A place in the pacer's concurrency limit ("too many at once" lowers it); none without a pacer."""
+        return nullcontext(_sent) if self.pacer is None else self.pacer.slot()
+
+
+def _sent(_cost: float) -> None:
+    """Without a pacer nothing measures the calls."""
 
 
 def default_backoff(attempt: int, server_wait: float | None = None) -> float:

@@ -38,7 +38,9 @@ class FakePacer:
 
     @contextlib.contextmanager
     def slot(self):
-        yield
+        yield lambda cost: None
+
+    concurrency_limit = 8
 
     def backoff_delay(self, attempt, server_wait=None):
         return max(float(attempt), server_wait or 0.0)
