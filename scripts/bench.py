@@ -321,6 +321,36 @@ def latency_bench(root: Path, server: Dovecot, seconds: float, points=LATENCY_PO
         )
 
 
+def first_import_bench(root: Path, server: Dovecot, folders: int = 200, latency: float = 0.3) -> None:
+    """Section 6 (--first-import): seconds from the start of `gimport run` to its first import, over a mailbox of
+    `folders` folders (a tenth of them parents of the rest), each a label to create, at `latency` s a call."""
+    user = "firstimport"
+    server.add_user(user, separator="/")
+    parents = max(1, folders // 10)
+    names = [f"Dept{i:02d}" for i in range(parents)]
+    names += [f"Dept{i % parents:02d}/Topic{i:03d}" for i in range(folders - parents)]
+    for i, name in enumerate(names):
+        body = f"Subject: m{i}\r\nMessage-ID: <first{i}@bench.invalid>\r\n\r\nhello\r\n".encode()
+        server.seed(user, name, [SeedMessage(body, ("\\Seen",))])
+    if not server.running:
+        server.start()
+    emu = Emulator(quota=15_000, latency=latency, max_concurrent=25)
+    try:
+        cfg = workspace(root / user, server, user, emu, quota=15_000)
+        started = dt.datetime.now()
+        secs, rc, _ = run_gimport(cfg, emu)
+        st = emu.stats()
+    finally:
+        emu.stop()
+    stamps = import_times(cfg.parent / "gimport.log")
+    first = (stamps[0] - started).total_seconds() if stamps else float("nan")
+    print(f"\n[first import: {folders} folders = {folders} labels to create, {latency} s a call, 15,000 units/min]")
+    print(
+        f"  exit {rc}; first import {first:.1f} s after the start; {len(stamps)} imported in {secs:.1f} s;"
+        f" labels.create calls {st['requests'].get('labels.create', 0)}; 429s {st.get('rate_limited', 0)}"
+    )
+
+
 def admin_bench(args: argparse.Namespace) -> int:
     """`gimport admin run` over many users with the per-user quota on; prints aggregate figures."""
     import csv
@@ -480,6 +510,7 @@ def main() -> int:
     ap.add_argument("--pacing", action="store_true", help="run only the pacing section (about 7 minutes)")
     ap.add_argument("--skip-pacing", action="store_true", help="leave the pacing section out")
     ap.add_argument("--latency-table", action="store_true", help="run only the latency section (about 8 minutes)")
+    ap.add_argument("--first-import", action="store_true", help="only: time to the first import, 200 folders, 0.3 s")
     ap.add_argument("--latency-seconds", type=float, default=40, help="transfer seconds per latency point (40)")
     ap.add_argument("--latency", type=float, default=None, help="the emulator's seconds per call (other sections)")
     ap.add_argument("--latency-per-mb", type=float, default=0.0, help="the emulator's added seconds per MB")
@@ -519,12 +550,14 @@ def main() -> int:
     root.chmod(0o755)
     server = Dovecot(root / "dovecot")
     emus: list[Emulator] = []
-    if args.pacing or args.latency_table:
+    if args.pacing or args.latency_table or args.first_import:
         try:
             print(
                 f"machine: {os.cpu_count()} cores, Python {sys.version.split()[0]}; load average {os.getloadavg()[0]:.1f}"
             )
-            if args.latency_table:
+            if args.first_import:
+                first_import_bench(root, server)
+            elif args.latency_table:
                 latency_bench(root, server, args.latency_seconds)
             else:
                 pacing_bench(root, server, args.pacing_scale)
