@@ -132,6 +132,10 @@ class CallLimit:
 
         def sent(cost: float) -> None:
             with self._cond:
+                # a slot given before a cut (or a fall of the need) leaves only when the calls in flight are
+                # under the limit: the cut holds at once, not once the slots given before it are used up
+                while self._sent and len(self._sent) >= self._limit(self._clock()):
+                    self._cond.wait(0.05)
                 self._sent[number] = self._clock()
                 if cost > 0:
                     self._cost = cost if self._cost is None else self._cost + self._alpha * (cost - self._cost)
@@ -147,7 +151,7 @@ class CallLimit:
                     took = self._clock() - left
                     old = self._latency
                     self._latency = took if old is None else old + self._alpha * (took - old)
-                self._cond.notify()
+                self._cond.notify_all()  # a slot, or a call waiting to leave
 
     def note_too_many_concurrent(self) -> None:
         """The server refused this thread's last call for having too many calls in flight."""

@@ -144,3 +144,31 @@ def test_the_pool_never_holds_more_than_the_byte_budget():
     assert pool_size(limit=30, upper=40, budget=budget, mean_bytes=big) == 5  # large ones count by bytes
     assert (pool_size(30, 40, budget, big) - 1) * big <= budget  # one more than fits: one always fits
     assert pool_size(limit=30, upper=40, budget=budget, mean_bytes=100 * 1024 * 1024) == 1
+
+
+def test_a_slot_given_before_a_cut_waits_to_leave_until_the_calls_in_flight_are_under_it():
+    clock = FakeClock()
+    lim = CallLimit(upper=40, clock=clock)
+    with ExitStack() as flying:
+        for _ in range(10):
+            flying.enter_context(lim.slot())(25)
+        late = lim.slot()
+        sent_late = late.__enter__()  # given under the old limit, not yet sent
+        with lim.slot() as sent:
+            sent(25)  # the 11th: refused
+        lim.note_too_many_concurrent()
+        assert lim.limit == 10
+        left = threading.Event()
+
+        def leave() -> None:
+            sent_late(25)
+            left.set()
+
+        t = threading.Thread(target=leave)
+        t.start()
+        assert not left.wait(0.2)  # a bound for something that must not happen, not a wait for it
+        flying.close()  # the ten are answered
+        assert left.wait(10)
+        t.join(10)
+        late.__exit__(None, None, None)
+    assert lim.in_use == 0
