@@ -126,16 +126,7 @@ class Caller:
             last = err
             if on_retry is not None:
                 on_retry(last)
-            if last.no_answer:
-                silent = self._silent_for(started)
-                if last.unreachable and policy.fail_fast_unreachable:
-                    raise last
-                if policy.give_up_after is not None and silent >= policy.give_up_after and self._unreachable:
-                    raise self._unreachable(
-                        _("{error} ({seconds:.0f} s without an answer)").format(error=last, seconds=silent)
-                    ) from last
-            else:
-                self._answered()  # something answered, if only with an error
+            silent = self._silence(last, started, policy)
             if last.rate_limited:
                 limited += 1
                 if self.pacer is not None:
@@ -146,10 +137,27 @@ class Caller:
             if errors >= policy.attempts or limited >= policy.rate_limited_attempts:
                 raise last
             delay = self._backoff(max(errors, limited, 1), last.wait)
-            if last.no_answer and policy.give_up_after is not None and self._unreachable:
+            if silent is not None and policy.give_up_after is not None and self._unreachable:
                 # never wait past the moment the silence reaches give_up_after: check again then
                 delay = min(delay, max(0.0, policy.give_up_after - silent) + 0.05)
             self._sleep(delay)
+
+    def _silence(self, last: RetryableError, started: float, policy: RetryPolicy) -> float | None:
+        """Seconds without an answer after the failed attempt `last` (None: it was an answer, if only an
+        error). "Too many at once" is no answer either: while our own calls hang, the server refuses every
+        other call that way, and that must not hold off giving up. Raises `last` (unreachable, and the policy
+        fails fast) or Unreachable (silent for give_up_after)."""
+        if not (last.no_answer or last.concurrent):
+            self._answered()
+            return None
+        silent = self._silent_for(started)
+        if last.unreachable and policy.fail_fast_unreachable:
+            raise last
+        if policy.give_up_after is not None and silent >= policy.give_up_after and self._unreachable:
+            raise self._unreachable(
+                _("{error} ({seconds:.0f} s without an answer)").format(error=last, seconds=silent)
+            ) from last
+        return silent
 
     def _take_turn(self, cost: float, last: RetryableError | None) -> None:
         """Wait for the pacer's turn; raises StopRequested (from `last`) when a stop was requested."""
