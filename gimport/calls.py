@@ -11,11 +11,12 @@ Giving up:
 - at once, when nothing answers at all and the policy says so (`fail_fast_unreachable`);
 - when the other side has not answered for `policy.give_up_after` seconds in a row, across all calls
   and threads of this Caller: `Unreachable` (a GmailError or SourceError, by the backend's choice),
-  which stops the account cleanly, everything resumable. A refusal ("slow down", "too many concurrent
-  requests") is no answer here: a server whose calls hang and whose free slots refuse the retries must
-  not keep a run going for ever. The silence begins when the oldest unanswered attempt left (calls
-  still in flight included), and `time_left` tells the transport how long an attempt may wait for its
-  answer so that none outlasts the moment the silence reaches give_up_after;
+  which stops the account cleanly, everything resumable. A "too many concurrent requests" refusal is no
+  answer here: a server whose calls hang and whose free slots refuse the retries must not keep a run
+  going for ever. A "slow down" neither starts a silence nor ends one (a long quota pause is the per-call
+  limit's business). The silence begins when the oldest unanswered attempt left (calls still in flight
+  included), and `time_left` tells the transport how long an attempt may wait for its answer so that
+  none outlasts the moment the silence reaches give_up_after;
 - when a stop was requested: StopRequested, an Interrupted (before anything is sent, or while waiting
   to retry; the last error, if any, is in `__cause__` and in `last_error`).
 """
@@ -26,8 +27,9 @@ import itertools
 import threading
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import TypeVar, cast
 
 from gimport.contract import Pacer
 from gimport.errors import GimportError, Interrupted, RetryableError
@@ -144,40 +146,20 @@ class Caller:
         errors = limited = attempt = 0
         last: RetryableError | None = None
         while True:
-            self._take_turn(cost, last)
             attempt += 1
-            if on_attempt is not None:
-                on_attempt(attempt)
-            started = self._clock()
-            ident = next(self._attempt_ids)
-            with self._lock:
-                self._in_flight[ident] = started
-            try:
-                result = self._attempt(op)
-            except Exception as exc:  # classified by the backend
-                err = classify(exc)
-                if not isinstance(err, RetryableError):
-                    if err is exc:
-                        raise
-                    raise err from exc
-                last = err
-            else:
+            result, failure, started = self._attempt(op, cost, last, attempt, on_attempt)
+            if failure is None:
                 self._answered()
-                return result
-            finally:
-                with self._lock:
-                    del self._in_flight[ident]
+                return cast(T, result)
+            err = classify(failure)
+            if not isinstance(err, RetryableError):
+                if err is failure:
+                    raise err
+                raise err from failure
+            last = err
             if on_retry is not None:
                 on_retry(last)
-            silent = None
-            if last.no_answer or last.rate_limited:  # a refusal is no answer: it never ends a silence
-                silent = self._silent_for(started if last.no_answer else None)
-                if last.unreachable and policy.fail_fast_unreachable:
-                    raise last
-                if silent is not None and policy.give_up_after is not None and silent >= policy.give_up_after:
-                    self._give_up(last, silent)
-            else:
-                self._answered()  # something answered, if only with an error
+            silent = self._silence(last, started, policy)
             if last.rate_limited:
                 limited += 1
                 if self.pacer is not None:
@@ -192,6 +174,22 @@ class Caller:
                 # never wait past the moment the silence reaches give_up_after: check again then
                 delay = min(delay, max(0.0, policy.give_up_after - silent) + 0.05)
             self._sleep(delay)
+
+    def _silence(self, last: RetryableError, started: float, policy: RetryPolicy) -> float | None:
+        """Seconds without an answer after the failed attempt `last` (None: it was an answer, if only an error,
+        or no silence has begun). "Too many at once" is no answer either: while our own calls hang, the server
+        refuses every other call that way, and that must not hold off giving up. A "slow down" neither starts
+        nor ends a silence. Raises `last` (unreachable, and the policy fails fast) or Unreachable (silent for
+        give_up_after)."""
+        if not (last.no_answer or last.rate_limited):
+            self._answered()
+            return None
+        silent = self._silent_for(started if last.no_answer or last.concurrent else None)
+        if last.unreachable and policy.fail_fast_unreachable:
+            raise last
+        if silent is not None and policy.give_up_after is not None and silent >= policy.give_up_after:
+            self._give_up(last, silent)
+        return silent
 
     def _give_up(self, last: RetryableError, silent: float) -> None:
         """Raise Unreachable (when this Caller has one): `silent` seconds without an answer."""
@@ -214,11 +212,41 @@ class Caller:
             if self.stop.is_set():
                 raise StopRequested(_("stopped on request"), last) from last
 
-    def _attempt(self, op: Callable[[], T]) -> T:
-        if self.pacer is None:
-            return op()
-        with self.pacer.slot():  # the concurrency limit ("too many at once" lowers it)
-            return op()
+    def _attempt(
+        self,
+        op: Callable[[], T],
+        cost: float,
+        last: RetryableError | None,
+        n: int,
+        on_attempt: Callable[[int], None] | None,
+    ) -> tuple[T | None, Exception | None, float]:
+        """Attempt `n`: (the result, or the exception for the backend to classify, and when it left). The slot is
+        taken before the pacer's turn: a call holding one leaves at its turn, never in a burst when slots free
+        up; the retry waits hold none."""
+        with self._slot() as sent:
+            self._take_turn(cost, last)
+            if on_attempt is not None:
+                on_attempt(n)
+            started = self._clock()
+            sent(cost)
+            ident = next(self._attempt_ids)
+            with self._lock:
+                self._in_flight[ident] = started
+            try:
+                return op(), None, started
+            except Exception as exc:  # noqa: BLE001 - handed back to be classified by the backend
+                return None, exc, started
+            finally:
+                with self._lock:
+                    del self._in_flight[ident]
+
+    def _slot(self) -> AbstractContextManager[Callable[[float], None]]:
+        """A place in the pacer's concurrency limit ("too many at once" lowers it); none without a pacer."""
+        return nullcontext(_sent) if self.pacer is None else self.pacer.slot()
+
+
+def _sent(_cost: float) -> None:
+    """Without a pacer nothing measures the calls."""
 
 
 def default_backoff(attempt: int, server_wait: float | None = None) -> float:

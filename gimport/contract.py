@@ -298,14 +298,14 @@ class Pacer(Protocol):
     def note_rate_limited(self, server_wait: float | None = None, *, concurrent: bool = False) -> None:
         """The server refused this thread's last call: slow down, or with `concurrent` fewer calls at once."""
 
-    def slot(self) -> AbstractContextManager[None]:
-        """Hold a place in the concurrency limit for one call."""
+    def slot(self) -> AbstractContextManager[Callable[[float], None]]:
+        """Hold a place in the concurrency limit for one call; call what it yields with the cost as it leaves."""
 
     def backoff_delay(self, attempt: int, server_wait: float | None = None) -> float: ...
-
+    @property
+    def concurrency_limit(self) -> int: ...  # calls that may be in flight now (the engine's pool follows it)
     @property
     def rate_per_minute(self) -> float | None: ...
-
     @property
     def rate_limited(self) -> int: ...
 

@@ -73,7 +73,11 @@ def _gmail_unreachable(text: str) -> GmailError:
 
 def pacer(settings: Settings, *shared: pacing.SharedBudget, stop: threading.Event | None = None) -> Pacer:
     """The account's own budget ([gmail] quota_units_per_minute), chained to shared ones (admin mode)."""
-    own = pacing.RatePacer(settings.gmail.quota_units_per_minute, sleep=stop.wait if stop is not None else time.sleep)
+    own = pacing.RatePacer(
+        settings.gmail.quota_units_per_minute,
+        max_concurrent=settings.gmail.workers,  # the upper bound: the latency and the quota set the need
+        sleep=stop.wait if stop is not None else time.sleep,
+    )
     return pacing.ChainedPacer(own, *shared) if shared else own
 
 

@@ -10,6 +10,12 @@
 With --verify-exact, after 2.: `gimport verify --exact` on the imported mailbox: its calls, quota units
 (against the import's) and time.
 
+5. latency (--latency-table: only this section): `gimport run` with the emulator answering every call after L
+   seconds, L = 0, 0.3, 1.2 and 3, at 15,000 and 6,000 units/min, with a per-user limit of 25 calls in flight
+   (and of 10 at L = 3 s, where that limit binds): imports/s against the ceiling (min of the quota and
+   limit / L) and the 429s. --latency, --latency-per-mb and --max-concurrent set the emulator of the other
+   sections (the admin run's included).
+
 With --admin (100 users at 6,000 units/min, 100 at a time) or --admin-users N: instead, `gimport admin run`
 over N mailboxes of --admin-messages each, a service account impersonating each user, the per-user quota on
 (--admin-quota units/min per user, enforced by the emulator too) and --admin-parallel users at a time:
@@ -33,6 +39,7 @@ import threading
 import time
 import urllib.request
 from pathlib import Path
+from typing import ClassVar
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -47,8 +54,26 @@ _opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 class Emulator:
     """The emulator as a separate process, so it does not share a core (or the GIL) with gimport."""
 
-    def __init__(self, quota: int | None, mode: str = "bucket", window: float = 60.0) -> None:
+    # what --latency, --latency-per-mb and --max-concurrent set for every emulator of a run
+    defaults: ClassVar[dict[str, float]] = {}
+
+    def __init__(
+        self,
+        quota: int | None,
+        mode: str = "bucket",
+        window: float = 60.0,
+        *,
+        latency: float | None = None,
+        max_concurrent: int | None = None,
+    ) -> None:
         cmd = [sys.executable, "-m", "tests.rig.gmail_emulator", "--port", "0", "--user", EMAIL, "--no-merge"]
+        latency = self.defaults.get("latency", 0.0) if latency is None else latency
+        per_mb = self.defaults.get("latency_per_mb", 0.0)
+        cmd += ["--latency", str(latency), "--latency-per-mb", str(per_mb)]
+        if max_concurrent is None and "max_concurrent" in self.defaults:
+            max_concurrent = int(self.defaults["max_concurrent"])
+        if max_concurrent is not None:
+            cmd += ["--max-concurrent", str(max_concurrent)]
         if quota:
             cmd += ["--quota-units-per-minute", str(quota), "--quota-mode", mode, "--quota-window", str(window)]
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, cwd=Path(__file__).parents[1])
@@ -77,6 +102,9 @@ class Emulator:
         self.proc.wait(10)
 
 
+WORKERS: list[int] = []  # --workers: [gmail] workers for every single-user run (default: gimport's own)
+
+
 def workspace(d: Path, server: Dovecot, user: str, emu: Emulator, quota: int, scopes=SCOPES) -> Path:
     d.mkdir(parents=True, exist_ok=True)
     write_private(d / "pw.txt", server.password(user))
@@ -85,6 +113,7 @@ def workspace(d: Path, server: Dovecot, user: str, emu: Emulator, quota: int, sc
     cfg.write_text(
         f'[source]\nhost = "localhost"\nport = {server.tls_port}\nca_file = "{server.ca_file}"\n'
         f'user = "{user}"\npassword_file = "pw.txt"\n[gmail]\nquota_units_per_minute = {quota}\n'
+        + "".join(f"workers = {w}\n" for w in WORKERS)
     )
     return cfg
 
@@ -242,6 +271,86 @@ def pacing_bench(root: Path, server: Dovecot, scale: float = 1.0) -> None:
         )
 
 
+# (quota units/min, latency s, the emulator's limit on calls in flight per user)
+LATENCY_POINTS = (
+    *((q, lat, 25) for q in (15_000, 6_000) for lat in (0.0, 0.3, 1.2, 3.0)),
+    (15_000, 3.0, 10),
+    (6_000, 3.0, 10),
+)
+
+
+def latency_bench(root: Path, server: Dovecot, seconds: float, points=LATENCY_POINTS) -> None:
+    """Section 5: one `gimport run` per (quota, latency, limit) point, each on a mailbox sized for `seconds`
+    of transfer at the ceiling; prints a table."""
+    runs = []
+    for i, (quota, latency, limit) in enumerate(points):
+        user = f"lat{i}"
+        ceiling = min(quota / 60 / 25, limit / latency if latency else float("inf"))
+        server.add_user(user, separator="/")
+        for folder, msgs in realistic_mailbox(n=max(20, int(ceiling * seconds)), avg_kb=8, seed=300 + i).items():
+            server.seed(user, folder, msgs)
+        runs.append((quota, latency, limit, ceiling, user))
+    if not server.running:
+        server.start()
+    print("\n[latency: the emulator answers every call after L s; ceiling = min(quota, limit / L) imports/s]")
+    print("  (rate from 5 s past the first import to the last; 429s over the whole run; target >= 95% of the")
+    print("   ceiling when the quota binds, >= 90% when the limit on calls in flight does; 429s <= 1%)")
+    print(
+        f"  {'units/min':>9} {'L (s)':>5} {'limit':>5} {'binds':>6} {'ceiling/s':>9} {'imports/s':>9} {'share':>6}"
+        f" {'429s':>12} {'exit':>4}  verdict"
+    )
+    for quota, latency, limit, ceiling, user in runs:
+        emu = Emulator(quota=quota, latency=latency, max_concurrent=limit)
+        try:
+            cfg = workspace(root / user, server, user, emu, quota=quota)
+            _secs, rc, _ = run_gimport(cfg, emu)
+            st = emu.stats()
+        finally:
+            emu.stop()
+        stamps = import_times(cfg.parent / "gimport.log")
+        achieved, _measured = pacing_rate(stamps, after=5.0)
+        calls = st["requests"].get("messages.import", 0)
+        limited = st.get("rate_limited", 0)
+        binds = "quota" if ceiling >= quota / 60 / 25 else "limit"
+        target = 0.95 if binds == "quota" else 0.90
+        share = achieved / ceiling
+        ok = share >= target and limited <= MAX_429_SHARE * max(calls, 1)
+        print(
+            f"  {quota:>9,} {latency:>5.1f} {limit:>5} {binds:>6} {ceiling:>9.2f} {achieved:>9.2f} {share:>6.1%}"
+            f" {f'{limited}/{calls}':>12} {rc:>4}  {'ok' if ok else 'MISSED'}"
+        )
+
+
+def first_import_bench(root: Path, server: Dovecot, folders: int = 200, latency: float = 0.3) -> None:
+    """Section 6 (--first-import): seconds from the start of `gimport run` to its first import, over a mailbox of
+    `folders` folders (a tenth of them parents of the rest), each a label to create, at `latency` s a call."""
+    user = "firstimport"
+    server.add_user(user, separator="/")
+    parents = max(1, folders // 10)
+    names = [f"Dept{i:02d}" for i in range(parents)]
+    names += [f"Dept{i % parents:02d}/Topic{i:03d}" for i in range(folders - parents)]
+    for i, name in enumerate(names):
+        body = f"Subject: m{i}\r\nMessage-ID: <first{i}@bench.invalid>\r\n\r\nhello\r\n".encode()
+        server.seed(user, name, [SeedMessage(body, ("\\Seen",))])
+    if not server.running:
+        server.start()
+    emu = Emulator(quota=15_000, latency=latency, max_concurrent=25)
+    try:
+        cfg = workspace(root / user, server, user, emu, quota=15_000)
+        started = dt.datetime.now()
+        secs, rc, _ = run_gimport(cfg, emu)
+        st = emu.stats()
+    finally:
+        emu.stop()
+    stamps = import_times(cfg.parent / "gimport.log")
+    first = (stamps[0] - started).total_seconds() if stamps else float("nan")
+    print(f"\n[first import: {folders} folders = {folders} labels to create, {latency} s a call, 15,000 units/min]")
+    print(
+        f"  exit {rc}; first import {first:.1f} s after the start; {len(stamps)} imported in {secs:.1f} s;"
+        f" labels.create calls {st['requests'].get('labels.create', 0)}; 429s {st.get('rate_limited', 0)}"
+    )
+
+
 def admin_bench(args: argparse.Namespace) -> int:
     """`gimport admin run` over many users with the per-user quota on; prints aggregate figures."""
     import csv
@@ -373,6 +482,17 @@ def verify_exact_bench(cfg: Path, emu: Emulator) -> None:
     )
 
 
+def set_defaults(args: argparse.Namespace) -> None:
+    """What --latency, --latency-per-mb, --max-concurrent and --workers set for every run."""
+    if args.latency is not None:
+        Emulator.defaults["latency"] = args.latency
+    Emulator.defaults["latency_per_mb"] = args.latency_per_mb
+    if args.max_concurrent is not None:
+        Emulator.defaults["max_concurrent"] = args.max_concurrent
+    if args.workers is not None:
+        WORKERS.append(args.workers)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--messages", type=int, default=2000)
@@ -389,6 +509,13 @@ def main() -> int:
     )
     ap.add_argument("--pacing", action="store_true", help="run only the pacing section (about 7 minutes)")
     ap.add_argument("--skip-pacing", action="store_true", help="leave the pacing section out")
+    ap.add_argument("--latency-table", action="store_true", help="run only the latency section (about 8 minutes)")
+    ap.add_argument("--first-import", action="store_true", help="only: time to the first import, 200 folders, 0.3 s")
+    ap.add_argument("--latency-seconds", type=float, default=40, help="transfer seconds per latency point (40)")
+    ap.add_argument("--latency", type=float, default=None, help="the emulator's seconds per call (other sections)")
+    ap.add_argument("--latency-per-mb", type=float, default=0.0, help="the emulator's added seconds per MB")
+    ap.add_argument("--max-concurrent", type=int, default=None, help="the emulator's per-user limit on calls in flight")
+    ap.add_argument("--workers", type=int, default=None, help="[gmail] workers of the single-user runs")
     ap.add_argument("--pacing-scale", type=float, default=1.0, help="scale the pacing runs' length (default 1)")
     ap.add_argument(
         "--admin",
@@ -405,6 +532,7 @@ def main() -> int:
     )
     ap.add_argument("--admin-project-quota", type=int, default=1_200_000, help="project budget, units/min")
     args = ap.parse_args()
+    set_defaults(args)
     if args.admin:
         given = set(sys.argv[1:])
         if "--admin-users" not in given:
@@ -422,10 +550,17 @@ def main() -> int:
     root.chmod(0o755)
     server = Dovecot(root / "dovecot")
     emus: list[Emulator] = []
-    if args.pacing:
+    if args.pacing or args.latency_table or args.first_import:
         try:
-            print(f"machine: {os.cpu_count()} cores, Python {sys.version.split()[0]}")
-            pacing_bench(root, server, args.pacing_scale)
+            print(
+                f"machine: {os.cpu_count()} cores, Python {sys.version.split()[0]}; load average {os.getloadavg()[0]:.1f}"
+            )
+            if args.first_import:
+                first_import_bench(root, server)
+            elif args.latency_table:
+                latency_bench(root, server, args.latency_seconds)
+            else:
+                pacing_bench(root, server, args.pacing_scale)
             return 0
         finally:
             server.stop()

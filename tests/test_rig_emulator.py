@@ -614,6 +614,39 @@ def test_concurrency_cap(emu):
     assert emu.in_flight(ALICE) == 0
 
 
+def test_latency_per_call_and_per_mb_holds_the_slot(emu):
+    svc, creds = service_for(emu, ALICE)
+    svc.users().labels().list(userId="me").execute()  # token fetched before the latency is on
+    emu.latency, emu.latency_per_mb, emu.max_concurrent = 0.3, 2.0, 1
+    t = time.monotonic()
+    small = svc.users().messages().import_(userId="me", body={"raw": b64url(make_message(1))}).execute()
+    small_secs = time.monotonic() - t
+    assert 0.3 <= small_secs < 0.3 + 1.0
+    big = make_message(2, body=b"x" * 76 + b"\r\n") + b"y" * 300_000  # ~400 KB once base64 in JSON
+    box: list = []
+    caller = threading.Thread(
+        target=lambda: box.append(
+            svc.users().messages().import_(userId="me", body={"raw": b64url(big)}).execute(http=authorized_http(creds))
+        )
+    )
+    t = time.monotonic()
+    caller.start()
+    deadline = time.monotonic() + 10
+    while emu.in_flight(ALICE) < 1:
+        assert time.monotonic() < deadline, "the call never arrived"
+        time.sleep(0.002)
+    # it holds its slot while it takes its time: another call is refused at once, without the latency
+    refused_at = time.monotonic()
+    with pytest.raises(HttpError) as ei:
+        svc.users().getProfile(userId="me").execute()
+    assert error_of(ei.value)["message"] == "Too many concurrent requests for user."
+    assert time.monotonic() - refused_at < 0.3
+    caller.join(10)
+    big_secs = time.monotonic() - t
+    assert 0.3 + 2.0 * 0.4 <= big_secs < 0.3 + 2.0 * 0.6 + 1.0  # the size part counts the request body
+    assert [m.id for m in emu.user(ALICE).messages] == [small["id"], box[0]["id"]]
+
+
 @pytest.mark.parametrize("merge", [True, False])
 def test_reimport_of_same_message_id(merge):
     with GmailEmulator(merge_duplicates=merge) as emu:

@@ -222,7 +222,7 @@ def _gmail_settings(raw: Any, base: Path, environ: Mapping[str, str]) -> GmailSe
         token_file=gm.path("token_file", "token.json"),
         user=gm.str("user"),
         quota_units_per_minute=gm.int("quota_units_per_minute", DEFAULT_QUOTA, minimum=25, maximum=MAX_UNITS),
-        workers=gm.int("workers", 8, minimum=1, maximum=MAX_WORKERS),
+        workers=gm.int("workers", 40, minimum=1, maximum=MAX_WORKERS),
         give_up_after=float(gm.int("give_up_after", 600, minimum=1, maximum=MAX_GIVE_UP_AFTER)),
         api_url=environ.get(API_URL_ENV) or None,
     )

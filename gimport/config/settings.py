@@ -93,7 +93,7 @@ class GmailSettings:
     token_file: Path
     user: str | None = None  # expected account; run refuses any other
     quota_units_per_minute: int = DEFAULT_QUOTA
-    workers: int = 8
+    workers: int = 40  # the upper bound on import calls in flight (the need follows rate x latency)
     api_url: str | None = None  # from GIMPORT_GMAIL_API_URL only
     give_up_after: float = 600.0  # seconds with no answer from Gmail before a run stops (exit 5)
 

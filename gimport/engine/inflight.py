@@ -1,4 +1,5 @@
-"""A bound on the bytes of fetched messages waiting for import (between the engine's reader and workers)."""
+"""A bound on the bytes of fetched messages waiting for import (between the engine's reader and workers), and
+the size of the import pool it allows."""
 
 from __future__ import annotations
 
@@ -34,3 +35,11 @@ class InFlightBytes:
         with self._cond:
             while self.used > 0 and not self._stop.is_set():
                 self._cond.wait(0.2)
+
+
+def pool_size(limit: int, upper: int, budget: int, mean_bytes: int) -> int:
+    """Import threads wanted: as many as the calls the pacer lets in flight (`limit`), never more than `upper`
+    ([gmail] workers) nor than the byte budget holds messages of the mean size (plus one: one message always
+    fits). Each thread holds one message of the budget, so large messages count by their bytes."""
+    by_bytes = budget // max(1, mean_bytes) + 1
+    return max(1, min(limit, upper, by_bytes))

@@ -35,7 +35,7 @@ from gimport.contract import (
 from gimport.engine.copies import finish_copies, labels_with_copies
 from gimport.engine.fetch import Fetcher, Item, ItemQueue
 from gimport.engine.identity import identify
-from gimport.engine.inflight import InFlightBytes
+from gimport.engine.inflight import InFlightBytes, pool_size
 from gimport.engine.labels import Labels
 from gimport.engine.lost_state import check_new_state
 from gimport.engine.reporting import NullReporter
@@ -63,7 +63,7 @@ log = logging.getLogger("gimport")
 
 @dataclass
 class EngineOptions:
-    workers: int = 8
+    workers: int = 40  # the upper bound on import calls in flight (the need follows rate x latency)
     memory_budget: int = 24 * 1024 * 1024  # bytes of fetched messages waiting for import (~1 s of work)
     fetch_batch: int = 100  # messages per IMAP FETCH
     fetch_batch_bytes: int = 8 * 1024 * 1024
@@ -327,16 +327,28 @@ class Migration:
         return s
 
     def _transfer(self, work: list[FolderWork]) -> None:
+        """Fetch in one thread, import in a pool that grows with the calls the pacer lets in flight (the rate
+        times the latency, see gimport.pacing.concurrency), within `workers` and the byte budget."""
         budget = InFlightBytes(self.options.memory_budget, self._stop)
         q: ItemQueue = queue.Queue()
-        workers = [
-            threading.Thread(
-                target=self._worker, args=(budget, q), name=f"{self.options.thread_prefix}import-{i}", daemon=True
-            )
-            for i in range(self.options.workers)
-        ]
-        for t in workers:
-            t.start()
+        items = sum(len(folder.items) for folder in work)
+        mean = sum(folder.size for folder in work) // max(1, items)
+        workers: list[threading.Thread] = []
+
+        def grow(fetched: bool) -> None:
+            wanted = pool_size(self.pacer.concurrency_limit, self.options.workers, budget.limit, mean)
+            while len(workers) < min(wanted, items):
+                t = threading.Thread(
+                    target=self._worker,
+                    args=(budget, q),
+                    name=f"{self.options.thread_prefix}import-{len(workers)}",
+                    daemon=True,
+                )
+                workers.append(t)
+                t.start()
+                if fetched:
+                    q.put(None)  # its end, behind the items still queued
+
         fetch = Fetcher(
             source=self.source,
             rescan=self._scanner.rescan,
@@ -349,12 +361,15 @@ class Migration:
             fatal=self._set_fatal,
         )
         fetcher = threading.Thread(
-            target=fetch.run,
-            args=(work, self.options.workers),
-            name=f"{self.options.thread_prefix}fetch",
-            daemon=True,
+            target=fetch.run, args=(work, 0), name=f"{self.options.thread_prefix}fetch", daemon=True
         )
+        grow(fetched=False)
         fetcher.start()
-        for t in [fetcher, *workers]:
-            while t.is_alive():
-                t.join(0.5)
+        while fetcher.is_alive():
+            grow(fetched=False)
+            fetcher.join(0.1)
+        for _t in workers:
+            q.put(None)  # one end per worker; workers started from now on bring their own
+        while alive := [t for t in workers if t.is_alive()]:
+            grow(fetched=True)
+            alive[0].join(0.1)

@@ -5,8 +5,8 @@ Callers charge each call its cost in units with acquire(); the pacer spaces call
 server measures its quota (a token bucket, a short or a long sliding window), evenly spaced calls under the
 rate fit. When the server says "slow down" the pacer cuts its rate once per congestion event and climbs back
 (to the configured rate within `recovery_seconds` of quiet after an isolated refusal; see RatePacer); a
-server-given wait holds every caller until then. "Too many calls at once" lowers the concurrency instead
-(ConcurrencyLimit). Jittered exponential backoff delays honour a server-given wait. Clock, sleep and
+server-given wait holds every caller until then. How many calls may be in flight follows the rate and the
+latency, and "too many calls at once" lowers it instead of the rate (gimport.pacing.concurrency). Jittered exponential backoff delays honour a server-given wait. Clock, sleep and
 randomness are injectable for tests.
 """
 
@@ -15,99 +15,12 @@ from __future__ import annotations
 import random
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from typing import Protocol
 
 from gimport.contract import Pacer
-
-
-class ConcurrencyLimit:
-    """How many calls may be in flight at once: unlimited until the server says "too many at once".
-
-    AIMD: a refusal (note_too_many_concurrent) sets the limit to `decrease` times the number of calls
-    that were in flight when the refused call started (at least `minimum`), once per congestion event:
-    refusals of calls that started before that cut do not cut again. Each `increase_seconds` without a
-    refusal the limit rises by one; once it is above the most calls ever seen in flight it is lifted.
-    Thread-safe. note_too_many_concurrent() belongs to the thread whose call was refused (it is matched
-    to that thread's last slot()).
-    """
-
-    def __init__(
-        self,
-        *,
-        decrease: float = 0.75,
-        minimum: int = 1,
-        increase_seconds: float = 5.0,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self._decrease, self._minimum, self._increase = decrease, max(1, minimum), increase_seconds
-        self._clock = clock
-        self._cond = threading.Condition()
-        self._local = threading.local()
-        self._limit: int | None = None
-        self._in_use = self._peak = 0
-        self._generation = 0  # one per cut
-        self._changed = clock()
-        self.refusals = 0
-
-    @property
-    def limit(self) -> int | None:
-        """The current limit; None = no limit."""
-        with self._cond:
-            self._raise(self._clock())
-            return self._limit
-
-    @property
-    def in_use(self) -> int:
-        with self._cond:
-            return self._in_use
-
-    def _raise(self, now: float) -> None:
-        if self._limit is None:
-            return
-        steps = int((now - self._changed) / self._increase)
-        if steps > 0:
-            self._limit += steps
-            self._changed += steps * self._increase
-            if self._limit > self._peak:
-                self._limit = None  # it no longer binds: stop counting
-            self._cond.notify_all()
-
-    @contextmanager
-    def slot(self) -> Iterator[None]:
-        """Hold one of the limited places for the duration of a call; blocks while all are taken."""
-        with self._cond:
-            while True:
-                self._raise(self._clock())
-                if self._limit is None or self._in_use < self._limit:
-                    break
-                # woken by a release; the timeout lets a rise of the limit in by itself
-                self._cond.wait(self._increase)
-            self._in_use += 1
-            self._peak = max(self._peak, self._in_use)
-            self._local.generation, self._local.in_use = self._generation, self._in_use
-        try:
-            yield
-        finally:
-            with self._cond:
-                self._in_use -= 1
-                self._cond.notify()
-
-    def note_too_many_concurrent(self) -> None:
-        """The server refused this thread's last call for having too many calls in flight."""
-        with self._cond:
-            self.refusals += 1
-            if getattr(self._local, "generation", self._generation) != self._generation:
-                return  # it started before the last cut: the same congestion event
-            now = self._clock()
-            self._raise(now)
-            started_with = getattr(self._local, "in_use", 0) or self._in_use + 1
-            if self._limit is not None:
-                started_with = min(started_with, self._limit)
-            self._limit = max(self._minimum, int(started_with * self._decrease))
-            self._generation += 1
-            self._changed = now
+from gimport.pacing.concurrency import CallLimit
 
 
 class RatePacer:
@@ -124,8 +37,8 @@ class RatePacer:
     configured rate (jitter at the edge of the quota) costs a light dip and the configured rate is back in
     `recovery_seconds`, while a configured rate above what the server allows settles near the allowed rate
     instead of being hit again every few seconds. A server-given wait holds every caller, the ones already
-    waiting included, until then. Also owns the ConcurrencyLimit (`concurrency`, slot()) that "too many at
-    once" answers lower.
+    waiting included, until then. Also owns the CallLimit (`concurrency`, slot()): at most `max_concurrent`
+    calls in flight, as many as the rate needs at the latency seen, fewer after "too many at once".
 
     note_rate_limited() is matched to the calling thread's last acquire(): call it from the thread that
     made the refused call.
@@ -142,6 +55,7 @@ class RatePacer:
         recovery_seconds: float = 10.0,
         probe: float = 0.005,
         max_delay: float = 64.0,
+        max_concurrent: int = 8,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], object] = time.sleep,
         rand: Callable[[], float] = random.random,
@@ -161,7 +75,7 @@ class RatePacer:
         self._ceiling = 0.0  # the rate last refused, capped at the configured rate: the climb's first goal
         self._generation = 0  # one per cut: which congestion event a call belongs to
         self._epoch = 0  # one per cut or longer pause: the schedule waiting callers hold is void
-        self.concurrency = ConcurrencyLimit(clock=clock)
+        self.concurrency = CallLimit(upper=max_concurrent, rate=self._units_per_second, clock=clock)
         self.units_spent = 0.0
         self.rate_limited = 0
 
@@ -178,11 +92,18 @@ class RatePacer:
             return self._configured
         return probed
 
+    def _units_per_second(self) -> float | None:
+        with self._lock:
+            return self._rate(self._clock())
+
     @property
     def rate_per_minute(self) -> float | None:
-        with self._lock:
-            rate = self._rate(self._clock())
+        rate = self._units_per_second()
         return None if rate is None else rate * 60.0
+
+    @property
+    def concurrency_limit(self) -> int:
+        return self.concurrency.limit
 
     def _reserve(self, units: float, now: float) -> tuple[float, int]:
         """Give the caller its turn (under the lock): (seconds to wait for it, epoch)."""
@@ -251,11 +172,9 @@ class RatePacer:
                 self._epoch += 1
                 self._last = min(self._last, now)  # turns given for later are void: they are taken anew
 
-    @contextmanager
-    def slot(self) -> Iterator[None]:
-        """Hold a place in the concurrency limit for one call (see ConcurrencyLimit.slot)."""
-        with self.concurrency.slot():
-            yield
+    def slot(self) -> AbstractContextManager[Callable[[float], None]]:
+        """Hold a place in the concurrency limit for one call (see CallLimit.slot)."""
+        return self.concurrency.slot()
 
     def backoff_delay(self, attempt: int, server_wait: float | None = None) -> float:
         """Delay before retry number `attempt` (1-based): min(2**(attempt-1) + jitter, max_delay),
@@ -299,10 +218,12 @@ class ChainedPacer:
     def note_rate_limited(self, server_wait: float | None = None, *, concurrent: bool = False) -> None:
         self.own.note_rate_limited(server_wait, concurrent=concurrent)
 
-    @contextmanager
-    def slot(self) -> Iterator[None]:
-        with self.own.slot():
-            yield
+    def slot(self) -> AbstractContextManager[Callable[[float], None]]:
+        return self.own.slot()
+
+    @property
+    def concurrency_limit(self) -> int:
+        return self.own.concurrency_limit
 
     def backoff_delay(self, attempt: int, server_wait: float | None = None) -> float:
         return self.own.backoff_delay(attempt, server_wait)

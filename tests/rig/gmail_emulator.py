@@ -4,7 +4,7 @@ Test rig only (stdlib only). It speaks the wire protocol the client uses against
 oauth2.googleapis.com: OAuth (authorize redirect, code grant with PKCE, refresh grant, jwt-bearer grant,
 revoke), the Gmail REST calls the product needs (labels, messages.import/insert in every upload flavour,
 profile, settings), batch, per-user quota (token bucket or sliding window), a per-user concurrency cap,
-and injected faults.
+a latency (per call, plus optionally per MB of the request), and injected faults.
 
 Usage from a test::
 
@@ -16,7 +16,9 @@ Usage from a test::
 Standalone: ``python -m tests.rig.gmail_emulator --port 0 --user alice@example.ac.jp`` prints
 ``gmail emulator listening on http://127.0.0.1:PORT/`` and serves until SIGTERM/SIGINT. The quota:
 ``--quota-units-per-minute N`` with ``--quota-mode bucket`` (default; ``--burst-seconds``) or
-``--quota-mode sliding --quota-window SECONDS`` (see GmailEmulator).
+``--quota-mode sliding --quota-window SECONDS`` (see GmailEmulator). ``--latency SECONDS`` and
+``--latency-per-mb SECONDS`` make every Gmail call take that long; ``--max-concurrent N`` is the per-user cap
+on calls in flight (Gmail's 429 "Too many concurrent requests for user").
 
 Method names (for faults and stats): the discovery-document method id without the ``gmail.users.`` prefix,
 e.g. ``messages.import``, ``labels.list``, ``labels.create``, ``getProfile``, ``settings.getImap``.
@@ -959,7 +961,12 @@ class GmailEmulator:
     in the last quota_window seconds plus its own exceed upm*quota_window/60 (a call dearer than the
     whole window passes when the window is empty). Both refuse with Gmail's 429 "Retry after <time>",
     the time at which the same call would pass; refused calls cost nothing.
-    max_concurrent: per-user cap on requests in flight (None = no cap); a batch is one request.
+    max_concurrent: per-user cap on requests in flight (None = no cap); a batch is one request. A call over
+    the cap is refused at once (before any latency) with 429 "Too many concurrent requests for user."
+    latency, latency_per_mb: every Gmail API call (and every chunk of a resumable upload) is answered
+    `latency + latency_per_mb * MB of its request body` seconds after it arrived, holding its concurrency
+    slot all along (real Gmail answers a small import in a few hundred ms, a large one in seconds). Quota
+    refusals wait too; OAuth and control endpoints never do. Both may be changed while running.
     merge_duplicates: a messages.import of a Message-ID already imported for that user returns the
     existing message (labels merged) instead of storing a second copy. messages.insert never merges.
     date_mode: how internalDateSource=dateHeader reads the Date header: ``"lenient"`` (default; whatever
@@ -976,6 +983,8 @@ class GmailEmulator:
         max_concurrent: int | None = 10,
         merge_duplicates: bool = True,
         date_mode: str = "lenient",
+        latency: float = 0.0,
+        latency_per_mb: float = 0.0,
         access_token_lifetime: int = 3600,
         host: str = "127.0.0.1",
         port: int = 0,
@@ -990,6 +999,10 @@ class GmailEmulator:
         self.quota_mode = quota_mode
         self.quota_window = quota_window
         self.max_concurrent = max_concurrent
+        if latency < 0 or latency_per_mb < 0:
+            raise ValueError("latency must not be negative")
+        self.latency, self.latency_per_mb = latency, latency_per_mb
+        self._stopping = threading.Event()  # cuts latency waits short at stop()
         self.merge_duplicates = merge_duplicates
         if date_mode not in DATE_MODES:
             raise ValueError(f"date_mode must be one of {DATE_MODES}, not {date_mode!r}")
@@ -1037,6 +1050,7 @@ class GmailEmulator:
     def start(self) -> GmailEmulator:
         if self._server is not None:
             return self
+        self._stopping.clear()
         self._server = _Server((self.host, self.port), _Handler, self)
         self.port = self._server.server_address[1]
         self._thread = threading.Thread(
@@ -1051,6 +1065,7 @@ class GmailEmulator:
             return
         for f in self.faults:
             f.release()
+        self._stopping.set()
         server.shutdown()
         server.server_close()
         server.close_connections()
@@ -1338,8 +1353,15 @@ class GmailEmulator:
         except _ApiError as e:
             return self._after_faults(call.fault, e.resp, ctx)
         finally:
+            self._take_time(len(req.body or b""))
             if acquired:
                 self._release(state)
+
+    def _take_time(self, body_bytes: int) -> None:
+        """The call's latency (see GmailEmulator), while it holds its concurrency slot."""
+        delay = self.latency + self.latency_per_mb * body_bytes / 1e6
+        if delay > 0:
+            self._stopping.wait(delay)
 
     def _acquire(self, state: UserState, ctx: _Ctx) -> bool | None:
         """True: took a slot (release it after the call); False: the batch holds one; None: over the cap."""
@@ -1805,6 +1827,7 @@ class GmailEmulator:
                 resp = self._upload_step(sess, state, req, cr, is_status)
             return self._after_faults(fault, resp, ctx)
         finally:
+            self._take_time(len(req.body or b""))
             if acquired:
                 self._release(state)
 
@@ -2380,7 +2403,11 @@ def main(argv: list[str] | None = None) -> int:
         help="how the per-user quota is measured: a token bucket (default) or a sliding window",
     )
     ap.add_argument("--quota-window", type=float, default=60.0, help="sliding mode: the window in seconds (default 60)")
-    ap.add_argument("--max-concurrent", type=int, default=10, help="per-user cap; 0 = none")
+    ap.add_argument("--max-concurrent", type=int, default=10, help="per-user cap on calls in flight; 0 = none")
+    ap.add_argument("--latency", type=float, default=0.0, help="seconds every Gmail call takes (default 0)")
+    ap.add_argument(
+        "--latency-per-mb", type=float, default=0.0, help="seconds added per MB of a call's request body (default 0)"
+    )
     ap.add_argument("--no-merge", action="store_true", help="store re-imports of a Message-ID as new messages")
     ap.add_argument(
         "--date-mode",
@@ -2398,6 +2425,8 @@ def main(argv: list[str] | None = None) -> int:
         max_concurrent=args.max_concurrent if args.max_concurrent > 0 else None,
         merge_duplicates=not args.no_merge,
         date_mode=args.date_mode,
+        latency=args.latency,
+        latency_per_mb=args.latency_per_mb,
         host=args.host,
         port=args.port,
     )

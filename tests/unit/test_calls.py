@@ -38,7 +38,9 @@ class FakePacer:
 
     @contextlib.contextmanager
     def slot(self):
-        yield
+        yield lambda cost: None
+
+    concurrency_limit = 8
 
     def backoff_delay(self, attempt, server_wait=None):
         return max(float(attempt), server_wait or 0.0)
@@ -143,6 +145,20 @@ def test_an_answer_resets_the_silence():
     clock.now += 1000
     op, _ = failing([RetryableError("reset", no_answer=True)] * 3)
     assert c.call(op) == "ok"  # the clock moved, but the silence started again at the answer
+
+
+def test_nothing_but_too_many_concurrent_is_silence_too():
+    """While our own calls hang, the server refuses every other call as "too many at once": no answer
+    either, so the account stops after give_up_after instead of retrying those refusals for ever."""
+    c, clock = caller(RetryPolicy(give_up_after=10.0), unreachable=lambda t: GmailError(f"gone: {t}"))
+    op, calls = failing([RetryableError("too many", rate_limited=True, concurrent=True)] * 40)
+    with pytest.raises(GmailError, match="gone"):
+        c.call(op)
+    assert 10.0 <= clock.now < 10.0 + 2.0  # checked again when the silence reached it
+    assert len(calls) < 10
+    ok, _ = failing([RetryableError("too many", rate_limited=True, concurrent=True)] * 3)
+    c2, _clock2 = caller(RetryPolicy(give_up_after=10.0), unreachable=lambda t: GmailError(t))
+    assert c2.call(ok) == "ok"  # refusals that end in an answer within the bound are just retried
 
 
 def test_a_call_that_hangs_counts_its_silence_from_when_it_left():

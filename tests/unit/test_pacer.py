@@ -1,4 +1,4 @@
-"""The pacer and the concurrency limit with a fake clock: no real waiting."""
+"""The pacer with a fake clock: no real waiting (its concurrency limit: test_concurrency.py)."""
 
 import itertools
 import threading
@@ -6,7 +6,7 @@ from contextlib import ExitStack
 
 import pytest
 
-from gimport.pacing.rate import ConcurrencyLimit, RatePacer
+from gimport.pacing.rate import RatePacer
 
 
 class FakeClock:
@@ -194,15 +194,16 @@ def test_a_stop_aware_sleep_cut_short_returns_at_once():
 
 
 def test_too_many_concurrent_lowers_the_concurrency_not_the_rate():
-    pacer, _clock = make(12000)
+    pacer, _clock = make(None, max_concurrent=40)  # unlimited rate: the limit is the upper bound
     full = pacer.rate_per_minute
+    assert pacer.concurrency_limit == 40
     with ExitStack() as stack:
         for _ in range(8):
-            stack.enter_context(pacer.slot())
+            stack.enter_context(pacer.slot())(25)
         pacer.note_rate_limited(concurrent=True)
     assert pacer.rate_per_minute == full
     assert pacer.rate_limited == 1
-    assert pacer.concurrency.limit == 6
+    assert pacer.concurrency_limit == 7  # just under the 8 that were refused
 
 
 def test_backoff_is_exponential_capped_and_honours_server_wait():
@@ -229,88 +230,3 @@ def test_threads_share_the_budget():
     assert pacer.units_spent == 8 * 50 * 25
     # 10,000 units at 98 units/s cannot take less than ~100 s of (fake) time
     assert clock.now - start >= (10_000 - 49) / 98 - 1
-
-
-def limit(**kw):
-    clock = FakeClock()
-    return ConcurrencyLimit(clock=clock, **kw), clock
-
-
-def test_concurrency_is_unlimited_until_the_server_complains():
-    lim, _ = limit()
-    with ExitStack() as stack:
-        for _ in range(50):
-            stack.enter_context(lim.slot())
-        assert lim.in_use == 50
-        assert lim.limit is None
-    assert lim.in_use == 0
-
-
-def test_one_cut_per_congestion_event_then_one_more_each_quiet_period_until_lifted():
-    lim, clock = limit(decrease=0.75, increase_seconds=5)
-    barrier = threading.Barrier(8)
-
-    def refused():
-        with lim.slot():
-            barrier.wait()  # eight in flight together
-        lim.note_too_many_concurrent()
-
-    threads = [threading.Thread(target=refused) for _ in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert lim.refusals == 8
-    assert lim.limit == 6  # 8 * 0.75, once
-    clock.sleep(5)
-    assert lim.limit == 7
-    clock.sleep(5)
-    assert lim.limit == 8
-    clock.sleep(5)
-    assert lim.limit is None  # above the most ever in flight: lifted
-    with lim.slot():
-        pass
-    with lim.slot():  # started after the cut: a refusal now is a new event
-        lim.note_too_many_concurrent()
-    assert lim.limit == 1
-
-
-def test_a_full_limit_blocks_until_a_slot_is_released():
-    lim, _ = limit(decrease=0.5)
-    with ExitStack() as stack:
-        for _ in range(4):
-            stack.enter_context(lim.slot())
-        lim.note_too_many_concurrent()
-        assert lim.limit == 2
-        entered = threading.Event()
-
-        def another():
-            with lim.slot():
-                entered.set()
-
-        t = threading.Thread(target=another)
-        t.start()
-        stack.close()  # four released: in use 0 < 2
-        assert entered.wait(10)
-        t.join(10)
-    assert lim.in_use == 0
-
-
-def test_waiting_for_a_slot_really_waits():
-    lim, _ = limit(decrease=0.5, increase_seconds=3600)
-    first = lim.slot()
-    first.__enter__()
-    lim.note_too_many_concurrent()  # one in flight, refused: limit 1
-    assert lim.limit == 1
-    entered = threading.Event()
-
-    def another():
-        with lim.slot():
-            entered.set()
-
-    t = threading.Thread(target=another)
-    t.start()
-    assert not entered.wait(0.2)  # a bound for something that must not happen, not a wait for it
-    first.__exit__(None, None, None)
-    assert entered.wait(10)
-    t.join(10)
