@@ -38,3 +38,19 @@ def wait_for(predicate, timeout=30.0):
             return True
         time.sleep(0.01)  # polling a condition, not waiting for time to pass
     raise AssertionError("condition not reached in time")
+
+
+def record_pacers(monkeypatch) -> list:
+    """Every RatePacer the code builds from now on (the wiring makes one per account), to read afterwards
+    what it saw: how often Gmail asked it to slow down, its concurrency limit."""
+    import gimport.pacing.rate
+
+    pacers: list = []
+
+    class Recorded(gimport.pacing.rate.RatePacer):
+        def __init__(self, *a, **kw):
+            super().__init__(*a, **kw)
+            pacers.append(self)
+
+    monkeypatch.setattr(gimport.pacing.rate, "RatePacer", Recorded)
+    return pacers

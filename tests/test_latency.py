@@ -7,7 +7,7 @@ import datetime as dt
 
 import pytest
 
-from tests.helpers import run
+from tests.helpers import record_pacers, run
 from tests.rig.corpus import make_message
 from tests.rig.dovecot import SeedMessage
 from tests.rig.gmail_emulator import GmailEmulator
@@ -23,7 +23,6 @@ def import_times(log) -> list[dt.datetime]:
 
 
 def test_the_quota_is_held_at_a_latency_that_eight_workers_could_not(tmp_path, imap_user, monkeypatch, capsys):
-    import gimport.pacing.rate
 
     n = 100
     imap_user.seed(
@@ -36,14 +35,7 @@ def test_the_quota_is_held_at_a_latency_that_eight_workers_could_not(tmp_path, i
     # 15,000 units/min = 10 imports/s; 1.2 s a call needs 12 in flight: 8 fixed workers made 6.7/s
     emu = GmailEmulator(quota_units_per_minute=15_000, latency=1.2, max_concurrent=25, merge_duplicates=False)
     emu.start()
-    pacers = []
-
-    class Recorded(gimport.pacing.rate.RatePacer):
-        def __init__(self, *a, **kw):
-            super().__init__(*a, **kw)
-            pacers.append(self)
-
-    monkeypatch.setattr(gimport.pacing.rate, "RatePacer", Recorded)
+    pacers = record_pacers(monkeypatch)
     try:
         w = make_workspace(
             tmp_path, server=imap_user.server, user=imap_user.name, emulator=emu, email=EMAIL,

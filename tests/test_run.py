@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from tests.helpers import run, run_process, wait_for
+from tests.helpers import record_pacers, run, run_process, wait_for
 from tests.rig.corpus import make_message, sample_mailbox
 from tests.rig.dovecot import SeedMessage
 from tests.rig.gmail_emulator import Fault, GmailEmulator
@@ -320,21 +320,12 @@ def test_a_quota_set_too_high_is_found_out(tmp_path, imap_user, monkeypatch, cap
 
 
 def test_too_many_concurrent_requests_lower_the_concurrency_not_the_rate(tmp_path, imap_user, monkeypatch, capsys):
-    import gimport.pacing.rate
-
     box = sample_mailbox(n=60, seed=7)
     for folder, msgs in box.items():
         imap_user.seed(folder, msgs)
     emu = GmailEmulator(max_concurrent=2, merge_duplicates=False)  # 8 workers, 2 calls at once allowed
     emu.start()
-    pacers = []
-
-    class Recorded(gimport.pacing.rate.RatePacer):
-        def __init__(self, *a, **kw):
-            super().__init__(*a, **kw)
-            pacers.append(self)
-
-    monkeypatch.setattr(gimport.pacing.rate, "RatePacer", Recorded)
+    pacers = record_pacers(monkeypatch)
     try:
         emu.add_user(EMAIL)
         emu.faults.add(Fault("slow", method="import", count=None, delay=0.03))  # calls overlap
