@@ -197,3 +197,59 @@ def test_keywords_become_labels(ws, emulator, imap_user, capsys):
         "m6": ["INBOX", "Projekt_X", "テスト"],
         "m7": ["Clients/A", "INBOX"],
     }
+
+
+def test_check_tells_folder_by_folder_what_gmail_gets_otherwise(ws, emulator, imap_user, capsys):
+    """`check` (and `check --json`, and `plan --json`) name, per folder, the dates a run fixes, the messages
+    marked deleted, the tags that become labels and the messages without a Message-ID; a folder Gmail gets
+    as it is has no line."""
+
+    def raw(n, **kw):
+        return make_message(subject=f"m{n}", body=f"body {n}\n", sender="a@example.org", to="b@example.org", **kw)
+
+    imap_user.seed(
+        "INBOX",
+        [
+            SeedMessage(raw(1, message_id=None), flags=("\\Seen",)),
+            SeedMessage(raw(2, date="Tue, 3 Mar 98 10:00:00 JST"), flags=("\\Seen",)),
+            SeedMessage(raw(3), flags=("\\Seen", "$label2")),
+            SeedMessage(raw(4), flags=("\\Seen", "\\Deleted")),
+        ],
+    )
+    imap_user.seed("Work", [msg(5), msg(6)])
+    imap_user.seed("Old", [SeedMessage(raw(7, message_id=None), flags=("\\Seen",)), msg(8)])
+
+    inbox = next(f for f in plan_json(ws, capsys)["folders"] if f["folder"] == "INBOX")
+    assert inbox["without_message_id"] == 1
+    assert inbox["dates_to_fix"] == 1
+    assert inbox["keyword_labels"] == {"Work": 1}
+    assert inbox["marked_deleted"] == 1
+
+    capsys.readouterr()
+    rc, out = run(ws, "check", capsys=capsys)
+    assert rc == 0, out.out + out.err
+    lines = [line.strip() for line in out.out.splitlines()]
+    inbox_line = next(line for line in lines if line.startswith("INBOX:"))
+    for point in (
+        "1 Date(s) fixed",
+        "1 marked deleted (left out)",
+        "tags as labels: Work (1)",
+        "1 without a Message-ID",
+    ):
+        assert point in inbox_line
+    assert next(line for line in lines if line.startswith("Old:")) == "Old: 1 without a Message-ID"
+    assert not any(line.startswith("Work:") for line in lines)  # lands as it is
+    assert "2 message(s) to import have no Message-ID (INBOX (1), Old (1))" in " ".join(out.out.split())
+
+    capsys.readouterr()
+    rc, out = run(ws, "check", "--json", capsys=capsys)
+    assert rc == 0, out.err
+    doc = json.loads(out.out)  # nothing but the document on stdout
+    assert doc["source"]["login"] is True
+    assert doc["gmail"]["address"] == EMAIL
+    assert doc["run_in_progress"] is None
+    folders = {f["folder"]: f for f in doc["plan"]["folders"]}
+    assert folders["Old"]["without_message_id"] == 1
+    assert folders["Work"]["without_message_id"] == 0
+    assert doc["plan"]["totals"]["to_import"] == 7
+    assert emulator.user(EMAIL).messages == []  # check changes nothing

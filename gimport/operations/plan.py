@@ -19,6 +19,7 @@ from gimport.contract import KnownContent, MailSource, State
 from gimport.engine.labels import remembered_renames
 from gimport.errors import ConfigError, FolderChanged, FolderGone
 from gimport.i18n import _, english
+from gimport.mail import rfc822
 from gimport.mail.dates import LAST_RESORT, STRICT, date_fix
 from gimport.mail.keywords import keyword_counts, user_labels
 from gimport.mail.mapping import (
@@ -55,6 +56,7 @@ class FolderPreview:
     done: int = 0  # already imported by an earlier run (state file)
     dates_to_fix: int = 0  # to import, with a Date Gmail may not read (gimport.mail.dates)
     dates_unreadable: int = 0  # of those, no Date a person can read either: dated by the INTERNALDATE
+    no_message_id: int = 0  # to import, without a Message-ID: nothing tells a copy of them in Gmail apart
     error: str | None = None
     format: str | None = None  # the file's format, for sources of files that tell it (mbox variants)
     format_notes: list[str] = field(default_factory=list)
@@ -108,19 +110,22 @@ class Preview:
 
 @runtime_checkable
 class DateHeaders(Protocol):
-    """What a source gives for the date counts (both backends do): the Date lines of messages in the open
-    folder, by UID."""
+    """What a source gives for the date and Message-ID counts (both backends do): the header lines of
+    messages in the open folder (at least Date and Message-ID), by UID."""
 
     def fetch_date_headers(self, uids: Sequence[int]) -> dict[int, bytes]: ...
 
 
-def _count_dates(source: MailSource, fp: FolderPreview, pending: Sequence[int]) -> None:
-    """How many of the messages to import get a new Date (fix_dates), or may be dated "today" (without)."""
+def _count_headers(source: MailSource, fp: FolderPreview, pending: Sequence[int]) -> None:
+    """How many of the messages to import get a new Date (fix_dates), or may be dated "today" (without),
+    and how many have no Message-ID."""
     if not isinstance(source, DateHeaders) or not pending:
         return
-    kinds = [date_fix(header) for header in source.fetch_date_headers(pending).values()]
+    headers = list(source.fetch_date_headers(pending).values())
+    kinds = [date_fix(header) for header in headers]
     fp.dates_to_fix = sum(kind != STRICT for kind in kinds)
     fp.dates_unreadable = sum(kind == LAST_RESORT for kind in kinds)
+    fp.no_message_id = sum(rfc822.message_id(header) is None for header in headers)
 
 
 def _date_notes(out: list[FolderPreview], fix_dates: bool) -> list[str]:
@@ -188,7 +193,7 @@ def preview(source: MailSource, settings: Settings, state: State | None = None) 
             done = state.done_uids(account, plan.path, sel.uidvalidity) if state is not None else set()
             fp.done = sum(1 for uid, _ in sel.todo if uid in done) + len(sel.by_content)
             pending = [uid for uid, size in sel.todo if uid not in done and size <= MAX_MESSAGE_BYTES]
-            _count_dates(source, fp, pending)
+            _count_headers(source, fp, pending)
     warnings: list[str] = [
         _(
             "[labels.map] {key!r} names no folder on the server (folder names are case-sensitive; use '/' between"
@@ -254,6 +259,15 @@ def readiness_warnings(folders: list[FolderPreview], include_deleted: bool) -> l
                     " include_deleted = true imports them to Trash"
                 ).format(n=sum(deleted.values()), names=names)
             )
+    no_id = {fp.folder: fp.no_message_id for fp in folders if fp.no_message_id and fp.plan.action == IMPORT}
+    if no_id:
+        out.append(
+            _(
+                "{n} message(s) to import have no Message-ID ({names}): one that is being sent when a run is"
+                " stopped is sent again by the next run, and Gmail has nothing to recognise the second copy by"
+                " (the summary counts it as re-sent)"
+            ).format(n=sum(no_id.values()), names=", ".join(f"{p} ({n})" for p, n in sorted(no_id.items())))
+        )
     renamed: dict[str, str] = {}
     for fp in folders:
         if fp.plan.action == IMPORT:

@@ -86,6 +86,7 @@ def plan_to_json(p: Preview) -> dict[str, Any]:
                 "to_import": fp.to_import,
                 "dates_to_fix": fp.dates_to_fix,
                 "dates_unreadable": fp.dates_unreadable,
+                "without_message_id": fp.no_message_id,
                 "marked_deleted": fp.deleted,
                 "keyword_labels": fp.keyword_labels,
                 "renamed_labels": fp.renamed,

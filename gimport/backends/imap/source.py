@@ -229,10 +229,11 @@ class ImapSource(ImapSession):
         return {m.uid: m.message_id for m in self.fetch_identities(uids, chunk)}
 
     def fetch_date_headers(self, uids: Sequence[int], chunk: int = 1000) -> dict[int, bytes]:
-        """The Date lines of each message in the open folder by UID (b"" for none): what `gimport plan` counts
-        the dates a run will fix from. PEEK, never the body; a chunk a server overfills is not counted."""
+        """The Date and Message-ID lines of each message in the open folder by UID (b"" for none): what
+        `gimport plan` counts the dates a run will fix and the messages without a Message-ID from. PEEK, never
+        the body; a chunk a server overfills is not counted."""
         out: dict[int, bytes] = {}
-        fetch = partial(uid_fetch, items="(UID BODY.PEEK[HEADER.FIELDS (DATE)])")
+        fetch = partial(uid_fetch, items="(UID BODY.PEEK[HEADER.FIELDS (DATE MESSAGE-ID)])")
         for part in (list(uids[i : i + chunk]) for i in range(0, len(uids), chunk)):
             with contextlib.suppress(LiteralTooLarge):
                 answers = self._call(partial(fetch, uids=part), nbytes=len(part) * 200, literal_limit=len(part) * 5000)

@@ -195,7 +195,7 @@ class LocalSource:
 
     def fetch_date_headers(self, uids: Sequence[int], chunk: int = 200) -> dict[int, bytes]:
         """The header of each message (read from its file, a chunk at a time): `gimport plan` counts the
-        dates a run will fix from its Date lines."""
+        dates a run will fix from its Date lines, and the messages without a Message-ID."""
         out: dict[int, bytes] = {}
         for i in range(0, len(uids), chunk):
             out.update((m.uid, rfc822.header_block(m.raw)) for m in self.fetch_bodies(uids[i : i + chunk]))
