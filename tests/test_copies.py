@@ -191,3 +191,50 @@ def _imported(ws) -> int:
         return sum(r.status == IMPORTED for r in ledger(ws))
     except (StateError, ValueError):  # the run has not written its state (or a folder) yet
         return 0
+
+
+@pytest.mark.parametrize("label_copies", [False, True], ids=["insert-only", "label-copies"])
+def test_a_copy_filed_at_a_later_run(tmp_path, imap_user, emulator, monkeypatch, capsys, label_copies):
+    """After a first run, the user files copies of two imported messages into Work (and one into Trash). With
+    the modify scope (gimport auth --label-copies) the copies add their labels to the messages in Gmail (none
+    taken away: UNREAD stays, Trash is not added to a message that is also in INBOX); without it they are
+    imported as messages of their own (the emulator never merges). Either way the state knows every copy,
+    verify --exact finds no gap and a third run sends nothing."""
+    w = make_workspace(
+        tmp_path,
+        server=imap_user.server,
+        user=imap_user.name,
+        emulator=emulator,
+        email=EMAIL,
+        scopes=scopes_for(True, label_copies),
+    )
+    monkeypatch.setenv("GIMPORT_GMAIL_API_URL", emulator.base_url)
+    first, second = raw(200), raw(201)
+    imap_user.seed("INBOX", [seed(first, seen=False), seed(second, minute=1)])
+    assert run(w, capsys=capsys)[0] == 0
+    imap_user.seed("Work", [seed(first, minute=2), seed(second, minute=3)])
+    imap_user.seed("Trash", [seed(second, minute=4)])
+    rc, out = run(w, capsys=capsys)
+    assert rc == 0, out.out
+    user = emulator.user(EMAIL)
+    if label_copies:
+        assert stored_labels(emulator) == {first: [["INBOX", "UNREAD", "Work"]], second: [["INBOX", "Work"]]}
+        assert len(emulator.modified) == 2  # the Trash copy adds nothing: no call
+    else:
+        assert stored_labels(emulator) == {
+            first: [["INBOX", "UNREAD"], ["Work"]],
+            second: [["INBOX"], ["TRASH"], ["Work"]],
+        }
+        assert emulator.modified == []
+    rows = ledger(w)
+    assert len(rows) == 5
+    statuses = sorted(r.status for r in rows)
+    assert statuses == ([DUPLICATE] * 3 + [IMPORTED] * 2 if label_copies else [IMPORTED] * 5)
+    capsys.readouterr()
+    rc = main(["--config", str(w.config), "verify", "--exact", "--json"])
+    out = capsys.readouterr()
+    assert rc == 0, out.out
+    assert json.loads(out.out)["exact_check"]["gaps"] == []
+    calls, modified = user.import_calls, len(emulator.modified)
+    assert run(w, capsys=capsys)[0] == 0
+    assert (user.import_calls, len(emulator.modified)) == (calls, modified)

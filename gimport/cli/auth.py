@@ -26,8 +26,15 @@ def cmd_auth(args: argparse.Namespace) -> int:
         tokens.token_status(settings.gmail)
         return EXIT_OK
     mode = "paste" if args.paste else "no-browser" if args.no_browser else "auto"
-    exact = args.exact_verify
-    oauth.authorize(settings.gmail, mode=mode, port=args.port, timeout=args.timeout, exact_verify=exact, paragraph=_fit)
+    oauth.authorize(
+        settings.gmail,
+        mode=mode,
+        port=args.port,
+        timeout=args.timeout,
+        exact_verify=args.exact_verify,
+        label_copies=args.label_copies,
+        paragraph=_fit,
+    )
     return EXIT_OK
 
 
@@ -37,7 +44,7 @@ def _auth_source(args: argparse.Namespace) -> int:
 
     from gimport.backends.imap.signin import sign_in
 
-    if args.revoke or args.status or args.exact_verify:
+    if args.revoke or args.status or args.exact_verify or args.label_copies:
         raise ConfigError(_("--source goes with --no-browser, --paste, --port and --timeout only"))
     settings = load_settings(args.config)
     mode = "paste" if args.paste else "no-browser" if args.no_browser else "auto"
@@ -66,6 +73,7 @@ def register(commands: CommandTable) -> None:
             "  gimport auth --status         # which account, which scopes, does the token still refresh\n"
             "  gimport auth --revoke         # withdraw gimport's access and delete the token file\n"
             "  gimport auth --exact-verify   # also the read-only metadata scope, for 'gimport verify --exact'\n"
+            "  gimport auth --label-copies   # also gmail.modify: a copy filed later adds its label, not a message\n"
             "  gimport auth --source         # the old server's OAuth token ([source] provider = microsoft/google)\n"
             "  (the Google Cloud project and the Desktop OAuth client: gimport help auth)"
         ),
@@ -115,5 +123,14 @@ def register(commands: CommandTable) -> None:
         help=_(
             "also grant the read-only gmail.metadata scope (message and label ids, never contents), for"
             " 'gimport verify --exact'"
+        ),
+    )
+    auth_p.add_argument(
+        "--label-copies",
+        action="store_true",
+        help=_(
+            "also grant gmail.modify (a broad scope: it could read mail too), so that a copy of an imported message"
+            " that turns up in another folder at a later run adds its folder's label to that message instead of"
+            " being imported again"
         ),
     )

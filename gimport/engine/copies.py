@@ -14,8 +14,11 @@ id, in the same transaction as the home's import (StateStore.mark_imported): a r
 leaves either all of them to send again, once, or none. When the home fails or is skipped, so are its
 copies (the next run finds them all again).
 
-A copy that shows up in a later run, after its message was imported, is imported as any new message, with
-its folder's labels.
+A copy that shows up in a later run, after its message was imported from another folder, is imported as any
+new message, with its folder's labels (what Gmail then does with two imports of one message is reported, not
+documented) -- unless the token allows users.messages.modify (`gimport auth --label-copies`): then its labels
+are added to the message already in Gmail (never any taken away: Trash, Spam and unread stay as the first
+import left them) and it is recorded as a duplicate of it (later_copy).
 """
 
 from __future__ import annotations
@@ -23,14 +26,15 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
 
 from gimport.config.settings import LabelSettings
 from gimport.contract import DUPLICATE, FAILED, IMPORTED, SKIPPED, MailSource, MessageKey, Reporter, State
 from gimport.engine.results import FolderResult
-from gimport.errors import FolderChanged, FolderGone
+from gimport.errors import AuthError, FolderChanged, FolderGone, GmailRefused, MessageRejected
 from gimport.i18n import english
 from gimport.mail import rfc822
-from gimport.mail.copies import merged_labels
+from gimport.mail.copies import EVERY_COPY, merged_labels
 from gimport.mail.keywords import flag_labels
 from gimport.mail.mapping import FolderPlan, message_labels
 
@@ -147,3 +151,40 @@ def finish_copies(
         c.result.record(mine, size=size, reason=reason)
         log.info("%s folder=%r uid=%d (a copy of the message sent from another place)", mine, c.key.folder, c.key.uid)
         reporter.message_finished(c.key.folder, mine, size)
+
+
+@runtime_checkable
+class LabelsOfImported(Protocol):
+    """Optional, for a destination: adding labels to a message already there (Gmail: users.messages.modify,
+    when the token has a scope for it)."""
+
+    def can_modify_messages(self) -> bool: ...
+    def add_labels(self, message_id: str, label_ids: Sequence[str]) -> None: ...
+
+
+def later_copy(gmail: object, state: State, key: MessageKey, sha256: str, label_ids: dict[str, str]) -> str | None:
+    """The Gmail id of the message imported from another folder at an earlier run with the same content as
+    the message at `key`, after adding `label_ids` (reference -> id: the labels the copy would be sent with)
+    to it; None (send the copy as any message) when the destination may not modify messages, none was
+    imported, or Gmail refuses the change. The labels that say where a message is (EVERY_COPY) are not
+    added: the message is in the other folder too."""
+    if not isinstance(gmail, LabelsOfImported) or not gmail.can_modify_messages():
+        return None
+    gmail_id = state.find_imported_copy(key.account, None, sha256)
+    if gmail_id is None:
+        return None
+    add = [lid for ref, lid in label_ids.items() if ref not in EVERY_COPY]
+    try:
+        if add:
+            gmail.add_labels(gmail_id, add)
+    except (MessageRejected, GmailRefused, AuthError) as exc:
+        log.info(
+            "folder=%r uid=%d: cannot label the earlier import %s (%s): sent as it is",
+            key.folder,
+            key.uid,
+            gmail_id,
+            exc,
+        )
+        return None
+    log.info("folder=%r uid=%d: a copy of %s, imported at an earlier run: labels added", key.folder, key.uid, gmail_id)
+    return gmail_id

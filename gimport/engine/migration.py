@@ -32,7 +32,7 @@ from gimport.contract import (
     Reporter,
     State,
 )
-from gimport.engine.copies import finish_copies, labels_with_copies
+from gimport.engine.copies import finish_copies, labels_with_copies, later_copy
 from gimport.engine.fetch import Fetcher, Item, ItemQueue
 from gimport.engine.identity import identify
 from gimport.engine.inflight import InFlightBytes, pool_size
@@ -185,6 +185,8 @@ class Migration:
         # a message sent with the labels of its copies elsewhere is sent even when this folder has it already
         copies = item.work.copies.get(msg.uid)
         copy = None if copies else self.state.find_imported_copy(key.account, key.folder, digest)
+        if not copies and not copy:  # imported from another folder at an earlier run: labelled, not sent
+            copy = later_copy(self.gmail, self.state, key, digest, self._label_refs(item))
         if copy:
             self.state.mark_duplicate(key, copy, digest, mid)
             return self._finish(item, DUPLICATE, len(raw))
@@ -219,6 +221,10 @@ class Migration:
     def _label_ids(self, item: Item) -> list[str]:
         """The Gmail label ids the message is sent with: its folder's and flags', and those of its other
         folders (Takeout labels: imported once, with them all)."""
+        return list(dict.fromkeys(self._label_refs(item).values()))
+
+    def _label_refs(self, item: Item) -> dict[str, str]:
+        """_label_ids, by label reference (the name or system id the mapping gives)."""
         work = item.work
         refs = list(message_labels(work.plan, item.message.flags))
         refs += flag_labels(item.message.flags, self.settings.labels)  # keywords, \Deleted
@@ -226,7 +232,7 @@ class Migration:
             refs += self._importing[name].labels if name in self._importing else ()
         refs = labels_with_copies(refs, work.copies.get(item.message.uid, ()), self.settings.labels)
         # a keyword set after the scan has no label made for it: the message goes without that one, never fails
-        return list(dict.fromkeys(work.label_ids[ref] for ref in refs if ref in work.label_ids))
+        return {ref: work.label_ids[ref] for ref in refs if ref in work.label_ids}
 
     def _send(self, item: Item, key: MessageKey, digest: str, mid: str | None) -> None:
         """Send the message to Gmail, recorded 'sending' before the call leaves, and record the outcome."""

@@ -13,6 +13,7 @@ COSTS: dict[str, int] = {
     "users.messages.insert": 25,
     "users.messages.list": 5,
     "users.messages.get": 5,
+    "users.messages.modify": 5,
     "users.labels.list": 1,
     "users.labels.get": 1,
     "users.labels.create": 5,

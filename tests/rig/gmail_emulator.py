@@ -153,6 +153,7 @@ UNIT_COSTS = {
     "messages.send": 100,
     "messages.list": 5,
     "messages.get": 5,
+    "messages.modify": 5,
     "labels.create": 5,
     "labels.delete": 5,
     "labels.patch": 5,
@@ -1024,6 +1025,7 @@ class GmailEmulator:
         self._uploads: dict[str, _Upload] = {}
         self._next_msg = 0x19A0000000000000 + secrets.randbelow(1 << 40)
         self._route_cache: dict = {}
+        self.modified: list[tuple[str, str, tuple, tuple]] = []  # messages.modify calls: email, id, add, remove
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         self._handlers = {
@@ -1035,6 +1037,7 @@ class GmailEmulator:
             "messages.insert": self._messages_import,
             "messages.list": self._messages_list_by_label,
             "messages.get": self._messages_get_scoped,
+            "messages.modify": self._messages_modify,
             "getProfile": self._get_profile,
             "settings.getImap": self._get_imap,
             "settings.updateImap": self._update_imap,
@@ -2213,6 +2216,30 @@ class GmailEmulator:
         if self._metadata_only(call) and fmt in ("full", "raw"):
             return _gerror(403, f"Metadata scope doesn't allow format {fmt.upper()}", "forbidden")
         return self._messages_get(call)
+
+    def _messages_modify(self, call: _Call) -> _Resp:
+        """users.messages.modify: add and remove labels of one message (the scope check, gmail.modify or
+        mail.google.com, is the discovery document's, as for every method). As Gmail: an unknown label is
+        400 "Invalid label", an unknown message 404, DRAFT and SENT cannot be added."""
+        body = call.json_body()
+        add, remove = body.get("addLabelIds") or [], body.get("removeLabelIds") or []
+        if not all(isinstance(x, list) and all(isinstance(i, str) for i in x) for x in (add, remove)):
+            return _bad("Invalid value at 'add_label_ids' (TYPE_STRING)")
+        with self._lock:
+            msg = call.state._by_id.get(call.pp["id"])
+            if msg is None:
+                return _not_found()
+            for lid in [*add, *remove]:
+                if lid not in call.state.labels or lid in ("DRAFT", "SENT"):
+                    return _bad(f"Invalid label: {lid}")
+            for lid in add:
+                if lid not in msg.label_ids:
+                    msg.label_ids.append(lid)
+            for lid in remove:
+                if lid in msg.label_ids:
+                    msg.label_ids.remove(lid)
+            self.modified.append((call.state.email, msg.id, tuple(add), tuple(remove)))
+            return _json(200, _message_json(msg))
 
     def delete_message(self, email: str, message_id: str) -> bool:
         """Delete a message for good (as emptying Trash does). False when there is no such message."""

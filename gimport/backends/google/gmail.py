@@ -15,7 +15,7 @@ import dataclasses
 import io
 import logging
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import google_auth_httplib2
@@ -23,7 +23,7 @@ from googleapiclient import discovery
 from googleapiclient.http import MediaIoBaseUpload
 
 from gimport.backends.google.gmail_http import GmailHttp, classify, discovery_doc
-from gimport.backends.google.scopes import LIST_SCOPES
+from gimport.backends.google.scopes import LIST_SCOPES, MODIFY_SCOPES
 from gimport.calls import Caller
 from gimport.contract import DestinationBackend
 from gimport.errors import Conflict, GmailError, GmailRefused, MessageRejected, RetryableError
@@ -144,6 +144,19 @@ class GmailClient:
         --exact-verify adds gmail.metadata; a service account asks for it with admin verify --exact)."""
         scopes = getattr(self._credentials, "scopes", None) or getattr(self._credentials, "_scopes", None) or ()
         return bool(LIST_SCOPES & set(scopes))
+
+    def can_modify_messages(self) -> bool:
+        """Whether the credentials allow users.messages.modify (gimport auth --label-copies)."""
+        scopes = getattr(self._credentials, "scopes", None) or getattr(self._credentials, "_scopes", None) or ()
+        return bool(MODIFY_SCOPES & set(scopes))
+
+    def add_labels(self, message_id: str, label_ids: Sequence[str]) -> None:
+        """users.messages.modify (5 units, paced and retried on the call path): add `label_ids` to a message
+        already in Gmail; never removes any. Raises MessageRejected (no such message, a label Gmail refuses),
+        GmailError, AuthError."""
+        body = {"addLabelIds": list(label_ids)}
+        request = self._messages.modify(userId="me", id=message_id, body=body)
+        self._call("users.messages.modify", request, rejected_passes=True)
 
     def list_message_ids(self, label_id: str | None, *, include_spam_trash: bool = False) -> Iterator[list[str]]:
         """users.messages.list, one page (500 ids, 5 units) per call, each paced and retried on the call

@@ -319,10 +319,12 @@ def authorize(
     open_browser: Callable[[str], bool] | None = None,
     env: Mapping[str, str] | None = None,
     exact_verify: bool = False,
+    label_copies: bool = False,
     paragraph: Paragraph = as_is,
 ) -> str:
     """`gimport auth`: consent, save the token (0600), print and return the account's primary address.
-    With `exact_verify`, the grant also holds the metadata scope (gimport verify --exact).
+    With `exact_verify`, the grant also holds the metadata scope (gimport verify --exact); with
+    `label_copies`, the modify scope (later copies: gimport.engine.copies.later_copy).
 
     `gmail`: client_secrets, token_file, user, api_url are read. Warns on `out` when the account is not
     `gmail.user`. `paragraph`: as in obtain_credentials. Raises ConfigError, AuthError or GmailError (see
@@ -341,7 +343,7 @@ def authorize(
         read_line=read_line,
         open_browser=open_browser,
         env=env,
-        scopes=scopes_for(exact_verify),
+        scopes=scopes_for(exact_verify, label_copies),
         paragraph=paragraph,
     )
     try:
@@ -373,4 +375,6 @@ def authorize(
     _print(out, _("Token saved to {token_file} (readable only by you).").format(token_file=gmail.token_file))
     if exact_verify:
         _print(out, _("The token may also list message and label ids (never contents): 'gimport verify --exact'."))
+    if label_copies:
+        _print(out, _("The token may also add labels to imported messages: a copy filed later is labelled, not sent."))
     return address

@@ -14,6 +14,12 @@ SCOPES = (
 # Opt in (gimport auth --exact-verify, gimport admin verify --exact): message and label ids, never
 # contents, so that verify --exact can prove each imported message is in Gmail. A restricted scope.
 EXACT_VERIFY_SCOPE = "https://www.googleapis.com/auth/gmail.metadata"
+# Opt in (gimport auth --label-copies): a copy of an imported message that turns up in another folder at a
+# later run gets its labels added to the message in Gmail (users.messages.modify) instead of being imported
+# again. A restricted scope, and a broad one (it can also read mail): hence never asked by default.
+LABEL_COPIES_SCOPE = "https://www.googleapis.com/auth/gmail.modify"
+# any of these allows users.messages.modify (Gmail's discovery document)
+MODIFY_SCOPES = frozenset({LABEL_COPIES_SCOPE, "https://mail.google.com/"})
 # any of these allows users.messages.list (Gmail's discovery document)
 LIST_SCOPES = frozenset(
     {
@@ -28,11 +34,13 @@ SCOPE_PURPOSE = {
     SCOPES[1]: N_("manage labels"),
     SCOPES[2]: N_("read and change basic settings"),
     EXACT_VERIFY_SCOPE: N_("view message ids and labels (verify --exact)"),
+    LABEL_COPIES_SCOPE: N_("add labels to imported messages (auth --label-copies)"),
     # the source's only scope (gimport auth --source): Gmail's IMAP accepts no narrower one
     "https://mail.google.com/": N_("read the old account's mail over IMAP"),
 }
 
 
-def scopes_for(exact_verify: bool = False) -> tuple[str, ...]:
-    """The scopes gimport asks for: SCOPES, plus the metadata scope for exact verification."""
-    return (*SCOPES, EXACT_VERIFY_SCOPE) if exact_verify else SCOPES
+def scopes_for(exact_verify: bool = False, label_copies: bool = False) -> tuple[str, ...]:
+    """The scopes gimport asks for: SCOPES, plus the metadata scope for exact verification and the modify
+    scope for labelling later copies."""
+    return (*SCOPES, *((EXACT_VERIFY_SCOPE,) if exact_verify else ()), *((LABEL_COPIES_SCOPE,) if label_copies else ()))

@@ -305,7 +305,9 @@ def token_status(gmail: GmailSettings, *, out: TextIO | None = None) -> str:
     granted = set(creds.scopes or ())
     _print(out, _("Account: {address}").format(address=address))
     _print(out, _("Token file: {path}").format(path=gmail.token_file))
-    names = ", ".join(s.rsplit("/", 1)[-1] for s in scopes_for(exact_verify=True) if s in granted) or "?"
+    names = (
+        ", ".join(s.rsplit("/", 1)[-1] for s in scopes_for(exact_verify=True, label_copies=True) if s in granted) or "?"
+    )
     _print(out, _("Scopes: {names}").format(names=names))
     expiry = creds.expiry.replace(tzinfo=datetime.UTC).astimezone() if creds.expiry else None
     until = _(", access token good until {clock}").format(clock=expiry.strftime("%H:%M")) if expiry else ""

@@ -163,13 +163,20 @@ class StateReader:
             ).fetchall()
         return {r[0] for r in rows}
 
-    def find_imported_copy(self, account: str, folder: str, sha256: str) -> str | None:
-        """The Gmail id of a message with the same content already imported from this folder, if any."""
+    def find_imported_copy(self, account: str, folder: str | None, sha256: str) -> str | None:
+        """The Gmail id of a message with the same content already imported from this folder (None: from
+        any folder of the account), if any."""
         with self._reading():
-            row = self._db.execute(
-                "SELECT gmail_id FROM messages WHERE account=? AND folder=? AND sha256=? AND status=? LIMIT 1",
-                (account, folder, sha256, IMPORTED),
-            ).fetchone()
+            if folder is None:
+                row = self._db.execute(
+                    "SELECT gmail_id FROM messages WHERE account=? AND sha256=? AND status=? LIMIT 1",
+                    (account, sha256, IMPORTED),
+                ).fetchone()
+            else:
+                row = self._db.execute(
+                    "SELECT gmail_id FROM messages WHERE account=? AND folder=? AND sha256=? AND status=? LIMIT 1",
+                    (account, folder, sha256, IMPORTED),
+                ).fetchone()
         return row[0] if row else None
 
     def known_content(self, account: str, folder: str, uidvalidity: int) -> KnownContent:

@@ -87,6 +87,7 @@ CREATE TABLE IF NOT EXISTS messages (
     PRIMARY KEY (account, folder, uidvalidity, uid));
 CREATE INDEX IF NOT EXISTS messages_hash ON messages (account, folder, sha256);
 CREATE INDEX IF NOT EXISTS messages_status ON messages (account, status);
+CREATE INDEX IF NOT EXISTS messages_sha ON messages (account, sha256);
 """
 
 
