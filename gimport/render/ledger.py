@@ -15,7 +15,7 @@ from typing import Any
 from gimport.contract import ACCEPTED, LedgerRow
 from gimport.i18n import _, english
 from gimport.operations.verify import EXACT_HOWTO, VerifyReport
-from gimport.render.text import format_table
+from gimport.render.table import Column, format_table
 
 # "changed": what gimport changed in the message on its way ("date fixed"), empty when nothing
 LEDGER_COLUMNS = "folder uid uidvalidity message_id size status gmail_id reason time changed".split()
@@ -138,13 +138,19 @@ def format_failed(rows: list[LedgerRow]) -> str:
     """`gimport failed`: one line per failed/skipped message, by key, with its reason."""
     if not rows:
         return _("No message is recorded as failed or skipped.")
-    headers = [_("key (folder:UIDVALIDITY:UID)"), _("Message-ID"), _("size"), _("status"), _("reason")]
+    columns = [
+        Column(_("key (folder:UIDVALIDITY:UID)"), name=True),
+        Column(_("Message-ID"), name=True),
+        Column(_("size"), right=True),
+        Column(_("status")),
+        Column(_("reason")),
+    ]
     table = []
     for r in rows:
         status = r.status if r.accepted is None else f"{r.status}, {_('accepted')} {iso(r.accepted)}"
         table.append([str(r.key), r.message_id or "-", f"{r.size:,}" if r.size is not None else "?", status, r.reason])
     open_ = sum(r.accepted is None for r in rows)
-    lines = [format_table(headers, table, right={2}), ""]
+    lines = [format_table(columns, table), ""]
     lines.append(
         _("{n:,} failed or skipped, {a:,} of them accepted as not in Gmail.").format(n=len(rows), a=len(rows) - open_)
     )

@@ -1,0 +1,90 @@
+"""Ten folders of ordinary length (up to 24 columns, some Japanese, nested) on an 80-column pseudo-terminal:
+`plan`, `run`, `status` and `verify` show every name whole and never cut a header, in English and in
+Japanese, against the real Dovecot and the Gmail API emulator.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from gimport.render.text import display_width
+from tests.rig.corpus import sample_mailbox
+from tests.test_narrow_terminal import assert_fits, run_pty, screen_lines
+
+# the longest is 24 columns wide: what a folder name is in ordinary use
+RENAMED = {
+    "仕事": "研究室/論文/二〇二四年度",
+    "Trash": "Newsletters/Engineering",
+    "Junk": "Receipts/2024/Travel",
+}
+FOLDERS = [
+    "INBOX",
+    "Sent",
+    "Archive/2020",
+    "Archive/2021",
+    "Projects/gimport/Design",
+    "仕事/報告書",
+    "個人/旅行 2024",
+    *RENAMED.values(),
+]
+COMMANDS = ("plan", "run", "status", "verify")
+
+
+def test_the_names_are_ordinary():
+    assert len(FOLDERS) == 10
+    assert max(display_width(f) for f in FOLDERS) == 24
+
+
+@pytest.fixture
+def ten_folders(imap_user):
+    box = sample_mailbox(n=60, seed=5)
+    for old, new in RENAMED.items():
+        box[new] = box.pop(old)
+    for folder in FOLDERS:
+        imap_user.seed(folder, box[folder])
+    return FOLDERS
+
+
+def table_lines(text: str) -> list[str]:
+    """The lines of the first table in `text`: its header lines, the dashes and its rows (to a blank line)."""
+    lines = screen_lines(text.replace("\r\n", "\n"))
+    dashes = next(i for i, line in enumerate(lines) if line.strip() and set(line.strip()) <= {"-", " "})
+    start = dashes
+    while start > 0 and lines[start - 1].strip() and not any(x in lines[start - 1] for x in ("gimport", "%|")):
+        start -= 1
+    end = dashes + 1
+    while end < len(lines) and lines[end].strip():
+        end += 1
+    return lines[start:end]
+
+
+def shortened(outputs: dict[str, str]) -> list[tuple[str, str]]:
+    """(command, folder) for every folder whose row in the command's table does not start with its whole name."""
+    return [
+        (cmd, f)
+        for cmd, text in outputs.items()
+        for f in FOLDERS
+        if not any(line.startswith(f + "  ") or line == f for line in table_lines(text))
+    ]
+
+
+@pytest.mark.parametrize("lang", ["C", "ja_JP.UTF-8"])
+def test_names_and_headers_whole_at_80_columns(ws, ten_folders, emulator, lang):
+    outputs = {}
+    for cmd in COMMANDS:
+        rc, text = run_pty(ws, cmd, lang=lang)
+        assert rc == 0, (cmd, text)
+        assert_fits(text)
+        outputs[cmd] = text
+    print(*outputs.values(), sep="\n")  # the captures (shown with -s)
+    cut = shortened(outputs)
+    print(
+        "shortened:",
+        len(cut),
+        "elided cells:",
+        sum(line.count("...") for t in outputs.values() for line in table_lines(t)),
+    )
+    assert cut == []
+    for cmd, text in outputs.items():
+        rows = "\n".join(table_lines(text))
+        assert "..." not in rows, (cmd, rows)  # nothing elided: no name, no header, no value
