@@ -5,6 +5,10 @@ Japanese, against the real Dovecot and the Gmail API emulator.
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+
 import pytest
 
 from gimport.render.text import display_width
@@ -43,6 +47,11 @@ def ten_folders(imap_user):
     for folder in FOLDERS:
         imap_user.seed(folder, box[folder])
     return FOLDERS
+
+
+def sorted_rows() -> list[str]:
+    """The folders in the order of the tables: INBOX first, then by name."""
+    return ["INBOX", *sorted(f for f in FOLDERS if f != "INBOX")]
 
 
 def table_lines(text: str) -> list[str]:
@@ -88,3 +97,30 @@ def test_names_and_headers_whole_at_80_columns(ws, ten_folders, emulator, lang):
     for cmd, text in outputs.items():
         rows = "\n".join(table_lines(text))
         assert "..." not in rows, (cmd, rows)  # nothing elided: no name, no header, no value
+
+
+def test_a_wide_terminal_and_json_keep_full_detail(ws, ten_folders, emulator):
+    rc, _ = run_pty(ws, "run")
+    assert rc == 0
+    rc, text = run_pty(ws, "status", cols=160)
+    assert rc == 0
+    table = table_lines(text)
+    header = table[0]
+    for word in ("labels", "found", "selected", "imported", "in flight", "failed", "skipped", "to do"):
+        assert word in header, (word, header)  # every column, each header on one line
+    assert [line.split("  ")[0] for line in table[2 : 3 + len(FOLDERS)]] == [*sorted_rows(), "total"]  # a line each
+    assert "Not shown" not in text
+    assert "Blank in" not in text
+    rows = {line.split("  ")[0]: line for line in table[2:]}
+    assert rows["INBOX"].split()[:2] == ["INBOX", "INBOX"]  # the label shown even where it is the folder's name
+    for cmd in ("plan", "verify"):  # --json is never fitted, however narrow the terminal
+        out = subprocess.run(
+            [sys.executable, "-m", "gimport", "--config", str(ws.config), cmd, "--json"],
+            env={**ws.env(), "COLUMNS": "40"},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert out.returncode == 0, out.stderr
+        names = {f["folder"] for f in json.loads(out.stdout)["folders"]}
+        assert set(FOLDERS) <= names

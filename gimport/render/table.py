@@ -16,6 +16,7 @@ that fits its width is shown the same way. One that does not is made narrower th
 from __future__ import annotations
 
 import dataclasses
+import itertools
 from collections.abc import Iterable, Sequence
 
 from gimport.i18n import _
@@ -222,8 +223,11 @@ def _share(t: _Table, floors: dict[int, int], room: int) -> dict[int, int]:
     heights: dict[tuple[str, int], int] = {}
 
     def lines(cell: str, w: int) -> int:
+        """The lines `cell` takes at width w; a word cut in two is avoided whenever a wider column can spare it."""
         if (cell, w) not in heights:
-            heights[cell, w] = len(break_lines(cell, w))
+            at = [0, *breaks(cell), len(cell)]
+            cut = any(display_width(cell[x:y].rstrip()) > w for x, y in itertools.pairwise(at))
+            heights[cell, w] = len(break_lines(cell, w)) + 1000 * cut
         return heights[cell, w]
 
     def cost(widths: dict[int, int]) -> int:
