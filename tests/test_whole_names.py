@@ -6,6 +6,7 @@ Japanese, against the real Dovecot and the Gmail API emulator.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -124,3 +125,37 @@ def test_a_wide_terminal_and_json_keep_full_detail(ws, ten_folders, emulator):
         assert out.returncode == 0, out.stderr
         names = {f["folder"] for f in json.loads(out.stdout)["folders"]}
         assert set(FOLDERS) <= names
+
+
+class _AdminShim:
+    """What run_pty needs of a workspace: the config and the environment."""
+
+    def __init__(self, config):
+        self.config = config
+
+    def env(self) -> dict[str, str]:
+        return dict(os.environ)
+
+
+@pytest.mark.parametrize("lang", ["C", "ja_JP.UTF-8"])
+def test_admin_status_keeps_addresses_whole_at_80_columns(tmp_path, dovecot_server, campus_emulator, lang):
+    from gimport.cli import main
+    from tests.rig.admin_workspace import Person, make_admin_workspace
+    from tests.test_admin import DOMAIN, new_user
+
+    users = [new_user(dovecot_server, n) for n in (6, 9, 3)]
+    people = [Person(name, f"{name}@{DOMAIN}", pw) for name, pw, _ in users[:2]]
+    people.append(Person(users[2][0], f"lab.{users[2][0]}@{DOMAIN}", "wrong password"))  # 34 columns, fails
+    for p in people:
+        campus_emulator.add_user(p.gmail)
+    ws = make_admin_workspace(tmp_path, server=dovecot_server, emulator_url=campus_emulator.base_url, people=people)
+    assert main(["--config", str(ws.config), "admin", "run"]) == 1
+    rc, text = run_pty(_AdminShim(ws.config), "admin", "status", lang=lang)
+    assert rc == 1, text
+    print(text)
+    assert_fits(text)
+    table = table_lines(text)
+    assert "..." not in "\n".join(table)
+    for p in people:
+        assert any(line.startswith(p.gmail + "  ") for line in table), (p.gmail, text)
+    assert any(people[2].source_user in line for line in table)  # a login that is not the address's is shown

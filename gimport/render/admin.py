@@ -46,8 +46,8 @@ def format_rows(
         Column(_("imported"), right=True, over=3),
         Column(_("failed"), right=True, zero=True),
         Column(_("to do"), right=True, zero=True),
-        Column(_("bytes"), right=True),
-        Column(_("time"), right=True),
+        Column(_("bytes"), right=True, optional=True),
+        Column(_("time"), right=True, optional=True),
     ]
     table = [
         [
@@ -209,7 +209,8 @@ def format_coverage(cov: Coverage, state_dir: object, *, after_run: bool = False
 def format_campus_plan(plan: CampusPlan, *, shard_map: object = None, width: int | None = None) -> str:
     """`gimport admin plan`: a line per user, the totals, the wall time at each limit and which binds."""
     columns = [Column(_("gmail address"), name=True), Column(_("source user"), name=True, same_as=0)]
-    columns += [Column(h, right=True) for h in (_("messages"), _("to import"), _("bytes"), _("units"))]
+    columns += [Column(h, right=True) for h in (_("messages"), _("to import"))]
+    columns += [Column(_("bytes"), right=True, optional=True), Column(_("units"), right=True)]
     columns.append(Column(""))
     rows = [
         [u.gmail, u.source_user, f"{u.messages:,}", f"{u.to_import:,}", human_bytes(u.bytes), f"{u.units:,}", u.error]

@@ -38,8 +38,9 @@ class Column:
     `right`: a count or a size, aligned right and never shortened. `name`: a folder or an address, whole up to
     NAME_COLUMNS wide. Any other column is text that takes more lines when it must. `zero`: may be left out
     when every cell is 0 (or empty). `same_as`: the index of a column whose cell this one often repeats (a
-    label and its folder): left blank where equal. `over`: the index of a count this one is shown over
-    ("93/93"), that column then left out."""
+    label and its folder, a login and its address): left blank where equal (to an address: to its part
+    before the @). `over`: the index of a count this one is shown over ("93/93"), that column then left out.
+    `optional`: detail left out (said so) when the table cannot fit otherwise, before any name is shortened."""
 
     header: str
     right: bool = False
@@ -47,6 +48,7 @@ class Column:
     zero: bool = False
     same_as: int | None = None
     over: int | None = None
+    optional: bool = False
 
 
 def breaks(text: str) -> list[int]:
@@ -144,15 +146,25 @@ def _two_line_headers(t: _Table) -> None:
     t.two_line_headers = True
 
 
+def _repeats(cell: str, other: str) -> bool:
+    return bool(cell) and (cell == other or ("@" in other and cell == other.rsplit("@", 1)[0]))
+
+
 def _blank_repeats(t: _Table) -> None:
     for i, c in enumerate(t.cols):
         j = c.same_as
-        if j is None or not any(r[i] and r[i] == r[j] for r in t.rows):
+        if j is None or not any(_repeats(r[i], r[j]) for r in t.rows):
             continue
+        local = any(r[i] != r[j] and _repeats(r[i], r[j]) for r in t.rows)
         for r in t.rows:
-            if r[i] == r[j]:
+            if _repeats(r[i], r[j]):
                 r[i] = ""
-        t.notes.append(_("Blank in '{column}': the same as '{other}'.").format(column=c.header, other=t.cols[j].header))
+        note = (
+            _("Blank in '{column}': the same as '{other}' (its part before the @).")
+            if local
+            else _("Blank in '{column}': the same as '{other}'.")
+        )
+        t.notes.append(note.format(column=c.header, other=t.cols[j].header))
 
 
 def _drop_zeros(t: _Table) -> None:
@@ -174,6 +186,29 @@ def _pair_counts(t: _Table) -> None:
         t.cols[i] = dataclasses.replace(c, header=f"{c.header}/{t.cols[j].header}", over=None)
         gone.add(j)
     t.drop(gone)
+
+
+def _drop_optional(t: _Table, width: int) -> None:
+    """Leave out optional columns, the rightmost first, while even text at its narrowest would leave the names
+    too little room."""
+
+    def narrowest() -> int:
+        widths = t.widths()
+        floors = [
+            w if c.name or c.right else _floor(t, i, last_resort=False)
+            for i, (c, w) in enumerate(zip(t.cols, widths, strict=True))
+        ]
+        return t.total(floors)
+
+    names = []
+    for i in reversed(range(len(t.cols))):
+        if narrowest() <= width:
+            break
+        if t.cols[i].optional:
+            names.append(t.cols[i].header)
+            t.drop({i})
+    if names:
+        t.notes.append(_("Not shown at this width: {columns}.").format(columns=", ".join(reversed(names))))
 
 
 def _floor(t: _Table, i: int, *, last_resort: bool) -> int:
@@ -282,6 +317,7 @@ def format_table(columns: Sequence[Column], rows: Iterable[Sequence[str]], *, wi
             if t.total() <= width:
                 break
             step(t)
+        _drop_optional(t, width)
         t.two_line_headers = False  # back on one line if what the steps left out made room for that
         t.two_line_headers = t.total() > width
     widths = t.widths() if width is None else _squeeze(t, width)

@@ -174,3 +174,26 @@ def test_cells_are_made_safe():
     table = format_table([Column("folder", name=True)], [["evil\x1b]0;title\x07"]])
     assert "\x1b" not in table
     assert "\\x1b" in table
+
+
+def test_admin_tables_keep_addresses_whole_at_80_columns():
+    from gimport.admin.report import UserRow
+    from gimport.render.admin import format_rows
+
+    rows = [
+        UserRow("first.last.2024@campus.example.ac.jp", "first.last.2024", "complete", 1200, 1200, 1200, bytes=5 << 20),
+        UserRow("kt12345@campus.example.ac.jp", "kt12345", "failed", 40, 40, 12, failed=3, to_do=28, error="x"),
+        UserRow("ab23456@campus.example.ac.jp", "ab-old", "not started", duration=61.0),
+    ]
+    wide = format_rows(rows)
+    assert "first.last.2024  " in wide  # no width: every column, the login repeated
+    assert "time" in wide.split("\n")[0]
+    table = format_rows(rows, width=80)
+    assert all(display_width(line) <= 80 for line in table.split("\n")), table
+    assert "..." not in table
+    body = rows_of(table)
+    for r in rows:
+        assert any(line.startswith(r.gmail + "  ") for line in body), (r.gmail, table)
+    assert any(line.startswith("ab23456@campus.example.ac.jp") and "ab-old" in line for line in body)
+    assert "Blank in 'source user': the same as 'gmail address' (its part before the @)." in table
+    assert "Not shown at this width: bytes, time." in table
