@@ -15,6 +15,7 @@ that fits its width is shown the same way. One that does not is made narrower th
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import itertools
 from collections.abc import Iterable, Sequence
@@ -26,6 +27,7 @@ NAME_COLUMNS = 24  # a folder name or an address up to this wide is never shorte
 MIN_CELL = 8  # nor any name below this, whatever the width
 MIN_TEXT = 6  # text is never narrower than this (nor than its header)
 GAP = "  "
+SAMPLE_ROWS = 300  # the widths of a longer table's text columns are chosen on this many of its rows
 
 # Characters a line must not start with (JIS X 4051): a header or a cell is never broken before them.
 _NO_START = frozenset("、。，．,.)]）」』】〕〉》ー～…・：；？！ゝゞヽヾぁぃぅぇぉっゃゅょゎァィゥェォッャュョヮヵヶ々")
@@ -69,12 +71,26 @@ def break_lines(text: str, width: int) -> list[str]:
     cut where the line ends (nothing is left out)."""
     if display_width(text) <= width:
         return [text]
+    prefix = [0]
+    for c in text:
+        prefix.append(prefix[-1] + char_width(c))
+
+    def columns(a: int, b: int) -> int:  # of text[a:b] without its trailing spaces
+        while b > a and text[b - 1] == " ":
+            b -= 1
+        return prefix[b] - prefix[a]
+
+    allowed = breaks(text)
     lines: list[str] = []
     start = 0
-    while display_width(text[start:]) > width:
-        fits = [b for b in breaks(text) if b > start and display_width(text[start:b].rstrip()) <= width]
-        end = fits[-1] if fits else start + len(wrap(text[start:], width).split("\n")[0])
-        end = max(end, start + 1)
+    while columns(start, len(text)) > width:
+        end = start
+        for b in allowed[bisect.bisect_right(allowed, start) :]:
+            if columns(start, b) > width:
+                break  # the pieces only get wider
+            end = b
+        if end == start:
+            end = _longest_start(text, start, width)
         lines.append(text[start:end].rstrip())
         start = end
         while start < len(text) and text[start] == " ":
@@ -82,6 +98,16 @@ def break_lines(text: str, width: int) -> list[str]:
     if start < len(text):
         lines.append(text[start:])
     return lines
+
+
+def _longest_start(text: str, start: int, width: int) -> int:
+    """The end of the longest piece of `text` from `start` that takes at most `width` columns (one character
+    at least)."""
+    end, used = start, 0
+    while end < len(text) and used + char_width(text[end]) <= width:
+        used += char_width(text[end])
+        end += 1
+    return max(end, start + 1)
 
 
 def header_lines(header: str, floor: int) -> list[str]:
@@ -108,9 +134,16 @@ class _Table:
         self.rows = rows
         self.two_line_headers = False
         self.notes: list[str] = []
+        self._natural: dict[int, int] = {}
+
+    def changed(self) -> None:
+        """The cells changed: measure them again."""
+        self._natural.clear()
 
     def natural(self, i: int) -> int:
-        return max((display_width(r[i]) for r in self.rows), default=0)
+        if i not in self._natural:
+            self._natural[i] = max((display_width(r[i]) for r in self.rows), default=0)
+        return self._natural[i]
 
     def heads(self) -> list[list[str]]:
         if not self.two_line_headers:
@@ -140,6 +173,7 @@ class _Table:
             for i in keep
         ]
         self.rows = [[r[i] for i in keep] for r in self.rows]
+        self.changed()
 
 
 def _two_line_headers(t: _Table) -> None:
@@ -159,6 +193,7 @@ def _blank_repeats(t: _Table) -> None:
         for r in t.rows:
             if _repeats(r[i], r[j]):
                 r[i] = ""
+        t.changed()
         note = (
             _("Blank in '{column}': the same as '{other}' (its part before the @).")
             if local
@@ -183,6 +218,7 @@ def _pair_counts(t: _Table) -> None:
             continue
         for r in t.rows:
             r[i] = f"{r[i]}/{r[j]}" if r[i] and r[j] else r[i] or r[j]
+        t.changed()
         t.cols[i] = dataclasses.replace(c, header=f"{c.header}/{t.cols[j].header}", over=None)
         gone.add(j)
     t.drop(gone)
@@ -265,8 +301,10 @@ def _share(t: _Table, floors: dict[int, int], room: int) -> dict[int, int]:
             heights[cell, w] = len(break_lines(cell, w)) + 1000 * cut
         return heights[cell, w]
 
+    sample = t.rows[:: max(1, len(t.rows) // SAMPLE_ROWS)]  # a long table: judged by rows spread over it
+
     def cost(widths: dict[int, int]) -> int:
-        return sum(max(lines(r[i], w) for i, w in widths.items()) for r in t.rows)
+        return sum(max(lines(r[i], w) for i, w in widths.items()) for r in sample)
 
     if len(text) == 1:
         return {text[0]: min(natural[text[0]], room)}
