@@ -134,13 +134,14 @@ def verify_json(r: VerifyReport) -> dict[str, Any]:
     }
 
 
-def format_failed(rows: list[LedgerRow]) -> str:
-    """`gimport failed`: one line per failed/skipped message, by key, with its reason."""
+def format_failed(rows: list[LedgerRow], *, width: int | None = None) -> str:
+    """`gimport failed`: one line per failed/skipped message, by key, with its reason; `width`: fit the
+    terminal."""
     if not rows:
         return _("No message is recorded as failed or skipped.")
     columns = [
         Column(_("key (folder:UIDVALIDITY:UID)"), name=True),
-        Column(_("Message-ID"), name=True),
+        Column(_("Message-ID"), name=True, optional=True),  # the key names the message; accept takes the key
         Column(_("size"), right=True),
         Column(_("status")),
         Column(_("reason")),
@@ -150,7 +151,7 @@ def format_failed(rows: list[LedgerRow]) -> str:
         status = r.status if r.accepted is None else f"{r.status}, {_('accepted')} {iso(r.accepted)}"
         table.append([str(r.key), r.message_id or "-", f"{r.size:,}" if r.size is not None else "?", status, r.reason])
     open_ = sum(r.accepted is None for r in rows)
-    lines = [format_table(columns, table), ""]
+    lines = [format_table(columns, table, width=width), ""]
     lines.append(
         _("{n:,} failed or skipped, {a:,} of them accepted as not in Gmail.").format(n=len(rows), a=len(rows) - open_)
     )

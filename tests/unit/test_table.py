@@ -197,3 +197,31 @@ def test_admin_tables_keep_addresses_whole_at_80_columns():
     assert any(line.startswith("ab23456@campus.example.ac.jp") and "ab-old" in line for line in body)
     assert "Blank in 'source user': the same as 'gmail address' (its part before the @)." in table
     assert "Not shown at this width: bytes, time." in table
+
+
+def test_the_failed_list_keeps_keys_whole_and_wraps_reasons_at_80_columns():
+    from gimport.contract import LedgerRow, MessageKey
+    from gimport.render.ledger import format_failed
+
+    rows = [
+        LedgerRow(
+            MessageKey("u", folder, 1700000000, uid),
+            f"<{uid}.long.message.id@mail.example.ac.jp>",
+            2_000_000,
+            "failed",
+            None,
+            (),
+            "rejected by Gmail: import: HTTP 400 invalidArgument Invalid message",
+            None,
+            None,
+        )
+        for uid, folder in enumerate(["Projects/gimport/Design", "研究室/論文/二〇二四年度"], start=1)
+    ]
+    table = format_failed(rows, width=80).split("\n\n")[0]  # the table (the CLI wraps the lines after it)
+    assert all(display_width(line) <= 80 for line in table.split("\n")), table
+    for r in rows:
+        assert any(line.startswith(str(r.key) + "  ") for line in table.split("\n")), table
+    assert "HTTP 400" in table  # the reason on more lines, not cut
+    assert "..." not in table
+    assert "Not shown at this width: Message-ID." in table
+    assert "Message-ID" in format_failed(rows).split("\n")[0]  # a pipe gets every column
