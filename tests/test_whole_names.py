@@ -33,6 +33,21 @@ FOLDERS = [
     *RENAMED.values(),
 ]
 COMMANDS = ("plan", "run", "status", "verify")
+# the words of the headers each table keeps with these folders (the all-zero columns are left out, said so)
+HEADER_WORDS = {
+    "C": {
+        "plan": ["folder", "messages", "size", "labels", "action"],
+        "run": ["folder", "labels", "found", "imported", "now", "already", "there", "bytes"],
+        "status": ["folder", "labels", "found", "selected", "imported"],
+        "verify": ["folder", "labels", "on", "source", "recorded/", "selected", "Gmail", "label", "count"],
+    },
+    "ja_JP.UTF-8": {
+        "plan": ["フォルダー", "件数", "サイズ", "ラベル", "処理"],
+        "run": ["フォルダー", "ラベル", "件数", "今回", "取込", "取込済", "サイズ"],
+        "status": ["フォルダー", "ラベル", "件数", "対象", "取込済"],
+        "verify": ["フォルダー", "ラベル", "移行元", "記録済/", "対象", "Gmail", "ラベル件数"],
+    },
+}
 
 
 def test_the_names_are_ordinary():
@@ -98,6 +113,11 @@ def test_names_and_headers_whole_at_80_columns(ws, ten_folders, emulator, lang):
     for cmd, text in outputs.items():
         rows = "\n".join(table_lines(text))
         assert "..." not in rows, (cmd, rows)  # nothing elided: no name, no header, no value
+        table = table_lines(text)
+        dashes = next(i for i, line in enumerate(table) if set(line.strip()) <= {"-", " "})
+        words = " ".join(table[:dashes]).split()
+        for word in HEADER_WORDS[lang][cmd]:  # every header there, whole (on one line or two)
+            assert word in words, (cmd, word, table[:dashes])
 
 
 def test_a_wide_terminal_and_json_keep_full_detail(ws, ten_folders, emulator):
