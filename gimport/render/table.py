@@ -21,7 +21,7 @@ import itertools
 from collections.abc import Iterable, Sequence
 
 from gimport.i18n import _
-from gimport.render.text import char_width, display_width, elide, pad, safe, wrap
+from gimport.render.text import display_width, elide, pad, safe, wrap
 
 NAME_COLUMNS = 24  # a folder name or an address up to this wide is never shortened
 MIN_CELL = 8  # nor any name below this, whatever the width
@@ -61,7 +61,7 @@ def breaks(text: str) -> list[int]:
         prev, ch = text[i - 1], text[i]
         if ch in _NO_START or ch == " ":
             continue
-        if prev in " /," or (char_width(prev) == 2 and char_width(ch) == 2):
+        if prev in " /," or (display_width(prev) == 2 and display_width(ch) == 2):
             out.append(i)
     return out
 
@@ -73,7 +73,7 @@ def break_lines(text: str, width: int) -> list[str]:
         return [text]
     prefix = [0]
     for c in text:
-        prefix.append(prefix[-1] + char_width(c))
+        prefix.append(prefix[-1] + display_width(c))
 
     def columns(a: int, b: int) -> int:  # of text[a:b] without its trailing spaces
         while b > a and text[b - 1] == " ":
@@ -104,8 +104,8 @@ def _longest_start(text: str, start: int, width: int) -> int:
     """The end of the longest piece of `text` from `start` that takes at most `width` columns (one character
     at least)."""
     end, used = start, 0
-    while end < len(text) and used + char_width(text[end]) <= width:
-        used += char_width(text[end])
+    while end < len(text) and used + display_width(text[end]) <= width:
+        used += display_width(text[end])
         end += 1
     return max(end, start + 1)
 
