@@ -12,7 +12,7 @@ SENDING = "sending"  # import call may be in flight
 IMPORTED = "imported"  # Gmail has it (gmail_id set)
 DUPLICATE = "duplicate"  # same content imported already: from this folder, or as a copy elsewhere (engine.copies)
 FAILED = "failed"  # last attempt failed; retried by the next run
-SKIPPED = "skipped"  # can never be imported as it is (e.g. over Gmail's 150 MB); reported every run
+SKIPPED = "skipped"  # can never be imported as it is (e.g. over Gmail's 150 MiB); reported every run
 DONE_STATUSES = (IMPORTED, DUPLICATE)
 PROBLEM_STATUSES = (FAILED, SKIPPED)  # what `gimport failed` lists and `gimport accept` may accept
 # A failed or skipped message can be *accepted* (gimport accept): its status stays, the time of the acceptance

@@ -421,7 +421,7 @@ def admin_bench(args: argparse.Namespace) -> int:
             f"  during the transfer {achieved:.1f} msg/s = {achieved / ceiling:.1%} of the ceiling; steady state"
             f" (after the first 20%) {steady:.1f} msg/s = {steady / ceiling:.1%}; {total_mb / secs:.1f} MB/s"
         )
-        print(f"  peak RSS {rss / 1024:.0f} MB")
+        print(f"  peak RSS {rss / 1024:.0f} MiB")
         print(
             f"  429s: {st.get('rate_limited')} of {calls} import calls ({st.get('rate_limited', 0) / max(calls, 1):.2%})"
         )
@@ -598,7 +598,8 @@ def main() -> int:
             f"({n / secs:.0f} msg/s, {total_mb / secs:.1f} MB/s end to end, process start included; "
             f"{rate(stamps):.0f} msg/s during the transfer)"
         )
-        print(f"  peak RSS {rss / 1024:.0f} MB (budget: 200 MB + 2 x largest = {200 + 2 * max(sizes) / 2**20:.0f} MB)")
+        bound = (200e6 + 2 * max(sizes)) / 2**20
+        print(f"  peak RSS {rss / 1024:.0f} MiB (budget: 200 MB + 2 x largest = {bound:.0f} MiB)")
         print(f"  emulator: {json.dumps(stored.get('requests'))}, 429s {stored.get('rate_limited')}")
 
         # 2. nothing to do

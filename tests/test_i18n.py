@@ -346,16 +346,18 @@ def _columns(line: str) -> list[int]:
 
 
 def test_format_table_aligns_japanese_cells():
-    from gimport.render.text import format_table
+    from gimport.render.table import Column, format_table
 
     headers = ["フォルダー", "ラベル", "件数", "サイズ"]
+    columns = [Column(headers[0], name=True), Column(headers[1]), Column(headers[2], right=True)]
+    columns.append(Column(headers[3], right=True))
     rows = [
-        ["INBOX", "INBOX", "12", "1.2 MB"],
-        ["送信済み", "送信済み/2024年", "3", "40 KB"],
+        ["INBOX", "INBOX", "12", "1.2 MiB"],
+        ["送信済み", "送信済み/2024年", "3", "40 KiB"],
         ["ﾒﾓ", "半角ｶﾀｶﾅ", "１２３", "0 B"],  # half-width katakana take one column, full-width digits two
-        ["Archive/研究室", "Archive/研究室", "100000", "3.4 GB"],
+        ["Archive/研究室", "Archive/研究室", "100000", "3.4 GiB"],
     ]
-    lines = format_table(headers, rows, right={2, 3}).splitlines()
+    lines = format_table(columns, rows).splitlines()
     starts = [_columns(line) for line in lines]
     assert all(len(s) == 4 for s in starts), lines
     assert len({s[1] for s in starts}) == 1, lines  # the second column starts at one display column

@@ -481,7 +481,7 @@ def test_killed_then_compacted_then_resumed_imports_each_once(tmp_path, local, e
 
 # --------------------------------------------------------------------------------------------- memory
 
-BIG_MBOX_MB = 1024  # 1 GB: ~20 s for the whole run on the 2-core CI machine
+BIG_MBOX_MB = 1024  # 1 GiB: ~20 s for the whole run on the 2-core CI machine
 
 
 def _peak_rss_kb(proc, peak, done):
@@ -519,7 +519,7 @@ def test_a_gigabyte_mbox_is_streamed_within_the_engines_memory_bound(tmp_path, l
     # client libraries (~60 MB); far below the file, which is never read whole
     peak_mb = peak[0] / 1024
     assert 0 < peak_mb < 200, peak_mb
-    print(f"{BIG_MBOX_MB} MB mbox, {count} messages: peak RSS {peak_mb:.0f} MB")
+    print(f"{BIG_MBOX_MB} MiB mbox, {count} messages: peak RSS {peak_mb:.0f} MiB")
 
 
 # ------------------------------------------------------------------------------------------ admin mode

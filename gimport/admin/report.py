@@ -52,7 +52,7 @@ class UserRow:
     imported: int = 0  # in Gmail, all runs together (duplicates of an imported copy included)
     imported_last_run: int = 0
     failed: int = 0  # the last attempt failed; the next run retries them
-    skipped: int = 0  # cannot be imported as they are (empty, over 150 MB)
+    skipped: int = 0  # cannot be imported as they are (empty, over 150 MiB)
     to_do: int = 0  # selected and not yet imported or skipped
     bytes: int = 0  # imported, all runs
     duration: float | None = None  # of the last run, seconds

@@ -116,7 +116,7 @@ class AdminRun:
         self.daily = daily_budget(settings, self.shard, on_pause=self._daily_pause, on_resume=self._daily_resume)
         self.parallel = max(1, min(self.admin.parallel_users, len(users)))
         per_user = self.admin.memory_budget_mb * 1024 * 1024 // self.parallel
-        # an equal share, never more than a single-user run takes, and at least 8 MB (one message always fits)
+        # an equal share, never more than a single-user run takes, and at least 8 MiB (one message always fits)
         self.engine_memory_budget = min(EngineOptions().memory_budget, max(8 * 1024 * 1024, per_user))
 
     def rate_limited(self) -> int:

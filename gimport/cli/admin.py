@@ -27,6 +27,20 @@ if TYPE_CHECKING:
 # ------------------------------------------------------------------------------------------------ helpers
 
 
+def _width() -> int | None:
+    """The terminal's width for the tables (None when the output is not a terminal: full names)."""
+    from gimport.render.text import terminal_width
+
+    return terminal_width(sys.stdout)
+
+
+def _show(text: str) -> None:
+    """Print `text` fitted to the terminal (tables are fitted already; the lines around them are wrapped)."""
+    from gimport.render.text import wrap
+
+    print(wrap(text, _width(), indent="    "))
+
+
 def _settings(args: argparse.Namespace) -> Settings:
     return load_settings(args.config, admin=True)
 
@@ -156,10 +170,10 @@ def _after_run(
     from gimport.admin import coverage
     from gimport.render.admin import format_admin_summary, format_coverage
 
-    print(format_admin_summary(summary, report=str(report), show_all=show_all))
+    _show(format_admin_summary(summary, report=str(report), show_all=show_all, width=_width()))
     cov = coverage.check(admin.state_dir, [u.gmail for u in users])
-    print(format_coverage(cov, admin.state_dir, after_run=True))
-    print(
+    _show(format_coverage(cov, admin.state_dir, after_run=True))
+    _show(
         _("Log: {log_file} (and one log per user in {state_dir})").format(log_file=log_file, state_dir=admin.state_dir)
     )
     rc = run_exit_code(summary)
@@ -200,9 +214,9 @@ def cmd_admin_status(args: argparse.Namespace) -> int:
         if not cov.ok:
             print(format_coverage(cov, admin.state_dir), file=sys.stderr)
     else:
-        print(_("State: {state_dir} (read only; no network)").format(state_dir=admin.state_dir))
-        print(format_status_rows(rows, show_all=args.all))
-        print(format_coverage(cov, admin.state_dir))
+        _show(_("State: {state_dir} (read only; no network)").format(state_dir=admin.state_dir))
+        _show(format_status_rows(rows, show_all=args.all, width=_width()))
+        _show(format_coverage(cov, admin.state_dir))
     return EXIT_OK if all_complete(rows) and cov.ok else EXIT_SOME_FAILED
 
 
@@ -259,7 +273,7 @@ def cmd_admin_plan(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(to_json(plan, map_file), ensure_ascii=False, indent=2))
     else:
-        print(format_campus_plan(plan, shard_map=map_file))
+        _show(format_campus_plan(plan, shard_map=map_file, width=_width()))
     if any(u.bug for u in users):
         return EXIT_BUG
     return EXIT_SOME_FAILED if any(u.error for u in users) else EXIT_OK
@@ -290,7 +304,7 @@ def cmd_admin_verify(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         stop.set()
         raise
-    print(format_checks(checks, _("verify")))
+    _show(format_checks(checks, _("verify"), width=_width()))
     if any_bug(checks):
         return EXIT_BUG
     return EXIT_OK if all_verified(checks) else EXIT_SOME_FAILED
@@ -309,7 +323,7 @@ def cmd_admin_cleanup(args: argparse.Namespace) -> int:
     )
     try:
         plans = cleanup.plan()
-        print(format_checks(plans, _("cleanup (dry run)") if args.dry_run else _("cleanup")))
+        _show(format_checks(plans, _("cleanup (dry run)") if args.dry_run else _("cleanup"), width=_width()))
         todo = cleanup.todo
         if args.dry_run or not todo:
             if any_bug(plans):
@@ -323,7 +337,7 @@ def cmd_admin_cleanup(args: argparse.Namespace) -> int:
         cleanup.stop.set()
         raise
     print()
-    print(format_checks(done, _("cleanup")))
+    _show(format_checks(done, _("cleanup"), width=_width()))
     if any_bug(plans) or any_bug(done):
         return EXIT_BUG
     return EXIT_OK if cleanup.applied_ok(done) else EXIT_SOME_FAILED

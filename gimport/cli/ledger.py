@@ -74,6 +74,7 @@ def _write_private(path: Path, data: bytes) -> None:
 def cmd_failed(args: argparse.Namespace) -> int:
     from gimport import wiring
     from gimport.render.ledger import format_failed
+    from gimport.render.text import terminal_width, wrap
 
     settings = load_settings(args.config)
     state = wiring.state(settings.state_path, readonly=True)
@@ -81,7 +82,8 @@ def cmd_failed(args: argparse.Namespace) -> int:
         rows = state.ledger(_account(settings), statuses=PROBLEM_STATUSES)
     finally:
         state.close()
-    print(format_failed(rows))
+    width = terminal_width(sys.stdout)
+    print(wrap(format_failed(rows, width=width), width, indent="  "))
     return EXIT_SOME_FAILED if any(r.accepted is None for r in rows) else EXIT_OK
 
 

@@ -210,7 +210,7 @@ class Scanner:
         """Tell `result` what the scan saw, and record as skipped what an earlier run skipped (returns how
         many)."""
         account, path = self.source.account, result.folder
-        # skipped in an earlier run (e.g. over 150 MB): needs no more work, but is not in Gmail
+        # skipped in an earlier run (e.g. over 150 MiB): needs no more work, but is not in Gmail
         skipped = self.state.done_uids(account, path, sel.uidvalidity, (SKIPPED,), accepted=False)
         skipped &= set(sel.done)
         # accepted as not in Gmail (gimport accept): no more work, counted apart, never as "already there"

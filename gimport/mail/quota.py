@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from gimport.i18n import _
 
-MAX_MESSAGE_BYTES = 157_286_400  # Gmail's 150 MB limit for one message
+MAX_MESSAGE_BYTES = 157_286_400  # Gmail's 150 MiB limit for one message
 
 COSTS: dict[str, int] = {
     "users.messages.import": 25,

@@ -52,7 +52,7 @@ class FolderPreview:
     size: int = 0
     selected: int = 0  # left by [filters]
     selected_size: int = 0
-    too_large: int = 0  # over Gmail's 150 MB: will be skipped and reported
+    too_large: int = 0  # over Gmail's 150 MiB: will be skipped and reported
     done: int = 0  # already imported by an earlier run (state file)
     dates_to_fix: int = 0  # to import, with a Date Gmail may not read (gimport.mail.dates)
     dates_unreadable: int = 0  # of those, no Date a person can read either: dated by the INTERNALDATE
@@ -207,7 +207,7 @@ def preview(source: MailSource, settings: Settings, state: State | None = None) 
         warnings += [f"{fp.folder}: {n}" for n in fp.format_notes]
         if fp.too_large:
             warnings.append(
-                _("{folder}: {n} message(s) over Gmail's 150 MB limit will be skipped").format(
+                _("{folder}: {n} message(s) over Gmail's 150 MiB limit will be skipped").format(
                     folder=fp.folder, n=fp.too_large
                 )
             )

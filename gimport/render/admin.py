@@ -22,7 +22,8 @@ from gimport.admin.report import (
 )
 from gimport.admin.summary import AdminSummary
 from gimport.i18n import _
-from gimport.render.text import format_table, human_bytes, human_duration
+from gimport.render.table import Column, format_table
+from gimport.render.text import human_bytes, human_duration
 
 TABLE_LIMIT = 40  # above this many users, the table shows only those that need attention
 
@@ -31,20 +32,22 @@ def _short(text: str, n: int = 90) -> str:
     return text if len(text) <= n else text[: n - 3] + "..."
 
 
-def format_rows(rows: list[UserRow], *, show_all: bool = False, report: str | None = None) -> str:
-    """The per-user table, worst first, then totals and what to do."""
+def format_rows(
+    rows: list[UserRow], *, show_all: bool = False, report: str | None = None, width: int | None = None
+) -> str:
+    """The per-user table, worst first, then totals and what to do; `width`: fit the terminal."""
     rows = sort_rows(rows)
     shown = rows if show_all or len(rows) <= TABLE_LIMIT else [r for r in rows if r.outcome != COMPLETE]
-    headers = [
-        _("gmail address"),
-        _("source user"),
-        _("outcome"),
-        _("found"),
-        _("imported"),
-        _("failed"),
-        _("to do"),
-        _("bytes"),
-        _("time"),
+    columns = [
+        Column(_("gmail address"), name=True),
+        Column(_("source user"), name=True, same_as=0),
+        Column(_("outcome")),
+        Column(_("found"), right=True),
+        Column(_("imported"), right=True, over=3),
+        Column(_("failed"), right=True, zero=True),
+        Column(_("to do"), right=True, zero=True),
+        Column(_("bytes"), right=True, optional=True),
+        Column(_("time"), right=True, optional=True),
     ]
     table = [
         [
@@ -73,7 +76,7 @@ def format_rows(rows: list[UserRow], *, show_all: bool = False, report: str | No
             "",
         ]
     )
-    out = [format_table(headers, table, right={3, 4, 5, 6, 7, 8})]
+    out = [format_table(columns, table, width=width)]
     hidden = len(rows) - len(shown)
     if hidden:
         if report:
@@ -95,8 +98,8 @@ def format_rows(rows: list[UserRow], *, show_all: bool = False, report: str | No
     return "\n".join(out)
 
 
-def format_admin_summary(s: AdminSummary, *, report: str, show_all: bool = False) -> str:
-    out = [format_rows(s.rows, show_all=show_all, report=report)]
+def format_admin_summary(s: AdminSummary, *, report: str, show_all: bool = False, width: int | None = None) -> str:
+    out = [format_rows(s.rows, show_all=show_all, report=report, width=width)]
     rate = s.imported_now / s.duration if s.duration > 0 else 0.0
     out.append(
         _("{n} message(s) imported by this run in {duration} ({rate} msg/s, {size}); shard {shard} ({origin}).").format(
@@ -125,10 +128,10 @@ def format_admin_summary(s: AdminSummary, *, report: str, show_all: bool = False
     return "\n".join(out)
 
 
-def format_status_rows(rows: list[UserRow], *, show_all: bool = False) -> str:
+def format_status_rows(rows: list[UserRow], *, show_all: bool = False, width: int | None = None) -> str:
     if not rows:
         return _("No users recorded yet: run 'gimport admin run'.")
-    out = [format_rows(rows, show_all=show_all)]
+    out = [format_rows(rows, show_all=show_all, width=width)]
     if any(r.outcome in (RUNNING,) for r in rows):
         out.append(_("Users marked 'running' are being migrated by a gimport process now."))
     if all(r.ok for r in rows):
@@ -138,14 +141,15 @@ def format_status_rows(rows: list[UserRow], *, show_all: bool = False) -> str:
     return "\n".join(out)
 
 
-def format_checks(checks: list[UserCheck], title: str) -> str:
-    headers = [_("gmail address"), _("source user"), title, _("detail")]
+def format_checks(checks: list[UserCheck], title: str, *, width: int | None = None) -> str:
+    columns = [Column(_("gmail address"), name=True), Column(_("source user"), name=True, same_as=0)]
+    columns += [Column(title), Column(_("detail"))]
     rows = [[c.gmail, c.source_user, _(c.outcome), _short(c.detail, 110)] for c in checks]
     counts: dict[str, int] = {}
     for c in checks:
         counts[c.outcome] = counts.get(c.outcome, 0) + 1
     summary = ", ".join(f"{n} {_(o)}" for o, n in sorted(counts.items()))
-    return format_table(headers, rows, right=set()) + "\n\n" + _("Users: {counts}.").format(counts=summary or _("none"))
+    return format_table(columns, rows, width=width) + "\n\n" + _("Users: {counts}.").format(counts=summary or _("none"))
 
 
 def _indices(values: list[int]) -> str:
@@ -202,9 +206,12 @@ def format_coverage(cov: Coverage, state_dir: object, *, after_run: bool = False
     return "\n".join(out)
 
 
-def format_campus_plan(plan: CampusPlan, *, shard_map: object = None) -> str:
+def format_campus_plan(plan: CampusPlan, *, shard_map: object = None, width: int | None = None) -> str:
     """`gimport admin plan`: a line per user, the totals, the wall time at each limit and which binds."""
-    headers = [_("gmail address"), _("source user"), _("messages"), _("to import"), _("bytes"), _("units"), ""]
+    columns = [Column(_("gmail address"), name=True), Column(_("source user"), name=True, same_as=0)]
+    columns += [Column(h, right=True) for h in (_("messages"), _("to import"))]
+    columns += [Column(_("bytes"), right=True, optional=True), Column(_("units"), right=True)]
+    columns.append(Column(""))
     rows = [
         [u.gmail, u.source_user, f"{u.messages:,}", f"{u.to_import:,}", human_bytes(u.bytes), f"{u.units:,}", u.error]
         for u in plan.users
@@ -221,7 +228,7 @@ def format_campus_plan(plan: CampusPlan, *, shard_map: object = None) -> str:
             "",
         ]
     )
-    out = [format_table(headers, rows, right={2, 3, 4, 5})]
+    out = [format_table(columns, rows, width=width)]
     out.append("")
     out.append(_("Wall time at each limit ({n} shard(s)):").format(n=len(plan.shards)))
     for lim in plan.limits:

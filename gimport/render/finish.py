@@ -12,7 +12,8 @@ from gimport.mail.selection import inbox_first
 from gimport.operations.cleanup import GMAIL_SETTINGS_PATH, CleanupPlan, CleanupResult, GmailSettingsReport
 from gimport.operations.verify import RETRY_COMMAND, LabelCheck, VerifyReport
 from gimport.render.ledger import verify_json, verify_sections
-from gimport.render.text import format_table, wrap
+from gimport.render.table import Column, format_table
+from gimport.render.text import wrap
 
 LEGEND = (
     N_(
@@ -71,14 +72,14 @@ def format_verify(r: VerifyReport, *, shown_limit: int | None = None, width: int
 
 def _verify_table(r: VerifyReport, width: int | None) -> str:
     """One row per folder (INBOX first): the source, the state file and Gmail's label counts; the totals."""
-    headers = [
-        _("folder"),
-        _("labels"),
-        _("on source"),
-        _("selected"),
-        _("recorded"),
-        _("missing"),
-        _("Gmail label count"),
+    columns = [
+        Column(_("folder"), name=True),
+        Column(_("labels"), same_as=0),
+        Column(_("on source"), right=True),
+        Column(_("selected"), right=True),
+        Column(_("recorded"), right=True, over=3),
+        Column(_("missing"), right=True, zero=True),
+        Column(_("Gmail label count")),
     ]
     rows = []
     for f in inbox_first(r.folders, key=lambda f: f.folder):
@@ -109,7 +110,7 @@ def _verify_table(r: VerifyReport, width: int | None) -> str:
             "",
         ]
     )
-    return format_table(headers, rows, right={2, 3, 4, 5}, width=width, prose={6})
+    return format_table(columns, rows, width=width)
 
 
 def _verify_notes(r: VerifyReport) -> list[str]:

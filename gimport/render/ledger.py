@@ -15,7 +15,7 @@ from typing import Any
 from gimport.contract import ACCEPTED, LedgerRow
 from gimport.i18n import _, english
 from gimport.operations.verify import EXACT_HOWTO, VerifyReport
-from gimport.render.text import format_table
+from gimport.render.table import Column, format_table
 
 # "changed": what gimport changed in the message on its way ("date fixed"), empty when nothing
 LEDGER_COLUMNS = "folder uid uidvalidity message_id size status gmail_id reason time changed".split()
@@ -134,17 +134,24 @@ def verify_json(r: VerifyReport) -> dict[str, Any]:
     }
 
 
-def format_failed(rows: list[LedgerRow]) -> str:
-    """`gimport failed`: one line per failed/skipped message, by key, with its reason."""
+def format_failed(rows: list[LedgerRow], *, width: int | None = None) -> str:
+    """`gimport failed`: one line per failed/skipped message, by key, with its reason; `width`: fit the
+    terminal."""
     if not rows:
         return _("No message is recorded as failed or skipped.")
-    headers = [_("key (folder:UIDVALIDITY:UID)"), _("Message-ID"), _("size"), _("status"), _("reason")]
+    columns = [
+        Column(_("key (folder:UIDVALIDITY:UID)"), name=True),
+        Column(_("Message-ID"), name=True, optional=True),  # the key names the message; accept takes the key
+        Column(_("size"), right=True),
+        Column(_("status")),
+        Column(_("reason")),
+    ]
     table = []
     for r in rows:
         status = r.status if r.accepted is None else f"{r.status}, {_('accepted')} {iso(r.accepted)}"
         table.append([str(r.key), r.message_id or "-", f"{r.size:,}" if r.size is not None else "?", status, r.reason])
     open_ = sum(r.accepted is None for r in rows)
-    lines = [format_table(headers, table, right={2}), ""]
+    lines = [format_table(columns, table, width=width), ""]
     lines.append(
         _("{n:,} failed or skipped, {a:,} of them accepted as not in Gmail.").format(n=len(rows), a=len(rows) - open_)
     )

@@ -8,7 +8,8 @@ from gimport.i18n import _, english
 from gimport.mail.mapping import IMPORT
 from gimport.mail.selection import inbox_first
 from gimport.operations.plan import FolderPreview, Preview
-from gimport.render.text import format_table, human_bytes, human_duration, wrap
+from gimport.render.table import Column, format_table
+from gimport.render.text import human_bytes, human_duration, wrap
 
 
 def action_text(fp: FolderPreview) -> str:
@@ -37,14 +38,20 @@ def action_text(fp: FolderPreview) -> str:
 
 def format_plan(p: Preview, *, width: int | None = None) -> str:
     """The `gimport plan` table, labels needed, warnings and the time it should take."""
-    headers = [_("folder"), _("messages"), _("size"), _("labels"), _("action")]
+    columns = [
+        Column(_("folder"), name=True),
+        Column(_("messages"), right=True),
+        Column(_("size"), right=True),
+        Column(_("labels"), same_as=0),
+        Column(_("action")),
+    ]
     rows = [
         [fp.folder, str(fp.messages), human_bytes(fp.size), ", ".join(fp.plan.labels) or "-", action_text(fp)]
         for fp in inbox_first(p.folders, key=lambda f: f.folder)
     ]
     total_msgs = sum(fp.messages for fp in p.folders)
     rows.append([_("total"), str(total_msgs), human_bytes(sum(fp.size for fp in p.folders)), "", ""])
-    out = [format_table(headers, rows, right={1, 2}, width=width, prose={4})]
+    out = [format_table(columns, rows, width=width)]
     tail = []
     if p.labels_needed:
         tail.append(

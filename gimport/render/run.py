@@ -11,7 +11,8 @@ from gimport.contract import FolderCounts
 from gimport.engine.results import RunSummary
 from gimport.i18n import _
 from gimport.mail.selection import inbox_first
-from gimport.render.text import clock_time, format_table, human_bytes, human_duration, safe, wrap
+from gimport.render.table import Column, format_table
+from gimport.render.text import clock_time, human_bytes, human_duration, safe, wrap
 
 
 def stopped_before_importing(s: RunSummary) -> bool:
@@ -28,15 +29,15 @@ def format_summary(s: RunSummary, *, width: int | None = None) -> str:
 
 def _summary_table(s: RunSummary, width: int | None) -> str:
     """One row per folder (INBOX first) and the totals."""
-    headers = [
-        _("folder"),
-        _("labels"),
-        _("found"),
-        _("imported now"),
-        _("already there"),
-        _("skipped"),
-        _("failed"),
-        _("bytes"),
+    columns = [
+        Column(_("folder"), name=True),
+        Column(_("labels"), same_as=0),
+        Column(_("found"), right=True),
+        Column(_("imported now"), right=True, zero=True),
+        Column(_("already there"), right=True, zero=True),
+        Column(_("skipped"), right=True, zero=True),
+        Column(_("failed"), right=True, zero=True),
+        Column(_("bytes"), right=True),
     ]
     rows = []
     for f in inbox_first(s.folders, key=lambda f: f.folder):
@@ -62,7 +63,7 @@ def _summary_table(s: RunSummary, width: int | None) -> str:
         str(s.total("failed")),
         human_bytes(s.total("bytes")),
     ]
-    return format_table(headers, [*rows, tot], right={2, 3, 4, 5, 6, 7}, width=width)
+    return format_table(columns, [*rows, tot], width=width)
 
 
 def _throughput(s: RunSummary) -> str:
@@ -143,16 +144,16 @@ def format_status(
     """The state file's table and what to do next; `in_progress`: a run holds the state file now
     (format_run_progress tells it), so there is no advice to start one. `shared`: (Gmail messages, the
     imported rows they stand for) of messages in several folders (gimport.engine.copies)."""
-    headers = [
-        _("folder"),
-        _("labels"),
-        _("found"),
-        _("selected"),
-        _("imported"),
-        _("in flight"),
-        _("failed"),
-        _("skipped"),
-        _("to do"),
+    columns = [
+        Column(_("folder"), name=True),
+        Column(_("labels"), same_as=0),
+        Column(_("found"), right=True),
+        Column(_("selected"), right=True),
+        Column(_("imported"), right=True, over=3),
+        Column(_("in flight"), right=True, zero=True),
+        Column(_("failed"), right=True, zero=True),
+        Column(_("skipped"), right=True, zero=True),
+        Column(_("to do"), right=True, zero=True),
     ]
     rows = []
     for c in inbox_first(counts, key=lambda c: c.folder):
@@ -175,7 +176,7 @@ def format_status(
         return wrap(_("No folders recorded yet: run 'gimport run' (or 'gimport plan' to preview)."), width)
     total = [sum(int(r[i]) for r in rows) for i in range(2, 9)]
     rows.append([_("total"), "", *map(str, total)])
-    text = format_table(headers, rows, right=set(range(2, 9)), width=width)
+    text = format_table(columns, rows, width=width)
     todo_total = total[-1]
     tail = "\n" + _("Gmail account: {account}").format(account=gmail_account or _("not yet recorded"))
     if shared[0]:

@@ -1,5 +1,5 @@
 """Text for people, fitted to the terminal: sizes, durations, clock times, display widths (East Asian wide
-characters take two columns), names elided in the middle, wrapped paragraphs and tables.
+characters take two columns), names elided in the middle and wrapped paragraphs (tables: gimport.render.table).
 
 Pure functions; the one that looks at the environment is terminal_width(). A width of None means "do not
 fit": full names and unwrapped lines, for logs and scripts.
@@ -12,11 +12,9 @@ import os
 import shutil
 import time
 import unicodedata
-from collections.abc import Iterable, Sequence
 from typing import TextIO
 
 ELLIPSIS = "..."  # ASCII: "…" is East Asian "ambiguous" width, one column or two depending on the terminal
-MIN_CELL = 8  # a name is never shortened below this many columns
 
 
 # Bidirectional overrides and isolates: they reorder what the terminal shows.
@@ -142,11 +140,12 @@ def _wrap_line(line: str, width: int, indent: str) -> str:
 
 
 def human_bytes(n: float) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if abs(n) < 1024 or unit == "GB":
+    """A size in powers of 1,024, named so (IEC): 147,195 bytes is "143.7 KiB", not "KB" (1,000)."""
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if abs(n) < 1024 or unit == "GiB":
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
         n /= 1024
-    return f"{n:.1f} GB"
+    return f"{n:.1f} GiB"
 
 
 def human_duration(seconds: float) -> str:
@@ -163,75 +162,11 @@ def clock_time(epoch: float, now: float | None = None) -> str:
     return when.strftime("%H:%M") if when.date() == today else when.strftime("%m-%d %H:%M")
 
 
-def _wrap_header(header: str, columns: int) -> list[str]:
-    return wrap(header, columns).split("\n") if " " in header else [header]
-
-
-def format_table(
-    headers: Sequence[str],
-    rows: Iterable[Sequence[str]],
-    right: set[int],
-    *,
-    width: int | None = None,
-    keep: set[int] | None = None,
-    prose: set[int] | None = None,
-) -> str:
-    """Columns separated by two spaces, a dashed line under the headers; `right`: the columns aligned right.
-
-    With `width`, a table wider than that is fitted: headers wider than their column's values are wrapped
-    onto two lines first, then the text columns (all but `right` and `keep`) are shortened:
-    the widest first, one column at a time (so they end up about equally wide), down to MIN_CELL, their
-    values elided in the middle (`prose` columns: at the end). Numbers are never shortened. width None: as wide
-    as the values (full names).
-    Cells are made safe first (control characters escaped: a folder name from the server is untrusted).
-    """
-    rows = [[safe(cell) for cell in r] for r in rows]
-    n = len(headers)
-    natural = [max([display_width(r[i]) for r in rows], default=0) for i in range(n)]
-    head_lines = [[h] for h in headers]
-    cols = [max(natural[i], display_width(headers[i])) for i in range(n)]
-
-    def total() -> int:
-        return sum(cols) + 2 * (n - 1)
-
-    if width is not None and total() > width:
-        for i, h in enumerate(headers):
-            if display_width(h) > natural[i] and " " in h:
-                head_lines[i] = _wrap_header(h, max(natural[i], max(display_width(w) for w in h.split(" "))))
-                cols[i] = max(natural[i], *(display_width(x) for x in head_lines[i]))
-        fixed = right | (keep or set())
-        shrinkable = [i for i in range(n) if i not in fixed]
-        # one column at a time off the widest text column: they come down to a common width together
-        while total() > width and shrinkable:
-            i = max(shrinkable, key=lambda k: cols[k])
-            if cols[i] <= MIN_CELL:
-                break
-            cols[i] -= 1
-        for i in shrinkable:
-            if any(display_width(x) > cols[i] for x in head_lines[i]):
-                head_lines[i] = [elide(x, cols[i]) for x in head_lines[i]]
-
-    def fmt(cells: Sequence[str]) -> str:
-        out = []
-        for i, cell in enumerate(cells):
-            out.append(pad(elide(cell, cols[i], at_end=i in (prose or ())), cols[i], right=i in right))
-        return "  ".join(out).rstrip()
-
-    depth = max(len(h) for h in head_lines)
-    # a wrapped header's lines sit at the bottom, next to the dashes
-    header_rows = [[(h[len(h) - depth + k] if k >= depth - len(h) else "") for h in head_lines] for k in range(depth)]
-    lines = [fmt(r) for r in header_rows]
-    lines.append(fmt(["-" * c for c in cols]))
-    lines += [fmt(r) for r in rows]
-    return "\n".join(lines)
-
-
 __all__ = [
     "ELLIPSIS",
     "clock_time",
     "display_width",
     "elide",
-    "format_table",
     "human_bytes",
     "human_duration",
     "pad",

@@ -23,7 +23,7 @@ def test_a_status_line_has_the_totals_rate_eta_folder_and_failures(caplog):
         rep.emit_stats()
     rep.close()
     line = out.getvalue().splitlines()[-1]
-    assert line.startswith("gimport: status: 4/10 messages, 3.9 KB/9.8 KB, ")
+    assert line.startswith("gimport: status: 4/10 messages, 3.9 KiB/9.8 KiB, ")
     assert " msg/s, ETA " in line
     assert "folder 研究室" in line
     assert "1 failed" in line

@@ -1,8 +1,8 @@
-"""gimport.render.text: display widths, eliding, wrapping and tables fitted to a width."""
+"""gimport.render.text: display widths, eliding, wrapping and sizes."""
 
 from __future__ import annotations
 
-from gimport.render.text import display_width, elide, format_table, terminal_width, wrap
+from gimport.render.text import display_width, elide, human_bytes, terminal_width, wrap
 
 
 def test_wide_characters_count_two_columns():
@@ -38,19 +38,6 @@ def test_wrap_fits_words_and_cuts_what_has_no_spaces():
     assert wrap(text, None) == text
 
 
-def test_a_table_fits_by_wrapping_headers_then_shortening_text_columns():
-    headers = ["folder", "labels", "found", "imported now", "already there"]
-    rows = [["研究室/二〇二四年度の卒業論文と修士論文のまとめ", "研究室/二〇二四年度の卒業論文", "12", "3", "9"]]
-    full = format_table(headers, rows, right={2, 3, 4})
-    assert "研究室/二〇二四年度の卒業論文と修士論文のまとめ" in full  # no width: full names
-    fitted = format_table(headers, rows, right={2, 3, 4}, width=50)
-    lines = fitted.split("\n")
-    assert all(display_width(line) <= 50 for line in lines), fitted
-    assert lines[0].split() == ["imported", "already"]
-    assert lines[1].split()[-2:] == ["now", "there"]
-    assert lines[-1].split()[-3:] == ["12", "3", "9"]  # numbers are never shortened
-
-
 def test_terminal_width_honours_columns_and_keeps_pipes_full(monkeypatch, tmp_path):
     monkeypatch.delenv("COLUMNS", raising=False)
     with open(tmp_path / "out", "w") as f:
@@ -59,10 +46,13 @@ def test_terminal_width_honours_columns_and_keeps_pipes_full(monkeypatch, tmp_pa
         assert terminal_width(f) == 80
 
 
-def test_prose_columns_keep_their_start():
+def test_elide_at_end_keeps_the_start():
     assert elide("skip: holds no messages (\\Noselect)", 20, at_end=True) == "skip: holds no me..."
-    table = format_table(
-        ["folder", "action"], [["Archive", "skip: holds no messages (\\Noselect)"]], set(), width=30, prose={1}
-    )
-    assert table.split("\n")[-1].rstrip().endswith("...")
-    assert "skip: holds" in table
+
+
+def test_sizes_are_named_in_powers_of_1024():
+    assert human_bytes(147_195) == "143.7 KiB"
+    assert human_bytes(512) == "512 B"
+    assert human_bytes(5 * 1024**2) == "5.0 MiB"
+    assert human_bytes(3 * 1024**3) == "3.0 GiB"
+    assert human_bytes(2 * 1024**4) == "2048.0 GiB"
