@@ -24,6 +24,7 @@ from tests.rig.gmail_emulator import Fault
 from tests.test_admin import DOMAIN, new_user, report_rows
 
 POISON = b"X-Poison: yes"  # the emulator rejects (400) every import holding these bytes
+PROBLEMS, IMPORTED = 4, 6  # columns of the users table
 HOSTILE_FOLDER = "Work/<script>alert(1)</script>"
 
 
@@ -119,18 +120,18 @@ def test_campus_page_in_a_real_browser(tmp_path, dovecot_server, emulator, capsy
     assert sorted(cells[0] for cells in visible) == sorted(p.gmail for p in people)
     assert f"{len(people)} of {len(people)} users shown" in dom
     by_user = {cells[0]: cells for cells in visible}
-    problems = by_user[people[3].gmail][-1]
+    problems = by_user[people[3].gmail][PROBLEMS]
     assert HOSTILE_FOLDER in problems
     assert "Invalid message" in problems
     assert parsed.scripts == 1  # the page's own script; the folder's name never became one
-    assert "refused the login" in by_user[people[4].gmail][-1]
+    assert "refused the login" in by_user[people[4].gmail][PROBLEMS]
     for p in people:  # the imported column shows what the report file says
-        assert by_user[p.gmail][5] == rows[p.gmail]["imported"]
+        assert by_user[p.gmail][IMPORTED] == rows[p.gmail]["imported"]
 
     # sorted by a column from the #fragment, largest first
     dom, requests = chromium.dump_dom(url + "#sort=imported&dir=desc", tmp_path / "chromium")
     _parsed, visible = shown(dom)
-    imported = [int(cells[5].replace(",", "")) for cells in visible]
+    imported = [int(cells[IMPORTED].replace(",", "")) for cells in visible]
     assert imported == sorted(imported, reverse=True)
     assert imported[0] == 15
     assert requests == []

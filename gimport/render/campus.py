@@ -158,7 +158,11 @@ def _totals(report: CampusReport) -> str:
     counts: dict[str, int] = {}
     for r in rows:
         counts[r.outcome] = counts.get(r.outcome, 0) + 1
-    detail = ", ".join(f"{counts[o]:,} {outcome_name(o)}" for o in OUTCOME_ORDER if o in counts)
+    # TRANSLATORS: the list's separator (Japanese uses 、)
+    comma = _(", ")
+    detail = comma.join(
+        _("{n} {outcome}").format(n=f"{counts[o]:,}", outcome=outcome_name(o)) for o in OUTCOME_ORDER if o in counts
+    )
     note = _note(_("Users by outcome: {counts}.").format(counts=detail)) if detail else ""
     return _section("totals", _("Campus totals"), f'<div class="cards">{"".join(cards)}</div>{note}')
 
@@ -167,7 +171,12 @@ def _table(headers: Sequence[tuple[str, str, bool]], rows: list[str], *, table_i
     """A table: headers as (key, text, numeric); rows already rendered as <tr>...</tr>."""
     head = "".join(f'<th scope="col" data-key="{k}"{" class=n" if num else ""}>{e(t)}</th>' for k, t, num in headers)
     ident = f' id="{table_id}"' if table_id else ""
-    return f"<table{ident}><thead><tr>{head}</tr></thead><tbody>\n" + "\n".join(rows) + "\n</tbody></table>"
+    # wide tables scroll sideways in their own box, so that the page around them keeps its width
+    return (
+        f'<div class="wide"><table{ident}><thead><tr>{head}</tr></thead><tbody>\n'
+        + "\n".join(rows)
+        + "\n</tbody></table></div>"
+    )
 
 
 def _num(n: float, text: str | None = None) -> str:
@@ -260,6 +269,7 @@ def _users(report: CampusReport) -> str:
         ("source", _("source user"), False),
         ("shard", _("shard"), False),
         ("outcome", _("outcome"), False),
+        ("why", _("problems"), False),
         ("found", _("found"), True),
         ("imported", _("imported"), True),
         ("failed", _("failed"), True),
@@ -268,7 +278,6 @@ def _users(report: CampusReport) -> str:
         ("bytes", _("size"), True),
         ("end", _("last run ended"), False),
         ("time", _("time"), True),
-        ("why", _("problems"), False),
     ]
     options = "".join(f'<option value="{g}">{e(text)}</option>' for g, text in _group_names())
     shown, hint = _("{n} of {total} users shown"), _("search: address, user, reason, folder ...")
@@ -292,10 +301,9 @@ def _user_row(u: UserDetail) -> str:
     duration = "" if r.duration is None else human_duration(r.duration)
     return (
         f'<tr data-group="{group}"><td class="addr">{e(r.gmail)}</td><td class="addr">{e(r.source_user)}</td>'
-        f'<td>{e(u.shard)}</td><td class="o {group}">{e(outcome_name(r.outcome))}</td>'
+        f'<td>{e(u.shard)}</td><td class="o {group}">{e(outcome_name(r.outcome))}</td><td>{_problems(u)}</td>'
         f"{_num(r.found)}{_num(r.imported)}{_num(r.failed)}{_num(r.skipped)}{_num(r.to_do)}"
-        f"{_num(r.bytes, human_bytes(r.bytes))}<td>{e(end)}</td>{_num(r.duration or 0, duration)}"
-        f"<td>{_problems(u)}</td></tr>"
+        f'{_num(r.bytes, human_bytes(r.bytes))}<td class="t">{e(end)}</td>{_num(r.duration or 0, duration)}</tr>'
     )
 
 

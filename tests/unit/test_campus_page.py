@@ -24,6 +24,7 @@ from gimport.config.settings import AdminSettings
 from gimport.render.campus import render_campus
 from gimport.render.campus_chart import bars, bucket_minutes, nice_ceiling, rate_chart
 
+PROBLEMS, IMPORTED = 4, 6  # columns of the users table
 HOSTILE_FOLDER = 'Archive/<script>alert("folder")</script>'
 HOSTILE_REASON = '</td></tr><script>alert("reason")</script><img src=x onerror=alert(1)>'
 HOSTILE_SOURCE = '<script>alert("user")</script>'
@@ -193,11 +194,11 @@ def test_page_is_well_formed_complete_and_escapes_every_outside_string(tmp_path,
     rows = {cells[0]: cells for cells in c.user_rows}
     assert set(rows) == {u.gmail for u in users}
     assert rows[HOSTILE_GMAIL][1] == HOSTILE_SOURCE
-    assert HOSTILE_REASON in rows[HOSTILE_GMAIL][-1]
-    assert HOSTILE_FOLDER in rows[HOSTILE_GMAIL][-1]
-    assert "failed 3" in rows[HOSTILE_GMAIL][-1]
+    assert HOSTILE_REASON in rows[HOSTILE_GMAIL][PROBLEMS]
+    assert HOSTILE_FOLDER in rows[HOSTILE_GMAIL][PROBLEMS]
+    assert "failed 3" in rows[HOSTILE_GMAIL][PROBLEMS]
     assert rows["later@campus.example.ac.jp"][3] == "not started"
-    assert rows["done@campus.example.ac.jp"][5] == "4"  # imported
+    assert rows["done@campus.example.ac.jp"][IMPORTED] == "4"  # imported
     assert c.scripts == 1
     assert c.styles == 1
     assert not [a for a in c.attrs if a[1].startswith("on")]
