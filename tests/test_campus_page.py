@@ -7,6 +7,7 @@ request something is seen doing so (the observation can fail)."""
 from __future__ import annotations
 
 import os
+import re
 import struct
 import subprocess
 import sys
@@ -127,6 +128,19 @@ def test_campus_page_in_a_real_browser(tmp_path, dovecot_server, emulator, capsy
     assert "refused the login" in by_user[people[4].gmail][PROBLEMS]
     for p in people:  # the imported column shows what the report file says
         assert by_user[p.gmail][IMPORTED] == rows[p.gmail]["imported"]
+
+    # without its script (a copy whose policy lets no script run, as a reader with scripts off sees it) the
+    # table is all there, and the search box, useless then, hidden
+    text = page.read_text("utf-8")
+    no_script = tmp_path / "no-script.html"
+    assert "script-src &#x27;sha256-" in text  # the policy as the page writes it (an attribute: quotes escaped)
+    no_script.write_text(re.sub(r"script-src [^;\"]+", "script-src &#x27;none&#x27;", text, count=1), "utf-8")
+    dom, requests = chromium.dump_dom(no_script.as_uri(), tmp_path / "chromium")
+    parsed, visible = shown(dom)
+    assert not parsed.ready
+    assert requests == []
+    assert sorted(cells[0] for cells in visible) == sorted(p.gmail for p in people)
+    assert 'id="tools" hidden' in dom
 
     # sorted by a column from the #fragment, largest first
     dom, requests = chromium.dump_dom(url + "#sort=imported&dir=desc", tmp_path / "chromium")

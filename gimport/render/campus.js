@@ -48,19 +48,26 @@
     return numeric ? parseFloat(v) || 0 : v.toLowerCase();
   }
 
+  var sorted = false;  // the rows are in the page's order until a sort moves them
+
   function sort() {
     var i = heads.findIndex(function (th) { return th.getAttribute("data-key") === view.sort; });
     heads.forEach(function (th) { th.removeAttribute("aria-sort"); });
+    if (i < 0 && !sorted) { return; }  // moving 30,000 rows back where they are costs a whole layout
+    sorted = i >= 0;
     var order = rows.slice();
     if (i >= 0) {
       var numeric = heads[i].classList.contains("n");
       var sign = view.dir === "desc" ? -1 : 1;
-      var position = new Map(rows.map(function (row, k) { return [row, k]; }));
-      order.sort(function (a, b) {
-        var x = value(a, i, numeric), y = value(b, i, numeric);
+      // each row's key read once, not at every comparison: 30,000 rows sort in a blink
+      var keys = rows.map(function (row) { return value(row, i, numeric); });
+      var index = rows.map(function (_row, k) { return k; });
+      index.sort(function (a, b) {
+        var x = keys[a], y = keys[b];
         var c = x < y ? -1 : x > y ? 1 : 0;
-        return c * sign || position.get(a) - position.get(b);
+        return c * sign || a - b;
       });
+      order = index.map(function (k) { return rows[k]; });
       heads[i].setAttribute("aria-sort", view.dir === "desc" ? "descending" : "ascending");
     }
     var frag = document.createDocumentFragment();

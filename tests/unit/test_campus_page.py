@@ -200,6 +200,7 @@ def test_page_is_well_formed_complete_and_escapes_every_outside_string(tmp_path,
     assert rows["later@campus.example.ac.jp"][3] == "not started"
     assert rows["done@campus.example.ac.jp"][IMPORTED] == "4"  # imported
     assert c.scripts == 1
+    assert 'id="tools" hidden' in page  # the search box shows only where the script runs
     assert c.styles == 1
     assert not [a for a in c.attrs if a[1].startswith("on")]
     assert "<script>alert" not in page
