@@ -231,12 +231,11 @@ def _emit(where: str, text: str) -> None:
 
 
 def cmd_admin_report(args: argparse.Namespace) -> int:
-    from gimport import wiring
-
     if args.html:
         from gimport.cli.admin_html import cmd_admin_report_html
 
         return cmd_admin_report_html(args)
+    from gimport import wiring
     from gimport.admin.paths import user_paths
     from gimport.cli import admin as admin_cli
     from gimport.render.ledger import ledger_csv
