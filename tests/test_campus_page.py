@@ -111,6 +111,11 @@ def test_campus_page_in_a_real_browser(tmp_path, dovecot_server, emulator, capsy
     capsys.readouterr()
     assert main(["--config", str(ws.config), "admin", "report", "--html", str(page)]) == 0
     assert f"{len(people)} user(s)" in capsys.readouterr().err
+    # a page that cannot be written is a one-line error naming it (exit code 2), and leaves nothing behind
+    nowhere = tmp_path / "no-such-dir" / "campus.html"
+    assert main(["--config", str(ws.config), "admin", "report", "--html", str(nowhere)]) == 2
+    assert f"cannot write {nowhere}" in capsys.readouterr().err
+    assert not nowhere.parent.exists()
     url = page.as_uri()
 
     # rendered, the script ran (the page's policy allowed it), every user is there, and nothing was requested
