@@ -361,6 +361,9 @@ class Ledger(State, Protocol):
     def ledger(self, account: str, *, statuses: tuple[str, ...] | None = None) -> list[LedgerRow]:
         """Every message of the folders' current generations (optionally only `statuses`), by key."""
 
+    def import_times(self, bucket: int = ...) -> list[tuple[int, int, int]]:
+        """(bucket start, messages, bytes) imported per `bucket` seconds (admin report --html's chart)."""
+
     def accept(self, keys: Iterable[MessageKey], when: float) -> list[MessageKey]:
         """Accept failed/skipped messages as not in Gmail; returns those newly accepted."""
 

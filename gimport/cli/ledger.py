@@ -233,6 +233,10 @@ def _emit(where: str, text: str) -> None:
 
 
 def cmd_admin_report(args: argparse.Namespace) -> int:
+    if args.html:
+        from gimport.cli.admin_html import cmd_admin_report_html
+
+        return cmd_admin_report_html(args)
     from gimport import wiring
     from gimport.admin.paths import user_paths
     from gimport.cli import admin as admin_cli
@@ -326,9 +330,19 @@ def register_admin(admin: CommandTable) -> None:
     report_p = admin.add(
         "report",
         cmd_admin_report,
-        _("write one ledger for every user: a CSV row per message with a user column; no contents"),
-        "gimport admin report --users users.csv --csv ledger.csv",
+        _(
+            "write one ledger for every user (a CSV row per message with a user column; no contents), or the"
+            " campus page: one HTML file to open in any browser, offline"
+        ),
+        "gimport admin report --users users.csv --csv ledger.csv\n  gimport admin report --html campus.html",
     )
-    report_p.add_argument(
-        "--csv", metavar="FILE", required=True, help=_("the CSV file to write ('-': standard output)")
+    what = report_p.add_mutually_exclusive_group(required=True)
+    what.add_argument("--csv", metavar="FILE", help=_("the CSV file to write ('-': standard output)"))
+    what.add_argument(
+        "--html",
+        metavar="FILE",
+        help=_(
+            "write the campus page instead: totals, shards, every user and why they failed, the import rate and"
+            " the daily budget, in one self-contained HTML file (from the state files; no network)"
+        ),
     )
