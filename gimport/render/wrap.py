@@ -21,6 +21,7 @@ from __future__ import annotations
 import functools
 import itertools
 import re
+import unicodedata
 from collections.abc import Iterator
 
 import budoux
@@ -185,14 +186,20 @@ def wrap(text: str, width: int | None, *, indent: str = "") -> str:
     return "\n".join("\n".join(wrap_line(line, width, indent)) for line in text.split("\n"))
 
 
+def _glued(a: str, b: str) -> bool:
+    """No space between `a` and `b`: two Japanese characters, or Japanese punctuation ("、Gmail", "Gmail（")."""
+    punctuation = (_wide(a) and unicodedata.category(a)[0] == "P") or (_wide(b) and unicodedata.category(b)[0] == "P")
+    return (_wide(a) and _wide(b)) or punctuation
+
+
 def join_lines(lines: list[str]) -> str:
     """Lines of one paragraph made one line: a space between them, except between two Japanese characters
-    (Japanese has no spaces: "移行\nします" is "移行します")."""
+    or beside Japanese punctuation (Japanese has no spaces: "移行\nします" is "移行します")."""
     out = ""
     for line in (x.strip() for x in lines):
         if not line:
             continue
-        if out and not (_wide(out[-1]) and _wide(line[0])):
+        if out and not _glued(out[-1], line[0]):
             out += " "
         out += line
     return out

@@ -106,6 +106,9 @@ def test_continuation_lines_keep_the_indent():
 
 def test_join_lines_puts_no_space_inside_japanese():
     assert join_lines(["移行が", "完了しました", "(3 messages)", "done"]) == "移行が完了しました (3 messages) done"
+    assert (
+        join_lines(["取り込むため、", "Gmail 側に", "（IMAP", "は不要）"]) == "取り込むため、Gmail 側に（IMAP は不要）"
+    )
 
 
 def test_markdown_paragraphs_and_items_are_wrapped_code_and_tables_kept():
