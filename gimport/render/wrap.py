@@ -76,8 +76,8 @@ def _phrase_starts(text: str) -> set[int]:
 
 def breaks(text: str) -> dict[int, int]:
     """Where `text` may break: position -> PREFERRED (after a space between words, or between phrases) or
-    FALLBACK (inside a phrase, after a "/" or "-"); JIS X 4051's prohibitions applied. A position is the index of the first
-    character of the next line (spaces before it end the previous line and are dropped)."""
+    FALLBACK (inside a phrase, after a "/" or "-"); JIS X 4051's prohibitions applied. A position is the
+    index of the first character of the next line (the spaces before it end the previous line, dropped)."""
     phrases = _phrase_starts(text)
     out: dict[int, int] = {}
     # UAX #14 keeps "read /srv/mail" together (no break before "/", even after a space); between Latin words a
