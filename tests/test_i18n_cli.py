@@ -21,6 +21,7 @@ import pytest
 
 from gimport.backends.google.oauth import write_private
 from gimport.config.load import load_settings
+from gimport.render.text import display_width
 from tests.rig.corpus import make_message
 from tests.rig.dovecot import SeedMessage
 from tests.rig.gmail_emulator import GmailEmulator
@@ -103,7 +104,14 @@ def test_init_writes_its_comments_in_japanese_and_the_same_settings(tmp_path):
     assert not has_japanese(en)
     # the keys and values, and the commented-out examples, are the same TOML in both: only the comments differ
     toml = re.compile(r" {2,}# .*$")  # a comment after the TOML: two spaces or more, then "# "
-    assert [toml.sub("", line) for line in ja.splitlines()[2:]] == [toml.sub("", line) for line in en.splitlines()[2:]]
+    prose = re.compile(r"^# (?!\[|\w+ = )")  # a comment line that is not a commented-out table or key
+
+    def code(text: str) -> list[str]:  # the TOML lines, commented-out examples included
+        lines = [toml.sub("", line) for line in text.splitlines()]
+        return [line for line in lines if line.strip() and not prose.match(line)]
+
+    assert code(ja) == code(en)
+    assert all(display_width(line) <= 80 for line in ja.splitlines()), ja  # an editor in a terminal
     assert tomllib.loads(ja) == tomllib.loads(en)
     examples = re.compile(r"^# (?=\[|\w+ = )", re.MULTILINE)  # every commented-out table and key taken in
     assert tomllib.loads(examples.sub("", ja)) == tomllib.loads(examples.sub("", en))

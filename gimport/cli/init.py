@@ -15,8 +15,10 @@ from gimport.config.settings import DEFAULT_CONFIG
 from gimport.errors import EXIT_OK, EXIT_USAGE, ConfigError
 from gimport.i18n import _
 from gimport.render.text import terminal_width, wrap
+from gimport.render.wrap import wrap_line
 
 COMMENT_AT = 31  # the column the comments start at, where the TOML before them is shorter
+FILE_WIDTH = 80
 
 
 def template(host: str, user: str, password_file: str | None, gmail_user: str | None) -> str:
@@ -24,11 +26,17 @@ def template(host: str, user: str, password_file: str | None, gmail_user: str | 
     person who edits the file and speak their language (Japanese under a Japanese locale)."""
 
     def line(toml: str, comment: str | None = None) -> str:
+        # a comment that would run past 80 columns continues on comment lines under its start (an editor in a
+        # terminal shows the file as written)
         if comment is None:
             return toml
         if not toml:
-            return f"# {comment}"
-        return f"{toml:<{COMMENT_AT - 1}} # {comment}" if len(toml) < COMMENT_AT - 1 else f"{toml}  # {comment}"
+            return "\n".join(f"# {part}" for part in wrap_line(comment, FILE_WIDTH - 2))
+        head = f"{toml:<{COMMENT_AT - 1}} # " if len(toml) < COMMENT_AT - 1 else f"{toml}  # "
+        room = max(FILE_WIDTH - len(head), 30)
+        return "\n".join(
+            (head if i == 0 else " " * (len(head) - 2) + "# ") + part for i, part in enumerate(wrap_line(comment, room))
+        )
 
     if password_file:
         password = line(

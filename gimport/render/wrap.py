@@ -57,6 +57,14 @@ def _wide(c: str) -> bool:
     return char_width(c) == 2
 
 
+def _closes(c: str) -> bool:
+    return _wide(c) and unicodedata.category(c) in ("Po", "Pe")
+
+
+def _opens(c: str) -> bool:
+    return _wide(c) and unicodedata.category(c) == "Ps"
+
+
 @functools.cache
 def _phrases() -> budoux.Parser:
     return budoux.load_default_japanese_parser()
@@ -83,7 +91,10 @@ def breaks(text: str) -> dict[int, int]:
     # UAX #14 keeps "read /srv/mail" together (no break before "/", even after a space); between Latin words a
     # space is where a line breaks, unless what follows closes or punctuates
     spaces = {m.end() for m in re.finditer(r" +(?=[^ )\]},.;:!?]|\.\w)", text)}
-    for i in sorted(spaces | {b.index for b in wcwidth.iter_line_breaks(text)}):
+    # and UAX #14 keeps ASCII quotes to their neighbours, even beside Japanese ('、"plain"（ポート'): JIS X
+    # 4051 breaks after a Japanese comma, full stop or closing bracket and before an opening one
+    brackets = {i for i in range(1, len(text)) if _closes(text[i - 1]) or _opens(text[i])}
+    for i in sorted(spaces | brackets | {b.index for b in wcwidth.iter_line_breaks(text)}):
         if i >= len(text):
             continue
         before = text[:i].rstrip(" ")

@@ -69,6 +69,14 @@ def test_a_space_beside_japanese_is_a_break_only_between_phrases():
     assert lines == ["毎晩の再起動で止まる、", "速度は 1 秒に", "1 通程度です。設定は", "gimport は読みます"]
 
 
+def test_japanese_punctuation_breaks_beside_ascii_quotes():
+    # UAX #14 keeps a quotation mark to its neighbours; JIS X 4051 breaks after "、" and before "（"
+    assert wrap_line('"ssl"（ポート 993）、"starttls"、"plain"（ポート 143）のいずれか', 40) == [
+        '"ssl"（ポート 993）、"starttls"、"plain"',
+        "（ポート 143）のいずれか",
+    ]
+
+
 def test_english_breaks_at_spaces_as_before():
     text = "To import: 12,345 message(s), 1.2 GB; at 6,000 quota units/min that takes about 14h17m"
     lines = wrap(text, 40, indent="  ").split("\n")
