@@ -1,8 +1,9 @@
-"""Japanese help that breaks where Japanese breaks. Every command's `--help` (the admin commands' too, found by
+"""Help that breaks where its language breaks. Every command's `--help` (the admin commands' too, found by
 walking the real parser) and every `gimport help` topic runs as its own process on a real pseudo-terminal of
-80 columns under LANG=ja_JP.UTF-8 (and under LANG=C, where the same rules hold for English); no line may start with a character JIS X 4051 keeps off a line's start
-(、。）」ー small kana ...), none may end with one it keeps off a line's end (（「 ...), no Latin word may be cut
-in two, and no line may be wider than 80 columns (the docs' tables and code blocks are shown as they are).
+80 columns under LANG=ja_JP.UTF-8 (and under LANG=C, where the same rules hold for English): no line may
+start with a character JIS X 4051 keeps off a line's start (、。）」ー small kana ...), none may end with one
+it keeps off a line's end (（「 ...), no Latin word may be cut in two, and no line may be wider than 80
+columns (the docs' code blocks are shown as written; a table too wide becomes a list).
 
 A cut word is found against the same screen rendered 1,000 columns wide (nothing wrapped): a piece of a word
 at a line's end or start that is not a whole word of the wide rendering was cut ("Gm" of "Gmail").
@@ -61,14 +62,14 @@ def wide(*args: str, lang: str = JA) -> str:
 
 
 def prose_lines(text: str) -> list[str]:
-    """The lines of a screen that gimport wraps: a document's code blocks and tables are left out."""
+    """The lines of a screen that gimport wraps: a document's code blocks (shown as written) are left out."""
     out: list[str] = []
     fenced = False
     for line in screen_lines(text.replace("\r\n", "\n")):
         if line.lstrip().startswith("```"):
             fenced = not fenced
             continue
-        if fenced or line.lstrip().startswith("|"):
+        if fenced:
             continue
         out.append(line)
     return out

@@ -10,8 +10,8 @@ from pathlib import Path
 from gimport.cli.options import CommandTable
 from gimport.errors import EXIT_OK, EXIT_USAGE, ConfigError
 from gimport.i18n import N_, _
+from gimport.render.markdown import wrap_markdown
 from gimport.render.text import terminal_width
-from gimport.render.wrap import wrap_markdown
 
 PACKAGE = Path(__file__).resolve().parents[1]
 

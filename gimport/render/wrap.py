@@ -216,47 +216,6 @@ def join_lines(lines: list[str]) -> str:
     return out
 
 
-# a list item's or a quotation's marker: its text continues under the text, not under the marker
-_MARKER = re.compile(r" *(?:[-*+] |\d+\. |> )")
-
-
-def wrap_markdown(text: str, width: int | None) -> str:
-    """A Markdown document (README.md, docs/*.md) fitted to `width`: each paragraph and list item joined and
-    wrapped (an item's lines continue under its text); code blocks, tables and blank lines as they are.
-    width None: unchanged."""
-    if width is None:
-        return text
-    out: list[str] = []
-    para: list[str] = []
-    hang = ""
-    fenced = False
-
-    def flush() -> None:
-        if para:
-            lead = para[0][: len(para[0]) - len(para[0].lstrip(" "))]
-            out.extend(wrap_line(lead + join_lines(para), width, hang))
-            para.clear()
-
-    for line in text.split("\n"):
-        stripped = line.strip()
-        if stripped.startswith("```") or fenced or stripped.startswith("|") or not stripped:
-            flush()
-            fenced ^= stripped.startswith("```")
-            out.append(line)
-            continue
-        marker = _MARKER.match(line)
-        if marker or stripped.startswith("#") or not para:
-            flush()
-            hang = line[: len(line) - len(line.lstrip(" "))]
-            if marker:
-                hang = marker.group() if marker.group().endswith("> ") else " " * len(marker.group())
-        para.append(line)
-        if stripped.startswith("#"):
-            flush()
-    flush()
-    return "\n".join(out)
-
-
 __all__ = [
     "NO_LINE_END",
     "NO_LINE_START",
@@ -266,5 +225,4 @@ __all__ = [
     "join_lines",
     "wrap",
     "wrap_line",
-    "wrap_markdown",
 ]

@@ -7,6 +7,7 @@ import re
 
 import pytest
 
+from gimport.render.markdown import table, wrap_markdown
 from gimport.render.wrap import (
     NO_LINE_END,
     NO_LINE_START,
@@ -14,7 +15,6 @@ from gimport.render.wrap import (
     join_lines,
     wrap,
     wrap_line,
-    wrap_markdown,
 )
 
 # the catalog's own kind of sentence: Japanese, Latin names, brackets, the long-vowel mark and small kana
@@ -148,3 +148,27 @@ def test_markdown_paragraphs_and_items_are_wrapped_code_and_tables_kept():
     assert all(display_width(line) <= 40 for line in item)
     assert out[-4:] == doc.split("\n")[-4:]  # the code block and the table as written
     assert wrap_markdown(doc, None) == doc
+
+
+def test_a_table_too_wide_becomes_a_list_and_one_that_fits_stays():
+    rows = [
+        "| key | default | meaning |",
+        "| --- | --- | --- |",
+        "| `[source] host` | required | the old IMAP server (a host name of at most 253 characters, or an IP address) |",
+        "| `[labels] map` | `{}` | folder to labels: `a | b` stays one cell |",
+    ]
+    assert table(rows, 200) == rows
+    assert table(rows, 60) == [
+        "- `[source] host`",
+        "  default: required",
+        "  meaning: the old IMAP server (a host name of at most 253",
+        "    characters, or an IP address)",
+        "- `[labels] map`",
+        "  default: `{}`",
+        "  meaning: folder to labels: `a | b` stays one cell",
+    ]
+    doc = "Keys:\n\n" + "\n".join("   " + row for row in rows) + "\nAfter."
+    out = wrap_markdown(doc, 60).split("\n")
+    assert out[2] == "   - `[source] host`"
+    assert out[-1] == "After."
+    assert all(display_width(line) <= 60 for line in out)
