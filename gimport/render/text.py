@@ -182,6 +182,7 @@ def format_table(
 
 __all__ = [
     "ELLIPSIS",
+    "char_width",
     "clock_time",
     "display_width",
     "elide",
