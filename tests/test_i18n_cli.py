@@ -11,6 +11,7 @@ import re
 import subprocess
 import sys
 import threading
+import tomllib
 import unicodedata
 import urllib.error
 import urllib.request
@@ -19,6 +20,8 @@ from pathlib import Path
 import pytest
 
 from gimport.backends.google.oauth import write_private
+from gimport.config.load import load_settings
+from gimport.render.text import display_width
 from tests.rig.corpus import make_message
 from tests.rig.dovecot import SeedMessage
 from tests.rig.gmail_emulator import GmailEmulator
@@ -84,6 +87,38 @@ def test_run_help():
     assert "例:\n  gimport --config ~/gimport.toml run" in ja.stdout
     assert "設定ファイル（既定: ./gimport.toml）" in ja.stdout
     assert "import every selected message" in en.stdout
+
+
+def test_init_writes_its_comments_in_japanese_and_the_same_settings(tmp_path):
+    files = {}
+    for lang in (JA, C):
+        config = tmp_path / lang / "gimport.toml"
+        args = ["--host", "mail.example.ac.jp", "--user", "kt12345", "--password-file", "pw.txt"]
+        done = gimport("--config", str(config), "init", *args, "--gmail", "kt12345@example.ac.jp", lang=lang)
+        assert done.returncode == 0, done.stderr
+        files[lang] = config.read_text("utf-8")
+    ja, en = files[JA], files[C]
+    print(ja, en, sep="\n")
+    assert "# 旧 IMAP サーバー（読み取るだけです）" in ja
+    assert "the old IMAP server" not in ja
+    assert not has_japanese(en)
+    # the keys and values, and the commented-out examples, are the same TOML in both: only the comments differ
+    toml = re.compile(r" {2,}# .*$")  # a comment after the TOML: two spaces or more, then "# "
+    prose = re.compile(r"^# (?!\[|\w+ = )")  # a comment line that is not a commented-out table or key
+
+    def code(text: str) -> list[str]:  # the TOML lines, commented-out examples included
+        lines = [toml.sub("", line) for line in text.splitlines()]
+        return [line for line in lines if line.strip() and not prose.match(line)]
+
+    assert code(ja) == code(en)
+    assert all(display_width(line) <= 80 for line in ja.splitlines()), ja  # an editor in a terminal
+    assert tomllib.loads(ja) == tomllib.loads(en)
+    examples = re.compile(r"^# (?=\[|\w+ = )", re.MULTILINE)  # every commented-out table and key taken in
+    assert tomllib.loads(examples.sub("", ja)) == tomllib.loads(examples.sub("", en))
+    assert "quota_units_per_minute" in tomllib.loads(examples.sub("", ja))["gmail"]
+    settings = {lang: load_settings(tmp_path / lang / "gimport.toml") for lang in files}
+    assert repr(settings[JA]).replace(JA, "LANG") == repr(settings[C]).replace("/C/", "/LANG/")
+    assert settings[JA].source.password_file == tmp_path / JA / "pw.txt"
 
 
 def test_argparse_errors():

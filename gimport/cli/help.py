@@ -10,6 +10,8 @@ from pathlib import Path
 from gimport.cli.options import CommandTable
 from gimport.errors import EXIT_OK, EXIT_USAGE, ConfigError
 from gimport.i18n import N_, _
+from gimport.render.markdown import wrap_markdown
+from gimport.render.text import terminal_width
 
 PACKAGE = Path(__file__).resolve().parents[1]
 
@@ -79,7 +81,9 @@ def cmd_help(args: argparse.Namespace) -> int:
             print(f"  {topic:<{width}}  {_(what)}")
         print(_("Each command's own options and exit codes: gimport COMMAND --help"))
         return EXIT_OK
-    text = topic_text(args.topic)
+    # on a terminal (or with COLUMNS) the documentation's paragraphs are fitted to it, Japanese broken
+    # between phrases; piped to a file or a script, it is the Markdown as written
+    text = wrap_markdown(topic_text(args.topic), terminal_width(sys.stdout))
     if sys.stdout.isatty() and text.count("\n") > 40:
         import pydoc
 

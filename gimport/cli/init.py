@@ -14,35 +14,82 @@ from gimport.cli.options import CommandTable
 from gimport.config.settings import DEFAULT_CONFIG
 from gimport.errors import EXIT_OK, EXIT_USAGE, ConfigError
 from gimport.i18n import _
+from gimport.render.text import terminal_width, wrap
+from gimport.render.wrap import wrap_line
 
-TEMPLATE = """\
-# gimport.toml, written by 'gimport init'. Every key: 'gimport help config'. Paths are relative to this file.
+COMMENT_AT = 31  # the column the comments start at, where the TOML before them is shorter
+FILE_WIDTH = 80
 
-[source]                       # the old IMAP server (only ever read)
-host = {host}
-user = {user}
-security = "ssl"               # "ssl" (port 993), "starttls" or "plain" (port 143)
-{password}
-[gmail]
-client_secrets = "credentials.json"   # the Desktop OAuth client ('gimport help auth')
-token_file = "token.json"             # written by 'gimport auth', mode 0600
-{gmail_user}# quota_units_per_minute = 6000  # 15000 for Cloud projects created before May 2026
 
-[state]
-path = "gimport-state.sqlite"  # what was imported: keep it until 'gimport verify' passes
-log_file = "gimport.log"
+def template(host: str, user: str, password_file: str | None, gmail_user: str | None) -> str:
+    """The commented gimport.toml. The keys and values are TOML and stay English; the comments are for the
+    person who edits the file and speak their language (Japanese under a Japanese locale)."""
 
-# [labels]
-# exclude = ["Trash", "Junk"]  # folders to leave behind
-# prefix = "Old mail/"         # put every label under one parent
+    def line(toml: str, comment: str | None = None) -> str:
+        # a comment that would run past 80 columns continues on comment lines under its start (an editor in a
+        # terminal shows the file as written)
+        if comment is None:
+            return toml
+        if not toml:
+            return "\n".join(f"# {part}" for part in wrap_line(comment, FILE_WIDTH - 2))
+        head = f"{toml:<{COMMENT_AT - 1}} # " if len(toml) < COMMENT_AT - 1 else f"{toml}  # "
+        room = max(FILE_WIDTH - len(head), 30)
+        return "\n".join(
+            (head if i == 0 else " " * (len(head) - 2) + "# ") + part for i, part in enumerate(wrap_line(comment, room))
+        )
 
-# [filters]
-# since = 2015-01-01
-# max_size_mb = 100
+    if password_file:
+        password = line(
+            f"password_file = {_toml_str(password_file)}", _("mode 0600: gimport refuses a file others can read")
+        )
+    else:
+        password = line(
+            '# password_file = "imap-password.txt"',
+            _('or password_env = "VAR"; neither: asked at each run'),
+        )
+    lines = [
+        line("", _("gimport.toml, written by 'gimport init'. Every key: 'gimport help config'.")),
+        line("", _("Paths are relative to this file.")),
+        "",
+        line("[source]", _("the old IMAP server (only ever read)")),
+        f"host = {_toml_str(host)}",
+        f"user = {_toml_str(user)}",
+        line('security = "ssl"', _('"ssl" (port 993), "starttls" or "plain" (port 143)')),
+        password,
+        "",
+        "[gmail]",
+        line('client_secrets = "credentials.json"', _("the Desktop OAuth client ('gimport help auth')")),
+        line('token_file = "token.json"', _("written by 'gimport auth', mode 0600")),
+        *(
+            [line(f"user = {_toml_str(gmail_user)}", _("refuse to import into any other account"))]
+            if gmail_user
+            else []
+        ),
+        line("# quota_units_per_minute = 6000", _("15000 for Cloud projects created before May 2026")),
+        "",
+        "[state]",
+        line('path = "gimport-state.sqlite"', _("what was imported: keep it until 'gimport verify' passes")),
+        'log_file = "gimport.log"',
+        "",
+        "# [labels]",
+        line('# exclude = ["Trash", "Junk"]', _("folders to leave behind")),
+        line('# prefix = "Old mail/"', _("put every label under one parent")),
+        "",
+        "# [filters]",
+        "# since = 2015-01-01",
+        "# max_size_mb = 100",
+        "",
+        "# [import]",
+        line(
+            "# fix_dates = false",
+            _('send a Date Gmail may not read as it is (Gmail may then date the message "today")'),
+        ),
+    ]
+    return "\n".join(lines) + "\n"
 
-# [import]
-# fix_dates = false  # send a Date Gmail may not read as it is (Gmail may then date the message "today")
-"""
+
+def _say(text: str) -> None:
+    print(wrap(text, terminal_width(sys.stdout)))
 
 
 def _toml_str(value: str) -> str:
@@ -81,7 +128,7 @@ def cmd_init(args: argparse.Namespace) -> int:
     host, user, password_file, gmail_user = args.host, args.user, args.password_file, args.gmail
     secret: str | None = None
     if interactive:
-        print(_("Writing {path}. Press Enter to take the [default].").format(path=config))
+        _say(_("Writing {path}. Press Enter to take the [default].").format(path=config))
         host = host or _ask(_("Old IMAP server (host name)"))
         user = user or _ask(_("Your login name there"))
         gmail_user = gmail_user or input(_("Your Gmail address (optional, Enter to skip)") + ": ").strip() or None
@@ -98,33 +145,20 @@ def cmd_init(args: argparse.Namespace) -> int:
             _("no terminal to ask on: pass --host and --user (and --password-file)"),
             hint=_("see 'gimport init --help'"),
         )
-    if password_file:
-        password = f'password_file = "{password_file}"   # mode 0600: gimport refuses a file others can read\n'
-    else:
-        password = '# password_file = "imap-password.txt"   # or password_env = "VAR"; neither: asked at each run\n'
-    text = TEMPLATE.format(
-        host=_toml_str(host),
-        user=_toml_str(user),
-        password=password,
-        gmail_user=f"user = {_toml_str(gmail_user)}   # refuse to import into any other account\n"
-        if gmail_user
-        else "",
-    )
+    text = template(host, user, password_file, gmail_user)
     config.parent.mkdir(parents=True, exist_ok=True)
     if secret:
         _write_new(config.parent / password_file, secret + "\n", 0o600)
-        print(_("Wrote {path} (mode 0600).").format(path=config.parent / password_file))
+        _say(_("Wrote {path} (mode 0600).").format(path=config.parent / password_file))
     _write_new(config, text, 0o644)
-    print(_("Wrote {path}.").format(path=config))
+    _say(_("Wrote {path}.").format(path=config))
     if password_file and not (config.parent / password_file).exists():
-        print(
+        _say(
             _("Put the IMAP password in {file} and make it private: chmod 600 {file}").format(
                 file=config.parent / password_file
             )
         )
-    print(
-        _("Next: the OAuth client file credentials.json ('gimport help auth'), then 'gimport auth', 'gimport check'.")
-    )
+    _say(_("Next: the OAuth client file credentials.json ('gimport help auth'), then 'gimport auth', 'gimport check'."))
     return EXIT_OK
 
 

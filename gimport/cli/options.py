@@ -21,6 +21,7 @@ from gimport.errors import (
 )
 from gimport.i18n import _
 from gimport.render.text import display_width, wrap
+from gimport.render.wrap import join_lines
 
 DEFAULT_STATS = 60.0
 
@@ -65,10 +66,37 @@ class FittingHelpFormatter(argparse.RawDescriptionHelpFormatter):
     under its '#', an exit code's text under its text. Lines that start at the margin are paragraphs:
     joined and wrapped as one."""
 
+    def _format_usage(
+        self,
+        usage: str | None,
+        actions: Iterable[argparse.Action],
+        groups: Iterable[argparse._MutuallyExclusiveGroup],
+        prefix: str | None,
+    ) -> str:
+        # argparse fits the usage by counting characters: a translated "使い方: " is 5 characters but 8
+        # columns, so its lines run past the terminal and continue under the wrong column. Then the same
+        # parts ("[--host HOST]" kept whole) refilled by display width, continuing under the first part.
+        text = super()._format_usage(usage, actions, groups, prefix)
+        lines = text.rstrip("\n").split("\n")
+        head = lines[0]
+        at = head.find(self._prog)
+        lead = head[: at + len(self._prog)]
+        if at < 0 or (display_width(lead) == len(lead) and all(display_width(x) <= self._width for x in lines)):
+            return text
+        rest = " ".join(line.strip() for line in [head[len(lead) :], *lines[1:]])
+        parts = re.findall(r"\(.*?\)+(?=\s|$)|\[.*?\]+(?=\s|$)|\S+", rest)
+        hang = display_width(lead) + 1 if display_width(lead) <= self._width * 3 // 4 else 2
+        out = [lead]
+        for part in parts:
+            if display_width(out[-1]) > hang and display_width(out[-1] + " " + part) > self._width:
+                out.append(" " * (hang - 1))
+            out[-1] += " " + part
+        return "\n".join(out) + "\n\n"
+
     def _split_lines(self, text: str, width: int) -> list[str]:
         # an option's or a command's help: wrapped by display width (argparse's textwrap counts characters
         # and breaks only at spaces, so a Japanese line would run past the terminal)
-        return wrap(" ".join(text.split()), width).split("\n")
+        return wrap(" ".join(join_lines(text.splitlines()).split()), width).split("\n")
 
     def _fill_text(self, text: str, width: int, indent: str) -> str:
         out: list[str] = []
@@ -76,7 +104,7 @@ class FittingHelpFormatter(argparse.RawDescriptionHelpFormatter):
 
         def flush() -> None:
             if para:
-                out.append(wrap(indent + " ".join(para), width))
+                out.append(wrap(indent + join_lines(para), width))
                 para.clear()
 
         for line in text.splitlines():

@@ -14,6 +14,8 @@ import time
 import unicodedata
 from typing import TextIO
 
+from gimport.render.wrap import char_width, display_width, wrap
+
 ELLIPSIS = "..."  # ASCII: "…" is East Asian "ambiguous" width, one column or two depending on the terminal
 
 
@@ -57,17 +59,6 @@ def terminal_width(stream: TextIO | None = None) -> int | None:
     return None
 
 
-def char_width(c: str) -> int:
-    if unicodedata.combining(c):
-        return 0
-    return 2 if unicodedata.east_asian_width(c) in "WF" else 1
-
-
-def display_width(s: str) -> int:
-    """Columns `s` takes on a terminal: East Asian wide and full-width characters count two."""
-    return sum(char_width(c) for c in s)
-
-
 def _cut(s: str, columns: int, *, from_end: bool = False) -> str:
     """The longest start (or end) of `s` that takes at most `columns` columns."""
     out: list[str] = []
@@ -102,43 +93,6 @@ def pad(s: str, columns: int, *, right: bool = False) -> str:
     return gap + s if right else s + gap
 
 
-def wrap(text: str, width: int | None, *, indent: str = "") -> str:
-    """`text` wrapped at spaces to `width` display columns (each line of it separately; continuation lines get
-    `indent`). Words wider than a line (a long path, Japanese without spaces) are cut where the line ends.
-    width None: unchanged."""
-    if width is None:
-        return text
-    return "\n".join(_wrap_line(line, width, indent) for line in text.split("\n"))
-
-
-def _wrap_line(line: str, width: int, indent: str) -> str:
-    if display_width(line) <= width:
-        return line
-    lead = line[: len(line) - len(line.lstrip(" "))]
-    rest = indent or lead
-    lines: list[str] = []
-    current = lead
-    for word in line.strip(" ").split(" "):
-        sep = "" if current.strip() == "" else " "
-        if display_width(current + sep + word) <= width:
-            current += sep + word
-            continue
-        if current.strip() and display_width(rest + word) <= width:
-            lines.append(current)  # the word fits on a line of its own: start one
-            current = rest
-        elif current.strip():
-            current += sep  # too wide for any line (Japanese has no spaces): cut it from here on
-        while display_width(current + word) > width:
-            piece = _cut(word, max(1, width - display_width(current)))
-            lines.append(current + piece)
-            word = word[len(piece) :]
-            current = rest
-        current += word
-    if current.strip():
-        lines.append(current)
-    return "\n".join(lines)
-
-
 def human_bytes(n: float) -> str:
     """A size in powers of 1,024, named so (IEC): 147,195 bytes is "143.7 KiB", not "KB" (1,000)."""
     for unit in ("B", "KiB", "MiB", "GiB"):
@@ -164,6 +118,7 @@ def clock_time(epoch: float, now: float | None = None) -> str:
 
 __all__ = [
     "ELLIPSIS",
+    "char_width",
     "clock_time",
     "display_width",
     "elide",

@@ -50,6 +50,8 @@ HOMES = {
     "sqlite3": ("gimport.backends.state.",),
     "tqdm": ("gimport.render.",),
     "dateutil": ("gimport.mail.dates",),
+    "budoux": ("gimport.render.wrap",),
+    "wcwidth": ("gimport.render.wrap",),
 }
 # outside libraries that are pure functions (no I/O, no clock): the core may use them, each in its home
 PURE = {"dateutil"}
