@@ -14,7 +14,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from gimport.render.text import format_table, terminal_width, wrap  # noqa: E402
+from gimport.render.table import Column, format_table  # noqa: E402
+from gimport.render.text import terminal_width, wrap  # noqa: E402
 from tests.rig.corpus import sample_mailbox  # noqa: E402
 from tests.rig.dovecot import Dovecot  # noqa: E402
 from tests.rig.gmail_emulator import GmailEmulator  # noqa: E402
@@ -69,7 +70,14 @@ def main() -> int:
                 width,
             )
         )
-        print(indent(format_table(["folder", "messages"], [[f, str(len(m))] for f, m in box.items()], {1})))
+        print(
+            indent(
+                format_table(
+                    [Column("folder", name=True), Column("messages", right=True)],
+                    [[f, str(len(m))] for f, m in box.items()],
+                )
+            )
+        )
         print(
             wrap(
                 f"Gmail: the emulator at {emu.base_url} (GIMPORT_GMAIL_API_URL), account {EMAIL}, "
@@ -99,7 +107,7 @@ def main() -> int:
             )
         )
         rows = [[name, str(n)] for name, n in sorted(by_label.items(), key=lambda kv: (not kv[0].isupper(), kv[0]))]
-        print(indent(format_table(["label", "messages"], rows, {1})))
+        print(indent(format_table([Column("label", name=True), Column("messages", right=True)], rows)))
 
         rc = gimport(ws, "run")  # the second run finds nothing to do
         if rc != 0:

@@ -15,7 +15,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from gimport.render.text import format_table  # noqa: E402
+from gimport.render.table import Column, format_table  # noqa: E402
 from tests.rig.gmail_emulator import GmailEmulator  # noqa: E402
 from tests.rig.localmail import message, takeout_entry, takeout_zip, thunderbird_entry, tree_snapshot  # noqa: E402
 from tests.rig.workspace import make_local_workspace  # noqa: E402
@@ -73,7 +73,7 @@ def show_labels(emu: GmailEmulator) -> None:
             by_label[label["name"] if label.get("type") == "user" else lid] += 1
     print(f"\nWhat landed in Gmail: {len(user.messages)} messages")
     rows = [[name, str(k)] for name, k in sorted(by_label.items(), key=lambda kv: (not kv[0].isupper(), kv[0]))]
-    print(indent(format_table(["label", "messages"], rows, {1})))
+    print(indent(format_table([Column("label", name=True), Column("messages", right=True)], rows)))
 
 
 def demo(title: str, kind: str, path: Path, root: Path, tree: Path) -> int:
