@@ -5,6 +5,7 @@ token of the campus's app is good for every campus mailbox, as Exchange's app-on
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import shutil
@@ -15,6 +16,7 @@ import imapclient
 import pytest
 from imapclient.exceptions import LoginError
 
+from gimport.backends.google.oauth import write_private
 from tests.rig.admin_workspace import Person, make_admin_workspace, write_service_account
 from tests.rig.dovecot import Dovecot
 from tests.rig.oauth_server import OAuthServer
@@ -149,6 +151,18 @@ def test_google_service_account_reads_every_mailbox_once(app_rig, emulator, tmp_
         assert_exactly_once(emulator, p.gmail, box)
     subjects = [f for f in oauth.asked("/token") if f.get("grant_type", "").endswith("jwt-bearer")]
     assert len(subjects) >= len(people)
+    # a service account without the delegation in the old domain: each user fails with what to fix
+    other = write_service_account(tmp_path / "other-sa.json", oauth.url + "/token")
+    other["client_email"] = "not-delegated@gimport-test.iam.gserviceaccount.com"
+    write_private(tmp_path / "other-sa.json", json.dumps(other))
+    late, _ = _people(dovecot, emulator, 1)
+    ws2 = _workspace(tmp_path / "nodelegation", dovecot, emulator, late, source.replace("source-sa", "other-sa"))
+    rc, out = run(ws2, "run", capsys=capsys)
+    assert rc != 0
+    text = out.out + out.err
+    assert f"Google refuses to let the service account {other['client_email']} act for users" in text
+    assert "https://mail.google.com/" in text
+    assert emulator.user(late[0].gmail).import_calls == 0
 
 
 def test_single_user_mode_refuses_app_credentials(tmp_path, capsys):

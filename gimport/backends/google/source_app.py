@@ -24,7 +24,7 @@ class GoogleSourceToken:
         with _accounts_lock:
             path = Path(oauth.service_account_file)
             if path not in _accounts:
-                _accounts[path] = ServiceAccount(path)
+                _accounts[path] = ServiceAccount(path, key="[source] service_account_file")
             self._account = _accounts[path]
         self._scopes, self._user = oauth.scopes, user
         self._creds: service_account.Credentials | None = None
