@@ -95,3 +95,14 @@ def test_exclude_and_map_work_on_label_folders():
 def test_without_an_all_folder_nothing_changes():
     folders = [f for f in _folders() if "\\All" not in f.flags]
     assert GmailLabels.of(folders) is None
+
+
+def test_a_hidden_label_is_named_once_in_the_log(caplog):
+    gmail = GmailLabels.of(_folders())
+    assert gmail is not None
+    with caplog.at_level("WARNING", logger="gimport.imap"):
+        for _ in range(3):
+            assert gmail.also_in((b"Hidden", b"\\Inbox"), "x") == ("INBOX",)
+    assert [r.getMessage() for r in caplog.records if "Hidden" in r.getMessage()] == [
+        "labels not listed over IMAP (hidden in Gmail's settings), not imported: ['Hidden']"
+    ]

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from imapclient import imap_utf7
 
@@ -62,6 +62,7 @@ class GmailLabels:
     all_mail: str
     folders: list[Folder]
     by_label: dict[str, str]
+    hidden: set[str] = field(default_factory=set)  # labels of messages that no folder shows (logged once each)
 
     @classmethod
     def of(cls, folders: list[Folder]) -> GmailLabels | None:
@@ -92,13 +93,14 @@ class GmailLabels:
         for label in decode_labels(value):
             name = self.by_label.get(_key(label))
             if name is None:
-                if not label.startswith("\\"):
+                if not label.startswith("\\") and label not in self.hidden:
                     hidden.append(label)
                 continue  # \\Spam, \\Trash (their own folders) and hidden labels
             if name != folder and name not in out:
                 out.append(name)
         if hidden:
-            log.info("labels not listed over IMAP (hidden in Gmail's settings), not imported: %s", hidden)
+            self.hidden.update(hidden)
+            log.warning("labels not listed over IMAP (hidden in Gmail's settings), not imported: %s", hidden)
         return tuple(out)
 
 
