@@ -4,6 +4,7 @@ with every label it has; Spam and Trash land in SPAM and TRASH; a rerun sends no
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -180,3 +181,27 @@ def test_without_x_gm_ext_1_the_folders_are_folders(tmp_path, emulator, monkeypa
         assert plan["Work"] == "import"
         assert plan["[Gmail]/All Mail"] == "exclude"  # the virtual \All folder, as on any server
         assert not any(c.name == "UID FETCH" and b"X-GM-LABELS" in c.raw for c in srv.commands)
+
+
+def test_labels_changed_between_runs_send_nothing_again(tmp_path, emulator, monkeypatch, capsys):
+    """A message's key is its All Mail UID, not its labels: archiving it or labelling it between runs (as the
+    owner of a live account does) sends nothing again; a new message in All Mail is imported, once."""
+    box = gmail_mailbox(MESSAGES[:3])
+    with _server(box) as srv:
+        ws = _ws(tmp_path, srv, emulator, monkeypatch)
+        rc, out = run(ws, capsys=capsys)
+        assert rc == 0, out.err
+        all_mail = next(f for f in box.folders if "\\All" in f.attributes)
+        first = all_mail.messages[0]
+        all_mail.messages[0] = dataclasses.replace(first, labels=("Work", "\\Starred"))  # archived, relabelled
+        inbox = next(f for f in box.folders if f.name == "INBOX")
+        inbox.messages.clear()
+        inbox.__post_init__()
+        new = dataclasses.replace(first, uid=all_mail.uidnext, raw=_raw(9), labels=("\\Inbox",), gm_msgid=9)
+        all_mail.messages.append(new)
+        all_mail.__post_init__()
+        calls = emulator.user(EMAIL).import_calls
+        rc, out = run(ws, capsys=capsys)
+        assert rc == 0, out.err
+        assert emulator.user(EMAIL).import_calls == calls + 1
+        assert _labels_of(emulator)[b"m9"] == {"INBOX"}
