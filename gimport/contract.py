@@ -16,9 +16,10 @@ For IMAP the generation is the folder's UIDVALIDITY and uid its UID; a local sou
 its own with the same promise: the same message keeps the same key for as long as the generation
 stays the same, and a new generation says "every uid may now mean another message".
 
-One message, several folders: a source whose folders are labels (Google Takeout) lists every label as
-a folder but serves a message in one of them only, naming the others in FetchedMessage.also_in; the
-engine adds those folders' labels. Copies in folders of other sources: gimport.engine.copies.
+One message, several folders: a source whose folders are labels (Google Takeout, Gmail over IMAP) lists
+every label as a folder but serves a message in one of them only, naming the others in
+FetchedMessage.also_in; the engine adds those folders' labels. A folder with `served_from` serves no message
+at all: it is a label only (its messages come from that folder). Copies elsewhere: gimport.engine.copies.
 """
 
 from __future__ import annotations
@@ -102,10 +103,12 @@ class Folder:
     name: str
     delimiter: str | None = "/"
     flags: frozenset[str] = frozenset()
-    # Gmail system label ids this folder stands for when the source knows them (Takeout's "Important",
-    # "Category Social", ...; () for "no label": archived); None: the mapping decides; [labels.map] wins.
+    # the labels this folder stands for when the source knows them (Takeout's "Important" -> IMPORTANT, a
+    # Gmail source's labels; a name not a system id is a user label; () for "no label": archived); None:
+    # the mapping decides; [labels.map] wins.
     labels: tuple[str, ...] | None = None
     prefix: str | None = None
+    served_from: str | None = None  # a label only: its messages are served from this folder (see the module)
 
     @property
     def path(self) -> str:

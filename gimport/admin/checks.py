@@ -76,7 +76,7 @@ class PerUser:
     def __init__(self, settings: Settings, shard: Shard, sa: Any = None) -> None:
         self.settings = settings
         self.sa = sa if sa is not None else service_account(settings)
-        self.logins = SourceLogin(settings.admin)
+        self.logins = SourceLogin(settings.admin, app_only=settings.source.oauth is not None)
         self.project = project_pacer(settings, shard)
         self.daily = daily_budget(settings, shard, persist=False)
 

@@ -102,7 +102,7 @@ def scan_user(settings: Settings, logins: SourceLogin, entry: UserEntry) -> User
 def scan(settings: Settings, users: list[UserEntry], *, stop: threading.Event) -> list[UserPlan]:
     """scan_user for every user, [admin] parallel_users at a time, in the users' order. A user whose
     mailbox cannot be read gets a line with the error (and counts of 0)."""
-    logins = SourceLogin(settings.admin)
+    logins = SourceLogin(settings.admin, app_only=settings.source.oauth is not None)
 
     def failed(entry: UserEntry, err: Exception) -> UserPlan:
         if isinstance(err, GimportError):

@@ -102,7 +102,7 @@ class AdminRun:
         self.shard = shard or Shard()
         self.reporter = reporter or NullAdminReporter()
         self._authorize = authorize
-        self._logins = SourceLogin(self.admin)
+        self._logins = SourceLogin(self.admin, app_only=settings.source.oauth is not None)
         self._router = log_router
         self._stop = threading.Event()
         self._lock = threading.Lock()

@@ -256,7 +256,8 @@ def load_users(path: Path | None, settings: Settings, *, check_logins: bool = Tr
     """read_users for `path` (--users, or [admin] users_file). Raises ConfigError, also when there is none."""
     if path is None:
         raise ConfigError(_("no users file: pass --users FILE or set [admin] users_file (format: docs/admin.md)"))
-    return read_users(path, master_available=bool(settings.admin.master_user), check_logins=check_logins)
+    app = settings.source.oauth is not None  # the application's own credentials: no password per user
+    return read_users(path, master_available=bool(settings.admin.master_user) or app, check_logins=check_logins)
 
 
 def exposed_passwords(path: Path, users: list[UserEntry]) -> bool:
@@ -272,8 +273,9 @@ class SourceLogin:
     """How to log in to the old server for each user: the line's password or password_file, or the
     master user (login name from [admin] master_login, e.g. "alice*admin" for Dovecot)."""
 
-    def __init__(self, admin: AdminSettings) -> None:
+    def __init__(self, admin: AdminSettings, *, app_only: bool = False) -> None:
         self.admin = admin
+        self.app_only = app_only  # [source] OAuth with the application's credentials: one for every user
         self._master_password: str | None = None
         if admin.master_user and admin.master_password_file:
             # group-readable is fine in admin mode: a Kubernetes Secret is mounted 0440 with an fsGroup
@@ -283,8 +285,8 @@ class SourceLogin:
 
     def for_user(self, entry: UserEntry) -> tuple[str | None, str]:
         """(login name or None for the user name itself, password). Raises ConfigError."""
-        if entry.source_path:
-            return None, ""  # local files: no login
+        if entry.source_path or self.app_only:
+            return None, ""  # local files, or the application's token for every mailbox: no password
         if entry.password:
             return None, entry.password
         if entry.password_file:
@@ -301,6 +303,8 @@ class SourceLogin:
         return login, self._master_password
 
     def describe(self, entry: UserEntry) -> str:
+        if self.app_only:
+            return _("the application's own credentials ([source] client_secret_file or service_account_file)")
         if entry.password:
             return _("the password on users file line {line}").format(line=entry.line)
         if entry.password_file:

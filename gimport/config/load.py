@@ -205,11 +205,17 @@ def _source_settings(data: dict[str, Any], base: Path, *, need_source: bool, adm
         return _local_source(src, kind, admin)
     provider, src.data = provider_defaults(src.data)
     source = _imap_source(src, provider, user_required=not (admin or (not need_source and src.data.get("user") == "-")))
-    if admin and source.oauth is not None:
+    if admin and source.oauth is not None and not source.oauth.app_only:
         raise ConfigError(
-            _("[source] auth = {auth!r} is for one mailbox: 'gimport admin' logs in with passwords").format(
-                auth=source.auth
-            )
+            _(
+                "[source] auth = {auth!r} with a token_file is for one mailbox: 'gimport admin' logs in with"
+                " passwords or the application's own credentials ([source] client_secret_file, service_account_file)"
+            ).format(auth=source.auth)
+        )
+    if not admin and source.oauth is not None and source.oauth.app_only:
+        raise ConfigError(
+            _("[source] client_secret_file and service_account_file are for 'gimport admin' (every mailbox)"),
+            hint=_("for one mailbox, sign in with 'gimport auth --source'"),
         )
     return source
 

@@ -51,6 +51,14 @@ class SourceOAuth:
     client_id: str | None = None
     authority: str | None = None
     client_secrets: Path | None = None
+    # `gimport admin` only: the application's own credentials, one grant for every mailbox (no token_file):
+    # Microsoft 365 app-only (client_id + tenant + this secret), or a Google service account's key
+    client_secret_file: Path | None = None
+    service_account_file: Path | None = None
+
+    @property
+    def app_only(self) -> bool:
+        return self.client_secret_file is not None or self.service_account_file is not None
 
 
 @dataclass(frozen=True)

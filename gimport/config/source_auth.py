@@ -17,8 +17,9 @@ from gimport.errors import ConfigError
 from gimport.i18n import _
 
 PROVIDERS = ("imap", "microsoft", "google")
+APP_KEYS = ("client_secret_file", "service_account_file")  # gimport admin: the app's own credentials
 AUTH_MODES = ("password", "xoauth2", "oauthbearer")
-OAUTH_KEYS = ("token_file", "client_id", "tenant", "authority", "client_secrets")
+OAUTH_KEYS = ("token_file", "client_id", "tenant", "authority", "client_secrets", *APP_KEYS)
 DEFAULT_TOKEN_FILE = "source-token.json"
 
 MICROSOFT_LOGIN = "https://login.microsoftonline.com"
@@ -27,6 +28,8 @@ MICROSOFT_TENANT = "organizations"
 # Exchange Online's delegated IMAP permission; MSAL adds openid, profile and offline_access itself
 MICROSOFT_SCOPES = ("https://outlook.office365.com/IMAP.AccessAsUser.All",)
 GOOGLE_SCOPES = ("https://mail.google.com/",)  # the only scope Gmail's IMAP accepts
+# app-only access to Exchange Online (client credentials): every permission granted to the app, IMAP.AccessAsApp
+MICROSOFT_APP_SCOPES = ("https://outlook.office365.com/.default",)
 
 SERVERS: dict[str, dict[str, Any]] = {
     "microsoft": {"host": "outlook.office365.com", "port": 993, "security": "ssl", "auth": "xoauth2"},
@@ -84,6 +87,9 @@ def read_auth(src: Table, provider: str) -> tuple[str, SourceOAuth | None]:
                 )
             )
     scopes = MICROSOFT_SCOPES if provider == "microsoft" else GOOGLE_SCOPES if provider == "google" else ()
+    secret_file, key_file = _app_credentials(src, provider, client_id, tenant or authority)
+    if secret_file is not None:
+        scopes = MICROSOFT_APP_SCOPES
     oauth = SourceOAuth(
         token_file=token_file,
         provider=provider,
@@ -91,5 +97,23 @@ def read_auth(src: Table, provider: str) -> tuple[str, SourceOAuth | None]:
         client_id=client_id,
         authority=authority,
         client_secrets=client_secrets,
+        client_secret_file=secret_file,
+        service_account_file=key_file,
     )
     return auth, oauth
+
+
+def _app_credentials(src: Table, provider: str, client_id: str | None, tenant: str | None) -> tuple[Any, Any]:
+    """[source] client_secret_file (Microsoft app-only) and service_account_file (Google): each only with its
+    provider, client_secret_file only with client_id and a tenant of one organisation."""
+    secret_file, key_file = src.path("client_secret_file"), src.path("service_account_file")
+    if secret_file is not None and (provider != "microsoft" or not client_id or not tenant):
+        raise ConfigError(
+            _('[source] client_secret_file (app-only access) needs provider = "microsoft", client_id and tenant')
+        )
+    if key_file is not None and provider != "google":
+        raise ConfigError(_('[source] service_account_file needs provider = "google"'))
+    shared = tenant and tenant.rstrip("/").rsplit("/", 1)[-1] in ("organizations", "common", "consumers")
+    if shared and secret_file is not None:
+        raise ConfigError(_("[source] tenant: app-only access needs the organisation's own tenant (its domain)"))
+    return secret_file, key_file

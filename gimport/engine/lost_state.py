@@ -15,7 +15,7 @@ from gimport.config.settings import SYSTEM_LABEL_IDS
 from gimport.contract import Destination, State
 from gimport.errors import StateError
 from gimport.i18n import _
-from gimport.mail.mapping import IMPORT, FolderPlan, label_key
+from gimport.mail.mapping import LABELLING, FolderPlan, label_key
 
 EXAMPLES = 3  # labels named in the message
 
@@ -24,7 +24,7 @@ def labels_in_use(plans: list[FolderPlan]) -> list[str]:
     """The user labels the plans import into (system labels such as INBOX always hold mail: not these)."""
     seen: dict[str, str] = {}
     for plan in plans:
-        if plan.action == IMPORT:
+        if plan.action in LABELLING:
             for ref in plan.labels:
                 if ref not in SYSTEM_LABEL_IDS:
                     seen.setdefault(label_key(ref), ref)

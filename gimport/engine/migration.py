@@ -52,7 +52,7 @@ from gimport.i18n import _, english, ngettext
 from gimport.mail import rfc822
 from gimport.mail.dates import DATE_FIXED, fix_date
 from gimport.mail.keywords import flag_labels
-from gimport.mail.mapping import IMPORT, FolderPlan, message_labels, plan_folders
+from gimport.mail.mapping import LABELLING, FolderPlan, message_labels, plan_folders
 from gimport.mail.quota import too_large
 from gimport.mail.selection import content_identity, inbox_first
 
@@ -299,7 +299,7 @@ class Migration:
             self.reporter.phase(_("listing folders on the source"))
             folders = self.source.list_folders()
             plans = inbox_first(plan_folders(folders, self.settings.labels))
-            self._importing = {p.folder.name: p for p in plans if p.action == IMPORT}
+            self._importing = {p.folder.name: p for p in plans if p.action in LABELLING}
             if not self.options.new_state:  # a lost state file must not mean a silent full re-import
                 check_new_state(self.gmail, self.state, self.source.account, plans)
             self.reporter.phase(_("preparing labels in Gmail"))

@@ -6,8 +6,8 @@ UNREAD, STARRED, ...) or user label names with "/" for nesting.
 
 Default rules, in order:
 1. `[labels] exclude` globs (exclude always wins), then `include` (when non-empty, only those folders).
-2. `[labels.map]` entries: folder path -> label name(s) and/or system label id(s); then the system
-   label ids a source gives with the folder (Folder.labels: Takeout's Important, Category ...).
+2. `[labels.map]` entries: folder path -> label name(s) and/or system label id(s); then the labels a
+   source gives with the folder (Folder.labels: Takeout's Important, Category ...; a Gmail source's).
 3. INBOX -> INBOX. Folders below INBOX (Courier/Cyrus style "INBOX.Sent") are treated as top-level.
 4. Special folders, by RFC 6154 special-use flag or well-known name (English and Japanese):
    Sent -> SENT, Junk/Spam -> SPAM, Trash/Deleted -> TRASH, Drafts -> the user label "<name> (imported)"
@@ -17,6 +17,8 @@ Default rules, in order:
 Gmail reserves some names (Inbox, Sent, Drafts, Archive, ... and their Japanese forms); a reserved
 top-level name gets " (imported)" appended: "Archive/2020" -> "Archive (imported)/2020".
 Messages without \\Seen also get UNREAD; \\Flagged ones STARRED.
+A folder that is a label only (Folder.served_from: a Gmail source's) gets LABEL instead of IMPORT: the same
+labels, its messages read from the folder that serves them.
 """
 
 from __future__ import annotations
@@ -36,6 +38,9 @@ from gimport.i18n import _
 FLAG_LABEL_IDS = frozenset({"UNREAD", "STARRED"})
 
 IMPORT, EXCLUDE, NOT_INCLUDED, NOSELECT = "import", "exclude", "not included", "noselect"
+# a label only (Folder.served_from): its messages are imported once, from another folder, with its labels
+LABEL = "label"
+LABELLING = frozenset({IMPORT, LABEL})  # the actions whose labels messages get (created in Gmail)
 RESERVED_SUFFIX = " (imported)"
 MAX_LABEL_LENGTH = 225
 MAX_USER_LABELS = 10_000  # Gmail's limit of labels per account (user labels; nested ones count one each)
@@ -166,17 +171,25 @@ def plan_folder(folder: Folder, settings: LabelSettings) -> FolderPlan:
     if settings.include and not _matches(path, settings.include):
         return FolderPlan(folder, NOT_INCLUDED, notes=(_("not matched by [labels] include"),))
     said: list[str] = []
-    if path in settings.map:
-        mapped = tuple(t if t in SYSTEM_LABEL_IDS else _user_label(t, settings, said) for t in settings.map[path])
-        return FolderPlan(folder, IMPORT, mapped, tuple(said))
-    if folder.labels is not None:  # the source knows which system labels the folder stands for
-        return FolderPlan(folder, IMPORT, folder.labels, tuple(said))
+    # [labels.map] first, then what the source knows the folder stands for, then the default rules
+    given = settings.map.get(path, folder.labels)
+    if given is not None:
+        mapped = tuple(t if t in SYSTEM_LABEL_IDS else _user_label(t, settings, said) for t in given)
+        return _importing(folder, mapped, said)
     labels = _default_labels(folder, settings, said)
     if labels is None:
         return FolderPlan(
             folder, EXCLUDE, notes=(_("virtual folder (\\All or \\Flagged): its messages are elsewhere"),)
         )
-    return FolderPlan(folder, IMPORT, labels, tuple(said))
+    return _importing(folder, labels, said)
+
+
+def _importing(folder: Folder, labels: tuple[str, ...], notes: list[str]) -> FolderPlan:
+    """IMPORT, or LABEL for a folder whose messages another one serves (a Gmail source's labels)."""
+    if folder.served_from is None:
+        return FolderPlan(folder, IMPORT, labels, tuple(notes))
+    why = _("a label: its messages are imported once, from {folder}, with it").format(folder=folder.served_from)
+    return FolderPlan(folder, LABEL, labels, (why, *notes))
 
 
 def plan_folders(folders: Iterable[Folder], settings: LabelSettings) -> list[FolderPlan]:
@@ -205,7 +218,7 @@ def user_labels_to_create(plans: Iterable[FolderPlan]) -> list[str]:
     """Every user label the plans need, parents included, parents first, case-insensitively unique."""
     seen: dict[str, str] = {}
     for plan in plans:
-        if plan.action != IMPORT:
+        if plan.action not in LABELLING:
             continue
         for label in plan.labels:
             if label in SYSTEM_LABEL_IDS:
@@ -236,7 +249,7 @@ def label_limit_problem(plans: Iterable[FolderPlan], existing_user_labels: Itera
     # where the labels come from: the top-level folders, by the number of labels their sub-folders need
     by_top: Counter[str] = Counter()
     for plan in plans:
-        if plan.action == IMPORT and any(label not in SYSTEM_LABEL_IDS for label in plan.labels):
+        if plan.action in LABELLING and any(label not in SYSTEM_LABEL_IDS for label in plan.labels):
             by_top[plan.path.split("/")[0]] += 1
     examples = ", ".join(f"'{top}' ({count:,} folders)" for top, count in by_top.most_common(3))
     first = next((top for top, _count in by_top.most_common(1)), "Lists")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from gimport.i18n import _, english
-from gimport.mail.mapping import IMPORT
+from gimport.mail.mapping import IMPORT, LABEL
 from gimport.mail.selection import inbox_first
 from gimport.operations.plan import FolderPreview, Preview
 from gimport.render.table import Column, format_table
@@ -17,6 +17,8 @@ def action_text(fp: FolderPreview) -> str:
     a = fp.plan.action
     if fp.error:
         return _("error: {error}").format(error=fp.error)
+    if a == LABEL:
+        return fp.plan.notes[0]
     if a != IMPORT:
         why = fp.plan.notes[0] if fp.plan.notes else a
         return _("skip: ") + why

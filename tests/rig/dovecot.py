@@ -72,7 +72,7 @@ SPECIAL_USE = {"Sent": "\\Sent", "Drafts": "\\Drafts", "Junk": "\\Junk", "Trash"
 
 DEFAULT_INTERNALDATE = dt.datetime(2020, 1, 2, 3, 4, 5, tzinfo=dt.UTC)
 
-_USER_RE = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]*")
+_USER_RE = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]*(@[A-Za-z0-9-][A-Za-z0-9.-]*)?")
 _KEYWORD_RE = re.compile(r"[!#$&'+\-.0-9A-Z^_`a-z|~]+")  # IMAP atom without list/quoted specials
 _MAX_KEYWORDS = 26  # Maildir stores keywords as the letters a..z
 
@@ -224,6 +224,8 @@ class Dovecot(ServerProcess):
     ``oauth2_introspection`` (an RFC 7662 introspection URL, e.g. tests/rig/oauth_server.py's) turns on SASL
     XOAUTH2 and OAUTHBEARER: an ``oauth2`` passdb asks that URL about each bearer token and logs the user in
     when it answers ``"active": true`` with a ``username`` (the user must exist: the userdb is unchanged).
+    ``oauth2_username_format`` is how both names are compared: ``%d`` (the domain) makes a token whose username
+    is ``app@campus.test`` good for every ``...@campus.test`` mailbox (app-only access, as Exchange's).
     """
 
     #: ``tests.rig.imap_server.ImapServerRig``: which server this is
@@ -234,11 +236,17 @@ class Dovecot(ServerProcess):
     default_separator = "/"
 
     def __init__(
-        self, workdir: Path | str, *, master_user_separator: str | None = None, oauth2_introspection: str | None = None
+        self,
+        workdir: Path | str,
+        *,
+        master_user_separator: str | None = None,
+        oauth2_introspection: str | None = None,
+        oauth2_username_format: str = "%u",
     ) -> None:
         self.workdir = Path(workdir).absolute()
         self.master_user_separator = master_user_separator
         self.oauth2_introspection = oauth2_introspection
+        self.oauth2_username_format = oauth2_username_format
         self._masters: dict[str, str] = {}
         self.plain_port: int | None = None
         self.tls_port: int | None = None
@@ -322,7 +330,7 @@ class Dovecot(ServerProcess):
         """Add a user whose IMAP hierarchy separator is ``separator`` ("/" or "."). Returns the password
         (a random one when ``password`` is None). Raises ValueError for a duplicate or malformed user."""
         if not _USER_RE.fullmatch(name):
-            raise ValueError(f"user name {name!r}: use letters, digits, '.', '_' and '-'")
+            raise ValueError(f"user name {name!r}: use letters, digits, '.', '_' and '-' (and one @domain)")
         if name in self._users:
             raise ValueError(f"user {name!r} exists already")
         if separator not in ("/", "."):
@@ -378,7 +386,7 @@ class Dovecot(ServerProcess):
         if self.master_user_separator is None:
             raise ValueError("master users need Dovecot(..., master_user_separator='*')")
         if not _USER_RE.fullmatch(name):
-            raise ValueError(f"master user name {name!r}: use letters, digits, '.', '_' and '-'")
+            raise ValueError(f"master user name {name!r}: use letters, digits, '.', '_' and '-' (and one @domain)")
         if password is None:
             password = secrets.token_urlsafe(12)
         if any(c in password for c in ":\n\r\0"):
@@ -574,7 +582,7 @@ passdb {{
             "username_attribute = username\n"
             "active_attribute = active\n"
             "active_value = true\n"
-            "username_format = %u\n"
+            f"username_format = {self.oauth2_username_format}\n"
         )
         os.chmod(path, 0o644)
         return f"""\

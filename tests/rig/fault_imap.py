@@ -14,7 +14,8 @@ ENABLE, NAMESPACE, LIST/LSUB (``*`` and ``%`` patterns; ``""`` asks for the deli
 (both read-only: nothing is ever changed, SELECT just answers ``[READ-WRITE]``), CLOSE, UNSELECT, SEARCH / UID
 SEARCH (``ALL``, ``SINCE``, ``BEFORE``, ``ON``, ``UID <set>``, a sequence set, ANDed), FETCH / UID FETCH of ``UID FLAGS INTERNALDATE
 RFC822.SIZE BODY[] BODY.PEEK[] BODY.PEEK[HEADER] BODY.PEEK[HEADER.FIELDS (...)] BODY.PEEK[TEXT] BINARY.PEEK[]
-RFC822 RFC822.HEADER``. Synchronising and non-synchronising (LITERAL+) literals in commands. No TLS: tests use
+RFC822 RFC822.HEADER`` (and Gmail's ``X-GM-LABELS X-GM-MSGID`` when ``X-GM-EXT-1`` is a capability: see
+tests/rig/gmail_imap.py). Synchronising and non-synchronising (LITERAL+) literals in commands. No TLS: tests use
 ``security = "plain"``. Anything else (STORE, EXPUNGE, COPY, APPEND, DELETE, ...) is recorded and answered NO.
 
 Each misbehaviour is a field of ``Faults`` (frozen dataclass, all off by default); the docstring of each field
@@ -67,6 +68,11 @@ class FaultMessage:
     raw: bytes
     flags: tuple[str | bytes, ...] = ()
     internaldate: dt.datetime = DEFAULT_INTERNALDATE
+    #: Gmail's X-GM-LABELS (served when ``X-GM-EXT-1`` is a capability): ``str`` labels are sent in modified
+    #: UTF-7 and quoted as needed (``\\Inbox`` as an atom); ``bytes`` ones verbatim (``b'"\\\\Important"'``).
+    labels: tuple[str | bytes, ...] = ()
+    #: Gmail's X-GM-MSGID (the same message in several folders has one); None: the UID.
+    gm_msgid: int | None = None
 
     def __post_init__(self) -> None:
         if self.uid < 1:
@@ -74,6 +80,7 @@ class FaultMessage:
         if self.internaldate.utcoffset() is None:
             raise ValueError("internaldate must be timezone-aware")
         object.__setattr__(self, "flags", tuple(self.flags))
+        object.__setattr__(self, "labels", tuple(self.labels))
 
 
 @dataclasses.dataclass
@@ -808,6 +815,10 @@ class _Session:
                 size = self.size_token(m)
                 if size is not None:
                     parts.append((b"RFC822.SIZE " + size, None))
+            elif item == b"X-GM-LABELS" and "X-GM-EXT-1" in f.capabilities:
+                parts.append((b"X-GM-LABELS (" + b" ".join(_label_bytes(x) for x in m.labels) + b")", None))
+            elif item == b"X-GM-MSGID" and "X-GM-EXT-1" in f.capabilities:
+                parts.append((b"X-GM-MSGID %d" % (m.gm_msgid or m.uid), None))
             else:
                 section = self.section(item, m)
                 if section is None:
@@ -874,6 +885,16 @@ class _Session:
 def _is_full_body(label: bytes) -> bool:
     """The whole message: what the body faults (omit, trickle, huge literal) apply to."""
     return label in (b"BODY[]", b"BINARY[]", b"RFC822")
+
+
+def _label_bytes(label: str | bytes) -> bytes:
+    if isinstance(label, bytes):
+        return label
+    if label.startswith("\\"):
+        return label.encode("ascii")
+    from imapclient import imap_utf7
+
+    return _astring(imap_utf7.encode(label))
 
 
 def _flag_bytes(flag: str | bytes) -> bytes:

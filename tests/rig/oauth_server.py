@@ -15,6 +15,7 @@ https). Thread-safe; everything it was asked is in ``requests`` (form fields, to
 
 from __future__ import annotations
 
+import base64
 import json
 import secrets
 import ssl
@@ -30,6 +31,7 @@ from typing import Any
 CLIENT_ID = "gimport-test-client"
 CLIENT_SECRET = "gimport-test-secret"
 DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
+JWT_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 
 
 @dataclass
@@ -52,6 +54,10 @@ class OAuthState:
     access: dict[str, tuple[str, float]] = field(default_factory=dict)  # token -> (user, expires at)
     refresh: dict[str, _Grant] = field(default_factory=dict)
     devices: dict[str, _Device] = field(default_factory=dict)  # device_code -> device
+    # client-credentials apps: client_id -> (secret, the principal its tokens introspect as: "app@campus.test")
+    apps: dict[str, tuple[str, str]] = field(default_factory=dict)
+    app_grants: int = 0  # client-credentials tokens handed out
+    delegated: set[str] = field(default_factory=set)  # service accounts (client_email) with domain-wide delegation
     requests: list[tuple[str, dict[str, str]]] = field(default_factory=list)  # (path, form without secrets)
 
 
@@ -156,6 +162,12 @@ class OAuthServer:
             user, until = self.state.access.get(token, ("", 0.0))
         return user if until > time.time() else None
 
+    def register_app(self, client_id: str, secret: str, principal: str) -> None:
+        """An application that gets tokens with the client-credentials grant (Microsoft 365 app-only): each
+        introspects as `principal`; a Dovecot comparing by domain then lets it read every mailbox there."""
+        with self._lock:
+            self.state.apps[client_id] = (secret, principal)
+
     def approve(self, user_code: str, user: str) -> None:
         """The person typed `user_code` on the verification page and signed in as `user`."""
         with self._lock:
@@ -178,7 +190,32 @@ class OAuthServer:
                 return self._refresh_grant(form)
             if grant == DEVICE_GRANT:
                 return self._device_grant(form)
+            if grant == "client_credentials":
+                return self._client_grant(form)
+            if grant == JWT_GRANT:
+                return self._jwt_grant(form)
         return 400, {"error": "unsupported_grant_type"}
+
+    def _jwt_grant(self, form: dict[str, str]) -> tuple[int, dict[str, Any]]:
+        """A service account acting as a user (RFC 7523, as Google's token endpoint): the assertion's `sub`
+        gets a token when its `iss` has delegation. The signature is not checked (the rig trusts the key)."""
+        try:
+            claims = json.loads(base64.urlsafe_b64decode(form["assertion"].split(".")[1] + "=="))
+        except (KeyError, IndexError, ValueError):
+            return 400, {"error": "invalid_grant", "error_description": "Invalid JWT"}
+        if claims.get("iss") not in self.state.delegated:
+            return 401, {"error": "unauthorized_client", "error_description": "Client is unauthorized"}
+        self.state.app_grants += 1
+        return 200, {"access_token": self._access(claims["sub"]), "token_type": "Bearer", "expires_in": self.lifetime}
+
+    def _client_grant(self, form: dict[str, str]) -> tuple[int, dict[str, Any]]:
+        app = self.state.apps.get(form.get("client_id", ""))
+        if app is None or form.get("client_secret") != app[0]:
+            return 401, {"error": "invalid_client", "error_description": "AADSTS7000215: Invalid client secret"}
+        if not form.get("scope", "").endswith("/.default"):
+            return 400, {"error": "invalid_scope", "error_description": "client credentials need a /.default scope"}
+        self.state.app_grants += 1
+        return 200, {"access_token": self._access(app[1]), "token_type": "Bearer", "expires_in": self.lifetime}
 
     def _refresh_grant(self, form: dict[str, str]) -> tuple[int, dict[str, Any]]:
         g = self.state.refresh.get(form.get("refresh_token", ""))
@@ -266,7 +303,7 @@ class _Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         form = dict(urllib.parse.parse_qsl(self.rfile.read(length).decode()))
         path = urllib.parse.urlsplit(self.path).path
-        secret = ("refresh_token", "client_secret", "token", "device_code", "code")
+        secret = ("refresh_token", "client_secret", "token", "device_code", "code", "client_assertion")
         with self.oauth._lock:
             self.oauth.state.requests.append((path, {k: ("*" if k in secret else v) for k, v in form.items()}))
         if path == "/introspect":

@@ -124,3 +124,38 @@ def test_a_token_counts_as_expired_a_minute_early(tmp_path):
     clock[0] = expiry - EARLY + 1
     token._refresh = lambda: token._data.update(token="at-2")  # the grant is the rig's to test
     assert token.access_token() == "at-2"
+
+
+# ------------------------------------------------------------------- admin mode: the application's credentials
+
+
+def test_microsoft_app_only_in_admin_mode(tmp_path):
+    s = _load(
+        tmp_path,
+        'provider = "microsoft"\ntenant = "uni.example"\nclient_id = "app"\nclient_secret_file = "secret"\n',
+        admin=True,
+    )
+    assert s.oauth.app_only
+    assert s.oauth.client_secret_file == tmp_path / "secret"
+    assert s.oauth.scopes == ("https://outlook.office365.com/.default",)
+
+
+@pytest.mark.parametrize(
+    ("source", "says"),
+    [
+        ('provider = "microsoft"\nclient_id = "app"\nclient_secret_file = "s"\n', "own tenant"),
+        ('provider = "microsoft"\ntenant = "uni.example"\nclient_secret_file = "s"\n', "needs provider"),
+        ('provider = "google"\nclient_secret_file = "s"\n', "needs provider"),
+        ('provider = "microsoft"\ntenant = "uni.example"\nclient_id = "a"\nservice_account_file = "k"\n', "google"),
+        ('provider = "microsoft"\ntenant = "uni.example"\nclient_id = "a"\n', "for one mailbox"),
+        ('host = "h"\nclient_secret_file = "s"\n', "not a password login"),
+    ],
+)
+def test_app_credentials_that_do_not_fit_are_refused(tmp_path, source, says):
+    with pytest.raises(ConfigError, match=says):
+        _load(tmp_path, source, admin=True)
+
+
+def test_google_service_account_for_the_source(tmp_path):
+    s = _load(tmp_path, 'provider = "google"\nservice_account_file = "sa.json"\n', admin=True)
+    assert (s.oauth.service_account_file, s.oauth.scopes) == (tmp_path / "sa.json", ("https://mail.google.com/",))

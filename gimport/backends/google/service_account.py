@@ -42,47 +42,44 @@ _ACCOUNT_WIDE = ("unauthorized_client", "invalid_client", "invalid_scope", "acce
 class ServiceAccount:
     """The key file, loaded once. Thread-safe: credentials_for() returns independent credentials."""
 
-    def __init__(self, path: Path, *, timeout: float = 60.0) -> None:
-        self.path = Path(path)
+    def __init__(self, path: Path, *, timeout: float = 60.0, key: str = "[admin] service_account_file") -> None:
+        self.path, self.key = Path(path), key  # the config key that names the file, for messages
         self._timeout = timeout
-        refuse_special(self.path, "[admin] service_account_file")
+        refuse_special(self.path, self.key)
         try:
             info = json.loads(self.path.read_text("utf-8"))
         except FileNotFoundError:
             raise ConfigError(
                 _(
-                    "[admin] service_account_file {path} not found: create a key for the service account"
-                    " ('gimport help admin', section 1)"
-                ).format(path=self.path)
+                    "{key} {path} not found: create a key for the service account ('gimport help admin', section 1)"
+                ).format(key=self.key, path=self.path)
             ) from None
         except (OSError, ValueError) as exc:
             raise ConfigError(
-                _("[admin] service_account_file {path}: cannot read it as JSON ({exc})").format(path=self.path, exc=exc)
+                _("{key} {path}: cannot read it as JSON ({exc})").format(key=self.key, path=self.path, exc=exc)
             ) from None
         if not isinstance(info, dict) or info.get("type") != "service_account":
             what = "an OAuth client" if isinstance(info, dict) and ("installed" in info or "web" in info) else "JSON"
             raise ConfigError(
                 _(
-                    "[admin] service_account_file {path} is {what}, not a service-account key: in the Cloud"
+                    "{key} {path} is {what}, not a service-account key: in the Cloud"
                     " console, IAM & Admin > Service accounts > the account > Keys > Add key > Create new key > JSON"
-                ).format(path=self.path, what=what)
+                ).format(key=self.key, path=self.path, what=what)
             )
         missing = [k for k in ("client_email", "private_key", "token_uri") if not info.get(k)]
         if missing:
             raise ConfigError(
-                _("[admin] service_account_file {path} lacks {missing}").format(
-                    path=self.path, missing=", ".join(missing)
-                )
+                _("{key} {path} lacks {missing}").format(key=self.key, path=self.path, missing=", ".join(missing))
             )
         # the key impersonates every user of the domain: refused when others can read it (group: the
         # Kubernetes Job mounts secrets 0440 with an fsGroup)
-        check_secret(self.path, "[admin] service_account_file", group_ok=True)
+        check_secret(self.path, self.key, group_ok=True)
         try:
             # from_service_account_file(...) reads the same info; token_uri comes from the file
             self._base = service_account.Credentials.from_service_account_info(info)
         except ValueError as exc:
             raise ConfigError(
-                _("[admin] service_account_file {path}: unusable key ({exc})").format(path=self.path, exc=exc)
+                _("{key} {path}: unusable key ({exc})").format(key=self.key, path=self.path, exc=exc)
             ) from None
         self.client_email: str = info["client_email"]
         self.client_id: str = str(info.get("client_id", "?"))

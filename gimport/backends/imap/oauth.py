@@ -23,8 +23,9 @@ import urllib.parse
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
+from gimport.config.settings import SourceSettings
 from gimport.errors import ConfigError, SourceError
 from gimport.files import check_secret, open_private
 from gimport.i18n import _
@@ -36,6 +37,31 @@ EARLY = 60.0  # seconds before its expiry a token counts as expired: a login mus
 REFRESH_TIMEOUT = 30.0
 # what an OAuth server answers (RFC 6749 section 5.2) when the grant itself is no good: sign in again
 REFUSED_GRANT = ("invalid_grant", "invalid_client", "unauthorized_client", "interaction_required")
+
+
+class BearerToken(Protocol):
+    """What an IMAP login takes a token from: the token file (SourceToken) or, in admin mode, the
+    application's own credentials (gimport.backends.microsoft.app, gimport.backends.google.source_app)."""
+
+    def access_token(self) -> str: ...
+    def refused(self, token: str) -> bool:
+        """The server refused `token`: True when asking again may bring a better one."""
+
+
+def source_token(settings: SourceSettings) -> BearerToken | None:
+    """Where the login's token comes from; None for a password login. Raises ConfigError."""
+    oauth = settings.oauth
+    if oauth is None:
+        return None
+    if oauth.client_secret_file is not None:
+        from gimport.backends.microsoft.app import microsoft_app
+
+        return microsoft_app(oauth)
+    if oauth.service_account_file is not None:
+        from gimport.backends.google.source_app import GoogleSourceToken
+
+        return GoogleSourceToken(oauth, settings.user)
+    return SourceToken.load(oauth.token_file)
 
 
 def sign_in_again() -> str:

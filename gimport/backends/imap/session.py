@@ -24,7 +24,7 @@ from typing import TypeVar
 import imapclient
 from imapclient.exceptions import IMAPClientError, LoginError
 
-from gimport.backends.imap.oauth import SourceToken, sign_in_again
+from gimport.backends.imap.oauth import sign_in_again, source_token
 from gimport.backends.imap.parse import LiteralTooLarge, cert_hint, parse_folder_name, security_hint
 from gimport.calls import Caller, RetryPolicy
 from gimport.config.settings import SourceSettings
@@ -58,7 +58,7 @@ class ImapSession:
         self.settings = settings
         self._password = password
         # [source] auth = "xoauth2" | "oauthbearer": the token file, refreshed as it expires; else None
-        self._token = SourceToken.load(settings.oauth.token_file) if settings.oauth is not None else None
+        self._token = source_token(settings)
         # reconnecting goes through the one call path, without a quota
         self._stop = threading.Event()
         self._caller = Caller(

@@ -10,6 +10,7 @@ modules import imapclient.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
 import imaplib
 import logging
@@ -22,6 +23,7 @@ import imapclient
 from imapclient import imap_utf7
 from imapclient.exceptions import IMAPClientError
 
+from gimport.backends.imap.gmail import GMAIL, LABELS_ITEM, GmailLabels
 from gimport.backends.imap.parse import (
     UID_IN_FETCH,
     FetchFailed,
@@ -81,6 +83,7 @@ class ImapSource(ImapSession):
         self._wire: dict[str, bytes] = {}  # folder name (as listed) -> its name on the wire
         self._distrust_sizes = False  # the server under-claimed sizes: fetch bodies one at a time
         self._exists = 0  # EXISTS of the open folder's EXAMINE
+        self._gmail: GmailLabels | None = None  # a Gmail account read by labels (gimport.backends.imap.gmail)
 
     def __enter__(self) -> ImapSource:
         self.connect()
@@ -109,7 +112,8 @@ class ImapSource(ImapSession):
             if prefix and not (delim and prefix.endswith(delim)):
                 prefix = None  # a prefix this folder's delimiter does not end: not known to apply
             folders.append(Folder(name=name, delimiter=delim, flags=frozenset(parse_flags(flags)), prefix=prefix))
-        return folders
+        self._gmail = GmailLabels.of(folders) if self._capable(GMAIL) else None
+        return self._gmail.folders if self._gmail is not None else folders
 
     def _wire_name(self, folder: str) -> bytes:
         wire = self._wire.get(folder)
@@ -281,21 +285,23 @@ class ImapSource(ImapSession):
                 yield FetchedMessage(uid, b"", (), None, error=exc.reason)
             return
         suspects = [m.uid for m in out if m.error is None and b"\x80" in m.raw]
-        if suspects and self._has_binary():
+        if suspects and self._capable(b"BINARY"):
             exact = self._fetch_binary(suspects)
             for i, m in enumerate(out):
                 b = exact.get(m.uid)
                 # BODY[] cannot carry NUL: servers such as Dovecot send 0x80 instead. BINARY[] (RFC 3516)
                 # can; take it only when it is the same message with NULs restored, nothing else decoded.
                 if b is not None and b != m.raw and same_but_nul(b, m.raw):
-                    out[i] = FetchedMessage(m.uid, b, m.flags, m.internaldate)
+                    out[i] = dataclasses.replace(m, raw=b)
         while out:
             yield out.pop(0)  # handed over: not kept here
 
     def _fetch_chunk(self, uids: list[int], limit: int, expected: int) -> list[FetchedMessage]:
+        gmail, folder = self._gmail, self._folder or ""
+
         def op(c: imapclient.IMAPClient) -> dict[int, dict[bytes, Any]]:
             try:
-                return uid_fetch(c, uids, "(UID BODY.PEEK[] FLAGS INTERNALDATE)")
+                return uid_fetch(c, uids, f"(UID BODY.PEEK[] FLAGS INTERNALDATE{' ' + LABELS_ITEM if gmail else ''})")
             except imaplib.IMAP4.abort:
                 raise
             except IMAPClientError as exc:
@@ -332,9 +338,9 @@ class ImapSource(ImapSession):
                 # not "expunged": the server answered for the message, without it: the message is there, its data is not
                 out.append(FetchedMessage(uid, b"", (), None, error=_("the server's FETCH answer has no body for it")))
                 continue
-            out.append(
-                FetchedMessage(uid, body, parse_flags(item.get(b"FLAGS", ())), parse_date(item.get(b"INTERNALDATE")))
-            )
+            flags, date = parse_flags(item.get(b"FLAGS", ())), parse_date(item.get(b"INTERNALDATE"))
+            also_in = gmail.also_in(item.get(LABELS_ITEM.encode()), folder) if gmail is not None else ()
+            out.append(FetchedMessage(uid, body, flags, date, also_in=also_in))
         if missing:
             # no answer that names it: expunged, or an answer without UID (never trusted by sequence number)
             still = set(self._still_there(missing))
@@ -361,9 +367,8 @@ class ImapSource(ImapSession):
         """Reconnect (and re-examine) now: raises SourceError when the server is gone for good."""
         self._call(lambda c: c.noop())
 
-    def _has_binary(self) -> bool:
-        caps = self._call(lambda c: c.capabilities())
-        return b"BINARY" in caps
+    def _capable(self, name: bytes) -> bool:
+        return name in self._call(lambda c: c.capabilities())
 
     def _fetch_binary(self, uids: Sequence[int]) -> dict[int, bytes]:
         """BINARY.PEEK[] through imaplib (IMAPClient does not parse literal8 `~{n}`)."""
