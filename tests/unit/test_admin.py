@@ -366,10 +366,49 @@ def test_a_delegation_refusal_stops_every_user(tmp_path):
     summary = AdminRun(settings, users, authorize=authorize).run()
     assert isinstance(summary.fatal, DelegationError)
     assert summary.fatal.exit_code == 3
-    assert len(asked) <= 2  # only the users already started when the first refusal came
+    # the users already started when the first refusal came, and the two others asked whether the grant
+    # works for anybody
+    assert len(set(asked)) <= 4
     outcomes = collections.Counter(r.outcome for r in summary.rows)
-    assert outcomes["failed"] == len(asked)
+    assert outcomes["failed"] <= 2
     assert outcomes["not run"] >= 4
     assert outcomes["failed"] + outcomes["interrupted"] + outcomes["not run"] == 6
     assert len(summary.rows) == 6
     assert not summary.complete
+
+
+def test_a_refusal_is_about_everyone_only_when_the_tokens_of_others_are_refused_too():
+    from gimport.admin.delegation import DelegationJudge, for_one_user
+
+    granted_for = {"b@x.jp"}
+    asked = []
+
+    def authorize(email):
+        asked.append(email)
+        if email not in granted_for:
+            raise DelegationError("refused")
+        return object()
+
+    judge = DelegationJudge(authorize, ["a@other.jp", "b@x.jp", "c@x.jp"])
+    assert not judge.about_everyone("a@other.jp")  # b's token was issued: a alone
+    assert asked == ["b@x.jp"]
+    assert not judge.about_everyone("c@x.jp")  # decided once; no more probes
+    assert asked == ["b@x.jp"]
+
+    granted_for.clear()
+    judge = DelegationJudge(authorize, ["a@x.jp", "b@x.jp", "c@x.jp", "d@x.jp"])
+    assert judge.about_everyone("a@x.jp")
+    assert asked[1:] == ["b@x.jp", "c@x.jp"]  # two others asked, both refused
+    judge = DelegationJudge(authorize, ["a@x.jp"])
+    assert judge.about_everyone("a@x.jp")  # nobody else to ask: as before, the run stops
+
+    judge = DelegationJudge(authorize, ["a@x.jp", "b@x.jp"])
+    judge.granted()
+    assert not judge.about_everyone("a@x.jp")
+
+    err = DelegationError("long text")
+    err.details = "unauthorized_client: Client is unauthorized"
+    text = str(for_one_user("a@other.jp", err))
+    assert "a@other.jp" in text
+    assert "unauthorized_client" in text
+    assert "users file" in text
