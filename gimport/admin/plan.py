@@ -5,7 +5,7 @@ selection as a run, [filters] included, and what an earlier run already imported
 Gmail is not contacted. The wall time is estimated at each of the three limits — the per-user quota
 ([gmail] quota_units_per_minute, users `parallel_users` at a time in each shard), the project's per-minute
 budget and its daily budget — and the largest of them is the one that binds. Optionally the users are
-balanced over N shards by messages to import, largest first (gimport.admin.shards.write_shard_map).
+balanced over N shards by messages and bytes to import, largest first (gimport.admin.shards.write_shard_map).
 """
 
 from __future__ import annotations
@@ -19,7 +19,8 @@ from typing import Any
 from gimport import wiring
 from gimport.admin.fanout import fan_out
 from gimport.admin.paths import user_paths
-from gimport.admin.shards import balance, load_shard_map, shard_of
+from gimport.admin.reshard import existing_map
+from gimport.admin.shards import balance, load_shard_map, shard_of, size_weights
 from gimport.admin.users import SourceLogin, UserEntry, user_settings
 from gimport.config.settings import Settings
 from gimport.errors import GimportError
@@ -147,8 +148,9 @@ def shard_count_for(settings: Settings, write_shards: int | None, shard: Any = N
         return write_shards
     if admin.shard_count:
         return admin.shard_count
-    if admin.shard_map is not None and admin.shard_map.exists():
-        return load_shard_map(admin.shard_map).count
+    path = existing_map(admin)
+    if path is not None and path.exists():
+        return load_shard_map(path).count
     return shard.count if shard is not None else 1
 
 
@@ -157,10 +159,11 @@ def estimate(settings: Settings, users: list[UserPlan], shard_count: int, *, bal
     split them; else by the [admin] shard_map / hash, as a run would)."""
     admin = settings.admin
     if balanced:
-        shards = balance({u.gmail: u.to_import for u in users}, shard_count)
+        shards = balance(size_weights({u.gmail: (u.to_import, u.bytes) for u in users}), shard_count)
     else:
         shards = [[] for _ in range(shard_count)]
-        shard_map = load_shard_map(admin.shard_map) if admin.shard_map and admin.shard_map.exists() else None
+        path = existing_map(admin)
+        shard_map = load_shard_map(path) if path is not None and path.exists() else None
         assignment = shard_map.users if shard_map is not None and shard_map.count == shard_count else {}
         for u in users:
             index = assignment.get(u.gmail.lower())

@@ -2,8 +2,8 @@
 pool, gimport.admin.fanout). Returns data (gimport.admin.summary.AdminSummary); never prints.
 
 Each migration is charged to its own pacer (the per-user quota) and to the budgets all of them share
-(gimport.admin.shares: [admin] project_units_per_minute and project_units_per_day, each divided by the number
-of shards); a spent daily budget pauses every user until the quota day turns, visibly, and a stop still ends
+(gimport.admin.shares: [admin] project_units_per_minute divided by the number of shards, and the project's
+project_units_per_day, which every shard spends together); a spent daily budget pauses every user until the quota day turns, visibly, and a stop still ends
 the pause at once. One user's failure is recorded and
 the others go on; only a service account that cannot impersonate anybody stops the run. Each user's
 outcome is written to their state file (`admin.*` meta keys) so that `admin status` can rebuild the report.
@@ -190,8 +190,8 @@ class AdminRun:
         pacific, local = pause_times(until)
         units = f"{self.daily.limit:,.0f}"
         log.warning(
-            "daily budget of %s units for shard %s spent ([admin] project_units_per_day): pausing until %s US"
-            " Pacific (%s local time)",
+            "the project's daily budget of %s units spent (all shards together, seen from shard %s; [admin]"
+            " project_units_per_day): pausing until %s US Pacific (%s local time)",
             units,
             self.shard,
             pacific,
@@ -199,8 +199,9 @@ class AdminRun:
         )
         self.reporter.warning(
             _(
-                "daily budget of {units} units for this shard spent ([admin] project_units_per_day): pausing"
-                " until {pacific} US Pacific ({local} local time); Ctrl-C or SIGTERM stops cleanly"
+                "the project's daily budget of {units} units is spent (all shards together; [admin]"
+                " project_units_per_day): pausing until {pacific} US Pacific ({local} local time); Ctrl-C or SIGTERM"
+                " stops cleanly"
             ).format(units=units, pacific=pacific, local=local)
         )
         self.reporter.paused(f"{pacific} US Pacific ({local})")

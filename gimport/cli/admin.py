@@ -46,6 +46,7 @@ def _my_users(
     use_map: bool = True,
 ) -> tuple[Path, list[UserEntry], Shard, list[UserEntry]]:
     """(users file path, every user, this process's shard, the users it takes)."""
+    from gimport.admin.reshard import existing_map
     from gimport.admin.shards import shard_for, users_of
     from gimport.admin.users import load_users
 
@@ -56,7 +57,7 @@ def _my_users(
         args.shard,
         settings.admin.shard_count,
         from_env=from_env,
-        shard_map=settings.admin.shard_map if use_map else None,
+        shard_map=existing_map(settings.admin) if use_map else None,
     )
     return path, users, shard, users_of(shard, users)
 
@@ -113,7 +114,9 @@ def _announce(
     [admin] shard_map does not name."""
     per_minute = f"{admin.project_units_per_minute / shard.count:,.0f}"
     daily = (
-        _(" and {units} units/day").format(units=f"{admin.project_units_per_day / shard.count:,.0f}")
+        _(" and {units} units/day for the project (every shard together)").format(
+            units=f"{admin.project_units_per_day:,.0f}"
+        )
         if admin.project_units_per_day
         else _(" (no daily limit)")
     )
@@ -210,6 +213,7 @@ def cmd_admin_plan(args: argparse.Namespace) -> int:
     import json
 
     from gimport.admin.plan import estimate, scan, shard_count_for, to_json
+    from gimport.admin.reshard import map_path
     from gimport.admin.shards import write_shard_map
     from gimport.render.admin import format_campus_plan
 
@@ -219,13 +223,6 @@ def cmd_admin_plan(args: argparse.Namespace) -> int:
     if args.write_shards is not None:
         if args.shard:
             raise ConfigError(_("--write-shards plans every user: leave out --shard"))
-        if admin.shard_map is None:
-            raise ConfigError(
-                _(
-                    '--write-shards needs [admin] shard_map = "FILE" in the config: the file to write (every shard'
-                    " then reads it)"
-                )
-            )
         if args.write_shards < 1:
             raise ConfigError(
                 _("--write-shards {n}: the number of shards must be at least 1").format(n=args.write_shards)
@@ -237,7 +234,7 @@ def cmd_admin_plan(args: argparse.Namespace) -> int:
                     " for the same N (or change shard_count with it)"
                 ).format(n=args.write_shards, count=admin.shard_count)
             )
-        map_file = admin.shard_map
+        map_file = map_path(admin)
     # the old server only, every user (or an explicit --shard's): never the job environment
     _path, _users, shard, mine = _my_users(args, settings, from_env=False, use_map=args.write_shards is None)
     print(
@@ -253,9 +250,12 @@ def cmd_admin_plan(args: argparse.Namespace) -> int:
         stop.set()
         raise
     count = shard_count_for(settings, args.write_shards, shard if args.shard else None)
-    plan = estimate(settings, users, count, balanced=args.write_shards is not None)
+    if map_file is None and _first_plan(admin, count, args):
+        # balanced shards by default: the first plan of a sharded campus writes the map every index then reads
+        map_file = map_path(admin)
+    plan = estimate(settings, users, count, balanced=map_file is not None)
     if map_file is not None:
-        write_shard_map(map_file, {u.gmail: u.to_import for u in users}, args.write_shards)
+        write_shard_map(map_file, {u.gmail: (u.to_import, u.bytes) for u in users}, count)
     if args.json:
         print(json.dumps(to_json(plan, map_file), ensure_ascii=False, indent=2))
     else:
@@ -263,6 +263,15 @@ def cmd_admin_plan(args: argparse.Namespace) -> int:
     if any(u.bug for u in users):
         return EXIT_BUG
     return EXIT_SOME_FAILED if any(u.error for u in users) else EXIT_OK
+
+
+def _first_plan(admin: AdminSettings, count: int, args: argparse.Namespace) -> bool:
+    """Whether this plan writes the shard map by itself: the campus is sharded, no map is there yet, no shard
+    has run (their users stay where the hash put them) and the plan covers every user."""
+    from gimport.admin.coverage import read_records
+    from gimport.admin.reshard import existing_map
+
+    return count > 1 and not args.shard and existing_map(admin) is None and not read_records(admin.state_dir)
 
 
 def cmd_admin_verify(args: argparse.Namespace) -> int:
@@ -327,3 +336,50 @@ def cmd_admin_cleanup(args: argparse.Namespace) -> int:
     if any_bug(plans) or any_bug(done):
         return EXIT_BUG
     return EXIT_OK if cleanup.applied_ok(done) else EXIT_SOME_FAILED
+
+
+def cmd_admin_reshard(args: argparse.Namespace) -> int:
+    from gimport.admin.reshard import reshard
+    from gimport.admin.users import load_users
+
+    settings = _settings(args)
+    admin = settings.admin
+    path = _users_path(args, settings)
+    users = load_users(path, settings, check_logins=False)
+    done = reshard(admin, users, args.count, Path(args.config))
+    sizes = ", ".join(str(len(s)) for s in done.shards)
+    print(
+        _("Shard map for {n} shard(s) written to {path} (users per shard: {sizes}).").format(
+            n=done.count, path=done.map_file, sizes=sizes
+        )
+    )
+    if done.moved:
+        print(
+            _("{k} record(s) of the old split ({counts}) moved to {folder}.").format(
+                k=len(done.moved), counts=", ".join(map(str, done.old_counts)) or "-", folder=done.moved_to
+            )
+        )
+    day, spent = done.daily
+    if day is not None:
+        print(
+            _("Today's spend ({day}, US Pacific): {units} units, carried over to the new shards.").format(
+                day=day, units=f"{spent:,.0f}"
+            )
+        )
+    if done.config_changed:
+        print(_("[admin] shard_count in {config} is now {n}.").format(config=args.config, n=done.count))
+    elif admin.shard_count and admin.shard_count != done.count:
+        print(
+            _("Set shard_count = {n} under [admin] in {config} (it could not be changed automatically).").format(
+                n=done.count, config=args.config
+            )
+        )
+    last = done.count - 1
+    print(
+        _(
+            "Every user's state is kept. Next: Slurm: sbatch --array=0-{last} deploy/slurm/gimport-array.sbatch"
+            " (keep the %K throttle if you use one); Kubernetes: set completions and GIMPORT_SHARD_COUNT to {n}"
+            " in the Job, delete the old Job, apply it again. Then 'gimport admin status' until it exits 0."
+        ).format(last=last, n=done.count)
+    )
+    return EXIT_OK

@@ -163,8 +163,8 @@ def format_coverage(cov: Coverage, state_dir: object, *, after_run: bool = False
         out.append(
             _(
                 "Shards: runs with different shard counts ({counts}) are recorded in {where}: every run and pod"
-                " must use the same N ([admin] shard_count); if you changed N on purpose, delete the records of"
-                " the old N there (shard-*-of-N.json)"
+                " must use the same N ([admin] shard_count); to change N on purpose, run 'gimport admin reshard"
+                " N' (it moves the old records aside)"
             ).format(counts=", ".join(map(str, cov.counts)), where=where)
         )
     if cov.missing:
