@@ -277,3 +277,66 @@ def test_slurm_reshard_4_to_2_with_admin_reshard(slurm, dovecot_server, tmp_path
             )
     finally:
         emu.stop()
+
+
+def test_slurm_plan_eta_matches_the_throttled_run(slurm, dovecot_server, tmp_path, capsys, monkeypatch):
+    """`gimport admin plan --sbatch` reads the array's %K and estimates the campus as it will run: 4 shards,
+    2 at a time, one 80-message user each at 2 imports/s. The measured wall time of the array (submit to the
+    last task's end) is within 15% of the estimate."""
+    import json
+
+    from gimport.cli import main
+
+    for k in ("JOB_COMPLETION_INDEX", "GIMPORT_SHARD", "GIMPORT_SHARD_COUNT", "REQUESTS_CA_BUNDLE"):
+        monkeypatch.delenv(k, raising=False)
+    emu = GmailEmulator(merge_duplicates=False)
+    emu.start()
+    try:
+        people, boxes = _balanced_people(dovecot_server, emu, per_shard=1, messages=80)
+        ws = make_admin_workspace(
+            tmp_path,
+            server=dovecot_server,
+            emulator_url=emu.base_url,
+            people=people,
+            quota_units_per_minute=PER_USER_UNITS,
+            workers=2,
+            parallel_users=1,
+            extra_admin=f"shard_count = {SHARDS}\n",
+        )
+        (ws.dir / "logs").mkdir()
+        # the shipped script with the site's array: 4 shards, 2 at a time
+        script = ws.dir / "gimport-array.sbatch"
+        text = SCRIPT.read_text()
+        assert "#SBATCH --array=0-7%4\n" in text
+        script.write_text(text.replace("#SBATCH --array=0-7%4\n", f"#SBATCH --array=0-{SHARDS - 1}%2\n"))
+        monkeypatch.setenv("GIMPORT_GMAIL_API_URL", emu.base_url)
+        rc = main(["--config", str(ws.config), "admin", "plan", "--sbatch", str(script), "--json"])
+        out = capsys.readouterr()
+        assert rc == 0, out.err
+        plan = json.loads(out.out)
+        assert plan["concurrent_shards"] == 2
+        assert [len(s["users"]) for s in plan["shards"]] == [1] * SHARDS
+        eta = plan["seconds"]
+
+        env = {"GIMPORT_VENV": sys.prefix, "GIMPORT_CONFIG": str(ws.config), "GIMPORT_GMAIL_API_URL": emu.base_url}
+        started = time.monotonic()
+        job = slurm.sbatch(["--cpus-per-task=1", "--mem=512M", str(script)], cwd=ws.dir, env=env)
+
+        def ended() -> bool:
+            tasks = slurm.tasks(job)
+            return all(tasks.get(f"{job}_{i}", {}).get("JobState") in ("COMPLETED", "FAILED") for i in range(SHARDS))
+
+        slurm.wait_for(ended, deadline=eta * 2 + 60, what="the throttled array to end")
+        measured = time.monotonic() - started
+        tasks = slurm.tasks(job)
+        assert {tasks[f"{job}_{i}"]["ExitCode"] for i in range(SHARDS)} == {"0:0"}
+        assert _count(emu, boxes)[:2] == (0, 0)
+        with capsys.disabled():
+            print(
+                f"\ntest_slurm plan: {SHARDS} shards x 1 user x 80 messages, 2 at a time: estimated {eta:.1f} s,"
+                f" measured {measured:.1f} s ({(measured - eta) / measured:+.0%})",
+                file=sys.stderr,
+            )
+        assert abs(measured - eta) <= 0.15 * measured, (eta, measured)
+    finally:
+        emu.stop()

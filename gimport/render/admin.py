@@ -202,8 +202,12 @@ def format_coverage(cov: Coverage, state_dir: object, *, after_run: bool = False
     return "\n".join(out)
 
 
-def format_campus_plan(plan: CampusPlan, *, shard_map: object = None) -> str:
-    """`gimport admin plan`: a line per user, the totals, the wall time at each limit and which binds."""
+def format_campus_plan(
+    plan: CampusPlan, *, shard_map: object = None, finish: str = "", concurrent_from: str = ""
+) -> str:
+    """`gimport admin plan`: a line per user, the totals, the wall time at each limit and which binds, each
+    shard's time, the campus's as it will run (`concurrent_from`: where the shards-at-once came from) and
+    `finish`, the clock time it ends if started now."""
     headers = [_("gmail address"), _("source user"), _("messages"), _("to import"), _("bytes"), _("units"), ""]
     rows = [
         [u.gmail, u.source_user, f"{u.messages:,}", f"{u.to_import:,}", human_bytes(u.bytes), f"{u.units:,}", u.error]
@@ -223,7 +227,11 @@ def format_campus_plan(plan: CampusPlan, *, shard_map: object = None) -> str:
     )
     out = [format_table(headers, rows, right={2, 3, 4, 5})]
     out.append("")
-    out.append(_("Wall time at each limit ({n} shard(s)):").format(n=len(plan.shards)))
+    out.append(
+        _("Wall time at each limit ({n} shard(s), {k} at a time{source}):").format(
+            n=len(plan.shards), k=plan.concurrent, source=f"; {concurrent_from}" if concurrent_from else ""
+        )
+    )
     for lim in plan.limits:
         if lim.seconds is None:
             out.append(_("  {name}: no limit ([admin] project_units_per_day = 0)").format(name=_(lim.name)))
@@ -238,17 +246,25 @@ def format_campus_plan(plan: CampusPlan, *, shard_map: object = None) -> str:
         unit = _("units/day") if lim.name == DAILY else _("units/min")
         mark = _("  <- binds") if lim is plan.binds else ""
         out.append(f"  {_(lim.name)}: {human_duration(lim.seconds)} ({lim.budget:,.0f} {unit}){mark}")
+    if len(plan.shards) > 1:
+        spread = ", ".join(f"{i}: {human_duration(s)}" for i, s in enumerate(plan.shard_seconds))
+        out.append(
+            _(
+                "Per shard (its users [admin] parallel_users at a time, within its 1/N of the per-minute budget):"
+                " {spread}"
+            ).format(spread=spread)
+        )
     out.append(
-        _("Estimated: at least {time}, bound by the {limit}.").format(
-            time=human_duration(plan.seconds), limit=_(plan.binds.name)
+        _("Estimated: {time} for the campus ({k} shard(s) at a time), bound by the {limit}{finish}.").format(
+            time=human_duration(plan.seconds),
+            k=plan.concurrent,
+            limit=_(plan.binds.name),
+            finish=_("; if started now, it ends about {when}").format(when=finish) if finish else "",
         )
     )
-    if len(plan.shards) > 1:
-        spread = ", ".join(human_duration(s) for s in plan.shard_seconds)
-        out.append(_("Per shard at the per-user quota: {spread}").format(spread=spread))
     if shard_map is not None:
         out.append(
-            _("Shard map written: {path} ({n} shards, balanced by messages to import, largest first)").format(
+            _("Shard map written: {path} ({n} shards, balanced by messages and bytes to import, largest first)").format(
                 path=shard_map, n=len(plan.shards)
             )
         )

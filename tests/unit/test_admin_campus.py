@@ -227,3 +227,42 @@ def test_the_progress_bar_shows_the_daily_pause():
     last = stream.getvalue().rstrip().split("\r")[-1]
     assert "users 0/3" in last
     assert "paused" not in last  # going on again: the bar says so
+
+
+def test_the_estimate_runs_the_shards_as_the_array_throttle_lets_them(tmp_path):
+    from pathlib import Path
+
+    from gimport.admin.plan import array_throttle
+
+    # 8 shards of 2 users, one at a time per shard: each shard 2 x 10 minutes; 4 at a time: two waves
+    s = _settings(tmp_path, "parallel_users = 1\nproject_units_per_day = 0\n", "quota_units_per_minute = 6000\n")
+    users = _users(16, 2400)  # 60,000 units each: 10 minutes at 6,000 units/min
+    all_at_once = estimate(s, users, 8, balanced=True)
+    throttled = estimate(s, users, 8, balanced=True, concurrent=4)
+    assert all_at_once.shard_seconds == throttled.shard_seconds == [pytest.approx(1200)] * 8
+    assert all_at_once.seconds == pytest.approx(1200)
+    assert throttled.seconds == pytest.approx(2400)
+    assert throttled.concurrent == 4
+    assert estimate(s, users, 8, balanced=True, concurrent=1).seconds == pytest.approx(8 * 1200)
+    # a shard's share of the per-minute project budget slows it: 8 shards of 60,000 units/min is 7,500 each,
+    # below the two users' 12,000 together
+    s2 = _settings(
+        tmp_path,
+        "parallel_users = 2\nproject_units_per_day = 0\nproject_units_per_minute = 60000\n",
+        "quota_units_per_minute = 6000\n",
+    )
+    plan = estimate(s2, users, 8, balanced=True, concurrent=4)
+    assert plan.shard_seconds == [pytest.approx(120_000 / 7500 * 60)] * 8
+    assert plan.seconds == pytest.approx(2 * 960)
+    # the daily budget after the shards' time: one wait for the next quota day
+    s3 = _settings(tmp_path, "parallel_users = 1\nproject_units_per_day = 600000\n", "quota_units_per_minute = 6000\n")
+    plan = estimate(s3, users, 8, balanced=True, concurrent=4)
+    assert plan.seconds == pytest.approx(86400 + (360_000 / 960_000) * 2400)
+
+    shipped = Path(__file__).resolve().parents[2] / "deploy" / "slurm" / "gimport-array.sbatch"
+    assert array_throttle(shipped) == 4  # "#SBATCH --array=0-7%4"
+    plain = tmp_path / "plain.sbatch"
+    plain.write_text("#!/bin/bash\n#SBATCH --array=0-7\nexec gimport admin run\n")
+    assert array_throttle(plain) is None
+    plain.write_text("#!/bin/bash\n#SBATCH -a 0-15%6\n")
+    assert array_throttle(plain) == 6
