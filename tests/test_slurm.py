@@ -340,3 +340,68 @@ def test_slurm_plan_eta_matches_the_throttled_run(slurm, dovecot_server, tmp_pat
         assert abs(measured - eta) <= 0.15 * measured, (eta, measured)
     finally:
         emu.stop()
+
+
+def test_slurm_a_time_limit_stop_comes_back_by_itself(slurm, dovecot_server, tmp_path, capsys, monkeypatch):
+    """A task whose time limit comes before its users are done: the script's --signal=B:USR1@120 makes it
+    requeue itself, gimport stops cleanly, and the task runs again by itself until it completes — exactly once,
+    nothing re-sent."""
+    for k in ("JOB_COMPLETION_INDEX", "GIMPORT_SHARD", "GIMPORT_SHARD_COUNT", "REQUESTS_CA_BUNDLE"):
+        monkeypatch.delenv(k, raising=False)
+    emu = GmailEmulator(merge_duplicates=False)
+    emu.start()
+    try:
+        name = f"slm{secrets.token_hex(3)}"
+        password = dovecot_server.add_user(name)
+        box = small_box(name, 240)  # 2 minutes at 2 imports/s: more than the first run gets before the warning
+        for folder, msgs in box.items():
+            dovecot_server.seed(name, folder, msgs)
+        gmail = f"{name}@{DOMAIN}"
+        emu.add_user(gmail)
+        ws = make_admin_workspace(
+            tmp_path,
+            server=dovecot_server,
+            emulator_url=emu.base_url,
+            people=[Person(name, gmail, password)],
+            quota_units_per_minute=PER_USER_UNITS,
+            workers=2,
+            parallel_users=1,
+            extra_admin="shard_count = 1\n",
+        )
+        (ws.dir / "logs").mkdir()
+        env = {"GIMPORT_VENV": sys.prefix, "GIMPORT_CONFIG": str(ws.config), "GIMPORT_GMAIL_API_URL": emu.base_url}
+        # a 3-minute limit: the script's own --signal=B:USR1@120 comes a minute in (slurmctld checks limits
+        # every half minute or so)
+        job = slurm.sbatch(
+            ["--array=0", "--time=3", "--cpus-per-task=1", "--mem=512M", str(SCRIPT)], cwd=ws.dir, env=env
+        )
+        task = f"{job}_0"
+        slurm.wait_for(
+            lambda: int(slurm.tasks(job).get(task, {}).get("Restarts") or 0) >= 1, deadline=180, what="the requeue"
+        )
+        at_requeue = len(emu.user(gmail).messages)
+        slurm.wait_for(
+            lambda: slurm.tasks(job).get(task, {}).get("JobState") in ("COMPLETED", "FAILED", "TIMEOUT"),
+            deadline=400,
+            what="the task to end",
+        )
+        info = slurm.tasks(job)[task]
+        out = (ws.dir / "logs" / f"gimport-{job}_0.out").read_text()
+        assert info["JobState"] == "COMPLETED", out
+        assert info["ExitCode"] == "0:0", out
+        assert "the time limit is near: requeueing task 0" in out
+        assert "Interrupted" in out  # the first run's clean stop
+        assert "stopped at once" not in out
+        total = sum(len(m) for m in box.values())
+        assert 0 < at_requeue < total
+        missing, dups, _ = _count(emu, {gmail: box})
+        assert (missing, dups) == (0, 0)
+        assert emu.user(gmail).import_calls == total  # nothing re-sent
+        with capsys.disabled():
+            print(
+                f"\ntest_slurm time limit: requeued at {at_requeue}/{total} messages, restarts {info['Restarts']},"
+                f" then COMPLETED 0:0; missing {missing}, duplicates {dups}",
+                file=sys.stderr,
+            )
+    finally:
+        emu.stop()
