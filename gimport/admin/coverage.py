@@ -111,6 +111,7 @@ class Coverage:
     ran: list[int] = field(default_factory=list)  # shard indices of `count` with a record
     missing: list[int] = field(default_factory=list)  # shard indices of `count` that never ran
     unfinished: list[int] = field(default_factory=list)  # started, not finished (running now, or killed)
+    stopped: list[int] = field(default_factory=list)  # their last run ended interrupted or failed
     uncovered: list[str] = field(default_factory=list)  # users of the users file no shard took
     uncovered_count: int = 0  # the same, counted (also known without a users file)
     users_changed: bool = False  # the shards ran with different users files
@@ -163,6 +164,7 @@ def check(state_dir: Path, users: list[str] | None = None, shard: Shard | None =
     cov.ran = sorted(i for i in by_index if i in wanted)
     cov.missing = [i for i in wanted if i not in by_index]
     cov.unfinished = sorted(i for i in cov.ran if not by_index[i].get("finished"))
+    cov.stopped = sorted(i for i in cov.ran if by_index[i].get("outcome") in ("interrupted", "failed"))
     if shard is not None:
         return cov  # one shard cannot tell what the others covered
     covered = {g for r in mine for g in r.get("users", [])}

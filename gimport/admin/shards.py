@@ -181,6 +181,9 @@ def resolve_shard(arg: str | None, env: Mapping[str, str] | None = None, count: 
                 ).format(low=low, high=high, step=step, count=count_env)
             )
         return parse_shard(f"{(task - low) // step}/{count_env}", _("Slurm job array (SLURM_ARRAY_TASK_*)"))
+    if fixed is not None and fixed > 1:
+        # a login node or a debug pod: every user, which is not "no sharding" on a campus of N shards
+        return Shard(0, 1, _("every user: no shard given, of {count} shards").format(count=fixed))
     return Shard()
 
 

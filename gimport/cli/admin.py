@@ -157,11 +157,13 @@ def _after_run(
 ) -> int:
     """Print the run's table, the coverage of every shard and where the logs are; the exit code."""
     from gimport.admin import coverage
+    from gimport.admin.engines import detect
     from gimport.render.admin import format_admin_summary, format_coverage
 
-    print(format_admin_summary(summary, report=str(report), show_all=show_all))
+    engine = detect()
+    print(format_admin_summary(summary, report=str(report), show_all=show_all, engine=engine))
     cov = coverage.check(admin.state_dir, [u.gmail for u in users])
-    print(format_coverage(cov, admin.state_dir, after_run=True))
+    print(format_coverage(cov, admin.state_dir, after_run=True, engine=engine))
     print(
         _("Log: {log_file} (and one log per user in {state_dir})").format(log_file=log_file, state_dir=admin.state_dir)
     )

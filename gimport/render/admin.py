@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from gimport.admin.checks import UserCheck
 from gimport.admin.coverage import Coverage
+from gimport.admin.engines import Engine, interrupted_hint, not_run_yet, rerun_hint
 from gimport.admin.plan import DAILY, CampusPlan
 from gimport.admin.report import (
     COMPLETE,
@@ -95,7 +96,7 @@ def format_rows(rows: list[UserRow], *, show_all: bool = False, report: str | No
     return "\n".join(out)
 
 
-def format_admin_summary(s: AdminSummary, *, report: str, show_all: bool = False) -> str:
+def format_admin_summary(s: AdminSummary, *, report: str, show_all: bool = False, engine: Engine | None = None) -> str:
     out = [format_rows(s.rows, show_all=show_all, report=report)]
     rate = s.imported_now / s.duration if s.duration > 0 else 0.0
     out.append(
@@ -110,7 +111,7 @@ def format_admin_summary(s: AdminSummary, *, report: str, show_all: bool = False
     )
     out.append(_("Report: {path}").format(path=report))
     if s.interrupted:
-        out.append(_("Interrupted: run the same command again to continue where each user stopped."))
+        out.append(interrupted_hint(engine or Engine()))
     elif s.fatal is not None:
         out.append(_("Stopped: {error}").format(error=s.fatal))
     elif s.complete:
@@ -152,7 +153,7 @@ def _indices(values: list[int]) -> str:
     return ", ".join(str(i) for i in values)
 
 
-def format_coverage(cov: Coverage, state_dir: object, *, after_run: bool = False) -> str:
+def format_coverage(cov: Coverage, state_dir: object, *, after_run: bool = False, engine: Engine | None = None) -> str:
     """What the shard records say (gimport.admin.coverage): one line when all is well, else a line per
     problem with what to do."""
     where = f"{state_dir}/shards"
@@ -167,17 +168,18 @@ def format_coverage(cov: Coverage, state_dir: object, *, after_run: bool = False
                 " N' (it moves the old records aside)"
             ).format(counts=", ".join(map(str, cov.counts)), where=where)
         )
-    if cov.missing:
-        text = (
-            _("Shards not run yet (of {count}): {missing}; 'gimport admin status' exits 0 once every shard has run")
-            if after_run
-            else _(
-                "Shards that never ran (of {count}): {missing}: run them (Slurm: sbatch --array={missing_csv};"
-                " Kubernetes: completions and parallelism must be {count})"
+    engine = engine or Engine()
+    if cov.missing and after_run:
+        out.append(
+            _("Other shards (of {count}): {where}; 'gimport admin status' exits 0 once every shard has run").format(
+                count=cov.count, where=not_run_yet(engine, cov.missing)
             )
         )
+    elif cov.missing:
         out.append(
-            text.format(count=cov.count, missing=_indices(cov.missing), missing_csv=",".join(map(str, cov.missing)))
+            _("Shards that never ran (of {count}): {missing}: run them ({how})").format(
+                count=cov.count, missing=_indices(cov.missing), how=rerun_hint(Engine(), cov.missing, cov.count or 0)
+            )
         )
     if cov.unfinished:
         out.append(
@@ -195,6 +197,17 @@ def format_coverage(cov: Coverage, state_dir: object, *, after_run: bool = False
             )
         )
     out += [_("Unreadable shard record: {error}").format(error=e) for e in cov.errors]
+    stopped = [i for i in cov.stopped if i not in cov.unfinished]
+    if not out and stopped:
+        return _(
+            "Shards: {ran} of {count} started (shard count {count}), every user taken by a shard; stopped before"
+            " finishing their users: {stopped}: run them again ({how})"
+        ).format(
+            ran=len(cov.ran),
+            count=cov.count,
+            stopped=_indices(stopped),
+            how=rerun_hint(Engine(), stopped, cov.count or 0),
+        )
     if not out:
         return _("Shards: {ran} of {count} ran (shard count {count}); every user is taken by a shard.").format(
             ran=len(cov.ran), count=cov.count
