@@ -132,6 +132,7 @@ def _run_the_job(emulator, users, ws, completions, pod) -> None:
     assert pods[victim].returncode == 130, err.decode()
     assert b"stopped at once" not in err
     assert b"Interrupted" in out
+    assert b"the Job retries index 2 by itself" in out  # what to do, in the Job's terms
     assert sum(len(emulator.user(g).messages) for g in victims) < len(victims) * 24  # stopped part-way
     for i, proc in pods.items():
         if i != victim:

@@ -142,6 +142,8 @@ def test_slurm_array_scancel_requeue_resubmit_exactly_once(slurm, dovecot_server
         first_run = out_file.read_text()
         assert "Interrupted" in first_run, first_run  # the clean-stop summary, not a kill
         assert first_run.count("stopping (SIGTERM)") == 1, first_run
+        assert f"scontrol requeue {job}_1" in first_run  # what to do, in Slurm's terms
+        assert "run the same command again" not in first_run
         assert sum(at_stop.values()) < len(victims) * MESSAGES  # it really was stopped part-way
         missing, dups, _ = _count(emu, {g: boxes[g] for g in victims})
         assert dups == 0
