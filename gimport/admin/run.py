@@ -99,6 +99,7 @@ class AdminRun:
         shard: Shard | None = None,
         reporter: AdminReporter | None = None,
         log_router: UserLogRouter | None = None,
+        everybody: list[str] | None = None,
     ) -> None:
         if settings.admin is None:
             raise ConfigError(_("admin settings missing"))
@@ -107,7 +108,9 @@ class AdminRun:
         self.shard = shard or Shard()
         self.reporter = reporter or NullAdminReporter()
         self._authorize = authorize
-        self._delegation = DelegationJudge(authorize, [u.gmail for u in users])
+        # whom to ask whether a refused grant works for anybody: this shard's users, then the other shards'
+        mine = [u.gmail for u in users]
+        self._delegation = DelegationJudge(authorize, mine + [g for g in everybody or [] if g not in set(mine)])
         self._logins = SourceLogin(self.admin)
         self._router = log_router
         self._stop = threading.Event()

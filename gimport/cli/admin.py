@@ -95,7 +95,15 @@ def cmd_admin_run(args: argparse.Namespace) -> int:
     _announce(progress, admin, shard, users, mine)
     record = coverage.record_start(admin.state_dir, shard, [u.gmail for u in mine], [u.gmail for u in users])
     with admin_logging(log_file, args.verbose) as router:
-        runner = AdminRun(settings, mine, authorize=sa.authorize, shard=shard, reporter=progress, log_router=router)
+        runner = AdminRun(
+            settings,
+            mine,
+            authorize=sa.authorize,
+            shard=shard,
+            reporter=progress,
+            log_router=router,
+            everybody=[u.gmail for u in users],
+        )
         runners.append(runner)
         with StopOnSignal(runner.request_stop, progress.warning):
             try:

@@ -412,3 +412,26 @@ def test_a_refusal_is_about_everyone_only_when_the_tokens_of_others_are_refused_
     assert "a@other.jp" in text
     assert "unauthorized_client" in text
     assert "users file" in text
+
+
+def test_a_shard_whose_only_user_is_refused_asks_the_other_shards_users(tmp_path):
+    from gimport.admin.run import AdminRun
+    from gimport.admin.users import UserEntry
+
+    settings = load_settings(_config(tmp_path, "[admin]\nparallel_users = 2\n"), admin=True)
+    stray = UserEntry(2, "x", "x@other.jp", password="pw")
+    asked = []
+
+    def authorize(email):
+        asked.append(email)
+        if email == stray.gmail:
+            raise DelegationError("Google refuses to let the service account act for users")
+        return object()
+
+    run = AdminRun(settings, [stray], authorize=authorize, everybody=[stray.gmail, "a@x.jp", "b@x.jp"])
+    summary = run.run()
+    assert summary.fatal is None  # a@x.jp's token was issued: the refusal is about x@other.jp alone
+    assert asked == ["x@other.jp", "a@x.jp"]
+    (row,) = summary.rows
+    assert row.outcome == "failed"
+    assert "users file" in row.error
