@@ -128,7 +128,10 @@ def _register_plan(admin: CommandTable) -> None:
         "--write-shards",
         type=int,
         metavar="N",
-        help=_("also write [admin] shard_map: the users split into N shards balanced by messages, largest first"),
+        help=_(
+            "also write the shard map ([admin] shard_map, else state_dir/shards/map.json): the users split into N"
+            " shards balanced by messages and bytes, largest first"
+        ),
     )
     plan_p.add_argument(
         "--concurrent-shards",
