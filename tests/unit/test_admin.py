@@ -435,3 +435,35 @@ def test_a_shard_whose_only_user_is_refused_asks_the_other_shards_users(tmp_path
     (row,) = summary.rows
     assert row.outcome == "failed"
     assert "users file" in row.error
+
+
+def test_a_stop_keeps_the_outcome_of_users_an_earlier_run_left_complete(tmp_path):
+    from gimport import wiring
+    from gimport.admin.paths import user_paths
+    from gimport.admin.report import META_FINISHED, META_OUTCOME, read_row
+    from gimport.admin.run import AdminRun
+    from gimport.admin.users import UserEntry
+
+    settings = load_settings(_config(tmp_path, "[admin]\nparallel_users = 1\n"), admin=True)
+    settings.admin.state_dir.mkdir(parents=True)
+    done, never = UserEntry(2, "d", "d@x.jp", password="pw"), UserEntry(3, "n", "n@x.jp", password="pw")
+    state = wiring.state(user_paths(settings.admin.state_dir, done.gmail).state)
+    state.set_meta(META_OUTCOME, "complete")
+    state.set_meta(META_FINISHED, "1700000000")
+    try:
+        # a run stopped before it started anybody: the complete user stays complete in its report
+        run = AdminRun(settings, [done, never], authorize=lambda e: object())
+        run.request_stop()
+        summary = run.run()
+        assert [r.outcome for r in summary.rows] == ["complete", "not run"]
+        # a run that started the user and was stopped before it found anything: its state is put back
+        previous = {k: state.get_meta(k) or "" for k in ("admin.outcome", "admin.finished")}
+        state.set_meta(META_OUTCOME, "interrupted")
+        assert AdminRun._kept(done, state, previous)
+        assert state.get_meta(META_OUTCOME) == "complete"
+        assert state.get_meta(META_FINISHED) == "1700000000"
+        state.set_meta(META_OUTCOME, "failed")
+        assert not AdminRun._kept(done, state, {**previous, "admin.outcome": "failed"})  # not complete before
+    finally:
+        state.close()
+    assert read_row(settings.admin.state_dir, done.gmail).outcome == "failed"
