@@ -64,9 +64,10 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def running(admin: AdminSettings, users: list[UserEntry]) -> list[str]:
+def running(admin: AdminSettings, users: list[UserEntry], *, force: bool = False) -> list[str]:
     """What is running now, in the reader's words for the refusal: users whose run lock is held, and shard
-    records started and never finished (alive on this host, or on another host: unknown)."""
+    records started and never finished (alive on this host, or on another host: unknown, unless `force`: a
+    task killed there, whose record can never finish)."""
     found: list[str] = []
     for u in users:
         if wiring.run_in_progress(user_paths(admin.state_dir, u.gmail).state):
@@ -77,6 +78,8 @@ def running(admin: AdminSettings, users: list[UserEntry]) -> list[str]:
             continue
         if r.get("host") == here and not _alive(int(r.get("pid") or 0)):
             continue  # killed on this host: it runs no more
+        if force and r.get("host") != here:
+            continue
         found.append(
             _("shard {index}/{count} started on {host} and has not finished").format(
                 index=r["index"], count=r["count"], host=r.get("host") or "?"
@@ -123,17 +126,20 @@ def set_shard_count(config: Path, count: int) -> bool:
     return True
 
 
-def reshard(admin: AdminSettings, users: list[UserEntry], count: int, config: Path) -> Resharded:
+def reshard(
+    admin: AdminSettings, users: list[UserEntry], count: int, config: Path, *, force: bool = False
+) -> Resharded:
     """Change the shard count to `count` (see the module's docstring). Raises ConfigError, and refuses
-    while anything runs."""
+    while anything runs (`force`: a shard record of another host that never finished does not count)."""
     if count < 1:
         raise ConfigError(_("reshard {n}: the number of shards must be at least 1").format(n=count))
-    busy = running(admin, users)
+    busy = running(admin, users, force=force)
     if busy:
         raise ConfigError(
             _(
                 "not re-sharding while shards run: {what}. Wait for the job to end (or stop it: scancel, kubectl"
-                " delete job), then run 'gimport admin reshard {n}' again"
+                " delete job), then run 'gimport admin reshard {n}' again (--force when squeue or kubectl shows"
+                " nothing running: a task killed on another host leaves its record unfinished)"
             ).format(what="; ".join(busy[:5]) + ("; ..." if len(busy) > 5 else ""), n=count)
         )
     records = read_records(admin.state_dir)

@@ -115,7 +115,7 @@ def cmd_admin_reshard(args: argparse.Namespace) -> int:
     admin = settings.admin
     path = _users_path(args, settings)
     users = load_users(path, settings, check_logins=False)
-    done = reshard(admin, users, args.count, Path(args.config))
+    done = reshard(admin, users, args.count, Path(args.config), force=args.force)
     sizes = ", ".join(str(len(s)) for s in done.shards)
     print(
         _("Shard map for {n} shard(s) written to {path} (users per shard: {sizes}).").format(

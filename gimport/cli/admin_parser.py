@@ -158,6 +158,11 @@ def _register_reshard(admin: CommandTable) -> None:
         "gimport admin reshard 3   # " + _("then: sbatch --array=0-2 ..., or completions: 3 in the Job"),
     )
     reshard_p.add_argument("count", type=int, metavar="N", help=_("the new number of shards"))
+    reshard_p.add_argument(
+        "--force",
+        action="store_true",
+        help=_("go on although a shard record of another host never finished (its task was killed); never a held lock"),
+    )
 
 
 def _register_verify(admin: CommandTable) -> None:

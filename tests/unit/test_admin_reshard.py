@@ -90,6 +90,7 @@ def test_reshard_refuses_while_a_shard_runs(tmp_path):
     path.write_text(json.dumps({**rec, "host": "node17"}))
     with pytest.raises(ConfigError, match="shard 2/8 started on node17 and has not finished"):
         reshard(admin, users, 3, config)
+    assert running(admin, users, force=True) == []  # squeue shows nothing: that task was killed
     # on this host, a process that is gone runs no more
     path.write_text(json.dumps({**rec, "pid": 2**22 + 12345}))
     assert running(admin, users) == []
