@@ -197,9 +197,11 @@ class ConfigError(FatalError):
 
 
 class DelegationError(FatalError):
-    """A service account that can impersonate nobody (no domain-wide delegation, wrong scopes)."""
+    """A service account that can impersonate nobody (no domain-wide delegation, wrong scopes). `details`:
+    Google's answer alone (the message adds the fix for the grant)."""
 
     exit_code = EXIT_AUTH
+    details = ""
 
 
 class Interrupted(GimportError):

@@ -94,14 +94,16 @@ def test_indexed_job_pods_with_a_retried_index_deliver_exactly_once(tmp_path, do
 
     started: list[subprocess.Popen] = []
 
-    def pod(index: int) -> subprocess.Popen:
+    def pod(index: int, count: int = completions) -> subprocess.Popen:
         # what the Job runs: the manifest's command (config path moved to the test's) and env, plus the index
-        proc = run_process(ws, emulator.base_url, "run", env={**job_env, "JOB_COMPLETION_INDEX": str(index)})
+        env = {**job_env, "JOB_COMPLETION_INDEX": str(index), "GIMPORT_SHARD_COUNT": str(count)}
+        proc = run_process(ws, emulator.base_url, "run", env=env)
         started.append(proc)
         return proc
 
     try:
         _run_the_job(emulator, users, ws, completions, pod)
+        _reshard_the_job(emulator, users, ws, pod, dovecot_server)
     finally:  # a failed assertion must not leave pods running
         for proc in started:
             if proc.poll() is None:
@@ -130,6 +132,7 @@ def _run_the_job(emulator, users, ws, completions, pod) -> None:
     assert pods[victim].returncode == 130, err.decode()
     assert b"stopped at once" not in err
     assert b"Interrupted" in out
+    assert b"the Job retries index 2 by itself" in out  # what to do, in the Job's terms
     assert sum(len(emulator.user(g).messages) for g in victims) < len(victims) * 24  # stopped part-way
     for i, proc in pods.items():
         if i != victim:
@@ -149,3 +152,42 @@ def _run_the_job(emulator, users, ws, completions, pod) -> None:
         rows = report_rows(ws.dir / f"report-shard-{i}-of-{completions}.csv")
         assert len(rows) == 2
         assert {r["outcome"] for r in rows.values()} == {"complete"}
+
+
+def _reshard_the_job(emulator, users, ws, pod, dovecot_server) -> None:
+    """Then the campus goes from 4 indexes to 2, as the manifest's comments say: two users are added to the
+    users file, `gimport admin reshard 2` in a pod with the volume, a new Job with completions and
+    GIMPORT_SHARD_COUNT 2. Every user once in one shard, nobody re-sent, the day's spend kept."""
+    import csv
+    import json
+
+    added = [new_user(dovecot_server, 6, prefix="k8s") for _ in range(2)]
+    for name, password, box in added:
+        gmail = f"{name}@{DOMAIN}"
+        emulator.add_user(gmail)
+        users.append((Person(name, gmail, password), box))
+        with ws.users_csv.open("a", encoding="utf-8", newline="") as fh:
+            csv.writer(fh).writerow([name, gmail, password, ""])
+    daily = ws.state_dir / "shards" / "daily.json"
+    spent = json.loads(daily.read_text())
+    reshard = run_process(ws, emulator.base_url, "reshard", "2")
+    out, err = reshard.communicate(timeout=60)
+    assert reshard.returncode == 0, err.decode()
+    assert b"carried over" in out
+    assert json.loads(daily.read_text()) == spent
+    pods = [pod(i, 2) for i in range(2)]
+    for proc in pods:
+        _, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err.decode()
+    for p, box in users:
+        assert_exactly_once(emulator, p.gmail, box)
+    calls = sum(emulator.user(p.gmail).import_calls for p, _ in users)
+    assert calls == sum(len(msgs) for _, box in users for msgs in box.values())  # nothing re-sent at all
+    rows = [report_rows(ws.dir / f"report-shard-{i}-of-2.csv") for i in range(2)]
+    assert not set(rows[0]) & set(rows[1])
+    assert set(rows[0]) | set(rows[1]) == {p.gmail for p, _ in users}
+    status = run_process(ws, emulator.base_url, "status")
+    out, err = status.communicate(timeout=60)
+    assert status.returncode == 0, out.decode()
+    assert b"Shards: 2 of 2 ran" in out
+    assert json.loads(daily.read_text())["units"] >= spent["units"] + 12 * 25

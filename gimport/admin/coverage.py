@@ -40,7 +40,7 @@ def users_digest(gmails: list[str]) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 
-def _write_json(path: Path, doc: dict[str, Any]) -> None:
+def write_json(path: Path, doc: dict[str, Any]) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -70,7 +70,7 @@ def record_start(state_dir: Path, shard: Shard, mine: list[str], all_users: list
         "finished": None,
         "outcome": None,
     }
-    _write_json(record_path(state_dir, shard), doc)
+    write_json(record_path(state_dir, shard), doc)
     return doc
 
 
@@ -78,7 +78,7 @@ def record_finish(state_dir: Path, record: dict[str, Any], outcome: str) -> None
     """Complete the record written by record_start: when the run ended and how (complete, incomplete,
     interrupted, failed)."""
     record = {**record, "finished": time.time(), "outcome": outcome}
-    _write_json(record_path(state_dir, Shard(record["index"], record["count"])), record)
+    write_json(record_path(state_dir, Shard(record["index"], record["count"])), record)
 
 
 def read_records(state_dir: Path) -> list[dict[str, Any]]:
@@ -111,6 +111,7 @@ class Coverage:
     ran: list[int] = field(default_factory=list)  # shard indices of `count` with a record
     missing: list[int] = field(default_factory=list)  # shard indices of `count` that never ran
     unfinished: list[int] = field(default_factory=list)  # started, not finished (running now, or killed)
+    stopped: list[int] = field(default_factory=list)  # their last run ended interrupted or failed
     uncovered: list[str] = field(default_factory=list)  # users of the users file no shard took
     uncovered_count: int = 0  # the same, counted (also known without a users file)
     users_changed: bool = False  # the shards ran with different users files
@@ -163,6 +164,7 @@ def check(state_dir: Path, users: list[str] | None = None, shard: Shard | None =
     cov.ran = sorted(i for i in by_index if i in wanted)
     cov.missing = [i for i in wanted if i not in by_index]
     cov.unfinished = sorted(i for i in cov.ran if not by_index[i].get("finished"))
+    cov.stopped = sorted(i for i in cov.ran if by_index[i].get("outcome") in ("interrupted", "failed"))
     if shard is not None:
         return cov  # one shard cannot tell what the others covered
     covered = {g for r in mine for g in r.get("users", [])}
@@ -175,24 +177,3 @@ def check(state_dir: Path, users: list[str] | None = None, shard: Shard | None =
         total = max(int(r.get("users_total") or 0) for r in mine)
         cov.uncovered_count = max(0, total - len(covered))
     return cov
-
-
-# ------------------------------------------------------------------------- the daily budget, per shard
-
-
-def daily_path(state_dir: Path, shard: Shard) -> Path:
-    return shards_dir(state_dir) / f"daily-shard-{shard.index}-of-{shard.count}.json"
-
-
-def read_daily(state_dir: Path, shard: Shard) -> tuple[str | None, float]:
-    """(quota day, units spent that day) as the shard last saved them; (None, 0) when unknown."""
-    try:
-        doc = json.loads(daily_path(state_dir, shard).read_text("utf-8"))
-        return str(doc["day"]), float(doc["units"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return None, 0.0
-
-
-def write_daily(state_dir: Path, shard: Shard, day: str, units: float) -> None:
-    """Save what this shard spent of today's project budget, so a restart the same day goes on counting."""
-    _write_json(daily_path(state_dir, shard), {"day": day, "units": units})

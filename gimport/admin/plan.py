@@ -5,25 +5,28 @@ selection as a run, [filters] included, and what an earlier run already imported
 Gmail is not contacted. The wall time is estimated at each of the three limits — the per-user quota
 ([gmail] quota_units_per_minute, users `parallel_users` at a time in each shard), the project's per-minute
 budget and its daily budget — and the largest of them is the one that binds. Optionally the users are
-balanced over N shards by messages to import, largest first (gimport.admin.shards.write_shard_map).
+balanced over N shards by messages and bytes to import, largest first (gimport.admin.shards.write_shard_map).
 """
 
 from __future__ import annotations
 
 import heapq
 import math
+import re
 import threading
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from gimport import wiring
 from gimport.admin.fanout import fan_out
 from gimport.admin.paths import user_paths
-from gimport.admin.shards import balance, load_shard_map, shard_of
+from gimport.admin.reshard import existing_map
+from gimport.admin.shards import balance, load_shard_map, shard_of, size_weights
 from gimport.admin.users import SourceLogin, UserEntry, user_settings
 from gimport.config.settings import Settings
-from gimport.errors import GimportError
-from gimport.i18n import N_
+from gimport.errors import ConfigError, GimportError
+from gimport.i18n import N_, _
 from gimport.mail.quota import COSTS
 from gimport.operations.plan import preview
 
@@ -62,7 +65,11 @@ class CampusPlan:
     users: list[UserPlan]
     shards: list[list[str]]  # the users (addresses) of each shard the estimate assumes
     limits: list[Limit] = field(default_factory=list)
-    shard_seconds: list[float] = field(default_factory=list)  # per-user bound of each shard
+    # each shard's wall time: its users `parallel_users` at a time at the per-user quota, within the shard's
+    # share of the per-minute project budget
+    shard_seconds: list[float] = field(default_factory=list)
+    concurrent: int = 1  # shards running at once (the array throttle)
+    total: float = 0.0  # the campus: the shards `concurrent` at a time, in index order, and the daily budget
 
     @property
     def units(self) -> int:
@@ -74,7 +81,7 @@ class CampusPlan:
 
     @property
     def seconds(self) -> float:
-        return self.binds.seconds or 0.0
+        return self.total
 
 
 def scan_user(settings: Settings, logins: SourceLogin, entry: UserEntry) -> UserPlan:
@@ -147,20 +154,27 @@ def shard_count_for(settings: Settings, write_shards: int | None, shard: Any = N
         return write_shards
     if admin.shard_count:
         return admin.shard_count
-    if admin.shard_map is not None and admin.shard_map.exists():
-        return load_shard_map(admin.shard_map).count
+    path = existing_map(admin)
+    if path is not None and path.exists():
+        return load_shard_map(path).count
     return shard.count if shard is not None else 1
 
 
-def estimate(settings: Settings, users: list[UserPlan], shard_count: int, *, balanced: bool) -> CampusPlan:
-    """The wall time at each limit for `users` over `shard_count` shards (balanced: as --write-shards would
-    split them; else by the [admin] shard_map / hash, as a run would)."""
+def estimate(
+    settings: Settings, users: list[UserPlan], shard_count: int, *, balanced: bool, concurrent: int | None = None
+) -> CampusPlan:
+    """The wall time for `users` over `shard_count` shards (balanced: as --write-shards would split them; else
+    by the shard map / hash, as a run would), `concurrent` shards at a time (None: all at once), the next
+    index starting when one ends, as a throttled Slurm array runs them. Each shard works through its users
+    `parallel_users` at a time at the per-user quota, within its share (1/N) of the per-minute project budget;
+    the daily budget adds a wait for each quota day it is spent."""
     admin = settings.admin
     if balanced:
-        shards = balance({u.gmail: u.to_import for u in users}, shard_count)
+        shards = balance(size_weights({u.gmail: (u.to_import, u.bytes) for u in users}), shard_count)
     else:
         shards = [[] for _ in range(shard_count)]
-        shard_map = load_shard_map(admin.shard_map) if admin.shard_map and admin.shard_map.exists() else None
+        path = existing_map(admin)
+        shard_map = load_shard_map(path) if path is not None and path.exists() else None
         assignment = shard_map.users if shard_map is not None and shard_map.count == shard_count else {}
         for u in users:
             index = assignment.get(u.gmail.lower())
@@ -168,20 +182,38 @@ def estimate(settings: Settings, users: list[UserPlan], shard_count: int, *, bal
     per_user = settings.gmail.quota_units_per_minute
     by_gmail = {u.gmail: u for u in users}
     order = {u.gmail: i for i, u in enumerate(users)}
-    shard_seconds = [
+    at_once = max(1, min(concurrent or shard_count, shard_count))
+    user_times = [
         makespan([by_gmail[g].units / per_user * 60.0 for g in sorted(s, key=lambda g: order[g])], admin.parallel_users)
         for s in shards
     ]
+    share = admin.project_units_per_minute / shard_count  # what each shard paces itself to
+    minute_times = [sum(by_gmail[g].units for g in s) / share * 60.0 for s in shards]
+    shard_seconds = [max(a, b) for a, b in zip(user_times, minute_times, strict=True)]
     units = sum(u.units for u in users)
     per_day = admin.project_units_per_day or None
-    user_bound = max(shard_seconds, default=0.0)
-    minute_bound = units / admin.project_units_per_minute * 60.0
+    campus = makespan(shard_seconds, at_once)
+    daily = daily_bound(units, per_day, campus)
     limits = [
-        Limit(PER_USER, per_user, user_bound),
-        Limit(PER_MINUTE, admin.project_units_per_minute, minute_bound),
-        Limit(DAILY, per_day, daily_bound(units, per_day, max(user_bound, minute_bound))),
+        Limit(PER_USER, per_user, makespan(user_times, at_once)),
+        Limit(PER_MINUTE, admin.project_units_per_minute, makespan(minute_times, at_once)),
+        Limit(DAILY, per_day, daily),
     ]
-    return CampusPlan(users, shards, limits, shard_seconds)
+    return CampusPlan(users, shards, limits, shard_seconds, at_once, max(campus, daily or 0.0))
+
+
+def array_throttle(sbatch: Path) -> int | None:
+    """The %K of the `#SBATCH --array=...%K` line of a Slurm batch script (tasks at once), or None."""
+    try:
+        text = sbatch.read_text("utf-8")
+    except OSError as exc:
+        raise ConfigError(_("cannot read {path}: {reason}").format(path=sbatch, reason=exc.strerror)) from None
+    for line in text.splitlines():
+        m = re.match(r"\s*#SBATCH\s+(?:--array[= ]|-a\s*)(\S+)", line)
+        if m:
+            throttle = re.search(r"%(\d+)$", m.group(1))
+            return int(throttle.group(1)) if throttle else None
+    return None
 
 
 def to_json(plan: CampusPlan, shard_map: Any = None) -> dict[str, Any]:
@@ -212,6 +244,7 @@ def to_json(plan: CampusPlan, shard_map: Any = None) -> dict[str, Any]:
         ],
         "binds": plan.binds.name,
         "seconds": round(plan.seconds, 1),
+        "concurrent_shards": plan.concurrent,
         "shards": [
             {"index": i, "users": users, "seconds": round(secs, 1)}
             for i, (users, secs) in enumerate(zip(plan.shards, plan.shard_seconds, strict=True))

@@ -2,8 +2,8 @@
 pool, gimport.admin.fanout). Returns data (gimport.admin.summary.AdminSummary); never prints.
 
 Each migration is charged to its own pacer (the per-user quota) and to the budgets all of them share
-(gimport.admin.shares: [admin] project_units_per_minute and project_units_per_day, each divided by the number
-of shards); a spent daily budget pauses every user until the quota day turns, visibly, and a stop still ends
+(gimport.admin.shares: [admin] project_units_per_minute divided by the number of shards, and the project's
+project_units_per_day, which every shard spends together); a spent daily budget pauses every user until the quota day turns, visibly, and a stop still ends
 the pause at once. One user's failure is recorded and
 the others go on; only a service account that cannot impersonate anybody stops the run. Each user's
 outcome is written to their state file (`admin.*` meta keys) so that `admin status` can rebuild the report.
@@ -18,6 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 from gimport import wiring
+from gimport.admin.delegation import DelegationJudge, for_one_user
 from gimport.admin.fanout import fan_out
 from gimport.admin.paths import user_paths
 from gimport.admin.report import (
@@ -53,6 +54,7 @@ from gimport.engine.migration import EngineOptions, Migration
 from gimport.engine.results import RunSummary
 from gimport.errors import (
     ConfigError,
+    DelegationError,
     GimportError,
     GmailRefused,
     Interrupted,
@@ -64,6 +66,9 @@ from gimport.i18n import _, english
 from gimport.logs import UserLogRouter
 
 log = logging.getLogger("gimport.admin")
+
+# what a stop that found nothing new puts back as it was
+_RESTORED = (META_OUTCOME, META_ERROR, META_STARTED, META_FINISHED, META_DURATION, META_IMPORTED_NOW, META_SHARD)
 
 
 def prepare_state_dir(admin: AdminSettings) -> None:
@@ -94,6 +99,7 @@ class AdminRun:
         shard: Shard | None = None,
         reporter: AdminReporter | None = None,
         log_router: UserLogRouter | None = None,
+        everybody: list[str] | None = None,
     ) -> None:
         if settings.admin is None:
             raise ConfigError(_("admin settings missing"))
@@ -102,6 +108,9 @@ class AdminRun:
         self.shard = shard or Shard()
         self.reporter = reporter or NullAdminReporter()
         self._authorize = authorize
+        # whom to ask whether a refused grant works for anybody: this shard's users, then the other shards'
+        mine = [u.gmail for u in users]
+        self._delegation = DelegationJudge(authorize, mine + [g for g in everybody or [] if g not in set(mine)])
         self._logins = SourceLogin(self.admin, app_only=settings.source.oauth is not None)
         self._router = log_router
         self._stop = threading.Event()
@@ -172,7 +181,8 @@ class AdminRun:
         for entry in self.users:  # left when the run stopped early
             if entry.gmail.lower() not in self._rows:
                 row = read_row(self.admin.state_dir, entry.gmail, entry.source_user)
-                row.outcome, row.error = NOT_RUN, "the run stopped before this user was started"
+                if row.outcome != COMPLETE:  # a user finished by an earlier run stays complete
+                    row.outcome, row.error = NOT_RUN, "the run stopped before this user was started"
                 self._rows[entry.gmail.lower()] = row
         s.rows = [self._rows[u.gmail.lower()] for u in self.users]
         s.finished = time.monotonic()
@@ -183,8 +193,8 @@ class AdminRun:
         pacific, local = pause_times(until)
         units = f"{self.daily.limit:,.0f}"
         log.warning(
-            "daily budget of %s units for shard %s spent ([admin] project_units_per_day): pausing until %s US"
-            " Pacific (%s local time)",
+            "the project's daily budget of %s units spent (all shards together, seen from shard %s; [admin]"
+            " project_units_per_day): pausing until %s US Pacific (%s local time)",
             units,
             self.shard,
             pacific,
@@ -192,8 +202,9 @@ class AdminRun:
         )
         self.reporter.warning(
             _(
-                "daily budget of {units} units for this shard spent ([admin] project_units_per_day): pausing"
-                " until {pacific} US Pacific ({local} local time); Ctrl-C or SIGTERM stops cleanly"
+                "the project's daily budget of {units} units is spent (all shards together; [admin]"
+                " project_units_per_day): pausing until {pacific} US Pacific ({local} local time); Ctrl-C or SIGTERM"
+                " stops cleanly"
             ).format(units=units, pacific=pacific, local=local)
         )
         self.reporter.paused(f"{pacific} US Pacific ({local})")
@@ -252,6 +263,7 @@ class AdminRun:
     def _migrate(self, entry: UserEntry, state: StateBackend) -> UserRow:
         started = time.time()
         t0 = time.monotonic()
+        previous = {k: state.get_meta(k) or "" for k in _RESTORED}
         for key, value in (
             (META_SOURCE, entry.source_user),
             (META_GMAIL, entry.gmail),
@@ -266,6 +278,11 @@ class AdminRun:
         error: GimportError | None = None
         try:
             summary = self._migration(entry, state)
+        except DelegationError as err:
+            # the grant itself, or one address the grant does not cover (another domain)?
+            error = err if self._delegation.about_everyone(entry.gmail) else for_one_user(entry.gmail, err)
+            if error is err:
+                self._fatal(err)
         except GimportError as err:
             error = err
             if stops_everything(err):
@@ -284,21 +301,7 @@ class AdminRun:
                     ).format(error=error, gmail=entry.gmail)
                 )
         imported_now = summary.total("imported") if summary is not None else 0
-        if (
-            isinstance(error, Interrupted)
-            or (summary is not None and summary.interrupted)
-            or (error is None and summary is None)
-        ):
-            outcome = INTERRUPTED
-        elif error is not None:
-            outcome = USER_FAILED
-            if isinstance(error, Unexpected):
-                with self._lock:
-                    self.summary.bugs += 1
-        elif summary is not None and summary.complete:
-            outcome = COMPLETE
-        else:
-            outcome = INCOMPLETE
+        outcome = self._outcome(summary, error)
         duration = time.monotonic() - t0
         # the state file and the report keep the English (the terminal's language may change between runs)
         text = "" if error is None or isinstance(error, Interrupted) else english(error)
@@ -315,6 +318,9 @@ class AdminRun:
         with self._lock:
             self.summary.imported_now += imported_now
             self.summary.bytes_now += summary.total("bytes") if summary is not None else 0
+        stopped = outcome == INTERRUPTED or (error is not None and stops_everything(error))
+        if stopped and not imported_now and self._kept(entry, state, previous):
+            return row_from_state(state, entry.gmail, entry.source_user)
         (log.warning if outcome in (USER_FAILED, INCOMPLETE) else log.info)(
             "%s: %s after %.1f s, %d imported%s",
             entry.gmail,
@@ -325,12 +331,41 @@ class AdminRun:
         )
         return row_from_state(state, entry.gmail, entry.source_user)
 
+    def _outcome(self, summary: RunSummary | None, error: GimportError | None) -> str:
+        if (
+            isinstance(error, Interrupted)
+            or (summary is not None and summary.interrupted)
+            or (error is None and summary is None)
+        ):
+            return INTERRUPTED
+        if error is not None:
+            if isinstance(error, Unexpected):
+                with self._lock:
+                    self.summary.bugs += 1
+            return USER_FAILED
+        return COMPLETE if summary is not None and summary.complete else INCOMPLETE
+
+    @staticmethod
+    def _kept(entry: UserEntry, state: StateBackend, previous: dict[str, str]) -> bool:
+        """After a stop that imported nothing: put back the last run's outcome of a user it had left complete,
+        when nothing new was found since (all their mail is in Gmail). Whether it did."""
+        if previous[META_OUTCOME] != COMPLETE:
+            return False
+        row = row_from_state(state, entry.gmail, entry.source_user)
+        if row.to_do or row.failed:
+            return False
+        for key, value in previous.items():
+            state.set_meta(key, value)
+        log.info("%s: stopped before finding anything new; still complete", entry.gmail)
+        return True
+
     def _migration(self, entry: UserEntry, state: StateBackend) -> RunSummary | None:
         if self._stop.is_set():
             return None
         login, password = self._logins.for_user(entry)
         settings = user_settings(self.settings, entry, login)
         credentials = self._authorize(entry.gmail)
+        self._delegation.granted()
         if self._stop.is_set():
             return None
         acct = wiring.account(settings, self.project_pacer, self.daily, credentials=credentials)

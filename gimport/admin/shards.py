@@ -181,6 +181,9 @@ def resolve_shard(arg: str | None, env: Mapping[str, str] | None = None, count: 
                 ).format(low=low, high=high, step=step, count=count_env)
             )
         return parse_shard(f"{(task - low) // step}/{count_env}", _("Slurm job array (SLURM_ARRAY_TASK_*)"))
+    if fixed is not None and fixed > 1:
+        # a login node or a debug pod: every user, which is not "no sharding" on a campus of N shards
+        return Shard(0, 1, _("every user: no shard given, of {count} shards").format(count=fixed))
     return Shard()
 
 
@@ -225,15 +228,25 @@ SHARD_MAP_FORMAT = "gimport-shard-map 1"
 class ShardMap:
     count: int
     users: dict[str, int]  # lower-cased Gmail address -> shard index
+    sizes: dict[str, tuple[int, int]] = field(default_factory=dict)  # lower-cased address -> (messages, bytes)
 
 
-def balance(weights: Mapping[str, int], count: int) -> list[list[str]]:
-    """Users split into `count` shards by weight (messages), largest first, each to the lightest shard so
-    far (ties: the lower index): the shards finish close together. Deterministic."""
+def size_weights(sizes: Mapping[str, tuple[int, int]]) -> dict[str, float]:
+    """One weight per user from (messages, bytes): each as a share of the campus's total, added, so a shard
+    of many small messages and one of a few large ones both count (IMAP and Gmail work per message, the
+    network and the CPU per byte)."""
+    messages = sum(m for m, _b in sizes.values()) or 1
+    size = sum(b for _m, b in sizes.values()) or 1
+    return {g: m / messages + b / size for g, (m, b) in sizes.items()}
+
+
+def balance(weights: Mapping[str, float], count: int) -> list[list[str]]:
+    """Users split into `count` shards by weight, largest first, each to the lightest shard so far (ties: the
+    lower index; longest-processing-time first): the shards finish close together. Deterministic."""
     if count < 1:
         raise ConfigError(_("--write-shards {n}: the number of shards must be at least 1").format(n=count))
     shards: list[list[str]] = [[] for _ in range(count)]
-    loads = [0] * count
+    loads = [0.0] * count
     for gmail in sorted(weights, key=lambda g: (-weights[g], g.lower())):
         i = min(range(count), key=lambda k: (loads[k], k))
         shards[i].append(gmail)
@@ -241,17 +254,25 @@ def balance(weights: Mapping[str, int], count: int) -> list[list[str]]:
     return shards
 
 
-def write_shard_map(path: Path, weights: Mapping[str, int], count: int) -> list[list[str]]:
-    """Write a balanced shard map for `count` shards to `path` (atomically). Returns the shards' users.
-    Raises ConfigError when the file cannot be written."""
-    shards = balance(weights, count)
+def write_shard_map(path: Path, sizes: Mapping[str, tuple[int, int]], count: int) -> list[list[str]]:
+    """Write a shard map for `count` shards to `path` (atomically), balanced by each user's (messages, bytes)
+    to import; the sizes are kept in it, so a re-shard balances again without reading the old server.
+    Returns the shards' users. Raises ConfigError when the file cannot be written."""
+    shards = balance(size_weights(sizes), count)
     doc = {
         "format": SHARD_MAP_FORMAT,
         "shard_count": count,
         "written": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "balanced_by": "messages to import, largest first",
+        "balanced_by": "messages and bytes to import (each as a share of the total), largest first",
         "shards": [
-            {"index": i, "messages": sum(weights[g] for g in users), "users": users} for i, users in enumerate(shards)
+            {
+                "index": i,
+                "messages": sum(sizes[g][0] for g in users),
+                "bytes": sum(sizes[g][1] for g in users),
+                "users": users,
+                "sizes": {g: list(sizes[g]) for g in users},
+            }
+            for i, users in enumerate(shards)
         ],
     }
     path = Path(path)
@@ -287,6 +308,7 @@ def load_shard_map(path: Path) -> ShardMap:
     if not isinstance(count, int) or count < 1 or not isinstance(shards, list):
         raise ConfigError(_("{where}: shard_count and shards are missing or wrong").format(where=where))
     users: dict[str, int] = {}
+    sizes: dict[str, tuple[int, int]] = {}
     for entry in shards:
         index = entry.get("index") if isinstance(entry, dict) else None
         if not isinstance(index, int) or not 0 <= index < count or not isinstance(entry.get("users"), list):
@@ -302,7 +324,10 @@ def load_shard_map(path: Path) -> ShardMap:
                     )
                 )
             users[key] = index
-    return ShardMap(count, users)
+        for gmail, size in (entry.get("sizes") or {}).items():
+            if isinstance(size, list) and len(size) == 2 and all(isinstance(n, int) for n in size):
+                sizes[str(gmail).strip().lower()] = (size[0], size[1])
+    return ShardMap(count, users, sizes)
 
 
 def users_of(shard: Shard, users: list[T]) -> list[T]:

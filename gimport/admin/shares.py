@@ -1,5 +1,6 @@
-"""The budgets every user of a shard shares: the shard's share of the project's per-minute quota and of its
-daily budget ([admin] project_units_per_minute and project_units_per_day, each divided by the shard count).
+"""The budgets every user of a shard shares: the shard's share of the project's per-minute quota ([admin]
+project_units_per_minute divided by the shard count) and the project's daily budget ([admin]
+project_units_per_day), which every shard spends together through one record (gimport.admin.daily).
 Chained behind each user's own pacer (wiring.account), so they sit on the one call path."""
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from gimport.admin.coverage import read_daily, write_daily
+from gimport.admin.daily import add_daily, read_daily
 from gimport.admin.shards import Shard
 from gimport.config.settings import Settings
 from gimport.pacing.daily import PACIFIC, DailyBudget
@@ -30,11 +31,12 @@ def daily_budget(
     on_pause: Callable[[float], None] | None = None,
     on_resume: Callable[[], None] | None = None,
 ) -> DailyBudget:
-    """This shard's share of [admin] project_units_per_day, counting on from what it spent earlier today
-    (saved in the state directory when `persist`)."""
+    """The project's [admin] project_units_per_day, counting on from what every shard spent earlier today
+    (the record in the state directory, shared with the other shards when `persist`). `shard` is unused: the
+    budget is the project's whatever the shard count."""
     admin = settings.admin
-    per_day = admin.project_units_per_day / shard.count if admin.project_units_per_day else None
-    day, spent = read_daily(admin.state_dir, shard) if persist else (None, 0.0)
+    per_day = admin.project_units_per_day or None
+    day, spent = read_daily(admin.state_dir) if persist else (None, 0.0)
     return DailyBudget(
         per_day,
         spent=spent,
@@ -42,7 +44,7 @@ def daily_budget(
         clock=clock or time.time,
         on_pause=on_pause,
         on_resume=on_resume,
-        persist=(lambda d, u: write_daily(admin.state_dir, shard, d, u)) if persist else None,
+        share=(lambda d, u: add_daily(admin.state_dir, d, u)) if persist else None,
     )
 
 

@@ -60,6 +60,7 @@ def _my_users(
     use_map: bool = True,
 ) -> tuple[Path, list[UserEntry], Shard, list[UserEntry]]:
     """(users file path, every user, this process's shard, the users it takes)."""
+    from gimport.admin.reshard import existing_map
     from gimport.admin.shards import shard_for, users_of
     from gimport.admin.users import load_users
 
@@ -70,7 +71,7 @@ def _my_users(
         args.shard,
         settings.admin.shard_count,
         from_env=from_env,
-        shard_map=settings.admin.shard_map if use_map else None,
+        shard_map=existing_map(settings.admin) if use_map else None,
     )
     return path, users, shard, users_of(shard, users)
 
@@ -108,7 +109,15 @@ def cmd_admin_run(args: argparse.Namespace) -> int:
     _announce(progress, admin, shard, users, mine)
     record = coverage.record_start(admin.state_dir, shard, [u.gmail for u in mine], [u.gmail for u in users])
     with admin_logging(log_file, args.verbose) as router:
-        runner = AdminRun(settings, mine, authorize=sa.authorize, shard=shard, reporter=progress, log_router=router)
+        runner = AdminRun(
+            settings,
+            mine,
+            authorize=sa.authorize,
+            shard=shard,
+            reporter=progress,
+            log_router=router,
+            everybody=[u.gmail for u in users],
+        )
         runners.append(runner)
         with StopOnSignal(runner.request_stop, progress.warning):
             try:
@@ -127,7 +136,9 @@ def _announce(
     [admin] shard_map does not name."""
     per_minute = f"{admin.project_units_per_minute / shard.count:,.0f}"
     daily = (
-        _(" and {units} units/day").format(units=f"{admin.project_units_per_day / shard.count:,.0f}")
+        _(" and {units} units/day for the project (every shard together)").format(
+            units=f"{admin.project_units_per_day:,.0f}"
+        )
         if admin.project_units_per_day
         else _(" (no daily limit)")
     )
@@ -168,11 +179,13 @@ def _after_run(
 ) -> int:
     """Print the run's table, the coverage of every shard and where the logs are; the exit code."""
     from gimport.admin import coverage
+    from gimport.admin.engines import detect
     from gimport.render.admin import format_admin_summary, format_coverage
 
-    _show(format_admin_summary(summary, report=str(report), show_all=show_all, width=_width()))
+    engine = detect()
+    _show(format_admin_summary(summary, report=str(report), show_all=show_all, engine=engine, width=_width()))
     cov = coverage.check(admin.state_dir, [u.gmail for u in users])
-    _show(format_coverage(cov, admin.state_dir, after_run=True))
+    _show(format_coverage(cov, admin.state_dir, after_run=True, engine=engine))
     _show(
         _("Log: {log_file} (and one log per user in {state_dir})").format(log_file=log_file, state_dir=admin.state_dir)
     )
@@ -218,65 +231,6 @@ def cmd_admin_status(args: argparse.Namespace) -> int:
         _show(format_status_rows(rows, show_all=args.all, width=_width()))
         _show(format_coverage(cov, admin.state_dir))
     return EXIT_OK if all_complete(rows) and cov.ok else EXIT_SOME_FAILED
-
-
-def cmd_admin_plan(args: argparse.Namespace) -> int:
-    import json
-
-    from gimport.admin.plan import estimate, scan, shard_count_for, to_json
-    from gimport.admin.shards import write_shard_map
-    from gimport.render.admin import format_campus_plan
-
-    settings = _settings(args)
-    admin = settings.admin
-    map_file: Path | None = None  # the [admin] shard_map that --write-shards writes
-    if args.write_shards is not None:
-        if args.shard:
-            raise ConfigError(_("--write-shards plans every user: leave out --shard"))
-        if admin.shard_map is None:
-            raise ConfigError(
-                _(
-                    '--write-shards needs [admin] shard_map = "FILE" in the config: the file to write (every shard'
-                    " then reads it)"
-                )
-            )
-        if args.write_shards < 1:
-            raise ConfigError(
-                _("--write-shards {n}: the number of shards must be at least 1").format(n=args.write_shards)
-            )
-        if admin.shard_count and admin.shard_count != args.write_shards:
-            raise ConfigError(
-                _(
-                    "--write-shards {n}, but [admin] shard_count is {count}: write the map"
-                    " for the same N (or change shard_count with it)"
-                ).format(n=args.write_shards, count=admin.shard_count)
-            )
-        map_file = admin.shard_map
-    # the old server only, every user (or an explicit --shard's): never the job environment
-    _path, _users, shard, mine = _my_users(args, settings, from_env=False, use_map=args.write_shards is None)
-    print(
-        _("gimport: reading {n} mailbox(es) on {host} (read-only; Gmail is not contacted)").format(
-            n=len(mine), host=settings.source.host
-        ),
-        file=sys.stderr,
-    )
-    stop = threading.Event()
-    try:
-        users = scan(settings, mine, stop=stop)
-    except KeyboardInterrupt:
-        stop.set()
-        raise
-    count = shard_count_for(settings, args.write_shards, shard if args.shard else None)
-    plan = estimate(settings, users, count, balanced=args.write_shards is not None)
-    if map_file is not None:
-        write_shard_map(map_file, {u.gmail: u.to_import for u in users}, args.write_shards)
-    if args.json:
-        print(json.dumps(to_json(plan, map_file), ensure_ascii=False, indent=2))
-    else:
-        _show(format_campus_plan(plan, shard_map=map_file, width=_width()))
-    if any(u.bug for u in users):
-        return EXIT_BUG
-    return EXIT_SOME_FAILED if any(u.error for u in users) else EXIT_OK
 
 
 def cmd_admin_verify(args: argparse.Namespace) -> int:

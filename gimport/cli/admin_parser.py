@@ -7,7 +7,8 @@ from __future__ import annotations
 import argparse
 
 from gimport.cli import ledger as ledger_cli
-from gimport.cli.admin import cmd_admin_cleanup, cmd_admin_plan, cmd_admin_run, cmd_admin_status, cmd_admin_verify
+from gimport.cli.admin import cmd_admin_cleanup, cmd_admin_run, cmd_admin_status, cmd_admin_verify
+from gimport.cli.admin_campus import cmd_admin_plan, cmd_admin_reshard
 from gimport.cli.options import Code, CommandTable, add_stats_option, add_verify_options, exit_codes_help
 from gimport.errors import EXIT_AUTH, EXIT_BUG, EXIT_INTERRUPTED, EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE
 from gimport.i18n import N_, _
@@ -61,6 +62,7 @@ def register(commands: CommandTable) -> None:
     _register_run(admin)
     _register_status(admin)
     _register_plan(admin)
+    _register_reshard(admin)
     _register_verify(admin)
     ledger_cli.register_admin(admin)  # admin report --csv
     _register_cleanup(admin)
@@ -118,15 +120,49 @@ def _register_plan(admin: CommandTable) -> None:
         ),
         "gimport admin plan --users users.csv\n  gimport admin plan --write-shards 8   # "
         + _("also write [admin] shard_map, balanced")
+        + "\n  gimport admin plan --sbatch deploy/slurm/gimport-array.sbatch   # "
+        + _("the array's throttle (%K) in the estimate")
         + "\n  gimport admin plan --json > plan.json",
     )
     plan_p.add_argument(
         "--write-shards",
         type=int,
         metavar="N",
-        help=_("also write [admin] shard_map: the users split into N shards balanced by messages, largest first"),
+        help=_(
+            "also write the shard map ([admin] shard_map, else state_dir/shards/map.json): the users split into N"
+            " shards balanced by messages and bytes, largest first"
+        ),
+    )
+    plan_p.add_argument(
+        "--concurrent-shards",
+        type=int,
+        metavar="K",
+        help=_("how many shards run at once (a throttled array: --array=0-7%%4 is 4); default: all"),
+    )
+    plan_p.add_argument(
+        "--sbatch",
+        metavar="FILE",
+        help=_("read how many shards run at once from this Slurm script's #SBATCH --array=...%%K line"),
     )
     plan_p.add_argument("--json", action="store_true", help=_("print JSON instead of a table"))
+
+
+def _register_reshard(admin: CommandTable) -> None:
+    reshard_p = admin.add(
+        "reshard",
+        cmd_admin_reshard,
+        _(
+            "change the number of shards: refuses while shards run; writes the shard map for N, moves the old"
+            " shard records aside, keeps every user's state and the day's spend"
+        ),
+        "gimport admin reshard 3   # " + _("then: sbatch --array=0-2 ..., or completions: 3 in the Job"),
+    )
+    reshard_p.add_argument("count", type=int, metavar="N", help=_("the new number of shards"))
+    reshard_p.add_argument(
+        "--force",
+        action="store_true",
+        help=_("go on although a shard record of another host never finished (its task was killed); never a held lock"),
+    )
 
 
 def _register_verify(admin: CommandTable) -> None:

@@ -37,7 +37,9 @@ class DailyBudget:
     larger than the whole budget is let through on a fresh day (it could never pass otherwise).
     `on_pause(until)` is called once when callers start waiting (until: Unix time of the turn of the day),
     `on_resume()` once when the new day lets them go on. `persist(day, spent)` is called after charges, at
-    most every `persist_every` seconds, and by flush()."""
+    most every `persist_every` seconds, and by flush(). `share(day, units)` does the same for a budget that
+    several processes spend together: it adds the units charged here since the last share to their common
+    record and returns what all of them spent that day, which this budget then counts as spent."""
 
     def __init__(
         self,
@@ -51,16 +53,19 @@ class DailyBudget:
         on_pause: Callable[[float], None] | None = None,
         on_resume: Callable[[], None] | None = None,
         persist: Callable[[str, float], None] | None = None,
+        share: Callable[[str, float], float] | None = None,
         persist_every: float = 10.0,
     ) -> None:
         self.limit = units_per_day or None
         self._clock, self._sleep, self._tz = clock, sleep, tz
         self._on_pause, self._on_resume = on_pause, on_resume
         self._persist, self._persist_every = persist, persist_every
+        self._share = share
         self._lock = threading.Lock()
         now = clock()
         self.day = quota_day(now, tz)
         self.spent = float(spent) if day == self.day else 0.0
+        self._shared = self.spent  # of `spent`, what the common record already holds
         self.paused_until: float | None = None  # set while callers wait for the next day
         self.waited = 0.0
         self._persisted_at = now
@@ -68,7 +73,7 @@ class DailyBudget:
     def _roll(self, now: float) -> None:
         today = quota_day(now, self._tz)
         if today != self.day:
-            self.day, self.spent = today, 0.0
+            self.day, self.spent, self._shared = today, 0.0, 0.0
 
     def _try(self, units: float) -> float | None:
         """Charge `units` now and return None, or return the time the caller must wait until (locked)."""
@@ -111,7 +116,7 @@ class DailyBudget:
                 return waited
 
     def _maybe_persist(self, now: float) -> None:
-        if self._persist is not None and now - self._persisted_at >= self._persist_every:
+        if (self._persist or self._share) is not None and now - self._persisted_at >= self._persist_every:
             self.flush()
 
     def snapshot(self) -> tuple[str, float]:
@@ -121,7 +126,17 @@ class DailyBudget:
             return self.day, self.spent
 
     def flush(self) -> None:
-        """Hand the current snapshot to `persist` (if any)."""
+        """Hand the current snapshot to `persist` and the units charged since to `share` (if any)."""
+        if self._share is not None:
+            with self._lock:
+                self._roll(self._clock())
+                day, spent, shared = self.day, self.spent, self._shared
+            self._persisted_at = self._clock()
+            total = self._share(day, spent - shared)
+            with self._lock:
+                if self.day == day:  # what the others spent meanwhile; charges made here since stay counted
+                    self.spent += total - spent
+                    self._shared = total
         if self._persist is not None:
             day, spent = self.snapshot()
             self._persisted_at = self._clock()

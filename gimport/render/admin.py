@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from gimport.admin.checks import UserCheck
 from gimport.admin.coverage import Coverage
+from gimport.admin.engines import Engine, interrupted_hint, not_run_yet, rerun_hint
 from gimport.admin.plan import DAILY, CampusPlan
 from gimport.admin.report import (
     COMPLETE,
@@ -98,7 +99,9 @@ def format_rows(
     return "\n".join(out)
 
 
-def format_admin_summary(s: AdminSummary, *, report: str, show_all: bool = False, width: int | None = None) -> str:
+def format_admin_summary(
+    s: AdminSummary, *, report: str, show_all: bool = False, engine: Engine | None = None, width: int | None = None
+) -> str:
     out = [format_rows(s.rows, show_all=show_all, report=report, width=width)]
     rate = s.imported_now / s.duration if s.duration > 0 else 0.0
     out.append(
@@ -113,7 +116,7 @@ def format_admin_summary(s: AdminSummary, *, report: str, show_all: bool = False
     )
     out.append(_("Report: {path}").format(path=report))
     if s.interrupted:
-        out.append(_("Interrupted: run the same command again to continue where each user stopped."))
+        out.append(interrupted_hint(engine or Engine()))
     elif s.fatal is not None:
         out.append(_("Stopped: {error}").format(error=s.fatal))
     elif s.complete:
@@ -156,7 +159,7 @@ def _indices(values: list[int]) -> str:
     return ", ".join(str(i) for i in values)
 
 
-def format_coverage(cov: Coverage, state_dir: object, *, after_run: bool = False) -> str:
+def format_coverage(cov: Coverage, state_dir: object, *, after_run: bool = False, engine: Engine | None = None) -> str:
     """What the shard records say (gimport.admin.coverage): one line when all is well, else a line per
     problem with what to do."""
     where = f"{state_dir}/shards"
@@ -167,21 +170,22 @@ def format_coverage(cov: Coverage, state_dir: object, *, after_run: bool = False
         out.append(
             _(
                 "Shards: runs with different shard counts ({counts}) are recorded in {where}: every run and pod"
-                " must use the same N ([admin] shard_count); if you changed N on purpose, delete the records of"
-                " the old N there (shard-*-of-N.json)"
+                " must use the same N ([admin] shard_count); to change N on purpose, run 'gimport admin reshard"
+                " N' (it moves the old records aside)"
             ).format(counts=", ".join(map(str, cov.counts)), where=where)
         )
-    if cov.missing:
-        text = (
-            _("Shards not run yet (of {count}): {missing}; 'gimport admin status' exits 0 once every shard has run")
-            if after_run
-            else _(
-                "Shards that never ran (of {count}): {missing}: run them (Slurm: sbatch --array={missing_csv};"
-                " Kubernetes: completions and parallelism must be {count})"
+    engine = engine or Engine()
+    if cov.missing and after_run:
+        out.append(
+            _("Other shards (of {count}): {where}; 'gimport admin status' exits 0 once every shard has run").format(
+                count=cov.count, where=not_run_yet(engine, cov.missing)
             )
         )
+    elif cov.missing:
         out.append(
-            text.format(count=cov.count, missing=_indices(cov.missing), missing_csv=",".join(map(str, cov.missing)))
+            _("Shards that never ran (of {count}): {missing}: run them ({how})").format(
+                count=cov.count, missing=_indices(cov.missing), how=rerun_hint(Engine(), cov.missing, cov.count or 0)
+            )
         )
     if cov.unfinished:
         out.append(
@@ -199,6 +203,17 @@ def format_coverage(cov: Coverage, state_dir: object, *, after_run: bool = False
             )
         )
     out += [_("Unreadable shard record: {error}").format(error=e) for e in cov.errors]
+    stopped = [i for i in cov.stopped if i not in cov.unfinished]
+    if not out and stopped:
+        return _(
+            "Shards: {ran} of {count} started (shard count {count}), every user taken by a shard; stopped before"
+            " finishing their users: {stopped}: run them again ({how})"
+        ).format(
+            ran=len(cov.ran),
+            count=cov.count,
+            stopped=_indices(stopped),
+            how=rerun_hint(Engine(), stopped, cov.count or 0),
+        )
     if not out:
         return _("Shards: {ran} of {count} ran (shard count {count}); every user is taken by a shard.").format(
             ran=len(cov.ran), count=cov.count
@@ -206,8 +221,17 @@ def format_coverage(cov: Coverage, state_dir: object, *, after_run: bool = False
     return "\n".join(out)
 
 
-def format_campus_plan(plan: CampusPlan, *, shard_map: object = None, width: int | None = None) -> str:
-    """`gimport admin plan`: a line per user, the totals, the wall time at each limit and which binds."""
+def format_campus_plan(
+    plan: CampusPlan,
+    *,
+    shard_map: object = None,
+    finish: str = "",
+    concurrent_from: str = "",
+    width: int | None = None,
+) -> str:
+    """`gimport admin plan`: a line per user, the totals, the wall time at each limit and which binds, each
+    shard's time, the campus's as it will run (`concurrent_from`: where the shards-at-once came from) and
+    `finish`, the clock time it ends if started now."""
     columns = [Column(_("gmail address"), name=True), Column(_("source user"), name=True, same_as=0)]
     columns += [Column(h, right=True) for h in (_("messages"), _("to import"))]
     columns += [Column(_("bytes"), right=True, optional=True), Column(_("units"), right=True)]
@@ -230,7 +254,11 @@ def format_campus_plan(plan: CampusPlan, *, shard_map: object = None, width: int
     )
     out = [format_table(columns, rows, width=width)]
     out.append("")
-    out.append(_("Wall time at each limit ({n} shard(s)):").format(n=len(plan.shards)))
+    out.append(
+        _("Wall time at each limit ({n} shard(s), {k} at a time{source}):").format(
+            n=len(plan.shards), k=plan.concurrent, source=f"; {concurrent_from}" if concurrent_from else ""
+        )
+    )
     for lim in plan.limits:
         if lim.seconds is None:
             out.append(_("  {name}: no limit ([admin] project_units_per_day = 0)").format(name=_(lim.name)))
@@ -245,17 +273,25 @@ def format_campus_plan(plan: CampusPlan, *, shard_map: object = None, width: int
         unit = _("units/day") if lim.name == DAILY else _("units/min")
         mark = _("  <- binds") if lim is plan.binds else ""
         out.append(f"  {_(lim.name)}: {human_duration(lim.seconds)} ({lim.budget:,.0f} {unit}){mark}")
+    if len(plan.shards) > 1:
+        spread = ", ".join(f"{i}: {human_duration(s)}" for i, s in enumerate(plan.shard_seconds))
+        out.append(
+            _(
+                "Per shard (its users [admin] parallel_users at a time, within its 1/N of the per-minute budget):"
+                " {spread}"
+            ).format(spread=spread)
+        )
     out.append(
-        _("Estimated: at least {time}, bound by the {limit}.").format(
-            time=human_duration(plan.seconds), limit=_(plan.binds.name)
+        _("Estimated: {time} for the campus ({k} shard(s) at a time), bound by the {limit}{finish}.").format(
+            time=human_duration(plan.seconds),
+            k=plan.concurrent,
+            limit=_(plan.binds.name),
+            finish=_("; if started now, it ends about {when}").format(when=finish) if finish else "",
         )
     )
-    if len(plan.shards) > 1:
-        spread = ", ".join(human_duration(s) for s in plan.shard_seconds)
-        out.append(_("Per shard at the per-user quota: {spread}").format(spread=spread))
     if shard_map is not None:
         out.append(
-            _("Shard map written: {path} ({n} shards, balanced by messages to import, largest first)").format(
+            _("Shard map written: {path} ({n} shards, balanced by messages and bytes to import, largest first)").format(
                 path=shard_map, n=len(plan.shards)
             )
         )

@@ -2119,6 +2119,10 @@ class GmailEmulator:
         refused = self._delegation_refuses(scopes)
         if refused is not None:
             return refused
+        if self.delegated_domains is not None and subject.rpartition("@")[2].lower() not in self.delegated_domains:
+            # a user of another Workspace customer: Google answers as for a grant that does not cover the scopes,
+            # but for this subject only
+            return self._unauthorized()
         if subject.lower() not in self._users:
             return _oauth_error(400, "invalid_grant", "Invalid email or User ID")
         email = self._users[subject.lower()].email
@@ -2127,10 +2131,16 @@ class GmailEmulator:
     # The domain-wide delegation grant (Admin console > API controls): None = any scope; else the scopes
     # the service account's client id was given. Asking for one outside it fails for every user, as Google does.
     delegated_scopes: frozenset | None = None
+    # the domains (lower-case) whose users the service account's customer holds: None = any
+    delegated_domains: frozenset | None = None
 
     def _delegation_refuses(self, scopes) -> _Resp | None:
         if self.delegated_scopes is None or set(scopes) <= self.delegated_scopes:
             return None
+        return self._unauthorized()
+
+    @staticmethod
+    def _unauthorized() -> _Resp:
         return _oauth_error(
             401,
             "unauthorized_client",

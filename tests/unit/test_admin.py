@@ -366,10 +366,104 @@ def test_a_delegation_refusal_stops_every_user(tmp_path):
     summary = AdminRun(settings, users, authorize=authorize).run()
     assert isinstance(summary.fatal, DelegationError)
     assert summary.fatal.exit_code == 3
-    assert len(asked) <= 2  # only the users already started when the first refusal came
+    # the users already started when the first refusal came, and the two others asked whether the grant
+    # works for anybody
+    assert len(set(asked)) <= 4
     outcomes = collections.Counter(r.outcome for r in summary.rows)
-    assert outcomes["failed"] == len(asked)
+    assert outcomes["failed"] <= 2
     assert outcomes["not run"] >= 4
     assert outcomes["failed"] + outcomes["interrupted"] + outcomes["not run"] == 6
     assert len(summary.rows) == 6
     assert not summary.complete
+
+
+def test_a_refusal_is_about_everyone_only_when_the_tokens_of_others_are_refused_too():
+    from gimport.admin.delegation import DelegationJudge, for_one_user
+
+    granted_for = {"b@x.jp"}
+    asked = []
+
+    def authorize(email):
+        asked.append(email)
+        if email not in granted_for:
+            raise DelegationError("refused")
+        return object()
+
+    judge = DelegationJudge(authorize, ["a@other.jp", "b@x.jp", "c@x.jp"])
+    assert not judge.about_everyone("a@other.jp")  # b's token was issued: a alone
+    assert asked == ["b@x.jp"]
+    assert not judge.about_everyone("c@x.jp")  # decided once; no more probes
+    assert asked == ["b@x.jp"]
+
+    granted_for.clear()
+    judge = DelegationJudge(authorize, ["a@x.jp", "b@x.jp", "c@x.jp", "d@x.jp"])
+    assert judge.about_everyone("a@x.jp")
+    assert asked[1:] == ["b@x.jp", "c@x.jp"]  # two others asked, both refused
+    judge = DelegationJudge(authorize, ["a@x.jp"])
+    assert judge.about_everyone("a@x.jp")  # nobody else to ask: as before, the run stops
+
+    judge = DelegationJudge(authorize, ["a@x.jp", "b@x.jp"])
+    judge.granted()
+    assert not judge.about_everyone("a@x.jp")
+
+    err = DelegationError("long text")
+    err.details = "unauthorized_client: Client is unauthorized"
+    text = str(for_one_user("a@other.jp", err))
+    assert "a@other.jp" in text
+    assert "unauthorized_client" in text
+    assert "users file" in text
+
+
+def test_a_shard_whose_only_user_is_refused_asks_the_other_shards_users(tmp_path):
+    from gimport.admin.run import AdminRun
+    from gimport.admin.users import UserEntry
+
+    settings = load_settings(_config(tmp_path, "[admin]\nparallel_users = 2\n"), admin=True)
+    stray = UserEntry(2, "x", "x@other.jp", password="pw")
+    asked = []
+
+    def authorize(email):
+        asked.append(email)
+        if email == stray.gmail:
+            raise DelegationError("Google refuses to let the service account act for users")
+        return object()
+
+    run = AdminRun(settings, [stray], authorize=authorize, everybody=[stray.gmail, "a@x.jp", "b@x.jp"])
+    summary = run.run()
+    assert summary.fatal is None  # a@x.jp's token was issued: the refusal is about x@other.jp alone
+    assert asked == ["x@other.jp", "a@x.jp"]
+    (row,) = summary.rows
+    assert row.outcome == "failed"
+    assert "users file" in row.error
+
+
+def test_a_stop_keeps_the_outcome_of_users_an_earlier_run_left_complete(tmp_path):
+    from gimport import wiring
+    from gimport.admin.paths import user_paths
+    from gimport.admin.report import META_FINISHED, META_OUTCOME, read_row
+    from gimport.admin.run import AdminRun
+    from gimport.admin.users import UserEntry
+
+    settings = load_settings(_config(tmp_path, "[admin]\nparallel_users = 1\n"), admin=True)
+    settings.admin.state_dir.mkdir(parents=True)
+    done, never = UserEntry(2, "d", "d@x.jp", password="pw"), UserEntry(3, "n", "n@x.jp", password="pw")
+    state = wiring.state(user_paths(settings.admin.state_dir, done.gmail).state)
+    state.set_meta(META_OUTCOME, "complete")
+    state.set_meta(META_FINISHED, "1700000000")
+    try:
+        # a run stopped before it started anybody: the complete user stays complete in its report
+        run = AdminRun(settings, [done, never], authorize=lambda e: object())
+        run.request_stop()
+        summary = run.run()
+        assert [r.outcome for r in summary.rows] == ["complete", "not run"]
+        # a run that started the user and was stopped before it found anything: its state is put back
+        previous = {k: state.get_meta(k) or "" for k in ("admin.outcome", "admin.finished")}
+        state.set_meta(META_OUTCOME, "interrupted")
+        assert AdminRun._kept(done, state, previous)
+        assert state.get_meta(META_OUTCOME) == "complete"
+        assert state.get_meta(META_FINISHED) == "1700000000"
+        state.set_meta(META_OUTCOME, "failed")
+        assert not AdminRun._kept(done, state, {**previous, "admin.outcome": "failed"})  # not complete before
+    finally:
+        state.close()
+    assert read_row(settings.admin.state_dir, done.gmail).outcome == "failed"

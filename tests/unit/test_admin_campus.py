@@ -9,7 +9,15 @@ import pytest
 
 from gimport.admin import coverage
 from gimport.admin.plan import DAILY, PER_MINUTE, PER_USER, UserPlan, estimate, makespan
-from gimport.admin.shards import Shard, balance, load_shard_map, shard_for, shard_of, write_shard_map
+from gimport.admin.shards import (
+    Shard,
+    balance,
+    load_shard_map,
+    shard_for,
+    shard_of,
+    size_weights,
+    write_shard_map,
+)
 from gimport.admin.shares import daily_budget
 from gimport.config.load import load_settings
 from gimport.errors import ConfigError
@@ -35,13 +43,41 @@ def test_balance_is_largest_first_to_the_lightest_shard():
     assert balance(weights, 3) == shards  # deterministic
 
 
+def test_a_skewed_campus_balances_within_15_percent_of_the_mean():
+    """40 users: 6 large mailboxes, 14 medium, 20 small (a hundredfold between them, as on a campus), bytes
+    not in proportion to messages: over 8 shards the greatest shard is within 15% of the mean, while the
+    hash is far off."""
+    import random
+
+    rng = random.Random(27)
+    sizes = {}
+    for i in range(40):
+        low, high = (1500, 2500) if i < 6 else (300, 800) if i < 20 else (10, 100)
+        messages = rng.randint(low, high)
+        sizes[f"u{i:02d}@x.jp"] = (messages, int(messages * rng.uniform(5_000, 40_000)))
+    shards = balance(size_weights(sizes), 8)
+    assert sorted(g for s in shards for g in s) == sorted(sizes)
+    weights = size_weights(sizes)
+    loads = [sum(weights[g] for g in s) for s in shards]
+    mean = sum(loads) / 8
+    assert max(loads) <= 1.15 * mean, (max(loads) / mean, loads)
+    hashed = [0.0] * 8
+    for g, w in weights.items():
+        hashed[shard_of(g, 8)] += w
+    assert max(hashed) > 1.15 * mean  # what the default was before a plan: the hash alone
+    for column in (0, 1):  # messages alone and bytes alone are balanced too
+        per = [sum(sizes[g][column] for g in s) for s in shards]
+        assert max(per) <= 1.35 * sum(per) / 8
+
+
 def test_shard_map_round_trip_and_what_it_decides(tmp_path):
     path = tmp_path / "shards.json"
-    weights = {"Big@X.jp": 100, "b@x.jp": 60, "c@x.jp": 50}
-    write_shard_map(path, weights, 2)
+    sizes = {"Big@X.jp": (100, 1000), "b@x.jp": (60, 600), "c@x.jp": (50, 500)}
+    write_shard_map(path, sizes, 2)
     m = load_shard_map(path)
     assert m.count == 2
     assert m.users == {"big@x.jp": 0, "b@x.jp": 1, "c@x.jp": 1}
+    assert m.sizes == {"big@x.jp": (100, 1000), "b@x.jp": (60, 600), "c@x.jp": (50, 500)}
     settings = _settings(tmp_path, 'shard_map = "shards.json"\n')
     shard = shard_for("1/2", settings.admin.shard_count, shard_map=settings.admin.shard_map)
     assert [g for g in ["big@x.jp", "B@x.jp", "c@x.jp"] if shard.takes(g)] == ["B@x.jp", "c@x.jp"]
@@ -55,7 +91,7 @@ def test_shard_map_round_trip_and_what_it_decides(tmp_path):
 
 def test_shard_map_conflicts_and_damage_are_config_errors(tmp_path):
     path = tmp_path / "shards.json"
-    write_shard_map(path, {"a@x.jp": 1}, 4)
+    write_shard_map(path, {"a@x.jp": (1, 10)}, 4)
     with pytest.raises(ConfigError, match=r"shard_count is 8 but \[admin\] shard_map .* written for 4 shards"):
         shard_for("0/8", 8, shard_map=path)
     with pytest.raises(ConfigError, match="not found: write it with 'gimport admin plan --write-shards N'"):
@@ -167,9 +203,9 @@ def test_estimate_names_the_limit_that_binds(tmp_path):
     assert plan.binds.name == PER_MINUTE
 
 
-def test_each_shard_gets_its_share_of_the_daily_budget(tmp_path):
+def test_the_daily_budget_is_the_projects_whatever_the_shard_count(tmp_path):
     s = _settings(tmp_path, "project_units_per_day = 1000000\n")
-    assert daily_budget(s, Shard(0, 4), persist=False).limit == 250_000
+    assert daily_budget(s, Shard(0, 4), persist=False).limit == 1_000_000
     assert daily_budget(s, Shard(), persist=False).limit == 1_000_000
     assert daily_budget(_settings(tmp_path, "project_units_per_day = 0\n"), Shard(0, 4), persist=False).limit is None
     assert _settings(tmp_path).admin.project_units_per_day == 80_000_000
@@ -191,3 +227,42 @@ def test_the_progress_bar_shows_the_daily_pause():
     last = stream.getvalue().rstrip().split("\r")[-1]
     assert "users 0/3" in last
     assert "paused" not in last  # going on again: the bar says so
+
+
+def test_the_estimate_runs_the_shards_as_the_array_throttle_lets_them(tmp_path):
+    from pathlib import Path
+
+    from gimport.admin.plan import array_throttle
+
+    # 8 shards of 2 users, one at a time per shard: each shard 2 x 10 minutes; 4 at a time: two waves
+    s = _settings(tmp_path, "parallel_users = 1\nproject_units_per_day = 0\n", "quota_units_per_minute = 6000\n")
+    users = _users(16, 2400)  # 60,000 units each: 10 minutes at 6,000 units/min
+    all_at_once = estimate(s, users, 8, balanced=True)
+    throttled = estimate(s, users, 8, balanced=True, concurrent=4)
+    assert all_at_once.shard_seconds == throttled.shard_seconds == [pytest.approx(1200)] * 8
+    assert all_at_once.seconds == pytest.approx(1200)
+    assert throttled.seconds == pytest.approx(2400)
+    assert throttled.concurrent == 4
+    assert estimate(s, users, 8, balanced=True, concurrent=1).seconds == pytest.approx(8 * 1200)
+    # a shard's share of the per-minute project budget slows it: 8 shards of 60,000 units/min is 7,500 each,
+    # below the two users' 12,000 together
+    s2 = _settings(
+        tmp_path,
+        "parallel_users = 2\nproject_units_per_day = 0\nproject_units_per_minute = 60000\n",
+        "quota_units_per_minute = 6000\n",
+    )
+    plan = estimate(s2, users, 8, balanced=True, concurrent=4)
+    assert plan.shard_seconds == [pytest.approx(120_000 / 7500 * 60)] * 8
+    assert plan.seconds == pytest.approx(2 * 960)
+    # the daily budget after the shards' time: one wait for the next quota day
+    s3 = _settings(tmp_path, "parallel_users = 1\nproject_units_per_day = 600000\n", "quota_units_per_minute = 6000\n")
+    plan = estimate(s3, users, 8, balanced=True, concurrent=4)
+    assert plan.seconds == pytest.approx(86400 + (360_000 / 960_000) * 2400)
+
+    shipped = Path(__file__).resolve().parents[2] / "deploy" / "slurm" / "gimport-array.sbatch"
+    assert array_throttle(shipped) == 4  # "#SBATCH --array=0-7%4"
+    plain = tmp_path / "plain.sbatch"
+    plain.write_text("#!/bin/bash\n#SBATCH --array=0-7\nexec gimport admin run\n")
+    assert array_throttle(plain) is None
+    plain.write_text("#!/bin/bash\n#SBATCH -a 0-15%6\n")
+    assert array_throttle(plain) == 6

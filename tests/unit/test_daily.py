@@ -111,3 +111,45 @@ def test_persisted_now_and_then_and_on_flush():
     assert saved == [("2026-12-01", 50)]
     budget.flush()
     assert saved[-1] == ("2026-12-01", 50)
+
+
+def test_shards_spend_one_daily_record_together(tmp_path):
+    """Two shards (two budgets) on one state directory: each learns what the other spent; an older version's
+    per-shard records are summed until the project record exists; a re-shard the same day goes on from it."""
+    import json
+
+    from gimport.admin.daily import add_daily, daily_path, read_daily
+
+    clock = FakeClock(pacific(2026, 12, 1, 12, 0, 0))
+    folder = tmp_path / "shards"
+    folder.mkdir()
+    for i, units in enumerate((300, 200)):
+        (folder / f"daily-shard-{i}-of-8.json").write_text(json.dumps({"day": "2026-12-01", "units": units}))
+    (folder / "daily-shard-2-of-8.json").write_text(json.dumps({"day": "2026-11-30", "units": 999}))
+    assert read_daily(tmp_path) == ("2026-12-01", 500)
+
+    def budget():
+        day, spent = read_daily(tmp_path)
+        return DailyBudget(
+            1000, spent=spent, day=day, clock=clock, sleep=clock.sleep, share=lambda d, u: add_daily(tmp_path, d, u)
+        )
+
+    a, b = budget(), budget()
+    assert a.snapshot() == b.snapshot() == ("2026-12-01", 500)
+    a.acquire(100)
+    b.acquire(50)
+    a.flush()
+    assert json.loads(daily_path(tmp_path).read_text()) == {"day": "2026-12-01", "units": 600}
+    b.flush()
+    assert b.snapshot() == ("2026-12-01", 650)
+    a.acquire(10)
+    a.flush()
+    assert a.snapshot() == ("2026-12-01", 660)  # b's 50 learned, its own 10 kept
+    assert read_daily(tmp_path) == ("2026-12-01", 660)
+    assert budget().snapshot() == ("2026-12-01", 660)  # a restart, any shard count
+    clock.now += 86400
+    c = budget()
+    assert c.snapshot()[1] == 0
+    c.acquire(5)
+    c.flush()
+    assert read_daily(tmp_path) == ("2026-12-02", 5)

@@ -139,7 +139,7 @@ class ServiceAccount:
         details = str(exc.args[0]) if exc.args else str(exc)
         code = details.split(":", 1)[0].strip()
         if code in _ACCOUNT_WIDE or "Invalid JWT" in details:
-            return DelegationError(
+            err = DelegationError(
                 _(
                     "Google refuses to let the service account {client_email} act for users ({details}): in the"
                     " {delegation_page}, add client ID {client_id} with exactly these scopes: {scopes} (changes can"
@@ -152,6 +152,8 @@ class ServiceAccount:
                     scopes=",".join(scopes),
                 )
             )
+            err.details = details
+            return err
         return AuthError(
             _(
                 "Google refuses a token for {email} ({details}): the address must be an existing, active user of"
