@@ -204,6 +204,12 @@ class DelegationError(FatalError):
     details = ""
 
 
+class SourceGrantError(DelegationError):
+    """The application's own credentials for the old server are refused (campus app-only access: the Microsoft
+    365 app, the source's service account): one credential for every mailbox, so it is about everyone, whatever
+    the Gmail side's delegation does."""
+
+
 class Interrupted(GimportError):
     """The user asked to stop (Ctrl-C / SIGTERM). `last_error`: the error a call was waiting to retry when
     the stop came (gimport.calls.StopRequested sets it), else None."""

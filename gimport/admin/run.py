@@ -58,6 +58,7 @@ from gimport.errors import (
     GimportError,
     GmailRefused,
     Interrupted,
+    SourceGrantError,
     StateError,
     Unexpected,
     stops_everything,
@@ -278,6 +279,9 @@ class AdminRun:
         error: GimportError | None = None
         try:
             summary = self._migration(entry, state)
+        except SourceGrantError as err:  # the old server's app credentials: one for every mailbox
+            error = err
+            self._fatal(err)
         except DelegationError as err:
             # the grant itself, or one address the grant does not cover (another domain)?
             error = err if self._delegation.about_everyone(entry.gmail) else for_one_user(entry.gmail, err)

@@ -11,6 +11,7 @@ from google.oauth2 import service_account
 
 from gimport.backends.google.service_account import ServiceAccount
 from gimport.config.settings import SourceOAuth
+from gimport.errors import DelegationError, SourceGrantError
 
 _accounts: dict[Path, ServiceAccount] = {}
 _accounts_lock = threading.Lock()
@@ -32,11 +33,16 @@ class GoogleSourceToken:
         self._refused = False
 
     def access_token(self) -> str:
-        """A valid token for the user. Raises DelegationError (the delegation is missing: every user would
+        """A valid token for the user. Raises SourceGrantError (the delegation is missing: every user would
         fail), AuthError (Google refuses this user)."""
         with self._lock:
             if self._creds is None or not self._creds.valid:
-                self._creds = self._account.authorize(self._user, scopes=self._scopes)
+                try:
+                    self._creds = self._account.authorize(self._user, scopes=self._scopes)
+                except DelegationError as err:  # the grant for the old server, not Gmail's
+                    grant = SourceGrantError(str(err))
+                    grant.details = err.details
+                    raise grant from None
             return str(self._creds.token)
 
     def refused(self, token: str) -> bool:

@@ -20,7 +20,7 @@ import msal.authority
 import requests
 
 from gimport.config.settings import SourceOAuth
-from gimport.errors import ConfigError, DelegationError, SourceError
+from gimport.errors import ConfigError, SourceError, SourceGrantError
 from gimport.files import read_secret
 from gimport.i18n import _
 
@@ -73,7 +73,7 @@ class MicrosoftApp:
             ) from None
 
     def access_token(self) -> str:
-        """The app's token (MSAL's cached one until it nears its expiry). Raises DelegationError (the tenant
+        """The app's token (MSAL's cached one until it nears its expiry). Raises SourceGrantError (the tenant
         refuses the app: every mailbox would fail the same way), SourceError (unreachable)."""
         with self._lock:
             token = self._acquire()
@@ -102,7 +102,7 @@ class MicrosoftApp:
         if not isinstance(token, str) or not token:
             error = str(result.get("error") or "no token")
             description = str(result.get("error_description") or "").strip().splitlines()
-            raise DelegationError(
+            raise SourceGrantError(
                 _(
                     "Microsoft refuses the app {client_id} a token for IMAP ({error}): check the app's client"
                     " secret, the IMAP.AccessAsApp permission and its admin consent (docs/admin.md)"
