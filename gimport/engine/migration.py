@@ -57,6 +57,7 @@ from gimport.mail.quota import too_large
 from gimport.mail.selection import content_identity, inbox_first
 
 log = logging.getLogger("gimport")
+GROW_EVERY = 0.25  # seconds between looks at the pool's size: a hundred users polling 10 times a second cost CPU
 # A message's outcome in a run (reported to the Reporter) is the status the state file records for it:
 # IMPORTED, DUPLICATE, FAILED or SKIPPED.
 
@@ -389,9 +390,9 @@ class Migration:
         fetcher.start()
         while fetcher.is_alive():
             grow(fetched=False)
-            fetcher.join(0.1)
+            fetcher.join(GROW_EVERY)
         for _t in workers:
             q.put(None)  # one end per worker; workers started from now on bring their own
         while alive := [t for t in workers if t.is_alive()]:
             grow(fetched=True)
-            alive[0].join(0.1)
+            alive[0].join(GROW_EVERY)
