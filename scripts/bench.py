@@ -599,6 +599,10 @@ def main() -> int:
             f"{rate(stamps):.0f} msg/s during the transfer)"
         )
         print(f"  peak RSS {rss / 1024:.0f} MB (budget: 200 MB + 2 x largest = {200 + 2 * max(sizes) / 2**20:.0f} MB)")
+        print(
+            f"  CPU: gimport {LAST_CPU[0]:.2f} s = {LAST_CPU[0] / max(n, 1) * 1000:.2f} ms per message (process start"
+            " included)"
+        )
         print(f"  emulator: {json.dumps(stored.get('requests'))}, 429s {stored.get('rate_limited')}")
 
         # 2. nothing to do
