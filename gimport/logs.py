@@ -187,6 +187,14 @@ class UserLogRouter(logging.Handler):
         if handler is not None:
             handler.close()
 
+    def handle(self, record: logging.LogRecord) -> bool:
+        """As logging.Handler.handle, without holding the router's lock while the user's file is written: each
+        user's handler has its own, and one lock for all would make a hundred users write their lines in turn."""
+        if not self.filter(record):
+            return False
+        self.emit(record)
+        return True
+
     def emit(self, record: logging.LogRecord) -> None:
         key = (record.threadName or "").partition(":")[0]
         handler = self._files.get(key)

@@ -600,6 +600,10 @@ def main() -> int:
         )
         bound = (200e6 + 2 * max(sizes)) / 2**20
         print(f"  peak RSS {rss / 1024:.0f} MiB (budget: 200 MB + 2 x largest = {bound:.0f} MiB)")
+        print(
+            f"  CPU: gimport {LAST_CPU[0]:.2f} s = {LAST_CPU[0] / max(n, 1) * 1000:.2f} ms per message (process start"
+            " included)"
+        )
         print(f"  emulator: {json.dumps(stored.get('requests'))}, 429s {stored.get('rate_limited')}")
 
         # 2. nothing to do

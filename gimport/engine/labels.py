@@ -9,7 +9,8 @@ state file remembers each such rename (meta RENAMES_KEY), so a later run asks Gm
 
 Missing labels are created level by level (parents first), the labels of one level side by side: one call
 at a time, 200 folders at 0.3 s a call kept the quota idle for a minute before the first import. The call
-path paces them and bounds the calls in flight as it does imports.
+path paces them and bounds the calls in flight as it does imports. They are created in a thread of their own
+(start, add_later) while the run scans and imports: a message waits (wait) only for its own labels.
 """
 
 from __future__ import annotations
@@ -17,12 +18,12 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections.abc import Iterable
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 
 from gimport.config.settings import SYSTEM_LABEL_IDS
 from gimport.contract import Destination, State
-from gimport.errors import AccountError, Conflict, GmailError, MessageRejected
+from gimport.errors import AccountError, Conflict, GimportError, GmailError, MessageRejected, Unexpected
 from gimport.i18n import _
 from gimport.mail.keywords import user_labels
 from gimport.mail.mapping import RESERVED_SUFFIX, FolderPlan, label_key, label_limit_problem, user_labels_to_create
@@ -51,8 +52,22 @@ class Labels:
     `renamed`: label name -> the name Gmail accepted, for every name Gmail refused (this run or an earlier
     one), written back to the state."""
 
-    def __init__(self, gmail: Destination, visibility: str, state: State | None = None) -> None:
+    def __init__(
+        self,
+        gmail: Destination,
+        visibility: str,
+        state: State | None = None,
+        *,
+        on_error: Callable[[GimportError], None] | None = None,
+        stop: threading.Event | None = None,
+        thread_prefix: str = "",
+    ) -> None:
         self.gmail, self.visibility, self.state = gmail, visibility, state
+        self._on_error, self._stop = on_error, stop or threading.Event()
+        self._ready = threading.Condition()  # a label became usable, or the creation failed
+        self._pending: dict[str, set[str]] = {}  # label_key -> references waiting for that label
+        self.failed: GimportError | None = None
+        self._jobs = ThreadPoolExecutor(1, thread_name_prefix=f"{thread_prefix}labels-job")
         self.ids: dict[str, str] = {system: system for system in FLAG_SYSTEM_LABELS}
         self.renamed: dict[str, str] = remembered_renames(state)
         self._gmail_ids: dict[str, str] = {}  # label_key(Gmail's name) -> id
@@ -64,6 +79,81 @@ class Labels:
         """Every label of `plans` (user labels created, parents first, existing ones reused case-insensitively);
         returns `ids`. Raises GmailError (a label Gmail will not create under either name), AccountError (the
         labels would pass Gmail's limit per account) and the Destination's errors."""
+        self._existing(plans)
+        self._wait_or_raise(self._later(user_labels_to_create(plans), [ref for plan in plans for ref in plan.labels]))
+        return self.ids
+
+    def start(self, plans: list[FolderPlan]) -> dict[str, str]:
+        """Check the labels of `plans` against Gmail's (AccountError: too many) and start creating the missing
+        ones in the labels' thread; returns `ids`, which fills as they are made. An error there goes to
+        `on_error` and `failed`."""
+        self._existing(plans)
+        self._later(user_labels_to_create(plans), [ref for plan in plans for ref in plan.labels])
+        return self.ids
+
+    def add_later(self, refs: Iterable[str]) -> None:
+        """More label references (a scan's keywords): created like the plans', after them."""
+        refs = list(refs)
+        self._later(user_labels(refs), refs)
+
+    def add(self, refs: Iterable[str]) -> None:
+        """add_later, and wait for them. Raises as for_plans."""
+        refs = list(refs)
+        self._wait_or_raise(self._later(user_labels(refs), refs))
+
+    def _wait_or_raise(self, job: Future[None]) -> None:
+        job.result()
+        if self.failed is not None:
+            raise self.failed
+
+    def wait(self, refs: Iterable[str]) -> bool:
+        """Wait until none of `refs` is still being created; False when the creation failed or a stop came."""
+        keys = {label_key(ref) for ref in refs}
+        with self._ready:
+            while keys & self._pending.keys():
+                if self.failed is not None or self._stop.is_set():
+                    return False
+                self._ready.wait(0.5)
+            return self.failed is None
+
+    def finish(self) -> None:
+        """Wait for the labels' thread to end its work."""
+        self._jobs.shutdown(wait=True)
+
+    def _later(self, names: list[str], refs: list[str]) -> Future[None]:
+        with self._ready:
+            for ref in refs:
+                if ref not in SYSTEM_LABEL_IDS and ref not in self.ids:
+                    self._pending.setdefault(label_key(ref), set()).add(ref)
+        return self._jobs.submit(self._job, names, refs)
+
+    def _job(self, names: list[str], refs: list[str]) -> None:
+        try:
+            if self.failed is None:
+                self._ensure(names)
+                for ref in refs:
+                    self._ref(ref)
+                    self._resolve(label_key(ref))
+        except Exception as exc:  # the waiting imports and the run are told
+            err = (
+                exc if isinstance(exc, GimportError) else Unexpected(_("unexpected error: {error!r}").format(error=exc))
+            )
+            if not isinstance(exc, GimportError):
+                log.error("creating labels failed", exc_info=exc)
+            with self._ready:
+                self.failed = self.failed or err
+                self._ready.notify_all()
+            if self._on_error is not None and not self._stop.is_set():
+                self._on_error(err)
+
+    def _resolve(self, key: str) -> None:
+        """The label `key` is made: the references to it get its id, and the imports waiting for it go on."""
+        with self._ready:
+            for ref in self._pending.pop(key, ()):
+                self._ref(ref)
+            self._ready.notify_all()
+
+    def _existing(self, plans: list[FolderPlan]) -> None:
         existing = self.gmail.list_labels()
         too_many = label_limit_problem(plans, [lbl["name"] for lbl in existing if lbl.get("type") != "system"])
         if too_many:
@@ -73,18 +163,6 @@ class Labels:
             self._actual[label_key(lbl["name"])] = lbl["name"]
             if lbl.get("type") == "system":
                 self.ids[lbl["id"]] = lbl["id"]
-        self._ensure(user_labels_to_create(plans))
-        for plan in plans:
-            for ref in plan.labels:
-                self._ref(ref)
-        return self.ids
-
-    def add(self, refs: Iterable[str]) -> None:
-        """More label references (a scan's keywords): created like the plans' (after for_plans)."""
-        refs = list(refs)
-        self._ensure(user_labels(refs))
-        for ref in refs:
-            self._ref(ref)
 
     def _ref(self, ref: str) -> None:
         if ref in SYSTEM_LABEL_IDS or ref in self.ids:
@@ -134,6 +212,7 @@ class Labels:
             log.warning("Gmail refuses the label name %r (%s): using %r", full, err, renamed)
             with self._lock:
                 self.renamed[name] = renamed
+        self._resolve(key)
 
     def _find_or_create(self, full: str) -> str:
         """Gmail's name of the label `full`, created when missing. Raises MessageRejected (Gmail refuses the

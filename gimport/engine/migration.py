@@ -57,6 +57,7 @@ from gimport.mail.quota import too_large
 from gimport.mail.selection import content_identity, inbox_first
 
 log = logging.getLogger("gimport")
+GROW_EVERY = 0.25  # seconds between looks at the pool's size: a hundred users polling 10 times a second cost CPU
 # A message's outcome in a run (reported to the Reporter) is the status the state file records for it:
 # IMPORTED, DUPLICATE, FAILED or SKIPPED.
 
@@ -96,6 +97,7 @@ class Migration:
         self._fatal_lock = threading.Lock()
         self.summary = RunSummary(source_account=source.account, gmail_account=None)
         self._importing: dict[str, FolderPlan] = {}  # folder name -> plan, for FetchedMessage.also_in
+        self._labels: Labels | None = None  # made while the run goes on (_start_labels)
         self._scanner = Scanner(
             source=source,
             state=state,
@@ -132,9 +134,18 @@ class Migration:
             raise Interrupted(_("stopped before the migration began"))
         self.summary.gmail_account = identify(self.gmail, self.settings.gmail.user, self.state, bind=True)
 
-    def _ensure_labels(self, plans: list[FolderPlan]) -> dict[str, str]:
-        self._labels = Labels(self.gmail, self.settings.labels.visibility, self.state)
-        return self._labels.for_plans(plans)
+    def _start_labels(self, plans: list[FolderPlan]) -> Labels:
+        """The labels, made while the run goes on: a message waits for its own (_label_ids)."""
+        self._labels = labels = Labels(
+            self.gmail,
+            self.settings.labels.visibility,
+            self.state,
+            on_error=self._set_fatal,
+            stop=self._stop,
+            thread_prefix=self.options.thread_prefix,
+        )
+        labels.start(plans)
+        return labels
 
     def _worker(self, budget: InFlightBytes, q: ItemQueue) -> None:
         while True:
@@ -218,7 +229,7 @@ class Migration:
             return True
         return False
 
-    def _label_ids(self, item: Item) -> list[str]:
+    def _label_ids(self, item: Item) -> list[str] | None:
         """The Gmail label ids the message is sent with: its folder's and flags', and those of its other
         folders (Takeout labels: imported once, with them all)."""
         return list(dict.fromkeys(self._label_refs(item).values()))
@@ -231,6 +242,8 @@ class Migration:
         for name in item.message.also_in:
             refs += self._importing[name].labels if name in self._importing else ()
         refs = labels_with_copies(refs, work.copies.get(item.message.uid, ()), self.settings.labels)
+        if self._labels is not None and not self._labels.wait(refs):
+            return None  # a label could not be made, or a stop: the message stays for the next run
         # a keyword set after the scan has no label made for it: the message goes without that one, never fails
         return {ref: work.label_ids[ref] for ref in refs if ref in work.label_ids}
 
@@ -239,6 +252,8 @@ class Migration:
         msg, result = item.message, item.work.result
         size = len(msg.raw)
         labels = self._label_ids(item)
+        if labels is None:
+            return None
         identity = content_identity(mid, size, msg.internaldate)
         # what Gmail gets; the state keeps the hash of the served bytes, so resume and duplicates see the source
         data = fix_date(msg.raw, msg.internaldate) if self.settings.importing.fix_dates else msg.raw
@@ -303,13 +318,14 @@ class Migration:
             if not self.options.new_state:  # a lost state file must not mean a silent full re-import
                 check_new_state(self.gmail, self.state, self.source.account, plans)
             self.reporter.phase(_("preparing labels in Gmail"))
-            label_ids = self._ensure_labels(plans)
+            labels = self._start_labels(plans)
             self.reporter.phase(_("scanning folders"))
-            work = self._scanner.scan(plans, label_ids, self._stop)
-            self._labels.add(self._scanner.keyword_labels(self.settings.labels))
-            self._scanner.note_renames(self._labels.renamed)
+            work = self._scanner.scan(plans, labels.ids, self._stop)
+            labels.add_later(self._scanner.keyword_labels(self.settings.labels))
         except GimportError as err:
-            s.fatal = err
+            s.fatal = s.fatal or err
+        if s.fatal is not None:  # a label Gmail would not make stops the run too
+            self._labels_done()
             s.finished = time.monotonic()
             return s
         in_flight = self.state.count_in_flight(self.source.account)
@@ -327,10 +343,17 @@ class Migration:
         self.reporter.transfer_started(total, sum(folder.size for folder in work))
         if total:
             self._transfer(work)
+        self._labels_done()
         s.rate_limited = self.pacer.rate_limited
         s.imap_reconnects = self.source.reconnects
         s.finished = time.monotonic()
         return s
+
+    def _labels_done(self) -> None:
+        """Wait for the labels' thread; say which names Gmail refused."""
+        if self._labels is not None:
+            self._labels.finish()
+            self._scanner.note_renames(self._labels.renamed)
 
     def _transfer(self, work: list[FolderWork]) -> None:
         """Fetch in one thread, import in a pool that grows with the calls the pacer lets in flight (the rate
@@ -373,9 +396,9 @@ class Migration:
         fetcher.start()
         while fetcher.is_alive():
             grow(fetched=False)
-            fetcher.join(0.1)
+            fetcher.join(GROW_EVERY)
         for _t in workers:
             q.put(None)  # one end per worker; workers started from now on bring their own
         while alive := [t for t in workers if t.is_alive()]:
             grow(fetched=True)
-            alive[0].join(0.1)
+            alive[0].join(GROW_EVERY)

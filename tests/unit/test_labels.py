@@ -4,8 +4,8 @@ import contextlib
 import threading
 
 from gimport.contract import Folder
-from gimport.engine.labels import ensure_labels
-from gimport.errors import Conflict
+from gimport.engine.labels import Labels, ensure_labels
+from gimport.errors import Conflict, GmailError
 from gimport.mail.mapping import IMPORT, FolderPlan
 
 
@@ -72,3 +72,52 @@ def test_a_label_created_meanwhile_is_looked_up():
     gmail.create_label = racing
     refs = ensure_labels(gmail, [plan("Lost")], "labelShow")
     assert refs["Lost"] == next(lbl["id"] for lbl in gmail.labels if lbl["name"] == "Lost")
+
+
+class GatedGmail(FakeGmail):
+    """Creates "Slow" only once `gate` is set; refuses "Bad" for good."""
+
+    def __init__(self) -> None:
+        super().__init__(together=1)
+        self.gate = threading.Event()
+
+    def create_label(self, name, visibility="labelShow"):
+        if name == "Slow":
+            assert self.gate.wait(10)
+        if name == "Bad":
+            raise GmailError("no")
+        return super().create_label(name, visibility)
+
+
+def test_a_folder_whose_labels_exist_need_not_wait_for_the_others():
+    gmail = GatedGmail()
+    labels = Labels(gmail, "labelShow", thread_prefix="u:")
+    ids = labels.start([plan("Fast"), plan("Slow")])
+    assert labels.wait(["INBOX", "Fast"])  # while "Slow" is still being made
+    assert "Slow" not in ids
+    assert ids["Fast"] == next(lbl["id"] for lbl in gmail.labels if lbl["name"] == "Fast")
+    gmail.gate.set()
+    assert labels.wait(["Slow"])
+    assert ids["Slow"] == next(lbl["id"] for lbl in gmail.labels if lbl["name"] == "Slow")
+    labels.finish()
+
+
+def test_a_label_gmail_will_not_make_stops_its_waiters_and_the_run():
+    gmail, errors = GatedGmail(), []
+    gmail.gate.set()
+    labels = Labels(gmail, "labelShow", on_error=errors.append)
+    labels.start([plan("Bad"), plan("Slow")])
+    assert not labels.wait(["Bad"])
+    labels.finish()
+    assert [str(e) for e in errors] == ["no"]
+    assert not labels.wait(["INBOX"])  # the run stops: no message goes any more
+
+
+def test_a_stop_ends_the_wait():
+    gmail, stop = GatedGmail(), threading.Event()
+    labels = Labels(gmail, "labelShow", stop=stop)
+    labels.start([plan("Slow")])
+    stop.set()
+    assert not labels.wait(["Slow"])
+    gmail.gate.set()
+    labels.finish()

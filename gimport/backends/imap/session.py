@@ -26,6 +26,7 @@ from imapclient.exceptions import IMAPClientError, LoginError
 
 from gimport.backends.imap.oauth import sign_in_again, source_token
 from gimport.backends.imap.parse import LiteralTooLarge, cert_hint, parse_folder_name, security_hint
+from gimport.backends.imap.watchdog import WATCHDOG
 from gimport.calls import Caller, RetryPolicy
 from gimport.config.settings import SourceSettings
 from gimport.errors import FolderGone, Interrupted, LoginRefused, RetryableError, SourceError
@@ -289,9 +290,7 @@ class ImapSession:
         def attempt() -> T:
             self._deadline_passed = False
             # the deadline covers a reconnect (greeting, login, EXAMINE) as well as the operation
-            timer = threading.Timer(self._deadline(nbytes), self._past_deadline)
-            timer.daemon = True
-            timer.start()
+            timer = WATCHDOG.arm(self._deadline(nbytes), self._past_deadline)
             try:
                 if self._client is None:
                     self.connect()
@@ -300,7 +299,7 @@ class ImapSession:
                 self._literal_limit = literal_limit
                 return op(self._client)
             finally:
-                timer.cancel()
+                WATCHDOG.cancel(timer)
                 self._literal_limit = None
 
         def classify(exc: BaseException) -> BaseException:
