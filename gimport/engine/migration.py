@@ -196,8 +196,8 @@ class Migration:
         # a message sent with the labels of its copies elsewhere is sent even when this folder has it already
         copies = item.work.copies.get(msg.uid)
         copy = None if copies else self.state.find_imported_copy(key.account, key.folder, digest)
-        if not copies and not copy:  # imported from another folder at an earlier run: labelled, not sent
-            copy = later_copy(self.gmail, self.state, key, digest, self._label_refs(item))
+        if not copies and not copy and (refs := self._label_refs(item)) is not None:
+            copy = later_copy(self.gmail, self.state, key, digest, refs)  # from another folder, at an earlier run
         if copy:
             self.state.mark_duplicate(key, copy, digest, mid)
             return self._finish(item, DUPLICATE, len(raw))
@@ -232,9 +232,10 @@ class Migration:
     def _label_ids(self, item: Item) -> list[str] | None:
         """The Gmail label ids the message is sent with: its folder's and flags', and those of its other
         folders (Takeout labels: imported once, with them all)."""
-        return list(dict.fromkeys(self._label_refs(item).values()))
+        refs = self._label_refs(item)
+        return None if refs is None else list(dict.fromkeys(refs.values()))
 
-    def _label_refs(self, item: Item) -> dict[str, str]:
+    def _label_refs(self, item: Item) -> dict[str, str] | None:
         """_label_ids, by label reference (the name or system id the mapping gives)."""
         work = item.work
         refs = list(message_labels(work.plan, item.message.flags))
