@@ -106,9 +106,9 @@ def source(source_settings: SourceSettings, password: str) -> SourceBackend:
         from gimport.backends.local import local_source
 
         return local_source(source_settings)
-    from gimport.backends.imap.source import ImapSource
+    from gimport.backends.imap.watch import WatchingImapSource
 
-    return ImapSource(source_settings, password)
+    return WatchingImapSource(source_settings, password)
 
 
 def state(path: Path, *, readonly: bool = False) -> StateBackend:

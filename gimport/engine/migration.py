@@ -16,6 +16,7 @@ import logging
 import queue
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from gimport.calls import StopRequested
@@ -39,7 +40,7 @@ from gimport.engine.inflight import InFlightBytes, pool_size
 from gimport.engine.labels import Labels
 from gimport.engine.lost_state import check_new_state
 from gimport.engine.reporting import NullReporter
-from gimport.engine.results import RunSummary
+from gimport.engine.results import RunSummary, resent_warning
 from gimport.engine.scan import FolderWork, Scanner
 from gimport.errors import (
     GimportError,
@@ -48,7 +49,7 @@ from gimport.errors import (
     RetryableError,
     Unexpected,
 )
-from gimport.i18n import _, english, ngettext
+from gimport.i18n import _, english
 from gimport.mail import rfc822
 from gimport.mail.dates import DATE_FIXED, fix_date
 from gimport.mail.keywords import flag_labels
@@ -95,7 +96,7 @@ class Migration:
         self._stop = stop or threading.Event()
         self._fatal_lock = threading.Lock()
         self.summary = RunSummary(source_account=source.account, gmail_account=None)
-        self._importing: dict[str, FolderPlan] = {}  # folder name -> plan, for FetchedMessage.also_in
+        self.importing: dict[str, FolderPlan] = {}  # folder name -> plan, for FetchedMessage.also_in
         self._scanner = Scanner(
             source=source,
             state=state,
@@ -112,7 +113,6 @@ class Migration:
         self._stop.set()
         self.source.interrupt()
 
-    # -- helpers ------------------------------------------------------------------------------------
     def _warn(self, text: str) -> None:
         """Log the English, show and keep (summary) the reader's language."""
         log.warning("%s", english(text))
@@ -126,15 +126,10 @@ class Migration:
                 log.error("stopping: %s", english(err))
         self._stop.set()
 
-    # -- phases -------------------------------------------------------------------------------------
     def _identify(self) -> None:
         if self._stop.is_set():
             raise Interrupted(_("stopped before the migration began"))
         self.summary.gmail_account = identify(self.gmail, self.settings.gmail.user, self.state, bind=True)
-
-    def _ensure_labels(self, plans: list[FolderPlan]) -> dict[str, str]:
-        self._labels = Labels(self.gmail, self.settings.labels.visibility, self.state)
-        return self._labels.for_plans(plans)
 
     def _worker(self, budget: InFlightBytes, q: ItemQueue) -> None:
         while True:
@@ -161,11 +156,12 @@ class Migration:
         folder = item.work.folder
         item.work.result.record(outcome, size=size, reason=reason)
         log.info(
-            "%s folder=%r uid=%d size=%d%s",
+            "%s folder=%r uid=%d size=%d key=%s%s",
             outcome,
             folder,
             item.message.uid,
             size,
+            MessageKey(self.source.account, folder, item.work.uidvalidity, item.message.uid),
             f" reason={english(reason)!r}" if reason else "",
         )
         self.reporter.message_finished(folder, outcome, size)
@@ -223,7 +219,7 @@ class Migration:
         refs = list(message_labels(work.plan, item.message.flags))
         refs += flag_labels(item.message.flags, self.settings.labels)  # keywords, \Deleted
         for name in item.message.also_in:
-            refs += self._importing[name].labels if name in self._importing else ()
+            refs += self.importing[name].labels if name in self.importing else ()
         refs = labels_with_copies(refs, work.copies.get(item.message.uid, ()), self.settings.labels)
         # a keyword set after the scan has no label made for it: the message goes without that one, never fails
         return list(dict.fromkeys(work.label_ids[ref] for ref in refs if ref in work.label_ids))
@@ -286,37 +282,66 @@ class Migration:
         """Migrate; returns the summary. An error that stops the run is returned in summary.fatal, never
         raised: one before the transfer (the account check, listing, labels, the scan) returns at once, with
         nothing sent (gimport.render.run.stopped_before_importing tells it apart)."""
+        return self._pass(self._prepare)
+
+    def run_again(self, folder: str | None = None) -> RunSummary:
+        """A later pass (gimport.engine.follow): scan every folder, listed anew, or only `folder` (by name), and
+        send what is new. Returns this pass's own summary (self.summary is replaced); errors as run()."""
+        self.summary = self._scanner.summary = RunSummary(self.source.account, self.summary.gmail_account)
+        if not hasattr(self, "_labels"):  # run() stopped before its labels: prepare as it does
+            return self._pass(self._prepare)
+
+        def prepare() -> list[FolderWork]:
+            if folder is not None:
+                return self._scan([p for p in self.importing.values() if p.folder.name == folder])
+            known = set(self.importing)
+            plans = self._list()
+            if set(self.importing) - known:  # a folder made since: its labels first
+                self._ids = self._labels.for_plans(plans)
+            return self._scan(plans)
+
+        return self._pass(prepare)
+
+    def resume(self) -> None:
+        """Go on after a pass an error stopped (never after a stop request): the follow tries again."""
+        self._stop.clear()
+
+    def _prepare(self) -> list[FolderWork]:
+        self.reporter.phase(_("checking the Gmail account"))
+        self._identify()
+        self.reporter.phase(_("listing folders on the source"))
+        plans = self._list()
+        if not self.options.new_state:  # a lost state file must not mean a silent full re-import
+            check_new_state(self.gmail, self.state, self.source.account, plans)
+        self.reporter.phase(_("preparing labels in Gmail"))
+        self._labels = Labels(self.gmail, self.settings.labels.visibility, self.state)
+        self._ids = self._labels.for_plans(plans)
+        self.reporter.phase(_("scanning folders"))
+        work = self._scan(plans)
+        in_flight = self.state.count_in_flight(self.source.account)
+        if in_flight:
+            self._warn(resent_warning(in_flight))
+        return work
+
+    def _list(self) -> list[FolderPlan]:
+        plans = inbox_first(plan_folders(self.source.list_folders(), self.settings.labels))
+        self.importing = {p.folder.name: p for p in plans if p.action == IMPORT}
+        return plans
+
+    def _scan(self, plans: list[FolderPlan]) -> list[FolderWork]:
+        work = self._scanner.scan(plans, self._ids, self._stop)
+        self._labels.add(self._scanner.keyword_labels(self.settings.labels))
+        self._scanner.note_renames(self._labels.renamed)
+        return work
+
+    def _pass(self, prepare: Callable[[], list[FolderWork]]) -> RunSummary:
         s = self.summary
         try:
-            self.reporter.phase(_("checking the Gmail account"))
-            self._identify()
-            self.reporter.phase(_("listing folders on the source"))
-            folders = self.source.list_folders()
-            plans = inbox_first(plan_folders(folders, self.settings.labels))
-            self._importing = {p.folder.name: p for p in plans if p.action == IMPORT}
-            if not self.options.new_state:  # a lost state file must not mean a silent full re-import
-                check_new_state(self.gmail, self.state, self.source.account, plans)
-            self.reporter.phase(_("preparing labels in Gmail"))
-            label_ids = self._ensure_labels(plans)
-            self.reporter.phase(_("scanning folders"))
-            work = self._scanner.scan(plans, label_ids, self._stop)
-            self._labels.add(self._scanner.keyword_labels(self.settings.labels))
-            self._scanner.note_renames(self._labels.renamed)
+            work = prepare()
         except GimportError as err:
             s.fatal = err
             s.finished = time.monotonic()
             return s
-        in_flight = self.state.count_in_flight(self.source.account)
-        if in_flight:
-            self._warn(
-                ngettext(
-                    "{n} message was in flight when an earlier run stopped: it is sent again"
-                    " (if Gmail stored it before the stop, it may now hold it twice)",
-                    "{n} messages were in flight when an earlier run stopped: they are sent again"
-                    " (if Gmail stored them before the stop, it may now hold them twice)",
-                    in_flight,
-                ).format(n=in_flight)
-            )
         total = sum(len(folder.items) + sum(map(len, folder.copies.values())) for folder in work)
         self.reporter.transfer_started(total, sum(folder.size for folder in work))
         if total:
