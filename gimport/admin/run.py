@@ -94,11 +94,13 @@ class AdminRun:
         shard: Shard | None = None,
         reporter: AdminReporter | None = None,
         log_router: UserLogRouter | None = None,
+        spread: float = 0.0,
     ) -> None:
+        """`spread`: seconds over which the users' starts are spread evenly (admin run --follow's rounds)."""
         if settings.admin is None:
             raise ConfigError(_("admin settings missing"))
         self.settings, self.admin = settings, settings.admin
-        self.users = users
+        self.users, self.spread = users, spread
         self.shard = shard or Shard()
         self.reporter = reporter or NullAdminReporter()
         self._authorize = authorize
@@ -145,8 +147,14 @@ class AdminRun:
         total = len(self.users)
         done = 0
 
+        began = time.monotonic()
+
         def one(i: int, entry: UserEntry) -> UserRow:
             nonlocal done
+            if self.spread:  # user i starts no earlier than its share of the interval
+                self._stop.wait(max(0.0, began + i * self.spread / total - time.monotonic()))
+                if self._stop.is_set():  # stopped while waiting: the user's record stays as it was
+                    return read_row(self.admin.state_dir, entry.gmail, entry.source_user)
             self.reporter.user_started(i + 1, total, entry)
             row = self._one(entry)
             with self._lock:

@@ -94,7 +94,23 @@ def cmd_admin_run(args: argparse.Namespace) -> int:
     _announce(progress, admin, shard, users, mine)
     record = coverage.record_start(admin.state_dir, shard, [u.gmail for u in mine], [u.gmail for u in users])
     with admin_logging(log_file, args.verbose) as router:
-        runner = AdminRun(settings, mine, authorize=sa.authorize, shard=shard, reporter=progress, log_router=router)
+        runner: Any = AdminRun(
+            settings, mine, authorize=sa.authorize, shard=shard, reporter=progress, log_router=router
+        )
+        if args.follow:
+            runner = admin_follow(
+                args.poll,
+                progress,
+                lambda spread, reporter: AdminRun(
+                    settings,
+                    mine,
+                    authorize=sa.authorize,
+                    shard=shard,
+                    reporter=reporter,
+                    log_router=router,
+                    spread=spread,
+                ),
+            )
         runners.append(runner)
         with StopOnSignal(runner.request_stop, progress.warning):
             try:
@@ -327,3 +343,13 @@ def cmd_admin_cleanup(args: argparse.Namespace) -> int:
     if any_bug(plans) or any_bug(done):
         return EXIT_BUG
     return EXIT_OK if cleanup.applied_ok(done) else EXIT_SOME_FAILED
+
+
+def admin_follow(poll: float, progress: Any, make_run: Any) -> Any:
+    """`admin run --follow`: rounds of admin runs spread over `poll` seconds (gimport.admin.follow)."""
+    from gimport.admin.follow import AdminFollow
+    from gimport.cli.follow import MIN_POLL
+
+    if poll < MIN_POLL:
+        raise ConfigError(_("--poll must be at least {n:g} seconds").format(n=MIN_POLL))
+    return AdminFollow(make_run, poll, progress)

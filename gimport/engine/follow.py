@@ -91,13 +91,17 @@ class Follow:
         *,
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
+        sleep: Callable[[float], object] | None = None,
     ) -> None:
+        """`clock` (monotonic), `wall` (time.time) and `sleep` (the retry waits; default: until a stop) are
+        for tests."""
         self.migration, self.state, self.options = migration, state, options
         self._clock, self._wall = clock, wall
         self._stopping = threading.Event()
         self._lock = threading.Lock()
         # a failed pass or wait is tried again for as long as the follow lasts, after the call path's backoff
-        self._caller = Caller(None, RetryPolicy(attempts=1 << 62, give_up_after=None), stop=self._stopping)
+        policy = RetryPolicy(attempts=1 << 62, give_up_after=None)
+        self._caller = Caller(None, policy, stop=self._stopping, sleep=sleep)
         self.imported = 0  # messages imported by the passes after the first
         self.last: tuple[float, str] | None = None  # (when, folder) of the latest of them
         self._since = wall()
