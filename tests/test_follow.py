@@ -80,7 +80,8 @@ def arrived(emulator, subject: str, timeout: float) -> float:
 
 
 @pytest.fixture
-def ws(tmp_path, imap_user, emulator):
+def ws(tmp_path, imap_user, emulator, monkeypatch):
+    monkeypatch.setenv("GIMPORT_GMAIL_API_URL", emulator.base_url)  # for the commands run in-process
     for i in range(3):
         write_behind(imap_user, "INBOX", f"old {i}")
     write_behind(imap_user, "Work", "old work")
@@ -110,6 +111,9 @@ def test_new_mail_in_inbox_arrives_within_seconds_by_idle(ws, imap_user, emulato
             r"Follow: following since \d\d:\d\d, last new message \d\d:\d\d \(INBOX\), 2 imported", out.out
         )
         assert "IDLE on INBOX, every folder every 600 s" in out.out
+        # cleanup in another shell meanwhile: warned before IMAP goes off
+        _rc, out = run(ws, "cleanup", "--dry-run", capsys=capsys)
+        assert f"gimport run --follow (pid {proc.pid}) is still importing new mail" in out.out
     finally:
         rc, _out, err = stop(proc)
     assert rc == 130, err
@@ -183,7 +187,7 @@ def test_sigkill_while_following_then_a_new_follow_imports_everything_once(ws, i
     }
 
 
-def test_until_ends_with_exit_0_when_everything_seen_is_in_gmail(ws, imap_user, emulator):
+def test_until_ends_with_exit_0_when_everything_seen_is_in_gmail(ws, imap_user, emulator, capsys):
     until = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(time.time() + 8))
     proc = run_process(ws, "run", "--follow", "--poll", "2", "--until", until, "--stats", "0")
     wait_for(lambda: following(ws), timeout=60)
@@ -193,6 +197,15 @@ def test_until_ends_with_exit_0_when_everything_seen_is_in_gmail(ws, imap_user, 
     assert subjects(emulator)["before until"] == 1
     assert sum(subjects(emulator).values()) == 5
     assert re.search(r"gimport: followed from \d\d:\d\d to \d\d:\d\d", out.decode())
+    rc, out = run(ws, "cleanup", "--dry-run", capsys=capsys)
+    assert rc == 0  # a dry run that found nothing in the way
+    assert "mail reached the old server after the last import" not in out.out
+    # mail after the follow ended (a second later than the last import, as INTERNALDATE counts whole seconds)
+    last = max(r[0] for r in sqlite3.connect(ws.state).execute("select updated from messages where updated"))
+    wait_for(lambda: time.time() >= last + 1.1, timeout=5)
+    deliver(imap_user, "INBOX", "too late")
+    _rc, out = run(ws, "cleanup", "--dry-run", capsys=capsys)
+    assert re.search(r"mail reached the old server after the last import \(newest: .* in INBOX", out.out)
 
 
 def test_until_and_poll_are_checked(ws, capsys):

@@ -7,10 +7,11 @@ import argparse
 import datetime as dt
 from typing import TYPE_CHECKING
 
-from gimport.errors import ConfigError
+from gimport.errors import ConfigError, GimportError
 from gimport.i18n import _, english
 
 if TYPE_CHECKING:  # the engine loads when the command runs
+    from gimport.config.settings import Settings
     from gimport.contract import State
     from gimport.engine.follow import Follow, FollowOptions
     from gimport.engine.migration import Migration
@@ -81,3 +82,40 @@ def follow_status(state: State, *, running: bool, width: int | None) -> str:
 
     record = read_record(state.get_meta(FOLLOW_KEY))
     return wrap(follow_details(record, running=running), width) if record else ""
+
+
+def cutover_notes(settings: Settings) -> list[str]:
+    """cleanup's warnings before IMAP goes off (gimport.operations.cutover): a follow still running, mail
+    that reached the old server after the last import. [] without a state file; a source that cannot be
+    asked is said so, never an error."""
+    from gimport import wiring
+    from gimport.engine.follow import FOLLOW_KEY
+    from gimport.operations.cutover import cutover_warnings, last_import, newest_on_source
+    from gimport.render.follow import read_record
+
+    if not settings.state_path.exists():
+        return []
+    state = wiring.state(settings.state_path, readonly=True)
+    try:
+        follow = read_record(state.get_meta(FOLLOW_KEY))
+        last = last_import(state, settings.source.account)
+    finally:
+        state.close()
+    unasked: list[str] = []
+
+    def newest() -> tuple[dt.datetime, str] | None:
+        if not settings.source.local and settings.source.host == "-":
+            return None  # no [source] in this config: nothing to ask
+        try:
+            with wiring.source(settings.source, wiring.read_password(settings)) as source:
+                return newest_on_source(source, settings)
+        except GimportError as err:
+            unasked.append(
+                _("warning: could not ask the old server whether mail came after the last import: {error}").format(
+                    error=err
+                )
+            )
+            return None
+
+    running = wiring.run_in_progress(settings.state_path)
+    return cutover_warnings(follow=follow, running=running, newest=newest, last=last) + unasked

@@ -12,7 +12,7 @@ from collections import Counter
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from gimport.cli.follow import follow_end, follow_options, follow_status, following
+from gimport.cli.follow import cutover_notes, follow_end, follow_options, follow_status, following
 from gimport.cli.options import ALL_CODES, CommandTable, add_follow_options, add_stats_option, add_verify_options
 from gimport.cli.terminal import StopOnSignal, confirm, run_exit_code
 from gimport.config.load import load_settings
@@ -254,6 +254,7 @@ def cmd_cleanup(args: argparse.Namespace) -> int:
         verify_now=lambda: _verify_report(settings, 0),
         run_in_progress=wiring.run_in_progress,
     )
+    plan.notes += cutover_notes(settings)
     width = terminal_width(sys.stdout)
     print(format_cleanup_plan(plan, dry_run=args.dry_run, width=width), flush=True)
     if plan.blocked:
