@@ -119,7 +119,8 @@ class Follow:
         summary = self._pass(None, first=True)
         if summary.fatal is None and not self._stopping.is_set():
             summary = self._follow(summary)
-        self._record(ended=True)
+        if self.following:
+            self._record(ended=True)
         if self._stopping.is_set():
             summary.interrupted = True
         return summary
