@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 from gimport.calls import Caller, RetryPolicy, StopRequested
-from gimport.contract import State
+from gimport.contract import Reporter, State
 from gimport.engine.migration import Migration
 from gimport.engine.results import RunSummary
 from gimport.errors import GimportError, GmailError, Interrupted, RetryableError, SourceError
@@ -74,6 +74,28 @@ def transient(err: GimportError) -> bool:
     return type(err) in (SourceError, GmailError)
 
 
+class Once:
+    """A Reporter that passes each warning on once: the follow's passes scan the same folders again and again."""
+
+    def __init__(self, reporter: Reporter) -> None:
+        self.reporter = reporter
+        self._said: set[str] = set()
+
+    def phase(self, text: str) -> None:
+        self.reporter.phase(text)
+
+    def transfer_started(self, messages: int, size: int) -> None:
+        self.reporter.transfer_started(messages, size)
+
+    def message_finished(self, folder: str, outcome: str, size: int) -> None:
+        self.reporter.message_finished(folder, outcome, size)
+
+    def warning(self, text: str) -> None:
+        if str(text) not in self._said:
+            self._said.add(str(text))
+            self.reporter.warning(text)
+
+
 class _PassFailed(Exception):
     def __init__(self, summary: RunSummary) -> None:
         super().__init__(str(summary.fatal))
@@ -93,8 +115,8 @@ class Follow:
         wall: Callable[[], float] = time.time,
         sleep: Callable[[float], object] | None = None,
     ) -> None:
-        """`clock` (monotonic), `wall` (time.time) and `sleep` (the retry waits; default: until a stop) are
-        for tests."""
+        """`clock` (monotonic), `wall` (time.time) and `sleep` (the waits between scans without IDLE and before
+        a retry; default: until a stop) are for tests."""
         self.migration, self.state, self.options = migration, state, options
         self._clock, self._wall = clock, wall
         self._stopping = threading.Event()
@@ -102,6 +124,7 @@ class Follow:
         # a failed pass or wait is tried again for as long as the follow lasts, after the call path's backoff
         policy = RetryPolicy(attempts=1 << 62, give_up_after=None)
         self._caller = Caller(None, policy, stop=self._stopping, sleep=sleep)
+        self._pause = sleep or self._stopping.wait
         self.imported = 0  # messages imported by the passes after the first
         self.last: tuple[float, str] | None = None  # (when, folder) of the latest of them
         self._since = wall()
@@ -128,7 +151,11 @@ class Follow:
     def _follow(self, summary: RunSummary) -> RunSummary:
         inbox = next((name for name in self.migration.importing if name.upper() == "INBOX"), None)
         source = self.migration.source
-        self._idle = inbox is not None and isinstance(source, Watcher) and self._retried(source.can_idle) is True
+        try:
+            self._idle = inbox is not None and isinstance(source, Watcher) and self._retried(source.can_idle) is True
+        except GimportError as err:
+            log.warning("following: cannot tell whether the server offers IDLE (%s): no IDLE", english(err))
+        self.migration.reporter = Once(self.migration.reporter)  # each pass would say the same warnings again
         log.info(
             "following: every folder every %g s%s%s",
             self.options.poll,
@@ -153,6 +180,18 @@ class Follow:
                 summary = self._pass(inbox)
         return summary
 
+    def _watch(self, source: Watcher, inbox: str, seconds: float) -> bool:
+        """IDLE on `inbox` (retried while the server is away); a folder the server will not watch turns IDLE
+        off, and the poll goes on."""
+        try:
+            return self._retried(lambda: source.idle(inbox, seconds)) is True
+        except GimportError as err:
+            log.warning(
+                "following: IDLE on %s failed (%s): scanning every %g s only", inbox, english(err), self.options.poll
+            )
+            self._idle = False
+            return False
+
     def _wait(self, inbox: str | None, next_poll: float) -> bool:
         """Wait until the next scan is due, `until`, or a slice ends; True when the server told of new mail."""
         seconds = min(self.options.slice, max(0.0, next_poll - self._clock()))
@@ -162,10 +201,9 @@ class Follow:
         if seconds <= 0:
             return False
         if not (self._idle and inbox is not None and isinstance(source, Watcher)):
-            self._stopping.wait(seconds)
+            self._pause(seconds)
             return False
-        news = self._retried(lambda: source.idle(inbox, seconds))
-        return news is True
+        return self._watch(source, inbox, seconds)
 
     def _jumped(self) -> bool:
         """Whether the wall clock moved apart from the monotonic one since the last wake (a suspend)."""

@@ -10,7 +10,7 @@ import pytest
 
 from gimport.engine.follow import Follow, FollowOptions, parse_until, transient
 from gimport.engine.results import RunSummary
-from gimport.errors import AuthError, GmailError, LoginRefused, SourceError
+from gimport.errors import AuthError, FolderGone, GmailError, LoginRefused, SourceError
 
 JST = dt.timezone(dt.timedelta(hours=9))
 
@@ -83,6 +83,19 @@ class Reporter:
         self.warnings.append(text)
 
 
+class Unwatchable:
+    """A source whose folder the server will not watch."""
+
+    def __init__(self, clocks):
+        self.clocks, self.follow, self.waits = clocks, None, []
+
+    def can_idle(self):
+        return True
+
+    def idle(self, folder, seconds):
+        raise FolderGone("INBOX: NO")
+
+
 class Migration:
     def __init__(self, source, failures=()):
         self.source, self.reporter = source, Reporter()
@@ -129,7 +142,7 @@ def follow_of(script, *, poll=300.0, until=None, failures=()):
         FollowOptions(poll=poll, until=None if until is None else clocks.wall + until),
         clock=lambda: clocks.mono,
         wall=lambda: clocks.wall,
-        sleep=sleeps.append,
+        sleep=lambda seconds: (sleeps.append(seconds), clocks.advance(seconds)),
     )
     source.follow = follow
     return follow, migration, source, sleeps
@@ -154,11 +167,12 @@ def test_a_pass_the_server_failed_is_tried_again_after_the_call_paths_backoff():
     follow, migration, _, sleeps = follow_of(
         [(5, None, True)], failures=[None, SourceError("gone"), SourceError("gone")]
     )
+    shown = migration.reporter
     summary = follow.run()
     assert migration.passes == ["first", "INBOX", "INBOX", "INBOX"]
     assert migration.resumed == 2
     assert sleeps == [1.0, 2.0]  # the call path's backoff, growing
-    assert len(migration.reporter.warnings) == 2
+    assert shown.warnings == ["gone"]  # said once (the log has each)
     assert summary.interrupted
 
 
@@ -184,3 +198,13 @@ def test_until_ends_after_a_last_pass_of_every_folder():
     assert not summary.interrupted
     assert sum(source.waits) == 150  # the waits end at --until, not after it
     assert '"ended": ' in follow.state.meta["follow"]
+
+
+def test_a_folder_the_server_will_not_watch_leaves_the_poll():
+    follow, migration, _, sleeps = follow_of([], poll=100, until=250)
+    migration.source = Unwatchable(None)
+    summary = follow.run()
+    assert not follow.record()["idle"]
+    assert migration.passes == ["first", "all", "all", "all"]  # every 100 s, and the last one at --until
+    assert sum(sleeps) == 250
+    assert not summary.interrupted
