@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING, Any
 from gimport.calls import Caller, RetryPolicy
 from gimport.config.settings import Settings, SourceSettings
 from gimport.contract import DestinationBackend, MailSource, Pacer, Reporter, SourceBackend, State, StateBackend
-from gimport.engine.migration import EngineOptions, Migration
+from gimport.engine.migration import Migration
+from gimport.engine.transfer import EngineOptions
 from gimport.errors import ConfigError, GmailError, StateError
 from gimport.files import lock_path, read_secret
 from gimport.i18n import _
@@ -106,9 +107,9 @@ def source(source_settings: SourceSettings, password: str) -> SourceBackend:
         from gimport.backends.local import local_source
 
         return local_source(source_settings)
-    from gimport.backends.imap.source import ImapSource
+    from gimport.backends.imap.watch import WatchingImapSource
 
-    return ImapSource(source_settings, password)
+    return WatchingImapSource(source_settings, password)
 
 
 def state(path: Path, *, readonly: bool = False) -> StateBackend:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,12 +15,14 @@ from typing import TYPE_CHECKING
 
 from gimport import wiring
 from gimport.admin.paths import user_paths
-from gimport.contract import Ledger
+from gimport.contract import Ledger, StateBackend
 from gimport.errors import ConfigError, StateError
 from gimport.i18n import _, english
 
 if TYPE_CHECKING:
     from gimport.admin.users import UserEntry
+
+log = logging.getLogger("gimport.admin")
 
 
 # ---------------------------------------------------------------------------------------------- outcomes
@@ -219,3 +222,17 @@ def outcome_counts(rows: list[UserRow]) -> str:
     for r in rows:
         counts[r.outcome] = counts.get(r.outcome, 0) + 1
     return ", ".join(f"{n} {o}" for o, n in sorted(counts.items(), key=lambda kv: OUTCOME_ORDER.index(kv[0])))
+
+
+def restore_complete(state: StateBackend, gmail: str, source_user: str, previous: dict[str, str]) -> bool:
+    """After a stop that imported nothing: put back the last run's outcome (`previous`: its META_ values) of a
+    user it had left complete, when nothing new was found since (all their mail is in Gmail). Whether it did."""
+    if previous[META_OUTCOME] != COMPLETE:
+        return False
+    row = row_from_state(state, gmail, source_user)
+    if row.to_do or row.failed:
+        return False
+    for key, value in previous.items():
+        state.set_meta(key, value)
+    log.info("%s: stopped before finding anything new; still complete", gmail)
+    return True

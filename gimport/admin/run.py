@@ -41,6 +41,7 @@ from gimport.admin.report import (
     UserRow,
     outcome_counts,
     read_row,
+    restore_complete,
     row_from_state,
 )
 from gimport.admin.reporter import AdminReporter, NullAdminReporter, UserReporter
@@ -48,10 +49,11 @@ from gimport.admin.shards import Shard
 from gimport.admin.shares import daily_budget, pause_times, project_pacer
 from gimport.admin.summary import AdminSummary, incomplete_reason
 from gimport.admin.users import SourceLogin, UserEntry, user_settings
-from gimport.config.settings import AdminSettings, Settings
+from gimport.config.settings import Settings
 from gimport.contract import Pacer, StateBackend
-from gimport.engine.migration import EngineOptions, Migration
+from gimport.engine.migration import Migration
 from gimport.engine.results import RunSummary
+from gimport.engine.transfer import EngineOptions
 from gimport.errors import (
     ConfigError,
     DelegationError,
@@ -72,18 +74,6 @@ log = logging.getLogger("gimport.admin")
 _RESTORED = (META_OUTCOME, META_ERROR, META_STARTED, META_FINISHED, META_DURATION, META_IMPORTED_NOW, META_SHARD)
 
 
-def prepare_state_dir(admin: AdminSettings) -> None:
-    """Create [admin] state_dir. Raises ConfigError when it cannot be created."""
-    try:
-        admin.state_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ConfigError(
-            _("cannot create [admin] state_dir {state_dir}: {reason}").format(
-                state_dir=admin.state_dir, reason=exc.strerror
-            )
-        ) from None
-
-
 class AdminRun:
     """Migrate every user in `users` (already filtered to this shard), `parallel_users` at a time.
 
@@ -101,11 +91,13 @@ class AdminRun:
         reporter: AdminReporter | None = None,
         log_router: UserLogRouter | None = None,
         everybody: list[str] | None = None,
+        spread: float = 0.0,
     ) -> None:
+        """`spread`: seconds over which the users' starts are spread evenly (admin run --follow's rounds)."""
         if settings.admin is None:
             raise ConfigError(_("admin settings missing"))
         self.settings, self.admin = settings, settings.admin
-        self.users = users
+        self.users, self.spread = users, spread
         self.shard = shard or Shard()
         self.reporter = reporter or NullAdminReporter()
         self._authorize = authorize
@@ -155,8 +147,14 @@ class AdminRun:
         total = len(self.users)
         done = 0
 
+        began = time.monotonic()
+
         def one(i: int, entry: UserEntry) -> UserRow:
             nonlocal done
+            if self.spread:  # user i starts no earlier than its share of the interval
+                self._stop.wait(max(0.0, began + i * self.spread / total - time.monotonic()))
+                if self._stop.is_set():  # stopped while waiting: the user's record stays as it was
+                    return read_row(self.admin.state_dir, entry.gmail, entry.source_user)
             self.reporter.user_started(i + 1, total, entry)
             row = self._one(entry)
             with self._lock:
@@ -323,7 +321,7 @@ class AdminRun:
             self.summary.imported_now += imported_now
             self.summary.bytes_now += summary.total("bytes") if summary is not None else 0
         stopped = outcome == INTERRUPTED or (error is not None and stops_everything(error))
-        if stopped and not imported_now and self._kept(entry, state, previous):
+        if stopped and not imported_now and restore_complete(state, entry.gmail, entry.source_user, previous):
             return row_from_state(state, entry.gmail, entry.source_user)
         (log.warning if outcome in (USER_FAILED, INCOMPLETE) else log.info)(
             "%s: %s after %.1f s, %d imported%s",
@@ -348,20 +346,6 @@ class AdminRun:
                     self.summary.bugs += 1
             return USER_FAILED
         return COMPLETE if summary is not None and summary.complete else INCOMPLETE
-
-    @staticmethod
-    def _kept(entry: UserEntry, state: StateBackend, previous: dict[str, str]) -> bool:
-        """After a stop that imported nothing: put back the last run's outcome of a user it had left complete,
-        when nothing new was found since (all their mail is in Gmail). Whether it did."""
-        if previous[META_OUTCOME] != COMPLETE:
-            return False
-        row = row_from_state(state, entry.gmail, entry.source_user)
-        if row.to_do or row.failed:
-            return False
-        for key, value in previous.items():
-            state.set_meta(key, value)
-        log.info("%s: stopped before finding anything new; still complete", entry.gmail)
-        return True
 
     def _migration(self, entry: UserEntry, state: StateBackend) -> RunSummary | None:
         if self._stop.is_set():

@@ -41,6 +41,18 @@ def _show(text: str) -> None:
     print(wrap(text, _width(), indent="    "))
 
 
+def prepare_state_dir(admin: AdminSettings) -> None:
+    """Create [admin] state_dir. Raises ConfigError when it cannot be created."""
+    try:
+        admin.state_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(
+            _("cannot create [admin] state_dir {state_dir}: {reason}").format(
+                state_dir=admin.state_dir, reason=exc.strerror
+            )
+        ) from None
+
+
 def _settings(args: argparse.Namespace) -> Settings:
     return load_settings(args.config, admin=True)
 
@@ -83,7 +95,7 @@ def cmd_admin_run(args: argparse.Namespace) -> int:
     from gimport.admin import coverage
     from gimport.admin.checks import service_account
     from gimport.admin.report import write_report
-    from gimport.admin.run import AdminRun, prepare_state_dir
+    from gimport.admin.run import AdminRun
     from gimport.admin.shards import sharded_report_path
     from gimport.admin.summary import run_outcome
     from gimport.admin.users import exposed_passwords
@@ -109,15 +121,31 @@ def cmd_admin_run(args: argparse.Namespace) -> int:
     _announce(progress, admin, shard, users, mine)
     record = coverage.record_start(admin.state_dir, shard, [u.gmail for u in mine], [u.gmail for u in users])
     with admin_logging(log_file, args.verbose) as router:
-        runner = AdminRun(
+        everybody = [u.gmail for u in users]
+        runner: Any = AdminRun(
             settings,
             mine,
             authorize=sa.authorize,
             shard=shard,
             reporter=progress,
             log_router=router,
-            everybody=[u.gmail for u in users],
+            everybody=everybody,
         )
+        if args.follow:
+            runner = admin_follow(
+                args.poll,
+                progress,
+                lambda spread, reporter: AdminRun(
+                    settings,
+                    mine,
+                    authorize=sa.authorize,
+                    shard=shard,
+                    reporter=reporter,
+                    log_router=router,
+                    everybody=everybody,
+                    spread=spread,
+                ),
+            )
         runners.append(runner)
         with StopOnSignal(runner.request_stop, progress.warning):
             try:
@@ -295,3 +323,13 @@ def cmd_admin_cleanup(args: argparse.Namespace) -> int:
     if any_bug(plans) or any_bug(done):
         return EXIT_BUG
     return EXIT_OK if cleanup.applied_ok(done) else EXIT_SOME_FAILED
+
+
+def admin_follow(poll: float, progress: Any, make_run: Any) -> Any:
+    """`admin run --follow`: rounds of admin runs spread over `poll` seconds (gimport.admin.follow)."""
+    from gimport.admin.follow import AdminFollow
+    from gimport.cli.follow import MIN_POLL
+
+    if poll < MIN_POLL:
+        raise ConfigError(_("--poll must be at least {n:g} seconds").format(n=MIN_POLL))
+    return AdminFollow(make_run, poll, progress)

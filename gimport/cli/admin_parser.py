@@ -9,7 +9,14 @@ import argparse
 from gimport.cli import ledger as ledger_cli
 from gimport.cli.admin import cmd_admin_cleanup, cmd_admin_run, cmd_admin_status, cmd_admin_verify
 from gimport.cli.admin_campus import cmd_admin_plan, cmd_admin_reshard
-from gimport.cli.options import Code, CommandTable, add_stats_option, add_verify_options, exit_codes_help
+from gimport.cli.options import (
+    Code,
+    CommandTable,
+    add_follow_options,
+    add_stats_option,
+    add_verify_options,
+    exit_codes_help,
+)
 from gimport.errors import EXIT_AUTH, EXIT_BUG, EXIT_INTERRUPTED, EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE
 from gimport.i18n import N_, _
 
@@ -96,6 +103,7 @@ def _register_run(admin: CommandTable) -> None:
     )
     run_p.add_argument("--all", action="store_true", help=_("list every user in the final table (not only problems)"))
     add_stats_option(run_p)
+    add_follow_options(run_p, idle=False)
 
 
 def _register_status(admin: CommandTable) -> None:

@@ -12,7 +12,8 @@ from collections import Counter
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from gimport.cli.options import ALL_CODES, CommandTable, add_stats_option, add_verify_options
+from gimport.cli.follow import cutover_notes, follow_end, follow_options, follow_status, following
+from gimport.cli.options import ALL_CODES, CommandTable, add_follow_options, add_stats_option, add_verify_options
 from gimport.cli.terminal import StopOnSignal, confirm, run_exit_code
 from gimport.config.load import load_settings
 from gimport.config.settings import Settings
@@ -23,18 +24,20 @@ from gimport.logs import logging_to
 from gimport.render.progress import safe, safe_lines
 
 if TYPE_CHECKING:  # only named in annotations: the command loads it when it runs
+    from gimport.engine.follow import FollowOptions
     from gimport.operations.verify import VerifyReport
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     settings = load_settings(args.config)
+    follow = follow_options(args)
     with logging_to(settings.log_file, args.verbose):
-        return _run(settings, new_state=args.new_state, stats=args.stats)
+        return _run(settings, new_state=args.new_state, stats=args.stats, follow=follow)
 
 
-def _run(settings: Settings, *, new_state: bool = False, stats: float = 0) -> int:
+def _run(settings: Settings, *, new_state: bool = False, stats: float = 0, follow: FollowOptions | None = None) -> int:
     from gimport import wiring
-    from gimport.engine.migration import EngineOptions
+    from gimport.engine.transfer import EngineOptions
     from gimport.render.progress import TqdmReporter
     from gimport.render.run import format_summary, stopped_before_importing
     from gimport.render.text import terminal_width
@@ -60,8 +63,10 @@ def _run(settings: Settings, *, new_state: bool = False, stats: float = 0) -> in
             options = EngineOptions(workers=settings.gmail.workers, new_state=new_state)
             migration = acct.migration(source=source, state=state, reporter=reporter, options=options)
             reporter.follow(migration.summary)
-            with StopOnSignal(migration.request_stop, reporter.warning, before_exit=reporter.close):
-                summary = migration.run()
+            runner = migration if follow is None else following(migration, state, follow, reporter)
+            with StopOnSignal(runner.request_stop, reporter.warning, before_exit=reporter.close):
+                summary = runner.run()
+            ending = follow_end(state) if follow is not None else ""
         finally:
             reporter.close()
             source.close()
@@ -77,6 +82,8 @@ def _run(settings: Settings, *, new_state: bool = False, stats: float = 0) -> in
         )
         return summary.fatal.exit_code
     print(safe_lines(format_summary(summary, width=terminal_width(sys.stdout))))
+    if ending:
+        print(safe(ending))
     print(_("Log: {path}").format(path=settings.log_file))
     return run_exit_code(summary)
 
@@ -115,6 +122,8 @@ def cmd_status(args: argparse.Namespace) -> int:
             holder = wiring.run_lock(settings.state_path).holder()
             print(safe_lines(format_run_progress(progress, holder, width=width)))
             print()
+        if following := follow_status(state, running=running, width=width):
+            print(safe_lines(following) + "\n")
         # one Gmail id behind several rows: a message in several folders (gimport.engine.copies)
         ids = Counter(r.gmail_id for r in state.ledger(account, statuses=DONE_STATUSES) if r.gmail_id)
         shared = (sum(n > 1 for n in ids.values()), sum(n for n in ids.values() if n > 1))
@@ -245,6 +254,7 @@ def cmd_cleanup(args: argparse.Namespace) -> int:
         verify_now=lambda: _verify_report(settings, 0),
         run_in_progress=wiring.run_in_progress,
     )
+    plan.notes += cutover_notes(settings)
     width = terminal_width(sys.stdout)
     print(format_cleanup_plan(plan, dry_run=args.dry_run, width=width), flush=True)
     if plan.blocked:
@@ -313,6 +323,7 @@ def _register_run(commands: CommandTable) -> None:
         ),
     )
     add_stats_option(run_p)
+    add_follow_options(run_p)
 
 
 def _register_verify(commands: CommandTable) -> None:

@@ -253,10 +253,43 @@ def _seconds(text: str) -> float:
 
 __all__ = [
     "ALL_CODES",
+    "DEFAULT_POLL",
     "DEFAULT_STATS",
     "CommandTable",
     "FittingHelpFormatter",
+    "add_follow_options",
     "add_stats_option",
     "add_verify_options",
     "exit_codes_help",
 ]
+
+
+DEFAULT_POLL = 300.0
+
+
+def add_follow_options(parser: argparse.ArgumentParser, *, idle: bool = True) -> None:
+    """`--follow`, `--poll SECONDS` (and `--until TIME` with `idle`: single-user runs) of `run` and
+    `admin run`: keep importing new mail after the first pass (gimport.engine.follow)."""
+    parser.add_argument(
+        "--follow",
+        action="store_true",
+        help=_(
+            "after the first pass keep watching the folders and import new mail as it arrives (IDLE on INBOX,"
+            " every folder every --poll seconds) until Ctrl-C or SIGTERM (or --until)"
+        )
+        if idle
+        else _("after the first pass scan every user again every --poll seconds, until SIGTERM or Ctrl-C"),
+    )
+    parser.add_argument(
+        "--poll",
+        type=_seconds,
+        default=DEFAULT_POLL,
+        metavar="SECONDS",
+        help=_("with --follow: scan every folder again every SECONDS (default 300)"),
+    )
+    if idle:
+        parser.add_argument(
+            "--until",
+            metavar="TIME",
+            help=_("with --follow: stop at TIME (HH:MM, or an ISO date and time such as 2026-03-31T18:00)"),
+        )

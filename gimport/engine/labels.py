@@ -67,7 +67,8 @@ class Labels:
         self._ready = threading.Condition()  # a label became usable, or the creation failed
         self._pending: dict[str, set[str]] = {}  # label_key -> references waiting for that label
         self.failed: GimportError | None = None
-        self._jobs = ThreadPoolExecutor(1, thread_name_prefix=f"{thread_prefix}labels-job")
+        self._thread_name = f"{thread_prefix}labels-job"
+        self._jobs = ThreadPoolExecutor(1, thread_name_prefix=self._thread_name)
         self.ids: dict[str, str] = {system: system for system in FLAG_SYSTEM_LABELS}
         self.renamed: dict[str, str] = remembered_renames(state)
         self._gmail_ids: dict[str, str] = {}  # label_key(Gmail's name) -> id
@@ -117,8 +118,10 @@ class Labels:
             return self.failed is None
 
     def finish(self) -> None:
-        """Wait for the labels' thread to end its work."""
+        """Wait for the labels' thread to end its work, and end it (a later pass, gimport.engine.follow, starts
+        another when it has labels to make)."""
         self._jobs.shutdown(wait=True)
+        self._jobs = ThreadPoolExecutor(1, thread_name_prefix=self._thread_name)
 
     def _later(self, names: list[str], refs: list[str]) -> Future[None]:
         with self._ready:

@@ -13,10 +13,9 @@ derives every count a person sees.
 from __future__ import annotations
 
 import logging
-import queue
 import threading
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
 
 from gimport.calls import StopRequested
 from gimport.config.settings import Settings
@@ -33,14 +32,15 @@ from gimport.contract import (
     State,
 )
 from gimport.engine.copies import finish_copies, labels_with_copies, later_copy
-from gimport.engine.fetch import Fetcher, Item, ItemQueue
+from gimport.engine.fetch import Item, ItemQueue
 from gimport.engine.identity import identify
-from gimport.engine.inflight import InFlightBytes, pool_size
+from gimport.engine.inflight import InFlightBytes
 from gimport.engine.labels import Labels
 from gimport.engine.lost_state import check_new_state
 from gimport.engine.reporting import NullReporter
-from gimport.engine.results import RunSummary
+from gimport.engine.results import RunSummary, resent_warning
 from gimport.engine.scan import FolderWork, Scanner
+from gimport.engine.transfer import EngineOptions, transfer
 from gimport.errors import (
     GimportError,
     Interrupted,
@@ -48,7 +48,7 @@ from gimport.errors import (
     RetryableError,
     Unexpected,
 )
-from gimport.i18n import _, english, ngettext
+from gimport.i18n import _, english
 from gimport.mail import rfc822
 from gimport.mail.dates import DATE_FIXED, fix_date
 from gimport.mail.keywords import flag_labels
@@ -57,19 +57,8 @@ from gimport.mail.quota import too_large
 from gimport.mail.selection import content_identity, inbox_first
 
 log = logging.getLogger("gimport")
-GROW_EVERY = 0.25  # seconds between looks at the pool's size: a hundred users polling 10 times a second cost CPU
 # A message's outcome in a run (reported to the Reporter) is the status the state file records for it:
 # IMPORTED, DUPLICATE, FAILED or SKIPPED.
-
-
-@dataclass
-class EngineOptions:
-    workers: int = 40  # the upper bound on import calls in flight (the need follows rate x latency)
-    memory_budget: int = 24 * 1024 * 1024  # bytes of fetched messages waiting for import (~1 s of work)
-    fetch_batch: int = 100  # messages per IMAP FETCH
-    fetch_batch_bytes: int = 8 * 1024 * 1024
-    thread_prefix: str = ""  # prepended to the names of the engine's threads (admin mode: routes log lines)
-    new_state: bool = False  # `run --new-state`: go on with a new state even if the labels hold mail already
 
 
 class Migration:
@@ -96,8 +85,8 @@ class Migration:
         self._stop = stop or threading.Event()
         self._fatal_lock = threading.Lock()
         self.summary = RunSummary(source_account=source.account, gmail_account=None)
-        self._importing: dict[str, FolderPlan] = {}  # folder name -> plan, for FetchedMessage.also_in
-        self._labels: Labels | None = None  # made while the run goes on (_start_labels)
+        self.importing: dict[str, FolderPlan] = {}  # folder name -> plan, for FetchedMessage.also_in
+        self._labels: Labels | None = None  # made while the run goes on (_prepare)
         self._scanner = Scanner(
             source=source,
             state=state,
@@ -114,7 +103,6 @@ class Migration:
         self._stop.set()
         self.source.interrupt()
 
-    # -- helpers ------------------------------------------------------------------------------------
     def _warn(self, text: str) -> None:
         """Log the English, show and keep (summary) the reader's language."""
         log.warning("%s", english(text))
@@ -128,24 +116,10 @@ class Migration:
                 log.error("stopping: %s", english(err))
         self._stop.set()
 
-    # -- phases -------------------------------------------------------------------------------------
     def _identify(self) -> None:
         if self._stop.is_set():
             raise Interrupted(_("stopped before the migration began"))
         self.summary.gmail_account = identify(self.gmail, self.settings.gmail.user, self.state, bind=True)
-
-    def _start_labels(self, plans: list[FolderPlan]) -> Labels:
-        """The labels, made while the run goes on: a message waits for its own (_label_ids)."""
-        self._labels = labels = Labels(
-            self.gmail,
-            self.settings.labels.visibility,
-            self.state,
-            on_error=self._set_fatal,
-            stop=self._stop,
-            thread_prefix=self.options.thread_prefix,
-        )
-        labels.start(plans)
-        return labels
 
     def _worker(self, budget: InFlightBytes, q: ItemQueue) -> None:
         while True:
@@ -172,11 +146,12 @@ class Migration:
         folder = item.work.folder
         item.work.result.record(outcome, size=size, reason=reason)
         log.info(
-            "%s folder=%r uid=%d size=%d%s",
+            "%s folder=%r uid=%d size=%d key=%s%s",
             outcome,
             folder,
             item.message.uid,
             size,
+            MessageKey(self.source.account, folder, item.work.uidvalidity, item.message.uid),
             f" reason={english(reason)!r}" if reason else "",
         )
         self.reporter.message_finished(folder, outcome, size)
@@ -236,15 +211,15 @@ class Migration:
         return None if refs is None else list(dict.fromkeys(refs.values()))
 
     def _label_refs(self, item: Item) -> dict[str, str] | None:
-        """_label_ids, by label reference (the name or system id the mapping gives)."""
+        """_label_ids, by label reference; None when a label could not be made, or a stop came."""
         work = item.work
         refs = list(message_labels(work.plan, item.message.flags))
         refs += flag_labels(item.message.flags, self.settings.labels)  # keywords, \Deleted
         for name in item.message.also_in:
-            refs += self._importing[name].labels if name in self._importing else ()
+            refs += self.importing[name].labels if name in self.importing else ()
         refs = labels_with_copies(refs, work.copies.get(item.message.uid, ()), self.settings.labels)
         if self._labels is not None and not self._labels.wait(refs):
-            return None  # a label could not be made, or a stop: the message stays for the next run
+            return None  # the message stays for the next run
         # a keyword set after the scan has no label made for it: the message goes without that one, never fails
         return {ref: work.label_ids[ref] for ref in refs if ref in work.label_ids}
 
@@ -308,42 +283,90 @@ class Migration:
         """Migrate; returns the summary. An error that stops the run is returned in summary.fatal, never
         raised: one before the transfer (the account check, listing, labels, the scan) returns at once, with
         nothing sent (gimport.render.run.stopped_before_importing tells it apart)."""
+        return self._pass(self._prepare)
+
+    def run_again(self, folder: str | None = None) -> RunSummary:
+        """A later pass (gimport.engine.follow): scan every folder, listed anew, or only `folder` (by name), and
+        send what is new. Returns this pass's own summary (self.summary is replaced); errors as run()."""
+        self.summary = self._scanner.summary = RunSummary(self.source.account, self.summary.gmail_account)
+        labels = self._labels
+        if labels is None or labels.failed is not None:  # run() stopped before its labels were made: as it does
+            return self._pass(self._prepare)
+
+        def prepare() -> list[FolderWork]:
+            if folder is not None:
+                return self._scan([p for p in self.importing.values() if p.folder.name == folder])
+            known = set(self.importing)
+            plans = self._list()
+            if set(self.importing) - known:  # a folder made since: its labels first
+                self._ids = labels.for_plans(plans)
+            return self._scan(plans)
+
+        return self._pass(prepare)
+
+    def resume(self) -> None:
+        """Go on after a pass an error stopped (never after a stop request): the follow tries again."""
+        self._stop.clear()
+
+    def _prepare(self) -> list[FolderWork]:
+        self.reporter.phase(_("checking the Gmail account"))
+        self._identify()
+        self.reporter.phase(_("listing folders on the source"))
+        plans = self._list()
+        if not self.options.new_state:  # a lost state file must not mean a silent full re-import
+            check_new_state(self.gmail, self.state, self.source.account, plans)
+        self.reporter.phase(_("preparing labels in Gmail"))  # made while the run goes on: a message waits for its own
+        self._labels = Labels(
+            self.gmail,
+            self.settings.labels.visibility,
+            self.state,
+            on_error=self._set_fatal,
+            stop=self._stop,
+            thread_prefix=self.options.thread_prefix,
+        )
+        self._ids = self._labels.start(plans)
+        self.reporter.phase(_("scanning folders"))
+        work = self._scan(plans)
+        in_flight = self.state.count_in_flight(self.source.account)
+        if in_flight:
+            self._warn(resent_warning(in_flight))
+        return work
+
+    def _list(self) -> list[FolderPlan]:
+        plans = inbox_first(plan_folders(self.source.list_folders(), self.settings.labels))
+        self.importing = {p.folder.name: p for p in plans if p.action in LABELLING}
+        return plans
+
+    def _scan(self, plans: list[FolderPlan]) -> list[FolderWork]:
+        work = self._scanner.scan(plans, self._ids, self._stop)
+        if self._labels is not None:
+            self._labels.add_later(self._scanner.keyword_labels(self.settings.labels))
+        return work
+
+    def _pass(self, prepare: Callable[[], list[FolderWork]]) -> RunSummary:
         s = self.summary
         try:
-            self.reporter.phase(_("checking the Gmail account"))
-            self._identify()
-            self.reporter.phase(_("listing folders on the source"))
-            folders = self.source.list_folders()
-            plans = inbox_first(plan_folders(folders, self.settings.labels))
-            self._importing = {p.folder.name: p for p in plans if p.action in LABELLING}
-            if not self.options.new_state:  # a lost state file must not mean a silent full re-import
-                check_new_state(self.gmail, self.state, self.source.account, plans)
-            self.reporter.phase(_("preparing labels in Gmail"))
-            labels = self._start_labels(plans)
-            self.reporter.phase(_("scanning folders"))
-            work = self._scanner.scan(plans, labels.ids, self._stop)
-            labels.add_later(self._scanner.keyword_labels(self.settings.labels))
+            work = prepare()
         except GimportError as err:
             s.fatal = s.fatal or err
         if s.fatal is not None:  # a label Gmail would not make stops the run too
             self._labels_done()
             s.finished = time.monotonic()
             return s
-        in_flight = self.state.count_in_flight(self.source.account)
-        if in_flight:
-            self._warn(
-                ngettext(
-                    "{n} message was in flight when an earlier run stopped: it is sent again"
-                    " (if Gmail stored it before the stop, it may now hold it twice)",
-                    "{n} messages were in flight when an earlier run stopped: they are sent again"
-                    " (if Gmail stored them before the stop, it may now hold them twice)",
-                    in_flight,
-                ).format(n=in_flight)
-            )
         total = sum(len(folder.items) + sum(map(len, folder.copies.values())) for folder in work)
         self.reporter.transfer_started(total, sum(folder.size for folder in work))
         if total:
-            self._transfer(work)
+            transfer(
+                work,
+                source=self.source,
+                rescan=self._scanner.rescan,
+                concurrency=lambda: self.pacer.concurrency_limit,
+                options=self.options,
+                stop=self._stop,
+                worker=self._worker,
+                warn=self._warn,
+                fatal=self._set_fatal,
+            )
         self._labels_done()
         s.rate_limited = self.pacer.rate_limited
         s.imap_reconnects = self.source.reconnects
@@ -355,51 +378,3 @@ class Migration:
         if self._labels is not None:
             self._labels.finish()
             self._scanner.note_renames(self._labels.renamed)
-
-    def _transfer(self, work: list[FolderWork]) -> None:
-        """Fetch in one thread, import in a pool that grows with the calls the pacer lets in flight (the rate
-        times the latency, see gimport.pacing.concurrency), within `workers` and the byte budget."""
-        budget = InFlightBytes(self.options.memory_budget, self._stop)
-        q: ItemQueue = queue.Queue()
-        items = sum(len(folder.items) for folder in work)
-        mean = sum(folder.size for folder in work) // max(1, items)
-        workers: list[threading.Thread] = []
-
-        def grow(fetched: bool) -> None:
-            wanted = pool_size(self.pacer.concurrency_limit, self.options.workers, budget.limit, mean)
-            while len(workers) < min(wanted, items):
-                t = threading.Thread(
-                    target=self._worker,
-                    args=(budget, q),
-                    name=f"{self.options.thread_prefix}import-{len(workers)}",
-                    daemon=True,
-                )
-                workers.append(t)
-                t.start()
-                if fetched:
-                    q.put(None)  # its end, behind the items still queued
-
-        fetch = Fetcher(
-            source=self.source,
-            rescan=self._scanner.rescan,
-            batch=self.options.fetch_batch,
-            batch_bytes=self.options.fetch_batch_bytes,
-            budget=budget,
-            q=q,
-            stop=self._stop,
-            warn=self._warn,
-            fatal=self._set_fatal,
-        )
-        fetcher = threading.Thread(
-            target=fetch.run, args=(work, 0), name=f"{self.options.thread_prefix}fetch", daemon=True
-        )
-        grow(fetched=False)
-        fetcher.start()
-        while fetcher.is_alive():
-            grow(fetched=False)
-            fetcher.join(GROW_EVERY)
-        for _t in workers:
-            q.put(None)  # one end per worker; workers started from now on bring their own
-        while alive := [t for t in workers if t.is_alive()]:
-            grow(fetched=True)
-            alive[0].join(GROW_EVERY)

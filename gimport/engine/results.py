@@ -18,11 +18,23 @@ from dataclasses import dataclass, field
 
 from gimport.contract import DUPLICATE, FAILED, IMPORTED, SKIPPED
 from gimport.errors import GimportError
+from gimport.i18n import ngettext
 from gimport.mail.mapping import FolderPlan
 
 # an outcome that is no status in the state file: expunged from the folder between the scan and the fetch
 GONE = "gone"
 OUTCOMES = (IMPORTED, DUPLICATE, FAILED, SKIPPED, GONE)
+
+
+def resent_warning(n: int) -> str:
+    """What a run says when `n` messages were in flight when an earlier run stopped."""
+    return ngettext(
+        "{n} message was in flight when an earlier run stopped: it is sent again"
+        " (if Gmail stored it before the stop, it may now hold it twice)",
+        "{n} messages were in flight when an earlier run stopped: they are sent again"
+        " (if Gmail stored them before the stop, it may now hold them twice)",
+        n,
+    ).format(n=n)
 
 
 def reason_kind(reason: str) -> str:

@@ -93,6 +93,7 @@ class Scanner:
         """Scan every folder the plans import (until `stop`); returns the work for the fetch: the folders
         with messages to send."""
         work: list[FolderWork] = []
+        self.candidates = []  # this scan's: a later scan (run --follow) looks for copies among its own only
         for plan in plans:
             if plan.action != IMPORT:
                 continue

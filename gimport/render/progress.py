@@ -47,6 +47,7 @@ class TqdmReporter(BarReporter):
         self.summary: RunSummary | None = None
         self.transfer_began: float | None = None
         self.phase_text = ""
+        self.extra_status: Callable[[Translate], str | None] | None = None  # e.g. the follow's figures
 
     def follow(self, summary: RunSummary) -> None:
         self.summary = summary
@@ -64,6 +65,8 @@ class TqdmReporter(BarReporter):
         super().phase(text)
 
     def transfer_started(self, messages: int, size: int) -> None:
+        if self.transfer_began is not None:
+            return self._more(messages, size)
         with self._lock:
             self.total, self.total_bytes = messages, size
             self.transfer_began = time.time()
@@ -80,6 +83,24 @@ class TqdmReporter(BarReporter):
                 self._open_bar(messages)
         self._tick()  # the totals are known now: record them at once for `gimport status`
         self.start_stats()
+
+    def _more(self, messages: int, size: int) -> None:
+        """A later pass (run --follow): its messages add to the totals; said only when there are some."""
+        if not messages:
+            return
+        with self._lock:
+            self.total += messages
+            self.total_bytes += size
+            self.phase_text = _("importing")
+            if self.bar is not None:
+                self.bar.total = self.total
+                self.bar.refresh()
+        self._line(
+            _("gimport: {messages} new message(s) to import, {size}").format(
+                messages=f"{messages:,}", size=human_bytes(size)
+            )
+        )
+        self._tick()
 
     def message_finished(self, folder: str, outcome: str, size: int) -> None:
         with self._lock:
@@ -130,6 +151,9 @@ class TqdmReporter(BarReporter):
                 parts.append(tr("{n} failed").format(n=self.counts[FAILED]))
             if self.rate_limited():
                 parts.append(tr("Gmail asked to slow down ({n} times)").format(n=self.rate_limited()))
+            extra = self.extra_status(tr) if self.extra_status is not None else None
+            if extra:
+                parts.append(extra)
             return tr("gimport: status: {parts}").format(parts=", ".join(parts))
 
     def snapshot(self) -> dict[str, Any]:

@@ -17,7 +17,7 @@ import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
 from functools import partial
-from typing import Any
+from typing import Any, Self
 
 import imapclient
 from imapclient import imap_utf7
@@ -85,7 +85,7 @@ class ImapSource(ImapSession):
         self._exists = 0  # EXISTS of the open folder's EXAMINE
         self._gmail: GmailLabels | None = None  # a Gmail account read by labels (gimport.backends.imap.gmail)
 
-    def __enter__(self) -> ImapSource:
+    def __enter__(self) -> Self:
         self.connect()
         return self
 
@@ -154,7 +154,7 @@ class ImapSource(ImapSession):
         if expect is not None and uidvalidity != expect:
             self._folder = None
             raise FolderChanged(folder)
-        self._folder, self._uidvalidity = folder, uidvalidity
+        self._folder, self._uidvalidity, self._uidnext = folder, uidvalidity, info.get(b"UIDNEXT")
         try:
             self._exists = int(info.get(b"EXISTS", 0))
         except (TypeError, ValueError):
