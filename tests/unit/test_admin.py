@@ -10,7 +10,7 @@ import google.auth.exceptions
 import pytest
 
 from gimport.admin.paths import user_paths
-from gimport.admin.report import UserRow
+from gimport.admin.report import UserRow, restore_complete
 from gimport.admin.shards import parse_shard, resolve_shard, shard_of, sharded_report_path
 from gimport.admin.users import read_users
 from gimport.backends.google.service_account import DelegationError, ServiceAccount
@@ -459,11 +459,11 @@ def test_a_stop_keeps_the_outcome_of_users_an_earlier_run_left_complete(tmp_path
         # a run that started the user and was stopped before it found anything: its state is put back
         previous = {k: state.get_meta(k) or "" for k in ("admin.outcome", "admin.finished")}
         state.set_meta(META_OUTCOME, "interrupted")
-        assert AdminRun._kept(done, state, previous)
+        assert restore_complete(state, done.gmail, done.source_user, previous)
         assert state.get_meta(META_OUTCOME) == "complete"
         assert state.get_meta(META_FINISHED) == "1700000000"
         state.set_meta(META_OUTCOME, "failed")
-        assert not AdminRun._kept(done, state, {**previous, "admin.outcome": "failed"})  # not complete before
+        assert not restore_complete(state, done.gmail, done.source_user, {**previous, "admin.outcome": "failed"})  # not complete before
     finally:
         state.close()
     assert read_row(settings.admin.state_dir, done.gmail).outcome == "failed"

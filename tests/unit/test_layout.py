@@ -231,4 +231,5 @@ def test_no_two_modules_need_each_other():
 
 def test_the_cycle_finder_finds_a_cycle(monkeypatch):
     monkeypatch.setitem(IMPORTS, "gimport.engine.scan", IMPORTS["gimport.engine.scan"] | {"gimport.engine.migration"})
-    assert ["gimport.engine.fetch", "gimport.engine.migration", "gimport.engine.scan"] in _cycles()
+    cycles = _cycles()
+    assert any({"gimport.engine.migration", "gimport.engine.scan"} <= set(c) for c in cycles)
