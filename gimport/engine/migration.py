@@ -37,7 +37,7 @@ from gimport.engine.fetch import Fetcher, Item, ItemQueue
 from gimport.engine.identity import identify
 from gimport.engine.inflight import InFlightBytes, pool_size
 from gimport.engine.labels import Labels
-from gimport.engine.lost_state import check_new_state
+from gimport.engine.lost_state import check_new_state, source_identity
 from gimport.engine.reporting import NullReporter
 from gimport.engine.results import RunSummary
 from gimport.engine.scan import FolderWork, Scanner
@@ -294,8 +294,11 @@ class Migration:
             folders = self.source.list_folders()
             plans = inbox_first(plan_folders(folders, self.settings.labels))
             self._importing = {p.folder.name: p for p in plans if p.action == IMPORT}
-            if not self.options.new_state:  # a lost state file must not mean a silent full re-import
-                check_new_state(self.gmail, self.state, self.source.account, plans)
+            # a lost state file must not mean a silent full re-import
+            source = source_identity(self.settings.source)
+            check_new_state(
+                self.gmail, self.state, self.source.account, plans, source=source, new_state=self.options.new_state
+            )
             self.reporter.phase(_("preparing labels in Gmail"))
             label_ids = self._ensure_labels(plans)
             self.reporter.phase(_("scanning folders"))
