@@ -329,7 +329,7 @@ def test_state_on_a_full_filesystem_stops_cleanly(ws, emulator, mailbox, small_f
     assert rc == 0, err
     assert_all_imported(emulator, mailbox)
     # at most the messages in flight at the stop (reported), twice; at most [gmail] workers (40 by default)
-    told = re.search(r"(\d+) message\(s\) were in flight when an earlier run stopped", out)
+    told = re.search(r"(\d+) import call\(s\) were in flight when an earlier run stopped", out)
     assert len(user.messages) - total(mailbox) <= (int(told.group(1)) if told else 0) <= 40, out
 
 

@@ -91,19 +91,25 @@ def check_new_state(
     *,
     source: str | None = None,
     new_state: bool = False,
-) -> None:
+) -> list[str]:
     """Raise StateError (exit 2, one line) when `state` has no record of `account` while Gmail holds a
-    marker of an earlier run from `source` (source_identity; `account` when None), or while user labels the plans import into already hold messages;
-    `new_state` (run --new-state) goes on regardless. Then makes sure Gmail holds this source's marker
-    and the state knows it. Raises what the Destination raises (AuthError, GmailError)."""
-    source = source or account
+    marker of an earlier run from `source` (source_identity; `account` when None), or while user labels
+    the plans import into already hold messages; `new_state` (run --new-state) goes on regardless.
+    Returns the markers of `source` in Gmail, oldest first, for leave_marker. Raises what the Destination
+    raises (AuthError, GmailError)."""
     labels = gmail.list_labels()
-    markers = markers_of(labels, source)
+    markers = markers_of(labels, source or account)
     known = state.get_meta(MARKER_META + account) or state.recorded_folders(account)
     if not known and not new_state:
         if markers:
             raise _marker_found(state, markers[0])
         _check_labels(gmail, state, labels, plans)
+    return markers
+
+
+def leave_marker(gmail: Destination, state: State, account: str, source: str, markers: list[str]) -> None:
+    """Before the first import: make sure Gmail holds the marker of `source` (a hidden, empty label; the
+    oldest of `markers` when there is one) and the state file knows its name."""
     if markers:
         if state.get_meta(MARKER_META + account) != markers[0]:
             state.set_meta(MARKER_META + account, markers[0])

@@ -35,9 +35,9 @@ from gimport.contract import (
 from gimport.engine.copies import finish_copies, labels_with_copies
 from gimport.engine.fetch import Fetcher, Item, ItemQueue
 from gimport.engine.identity import identify
-from gimport.engine.inflight import InFlightBytes, pool_size
+from gimport.engine.inflight import InFlightBytes, PossibleCopies, pool_size
 from gimport.engine.labels import Labels
-from gimport.engine.lost_state import check_new_state, source_identity
+from gimport.engine.lost_state import check_new_state, leave_marker, source_identity
 from gimport.engine.reporting import NullReporter
 from gimport.engine.results import RunSummary
 from gimport.engine.scan import FolderWork, Scanner
@@ -96,6 +96,7 @@ class Migration:
         self._fatal_lock = threading.Lock()
         self.summary = RunSummary(source_account=source.account, gmail_account=None)
         self._importing: dict[str, FolderPlan] = {}  # folder name -> plan, for FetchedMessage.also_in
+        self._copies = PossibleCopies(state, source.account)  # possible copies, kept in the state as counted
         self._scanner = Scanner(
             source=source,
             state=state,
@@ -236,49 +237,60 @@ class Migration:
         identity = content_identity(mid, size, msg.internaldate)
         # what Gmail gets; the state keeps the hash of the served bytes, so resume and duplicates see the source
         data = fix_date(msg.raw, msg.internaldate) if self.settings.importing.fix_dates else msg.raw
-        attempts = [0]
+        attempts = [0, 0]  # the attempt, and the possible copies counted for this message in this run
 
         def on_attempt(n: int) -> None:
             attempts[0] = n
-            # recorded before the call leaves: a kill from here on counts as a possible re-send
-            if n == 1 and self.state.mark_sending(key, mid, digest, ",".join(labels), identity):
-                result.note_resent()
+            # recorded before each call leaves: a kill from here on counts it as a possible copy at the next run
+            earlier = self.state.mark_sending(key, mid, digest, ",".join(labels), identity)
+            if n == 1 and earlier:  # calls of killed runs (this run's retries count as ambiguous)
+                result.note_resent(earlier)
+                attempts[1] += earlier
 
         def on_retry(err: RetryableError) -> None:
             if err.ambiguous:
                 result.note_ambiguous()
+                attempts[1] += 1
 
         try:
             gmail_id = self.gmail.import_message(data, labels, on_attempt=on_attempt, on_retry=on_retry)
         except StopRequested as stop:
-            return self._stopped(item, key, stop, attempts[0])
+            return self._stopped(item, key, stop, attempts)
         except RetryableError as err:
             reason = _("gave up after {attempts} attempts: {error}").format(attempts=attempts[0], error=err)
-            self.state.mark_failed(key, english(reason))
+            self._settle(key, reason, attempts[1])
             return self._finish(item, FAILED, size, reason)
         except MessageRejected as err:
             reason = _("rejected by Gmail: {error}").format(error=err)
-            self.state.mark_failed(key, english(reason))
+            self._settle(key, reason, attempts[1])
             return self._finish(item, FAILED, size, reason)
         except GimportError as err:
-            self.state.mark_failed(key, english(err))
+            self._settle(key, err, attempts[1])
             self._finish(item, FAILED, size, str(err))
             raise
         copies = [c.key for c in item.work.copies.get(msg.uid, ())]
         self.state.mark_imported(key, gmail_id, size, copies, changes=DATE_FIXED if data is not msg.raw else "")
+        self._copies.add(attempts[1])
         return self._finish(item, IMPORTED, size)
 
-    def _stopped(self, item: Item, key: MessageKey, stop: StopRequested, attempts: int) -> None:
-        """A stop came while the message waited to be sent again (or before its first attempt)."""
+    def _settle(self, key: MessageKey, reason: object, maybe: int) -> None:
+        """Record the message failed; the possible copies counted for it in this run are kept in the state
+        (the row no longer tells them: a kill before the summary leaves them to the next run's)."""
+        self.state.mark_failed(key, english(reason))
+        self._copies.add(maybe)
+
+    def _stopped(self, item: Item, key: MessageKey, stop: StopRequested, attempts: list[int]) -> None:
+        """A stop came while the message waited to be sent again (or before its first attempt). `attempts`:
+        the attempt, and the possible copies counted for it in this run."""
         err = stop.last_error
-        if err is None and attempts == 0:
+        if err is None and attempts[0] == 0:
             return  # never sent: stays pending for the next run
         reason = _("interrupted while waiting to retry: {error}").format(error=err)
         if err is not None and err.ambiguous:
             # Gmail may have it: leave it in flight, so the next run counts the re-send
             self.state.note_error(key, english(reason))
         else:
-            self.state.mark_failed(key, english(reason))
+            self._settle(key, reason, attempts[1])
         self._finish(item, FAILED, len(item.message.raw), reason)
 
     # -- the run ------------------------------------------------------------------------------------
@@ -296,7 +308,7 @@ class Migration:
             self._importing = {p.folder.name: p for p in plans if p.action == IMPORT}
             # a lost state file must not mean a silent full re-import
             source = source_identity(self.settings.source)
-            check_new_state(
+            markers = check_new_state(
                 self.gmail, self.state, self.source.account, plans, source=source, new_state=self.options.new_state
             )
             self.reporter.phase(_("preparing labels in Gmail"))
@@ -323,7 +335,14 @@ class Migration:
         total = sum(len(folder.items) + sum(map(len, folder.copies.values())) for folder in work)
         self.reporter.transfer_started(total, sum(folder.size for folder in work))
         if total:
-            self._transfer(work)
+            try:  # before the first import: what tells a lost state file from a first run
+                leave_marker(self.gmail, self.state, self.source.account, source, markers)
+            except GimportError as err:
+                s.fatal = err
+            else:
+                self._transfer(work)
+        s.earlier_resends = self._copies.earlier  # the summary says them: the next run starts from zero
+        self._copies.reported()
         s.rate_limited = self.pacer.rate_limited
         s.imap_reconnects = self.source.reconnects
         s.finished = time.monotonic()

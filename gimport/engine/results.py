@@ -45,7 +45,7 @@ class FolderResult:
     outcomes: Counter[str] = field(default_factory=Counter)  # messages per outcome (OUTCOMES)
     bytes: int = 0  # of the imported messages
     reasons: Counter[str] = field(default_factory=Counter)  # failed or skipped messages per reason_kind
-    resent: int = 0  # in flight when an earlier run was interrupted, sent again now
+    resent: int = 0  # import calls in flight when an earlier run was interrupted, their messages sent again now
     ambiguous: int = 0  # retried after an answer that may have come after Gmail stored it
     # the messages the latest scan handed out to send, and the outcomes recorded before it did
     _handed_out: int = field(default=0, repr=False)
@@ -79,10 +79,11 @@ class FolderResult:
             if outcome in (FAILED, SKIPPED):
                 self.reasons[reason_kind(reason)] += n
 
-    def note_resent(self) -> None:
-        """A message in flight when an earlier run stopped is being sent again."""
+    def note_resent(self, calls: int = 1) -> None:
+        """A message in flight when an earlier run stopped is being sent again: `calls` import calls for it were
+        left in flight (each may have been stored)."""
         with self._lock:
-            self.resent += 1
+            self.resent += calls
 
     def note_ambiguous(self) -> None:
         """A call is retried after an answer that may have come after Gmail stored the message."""
@@ -130,6 +131,7 @@ class RunSummary:
     fatal: GimportError | None = None
     rate_limited: int = 0
     imap_reconnects: int = 0
+    earlier_resends: int = 0  # possible copies counted by earlier runs that printed no summary (killed)
     warnings: list[str] = field(default_factory=list)
 
     @property

@@ -12,6 +12,7 @@ from gimport.config.settings import SourceSettings
 from gimport.engine.lost_state import (
     check_new_state,
     first_run,
+    leave_marker,
     marker_name,
     marker_stem,
     markers_of,
@@ -72,27 +73,41 @@ def state(tmp_path: Path):
 
 def test_a_first_run_leaves_a_hidden_marker_and_a_second_finds_it(state):
     gmail = FakeGmail()
-    check_new_state(gmail, state, "alice@h", [])
+    markers = check_new_state(gmail, state, "alice@h", [])
+    assert markers == []
+    assert gmail.created == []  # the check creates nothing: the marker comes before the first import
+    leave_marker(gmail, state, "alice@h", "alice@h", markers)
     ((name, visibility, messages),) = gmail.created
     assert (visibility, messages) == ("labelHide", "hide")
     assert state.get_meta("marker:alice@h") == name
-    check_new_state(gmail, state, "alice@h", [])  # the state knows it: nothing more
+    markers = check_new_state(gmail, state, "alice@h", [])  # the state knows it: nothing more
+    assert markers == [name]
+    leave_marker(gmail, state, "alice@h", "alice@h", markers)
     assert len(gmail.created) == 1
 
 
-def test_a_state_without_the_source_facing_its_marker_stops(state, tmp_path):
+def test_a_state_without_the_source_facing_its_marker_stops(state):
     gmail = FakeGmail([{"id": "L1", "name": marker_name("alice@h", WHEN), "type": "user"}])
     with pytest.raises(StateError, match="marker of a run from it") as err:
         check_new_state(gmail, state, "alice@h", [])
     assert "--new-state" in str(err.value)
     assert state.get_meta("marker:alice@h") is None
-    check_new_state(gmail, state, "alice@h", [], new_state=True)  # said on purpose
+    markers = check_new_state(gmail, state, "alice@h", [], new_state=True)  # said on purpose
+    leave_marker(gmail, state, "alice@h", "alice@h", markers)
     assert state.get_meta("marker:alice@h") == marker_name("alice@h", WHEN)
     assert gmail.created == []  # the first run's marker stays the one
     check_new_state(gmail, state, "alice@h", [])  # known from then on
 
 
+def test_the_marker_names_the_source_not_the_state_account(state):
+    """Local files: every Maildir is "maildir@local" in the state, the marker names the path."""
+    gmail = FakeGmail([{"id": "L1", "name": marker_name("maildir@local:/home/a/Maildir", WHEN), "type": "user"}])
+    check_new_state(gmail, state, "maildir@local", [], source="maildir@local:/srv/other")  # another source
+    with pytest.raises(StateError):
+        check_new_state(gmail, state, "maildir@local", [], source="maildir@local:/home/a/Maildir")
+
+
 def test_a_marker_made_side_by_side_is_taken(state):
     gmail = FakeGmail(conflict=True)
-    check_new_state(gmail, state, "alice@h", [])
+    leave_marker(gmail, state, "alice@h", "alice@h", [])
     assert state.get_meta("marker:alice@h") == gmail.created[0][0]
