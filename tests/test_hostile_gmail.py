@@ -117,5 +117,5 @@ def test_second_sigterm_ends_a_hung_run_at_once(tmp_path, emulator):
 
 
 def _resent(summary: str) -> int:
-    found = re.search(r"(\d+) message\(s\) were in flight when an earlier run stopped", summary)
+    found = re.search(r"(\d+) import call\(s\) were in flight when an earlier run stopped", summary)
     return int(found.group(1)) if found else 0

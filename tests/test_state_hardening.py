@@ -179,27 +179,72 @@ def test_the_lock_is_a_flock_on_the_state_file_itself(tmp_path):
 # -------------------------------------------------------------------------- 8: a lost state file
 
 
-@pytest.mark.parametrize("how", ["deleted", "emptied"])
-def test_a_lost_state_file_does_not_mean_a_full_reimport(ws, emulator, mailbox, how):
+def markers(user) -> list[dict]:
+    """The marker labels gimport left in the emulated Gmail (gimport.engine.lost_state)."""
+    return [dict(lbl) for lbl in list(user.labels.values()) if lbl["name"].startswith("gimport-marker-")]
+
+
+@pytest.mark.parametrize("how", ["deleted", "emptied", "replaced"])
+@pytest.mark.parametrize("where", ["folders", "inbox only"])
+def test_a_lost_state_file_does_not_mean_a_full_reimport(ws, emulator, imap_user, how, where):
+    box = sample_mailbox(n=60, seed=12)
+    if where == "inbox only":  # no user label holds mail: only the marker can tell
+        box = {"INBOX": [seed for seeds in box.values() for seed in seeds]}
+    for folder, messages in box.items():
+        imap_user.seed(folder, messages)
+    assert gimport(ws)[0] == 0
+    user = emulator.user(EMAIL)
+    # one hidden marker, made with the least scopes gimport asks for
+    (marker,) = markers(user)
+    assert (marker["labelListVisibility"], marker["messageListVisibility"]) == ("labelHide", "hide")
+    stored = len(user.messages)
+    assert stored == total(box)
+    if how == "deleted":
+        ws.state.unlink()
+        rc, _out, err = gimport(ws, "status")
+        line = one_line(err)
+        assert rc == 2
+        assert "nothing has been run yet" not in line
+        assert "is missing, but Gmail holds the marker of a run from this source" in line
+    elif how == "emptied":
+        ws.state.write_bytes(b"")
+    else:  # a state file of another source, or a fresh one
+        ws.state.unlink()
+        from gimport.backends.state.store import StateStore
+
+        StateStore(ws.state).close()
+        rc, out, _err = gimport(ws, "status")
+        assert "But Gmail holds the marker of a run from this source" in " ".join(out.split())
+    rc, _, err = gimport(ws)
+    line = one_line(err)
+    assert rc == 2
+    assert "Gmail holds the marker of a run from it" in line
+    assert "--new-state" in line
+    assert len(user.messages) == stored  # stopped before importing anything
+    # said on purpose: the run goes ahead, imports everything again, keeps the one marker
+    rc, _out, err = gimport(ws, "run", "--new-state")
+    assert rc == 0, err
+    assert len(user.messages) == stored + total(box)
+    assert [m["name"] for m in markers(user)] == [marker["name"]]
+    # and the new state file is known from then on
+    assert gimport(ws)[0] == 0
+    assert len(user.messages) == stored + total(box)
+
+
+def test_mail_already_in_the_labels_stops_a_first_run(ws, emulator, mailbox):
+    """No marker (mail copied by another tool, or a gimport before the marker): the labels tell."""
     assert gimport(ws)[0] == 0
     user = emulator.user(EMAIL)
     calls = user.import_calls
-    if how == "deleted":
-        ws.state.unlink()
-    else:
-        ws.state.write_bytes(b"")
+    ws.state.unlink()
+    for lid in [lbl["id"] for lbl in markers(user)]:
+        del user.labels[lid]
     rc, _, err = gimport(ws)
     line = one_line(err)
     assert rc == 2
     assert "label(s) this run imports into already hold" in line
-    assert "message(s) in Gmail" in line
     assert "imapsync" in line
-    assert "--new-state" in line
-    assert user.import_calls == calls  # stopped before importing anything
-    # said on purpose: the run goes ahead
-    rc, _out, err = gimport(ws, "run", "--new-state")
-    assert rc == 0, err
-    assert user.import_calls == calls + total(mailbox)
+    assert user.import_calls == calls
 
 
 def test_a_state_file_deleted_during_the_run_stops_it(ws, emulator, mailbox):
@@ -223,7 +268,7 @@ def test_a_state_file_deleted_during_the_run_stops_it(ws, emulator, mailbox):
     emulator.faults.clear()
     rc, _, err = gimport(ws)  # and the next run does not import everything again
     assert rc == 2
-    assert "already hold" in one_line(err)
+    assert "Gmail holds the marker of a run from it" in one_line(err)
 
 
 # ------------------------------------------------------------------------------- 14: state and disk
@@ -284,7 +329,7 @@ def test_state_on_a_full_filesystem_stops_cleanly(ws, emulator, mailbox, small_f
     assert rc == 0, err
     assert_all_imported(emulator, mailbox)
     # at most the messages in flight at the stop (reported), twice; at most [gmail] workers (40 by default)
-    told = re.search(r"(\d+) message\(s\) were in flight when an earlier run stopped", out)
+    told = re.search(r"(\d+) import call\(s\) were in flight when an earlier run stopped", out)
     assert len(user.messages) - total(mailbox) <= (int(told.group(1)) if told else 0) <= 40, out
 
 

@@ -10,6 +10,7 @@ import logging
 import sys
 from collections import Counter
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from gimport.cli.follow import cutover_notes, follow_end, follow_options, follow_status, following
@@ -102,11 +103,16 @@ def cmd_status(args: argparse.Namespace) -> int:
     import json
 
     from gimport import wiring
+    from gimport.engine.lost_state import MARKER_META
     from gimport.render.run import format_run_progress, format_status
     from gimport.render.text import terminal_width, wrap
 
     settings = load_settings(args.config)
     width = terminal_width(sys.stdout)
+    if not Path(settings.state_path).exists():
+        from gimport.cli.lost_state import missing_state
+
+        raise missing_state(settings)
     state = wiring.state(settings.state_path, readonly=True)
     try:
         account = settings.source.account
@@ -129,6 +135,12 @@ def cmd_status(args: argparse.Namespace) -> int:
         shared = (sum(n > 1 for n in ids.values()), sum(n for n in ids.values() if n > 1))
         status = format_status(counts, state.get_meta("gmail_account"), width=width, in_progress=running, shared=shared)
         print(safe_lines(status))
+        if not counts and not running and not state.get_meta(MARKER_META + account):
+            from gimport.cli.lost_state import marker_note
+
+            note = marker_note(settings)
+            if note:
+                print(safe_lines(wrap(note, width)))
         problems = state.problems(account, limit=20)
         if problems:
             print("\n" + _("Not imported (most recent first):"))
@@ -318,8 +330,8 @@ def _register_run(commands: CommandTable) -> None:
         "--new-state",
         action="store_true",
         help=_(
-            "go on with a new (or lost) state file even when the labels this run uses already hold mail in Gmail"
-            " (that mail may then be imported again)"
+            "go on with a new (or lost) state file even when Gmail holds the marker of an earlier run from this"
+            " source or the labels this run uses already hold mail (that mail is then imported again)"
         ),
     )
     add_stats_option(run_p)

@@ -1,9 +1,40 @@
-"""A bound on the bytes of fetched messages waiting for import (between the engine's reader and workers), and
-the size of the import pool it allows."""
+"""A bound on the bytes of fetched messages waiting for import (between the engine's reader and workers), the
+size of the import pool it allows, and the count of possible copies that outlives a killed run."""
 
 from __future__ import annotations
 
 import threading
+
+from gimport.contract import State
+
+UNREPORTED = "unreported_resends:"  # + source account: possible copies counted by runs that printed no summary
+
+
+class PossibleCopies:
+    """The calls that may have stored a message that was then sent again (a call in flight when an earlier run
+    stopped, a call retried after an ambiguous answer), kept in the state once the message's outcome is
+    recorded (until then its row counts them: the calls it has left in flight): a run killed before its
+    summary leaves them to the next run's summary, so that none goes uncounted and none twice. `earlier`:
+    those of runs that printed no summary."""
+
+    def __init__(self, state: State, account: str) -> None:
+        self.state, self._key = state, UNREPORTED + account
+        self.earlier = int(state.get_meta(self._key) or 0)
+        self._now = 0
+        self._lock = threading.Lock()
+
+    def add(self, n: int = 1) -> None:
+        if not n:
+            return
+        with self._lock:
+            self._now += n
+            self.state.set_meta(self._key, str(self.earlier + self._now))
+
+    def reported(self) -> None:
+        """The run's summary says them all: start again from zero."""
+        with self._lock:
+            if self.earlier or self._now:
+                self.state.set_meta(self._key, "0")
 
 
 class InFlightBytes:

@@ -34,11 +34,11 @@ from gimport.contract import (
 from gimport.engine.copies import finish_copies, labels_with_copies, later_copy
 from gimport.engine.fetch import Item, ItemQueue
 from gimport.engine.identity import identify
-from gimport.engine.inflight import InFlightBytes
+from gimport.engine.inflight import InFlightBytes, PossibleCopies
 from gimport.engine.labels import Labels
-from gimport.engine.lost_state import check_new_state
+from gimport.engine.lost_state import check_new_state, leave_marker, source_identity
 from gimport.engine.reporting import NullReporter
-from gimport.engine.results import RunSummary, resent_warning
+from gimport.engine.results import RunSummary, refusal, resent_warning
 from gimport.engine.scan import FolderWork, Scanner
 from gimport.engine.transfer import EngineOptions, transfer
 from gimport.errors import (
@@ -53,7 +53,6 @@ from gimport.mail import rfc822
 from gimport.mail.dates import DATE_FIXED, fix_date
 from gimport.mail.keywords import flag_labels
 from gimport.mail.mapping import LABELLING, FolderPlan, message_labels, plan_folders
-from gimport.mail.quota import too_large
 from gimport.mail.selection import content_identity, inbox_first
 
 log = logging.getLogger("gimport")
@@ -87,6 +86,8 @@ class Migration:
         self.summary = RunSummary(source_account=source.account, gmail_account=None)
         self.importing: dict[str, FolderPlan] = {}  # folder name -> plan, for FetchedMessage.also_in
         self._labels: Labels | None = None  # made while the run goes on (_prepare)
+        self._copies = PossibleCopies(state, source.account)  # possible copies, kept in the state as counted
+        self._markers: list[str] = []  # the marker labels of this source in Gmail (gimport.engine.lost_state)
         self._scanner = Scanner(
             source=source,
             state=state,
@@ -179,30 +180,15 @@ class Migration:
         self._send(item, key, digest, mid)
 
     def _refused(self, item: Item, key: MessageKey) -> bool:
-        """Record the message as failed or skipped when it cannot be sent as it is: the server would not give
-        it, it is empty, or it is over Gmail's limit. False when it can be sent."""
-        msg = item.message
-        size, limit = len(msg.raw), self.gmail.max_message_bytes
-        if msg.error is not None:
-            # the server would not give this one message: it costs that message, never the folder
-            if msg.permanent:
-                self.state.mark_skipped(key, msg.error)
-                self._finish(item, SKIPPED, 0, msg.error)
-            else:
-                self.state.mark_failed(key, msg.error)
-                self._finish(item, FAILED, 0, msg.error)
-            return True
-        if size == 0:
-            reason: str = _("empty message on the server (0 bytes)")
-            self.state.mark_skipped(key, english(reason))
-            self._finish(item, SKIPPED, 0, reason)
-            return True
-        if size > limit:
-            reason = too_large(size, limit)
-            self.state.mark_skipped(key, english(reason))
-            self._finish(item, SKIPPED, size, reason)
-            return True
-        return False
+        """Record the message as failed or skipped when it cannot be sent as it is (gimport.engine.results.
+        refusal). False when it can be sent."""
+        found = refusal(item.message, self.gmail.max_message_bytes)
+        if found is None:
+            return False
+        outcome, reason, size = found
+        (self.state.mark_skipped if outcome == SKIPPED else self.state.mark_failed)(key, english(reason))
+        self._finish(item, outcome, size, reason)
+        return True
 
     def _label_ids(self, item: Item) -> list[str] | None:
         """The Gmail label ids the message is sent with: its folder's and flags', and those of its other
@@ -233,49 +219,60 @@ class Migration:
         identity = content_identity(mid, size, msg.internaldate)
         # what Gmail gets; the state keeps the hash of the served bytes, so resume and duplicates see the source
         data = fix_date(msg.raw, msg.internaldate) if self.settings.importing.fix_dates else msg.raw
-        attempts = [0]
+        attempts = [0, 0]  # the attempt, and the possible copies counted for this message in this run
 
         def on_attempt(n: int) -> None:
             attempts[0] = n
-            # recorded before the call leaves: a kill from here on counts as a possible re-send
-            if n == 1 and self.state.mark_sending(key, mid, digest, ",".join(labels), identity):
-                result.note_resent()
+            # recorded before each call leaves: a kill from here on counts it as a possible copy at the next run
+            earlier = self.state.mark_sending(key, mid, digest, ",".join(labels), identity)
+            if n == 1 and earlier:  # calls of killed runs (this run's retries count as ambiguous)
+                result.note_resent(earlier)
+                attempts[1] += earlier
 
         def on_retry(err: RetryableError) -> None:
             if err.ambiguous:
                 result.note_ambiguous()
+                attempts[1] += 1
 
         try:
             gmail_id = self.gmail.import_message(data, labels, on_attempt=on_attempt, on_retry=on_retry)
         except StopRequested as stop:
-            return self._stopped(item, key, stop, attempts[0])
+            return self._stopped(item, key, stop, attempts)
         except RetryableError as err:
             reason = _("gave up after {attempts} attempts: {error}").format(attempts=attempts[0], error=err)
-            self.state.mark_failed(key, english(reason))
+            self._settle(key, reason, attempts[1])
             return self._finish(item, FAILED, size, reason)
         except MessageRejected as err:
             reason = _("rejected by Gmail: {error}").format(error=err)
-            self.state.mark_failed(key, english(reason))
+            self._settle(key, reason, attempts[1])
             return self._finish(item, FAILED, size, reason)
         except GimportError as err:
-            self.state.mark_failed(key, english(err))
+            self._settle(key, err, attempts[1])
             self._finish(item, FAILED, size, str(err))
             raise
         copies = [c.key for c in item.work.copies.get(msg.uid, ())]
         self.state.mark_imported(key, gmail_id, size, copies, changes=DATE_FIXED if data is not msg.raw else "")
+        self._copies.add(attempts[1])
         return self._finish(item, IMPORTED, size)
 
-    def _stopped(self, item: Item, key: MessageKey, stop: StopRequested, attempts: int) -> None:
-        """A stop came while the message waited to be sent again (or before its first attempt)."""
+    def _settle(self, key: MessageKey, reason: object, maybe: int) -> None:
+        """Record the message failed; the possible copies counted for it in this run are kept in the state
+        (the row no longer tells them: a kill before the summary leaves them to the next run's)."""
+        self.state.mark_failed(key, english(reason))
+        self._copies.add(maybe)
+
+    def _stopped(self, item: Item, key: MessageKey, stop: StopRequested, attempts: list[int]) -> None:
+        """A stop came while the message waited to be sent again (or before its first attempt). `attempts`:
+        the attempt, and the possible copies counted for it in this run."""
         err = stop.last_error
-        if err is None and attempts == 0:
+        if err is None and attempts[0] == 0:
             return  # never sent: stays pending for the next run
         reason = _("interrupted while waiting to retry: {error}").format(error=err)
         if err is not None and err.ambiguous:
             # Gmail may have it: leave it in flight, so the next run counts the re-send
             self.state.note_error(key, english(reason))
         else:
-            self.state.mark_failed(key, english(reason))
+            self._settle(key, reason, attempts[1])
         self._finish(item, FAILED, len(item.message.raw), reason)
 
     # -- the run ------------------------------------------------------------------------------------
@@ -313,8 +310,15 @@ class Migration:
         self._identify()
         self.reporter.phase(_("listing folders on the source"))
         plans = self._list()
-        if not self.options.new_state:  # a lost state file must not mean a silent full re-import
-            check_new_state(self.gmail, self.state, self.source.account, plans)
+        # a lost state file must not mean a silent full re-import
+        self._markers = check_new_state(
+            self.gmail,
+            self.state,
+            self.source.account,
+            plans,
+            source=source_identity(self.settings.source),
+            new_state=self.options.new_state,
+        )
         self.reporter.phase(_("preparing labels in Gmail"))  # made while the run goes on: a message waits for its own
         self._labels = Labels(
             self.gmail,
@@ -356,18 +360,27 @@ class Migration:
         total = sum(len(folder.items) + sum(map(len, folder.copies.values())) for folder in work)
         self.reporter.transfer_started(total, sum(folder.size for folder in work))
         if total:
-            transfer(
-                work,
-                source=self.source,
-                rescan=self._scanner.rescan,
-                concurrency=lambda: self.pacer.concurrency_limit,
-                options=self.options,
-                stop=self._stop,
-                worker=self._worker,
-                warn=self._warn,
-                fatal=self._set_fatal,
-            )
+            try:  # before the first import: what tells a lost state file from a first run
+                self._markers = leave_marker(
+                    self.gmail, self.state, self.source.account, source_identity(self.settings.source), self._markers
+                )
+            except GimportError as err:
+                s.fatal = err
+            else:
+                transfer(
+                    work,
+                    source=self.source,
+                    rescan=self._scanner.rescan,
+                    concurrency=lambda: self.pacer.concurrency_limit,
+                    options=self.options,
+                    stop=self._stop,
+                    worker=self._worker,
+                    warn=self._warn,
+                    fatal=self._set_fatal,
+                )
         self._labels_done()
+        s.earlier_resends = self._copies.earlier  # the summary says them: the next run starts from zero
+        self._copies.reported()
         s.rate_limited = self.pacer.rate_limited
         s.imap_reconnects = self.source.reconnects
         s.finished = time.monotonic()

@@ -16,10 +16,11 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 
-from gimport.contract import DUPLICATE, FAILED, IMPORTED, SKIPPED
+from gimport.contract import DUPLICATE, FAILED, IMPORTED, SKIPPED, FetchedMessage
 from gimport.errors import GimportError
-from gimport.i18n import ngettext
+from gimport.i18n import _, ngettext
 from gimport.mail.mapping import FolderPlan
+from gimport.mail.quota import too_large
 
 # an outcome that is no status in the state file: expunged from the folder between the scan and the fetch
 GONE = "gone"
@@ -57,7 +58,7 @@ class FolderResult:
     outcomes: Counter[str] = field(default_factory=Counter)  # messages per outcome (OUTCOMES)
     bytes: int = 0  # of the imported messages
     reasons: Counter[str] = field(default_factory=Counter)  # failed or skipped messages per reason_kind
-    resent: int = 0  # in flight when an earlier run was interrupted, sent again now
+    resent: int = 0  # import calls in flight when an earlier run was interrupted, their messages sent again now
     ambiguous: int = 0  # retried after an answer that may have come after Gmail stored it
     # the messages the latest scan handed out to send, and the outcomes recorded before it did
     _handed_out: int = field(default=0, repr=False)
@@ -91,10 +92,11 @@ class FolderResult:
             if outcome in (FAILED, SKIPPED):
                 self.reasons[reason_kind(reason)] += n
 
-    def note_resent(self) -> None:
-        """A message in flight when an earlier run stopped is being sent again."""
+    def note_resent(self, calls: int = 1) -> None:
+        """A message in flight when an earlier run stopped is being sent again: `calls` import calls for it were
+        left in flight (each may have been stored)."""
         with self._lock:
-            self.resent += 1
+            self.resent += calls
 
     def note_ambiguous(self) -> None:
         """A call is retried after an answer that may have come after Gmail stored the message."""
@@ -142,6 +144,7 @@ class RunSummary:
     fatal: GimportError | None = None
     rate_limited: int = 0
     imap_reconnects: int = 0
+    earlier_resends: int = 0  # possible copies counted by earlier runs that printed no summary (killed)
     warnings: list[str] = field(default_factory=list)
 
     @property
@@ -159,3 +162,17 @@ class RunSummary:
             and self.fatal is None
             and all(f.error is None and f.remaining == 0 and f.failed == 0 and f.skipped == 0 for f in self.folders)
         )
+
+
+def refusal(msg: FetchedMessage, limit: int) -> tuple[str, str, int] | None:
+    """Why a fetched message cannot be sent as it is, as (outcome, reason, bytes counted): the server would not
+    give it (it costs that message, never the folder: FAILED, or SKIPPED when it never can), it is empty, or it
+    is over Gmail's `limit` (SKIPPED). None when it can be sent."""
+    size = len(msg.raw)
+    if msg.error is not None:
+        return (SKIPPED if msg.permanent else FAILED), msg.error, 0
+    if size == 0:
+        return SKIPPED, _("empty message on the server (0 bytes)"), 0
+    if size > limit:
+        return SKIPPED, too_large(size, limit), size
+    return None

@@ -89,7 +89,12 @@ def _summary_notes(s: RunSummary) -> list[str]:
     out: list[str] = []
     resent = s.total("resent")
     if resent:
-        out.append(_("{n} message(s) were in flight when an earlier run stopped and were sent again.").format(n=resent))
+        out.append(
+            _(
+                "{n} import call(s) were in flight when an earlier run stopped; their messages were sent again"
+                " (where Gmail had stored them, it may now hold them twice)."
+            ).format(n=resent)
+        )
     ambiguous = s.total("ambiguous")
     if ambiguous:
         out.append(
@@ -97,6 +102,13 @@ def _summary_notes(s: RunSummary) -> list[str]:
                 "{n} call(s) were retried after an answer that may have come after Gmail stored the message"
                 " (where it had, Gmail may now hold the message twice)."
             ).format(n=ambiguous)
+        )
+    if s.earlier_resends:
+        out.append(
+            _(
+                "{n} call(s) of earlier runs that ended without a summary (killed) may have stored a message that"
+                " was then sent again (Gmail may hold such a message twice)."
+            ).format(n=s.earlier_resends)
         )
     if s.rate_limited:
         out.append(_("Gmail asked gimport to slow down {n} time(s).").format(n=s.rate_limited))

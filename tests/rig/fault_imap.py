@@ -33,6 +33,7 @@ import contextlib
 import dataclasses
 import datetime as dt
 import itertools
+import random
 import re
 import socket
 import threading
@@ -167,6 +168,15 @@ class Faults:
     drop_after_commands: int | None = None
     #: Only in these sessions (1 = the first connection); None = every session.
     drop_in_sessions: frozenset[int] | None = None
+    #: Close the connection, without an answer, when one of these commands (``"LOGIN"``, ``"UID FETCH"``) is read,
+    #: in the sessions of ``drop_commands_in_sessions`` (None = every session).
+    drop_commands: frozenset[str] = frozenset()
+    drop_commands_in_sessions: frozenset[int] | None = None
+    #: Close the connection, without an answer, after reading each command with this probability (one random
+    #: draw per command, over all sessions, seeded by ``drop_seed``): a LOGIN is as likely to be lost as a FETCH.
+    #: ``server.dropped`` counts them.
+    drop_rate: float = 0.0
+    drop_seed: int = 0
     #: Each UID in SEARCH answers this many times (``1 1 2 2``). The answer is always one line.
     search_repeat: int = 1
     #: A FETCH of these UIDs' bodies (or of anything, with ``fetch_error_on="any"``) answers the messages before
@@ -213,7 +223,9 @@ class Faults:
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
             v = getattr(self, f.name)
-            if (f.name.endswith("_uids") or f.name == "drop_in_sessions") and v is not None:
+            if (
+                f.name.endswith("_uids") or f.name in ("drop_in_sessions", "drop_commands", "drop_commands_in_sessions")
+            ) and v is not None:
                 object.__setattr__(self, f.name, frozenset(v))
         if self.search_repeat < 1:
             raise ValueError("search_repeat must be >= 1")
@@ -368,6 +380,8 @@ class FaultImapServer:
         self.plain_port: int | None = None
         self.commands: list[ReceivedCommand] = []
         self.sessions = 0
+        self.dropped = 0  # connections closed by drop_rate
+        self._random = random.Random(self.faults.drop_seed)
         self.errors: list[str] = []  # handler exceptions that were not a client going away
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -565,12 +579,19 @@ class _Session:
             with self.srv._lock:
                 self.srv.commands.append(ReceivedCommand(self.number, tag, name, raw))
             f = self.f
-            if (
-                f.drop_after_commands is not None
-                and self.count >= f.drop_after_commands
-                and (f.drop_in_sessions is None or self.number in f.drop_in_sessions)
+            in_session = f.drop_in_sessions is None or self.number in f.drop_in_sessions
+            if in_session and f.drop_after_commands is not None and self.count >= f.drop_after_commands:
+                self.close()
+            if name in f.drop_commands and (
+                f.drop_commands_in_sessions is None or self.number in f.drop_commands_in_sessions
             ):
                 self.close()
+            if f.drop_rate:
+                with self.srv._lock:
+                    drop = self.srv._random.random() < f.drop_rate
+                    self.srv.dropped += drop
+                if drop:
+                    self.close()
             self.dispatch(tag.encode("latin-1"), name, args)
 
     def dispatch(self, tag: bytes, name: str, args: list) -> None:

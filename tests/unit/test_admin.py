@@ -463,7 +463,9 @@ def test_a_stop_keeps_the_outcome_of_users_an_earlier_run_left_complete(tmp_path
         assert state.get_meta(META_OUTCOME) == "complete"
         assert state.get_meta(META_FINISHED) == "1700000000"
         state.set_meta(META_OUTCOME, "failed")
-        assert not restore_complete(state, done.gmail, done.source_user, {**previous, "admin.outcome": "failed"})  # not complete before
+        assert not restore_complete(
+            state, done.gmail, done.source_user, {**previous, "admin.outcome": "failed"}
+        )  # not complete before
     finally:
         state.close()
     assert read_row(settings.admin.state_dir, done.gmail).outcome == "failed"

@@ -106,7 +106,7 @@ class FakeGmail:
     def list_labels(self):
         return list(self.labels)
 
-    def create_label(self, name, visibility="labelShow"):
+    def create_label(self, name, visibility="labelShow", messages="show"):
         self.creates.append(name)
         if name.casefold() in self.refused:
             raise MessageRejected("labels.create: HTTP 400 Invalid label name")

@@ -22,7 +22,7 @@ class FakeGmail:
         with self.lock:
             return list(self.labels)
 
-    def create_label(self, name, visibility="labelShow"):
+    def create_label(self, name, visibility="labelShow", messages="show"):
         parent = name.rpartition("/")[0]
         with self.lock:
             names = {lbl["name"] for lbl in self.labels}

@@ -13,7 +13,7 @@ def test_lifecycle_and_counts(tmp_path):
     st.record_folder(A, "Work", 7, found=4, selected=4, labels="Work")
     st.add_pending(A, "Work", 7, [(1, 100), (2, 200), (3, 300), (4, 400)])
     k = [MessageKey(A, "Work", 7, uid) for uid in (1, 2, 3, 4)]
-    assert st.mark_sending(k[0], "<a@x>", "h1", "L1") is False
+    assert st.mark_sending(k[0], "<a@x>", "h1", "L1") == 0
     st.mark_imported(k[0], "g1", 100)
     st.mark_sending(k[1], "<b@x>", "h2", "L1")
     st.mark_failed(k[1], "rejected by Gmail: HTTP 400")
@@ -28,7 +28,7 @@ def test_lifecycle_and_counts(tmp_path):
 
     # a new run finds the in-flight message and learns it is a re-send
     st = StateStore(tmp_path / "s.sqlite")
-    assert st.mark_sending(k[3], None, "h4", "L1") is True
+    assert st.mark_sending(k[3], None, "h4", "L1") == 1
     st.mark_imported(k[3], "g4", 400)
     (c,) = st.folder_counts(A)
     assert c.resent == 1
@@ -73,3 +73,21 @@ def test_not_a_database(tmp_path):
 def test_status_without_state_file(tmp_path):
     with pytest.raises(StateError, match="nothing has been run yet"):
         StateStore.open_readonly(tmp_path / "none.sqlite")
+
+
+def test_calls_left_in_flight_are_counted_each(tmp_path):
+    """A message in flight through several killed runs: each call left in flight may have been stored, so the
+    next run learns how many; an outcome (or a failure) starts the count again."""
+    st = StateStore(tmp_path / "s.sqlite")
+    key = MessageKey(A, "Work", 7, 1)
+    st.record_folder(A, "Work", 7, found=1, selected=1, labels="Work")
+    st.add_pending(A, "Work", 7, [(1, 100)])
+    assert st.mark_sending(key, None, "h", "L1") == 0  # run 1, killed during the call
+    assert st.mark_sending(key, None, "h", "L1") == 1  # run 2: one call may be in Gmail; killed again
+    assert st.mark_sending(key, None, "h", "L1") == 2  # run 3: two may be
+    st.mark_imported(key, "g1", 100)
+    (c,) = st.folder_counts(A)
+    assert c.resent == 3
+    st.mark_failed(key, "rejected")
+    assert st.mark_sending(key, None, "h", "L1") == 0  # after an outcome, a fresh count
+    st.close()

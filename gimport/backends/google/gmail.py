@@ -116,10 +116,10 @@ class GmailClient:
     def get_label(self, label_id: str) -> dict[str, Any]:
         return self._call("users.labels.get", self._labels.get(userId="me", id=label_id))
 
-    def create_label(self, name: str, visibility: str = "labelShow") -> dict[str, Any]:
+    def create_label(self, name: str, visibility: str = "labelShow", messages: str = "show") -> dict[str, Any]:
         """Raises Conflict when the name (case-insensitively) exists, MessageRejected for a name Gmail
-        refuses (the engine says which folder to map elsewhere)."""
-        body = {"name": name, "labelListVisibility": visibility, "messageListVisibility": "show"}
+        refuses (the engine says which folder to map elsewhere). `messages`: messageListVisibility."""
+        body = {"name": name, "labelListVisibility": visibility, "messageListVisibility": messages}
         return self._call("users.labels.create", self._labels.create(userId="me", body=body), rejected_passes=True)
 
     # -- settings -----------------------------------------------------------------------------------

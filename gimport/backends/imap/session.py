@@ -17,26 +17,26 @@ import logging
 import socket
 import ssl
 import threading
-import time
 from collections.abc import Callable
 from typing import TypeVar
 
 import imapclient
 from imapclient.exceptions import IMAPClientError, LoginError
 
+from gimport.backends.imap.faults import TRANSIENT as _TRANSIENT
+from gimport.backends.imap.faults import connect_fault
 from gimport.backends.imap.oauth import sign_in_again, source_token
-from gimport.backends.imap.parse import LiteralTooLarge, cert_hint, parse_folder_name, security_hint
+from gimport.backends.imap.parse import LiteralTooLarge, parse_folder_name
 from gimport.backends.imap.watchdog import WATCHDOG
 from gimport.calls import Caller, RetryPolicy
 from gimport.config.settings import SourceSettings
-from gimport.errors import FolderGone, Interrupted, LoginRefused, RetryableError, SourceError
+from gimport.errors import FolderGone, GimportError, Interrupted, RetryableError, SourceError
 from gimport.i18n import _
 from gimport.mail.quota import MAX_MESSAGE_BYTES
 
 log = logging.getLogger("gimport.imap")
 T = TypeVar("T")
 
-_TRANSIENT = (OSError, imaplib.IMAP4.abort, ssl.SSLError, EOFError)
 
 # The slowest a server may send before an operation passes its deadline: [source] timeout bounds each read,
 # this bounds the whole, so a server trickling a byte at a time cannot hold a run forever.
@@ -54,8 +54,9 @@ class ImapSession:
         password: str,
         *,
         reconnect_tries: int = 4,
-        sleep: Callable[[float], object] = time.sleep,
+        sleep: Callable[[float], object] | None = None,
     ) -> None:
+        """`sleep`: the wait between tries (default: one a stop request ends)."""
         self.settings = settings
         self._password = password
         # [source] auth = "xoauth2" | "oauthbearer": the token file, refreshed as it expires; else None
@@ -72,6 +73,9 @@ class ImapSession:
         self._literal_limit: int | None = None  # bytes of literals the operation in progress may still read
         self._deadline_passed = False
         self._connecting: imapclient.IMAPClient | None = None  # during connect(): for the deadline and interrupt
+        self._connected_once = False  # a server that answered once and drops now is having trouble: retried
+        self._phase = "connect"  # where the try at connecting is (_PHASES)
+        self._hint: str | None = None  # what to fix, when the first connection keeps failing
         self.reconnects = 0
 
     def interrupt(self) -> None:
@@ -106,91 +110,109 @@ class ImapSession:
         return ctx
 
     def connect(self) -> None:
-        """Open and log in. Raises SourceError with what to fix."""
+        """Open and log in. A connection dropped or silent on the way (before the greeting, during TLS, the
+        login, or re-opening the folder after a reconnect) is tried again with backoff through the one call
+        path, like any transient fault. Raises LoginRefused when the server answers the login with NO,
+        SourceError with what to fix (or naming what kept failing), Interrupted on a stop."""
         s = self.settings
-        where = f"{s.host}:{s.port}"
         if any(c in text for text in (s.login or s.user, self._password) for c in "\r\n\0"):
             # imaplib sends them as they are: a line break would end LOGIN and start a command of the server's choosing
             raise SourceError(
                 _("the IMAP user name or password holds a line break or NUL"),
                 hint=_("nothing was sent; write it on one line"),
             )
+        self._hint = None
         try:
-            if s.security == "ssl":
-                client = imapclient.IMAPClient(
-                    s.host, port=s.port, ssl=True, ssl_context=self._ssl_context(), timeout=s.timeout
-                )
+            self._caller.call(self._open_once, classify=self._connect_fault)
+        except RetryableError as err:
+            where = f"{s.host}:{s.port}"
+            if self._connected_once:
+                raise SourceError(
+                    _("lost the connection to the IMAP server {where} and could not get it back: {err}").format(
+                        where=where, err=err
+                    ),
+                    hint="",
+                ) from None
+            raise SourceError(
+                _("cannot connect to the IMAP server {where} ({security}): {err}").format(
+                    where=where, security=s.security, err=err
+                ),
+                hint=self._hint or "",
+            ) from None
+
+    def _open_once(self) -> None:
+        """One try at a logged-in connection (with the folder that was open re-opened), under a deadline."""
+        self._deadline_passed = False
+        self._phase = "connect"
+        timer = WATCHDOG.arm(self._deadline(), self._past_deadline)
+        try:
+            client = self._open()
+            self._phase = "login"
+            if client._imap.state == "AUTH":
+                # a PREAUTH greeting: the server has authenticated the connection already
+                log.warning("the IMAP server %s greeted PREAUTH: already logged in, no LOGIN sent", self.settings.host)
             else:
-                client = imapclient.IMAPClient(s.host, port=s.port, ssl=False, timeout=s.timeout)
-                if s.security == "starttls":
-                    client.starttls(self._ssl_context())
-        except ssl.SSLCertVerificationError as exc:
-            raise SourceError(
-                _("cannot verify the certificate of {where} ({verify_message})").format(
-                    where=where, verify_message=exc.verify_message
-                ),
-                hint=cert_hint(exc),
-            ) from None
-        except (socket.gaierror, ConnectionRefusedError, TimeoutError, OSError, IMAPClientError) as exc:
-            raise SourceError(
-                _("cannot connect to the IMAP server {where} ({security}): {exc}").format(
-                    where=where, security=s.security, exc=exc
-                ),
-                hint=security_hint(s, exc),
-            ) from None
+                self._login(client)
+            if not self._connected_once:  # asked once: the names must not change meaning at a reconnect
+                self._phase = "namespace"
+                self._prefix = self._personal_prefix(client)
+            self._client, self._connecting = client, None
+            if self._folder is not None:
+                self._phase = "folder"
+                self._examine(self._folder, expect=self._uidvalidity)
+            self._connected_once = True
+        finally:
+            WATCHDOG.cancel(timer)
+
+    def _open(self) -> imapclient.IMAPClient:
+        """The connection, TLS and the greeting (not logged in yet)."""
+        s = self.settings
+        if s.security == "ssl":
+            client = imapclient.IMAPClient(
+                s.host, port=s.port, ssl=True, ssl_context=self._ssl_context(), timeout=s.timeout
+            )
+        else:
+            client = imapclient.IMAPClient(s.host, port=s.port, ssl=False, timeout=s.timeout)
         # IMAPClient turns imaplib's debug level up to route it to a logger; imaplib then formats a repr()
         # of every response, message bodies included, whatever the log level: about 2x each message in
         # memory and CPU. gimport does not log protocol traffic (it could carry mail contents).
         client._imap.debug = 0
         self._connecting = client
+        if s.security == "starttls":
+            self._phase = "tls"
+            client.starttls(self._ssl_context())
         self._guard_reads(client)
         client.folder_encode = False  # names are decoded here, so that an invalid one cannot stop the account
-        try:
-            if client._imap.state == "AUTH":
-                # a PREAUTH greeting: the server has authenticated the connection already
-                log.warning("the IMAP server %s greeted PREAUTH: already logged in, no LOGIN sent", where)
-            else:
-                self._login(client)
-        except LoginError:
-            client.shutdown()
-            raise self._refused(where) from None
-        except _TRANSIENT as exc:
-            raise SourceError(
-                _("the IMAP server {where} dropped the connection during login: {exc}").format(where=where, exc=exc)
-            ) from None
-        except IMAPClientError as exc:
-            client.shutdown()
-            raise SourceError(
-                _("the IMAP server {where} refused to go on after the greeting: {detail}").format(
-                    where=where, detail=exc
-                )
-            ) from None
-        self._client = client
-        self._connecting = None
-        self._prefix = self._personal_prefix(client)
+        return client
 
-    def _refused(self, where: str) -> LoginRefused:
-        """What to fix when the server answered the login with NO."""
-        s = self.settings
-        if self._token is not None:
-            return LoginRefused(
-                _(
-                    "the IMAP server {where} refused the OAuth token for user {user!r} even after a refresh:"
-                    " check that [source] user is the account that signed in, and that IMAP is allowed for it"
-                ).format(where=where, user=s.user)
-            )
-        if s.login and s.login != s.user:
-            return LoginRefused(
-                _(
-                    "the IMAP server {where} refused the login {login!r} for user {user!r}: check the user"
-                    " name and the master user's login and password"
-                ).format(where=where, login=s.login, user=s.user)
-            )
-        return LoginRefused(
-            _(
-                "the IMAP server {where} refused the login for user {user!r}: check [source] user and the password"
-            ).format(where=where, user=s.user)
+    def _connect_fault(self, exc: BaseException) -> BaseException:
+        """Classify what stopped one try at connecting: RetryableError for a connection that dropped or
+        went silent (tried again), else the error to report (gimport.backends.imap.faults)."""
+        if isinstance(exc, GimportError) and self._phase == "folder" and not self._stop.is_set():
+            return exc  # FolderGone, FolderChanged: the folder's, on a connection that works
+        self._abandon()
+        if self._stop.is_set():
+            return Interrupted(_("stopped on request"))
+        if isinstance(exc, GimportError):  # SourceError: already says what to fix
+            return exc
+        err, self._hint = connect_fault(
+            self.settings,
+            exc,
+            self._phase,
+            first=not self._connected_once,
+            late=self._deadline_passed,
+            deadline=self._deadline(),
+            oauth=self._token is not None,
         )
+        return err
+
+    def _abandon(self) -> None:
+        """Close the connection a failed try left half open."""
+        client, self._connecting = self._connecting, None
+        if client is not None:
+            with contextlib.suppress(Exception):
+                client.shutdown()
+        self._drop()
 
     def _login(self, client: imapclient.IMAPClient) -> None:
         """LOGIN with the password, or AUTHENTICATE with the OAuth token: a token the server refuses is
@@ -237,7 +259,9 @@ class ImapSession:
             if not client.has_capability("NAMESPACE"):
                 return None
             personal = client.namespace().personal
-        except (IMAPClientError, *_TRANSIENT) as exc:
+        except _TRANSIENT:
+            raise  # the connection dropped: tried again, not taken for "no namespace"
+        except IMAPClientError as exc:
             log.info("NAMESPACE not usable (%s): folder names kept whole", exc)
             return None
         if not personal:
@@ -288,14 +312,12 @@ class ImapSession:
         is dropped and LiteralTooLarge raised."""
 
         def attempt() -> T:
+            if self._client is None:
+                self.connect()  # tried again on its own (each try under its own deadline): not this operation's fault
             self._deadline_passed = False
-            # the deadline covers a reconnect (greeting, login, EXAMINE) as well as the operation
+            # the deadline covers the operation (a reconnect is tried on its own, under its own deadline)
             timer = WATCHDOG.arm(self._deadline(nbytes), self._past_deadline)
             try:
-                if self._client is None:
-                    self.connect()
-                    if self._folder is not None:
-                        self._examine(self._folder, expect=self._uidvalidity)
                 self._literal_limit = literal_limit
                 return op(self._client)
             finally:
@@ -313,7 +335,10 @@ class ImapSession:
                 late = self._deadline_passed
                 log.warning("IMAP connection lost (%s); reconnecting", "past the deadline" if late else exc)
                 self._drop()
-                detail = _("no answer within {n:.0f} s").format(n=self._deadline(nbytes)) if late else f"{exc}"
+                if late:
+                    detail = _("no answer within {n:.0f} s").format(n=self._deadline(nbytes))
+                else:
+                    detail = _("the server dropped the connection: {exc}").format(exc=exc)
                 return RetryableError(detail, no_answer=True)
             if isinstance(exc, IMAPClientError):
                 if self._folder is None:
@@ -328,8 +353,13 @@ class ImapSession:
         try:
             return self._caller.call(attempt, classify=classify, on_retry=count, policy=policy)
         except RetryableError as err:
+            # connected again each time (connect() says when that fails), and lost again during the operation
             raise SourceError(
-                _("lost the connection to the IMAP server and could not get it back: {err}").format(err=err)
+                _("the IMAP server {where} failed the same operation at each of {n} tries: {err}").format(
+                    where=f"{self.settings.host}:{self.settings.port}",
+                    n=(policy or self._caller.policy).attempts,
+                    err=err,
+                )
             ) from None
 
     def _past_deadline(self) -> None:

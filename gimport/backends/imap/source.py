@@ -14,7 +14,6 @@ import dataclasses
 import datetime as dt
 import imaplib
 import logging
-import time
 from collections.abc import Callable, Iterator, Sequence
 from functools import partial
 from typing import Any, Self
@@ -77,7 +76,7 @@ class ImapSource(ImapSession):
         password: str,
         *,
         reconnect_tries: int = 4,
-        sleep: Callable[[float], object] = time.sleep,
+        sleep: Callable[[float], object] | None = None,
     ) -> None:
         super().__init__(settings, password, reconnect_tries=reconnect_tries, sleep=sleep)
         self._wire: dict[str, bytes] = {}  # folder name (as listed) -> its name on the wire

@@ -272,22 +272,25 @@ class StateStore(StateReader):
 
     def mark_sending(
         self, key: MessageKey, message_id: str | None, sha256: str, labels: str, identity: str | None = None
-    ) -> bool:
-        """Mark a message in flight, just before its import call. Returns True if it was already
-        'sending' before (it was in flight when an earlier run was interrupted: this is a re-send).
-        `identity`: its cheap identity (gimport.mail.selection.content_identity), for later UIDVALIDITYs."""
+    ) -> int:
+        """Mark a message in flight, just before each import call. Returns how many calls for it were left in
+        flight before (0 for the first): each may have been stored, so a re-send now may make a copy (a
+        message in flight through several killed runs counts each). `attempts` counts the calls since the
+        message was last anything but in flight. `identity`: its cheap identity
+        (gimport.mail.selection.content_identity), for later UIDVALIDITYs."""
         with self._tx() as db:
             row = db.execute(
-                "SELECT status FROM messages WHERE account=? AND folder=? AND uidvalidity=? AND uid=?",
+                "SELECT status, attempts FROM messages WHERE account=? AND folder=? AND uidvalidity=? AND uid=?",
                 (key.account, key.folder, key.uidvalidity, key.uid),
             ).fetchone()
-            resend = bool(row and row[0] == SENDING)
+            earlier = int(row[1] or 1) if row and row[0] == SENDING else 0
             db.execute(
                 "INSERT INTO messages(account, folder, uidvalidity, uid, message_id, sha256, status, labels,"
                 " attempts, resent, updated, identity) VALUES (?,?,?,?,?,?,?,?,1,?,?,?)"
                 " ON CONFLICT(account, folder, uidvalidity, uid) DO UPDATE SET message_id=excluded.message_id,"
                 " sha256=excluded.sha256, status=excluded.status, labels=excluded.labels, identity=excluded.identity,"
-                " attempts=attempts+1, resent=resent+excluded.resent, updated=excluded.updated",
+                " attempts=CASE WHEN status=excluded.status THEN attempts+1 ELSE 1 END,"
+                " resent=resent+excluded.resent, updated=excluded.updated",
                 (
                     key.account,
                     key.folder,
@@ -297,12 +300,12 @@ class StateStore(StateReader):
                     sha256,
                     SENDING,
                     labels,
-                    int(resend),
+                    earlier,
                     time.time(),
                     identity,
                 ),
             )
-        return resend
+        return earlier
 
     def _set(self, key: MessageKey, **cols: object) -> None:
         cols["updated"] = time.time()
