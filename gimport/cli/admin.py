@@ -122,30 +122,20 @@ def cmd_admin_run(args: argparse.Namespace) -> int:
     record = coverage.record_start(admin.state_dir, shard, [u.gmail for u in mine], [u.gmail for u in users])
     with admin_logging(log_file, args.verbose) as router:
         everybody = [u.gmail for u in users]
-        runner: Any = AdminRun(
-            settings,
-            mine,
-            authorize=sa.authorize,
-            shard=shard,
-            reporter=progress,
-            log_router=router,
-            everybody=everybody,
-        )
-        if args.follow:
-            runner = admin_follow(
-                args.poll,
-                progress,
-                lambda spread, reporter: AdminRun(
-                    settings,
-                    mine,
-                    authorize=sa.authorize,
-                    shard=shard,
-                    reporter=reporter,
-                    log_router=router,
-                    everybody=everybody,
-                    spread=spread,
-                ),
+
+        def admin_run(spread: float, reporter: Any) -> AdminRun:  # one run; admin run --follow makes one a round
+            return AdminRun(
+                settings,
+                mine,
+                authorize=sa.authorize,
+                shard=shard,
+                reporter=reporter,
+                log_router=router,
+                everybody=everybody,
+                spread=spread,
             )
+
+        runner: Any = admin_follow(args.poll, progress, admin_run) if args.follow else admin_run(0.0, progress)
         runners.append(runner)
         with StopOnSignal(runner.request_stop, progress.warning):
             try:
