@@ -10,6 +10,7 @@ from __future__ import annotations
 import itertools
 import os
 import shutil
+import signal
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,6 +25,19 @@ from tests.rig.dovecot import Dovecot, ImapUser
 from tests.rig.imap_server import ImapServerRig
 
 # --------------------------------------------------------------------------- IMAP (Dovecot)
+
+
+@pytest.fixture(autouse=True)
+def _signal_dispositions_kept() -> Iterator[None]:
+    """What a test leaves of SIGTERM/SIGINT handling in pytest's own process is put back after it. A command run
+    in-process that was stopped leaves SIGTERM ignored (gimport.cli.terminal: a late SIGTERM is the same stop),
+    and an ignored signal is inherited by every child process a later test starts."""
+    saved = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
+    yield
+    for s, handler in saved.items():
+        if signal.getsignal(s) != handler:
+            signal.signal(s, handler)
+
 
 _user_numbers = itertools.count(1)
 S = TypeVar("S", bound=ImapServerRig)

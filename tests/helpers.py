@@ -54,3 +54,12 @@ def record_pacers(monkeypatch) -> list:
 
     monkeypatch.setattr(gimport.pacing.rate, "RatePacer", Recorded)
     return pacers
+
+
+def empty_gmail(emulator, email: str) -> None:
+    """The emulator's Gmail account as new: no messages, no user labels (nor the marker an earlier run left:
+    gimport.engine.lost_state), for a test that starts again with a new state file."""
+    user = emulator.user(email)
+    user.messages.clear()
+    for lid in [i for i, lbl in user.labels.items() if lbl.get("type") == "user"]:
+        del user.labels[lid]

@@ -12,6 +12,7 @@ from contextlib import contextmanager
 import pytest
 from imapclient import imap_utf7
 
+from tests.helpers import empty_gmail
 from tests.helpers import run as _run_echoing
 from tests.rig.fault_imap import READ_ONLY_COMMANDS, FaultImapServer, Faults, Mailbox
 from tests.rig.gmail_imap import GMAIL_CAPABILITIES, GmailMessage, gmail_mailbox
@@ -159,7 +160,7 @@ def test_japanese_names_and_hidden_all_mail(tmp_path, emulator, monkeypatch, cap
         assert _examined(srv) == {"[Gmail]/すべてのメール", "[Gmail]/迷惑メール", "[Gmail]/ゴミ箱"}
         assert _labels_of(emulator)[b"m4"] == {"SENT"}
         assert _labels_of(emulator)[b"m1"] == {"INBOX", "Work", "仕事/報告"}
-    emulator.user(EMAIL).messages.clear()
+    empty_gmail(emulator, EMAIL)  # a new account for a new state file
     box.folders = [f for f in box.folders if "\\All" not in f.attributes]
     with _server(box) as srv:
         ws = _ws(tmp_path / "hidden", srv, emulator, monkeypatch)

@@ -11,6 +11,7 @@ from contextlib import contextmanager
 
 import pytest
 
+from tests.helpers import empty_gmail
 from tests.helpers import run as _run_echoing
 from tests.rig.fault_imap import READ_ONLY_COMMANDS, FaultFolder, FaultImapServer, FaultMessage, Faults, Mailbox
 from tests.rig.workspace import EMAIL, make_workspace
@@ -67,14 +68,6 @@ def run(ws, *args, capsys=None):
     if capsys is not None:
         capsys.readouterr()
     return _run_echoing(ws, *args, capsys=capsys)
-
-
-def _empty_gmail(emulator) -> None:
-    """The Gmail account as new: no messages, no user labels (nor the marker of an earlier run)."""
-    user = emulator.user(EMAIL)
-    user.messages.clear()
-    for lid in [i for i, lbl in user.labels.items() if lbl.get("type") == "user"]:
-        del user.labels[lid]
 
 
 def _stored(emulator) -> list[bytes]:
@@ -144,7 +137,7 @@ def test_new_uidvalidity_at_a_reconnect_during_the_fetch_scans_again(tmp_path, e
     box = _box(n=40)
     rcs = []
     for drop in (9, 11, 13):
-        _empty_gmail(emulator)
+        empty_gmail(emulator, EMAIL)
         faults = Faults(uidvalidity="per_session", drop_after_commands=drop, drop_in_sessions={1})
         with _server(box, faults) as srv:
             ws = _ws(tmp_path / str(drop), srv, emulator, monkeypatch)
@@ -336,7 +329,7 @@ def test_invalid_utf7_name_does_not_block_the_account_and_can_be_excluded(tmp_pa
         assert rc == 0, out.err
         assert "&ZZZ" in out.out
         assert _stored(emulator) == sorted([_raw(1), _raw(2)])
-        _empty_gmail(emulator)
+        empty_gmail(emulator, EMAIL)
         ws = _ws(tmp_path / "b", srv, emulator, monkeypatch, extra_toml='[labels]\nexclude = ["&ZZZ"]\n')
         rc, out = run(ws, capsys=capsys)
         assert rc == 0, out.err
@@ -352,7 +345,7 @@ def test_nil_folder_8bit_flags_and_delimiter(tmp_path, emulator, monkeypatch, ca
         ]
     )
     for delimiter in (b"\xe9", None):
-        _empty_gmail(emulator)
+        empty_gmail(emulator, EMAIL)
         with _server(box, Faults(delimiter=delimiter)) as srv:
             ws = _ws(tmp_path / str(delimiter), srv, emulator, monkeypatch)
             rc, out = run(ws, capsys=capsys)

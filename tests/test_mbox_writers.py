@@ -135,8 +135,12 @@ def test_dovecots_own_mbox_is_read_as_mboxcl2_without_its_folder_data(
         assert plan[folder]["format"] == "mboxcl2", folder
         assert plan[folder]["format_notes"] == [], folder
         assert plan[folder]["messages"] == len(msgs), folder  # the pseudo-message is not counted
-    # nothing about the files: the only warning is the visible rename of the folders Gmail reserves
-    assert [w for w in data["warnings"] if "visible rename" not in w] == []
+    # nothing about the files: the only warnings are the visible rename of the folders Gmail reserves and the
+    # corpus's messages without a Message-ID (each counted where it is)
+    assert [w for w in data["warnings"] if "visible rename" not in w and "no Message-ID" not in w] == []
+    assert sum(f["without_message_id"] for f in plan.values()) == sum(
+        b"\nmessage-id:" not in b"\n" + m.raw.split(b"\n\n", 1)[0].lower() for msgs in box.values() for m in msgs
+    )
 
     run_twice_only_reading(ws, export, emulator, capsys)
     # mboxcl2: the message as Dovecot serves it, i.e. without the headers its mbox keeps for itself
