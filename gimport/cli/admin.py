@@ -234,9 +234,11 @@ def cmd_admin_status(args: argparse.Namespace) -> int:
         everybody = [u.gmail for u in all_users]
     elif not admin.state_dir.is_dir():
         raise ConfigError(
-            _("no state directory {state_dir}: nothing has been run yet with this config").format(
-                state_dir=admin.state_dir
-            )
+            _(
+                "no state directory {state_dir}: either nothing has been run yet with this config, or the directory"
+                " was lost or moved (then each user's next run stops rather than import again: Gmail holds a marker"
+                " of that user's first run)"
+            ).format(state_dir=admin.state_dir)
         )
     rows = read_rows(admin.state_dir, users)
     cov = coverage.check(admin.state_dir, everybody, shard if args.shard else None)
