@@ -205,7 +205,7 @@ def _blank_repeats(t: _Table) -> None:
 def _drop_zeros(t: _Table) -> None:
     gone = {i for i, c in enumerate(t.cols) if c.zero and all(r[i] in ("", "0") for r in t.rows)}
     if gone:
-        names = ", ".join(t.cols[i].header for i in sorted(gone))
+        names = _(", ").join(t.cols[i].header for i in sorted(gone))  # "、" in Japanese
         t.notes.append(_("Not shown, 0 in every row: {columns}.").format(columns=names))
         t.drop(gone)
 
@@ -244,7 +244,7 @@ def _drop_optional(t: _Table, width: int) -> None:
             names.append(t.cols[i].header)
             t.drop({i})
     if names:
-        t.notes.append(_("Not shown at this width: {columns}.").format(columns=", ".join(reversed(names))))
+        t.notes.append(_("Not shown at this width: {columns}.").format(columns=_(", ").join(reversed(names))))
 
 
 def _floor(t: _Table, i: int, *, last_resort: bool) -> int:
