@@ -172,12 +172,15 @@ class Migration:
         # a message sent with the labels of its copies elsewhere is sent even when this folder has it already
         copies = item.work.copies.get(msg.uid)
         copy = None if copies else self.state.find_imported_copy(key.account, key.folder, digest)
-        if not copies and not copy and (refs := self._label_refs(item)) is not None:
-            copy = later_copy(self.gmail, self.state, key, digest, refs)  # from another folder, at an earlier run
-        if copy:
-            self.state.mark_duplicate(key, copy, digest, mid)
-            return self._finish(item, DUPLICATE, len(raw))
-        self._send(item, key, digest, mid)
+        if not copy:
+            refs = self._label_refs(item)  # once: for a copy imported at an earlier run and for the import
+            if refs is None:
+                return None  # a label could not be made, or a stop: the message stays for the next run
+            copy = None if copies else later_copy(self.gmail, self.state, key, digest, refs)  # another folder's
+            if not copy:
+                return self._send(item, key, digest, mid, list(dict.fromkeys(refs.values())))
+        self.state.mark_duplicate(key, copy, digest, mid)
+        return self._finish(item, DUPLICATE, len(raw))
 
     def _refused(self, item: Item, key: MessageKey) -> bool:
         """Record the message as failed or skipped when it cannot be sent as it is (gimport.engine.results.
@@ -190,14 +193,10 @@ class Migration:
         self._finish(item, outcome, size, reason)
         return True
 
-    def _label_ids(self, item: Item) -> list[str] | None:
-        """The Gmail label ids the message is sent with: its folder's and flags', and those of its other
-        folders (Takeout labels: imported once, with them all)."""
-        refs = self._label_refs(item)
-        return None if refs is None else list(dict.fromkeys(refs.values()))
-
     def _label_refs(self, item: Item) -> dict[str, str] | None:
-        """_label_ids, by label reference; None when a label could not be made, or a stop came."""
+        """Label reference -> Gmail label id of the labels the message is sent with: its folder's and flags',
+        and those of its other folders (Takeout labels: imported once, with them all). None when a label could
+        not be made, or a stop came."""
         work = item.work
         refs = list(message_labels(work.plan, item.message.flags))
         refs += flag_labels(item.message.flags, self.settings.labels)  # keywords, \Deleted
@@ -209,13 +208,11 @@ class Migration:
         # a keyword set after the scan has no label made for it: the message goes without that one, never fails
         return {ref: work.label_ids[ref] for ref in refs if ref in work.label_ids}
 
-    def _send(self, item: Item, key: MessageKey, digest: str, mid: str | None) -> None:
-        """Send the message to Gmail, recorded 'sending' before the call leaves, and record the outcome."""
+    def _send(self, item: Item, key: MessageKey, digest: str, mid: str | None, labels: list[str]) -> None:
+        """Send the message to Gmail with the label ids `labels`, recorded 'sending' before the call leaves, and
+        record the outcome."""
         msg, result = item.message, item.work.result
         size = len(msg.raw)
-        labels = self._label_ids(item)
-        if labels is None:
-            return None
         identity = content_identity(mid, size, msg.internaldate)
         # what Gmail gets; the state keeps the hash of the served bytes, so resume and duplicates see the source
         data = fix_date(msg.raw, msg.internaldate) if self.settings.importing.fix_dates else msg.raw
