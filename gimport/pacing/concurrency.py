@@ -2,9 +2,10 @@
 
 Little's law: to sustain λ calls per second when each takes W seconds, λ·W calls must be in flight. The
 pacer knows λ (its rate in units per second over the mean cost of a call); the calls tell W. So the limit is
-`ceil(λ · W · headroom) + spare`, where W is the larger of the mean latency of recent answers and the age of
-the oldest call still unanswered (at the start, before any answer, and when the server slows down all at
-once, that age is the first sign). It never exceeds `upper` ([gmail] workers) nor the ceiling learned from
+`ceil(λ · W · headroom) + spare`, where W is the mean latency of recent answers, plus one for each call still
+unanswered after twice that (a slow call holds its place; when the server slows down all at once, every call
+is late and the limit follows them until the mean catches up); before the first answer, W is the age of the
+oldest call in flight. It never exceeds `upper` ([gmail] workers) nor the ceiling learned from
 "too many concurrent requests" answers.
 
 Why not Netflix's gradient or Vegas limits, or TCP's AIMD: those search for a server's unknown capacity by
@@ -28,6 +29,11 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+
+
+# seconds between looks at a limit that may rise with time alone; a release wakes the waiting at once (a
+# hundred users' spare threads looking 20 times a second cost a core's worth of GIL hand-overs)
+WAIT = 0.25
 
 
 class CallLimit:
@@ -72,10 +78,16 @@ class CallLimit:
         rate = self._rate()
         if rate is None:
             return self.upper
-        oldest = now - min(self._sent.values()) if self._sent else 0.0
-        latency = max(self._latency or 0.0, oldest)
         calls_per_second = rate / self._cost if self._cost else 0.0
-        return math.ceil(calls_per_second * latency * self._headroom) + self._spare
+        if self._latency is None:  # no answer yet: the oldest call's age is the only sign of the latency
+            oldest = now - min(self._sent.values()) if self._sent else 0.0
+            return math.ceil(calls_per_second * oldest * self._headroom) + self._spare
+        # a call unanswered for over twice the mean latency holds a place of its own: one more each. Scaling
+        # the whole limit by the slowest call's age instead would answer every pause of this process (a busy
+        # interpreter, 100 users' threads) with more threads, and those pause it more. A server slowing down
+        # for every call makes them all late: the limit follows them, and the mean catches up.
+        late = sum(1 for left in self._sent.values() if now - left > 2 * self._latency)
+        return math.ceil(calls_per_second * self._latency * self._headroom) + self._spare + late
 
     def _probe_up(self, now: float) -> None:
         if self._ceiling is None:
@@ -124,8 +136,8 @@ class CallLimit:
         cost right before the call leaves."""
         with self._cond:
             while self._in_use >= self._limit(self._clock()):
-                # woken by a release; the timeout lets in a rise that comes with time (latency, probing)
-                self._cond.wait(0.05)
+                # woken by a release; the timeout lets in a rise that comes with time (late calls, probing)
+                self._cond.wait(WAIT)
             self._in_use += 1
             self._next += 1
             number = self._next
@@ -135,7 +147,7 @@ class CallLimit:
                 # a slot given before a cut (or a fall of the need) leaves only when the calls in flight are
                 # under the limit: the cut holds at once, not once the slots given before it are used up
                 while self._sent and len(self._sent) >= self._limit(self._clock()):
-                    self._cond.wait(0.05)
+                    self._cond.wait(WAIT)
                 self._sent[number] = self._clock()
                 if cost > 0:
                     self._cost = cost if self._cost is None else self._cost + self._alpha * (cost - self._cost)

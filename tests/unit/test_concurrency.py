@@ -172,3 +172,29 @@ def test_a_slot_given_before_a_cut_waits_to_leave_until_the_calls_in_flight_are_
         t.join(10)
         late.__exit__(None, None, None)
     assert lim.in_use == 0
+
+
+def test_a_call_that_hangs_holds_one_place_and_does_not_scale_the_limit():
+    clock = FakeClock()
+    lim = CallLimit(upper=64, rate=lambda: 250.0, clock=clock)  # 10 calls/s
+    simulate(lim, clock, calls_per_second=10, latency=0.3, seconds=10)
+    usual = lim.limit
+    hung = ExitStack()
+    hung.enter_context(lim.slot())(25)  # never answered during the rest
+    answered, refused, top = simulate(lim, clock, calls_per_second=10, latency=0.3, seconds=30)
+    assert refused == 0
+    assert answered >= 0.95 * 10 * 30  # the pace is held around it
+    # one place more for it (answers seen at 0.1 s steps: 0.3 to 0.4 s), not 10/s x its 30 s of age (the
+    # upper bound's worth of threads, as when the oldest call's age stood for the latency)
+    assert usual + 1 <= top <= 10 * 0.4 * 1.25 + 2 + 1
+    hung.close()
+
+
+def test_a_server_slowing_down_for_every_call_is_followed_at_once():
+    clock = FakeClock()
+    lim = CallLimit(upper=64, rate=lambda: 250.0, clock=clock)
+    simulate(lim, clock, calls_per_second=10, latency=0.3, seconds=20)
+    answered, refused, top = simulate(lim, clock, calls_per_second=10, latency=3.0, seconds=30)
+    assert refused == 0
+    assert answered >= 0.9 * 10 * 30  # every call late: each holds a place until the mean has caught up
+    assert 10 * 3.0 <= top <= 64
