@@ -92,8 +92,11 @@ class AdminRun:
         log_router: UserLogRouter | None = None,
         everybody: list[str] | None = None,
         spread: float = 0.0,
+        part: tuple[int, int] = (0, 1),
     ) -> None:
-        """`spread`: seconds over which the users' starts are spread evenly (admin run --follow's rounds)."""
+        """`spread`: seconds over which the users' starts are spread evenly (admin run --follow's rounds).
+        `part`: (i, n) when this is worker process i of n (gimport.admin.processes): a 1/n share of
+        parallel_users, of the memory budget and of the shard's per-minute project budget."""
         if settings.admin is None:
             raise ConfigError(_("admin settings missing"))
         self.settings, self.admin = settings, settings.admin
@@ -113,11 +116,12 @@ class AdminRun:
         self._limited_done = 0  # the same, of the users finished in this run
         self._rows: dict[str, UserRow] = {}
         self.summary = AdminSummary(self.shard)
-        self.project_units_per_minute = self.admin.project_units_per_minute / self.shard.count
-        self.project_pacer = project_pacer(settings, self.shard, self._stop)
+        share = max(1, part[1])
+        self.project_units_per_minute = self.admin.project_units_per_minute / self.shard.count / share
+        self.project_pacer = project_pacer(settings, self.shard, self._stop, share=share)
         self.daily = daily_budget(settings, self.shard, on_pause=self._daily_pause, on_resume=self._daily_resume)
-        self.parallel = max(1, min(self.admin.parallel_users, len(users)))
-        per_user = self.admin.memory_budget_mb * 1024 * 1024 // self.parallel
+        self.parallel = max(1, min(-(-self.admin.parallel_users // share), len(users)))
+        per_user = self.admin.memory_budget_mb * 1024 * 1024 // share // self.parallel
         # an equal share, never more than a single-user run takes, and at least 8 MiB (one message always fits)
         self.engine_memory_budget = min(EngineOptions().memory_budget, max(8 * 1024 * 1024, per_user))
 

@@ -17,9 +17,13 @@ from gimport.pacing.daily import PACIFIC, DailyBudget
 from gimport.pacing.rate import RatePacer
 
 
-def project_pacer(settings: Settings, shard: Shard, stop: threading.Event | None = None) -> RatePacer:
-    """The shard's share of [admin] project_units_per_minute; a wait `stop` cuts short."""
-    return RatePacer(settings.admin.project_units_per_minute / shard.count, sleep=stop.wait if stop else time.sleep)
+def project_pacer(
+    settings: Settings, shard: Shard, stop: threading.Event | None = None, *, share: int = 1
+) -> RatePacer:
+    """The shard's share of [admin] project_units_per_minute (and of that, 1/`share`: one worker process of
+    `share`); a wait `stop` cuts short."""
+    units = settings.admin.project_units_per_minute / shard.count / max(1, share)
+    return RatePacer(units, sleep=stop.wait if stop else time.sleep)
 
 
 def daily_budget(

@@ -135,7 +135,26 @@ def cmd_admin_run(args: argparse.Namespace) -> int:
                 spread=spread,
             )
 
-        runner: Any = admin_follow(args.poll, progress, admin_run) if args.follow else admin_run(0.0, progress)
+        processes = 1 if args.follow else _processes(args, admin, mine, progress)
+        if processes > 1:
+            from gimport.admin.processes import ProcessRun
+            from gimport.cli.admin_worker import worker_main
+
+            runner: Any = ProcessRun(
+                settings,
+                mine,
+                processes=processes,
+                target=worker_main,
+                shard=shard,
+                reporter=progress,
+                everybody=everybody,
+                log_file=log_file,
+                verbose=args.verbose,
+            )
+        elif args.follow:
+            runner = admin_follow(args.poll, progress, admin_run)
+        else:
+            runner = admin_run(0.0, progress)
         runners.append(runner)
         with StopOnSignal(runner.request_stop, progress.warning):
             try:
@@ -145,6 +164,26 @@ def cmd_admin_run(args: argparse.Namespace) -> int:
     coverage.record_finish(admin.state_dir, record, run_outcome(summary))
     write_report(report, summary.rows)
     return _after_run(summary, admin, users, report=report, log_file=log_file, show_all=args.all)
+
+
+def _processes(args: argparse.Namespace, admin: AdminSettings, mine: list[UserEntry], progress: AdminProgress) -> int:
+    """The worker processes of this run (--processes, else [admin] processes, else one per 25 users at a
+    time and at most one per core), said on the screen when more than one."""
+    from gimport.admin.processes import process_count
+
+    if args.processes is not None and args.processes < 0:
+        raise ConfigError(
+            _("--processes must be 0 (one per 25 users at a time) or more, not {n}").format(n=args.processes)
+        )
+    configured = args.processes if args.processes is not None else admin.processes
+    count = process_count(configured, admin.parallel_users, len(mine))
+    if count > 1:
+        progress.phase(
+            _("{count} worker processes, about {users} users at a time each").format(
+                count=count, users=-(-min(admin.parallel_users, len(mine)) // count)
+            )
+        )
+    return count
 
 
 def _announce(

@@ -102,6 +102,15 @@ def _register_run(admin: CommandTable) -> None:
         + _("one machine of eight"),
     )
     run_p.add_argument("--all", action="store_true", help=_("list every user in the final table (not only problems)"))
+    run_p.add_argument(
+        "--processes",
+        type=int,
+        metavar="N",
+        help=_(
+            "worker processes for this run (default: [admin] processes; 0 or unset there: one per 25 users at a"
+            " time, at most one per core; --follow runs in one)"
+        ),
+    )
     add_stats_option(run_p)
     add_follow_options(run_p, idle=False)
 

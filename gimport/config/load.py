@@ -42,6 +42,7 @@ MAX_UNITS = 10**10  # quota units per minute
 MAX_SIZE_MB = 100_000.0  # [filters] max_size_mb (Gmail's own limit is 150 MB)
 MAX_PARALLEL_USERS = 1024
 MAX_MEMORY_MB = 1_048_576
+MAX_PROCESSES = 256  # worker processes of one admin run
 MAX_SHARDS = 100_000
 UNUSABLE_SYSTEM_LABELS = {
     "DRAFT": N_("Gmail does not let an import set DRAFT; map the folder to a user label such as 'Drafts (imported)'"),
@@ -368,6 +369,7 @@ def _admin_settings(raw: Any, base: Path) -> AdminSettings:
             "project_units_per_minute", DEFAULT_PROJECT_QUOTA, minimum=25, maximum=MAX_UNITS
         ),
         memory_budget_mb=ad.int("memory_budget_mb", 512, minimum=1, maximum=MAX_MEMORY_MB),
+        processes=ad.int("processes", 0, minimum=0, maximum=MAX_PROCESSES),
         master_user=ad.str("master_user"),
         master_password_file=ad.path("master_password_file"),
         master_login=ad.str("master_login", "{user}*{master}"),

@@ -143,6 +143,7 @@ class AdminSettings:
     parallel_users: int = 4
     project_units_per_minute: int = DEFAULT_PROJECT_QUOTA
     memory_budget_mb: int = 512  # megabytes (MiB) of fetched messages waiting for import, all users together
+    processes: int = 0  # worker processes of `admin run` (gimport.admin.processes); 0: one per 25 users at a time
     master_user: str | None = None
     master_password_file: Path | None = None
     master_login: str = "{user}*{master}"  # Dovecot's default auth_master_user_separator is "*"
