@@ -120,17 +120,31 @@ def workspace(d: Path, server: Dovecot, user: str, emu: Emulator, quota: int, sc
     return cfg
 
 
+def _vm_hwm(pid: int) -> int:
+    """A process's own high-water mark of resident memory (VmHWM), KB; 0 when it is gone."""
+    try:
+        with open(f"/proc/{pid}/status") as fh:
+            return next((int(line.split()[1]) for line in fh if line.startswith("VmHWM:")), 0)
+    except OSError:
+        return 0
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as fh:
+            return [int(c) for c in fh.read().split()]
+    except OSError:
+        return []
+
+
 def _watch_peak_rss(pid: int, peak: list[int], done: threading.Event) -> None:
     """Poll the process's VmHWM (its own high-water mark; ru_maxrss would include the benchmark's memory,
-    which a forked child inherits until exec)."""
+    which a forked child inherits until exec), plus its worker processes' (admin run): the peak of the sum."""
     while not done.is_set():
-        try:
-            with open(f"/proc/{pid}/status") as fh:
-                for line in fh:
-                    if line.startswith("VmHWM:"):
-                        peak[0] = max(peak[0], int(line.split()[1]))
-        except OSError:
+        own = _vm_hwm(pid)
+        if not own:
             return
+        peak[0] = max(peak[0], own + sum(_vm_hwm(child) for child in _children(pid)))
         done.wait(0.02)
 
 
@@ -295,11 +309,12 @@ def latency_bench(root: Path, server: Dovecot, seconds: float, points=LATENCY_PO
     if not server.running:
         server.start()
     print("\n[latency: the emulator answers every call after L s; ceiling = min(quota, limit / L) imports/s]")
-    print("  (rate from 5 s past the first import to the last; 429s over the whole run; target >= 95% of the")
-    print("   ceiling when the quota binds, >= 90% when the limit on calls in flight does; 429s <= 1%)")
+    print("  (rate from 5 s past the first import to the last; 429s of the import calls over the whole run, and")
+    print("   of the other calls (labels); target >= 95% of the ceiling when the quota binds, >= 90% when the")
+    print("   limit on calls in flight does; import calls answered 429 <= 1%)")
     print(
         f"  {'units/min':>9} {'L (s)':>5} {'limit':>5} {'binds':>6} {'ceiling/s':>9} {'imports/s':>9} {'share':>6}"
-        f" {'429s':>12} {'exit':>4}  verdict"
+        f" {'429s':>12} {'others':>6} {'exit':>4}  verdict"
     )
     for quota, latency, limit, ceiling, user in runs:
         emu = Emulator(quota=quota, latency=latency, max_concurrent=limit)
@@ -312,14 +327,15 @@ def latency_bench(root: Path, server: Dovecot, seconds: float, points=LATENCY_PO
         stamps = import_times(cfg.parent / "gimport.log")
         achieved, _measured = pacing_rate(stamps, after=5.0)
         calls = st["requests"].get("messages.import", 0)
-        limited = st.get("rate_limited", 0)
+        limited = st.get("limited_by_method", {}).get("messages.import", 0)
+        others = st.get("rate_limited", 0) - limited  # the labels' calls, made while the imports go on
         binds = "quota" if ceiling >= quota / 60 / 25 else "limit"
         target = 0.95 if binds == "quota" else 0.90
         share = achieved / ceiling
         ok = share >= target and limited <= MAX_429_SHARE * max(calls, 1)
         print(
             f"  {quota:>9,} {latency:>5.1f} {limit:>5} {binds:>6} {ceiling:>9.2f} {achieved:>9.2f} {share:>6.1%}"
-            f" {f'{limited}/{calls}':>12} {rc:>4}  {'ok' if ok else 'MISSED'}"
+            f" {f'{limited}/{calls}':>12} {others:>6} {rc:>4}  {'ok' if ok else 'MISSED'}"
         )
 
 

@@ -70,6 +70,10 @@ from gimport.logs import UserLogRouter
 
 log = logging.getLogger("gimport.admin")
 
+# import threads one interpreter runs well (scripts/bench --admin: 100 users with 40 each fell to a tenth of the
+# quota, every thread waiting for the GIL); more users at a time than this allows need worker processes
+IMPORT_THREADS_PER_PROCESS = 400
+
 # what a stop that found nothing new puts back as it was
 _RESTORED = (META_OUTCOME, META_ERROR, META_STARTED, META_FINISHED, META_DURATION, META_IMPORTED_NOW, META_SHARD)
 
@@ -122,6 +126,8 @@ class AdminRun:
         self.daily = daily_budget(settings, self.shard, on_pause=self._daily_pause, on_resume=self._daily_resume)
         self.parallel = max(1, min(-(-self.admin.parallel_users // share), len(users)))
         per_user = self.admin.memory_budget_mb * 1024 * 1024 // share // self.parallel
+        # import threads per user: [gmail] workers, within an equal share of what one interpreter keeps busy
+        self.workers_per_user = min(settings.gmail.workers, max(4, IMPORT_THREADS_PER_PROCESS // self.parallel))
         # an equal share, never more than a single-user run takes, and at least 8 MiB (one message always fits)
         self.engine_memory_budget = min(EngineOptions().memory_budget, max(8 * 1024 * 1024, per_user))
 
@@ -365,7 +371,7 @@ class AdminRun:
         try:
             self._logins.connect(source, entry)
             options = EngineOptions(
-                workers=settings.gmail.workers,
+                workers=self.workers_per_user,
                 memory_budget=self.engine_memory_budget,
                 thread_prefix=f"{entry.gmail.lower()}:",
             )

@@ -30,7 +30,6 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-
 # seconds between looks at a limit that may rise with time alone; a release wakes the waiting at once (a
 # hundred users' spare threads looking 20 times a second cost a core's worth of GIL hand-overs)
 WAIT = 0.25

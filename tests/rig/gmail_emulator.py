@@ -452,6 +452,7 @@ class Stats:
         self._lock = threading.Lock()
         self.requests: collections.Counter = collections.Counter()
         self.rate_limited = 0  # every 429 sent (quota, concurrency, injected)
+        self.limited_by_method: collections.Counter = collections.Counter()  # the quota's and concurrency's 429s
         self.quota_limited = 0
         self.concurrency_limited = 0
         self.faults_fired = 0
@@ -462,6 +463,10 @@ class Stats:
     def _inc(self, attr: str, n: int = 1) -> None:
         with self._lock:
             setattr(self, attr, getattr(self, attr) + n)
+
+    def _count_limited(self, method: str) -> None:
+        with self._lock:
+            self.limited_by_method[method] += 1
 
     def _count_request(self, method: str) -> None:
         with self._lock:
@@ -476,6 +481,7 @@ class Stats:
             return {
                 "requests": dict(self.requests),
                 "rate_limited": self.rate_limited,
+                "limited_by_method": dict(self.limited_by_method),
                 "quota_limited": self.quota_limited,
                 "concurrency_limited": self.concurrency_limited,
                 "faults_fired": self.faults_fired,
@@ -1337,6 +1343,7 @@ class GmailEmulator:
         if acquired is None:
             self.stats._inc("rate_limited")
             self.stats._inc("concurrency_limited")
+            self.stats._count_limited(spec.name)
             return _too_many_concurrent()
         call = _Call(self, spec, state, tok, req, pp, upload_path)
         try:
@@ -2392,7 +2399,10 @@ class _Call:
         if early is not None:
             self.fault = None  # an early answer is the whole effect of the fault
             return early
-        return self.emu._charge(self.state, self.spec.units)
+        refused = self.emu._charge(self.state, self.spec.units)
+        if refused is not None:
+            self.emu.stats._count_limited(self.spec.name)
+        return refused
 
     def json_body(self) -> dict:
         if self._json_cache is not None:
