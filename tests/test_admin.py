@@ -50,6 +50,17 @@ def new_user(server: Dovecot, n: int, prefix: str = "adm") -> tuple[str, str, di
     return name, password, box
 
 
+def campus(tmp_path, dovecot_server, emulator, sizes, prefix, **kw):
+    """New users with mailboxes of `sizes` messages, their Gmail accounts and an admin workspace over them:
+    (workspace, people, mailboxes)."""
+    users = [new_user(dovecot_server, n, prefix=prefix) for n in sizes]
+    people = [Person(name, f"{name}@{DOMAIN}", pw) for name, pw, _ in users]
+    for p in people:
+        emulator.add_user(p.gmail)
+    ws = make_admin_workspace(tmp_path, server=dovecot_server, emulator_url=emulator.base_url, people=people, **kw)
+    return ws, people, [box for _, _, box in users]
+
+
 def run(ws, *args, capsys=None):
     rc = main(["--config", str(ws.config), "admin", *args])
     return rc, capsys.readouterr() if capsys else None

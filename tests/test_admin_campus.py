@@ -15,8 +15,7 @@ import pytest
 
 from gimport.admin.shards import shard_of
 from tests.helpers import wait_for
-from tests.rig.admin_workspace import Person, make_admin_workspace
-from tests.test_admin import DOMAIN, assert_exactly_once, new_user, report_rows, run, run_process
+from tests.test_admin import DOMAIN, assert_exactly_once, campus, new_user, report_rows, run, run_process
 
 
 @pytest.fixture
@@ -25,17 +24,8 @@ def emulator(campus_emulator):
     return campus_emulator
 
 
-def _campus(tmp_path, dovecot_server, emulator, sizes, prefix, **kw):
-    users = [new_user(dovecot_server, n, prefix=prefix) for n in sizes]
-    people = [Person(name, f"{name}@{DOMAIN}", pw) for name, pw, _ in users]
-    for p in people:
-        emulator.add_user(p.gmail)
-    ws = make_admin_workspace(tmp_path, server=dovecot_server, emulator_url=emulator.base_url, people=people, **kw)
-    return ws, people, [box for _, _, box in users]
-
-
 def test_status_fails_until_every_shard_ran_and_on_a_shard_count_mismatch(tmp_path, dovecot_server, emulator, capsys):
-    ws, people, boxes = _campus(tmp_path, dovecot_server, emulator, [3] * 6, "cov")
+    ws, people, boxes = campus(tmp_path, dovecot_server, emulator, [3] * 6, "cov")
     for i in (0, 1):
         rc, out = run(ws, "run", "--shard", f"{i}/3", capsys=capsys)
         assert rc == 0, out.err  # a shard not run yet is no failure of the others (they may be queued)
@@ -85,7 +75,7 @@ def test_status_fails_until_every_shard_ran_and_on_a_shard_count_mismatch(tmp_pa
 
 def test_plan_writes_balanced_shards_that_decide_each_index(tmp_path, dovecot_server, emulator, capsys):
     sizes = [30, 20, 10, 6, 5, 4]
-    ws, people, boxes = _campus(
+    ws, people, boxes = campus(
         tmp_path, dovecot_server, emulator, sizes, "pln", extra_admin='shard_map = "shards.json"\n'
     )
     rc, out = run(ws, "plan", "--write-shards", "2", "--json", capsys=capsys)
@@ -136,7 +126,7 @@ def test_plan_writes_balanced_shards_that_decide_each_index(tmp_path, dovecot_se
 
 def test_daily_budget_pauses_visibly_and_sigterm_stops_cleanly(tmp_path, dovecot_server, emulator):
     # 1,000 units a day for the project (one shard: all of it), about 39 imports after the setup calls
-    ws, people, boxes = _campus(
+    ws, people, boxes = campus(
         tmp_path, dovecot_server, emulator, [30, 30], "day", extra_admin="project_units_per_day = 1000\n"
     )
     proc = run_process(ws, emulator.base_url, "run", "--shard", "0/1", env={"GIMPORT_SHARD_COUNT": ""})

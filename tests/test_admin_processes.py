@@ -12,8 +12,7 @@ import threading
 import pytest
 
 from tests.helpers import wait_for
-from tests.rig.admin_workspace import Person, make_admin_workspace
-from tests.test_admin import DOMAIN, assert_exactly_once, new_user, report_rows, run_process
+from tests.test_admin import assert_exactly_once, campus, report_rows, run_process
 
 
 @pytest.fixture
@@ -21,17 +20,8 @@ def emulator(campus_emulator):
     return campus_emulator
 
 
-def _campus(tmp_path, dovecot_server, emulator, sizes, prefix, **kw):
-    users = [new_user(dovecot_server, n, prefix=prefix) for n in sizes]
-    people = [Person(name, f"{name}@{DOMAIN}", pw) for name, pw, _ in users]
-    for p in people:
-        emulator.add_user(p.gmail)
-    ws = make_admin_workspace(tmp_path, server=dovecot_server, emulator_url=emulator.base_url, people=people, **kw)
-    return ws, people, [box for _, _, box in users]
-
-
 def test_users_spread_over_worker_processes_each_exactly_once(tmp_path, dovecot_server, emulator):
-    ws, people, boxes = _campus(tmp_path, dovecot_server, emulator, [5, 3, 4, 6, 2], "prc", parallel_users=4)
+    ws, people, boxes = campus(tmp_path, dovecot_server, emulator, [5, 3, 4, 6, 2], "prc", parallel_users=4)
     proc = run_process(ws, emulator.base_url, "run", "--processes", "2")
     out, err = proc.communicate(timeout=180)
     assert proc.returncode == 0, err.decode()
@@ -66,7 +56,7 @@ def test_users_spread_over_worker_processes_each_exactly_once(tmp_path, dovecot_
 
 def test_sigterm_to_the_parent_stops_every_worker_cleanly(tmp_path, dovecot_server, emulator):
     # 1,500 units/min per user: one import a second, so the run is still going when the signal comes
-    ws, people, boxes = _campus(
+    ws, people, boxes = campus(
         tmp_path, dovecot_server, emulator, [20, 20, 20, 20], "trm", parallel_users=4, quota_units_per_minute=1500
     )
     proc = run_process(ws, emulator.base_url, "run", "--processes", "2")

@@ -38,6 +38,7 @@ from gimport.admin.summary import AdminSummary
 from gimport.admin.users import UserEntry
 from gimport.config.settings import Settings
 from gimport.errors import GimportError, Unexpected
+from gimport.i18n import _
 
 log = logging.getLogger("gimport.admin")
 
@@ -305,7 +306,10 @@ class ProcessRun:
                 log.error("worker process %d ended without a result (exit code %s)", k, code)
                 s.bugs += 1
                 s.fatal = s.fatal or Unexpected(
-                    f"worker process {k} ended unexpectedly (exit code {code}); its users are as their state files say"
+                    _(
+                        "worker process {k} ended unexpectedly (exit code {code}); its users are as their state"
+                        " files say"
+                    ).format(k=k, code=code)
                 )
                 for entry in group:
                     row = read_row(self.settings.admin.state_dir, entry.gmail, entry.source_user)
