@@ -204,6 +204,7 @@ class ProcessRun:
         self._stop = threading.Event()
         self._stop_sent = False
         self._limited: dict[int, int] = {}
+        self._finished: dict[str, UserRow] = {}  # the rows the children reported, by lower-cased address
         self.summary = AdminSummary(shard)
         self.exit_codes: list[int | None] = []
 
@@ -284,6 +285,7 @@ class ProcessRun:
             self.reporter.user_started(counts[0], total, message[1])
         elif kind == "finished":
             counts[1] += 1
+            self._finished[message[1].gmail.lower()] = message[1]
             self.reporter.user_finished(counts[1], total, message[1])
         elif kind == "user_warning":
             self.reporter.user_warning(message[1], message[2])
@@ -312,6 +314,10 @@ class ProcessRun:
                     ).format(k=k, code=code)
                 )
                 for entry in group:
+                    reported = self._finished.get(entry.gmail.lower())
+                    if reported is not None:  # finished before the child died: as it said
+                        rows[entry.gmail.lower()] = reported
+                        continue
                     row = read_row(self.settings.admin.state_dir, entry.gmail, entry.source_user)
                     if row.outcome == RUNNING:
                         row.outcome, row.error = (

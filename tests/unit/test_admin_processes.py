@@ -19,7 +19,7 @@ from gimport.admin.processes import (
     process_count,
     split,
 )
-from gimport.admin.report import COMPLETE, NOT_RUN, UserRow
+from gimport.admin.report import COMPLETE, INCOMPLETE, NOT_RUN, UserRow
 from gimport.admin.shards import Shard
 from gimport.admin.users import UserEntry
 from gimport.config.settings import AdminSettings
@@ -145,6 +145,9 @@ def test_a_child_without_a_result_leaves_its_users_as_their_files_say_and_counts
     run = _run(tmp_path, users)
     groups = split(users, 2)
     rows = [UserRow(u.gmail, u.source_user, COMPLETE, imported=5) for u in groups[0]]
+    # the dead child finished one user (incomplete) before it died: that row stands as reported
+    survivor = UserRow(groups[1][0].gmail, groups[1][0].source_user, INCOMPLETE, error="2 message(s) failed")
+    run._handle(1, ("finished", survivor), [0, 0], set(), {})
     run.exit_codes = [0, -9]
     summary = run._summary(groups, {0: WorkerResult(rows, False, None, 10, 100, 0, 0)})
     assert [r.gmail for r in summary.rows] == [u.gmail for u in users]  # the users' order
@@ -152,8 +155,9 @@ def test_a_child_without_a_result_leaves_its_users_as_their_files_say_and_counts
     assert summary.bugs == 1
     assert summary.fatal is not None
     assert "exit code -9" in str(summary.fatal)
-    # the dead child's users: not run, and the report says why
-    dead = [r for r in summary.rows if r.gmail in {u.gmail for u in groups[1]}]
+    assert survivor in summary.rows
+    # the dead child's other users: not run, and the report says why
+    dead = [r for r in summary.rows if r.gmail in {u.gmail for u in groups[1][1:]}]
     assert {r.outcome for r in dead} == {NOT_RUN}
     assert all("worker process ended" in r.error for r in dead)
     assert not summary.complete
