@@ -15,7 +15,6 @@ import ipaddress
 import json
 import logging
 import os
-import ssl
 import threading
 import time
 import urllib.error
@@ -25,6 +24,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
+from gimport.backends import tls
 from gimport.config.settings import SourceSettings
 from gimport.errors import ConfigError, SourceError
 from gimport.files import check_secret, open_private
@@ -207,7 +207,7 @@ class SourceToken:
             headers={"Content-Type": "application/x-www-form-urlencoded", "Accept": "application/json"},
         )
         try:
-            with urllib.request.urlopen(request, timeout=REFRESH_TIMEOUT, context=ssl.create_default_context()) as r:
+            with urllib.request.urlopen(request, timeout=REFRESH_TIMEOUT, context=tls.system_and()) as r:
                 answer = json.loads(r.read())
         except urllib.error.HTTPError as exc:
             error = self._error_of(exc)

@@ -23,6 +23,7 @@ from typing import TypeVar
 import imapclient
 from imapclient.exceptions import IMAPClientError, LoginError
 
+from gimport.backends import tls
 from gimport.backends.imap.faults import TRANSIENT as _TRANSIENT
 from gimport.backends.imap.faults import connect_fault
 from gimport.backends.imap.oauth import sign_in_again, source_token
@@ -97,17 +98,14 @@ class ImapSession:
 
     # -- connection ---------------------------------------------------------------------------------
     def _ssl_context(self) -> ssl.SSLContext:
-        ctx = ssl.create_default_context()
-        if self.settings.ca_file:
-            try:
-                ctx.load_verify_locations(cafile=str(self.settings.ca_file))
-            except (OSError, ssl.SSLError) as exc:
-                raise SourceError(
-                    _("[source] ca_file {ca_file}: cannot load it ({exc})").format(
-                        ca_file=self.settings.ca_file, exc=exc
-                    )
-                ) from None
-        return ctx
+        """The system's CAs and [source] ca_file's; one context per process (gimport.backends.tls)."""
+        ca_file = str(self.settings.ca_file) if self.settings.ca_file else None
+        try:
+            return tls.system_and(ca_file)
+        except (OSError, ssl.SSLError) as exc:
+            raise SourceError(
+                _("[source] ca_file {ca_file}: cannot load it ({exc})").format(ca_file=self.settings.ca_file, exc=exc)
+            ) from None
 
     def connect(self) -> None:
         """Open and log in. A connection dropped or silent on the way (before the greeting, during TLS, the
