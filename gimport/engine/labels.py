@@ -20,6 +20,7 @@ import logging
 import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
 
 from gimport.config.settings import SYSTEM_LABEL_IDS
 from gimport.contract import Destination, State
@@ -84,11 +85,11 @@ class Labels:
         self._wait_or_raise(self._later(user_labels_to_create(plans), [ref for plan in plans for ref in plan.labels]))
         return self.ids
 
-    def start(self, plans: list[FolderPlan]) -> dict[str, str]:
-        """Check the labels of `plans` against Gmail's (AccountError: too many) and start creating the missing
-        ones in the labels' thread; returns `ids`, which fills as they are made. An error there goes to
-        `on_error` and `failed`."""
-        self._existing(plans)
+    def start(self, plans: list[FolderPlan], existing: list[dict[str, Any]] | None = None) -> dict[str, str]:
+        """Check the labels of `plans` against Gmail's (`existing`, when the caller has listed them already;
+        AccountError: too many) and start creating the missing ones in the labels' thread; returns `ids`, which
+        fills as they are made. An error there goes to `on_error` and `failed`."""
+        self._existing(plans, existing)
         self._later(user_labels_to_create(plans), [ref for plan in plans for ref in plan.labels])
         return self.ids
 
@@ -156,8 +157,9 @@ class Labels:
                 self._ref(ref)
             self._ready.notify_all()
 
-    def _existing(self, plans: list[FolderPlan]) -> None:
-        existing = self.gmail.list_labels()
+    def _existing(self, plans: list[FolderPlan], existing: list[dict[str, Any]] | None = None) -> None:
+        if existing is None:
+            existing = self.gmail.list_labels()
         too_many = label_limit_problem(plans, [lbl["name"] for lbl in existing if lbl.get("type") != "system"])
         if too_many:
             raise AccountError(too_many)

@@ -20,13 +20,15 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import logging
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from gimport.config.settings import SYSTEM_LABEL_IDS, SourceSettings
 from gimport.contract import Destination, State
-from gimport.errors import Conflict, StateError
+from gimport.errors import Conflict, GimportError, StateError, Unexpected
 from gimport.i18n import _
 from gimport.mail.mapping import LABELLING, FolderPlan, label_key
 
@@ -91,13 +93,15 @@ def check_new_state(
     *,
     source: str | None = None,
     new_state: bool = False,
+    labels: list[dict[str, Any]] | None = None,
 ) -> list[str]:
     """Raise StateError (exit 2, one line) when `state` has no record of `account` while Gmail holds a
     marker of an earlier run from `source` (source_identity; `account` when None), or while user labels
     the plans import into already hold messages; `new_state` (run --new-state) goes on regardless.
-    Returns the markers of `source` in Gmail, oldest first, for leave_marker. Raises what the Destination
-    raises (AuthError, GmailError)."""
-    labels = gmail.list_labels()
+    Returns the markers of `source` in Gmail, oldest first, for leave_marker. `labels`: Gmail's labels when
+    the caller has listed them already. Raises what the Destination raises (AuthError, GmailError)."""
+    if labels is None:
+        labels = gmail.list_labels()
     markers = markers_of(labels, source or account)
     known = state.get_meta(MARKER_META + account) or state.recorded_folders(account)
     if not known and not new_state:
@@ -170,3 +174,40 @@ def _check_labels(gmail: Destination, state: State, labels: list[dict[str, Any]]
             " then appear twice)"
         ),
     )
+
+
+class MarkerJob:
+    """leave_marker in a thread of its own, for a pass with messages to send: the first messages are read from
+    the source meanwhile, and no import leaves before it is done (wait). An error goes to `fatal` (the run
+    stops, with nothing imported)."""
+
+    def __init__(self, fatal: Callable[[GimportError], None]) -> None:
+        self._fatal = fatal
+        self._done = threading.Event()
+        self._done.set()
+        self._thread: threading.Thread | None = None
+
+    def start(self, leave: Callable[[], object], name: str) -> None:
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(leave,), name=name, daemon=True)
+        self._thread.start()
+
+    def _run(self, leave: Callable[[], object]) -> None:
+        try:
+            leave()
+        except GimportError as err:
+            self._fatal(err)
+        except Exception as err:
+            log.exception("unexpected error leaving the marker label")
+            self._fatal(Unexpected(_("unexpected error: {error!r}").format(error=err)))
+        finally:
+            self._done.set()
+
+    def wait(self) -> None:
+        """Until the marker is in Gmail, or making it failed (the run has then been told to stop)."""
+        self._done.wait()
+
+    def join(self) -> None:
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None

@@ -16,6 +16,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
 from gimport.calls import StopRequested
 from gimport.config.settings import Settings
@@ -36,7 +37,7 @@ from gimport.engine.fetch import Item, ItemQueue
 from gimport.engine.identity import identify
 from gimport.engine.inflight import InFlightBytes, PossibleCopies
 from gimport.engine.labels import Labels
-from gimport.engine.lost_state import check_new_state, leave_marker, source_identity
+from gimport.engine.lost_state import MarkerJob, check_new_state, leave_marker, source_identity
 from gimport.engine.reporting import NullReporter
 from gimport.engine.results import RunSummary, refusal, resent_warning
 from gimport.engine.scan import FolderWork, Scanner
@@ -88,6 +89,7 @@ class Migration:
         self._labels: Labels | None = None  # made while the run goes on (_prepare)
         self._copies = PossibleCopies(state, source.account)  # possible copies, kept in the state as counted
         self._markers: list[str] = []  # the marker labels of this source in Gmail (gimport.engine.lost_state)
+        self._marker = MarkerJob(self._set_fatal)
         self._scanner = Scanner(
             source=source,
             state=state,
@@ -211,6 +213,9 @@ class Migration:
     def _send(self, item: Item, key: MessageKey, digest: str, mid: str | None, labels: list[str]) -> None:
         """Send the message to Gmail with the label ids `labels`, recorded 'sending' before the call leaves, and
         record the outcome."""
+        self._marker.wait()  # at once when it is there; when making it failed, a stop is set
+        if self._stop.is_set():
+            return None  # never sent: stays pending for the next run
         msg, result = item.message, item.work.result
         size = len(msg.raw)
         identity = content_identity(mid, size, msg.internaldate)
@@ -304,17 +309,17 @@ class Migration:
 
     def _prepare(self) -> list[FolderWork]:
         self.reporter.phase(_("checking the Gmail account"))
-        self._identify()
-        self.reporter.phase(_("listing folders on the source"))
-        plans = self._list()
+        # Gmail's labels listed meanwhile: at a campus's start each round trip waits its turn in a busy process
+        with ThreadPoolExecutor(1, thread_name_prefix=f"{self.options.thread_prefix}list-labels") as pool:
+            listing = pool.submit(self.gmail.list_labels)
+            self._identify()
+            self.reporter.phase(_("listing folders on the source"))
+            plans = self._list()
+            labels = listing.result()
         # a lost state file must not mean a silent full re-import
+        source, new = source_identity(self.settings.source), self.options.new_state
         self._markers = check_new_state(
-            self.gmail,
-            self.state,
-            self.source.account,
-            plans,
-            source=source_identity(self.settings.source),
-            new_state=self.options.new_state,
+            self.gmail, self.state, self.source.account, plans, source=source, new_state=new, labels=labels
         )
         self.reporter.phase(_("preparing labels in Gmail"))  # made while the run goes on: a message waits for its own
         self._labels = Labels(
@@ -325,7 +330,7 @@ class Migration:
             stop=self._stop,
             thread_prefix=self.options.thread_prefix,
         )
-        self._ids = self._labels.start(plans)
+        self._ids = self._labels.start(plans, labels)
         self.reporter.phase(_("scanning folders"))
         work = self._scan(plans)
         in_flight = self.state.count_in_flight(self.source.account)
@@ -357,24 +362,21 @@ class Migration:
         total = sum(len(folder.items) + sum(map(len, folder.copies.values())) for folder in work)
         self.reporter.transfer_started(total, sum(folder.size for folder in work))
         if total:
-            try:  # before the first import: what tells a lost state file from a first run
-                self._markers = leave_marker(
-                    self.gmail, self.state, self.source.account, source_identity(self.settings.source), self._markers
-                )
-            except GimportError as err:
-                s.fatal = err
-            else:
-                transfer(
-                    work,
-                    source=self.source,
-                    rescan=self._scanner.rescan,
-                    concurrency=lambda: self.pacer.concurrency_limit,
-                    options=self.options,
-                    stop=self._stop,
-                    worker=self._worker,
-                    warn=self._warn,
-                    fatal=self._set_fatal,
-                )
+            # the marker (what tells a lost state file from a first run) is made while the first messages are
+            # read from the source; no import leaves before it is there (_send)
+            self._marker.start(self._leave_marker, f"{self.options.thread_prefix}marker")
+            transfer(
+                work,
+                source=self.source,
+                rescan=self._scanner.rescan,
+                concurrency=lambda: self.pacer.concurrency_limit,
+                options=self.options,
+                stop=self._stop,
+                worker=self._worker,
+                warn=self._warn,
+                fatal=self._set_fatal,
+            )
+            self._marker.join()
         self._labels_done()
         s.earlier_resends = self._copies.earlier  # the summary says them: the next run starts from zero
         self._copies.reported()
@@ -382,6 +384,10 @@ class Migration:
         s.imap_reconnects = self.source.reconnects
         s.finished = time.monotonic()
         return s
+
+    def _leave_marker(self) -> None:
+        source = source_identity(self.settings.source)
+        self._markers = leave_marker(self.gmail, self.state, self.source.account, source, self._markers)
 
     def _labels_done(self) -> None:
         """Wait for the labels' thread; say which names Gmail refused."""
