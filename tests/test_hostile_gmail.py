@@ -10,6 +10,7 @@ import subprocess
 import threading
 import time
 
+from gimport.engine.lost_state import MARKER_PREFIX
 from tests.helpers import run_process, wait_for
 from tests.rig.gmail_emulator import Fault
 from tests.rig.localmail import MaildirMessage, message, write_maildir
@@ -119,3 +120,25 @@ def test_second_sigterm_ends_a_hung_run_at_once(tmp_path, emulator):
 def _resent(summary: str) -> int:
     found = re.search(r"(\d+) import call\(s\) were in flight when an earlier run stopped", summary)
     return int(found.group(1)) if found else 0
+
+
+def test_no_import_leaves_before_the_marker_label_is_made(tmp_path, emulator):
+    """The marker label (what tells a lost state file from a first run) is made while the first messages are read;
+    when Gmail hangs on making it, not one import is sent: the run gives up (exit 5) with nothing in Gmail and
+    nothing recorded as possibly sent, and the next run, once Gmail answers, imports every message once."""
+    ws = _workspace(tmp_path, emulator, give_up_after=3)
+    hang = emulator.faults.add(Fault("hang", method="labels.create", count=None, match=MARKER_PREFIX))
+    proc = run_process(ws)
+    rc, err = _finish(proc, timeout=40)
+    assert hang.fired >= 1
+    assert rc == 5, err
+    assert emulator.stats.requests.get("messages.import", 0) == 0
+    assert emulator.user(EMAIL).messages == []
+    assert "Traceback" not in err
+    hang.release()
+    emulator.faults.clear()
+    rc, err = _finish(run_process(ws), timeout=60)
+    assert rc == 0, err
+    stored = emulator.user(EMAIL).messages
+    assert len(stored) == len({m.raw for m in stored}) == N
+    assert "twice" not in err  # nothing was in flight at the first run
