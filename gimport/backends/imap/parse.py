@@ -13,8 +13,8 @@ from typing import Any
 
 from imapclient import imap_utf7
 from imapclient.exceptions import IMAPClientError
-from imapclient.response_parser import parse_fetch_response
 
+from gimport.backends.imap.fastfetch import fetch_response
 from gimport.config.settings import SourceSettings
 from gimport.contract import MessageMeta
 from gimport.errors import SourceError
@@ -141,7 +141,7 @@ def fetch_answers(data: list[Any], uids: Sequence[int]) -> dict[int, dict[bytes,
     out: dict[int, dict[bytes, Any]] = {}
     # INTERNALDATE as the server wrote it, in its own zone (not normalised to this machine's): a Date
     # without a zone is read in that zone (gimport.mail.dates)
-    for item in parse_fetch_response(data, False, False).values():
+    for item in fetch_response(data).values():
         uid = item.get(b"UID")
         if isinstance(uid, int) and uid in wanted:
             out.setdefault(uid, {}).update(item)
