@@ -27,3 +27,17 @@ def test_the_import_request_is_the_client_librarys(raw, labels):
         assert getattr(ours, attr) == getattr(theirs, attr), attr
     assert "internalDateSource=dateHeader" in ours.uri
     assert ours.headers is not client._import_template.headers  # execute() adds content-length to its own copy
+
+
+def test_clients_share_the_built_resources_but_never_an_http_object():
+    """The resources built from the discovery document are built once per API address and shared; a request
+    executed on them without its client's HTTP object fails instead of going out with someone's credentials."""
+    a = GmailClient(AnonymousCredentials(), api_url="http://127.0.0.1:9/")
+    b = GmailClient(AnonymousCredentials(), api_url="http://127.0.0.1:9/")
+    other = GmailClient(AnonymousCredentials(), api_url="http://127.0.0.1:8/")
+    assert a._messages is b._messages
+    assert a._import_template is b._import_template
+    assert other._messages is not a._messages
+    assert a._http() is not b._http()
+    with pytest.raises(AssertionError, match="without its client's HTTP object"):
+        a._labels.list(userId="me").execute()

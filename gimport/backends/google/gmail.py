@@ -39,6 +39,37 @@ LIST_PAGE_SIZE = 500  # users.messages.list maxResults: the most Gmail gives in 
 IMPORT_PARAMS = {"internalDateSource": "dateHeader", "neverMarkSpam": True, "processForCalendar": False}
 
 
+class _NoHttp:
+    """The shared resources' own HTTP object: every request is executed on its client's (execute(http=...)),
+    and one that is not must fail, never go out with another user's credentials."""
+
+    def request(self, *args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("a Gmail request was executed without its client's HTTP object")
+
+
+_shared: dict[str | None, tuple[Any, Any, Any, HttpRequest]] = {}
+_shared_lock = threading.Lock()
+
+
+def _resources(api_url: str | None) -> tuple[Any, Any, Any, HttpRequest]:
+    """users.messages, users.labels, users.settings and the import request's template, built once per process
+    and API address from the discovery document (3 ms of CPU each time; a campus builds a client per user)
+    and shared by every client: building a request reads them only, and each client executes on its own
+    HTTP object (its credentials)."""
+    with _shared_lock:
+        found = _shared.get(api_url)
+        if found is None:
+            users = discovery.build_from_document(discovery_doc(api_url), http=_NoHttp()).users()
+            messages = users.messages()
+            found = _shared[api_url] = (
+                messages,
+                users.labels(),
+                users.settings(),
+                messages.import_(userId="me", body={}, **IMPORT_PARAMS),
+            )
+        return found
+
+
 LabelConflict = Conflict  # the name this module gave it before gimport.errors held it
 
 
@@ -60,11 +91,7 @@ class GmailClient:
         self._timeout = timeout
         self.caller = caller or Caller(None)
         self._local = threading.local()
-        self._service = discovery.build_from_document(discovery_doc(api_url), http=self._http())
-        # building the resources is costly; keep them
-        users = self._service.users()
-        self._messages, self._labels, self._settings = users.messages(), users.labels(), users.settings()
-        self._import_template = self._messages.import_(userId="me", body={}, **IMPORT_PARAMS)
+        self._messages, self._labels, self._settings, self._import_template = _resources(api_url)
 
     def _http(self) -> google_auth_httplib2.AuthorizedHttp:
         http = getattr(self._local, "http", None)
