@@ -63,6 +63,8 @@ class CallLimit:
         self._local = threading.local()
         self._in_use = 0  # slots held
         self._sent: dict[int, float] = {}  # slot number -> when its call left
+        self._leaving = 0  # calls past the limit's wait, waiting out the spacing (_space): in flight soon
+        self._last_left = float("-inf")  # when the last call left
         self._next = 0
         self._latency: float | None = None  # mean latency of recent answers (exponential moving average)
         self._cost: float | None = None  # mean cost of recent calls
@@ -145,8 +147,13 @@ class CallLimit:
             with self._cond:
                 # a slot given before a cut (or a fall of the need) leaves only when the calls in flight are
                 # under the limit: the cut holds at once, not once the slots given before it are used up
-                while self._sent and len(self._sent) >= self._limit(self._clock()):
+                waited = False
+                while self._sent and len(self._sent) + self._leaving >= self._limit(self._clock()):
+                    waited = True
                     self._cond.wait(WAIT)
+                if waited:
+                    self._space(cost)
+                self._last_left = max(self._last_left, self._clock())
                 self._sent[number] = self._clock()
                 if cost > 0:
                     self._cost = cost if self._cost is None else self._cost + self._alpha * (cost - self._cost)
@@ -163,6 +170,23 @@ class CallLimit:
                     old = self._latency
                     self._latency = took if old is None else old + self._alpha * (took - old)
                 self._cond.notify_all()  # a slot, or a call waiting to leave
+
+    def _space(self, cost: float) -> None:
+        """A call whose turn came while the calls in flight were at the limit leaves its own cost's worth of
+        time after the last one that left (the pacer's spacing), not in a bunch with the others a burst of
+        answers lets go: a server counting its quota over a second would refuse the bunch. Under the lock;
+        its place is held meanwhile."""
+        rate = self._rate()
+        leave = self._last_left + (cost / rate if rate and cost > 0 else 0.0)
+        if leave <= self._clock():
+            return
+        self._last_left = leave
+        self._leaving += 1
+        try:
+            while (now := self._clock()) < leave:
+                self._cond.wait(leave - now)
+        finally:
+            self._leaving -= 1
 
     def note_too_many_concurrent(self) -> None:
         """The server refused this thread's last call for having too many calls in flight."""

@@ -198,3 +198,47 @@ def test_a_server_slowing_down_for_every_call_is_followed_at_once():
     assert refused == 0
     assert answered >= 0.9 * 10 * 30  # every call late: each holds a place until the mean has caught up
     assert 10 * 3.0 <= top <= 64
+
+
+def test_calls_let_go_together_by_a_burst_of_answers_leave_at_the_pacers_spacing():
+    """Calls whose turns came while the calls in flight were at the limit do not leave in a bunch when several
+    answers come at once (a server counting its quota over a second refuses the bunch: the latency table's
+    3 s row at a limit of 10 got 3 such refusals): each leaves its own cost's worth of time after the last."""
+    clock = FakeClock()
+    rate: list[float | None] = [None]
+    lim = CallLimit(upper=40, rate=lambda: rate[0], clock=clock)
+    with lim.slot() as sent:  # one answer: the latency is 3 s
+        sent(25)
+        clock.now += 3
+    rate[0] = 100.0  # 25 units a call: one every 0.25 s, 17 in flight at 3 s
+    with ExitStack() as flying:
+        answers = []
+        for _ in range(10):
+            stack = ExitStack()
+            stack.enter_context(lim.slot())(25)
+            answers.append(stack)
+            flying.callback(stack.close)
+        waiting = [lim.slot() for _ in range(2)]
+        sends = [w.__enter__() for w in waiting]  # turns given before the cut, not sent yet
+        with lim.slot() as sent:
+            sent(25)  # the 11th: refused
+        lim.note_too_many_concurrent()
+        assert lim.limit == 10
+        left = [threading.Event(), threading.Event()]
+        first = threading.Event()
+        threads = [threading.Thread(target=lambda i=i: (sends[i](25), left[i].set(), first.set())) for i in range(2)]
+        for t in threads:
+            t.start()
+        answers[0].close()
+        answers[1].close()  # two answers at once: two places free
+        assert not any(e.wait(0.3) for e in left)  # a bound for something that must not happen
+        clock.now += 0.25
+        assert first.wait(10)
+        assert sum(e.is_set() for e in left) == 1  # one, not both: the other waits its 0.25 s
+        clock.now += 0.25
+        assert all(e.wait(10) for e in left)
+        for t in threads:
+            t.join(10)
+        for w in waiting:
+            w.__exit__(None, None, None)
+    assert lim.in_use == 0
