@@ -19,7 +19,8 @@ import threading
 from collections.abc import Callable
 
 _lock = threading.Lock()
-_contexts: dict[tuple[object, ...], ssl.SSLContext] = {}
+# (kind, files) -> (the files' stamps when it was made, the context): one per trust store, a stale one replaced
+_contexts: dict[tuple[object, ...], tuple[tuple[object, ...], ssl.SSLContext]] = {}
 
 
 def _stamp(path: str | None) -> tuple[int, int] | None:
@@ -36,12 +37,12 @@ def _stamp(path: str | None) -> tuple[int, int] | None:
 
 def _cached(kind: str, files: tuple[str | None, ...], make: Callable[[], ssl.SSLContext]) -> ssl.SSLContext:
     """The context of `kind` made from the CA `files` (or directories), made once per version of them."""
-    key = (kind, *files, *map(_stamp, files))
+    key, stamps = (kind, *files), tuple(map(_stamp, files))
     with _lock:
-        ctx = _contexts.get(key)
-        if ctx is None:
-            ctx = _contexts[key] = make()
-        return ctx
+        found = _contexts.get(key)
+        if found is None or found[0] != stamps:
+            found = _contexts[key] = (stamps, make())
+        return found[1]
 
 
 def system_and(ca_file: str | None = None) -> ssl.SSLContext:

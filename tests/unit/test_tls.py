@@ -74,8 +74,10 @@ def test_one_context_per_ca_file(cert: tuple[Path, Path], tmp_path: Path) -> Non
 def test_a_changed_ca_file_is_read_again(tmp_path: Path) -> None:
     ca, _key = make_cert(tmp_path, "ca")
     before = tls.system_and(str(ca))
+    kept = len(tls._contexts)
     ca.write_text(ca.read_text() + "\n")  # same CA, another size: the file changed
     assert tls.system_and(str(ca)) is not before
+    assert len(tls._contexts) == kept  # the stale one is replaced, not kept beside it
 
 
 def test_a_failure_is_not_kept(tmp_path: Path) -> None:
