@@ -22,14 +22,16 @@ from imapclient.response_parser import _convert_INTERNALDATE, parse_fetch_respon
 # an atom of a parenthesised list (flags): no space, parenthesis, quote, brace, bracket, wildcard or backslash
 # but a leading one (\Seen)
 _FLAG = rb"\\?[^\s()\"{}\[\]%*\\]+"
-_PAIR = re.compile(
+# one attribute and its value: a number, a parenthesised list of atoms or a quoted string without escapes
+_PAIR_SOURCE = (
     rb"(?P<key>[A-Za-z0-9.]+) (?:(?P<num>\d+)|\((?P<list>"
     + _FLAG
     + rb"(?: "
     + _FLAG
     + rb")*)?\)|\"(?P<str>[^\"\\\r\n]*)\")"
 )
-_PAIRS = rb"[A-Za-z0-9.]+ (?:\d+|\((?:" + _FLAG + rb"(?: " + _FLAG + rb")*)?\)|\"[^\"\\\r\n]*\")"
+_PAIR = re.compile(_PAIR_SOURCE)
+_PAIRS = re.sub(rb"\(\?P<\w+>", b"(?:", _PAIR_SOURCE)  # the same, unnamed: it repeats in the answer's pattern
 _LINE = re.compile(rb"(\d+) \((" + _PAIRS + rb"(?: " + _PAIRS + rb")*)\)")
 _HEAD = re.compile(rb"(\d+) \((?:(" + _PAIRS + rb"(?: " + _PAIRS + rb")*) )?(BODY\[[^\]\r\n\"{}]*\]) \{(\d+)\}")
 # INTERNALDATE as servers write it: "06-Feb-2019 02:22:55 +0000" (a day below 10 may lead with a space)
