@@ -153,8 +153,9 @@ class CallLimit:
                     self._cond.wait(WAIT)
                 if waited:
                     self._space(cost)
-                self._last_left = max(self._last_left, self._clock())
-                self._sent[number] = self._clock()
+                now = self._clock()
+                self._last_left = max(self._last_left, now)
+                self._sent[number] = now
                 if cost > 0:
                     self._cost = cost if self._cost is None else self._cost + self._alpha * (cost - self._cost)
                 self._local.generation, self._local.in_flight = self._generation, len(self._sent)
