@@ -226,6 +226,11 @@ class Unexpected(GimportError):
     level = ACCOUNT
     exit_code = EXIT_BUG
 
+    @classmethod
+    def of(cls, exc: BaseException) -> Unexpected:
+        """The bug that `exc` (an exception nothing translated) reveals, as the person reads it."""
+        return cls(_("unexpected error: {error!r}").format(error=exc))
+
     def default_hint(self) -> str:
         return _("this is a bug in gimport; the log file has the details")
 

@@ -301,7 +301,7 @@ class AdminRun:
                 self._fatal(err)
         except Exception as err:  # one user's bug must not stop the others
             log.exception("%s: unexpected error", entry.gmail)
-            error = Unexpected(_("unexpected error: {error!r}").format(error=err))
+            error = Unexpected.of(err)
         if summary is not None and summary.fatal is not None:
             error = summary.fatal
             if summary.gmail_account is None and isinstance(error, GmailRefused):

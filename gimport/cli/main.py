@@ -117,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_INTERRUPTED
     except Exception as exc:  # a bug: one line for the person, the traceback for the log
         logging.getLogger("gimport").exception("unexpected error")
-        bug = Unexpected(_("unexpected error: {error!r}").format(error=exc))
+        bug = Unexpected.of(exc)
         print(safe(f"gimport: {bug}"), file=sys.stderr)
         return EXIT_BUG
 

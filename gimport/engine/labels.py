@@ -139,9 +139,7 @@ class Labels:
                     self._ref(ref)
                     self._resolve(label_key(ref))
         except Exception as exc:  # the waiting imports and the run are told
-            err = (
-                exc if isinstance(exc, GimportError) else Unexpected(_("unexpected error: {error!r}").format(error=exc))
-            )
+            err = exc if isinstance(exc, GimportError) else Unexpected.of(exc)
             if not isinstance(exc, GimportError):
                 log.error("creating labels failed", exc_info=exc)
             with self._ready:

@@ -199,7 +199,7 @@ class MarkerJob:
             self._fatal(err)
         except Exception as err:
             log.exception("unexpected error leaving the marker label")
-            self._fatal(Unexpected(_("unexpected error: {error!r}").format(error=err)))
+            self._fatal(Unexpected.of(err))
         finally:
             self._done.set()
 

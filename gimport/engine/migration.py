@@ -136,7 +136,7 @@ class Migration:
                 self._set_fatal(err)
             except Exception as err:
                 log.exception("unexpected error importing a message")
-                self._set_fatal(Unexpected(_("unexpected error: {error!r}").format(error=err)))
+                self._set_fatal(Unexpected.of(err))
             finally:
                 size = item.budget
                 # the budget counts it free now: so must memory be (an idle worker kept its last message)
